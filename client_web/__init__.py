@@ -1,0 +1,1 @@
+"""Attune client_web package."""

@@ -1,0 +1,227 @@
+"""The `attune` command: serve, db, user, client, session, audit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import ssl
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from server.core.models import Role
+from server.errors import AttuneError
+from server.runtime import Runtime, runtime
+from server.services import accounts as account_service
+from server.services import scheduling
+from server.settings import Settings, SettingsError, load_settings
+from server.web.validation import parse_datetime
+
+Command = Callable[[Runtime, argparse.Namespace], Awaitable[int]]
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings file")
+    parser.add_argument("--data-dir", type=Path, help="directory for the database and keys")
+    parser.add_argument("--database-url", help="e.g. postgresql+asyncpg://user@host/db")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return load_settings(
+        config_file=args.config,
+        overrides={"data_dir": args.data_dir, "database_url": args.database_url, **extra},
+    )
+
+
+def _read_password(prompt: str) -> str:
+    """From a terminal prompt (asked twice) or the first line of standard input."""
+    if sys.stdin.isatty():
+        first = getpass.getpass(prompt)
+        if getpass.getpass("Again: ") != first:
+            raise AttuneError("The two passwords differ.")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+async def _user_add(rt: Runtime, args: argparse.Namespace) -> int:
+    password = _read_password(f"Password for {args.email}: ")
+    account = await account_service.create_account(
+        rt.db,
+        rt.audit,
+        email=args.email,
+        password=password,
+        role=Role(args.role),
+        actor="system:cli",
+        now=datetime.now(UTC),
+    )
+    print(f"Added {account.role.value} {account.email}")
+    return 0
+
+
+async def _client_add(rt: Runtime, args: argparse.Namespace) -> int:
+    therapist = await account_service.account_by_email(rt.db, args.therapist)
+    if therapist.role is not Role.THERAPIST:
+        raise AttuneError(f"{therapist.email} is not a therapist.")
+    client = await scheduling.create_client(
+        rt.db, rt.audit, therapist, args.alias, datetime.now(UTC)
+    )
+    print(f"Added client {client.alias} ({client.id})")
+    return 0
+
+
+async def _session_create(rt: Runtime, args: argparse.Namespace) -> int:
+    therapist = await account_service.account_by_email(rt.db, args.therapist)
+    client = await scheduling.client_by_alias(rt.db, therapist, args.client)
+    now = datetime.now(UTC)
+    starts_at = parse_datetime(args.start, "--start") if args.start else now
+    session, invite = await scheduling.create_session(
+        rt.db,
+        rt.audit,
+        therapist,
+        client_id=client.id,
+        starts_at=starts_at,
+        minutes=args.minutes,
+        now=now,
+    )
+    base = rt.settings.base_url
+    print(
+        f"Session {session.id} with {client.alias}, "
+        f"{session.starts_at:%Y-%m-%d %H:%M} to {session.ends_at:%H:%M} UTC"
+    )
+    print(f"Client join link (share it privately; shown only now): {base}/join/{invite.token}")
+    print(f"Therapist host URL: {base}/host/{session.id}")
+    return 0
+
+
+async def _db_upgrade(rt: Runtime, args: argparse.Namespace) -> int:
+    from server.db.migrate import current_revision
+
+    print(f"Database is at revision {await current_revision(rt.db)}")
+    return 0
+
+
+async def _audit_verify(rt: Runtime, args: argparse.Namespace) -> int:
+    result = await rt.audit.verify(rt.db)
+    if result.ok:
+        print(f"Audit trail intact: {result.count} entries verified.")
+        return 0
+    print(
+        f"Audit trail BROKEN at sequence number {result.first_bad_seq}: {result.reason}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from server.app import create_app
+    from server.logs import AccessLogger, configure_logging
+
+    settings = _settings(args, host=args.host, port=args.port)
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+
+    async def announce(app: web.Application) -> None:
+        from server.keys import CLOCK, DB
+
+        token = await account_service.issue_setup_link_if_needed(app[DB], app[CLOCK]())
+        print(f"Attune is running: open {settings.base_url}/", flush=True)
+        if token:
+            print(
+                "No accounts yet. Create the first admin with this one-time link "
+                f"(valid 24 hours): {settings.base_url}/setup/{token}",
+                flush=True,
+            )
+
+    app.on_startup.append(announce)
+    ssl_context = None
+    if settings.tls_cert_file and settings.tls_key_file:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_context=ssl_context,
+        access_log_class=AccessLogger,
+        print=None,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command-line interface."""
+    parser = argparse.ArgumentParser(prog="attune", description="Attune telehealth companion")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    _add_settings_flags(serve)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply migrations")
+    _add_settings_flags(upgrade)
+    upgrade.set_defaults(run=_db_upgrade)
+
+    user = commands.add_parser("user", help="accounts")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_commands.add_parser(
+        "add", help="add an account (password from a prompt or the first line of stdin)"
+    )
+    _add_settings_flags(user_add)
+    user_add.add_argument("email")
+    user_add.add_argument("--role", choices=[r.value for r in Role], required=True)
+    user_add.set_defaults(run=_user_add)
+
+    client = commands.add_parser("client", help="clients")
+    client_commands = client.add_subparsers(dest="client_command", required=True)
+    client_add = client_commands.add_parser("add", help="add a client by alias")
+    _add_settings_flags(client_add)
+    client_add.add_argument("alias")
+    client_add.add_argument("--therapist", required=True, metavar="EMAIL")
+    client_add.set_defaults(run=_client_add)
+
+    session = commands.add_parser("session", help="sessions")
+    session_commands = session.add_subparsers(dest="session_command", required=True)
+    create = session_commands.add_parser("create", help="schedule a session; prints the links")
+    _add_settings_flags(create)
+    create.add_argument("--therapist", required=True, metavar="EMAIL")
+    create.add_argument("--client", required=True, metavar="ALIAS")
+    create.add_argument("--start", metavar="ISO8601", help="default: now")
+    create.add_argument("--minutes", type=int, default=50)
+    create.set_defaults(run=_session_create)
+
+    audit = commands.add_parser("audit", help="audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser("verify", help="check the hash chain and checkpoints")
+    _add_settings_flags(verify)
+    verify.set_defaults(run=_audit_verify)
+    return parser
+
+
+async def _run(command: Command, args: argparse.Namespace) -> int:
+    async with runtime(_settings(args)) as rt:
+        return await command(rt, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `attune` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        command: Command = args.run
+        return asyncio.run(_run(command, args))
+    except (AttuneError, SettingsError) as exc:
+        print(f"attune: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure core: no I/O, no aiohttp, no database, no clock (now is passed in)."""

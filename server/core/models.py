@@ -1,0 +1,61 @@
+"""Plain records the application passes around (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from server.core.links import SessionStatus
+
+
+class Role(StrEnum):
+    """Who an account is."""
+
+    ADMIN = "admin"
+    THERAPIST = "therapist"
+
+
+@dataclass(frozen=True)
+class Account:
+    """A therapist or admin who signs in."""
+
+    id: str
+    email: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Client:
+    """A therapist's client, known only by a pseudonymous alias."""
+
+    id: str
+    therapist_id: str
+    alias: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TherapySession:
+    """One scheduled meeting between a therapist and a client."""
+
+    id: str
+    therapist_id: str
+    client_id: str
+    client_alias: str
+    starts_at: datetime
+    ends_at: datetime
+    status: SessionStatus
+    created_at: datetime
+    invite_active: bool
+
+
+@dataclass(frozen=True)
+class IssuedInvite:
+    """A freshly minted invite: the token exists only here, never in storage."""
+
+    invite_id: str
+    session_id: str
+    token: str

@@ -1,0 +1,289 @@
+"""Client, therapy-session, invite and client-cookie queries (always scoped to a therapist)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.core.links import InviteFacts, SessionStatus
+from server.core.models import Client, TherapySession
+from server.db.tables import AnyRow, client_sessions, clients, invites, therapy_sessions
+
+
+def _client(row: AnyRow) -> Client:
+    m = row._mapping
+    return Client(
+        id=m["id"], therapist_id=m["therapist_id"], alias=m["alias"], created_at=m["created_at"]
+    )
+
+
+async def insert_client(
+    conn: AsyncConnection, *, client_id: str, therapist_id: str, alias: str, now: datetime
+) -> None:
+    """Add a client under a therapist."""
+    await conn.execute(
+        clients.insert().values(
+            id=client_id, therapist_id=therapist_id, alias=alias, created_at=now
+        )
+    )
+
+
+async def alias_taken(conn: AsyncConnection, therapist_id: str, alias: str) -> bool:
+    """True when this therapist already has a client with this alias."""
+    found = await conn.scalar(
+        sa.select(clients.c.id).where(
+            clients.c.therapist_id == therapist_id, clients.c.alias == alias
+        )
+    )
+    return found is not None
+
+
+async def list_clients(conn: AsyncConnection, therapist_id: str) -> list[Client]:
+    """A therapist's clients by alias."""
+    rows = await conn.execute(
+        sa.select(clients).where(clients.c.therapist_id == therapist_id).order_by(clients.c.alias)
+    )
+    return [_client(row) for row in rows]
+
+
+async def client_for(conn: AsyncConnection, therapist_id: str, client_id: str) -> Client | None:
+    """The client when it belongs to this therapist, else None."""
+    row = (
+        await conn.execute(
+            sa.select(clients).where(
+                clients.c.id == client_id, clients.c.therapist_id == therapist_id
+            )
+        )
+    ).first()
+    return _client(row) if row else None
+
+
+async def client_by_alias(conn: AsyncConnection, therapist_id: str, alias: str) -> Client | None:
+    """The therapist's client with this alias, else None."""
+    row = (
+        await conn.execute(
+            sa.select(clients).where(
+                clients.c.alias == alias, clients.c.therapist_id == therapist_id
+            )
+        )
+    ).first()
+    return _client(row) if row else None
+
+
+_active_invite = (
+    sa.select(sa.func.count())
+    .select_from(invites)
+    .where(invites.c.session_id == therapy_sessions.c.id, invites.c.revoked_at.is_(None))
+    .scalar_subquery()
+)
+
+_SESSION_COLUMNS = (
+    therapy_sessions,
+    clients.c.alias.label("client_alias"),
+    _active_invite.label("active_invites"),
+)
+
+
+def _session(row: AnyRow) -> TherapySession:
+    m = row._mapping
+    return TherapySession(
+        id=m["id"],
+        therapist_id=m["therapist_id"],
+        client_id=m["client_id"],
+        client_alias=m["client_alias"],
+        starts_at=m["starts_at"],
+        ends_at=m["ends_at"],
+        status=SessionStatus(m["status"]),
+        created_at=m["created_at"],
+        invite_active=bool(m["active_invites"]),
+    )
+
+
+async def insert_session(
+    conn: AsyncConnection,
+    *,
+    session_id: str,
+    therapist_id: str,
+    client_id: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    now: datetime,
+) -> None:
+    """Schedule a session."""
+    await conn.execute(
+        therapy_sessions.insert().values(
+            id=session_id,
+            therapist_id=therapist_id,
+            client_id=client_id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            status=SessionStatus.SCHEDULED.value,
+            created_at=now,
+        )
+    )
+
+
+async def list_sessions(
+    conn: AsyncConnection, therapist_id: str, *, client_id: str | None = None
+) -> list[TherapySession]:
+    """A therapist's sessions, soonest first."""
+    query = (
+        sa.select(*_SESSION_COLUMNS)
+        .join(clients, clients.c.id == therapy_sessions.c.client_id)
+        .where(therapy_sessions.c.therapist_id == therapist_id)
+        .order_by(therapy_sessions.c.starts_at)
+    )
+    if client_id is not None:
+        query = query.where(therapy_sessions.c.client_id == client_id)
+    return [_session(row) for row in await conn.execute(query)]
+
+
+async def session_for(
+    conn: AsyncConnection, therapist_id: str, session_id: str
+) -> TherapySession | None:
+    """The session when it belongs to this therapist, else None."""
+    row = (
+        await conn.execute(
+            sa.select(*_SESSION_COLUMNS)
+            .join(clients, clients.c.id == therapy_sessions.c.client_id)
+            .where(
+                therapy_sessions.c.id == session_id,
+                therapy_sessions.c.therapist_id == therapist_id,
+            )
+        )
+    ).first()
+    return _session(row) if row else None
+
+
+async def session_by_id(conn: AsyncConnection, session_id: str) -> TherapySession | None:
+    """The session regardless of owner (for the client's cookie path)."""
+    row = (
+        await conn.execute(
+            sa.select(*_SESSION_COLUMNS)
+            .join(clients, clients.c.id == therapy_sessions.c.client_id)
+            .where(therapy_sessions.c.id == session_id)
+        )
+    ).first()
+    return _session(row) if row else None
+
+
+async def set_session_status(
+    conn: AsyncConnection, session_id: str, status: SessionStatus, now: datetime
+) -> None:
+    """Move a session along; ending or cancelling revokes its links and client cookies."""
+    values: dict[str, object] = {"status": status.value}
+    if status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
+        values["ended_at"] = now
+        await revoke_invites(conn, session_id, now)
+        await conn.execute(
+            client_sessions.delete().where(client_sessions.c.session_id == session_id)
+        )
+    await conn.execute(
+        therapy_sessions.update().where(therapy_sessions.c.id == session_id).values(**values)
+    )
+
+
+# --- invites and client cookies --------------------------------------------------------------
+
+
+async def insert_invite(
+    conn: AsyncConnection, *, invite_id: str, session_id: str, token_hash: str, now: datetime
+) -> None:
+    """Store a new invite by its token hash."""
+    await conn.execute(
+        invites.insert().values(
+            id=invite_id, session_id=session_id, token_hash=token_hash, created_at=now
+        )
+    )
+
+
+async def revoke_invites(conn: AsyncConnection, session_id: str, now: datetime) -> int:
+    """Revoke every live invite of a session."""
+    result = await conn.execute(
+        invites.update()
+        .where(invites.c.session_id == session_id, invites.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return result.rowcount
+
+
+async def invite_by_token_hash(
+    conn: AsyncConnection, token_hash: str
+) -> tuple[str, str, InviteFacts] | None:
+    """(invite id, session id, facts for the validity rule) for a token hash."""
+    row = (
+        await conn.execute(
+            sa.select(
+                invites.c.id,
+                invites.c.session_id,
+                invites.c.revoked_at,
+                therapy_sessions.c.starts_at,
+                therapy_sessions.c.ends_at,
+                therapy_sessions.c.status,
+            )
+            .join(therapy_sessions, therapy_sessions.c.id == invites.c.session_id)
+            .where(invites.c.token_hash == token_hash)
+        )
+    ).first()
+    if row is None:
+        return None
+    m = row._mapping
+    facts = InviteFacts(
+        starts_at=m["starts_at"],
+        ends_at=m["ends_at"],
+        status=SessionStatus(m["status"]),
+        revoked_at=m["revoked_at"],
+    )
+    return m["id"], m["session_id"], facts
+
+
+async def mark_invite_redeemed(conn: AsyncConnection, invite_id: str, now: datetime) -> None:
+    """Record the first redemption time (later ones keep the first)."""
+    await conn.execute(
+        invites.update()
+        .where(invites.c.id == invite_id, invites.c.first_redeemed_at.is_(None))
+        .values(first_redeemed_at=now)
+    )
+
+
+async def insert_client_session(
+    conn: AsyncConnection,
+    *,
+    token_hash: str,
+    session_id: str,
+    invite_id: str,
+    csrf_token: str,
+    now: datetime,
+    expires_at: datetime,
+) -> None:
+    """Remember a client's cookie (by hash) for one therapy session."""
+    await conn.execute(
+        client_sessions.insert().values(
+            token_hash=token_hash,
+            session_id=session_id,
+            invite_id=invite_id,
+            csrf_token=csrf_token,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+
+
+async def client_session(
+    conn: AsyncConnection, token_hash: str, now: datetime
+) -> tuple[str, str] | None:
+    """(therapy session id, csrf token) for a live client cookie whose invite still stands."""
+    row = (
+        await conn.execute(
+            sa.select(client_sessions.c.session_id, client_sessions.c.csrf_token)
+            .join(invites, invites.c.id == client_sessions.c.invite_id)
+            .where(
+                client_sessions.c.token_hash == token_hash,
+                client_sessions.c.expires_at > now,
+                invites.c.revoked_at.is_(None),
+            )
+        )
+    ).first()
+    return (row._mapping["session_id"], row._mapping["csrf_token"]) if row else None

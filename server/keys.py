@@ -1,0 +1,23 @@
+"""Every piece of shared application state, typed; handlers reach it only via request.app[KEY]."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from aiohttp import web
+
+from server.audit import AuditTrail
+from server.db.engine import Database
+from server.security.throttle import AddressHasher, FailureThrottle
+from server.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+Clock = Callable[[], datetime]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+DB = web.AppKey("db", Database)
+AUDIT = web.AppKey("audit", AuditTrail)
+LOGIN_THROTTLE = web.AppKey("login_throttle", FailureThrottle)
+LOGIN_ADDRESS_THROTTLE = web.AppKey("login_address_throttle", FailureThrottle)
+LINK_THROTTLE = web.AppKey("link_throttle", FailureThrottle)
+ADDRESS_HASHER = web.AppKey("address_hasher", AddressHasher)

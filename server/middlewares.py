@@ -1,0 +1,172 @@
+"""Request ids, security headers, identity + CSRF, and the one place errors become HTTP."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from server.errors import AttuneError, Forbidden
+from server.keys import SETTINGS
+from server.web.identity import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    expected_csrf_tokens,
+    resolve_identity,
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger("attune.http")
+
+REQUEST_ID_KEY = "attune.request_id"
+NONCE_KEY = "csp_nonce"
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def wants_json(request: web.Request) -> bool:
+    """API and WebSocket paths answer errors as JSON; pages answer with an HTML page."""
+    return request.path.startswith(("/api/", "/ws/", "/healthz"))
+
+
+def _csp(nonce: str) -> str:
+    return "; ".join(
+        (
+            "default-src 'self'",
+            f"script-src 'self' 'nonce-{nonce}'",
+            "style-src 'self'",
+            "img-src 'self' data: blob:",
+            "media-src 'self' blob:",
+            "connect-src 'self'",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, CSP nonce and the security headers on every response (errors included)."""
+    request[REQUEST_ID_KEY] = secrets.token_hex(8)
+    nonce = secrets.token_urlsafe(16)
+    request[NONCE_KEY] = nonce
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    headers = response.headers
+    headers["Content-Security-Policy"] = _csp(nonce)
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(self), microphone=(self), geolocation=()"
+    headers["X-Request-Id"] = request[REQUEST_ID_KEY]
+    if request.app[SETTINGS].uses_tls:
+        headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    if not request.path.startswith("/static/"):
+        headers.setdefault("Cache-Control", "no-store")
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+def _same_origin(request: web.Request, origin: str) -> bool:
+    settings = request.app[SETTINGS]
+    allowed = {f"{request.scheme}://{request.host}"}
+    if settings.public_base_url:
+        parts = urlsplit(settings.public_base_url)
+        allowed.add(f"{parts.scheme}://{parts.netloc}")
+    return origin in allowed
+
+
+@web.middleware
+async def identity_and_csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve cookies once; refuse cross-site writes and cookie-authenticated writes without
+    the session's CSRF token (header for the API, hidden field for forms)."""
+    if request.path.startswith("/static/"):
+        return await handler(request)
+    await resolve_identity(request)
+    if request.method in _UNSAFE_METHODS:
+        origin = request.headers.get("Origin")
+        if origin is not None and not _same_origin(request, origin):
+            raise Forbidden("Cross-site request refused.", code="csrf")
+        if request.headers.get("Sec-Fetch-Site") == "cross-site":
+            raise Forbidden("Cross-site request refused.", code="csrf")
+        expected = expected_csrf_tokens(request)
+        if expected:
+            sent = request.headers.get(CSRF_HEADER)
+            if sent is None and request.content_type in (
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+            ):
+                form = await request.post()
+                field = form.get(CSRF_FIELD)
+                sent = field if isinstance(field, str) else None
+            if sent is None or not any(
+                hmac.compare_digest(sent.encode(), token.encode()) for token in expected
+            ):
+                raise Forbidden("Missing or wrong CSRF token; reload the page.", code="csrf")
+    return await handler(request)
+
+
+def _error_response(
+    request: web.Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    request_id = request.get(REQUEST_ID_KEY, "")
+    if wants_json(request):
+        body = {"error": {"code": code, "message": message, "request_id": request_id}}
+        return web.json_response(body, status=status, headers=headers)
+    response = aiohttp_jinja2.render_template(
+        "error.html",
+        request,
+        {"status": status, "message": message, "request_id": request_id},
+        status=status,
+    )
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map domain errors and HTTP errors to {error:{code,message}}; never leak a stack trace."""
+    try:
+        return await handler(request)
+    except AttuneError as exc:
+        headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
+        return _error_response(request, exc.status, exc.code, exc.message, headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = exc.reason if exc.status != 404 else "Not found."
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return _error_response(request, exc.status, code, message, headers)
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID_KEY)})
+        return _error_response(
+            request, 500, "internal", "Something went wrong on our side. Please try again."
+        )

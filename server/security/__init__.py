@@ -1,0 +1,1 @@
+"""Security primitives: tokens, passwords, throttling, client-address hashing."""

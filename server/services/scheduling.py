@@ -1,0 +1,315 @@
+"""Clients, sessions and invite links for a therapist; redeeming a link for a client."""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.audit import AuditTrail
+from server.core.links import LinkState, LinkWindow, SessionStatus, link_closes_at, link_state
+from server.core.models import Account, Client, IssuedInvite, TherapySession
+from server.db import scheduling as q
+from server.db.engine import Database
+from server.errors import Conflict, InvalidInput, NotFound
+from server.security.tokens import looks_like_token, new_id, new_token, token_hash
+
+MAX_ALIAS_CHARS = 64
+MIN_SESSION_MINUTES = 5
+MAX_SESSION_MINUTES = 480
+
+
+def clean_alias(raw: str) -> str:
+    """A pseudonymous alias: 1 to 64 printable characters, whitespace collapsed."""
+    alias = " ".join(raw.split())
+    if not alias:
+        raise InvalidInput("Enter an alias, such as initials.")
+    if len(alias) > MAX_ALIAS_CHARS:
+        raise InvalidInput(f"Keep the alias to {MAX_ALIAS_CHARS} characters.")
+    if any(unicodedata.category(ch).startswith("C") for ch in alias):
+        raise InvalidInput("The alias contains characters that cannot be shown.")
+    return alias
+
+
+def session_window(starts_at: datetime, minutes: int) -> tuple[datetime, datetime]:
+    """Validated (start, end) of a session."""
+    if starts_at.tzinfo is None:
+        raise InvalidInput("Give the start time with a time zone, e.g. 2026-11-23T14:00:00Z.")
+    if not MIN_SESSION_MINUTES <= minutes <= MAX_SESSION_MINUTES:
+        raise InvalidInput(
+            f"A session lasts between {MIN_SESSION_MINUTES} and {MAX_SESSION_MINUTES} minutes."
+        )
+    return starts_at, starts_at + timedelta(minutes=minutes)
+
+
+async def create_client(
+    db: Database, audit: AuditTrail, therapist: Account, alias: str, now: datetime
+) -> Client:
+    """Add a client known by a pseudonymous alias."""
+    alias = clean_alias(alias)
+    client_id = new_id()
+    async with db.write() as conn:
+        if await q.alias_taken(conn, therapist.id, alias):
+            raise Conflict("You already have a client with this alias.")
+        await q.insert_client(
+            conn, client_id=client_id, therapist_id=therapist.id, alias=alias, now=now
+        )
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{therapist.id}",
+            action="client.create",
+            targets=(f"client:{client_id}",),
+        )
+    return Client(id=client_id, therapist_id=therapist.id, alias=alias, created_at=now)
+
+
+async def list_clients(db: Database, therapist: Account) -> list[Client]:
+    """The therapist's own clients."""
+    async with db.read() as conn:
+        return await q.list_clients(conn, therapist.id)
+
+
+async def get_client(db: Database, therapist: Account, client_id: str) -> Client:
+    """One of the therapist's clients, or NotFound (also for other therapists' ids)."""
+    async with db.read() as conn:
+        client = await q.client_for(conn, therapist.id, client_id)
+    if client is None:
+        raise NotFound("No such client.")
+    return client
+
+
+async def client_by_alias(db: Database, therapist: Account, alias: str) -> Client:
+    """The therapist's client with this alias, or NotFound (CLI lookups)."""
+    async with db.read() as conn:
+        client = await q.client_by_alias(conn, therapist.id, clean_alias(alias))
+    if client is None:
+        raise NotFound(f"No client with alias {alias!r} for this therapist.")
+    return client
+
+
+async def _issue_invite(
+    conn: AsyncConnection,
+    audit: AuditTrail,
+    therapist: Account,
+    session_id: str,
+    now: datetime,
+) -> IssuedInvite:
+    token, invite_id = new_token(), new_id()
+    await q.insert_invite(
+        conn, invite_id=invite_id, session_id=session_id, token_hash=token_hash(token), now=now
+    )
+    await audit.record(
+        conn,
+        at=now,
+        actor=f"account:{therapist.id}",
+        action="invite.issue",
+        targets=(f"session:{session_id}",),
+    )
+    return IssuedInvite(invite_id=invite_id, session_id=session_id, token=token)
+
+
+async def create_session(
+    db: Database,
+    audit: AuditTrail,
+    therapist: Account,
+    *,
+    client_id: str,
+    starts_at: datetime,
+    minutes: int,
+    now: datetime,
+) -> tuple[TherapySession, IssuedInvite]:
+    """Schedule a session with one of the therapist's clients and mint its invite link."""
+    starts_at, ends_at = session_window(starts_at, minutes)
+    if ends_at <= now:
+        raise InvalidInput("That session would already be over; pick a later time.")
+    session_id = new_id()
+    async with db.write() as conn:
+        client = await q.client_for(conn, therapist.id, client_id)
+        if client is None:
+            raise NotFound("No such client.")
+        await q.insert_session(
+            conn,
+            session_id=session_id,
+            therapist_id=therapist.id,
+            client_id=client.id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            now=now,
+        )
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{therapist.id}",
+            action="session.create",
+            targets=(f"session:{session_id}", f"client:{client.id}"),
+        )
+        invite = await _issue_invite(conn, audit, therapist, session_id, now)
+    session = TherapySession(
+        id=session_id,
+        therapist_id=therapist.id,
+        client_id=client.id,
+        client_alias=client.alias,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        status=SessionStatus.SCHEDULED,
+        created_at=now,
+        invite_active=True,
+    )
+    return session, invite
+
+
+async def list_sessions(
+    db: Database, therapist: Account, *, client_id: str | None = None
+) -> list[TherapySession]:
+    """The therapist's own sessions, soonest first."""
+    async with db.read() as conn:
+        return await q.list_sessions(conn, therapist.id, client_id=client_id)
+
+
+async def get_session(db: Database, therapist: Account, session_id: str) -> TherapySession:
+    """One of the therapist's sessions, or NotFound."""
+    async with db.read() as conn:
+        session = await q.session_for(conn, therapist.id, session_id)
+    if session is None:
+        raise NotFound("No such session.")
+    return session
+
+
+def _require_open(session: TherapySession) -> None:
+    if session.status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
+        raise Conflict(f"This session is {session.status.value}; its link cannot change.")
+
+
+async def reissue_invite(
+    db: Database, audit: AuditTrail, therapist: Account, session_id: str, now: datetime
+) -> IssuedInvite:
+    """Revoke the current link and mint a new one."""
+    async with db.write() as conn:
+        session = await q.session_for(conn, therapist.id, session_id)
+        if session is None:
+            raise NotFound("No such session.")
+        _require_open(session)
+        if await q.revoke_invites(conn, session_id, now):
+            await audit.record(
+                conn,
+                at=now,
+                actor=f"account:{therapist.id}",
+                action="invite.revoke",
+                targets=(f"session:{session_id}",),
+            )
+        return await _issue_invite(conn, audit, therapist, session_id, now)
+
+
+async def revoke_invite(
+    db: Database, audit: AuditTrail, therapist: Account, session_id: str, now: datetime
+) -> None:
+    """Revoke the session's link; clients already inside keep nothing (their cookie dies)."""
+    async with db.write() as conn:
+        session = await q.session_for(conn, therapist.id, session_id)
+        if session is None:
+            raise NotFound("No such session.")
+        revoked = await q.revoke_invites(conn, session_id, now)
+        if revoked:
+            await audit.record(
+                conn,
+                at=now,
+                actor=f"account:{therapist.id}",
+                action="invite.revoke",
+                targets=(f"session:{session_id}",),
+            )
+
+
+async def close_session(
+    db: Database,
+    audit: AuditTrail,
+    therapist: Account,
+    session_id: str,
+    status: SessionStatus,
+    now: datetime,
+) -> None:
+    """End or cancel a session: its link and client cookies stop working at once."""
+    async with db.write() as conn:
+        session = await q.session_for(conn, therapist.id, session_id)
+        if session is None:
+            raise NotFound("No such session.")
+        _require_open(session)
+        await q.set_session_status(conn, session_id, status, now)
+        action = "session.end" if status is SessionStatus.ENDED else "session.cancel"
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{therapist.id}",
+            action=action,
+            targets=(f"session:{session_id}",),
+        )
+
+
+@dataclass(frozen=True)
+class ClientEntry:
+    """A redeemed link: the client's cookie token (never stored) and where to send them."""
+
+    session_id: str
+    cookie_token: str
+    expires_at: datetime
+
+
+async def redeem_invite(
+    db: Database, audit: AuditTrail, token: str, window: LinkWindow, now: datetime
+) -> ClientEntry | LinkState:
+    """Swap a valid invite token for a client cookie; otherwise say why (never which)."""
+    if not looks_like_token(token):
+        return LinkState.EXPIRED
+    async with db.write() as conn:
+        found = await q.invite_by_token_hash(conn, token_hash(token))
+        if found is None:
+            return LinkState.EXPIRED
+        invite_id, session_id, facts = found
+        state = link_state(facts, window, now)
+        if state is not LinkState.VALID:
+            return state
+        cookie_token = new_token()
+        expires_at = link_closes_at(facts, window)
+        await q.insert_client_session(
+            conn,
+            token_hash=token_hash(cookie_token),
+            session_id=session_id,
+            invite_id=invite_id,
+            csrf_token=secrets.token_urlsafe(32),
+            now=now,
+            expires_at=expires_at,
+        )
+        await q.mark_invite_redeemed(conn, invite_id, now)
+        await audit.record(
+            conn,
+            at=now,
+            actor="client",
+            action="invite.redeem",
+            targets=(f"session:{session_id}",),
+        )
+    return ClientEntry(session_id=session_id, cookie_token=cookie_token, expires_at=expires_at)
+
+
+@dataclass(frozen=True)
+class ClientVisit:
+    """A client recognised by their cookie."""
+
+    session: TherapySession
+    csrf_token: str
+
+
+async def resolve_client(db: Database, cookie_token: str, now: datetime) -> ClientVisit | None:
+    """The session a client cookie grants, while its invite stands and the window is open."""
+    if not looks_like_token(cookie_token):
+        return None
+    async with db.read() as conn:
+        found = await q.client_session(conn, token_hash(cookie_token), now)
+        if found is None:
+            return None
+        session = await q.session_by_id(conn, found[0])
+    if session is None:
+        return None
+    return ClientVisit(session=session, csrf_token=found[1])

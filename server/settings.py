@@ -1,0 +1,165 @@
+"""Settings: defaults < TOML file < ATTUNE_* environment < command-line flags.
+
+Every field here is documented in docs/settings.md (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "ATTUNE_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or out of range."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Attune can be configured with."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    public_base_url: str = ""
+    log_level: str = "INFO"
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    master_key: str = field(default="", repr=False)
+    master_key_file: Path | None = None
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    invite_early_minutes: int = 15
+    invite_grace_minutes: int = 30
+    login_max_failures: int = 5
+    login_window_seconds: int = 900
+    invite_max_failures: int = 20
+    invite_window_seconds: int = 600
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl_seconds: int = 3600
+    relay_only: bool = False
+    redis_url: str = ""
+    purge_interval_seconds: int = 3600
+    max_body_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"port must be between 1 and 65535, not {self.port}")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise SettingsError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise SettingsError("tls_cert_file and tls_key_file go together")
+        for name in (
+            "session_idle_minutes",
+            "session_absolute_hours",
+            "invite_grace_minutes",
+            "login_max_failures",
+            "login_window_seconds",
+            "invite_max_failures",
+            "invite_window_seconds",
+            "turn_ttl_seconds",
+            "purge_interval_seconds",
+            "max_body_bytes",
+        ):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive")
+        if self.invite_early_minutes < 0:
+            raise SettingsError("invite_early_minutes must not be negative")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to SQLite under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'attune.db').resolve()}"
+
+    @property
+    def uses_tls(self) -> bool:
+        """True when users reach Attune over HTTPS (directly or through a TLS proxy)."""
+        return self.tls_cert_file is not None or self.public_base_url.startswith("https://")
+
+    @property
+    def base_url(self) -> str:
+        """The URL users open, without a trailing slash."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        scheme = "https" if self.tls_cert_file else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    """Turn a TOML, environment or flag value into the field's type."""
+    hint = get_type_hints(Settings)[name]
+    text_hint = str(hint)
+    try:
+        if hint is int:
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if hint is bool:
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError
+        if "tuple" in text_hint:
+            if isinstance(raw, list | tuple):
+                return tuple(str(item) for item in raw)
+            return tuple(part.strip() for part in str(raw).split(",") if part.strip())
+        if "Path" in text_hint:
+            return Path(str(raw)) if str(raw) else None
+        return str(raw)
+    except ValueError:
+        raise SettingsError(f"setting {name!r} has an invalid value") from None
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from a TOML file, the environment and explicit overrides (flags)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = config_file or (
+        Path(environ[f"{ENV_PREFIX}CONFIG"]) if environ.get(f"{ENV_PREFIX}CONFIG") else None
+    )
+    if config_file is not None:
+        try:
+            document = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {config_file} is not valid TOML: {exc}") from None
+        table = document.get("attune", document)
+        for key, raw in table.items():
+            if key not in SETTING_NAMES:
+                raise SettingsError(f"unknown setting {key!r} in {config_file}")
+            values[key] = _coerce(key, raw)
+    for name in SETTING_NAMES:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ:
+            values[name] = _coerce(name, environ[env_name])
+    for name, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if name not in SETTING_NAMES:
+            raise SettingsError(f"unknown setting {name!r}")
+        values[name] = _coerce(name, raw)
+    return Settings(**values)

@@ -1,0 +1,1 @@
+"""HTTP edge: pages (jinja2), the REST API and its OpenAPI document."""

@@ -1,0 +1,117 @@
+"""Who is asking: the therapist/admin sign-in cookie or a client's session cookie."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from server.core.models import Role
+from server.errors import Forbidden, Unauthenticated
+from server.keys import CLOCK, DB, SETTINGS
+from server.services.accounts import SignedIn, resolve_sign_in
+from server.services.scheduling import ClientVisit, resolve_client
+from server.settings import Settings
+
+ACCOUNT_KEY = "attune.account"
+CLIENT_KEY = "attune.client"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass(frozen=True)
+class CookieNames:
+    """Cookie names: the __Host- prefix only works (and only matters) over TLS."""
+
+    account: str
+    client: str
+
+
+def cookie_names(settings: Settings) -> CookieNames:
+    """The cookie names for this deployment."""
+    if settings.uses_tls:
+        return CookieNames(account="__Host-attune", client="__Host-attune-client")
+    return CookieNames(account="attune", client="attune-client")
+
+
+def set_cookie(
+    response: web.StreamResponse,
+    settings: Settings,
+    name: str,
+    value: str,
+    *,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> None:
+    """HttpOnly, SameSite=Strict, Path=/, Secure under TLS; a session cookie unless expiring."""
+    max_age = None
+    if expires_at is not None and now is not None:
+        max_age = max(0, int((expires_at - now).total_seconds()))
+    response.set_cookie(
+        name,
+        value,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=settings.uses_tls,
+        max_age=max_age,
+    )
+
+
+def clear_cookie(response: web.StreamResponse, settings: Settings, name: str) -> None:
+    """Remove a cookie."""
+    response.del_cookie(name, path="/", secure=settings.uses_tls, samesite="Strict")
+
+
+async def resolve_identity(request: web.Request) -> None:
+    """Look up the request's cookies once and remember who is asking."""
+    settings, db, now = request.app[SETTINGS], request.app[DB], request.app[CLOCK]()
+    names = cookie_names(settings)
+    request[ACCOUNT_KEY] = None
+    request[CLIENT_KEY] = None
+    token = request.cookies.get(names.account)
+    if token:
+        request[ACCOUNT_KEY] = await resolve_sign_in(
+            db,
+            token,
+            now=now,
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            absolute=timedelta(hours=settings.session_absolute_hours),
+        )
+    client_token = request.cookies.get(names.client)
+    if client_token:
+        request[CLIENT_KEY] = await resolve_client(db, client_token, now)
+
+
+def signed_in(request: web.Request) -> SignedIn | None:
+    """The signed-in account, if any."""
+    value: SignedIn | None = request.get(ACCOUNT_KEY)
+    return value
+
+
+def client_visit(request: web.Request) -> ClientVisit | None:
+    """The client session granted by the client cookie, if any."""
+    value: ClientVisit | None = request.get(CLIENT_KEY)
+    return value
+
+
+def require_account(request: web.Request, role: Role | None = None) -> SignedIn:
+    """The signed-in account, or Unauthenticated; Forbidden when the role does not match."""
+    current = signed_in(request)
+    if current is None:
+        raise Unauthenticated("Sign in first.")
+    if role is not None and current.account.role is not role:
+        raise Forbidden("Your account cannot do this.")
+    return current
+
+
+def expected_csrf_tokens(request: web.Request) -> list[str]:
+    """The CSRF tokens that the request's cookies bind it to."""
+    tokens = []
+    account, client = signed_in(request), client_visit(request)
+    if account is not None:
+        tokens.append(account.csrf_token)
+    if client is not None:
+        tokens.append(client.csrf_token)
+    return tokens

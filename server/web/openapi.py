@@ -1,0 +1,111 @@
+"""Operations declared once: they register the routes and generate the OpenAPI 3.1 document."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+ApiHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ERROR_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "request_id": {"type": "string"},
+            },
+        }
+    },
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One endpoint: route, handler, schemas and who may call it."""
+
+    method: str
+    path: str
+    handler: ApiHandler
+    summary: str
+    operation_id: str
+    auth: str = "account"  # "none" | "account" | "therapist" | "admin" | "client"
+    request_schema: Mapping[str, Any] | None = None
+    responses: Mapping[int, tuple[str, Mapping[str, Any] | None]] = field(default_factory=dict)
+    tags: Sequence[str] = ()
+
+
+def _parameters(path: str) -> list[dict[str, Any]]:
+    names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    return [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        }
+        for name in names
+    ]
+
+
+def openapi_document(operations: Sequence[Operation], *, version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 description of every operation."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        responses: dict[str, Any] = {}
+        for status, (description, schema) in sorted(op.responses.items()):
+            entry: dict[str, Any] = {"description": description}
+            if schema is not None:
+                entry["content"] = {"application/json": {"schema": schema}}
+            responses[str(status)] = entry
+        for status, description in ((401, "Not signed in"), (422, "Invalid input")):
+            if op.auth != "none" or status == 422:
+                responses.setdefault(
+                    str(status),
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": ERROR_SCHEMA}},
+                    },
+                )
+        item: dict[str, Any] = {
+            "operationId": op.operation_id,
+            "summary": op.summary,
+            "tags": list(op.tags),
+            "responses": responses,
+        }
+        if op.auth != "none":
+            item["security"] = [{"sessionCookie": [], "csrfHeader": []}]
+        parameters = _parameters(op.path)
+        if parameters:
+            item["parameters"] = parameters
+        if op.request_schema is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": op.request_schema}},
+            }
+        paths.setdefault(op.path, {})[op.method.lower()] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Attune API",
+            "version": version,
+            "description": (
+                "Therapists' and admins' API. Sign in with POST /api/v1/auth/login; send the "
+                "returned csrf_token as X-CSRF-Token on every state-changing request."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "attune"},
+                "csrfHeader": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+            }
+        },
+    }

@@ -1,0 +1,389 @@
+"""HTML pages (jinja2): sign-in, first-run setup, therapist dashboard, admin, invite links."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp_jinja2
+import segno
+from aiohttp import web
+
+from server.core.links import LinkState, LinkWindow, SessionStatus
+from server.core.models import Role
+from server.errors import AttuneError, InvalidInput, NotFound, RateLimited, Unauthenticated
+from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, SETTINGS
+from server.services import accounts as account_service
+from server.services import scheduling
+from server.services.accounts import SignedIn
+from server.web.api import join_url, sign_in
+from server.web.identity import (
+    client_visit,
+    cookie_names,
+    require_account,
+    set_cookie,
+    signed_in,
+)
+from server.web.validation import parse_datetime
+
+_FORM_LIMIT = 4096
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    """Form fields as strings, each bounded (the body itself is bounded by client_max_size)."""
+    form = await request.post()
+    fields: dict[str, str] = {}
+    for key, value in form.items():
+        if not isinstance(value, str):
+            raise InvalidInput("File uploads are not accepted here.")
+        if len(value) > _FORM_LIMIT:
+            raise InvalidInput(f"{key}: too long.")
+        fields[key] = value
+    return fields
+
+
+def _page_account(request: web.Request, role: Role | None = None) -> SignedIn:
+    """Pages redirect to sign-in instead of answering 401."""
+    try:
+        return require_account(request, role)
+    except Unauthenticated:
+        raise web.HTTPSeeOther(f"/login?next={request.path}") from None
+
+
+def _context(request: web.Request, **values: Any) -> dict[str, Any]:
+    current = signed_in(request)
+    return {
+        "account": current.account if current else None,
+        "csrf_token": current.csrf_token if current else "",
+        **values,
+    }
+
+
+def _safe_next(raw: str | None) -> str:
+    """Only local paths, so sign-in cannot bounce a user to another site."""
+    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
+        return raw[:200]
+    return "/"
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    current = signed_in(request)
+    if current is None:
+        raise web.HTTPSeeOther("/login")
+    raise web.HTTPSeeOther("/admin" if current.account.role is Role.ADMIN else "/dashboard")
+
+
+@aiohttp_jinja2.template("login.html")
+async def login_page(request: web.Request) -> dict[str, Any]:
+    return _context(request, next=_safe_next(request.query.get("next")), error=None, email="")
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    email, next_path = form.get("email", ""), _safe_next(form.get("next"))
+    try:
+        _account, token, _csrf = await sign_in(request, email, form.get("password", ""))
+    except (Unauthenticated, RateLimited) as exc:
+        response = aiohttp_jinja2.render_template(
+            "login.html",
+            request,
+            _context(request, next=next_path, error=exc.message, email=email[:254]),
+            status=exc.status,
+        )
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    response = web.HTTPSeeOther(next_path)
+    set_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account, token)
+    raise response
+
+
+async def logout_submit(request: web.Request) -> web.StreamResponse:
+    current = signed_in(request)
+    if current is not None:
+        await account_service.end_sign_in(
+            request.app[DB], request.app[AUDIT], current, request.app[CLOCK]()
+        )
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(cookie_names(request.app[SETTINGS]).account, path="/")
+    raise response
+
+
+async def setup_page(request: web.Request) -> web.StreamResponse:
+    token = request.match_info["token"]
+    usable = await account_service.setup_link_usable(request.app[DB], token, request.app[CLOCK]())
+    if not usable:
+        raise NotFound("This setup link is no longer valid.")
+    return aiohttp_jinja2.render_template("setup.html", request, _context(request, error=None))
+
+
+async def setup_submit(request: web.Request) -> web.StreamResponse:
+    token = request.match_info["token"]
+    form = await _form(request)
+    if form.get("password") != form.get("password_again"):
+        return aiohttp_jinja2.render_template(
+            "setup.html",
+            request,
+            _context(request, error="The two passwords differ."),
+            status=422,
+        )
+    try:
+        await account_service.complete_setup(
+            request.app[DB],
+            request.app[AUDIT],
+            token=token,
+            email=form.get("email", ""),
+            password=form.get("password", ""),
+            now=request.app[CLOCK](),
+        )
+    except InvalidInput as exc:
+        return aiohttp_jinja2.render_template(
+            "setup.html", request, _context(request, error=exc.message), status=422
+        )
+    raise web.HTTPSeeOther("/login")
+
+
+# --- therapist dashboard ----------------------------------------------------------------------
+
+
+async def _dashboard(
+    request: web.Request, *, error: str | None = None, status: int = 200
+) -> web.StreamResponse:
+    current = _page_account(request, Role.THERAPIST)
+    db = request.app[DB]
+    context = _context(
+        request,
+        clients=await scheduling.list_clients(db, current.account),
+        sessions=await scheduling.list_sessions(db, current.account),
+        error=error,
+        now=request.app[CLOCK](),
+    )
+    return aiohttp_jinja2.render_template("dashboard.html", request, context, status=status)
+
+
+async def dashboard(request: web.Request) -> web.StreamResponse:
+    return await _dashboard(request)
+
+
+async def add_client(request: web.Request) -> web.StreamResponse:
+    current = _page_account(request, Role.THERAPIST)
+    form = await _form(request)
+    try:
+        await scheduling.create_client(
+            request.app[DB],
+            request.app[AUDIT],
+            current.account,
+            form.get("alias", ""),
+            request.app[CLOCK](),
+        )
+    except AttuneError as exc:
+        return await _dashboard(request, error=exc.message, status=exc.status)
+    raise web.HTTPSeeOther("/dashboard")
+
+
+def _qr_svg(url: str) -> str:
+    """An inline SVG QR code (generated here: no external service sees the link)."""
+    svg: str = segno.make(url, error="m").svg_inline(scale=4, border=2, dark="#1d2a33")
+    return svg
+
+
+def _link_page(request: web.Request, session: Any, url: str) -> web.StreamResponse:
+    return aiohttp_jinja2.render_template(
+        "link_issued.html",
+        request,
+        _context(request, session=session, join_url=url, qr_svg=_qr_svg(url)),
+    )
+
+
+async def add_session(request: web.Request) -> web.StreamResponse:
+    current = _page_account(request, Role.THERAPIST)
+    form = await _form(request)
+    try:
+        starts = form.get("starts_at", "")
+        offset = form.get("tz_offset_minutes", "0")
+        starts_at = _local_form_time(starts, offset)
+        minutes = int(form.get("minutes", "50") or "50")
+        session, invite = await scheduling.create_session(
+            request.app[DB],
+            request.app[AUDIT],
+            current.account,
+            client_id=form.get("client_id", ""),
+            starts_at=starts_at,
+            minutes=minutes,
+            now=request.app[CLOCK](),
+        )
+    except ValueError:
+        return await _dashboard(request, error="Enter the length in whole minutes.", status=422)
+    except AttuneError as exc:
+        return await _dashboard(request, error=exc.message, status=exc.status)
+    return _link_page(request, session, join_url(request, invite.token))
+
+
+def _local_form_time(value: str, offset_minutes: str) -> datetime:
+    """A datetime-local field plus the browser's UTC offset (or an ISO time with an offset)."""
+    value = value.strip()
+    if not value:
+        raise InvalidInput("Choose when the session starts.")
+    if value.endswith("Z") or "+" in value[10:] or value[10:].count("-"):
+        return parse_datetime(value, "starts_at")
+    try:
+        naive = datetime.fromisoformat(value)
+        offset = int(offset_minutes)
+    except ValueError:
+        raise InvalidInput("Choose when the session starts.") from None
+    if naive.tzinfo is not None or not -900 <= offset <= 900:
+        raise InvalidInput("Choose when the session starts.")
+    # JavaScript's getTimezoneOffset(): minutes to add to local time to reach UTC.
+    return naive.replace(tzinfo=UTC) + timedelta(minutes=offset)
+
+
+async def session_action(request: web.Request) -> web.StreamResponse:
+    current = _page_account(request, Role.THERAPIST)
+    session_id, action = request.match_info["session_id"], request.match_info["action"]
+    app = request.app
+    now = app[CLOCK]()
+    try:
+        if action == "reissue":
+            invite = await scheduling.reissue_invite(
+                app[DB], app[AUDIT], current.account, session_id, now
+            )
+            session = await scheduling.get_session(app[DB], current.account, session_id)
+            return _link_page(request, session, join_url(request, invite.token))
+        if action == "revoke":
+            await scheduling.revoke_invite(app[DB], app[AUDIT], current.account, session_id, now)
+        elif action == "cancel":
+            await scheduling.close_session(
+                app[DB], app[AUDIT], current.account, session_id, SessionStatus.CANCELLED, now
+            )
+        else:
+            raise NotFound("Not found.")
+    except AttuneError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return await _dashboard(request, error=exc.message, status=exc.status)
+    raise web.HTTPSeeOther("/dashboard")
+
+
+async def host_page(request: web.Request) -> web.StreamResponse:
+    current = _page_account(request, Role.THERAPIST)
+    session = await scheduling.get_session(
+        request.app[DB], current.account, request.match_info["session_id"]
+    )
+    return aiohttp_jinja2.render_template("host.html", request, _context(request, session=session))
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+
+async def _admin(
+    request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
+) -> web.StreamResponse:
+    _page_account(request, Role.ADMIN)
+    accounts = await account_service.list_accounts(request.app[DB])
+    return aiohttp_jinja2.render_template(
+        "admin.html",
+        request,
+        _context(request, accounts=accounts, error=error, notice=notice),
+        status=status,
+    )
+
+
+async def admin(request: web.Request) -> web.StreamResponse:
+    return await _admin(request)
+
+
+async def admin_add_account(request: web.Request) -> web.StreamResponse:
+    current = _page_account(request, Role.ADMIN)
+    form = await _form(request)
+    try:
+        role = Role(form.get("role", "therapist"))
+        account = await account_service.create_account(
+            request.app[DB],
+            request.app[AUDIT],
+            email=form.get("email", ""),
+            password=form.get("password", ""),
+            role=role,
+            actor=f"account:{current.account.id}",
+            now=request.app[CLOCK](),
+        )
+    except ValueError:
+        return await _admin(request, error="Choose a role.", status=422)
+    except AttuneError as exc:
+        return await _admin(request, error=exc.message, status=exc.status)
+    return await _admin(request, notice=f"Added {account.email}.")
+
+
+# --- clients arriving through a link -----------------------------------------------------------
+
+
+async def join(request: web.Request) -> web.StreamResponse:
+    """Swap the invite token for a cookie and redirect, so the token leaves the address bar."""
+    app = request.app
+    address = app[ADDRESS_HASHER].key(request.remote or "unknown", time.time())
+    throttle, now_mono = app[LINK_THROTTLE], time.monotonic()
+    wait = throttle.blocked_for(address, now_mono)
+    if wait:
+        raise RateLimited(
+            "Too many attempts with invalid links. Try again later.", retry_after=wait
+        )
+    settings = app[SETTINGS]
+    window = LinkWindow(
+        early=timedelta(minutes=settings.invite_early_minutes),
+        grace=timedelta(minutes=settings.invite_grace_minutes),
+    )
+    now = app[CLOCK]()
+    outcome = await scheduling.redeem_invite(
+        app[DB], app[AUDIT], request.match_info["token"], window, now
+    )
+    if isinstance(outcome, LinkState):
+        if outcome is not LinkState.TOO_EARLY:
+            throttle.record_failure(address, now_mono)
+        return aiohttp_jinja2.render_template(
+            "link_problem.html",
+            request,
+            {"too_early": outcome is LinkState.TOO_EARLY},
+            status=403 if outcome is LinkState.TOO_EARLY else 404,
+        )
+    response = web.HTTPSeeOther("/visit")
+    set_cookie(
+        response,
+        settings,
+        cookie_names(settings).client,
+        outcome.cookie_token,
+        expires_at=outcome.expires_at,
+        now=now,
+    )
+    raise response
+
+
+async def visit(request: web.Request) -> web.StreamResponse:
+    """The client's token-free landing page."""
+    current = client_visit(request)
+    if current is None:
+        return aiohttp_jinja2.render_template(
+            "link_problem.html", request, {"too_early": False}, status=404
+        )
+    return aiohttp_jinja2.render_template(
+        "visit.html", request, {"session": current.session, "csrf_token": current.csrf_token}
+    )
+
+
+def add_page_routes(app: web.Application) -> None:
+    """Register every page."""
+    r = app.router
+    r.add_get("/", home)
+    r.add_get("/login", login_page)
+    r.add_post("/login", login_submit)
+    r.add_post("/logout", logout_submit)
+    r.add_get("/setup/{token}", setup_page)
+    r.add_post("/setup/{token}", setup_submit)
+    r.add_get("/dashboard", dashboard)
+    r.add_post("/dashboard/clients", add_client)
+    r.add_post("/dashboard/sessions", add_session)
+    r.add_post("/dashboard/sessions/{session_id}/{action}", session_action)
+    r.add_get("/host/{session_id}", host_page)
+    r.add_get("/admin", admin)
+    r.add_post("/admin/accounts", admin_add_account)
+    r.add_get("/join/{token}", join)
+    r.add_get("/visit", visit)

@@ -1,0 +1,86 @@
+"""Request validation against a small JSON-Schema subset; the same schemas feed OpenAPI."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from server.errors import InvalidInput, PayloadTooLarge
+
+Schema = Mapping[str, Any]
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def parse_datetime(value: str, field: str) -> datetime:
+    """An ISO-8601 date-time with an explicit offset, as an aware datetime."""
+    if not _DATE_TIME.match(value):
+        raise InvalidInput(f"{field}: use ISO 8601 with a time zone, e.g. 2026-11-23T14:00:00Z.")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{field}: not a real date and time.") from None
+
+
+def validate(value: Any, schema: Schema, path: str = "body") -> Any:
+    """Check `value` against `schema`; InvalidInput names the first offending field."""
+    kind = schema.get("type")
+    if kind == "object":
+        if not isinstance(value, dict):
+            raise InvalidInput(f"{path}: expected an object.")
+        properties: Mapping[str, Schema] = schema.get("properties", {})
+        for name in schema.get("required", ()):
+            if name not in value:
+                raise InvalidInput(f"{path}.{name}: this field is required.")
+        if schema.get("additionalProperties") is False:
+            extra = sorted(set(value) - set(properties))
+            if extra:
+                raise InvalidInput(f"{path}: unknown field {extra[0]!r}.")
+        return {
+            name: validate(item, properties[name], f"{path}.{name}")
+            for name, item in value.items()
+            if name in properties
+        }
+    if kind == "string":
+        if not isinstance(value, str):
+            raise InvalidInput(f"{path}: expected a string.")
+        if len(value) < schema.get("minLength", 0):
+            raise InvalidInput(f"{path}: too short.")
+        if len(value) > schema.get("maxLength", 10_000):
+            raise InvalidInput(f"{path}: too long.")
+        if "enum" in schema and value not in schema["enum"]:
+            raise InvalidInput(f"{path}: must be one of {', '.join(schema['enum'])}.")
+        if schema.get("format") == "date-time":
+            parse_datetime(value, path)
+        return value
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"{path}: expected a whole number.")
+        if value < schema.get("minimum", -(2**53)) or value > schema.get("maximum", 2**53):
+            raise InvalidInput(f"{path}: out of range.")
+        return value
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{path}: expected true or false.")
+        return value
+    raise TypeError(f"schema type {kind!r} is not supported")
+
+
+async def read_json(request: web.Request, schema: Schema) -> dict[str, Any]:
+    """The request's JSON body, size-bounded and validated against `schema`."""
+    if request.content_type != "application/json":
+        raise InvalidInput("Send the body as application/json.")
+    try:
+        raw = await request.read()  # bounded by the application's client_max_size
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge("The request body is too large.") from None
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("The body is not valid JSON.") from None
+    result: dict[str, Any] = validate(body, schema)
+    return result

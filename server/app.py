@@ -21,7 +21,7 @@ from server.keys import (
     LOGIN_THROTTLE,
     SETTINGS,
 )
-from server.middlewares import NONCE_KEY, errors, identity_and_csrf, security_headers
+from server.middlewares import errors, identity_and_csrf, security_headers
 from server.runtime import open_audit_trail, open_database
 from server.security.throttle import AddressHasher, FailureThrottle, Limit
 from server.settings import Settings
@@ -54,10 +54,6 @@ async def _audit(app: web.Application) -> AsyncIterator[None]:
     await trail.checkpoint(app[DB], app[CLOCK]())
 
 
-async def _template_context(request: web.Request) -> dict[str, object]:
-    return {"csp_nonce": request.get(NONCE_KEY, ""), "request": request}
-
-
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
     """Build the application: state, resources, middlewares, routes."""
 
@@ -83,7 +79,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         app,
         loader=jinja2.FileSystemLoader(str(web_dir / "templates")),
         autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[_template_context],
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_audit)

@@ -23,9 +23,11 @@ from server.web.identity import (
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("attune.http")
 
-REQUEST_ID_KEY = "attune.request_id"
-NONCE_KEY = "csp_nonce"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+NONCE_KEY = web.RequestKey("csp_nonce", str)
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Signing in does not act with the current cookie, so it needs no token (Origin still applies).
+_TOKEN_EXEMPT_PATHS = frozenset({"/login", "/api/v1/auth/login"})
 
 
 def wants_json(request: web.Request) -> bool:
@@ -101,7 +103,7 @@ async def identity_and_csrf(request: web.Request, handler: Handler) -> web.Strea
         if request.headers.get("Sec-Fetch-Site") == "cross-site":
             raise Forbidden("Cross-site request refused.", code="csrf")
         expected = expected_csrf_tokens(request)
-        if expected:
+        if expected and request.path not in _TOKEN_EXEMPT_PATHS:
             sent = request.headers.get(CSRF_HEADER)
             if sent is None and request.content_type in (
                 "application/x-www-form-urlencoded",

@@ -63,7 +63,12 @@ async def add_account(
 ) -> Account:
     """Create an account directly through the service layer (the app must be started)."""
     return await create_account(
-        app[DB], app[AUDIT], email=email, password=password, role=role, actor="system:test",
+        app[DB],
+        app[AUDIT],
+        email=email,
+        password=password,
+        role=role,
+        actor="system:test",
         now=datetime.now(UTC),
     )
 

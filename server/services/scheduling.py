@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,6 +42,7 @@ def session_window(starts_at: datetime, minutes: int) -> tuple[datetime, datetim
         raise InvalidInput(
             f"A session lasts between {MIN_SESSION_MINUTES} and {MAX_SESSION_MINUTES} minutes."
         )
+    starts_at = starts_at.astimezone(UTC)
     return starts_at, starts_at + timedelta(minutes=minutes)
 
 

@@ -14,8 +14,8 @@ from server.services.accounts import SignedIn, resolve_sign_in
 from server.services.scheduling import ClientVisit, resolve_client
 from server.settings import Settings
 
-ACCOUNT_KEY = "attune.account"
-CLIENT_KEY = "attune.client"
+ACCOUNT_KEY: web.RequestKey[SignedIn | None] = web.RequestKey("account")
+CLIENT_KEY: web.RequestKey[ClientVisit | None] = web.RequestKey("client")
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 
@@ -86,14 +86,12 @@ async def resolve_identity(request: web.Request) -> None:
 
 def signed_in(request: web.Request) -> SignedIn | None:
     """The signed-in account, if any."""
-    value: SignedIn | None = request.get(ACCOUNT_KEY)
-    return value
+    return request.get(ACCOUNT_KEY)
 
 
 def client_visit(request: web.Request) -> ClientVisit | None:
     """The client session granted by the client cookie, if any."""
-    value: ClientVisit | None = request.get(CLIENT_KEY)
-    return value
+    return request.get(CLIENT_KEY)
 
 
 def require_account(request: web.Request, role: Role | None = None) -> SignedIn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -15,18 +16,24 @@ from server.keys import (
     ADDRESS_HASHER,
     AUDIT,
     CLOCK,
+    CONSENTS,
     DB,
     LINK_THROTTLE,
     LOGIN_ADDRESS_THROTTLE,
     LOGIN_THROTTLE,
     SETTINGS,
+    VAULT,
 )
 from server.middlewares import errors, identity_and_csrf, security_headers
-from server.runtime import open_audit_trail, open_database
+from server.runtime import open_audit_trail, open_database, open_vault
 from server.security.throttle import AddressHasher, FailureThrottle, Limit
+from server.services.consents import Consents
 from server.settings import Settings
-from server.web.api import add_api_routes
+from server.web.api import OPERATIONS, add_api_routes
+from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
 from server.web.pages import add_page_routes
+
+log = logging.getLogger("attune")
 
 
 def utc_now() -> datetime:
@@ -44,6 +51,19 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[DB] = db
     yield
     await db.dispose()
+
+
+async def _vault(app: web.Application) -> AsyncIterator[None]:
+    vault, message = await open_vault(app[SETTINGS], app[DB])
+    if message:
+        log.warning(message)
+    app[VAULT] = vault
+    yield
+
+
+async def _consents(app: web.Application) -> AsyncIterator[None]:
+    app[CONSENTS] = await Consents.load(app[DB])
+    yield
 
 
 async def _audit(app: web.Application) -> AsyncIterator[None]:
@@ -81,8 +101,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         autoescape=jinja2.select_autoescape(default=True),
     )
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_vault)
+    app.cleanup_ctx.append(_consents)
     app.cleanup_ctx.append(_audit)
-    add_api_routes(app)
+    add_api_routes(app, OPERATIONS + CONSENT_OPERATIONS)
     add_page_routes(app)
+    add_consent_pages(app)
     app.router.add_static("/static", web_dir / "static", append_version=False)
     return app

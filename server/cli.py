@@ -14,7 +14,7 @@ from typing import Any
 
 from server.core.models import Role
 from server.errors import AttuneError
-from server.runtime import Runtime, runtime
+from server.runtime import Runtime, StartupError, runtime
 from server.services import accounts as account_service
 from server.services import scheduling
 from server.settings import Settings, SettingsError, load_settings
@@ -115,6 +115,60 @@ async def _audit_verify(rt: Runtime, args: argparse.Namespace) -> int:
     return 1
 
 
+async def _preflight(settings: Settings) -> None:
+    """Check keys and schema before listening, so a bad key stops the start with one line."""
+    async with runtime(settings):
+        pass
+
+
+async def _keys_rotate(rt: Runtime, args: argparse.Namespace) -> int:
+    from privacy.keyfiles import save_keyring
+    from privacy.vault import generate_data_key
+    from server.runtime import keyring_path
+
+    if rt.settings.master_key:
+        raise StartupError(
+            "Rotation needs the master keyring file; ATTUNE_MASTER_KEY holds a single key. "
+            "Unset it to use the keyring file in the data directory."
+        )
+    ring = rt.vault.ring.with_new_version(generate_data_key())
+    # Save first: if rewrapping stops half way, both versions are still on disk.
+    save_keyring(keyring_path(rt.settings), ring)
+    count = await rt.vault.rewrap_all(rt.db, ring)
+    async with rt.db.write() as conn:
+        await rt.audit.record(
+            conn,
+            at=datetime.now(UTC),
+            actor="system:cli",
+            action="keys.rotate",
+            details={"master_version": ring.current_version, "data_keys_rewrapped": count},
+        )
+    print(
+        f"Master key version {ring.current_version} is now current; "
+        f"re-wrapped {count} data keys. Old versions: {list(ring.versions[:-1])}"
+    )
+    return 0
+
+
+async def _keys_retire(rt: Runtime, args: argparse.Namespace) -> int:
+    from privacy.keyfiles import save_keyring
+    from server.runtime import keyring_path
+
+    in_use = await rt.vault.versions_in_use(rt.db)
+    if args.version in in_use:
+        raise StartupError(
+            f"Master key version {args.version} still wraps data keys; "
+            "run `attune keys rotate` first."
+        )
+    try:
+        ring = rt.vault.ring.without_version(args.version)
+    except (ValueError, LookupError) as exc:
+        raise StartupError(str(exc)) from None
+    save_keyring(keyring_path(rt.settings), ring)
+    print(f"Retired master key version {args.version}; remaining: {list(ring.versions)}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -123,6 +177,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args, host=args.host, port=args.port)
     configure_logging(settings.log_level)
+    asyncio.run(_preflight(settings))
     app = create_app(settings)
 
     async def announce(app: web.Application) -> None:
@@ -197,6 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--minutes", type=int, default=50)
     create.set_defaults(run=_session_create)
 
+    keys = commands.add_parser("keys", help="master key management")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_commands.add_parser(
+        "rotate", help="add a master key version and re-wrap every data key (data untouched)"
+    )
+    _add_settings_flags(rotate)
+    rotate.set_defaults(run=_keys_rotate)
+    retire = keys_commands.add_parser("retire", help="remove an old master key version")
+    _add_settings_flags(retire)
+    retire.add_argument("version", type=int)
+    retire.set_defaults(run=_keys_retire)
+
     audit = commands.add_parser("audit", help="audit trail")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser("verify", help="check the hash chain and checkpoints")
@@ -218,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         command: Command = args.run
         return asyncio.run(_run(command, args))
-    except (AttuneError, SettingsError) as exc:
+    except (AttuneError, SettingsError, StartupError) as exc:
         print(f"attune: {exc}", file=sys.stderr)
         return 2
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from aiohttp import web
@@ -10,7 +10,10 @@ from aiohttp import web
 from server.audit import AuditTrail
 from server.db.engine import Database
 from server.security.throttle import AddressHasher, FailureThrottle
+from server.services.consents import Consents
 from server.settings import Settings
+from server.vault_store import ClientVault
+from server.web.openapi import Operation
 
 SETTINGS = web.AppKey("settings", Settings)
 Clock = Callable[[], datetime]
@@ -21,3 +24,6 @@ LOGIN_THROTTLE = web.AppKey("login_throttle", FailureThrottle)
 LOGIN_ADDRESS_THROTTLE = web.AppKey("login_address_throttle", FailureThrottle)
 LINK_THROTTLE = web.AppKey("link_throttle", FailureThrottle)
 ADDRESS_HASHER = web.AppKey("address_hasher", AddressHasher)
+VAULT = web.AppKey("vault", ClientVault)
+CONSENTS = web.AppKey("consents", Consents)
+API_OPERATIONS: web.AppKey[Sequence[Operation]] = web.AppKey("api_operations")

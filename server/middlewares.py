@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 
+from privacy.vault import VaultError
 from server.errors import AttuneError, Forbidden
 from server.keys import SETTINGS
 from server.web.identity import (
@@ -167,6 +168,17 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         message = exc.reason if exc.status != 404 else "Not found."
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return _error_response(request, exc.status, code, message, headers)
+    except VaultError:
+        log.error(
+            "stored data failed its integrity check",
+            extra={"request_id": request.get(REQUEST_ID_KEY)},
+        )
+        return _error_response(
+            request,
+            500,
+            "integrity_error",
+            "Stored data failed its integrity check and was not shown. Please tell the clinic.",
+        )
     except Exception:
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID_KEY)})
         return _error_response(

@@ -32,6 +32,11 @@ class FakeClock:
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
 
+    @classmethod
+    def now_(cls) -> FakeClock:
+        """A fake clock starting at the real current time."""
+        return cls(datetime.now(UTC))
+
 
 @pytest.fixture
 def clock() -> FakeClock:

@@ -37,7 +37,8 @@ class Database:
         kwargs: dict[str, Any] = {}
         if sa_url.get_backend_name() == "sqlite":
             if sa_url.database and sa_url.database != ":memory:":
-                Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
+                # Owner-only: the directory holds the database and the key files.
+                Path(sa_url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         else:
             kwargs["pool_pre_ping"] = True
         engine = create_async_engine(sa_url, **kwargs)

@@ -40,3 +40,10 @@ async def current_revision(database: Database) -> str | None:
     """The revision the database is at, or None when empty."""
     async with database.read() as conn:
         return await conn.run_sync(_current)
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped in the package."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

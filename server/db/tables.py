@@ -197,3 +197,23 @@ audit_checkpoints = sa.Table(
     sa.Column("signature", sa.LargeBinary(64), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
 )
+
+# --- clinical content (ciphertext only; see server/vault_store.py) ---------------------------
+
+client_notes = sa.Table(
+    "client_notes",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "client_id",
+        ID,
+        sa.ForeignKey("clients.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column(
+        "therapist_id", ID, sa.ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=False
+    ),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("body_ciphertext", sa.LargeBinary, nullable=False),
+)

@@ -14,15 +14,19 @@ from server.core.models import Account, Client, Role, TherapySession
 from server.errors import NotFound, RateLimited, Unauthenticated
 from server.keys import (
     ADDRESS_HASHER,
+    API_OPERATIONS,
     AUDIT,
     CLOCK,
     DB,
     LOGIN_ADDRESS_THROTTLE,
     LOGIN_THROTTLE,
     SETTINGS,
+    VAULT,
 )
 from server.services import accounts as account_service
-from server.services import scheduling
+from server.services import erasure, scheduling
+from server.services import notes as note_service
+from server.services.notes import Note
 from server.web.identity import cookie_names, require_account, set_cookie
 from server.web.openapi import Operation, openapi_document
 from server.web.validation import parse_datetime, read_json
@@ -230,6 +234,61 @@ async def get_client(request: web.Request) -> web.StreamResponse:
     return web.json_response(client_json(client))
 
 
+NOTE_CREATE_SCHEMA = {
+    "type": "object",
+    "required": ["text"],
+    "additionalProperties": False,
+    "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 20_000}},
+}
+NOTE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "text": {"type": "string"},
+    },
+}
+
+
+def note_json(note: Note) -> dict[str, Any]:
+    """A decrypted note as the API shows it (only to its own therapist)."""
+    return {"id": note.id, "created_at": note.created_at.isoformat(), "text": note.text}
+
+
+async def list_notes(request: web.Request) -> web.StreamResponse:
+    therapist = require_account(request, Role.THERAPIST).account
+    app = request.app
+    notes = await note_service.list_notes(
+        app[DB], app[VAULT], app[AUDIT], therapist, _path_id(request, "client_id"), app[CLOCK]()
+    )
+    return web.json_response({"items": [note_json(n) for n in notes]})
+
+
+async def add_note(request: web.Request) -> web.StreamResponse:
+    therapist = require_account(request, Role.THERAPIST).account
+    body = await read_json(request, NOTE_CREATE_SCHEMA)
+    app = request.app
+    note = await note_service.add_note(
+        app[DB],
+        app[VAULT],
+        app[AUDIT],
+        therapist,
+        _path_id(request, "client_id"),
+        body["text"],
+        app[CLOCK](),
+    )
+    return web.json_response(note_json(note), status=201)
+
+
+async def erase_client(request: web.Request) -> web.StreamResponse:
+    therapist = require_account(request, Role.THERAPIST).account
+    app = request.app
+    await erasure.erase_client(
+        app[DB], app[VAULT], app[AUDIT], therapist, _path_id(request, "client_id"), app[CLOCK]()
+    )
+    return web.Response(status=204)
+
+
 # --- sessions and links ------------------------------------------------------------------------
 
 SESSION_CREATE_SCHEMA = {
@@ -365,7 +424,8 @@ def package_version() -> str:
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
-    return web.json_response(openapi_document(OPERATIONS, version=package_version()))
+    document = openapi_document(request.app[API_OPERATIONS], version=package_version())
+    return web.json_response(document)
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
@@ -436,6 +496,37 @@ OPERATIONS: tuple[Operation, ...] = (
         "getClient",
         auth="therapist",
         responses={200: ("Client", CLIENT_SCHEMA), 404: ("Not found", _ERR)},
+        tags=["clients"],
+    ),
+    Operation(
+        "DELETE",
+        "/api/v1/clients/{client_id}",
+        erase_client,
+        "Erase a client: destroy its data key, then delete its rows",
+        "eraseClient",
+        auth="therapist",
+        responses={204: ("Erased", None), 404: ("Not found", _ERR)},
+        tags=["clients"],
+    ),
+    Operation(
+        "GET",
+        "/api/v1/clients/{client_id}/notes",
+        list_notes,
+        "My notes about a client (decrypted; the read is audited)",
+        "listNotes",
+        auth="therapist",
+        responses={200: ("Notes, newest first", _list_of(NOTE_SCHEMA)), 404: ("Not found", _ERR)},
+        tags=["clients"],
+    ),
+    Operation(
+        "POST",
+        "/api/v1/clients/{client_id}/notes",
+        add_note,
+        "Add a note about a client (stored encrypted)",
+        "addNote",
+        auth="therapist",
+        request_schema=NOTE_CREATE_SCHEMA,
+        responses={201: ("Created", NOTE_SCHEMA), 404: ("Not found", _ERR)},
         tags=["clients"],
     ),
     Operation(
@@ -554,7 +645,8 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 
-def add_api_routes(app: web.Application) -> None:
-    """Register every operation."""
-    for op in OPERATIONS:
+def add_api_routes(app: web.Application, operations: tuple[Operation, ...]) -> None:
+    """Register every operation and keep the list for the OpenAPI document."""
+    app[API_OPERATIONS] = operations
+    for op in operations:
         app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)

@@ -113,3 +113,11 @@ def expected_csrf_tokens(request: web.Request) -> list[str]:
     if client is not None:
         tokens.append(client.csrf_token)
     return tokens
+
+
+def require_client(request: web.Request) -> ClientVisit:
+    """The client session from the link's cookie, or Unauthenticated."""
+    current = client_visit(request)
+    if current is None:
+        raise Unauthenticated("Open your session link again.")
+    return current

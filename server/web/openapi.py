@@ -80,7 +80,9 @@ def openapi_document(operations: Sequence[Operation], *, version: str) -> dict[s
             "tags": list(op.tags),
             "responses": responses,
         }
-        if op.auth != "none":
+        if op.auth == "client":
+            item["security"] = [{"clientCookie": [], "csrfHeader": []}]
+        elif op.auth != "none":
             item["security"] = [{"sessionCookie": [], "csrfHeader": []}]
         parameters = _parameters(op.path)
         if parameters:
@@ -105,6 +107,7 @@ def openapi_document(operations: Sequence[Operation], *, version: str) -> dict[s
         "components": {
             "securitySchemes": {
                 "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "attune"},
+                "clientCookie": {"type": "apiKey", "in": "cookie", "name": "attune-client"},
                 "csrfHeader": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
             }
         },

@@ -16,7 +16,7 @@ from server.core.models import Role
 from server.db import accounts as account_q
 from server.db import scheduling as q
 from server.db.engine import Database
-from server.db.migrate import current_revision, upgrade_to_head
+from server.db.migrate import current_revision, head_revision, upgrade_to_head
 from server.runtime import open_audit_trail
 from server.settings import Settings
 from tests.conftest import FakeClock
@@ -34,7 +34,7 @@ async def test_migrations_apply_and_are_idempotent(database_url: str) -> None:
     db = await _db(database_url)
     try:
         await upgrade_to_head(db)
-        assert await current_revision(db) == "0001"
+        assert await current_revision(db) == head_revision() == "0002"
         async with db.read() as conn:
             tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
         assert {

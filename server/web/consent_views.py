@@ -1,0 +1,228 @@
+"""The client's consent page, receipts and consent API (reached with the link's cookie)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from privacy.consent import (
+    OFFERED_PURPOSES,
+    REQUIRED_PURPOSES,
+    Channel,
+    ConsentDecision,
+    ConsentState,
+    ConsentStatus,
+    Purpose,
+    receipt,
+)
+from server.keys import AUDIT, CLOCK, CONSENTS, DB
+from server.services.scheduling import ClientVisit
+from server.web.identity import client_visit, require_client
+from server.web.notice_blocks import notice_blocks
+from server.web.openapi import Operation
+from server.web.validation import read_json
+
+
+def _status_json(status: ConsentStatus) -> dict[str, Any]:
+    notice = status.current_notice
+    return {
+        "purpose": status.purpose.value,
+        "required": status.purpose in REQUIRED_PURPOSES,
+        "state": status.state.value,
+        "notice": {
+            "version": notice.version,
+            "title": notice.title,
+            "sha256": notice.sha256,
+            "text": notice.text,
+        },
+    }
+
+
+def _page_client(request: web.Request) -> ClientVisit:
+    current = client_visit(request)
+    if current is None:
+        raise web.HTTPSeeOther("/visit")
+    return current
+
+
+async def consent_page(request: web.Request) -> web.StreamResponse:
+    visit = _page_client(request)
+    app = request.app
+    states = await app[CONSENTS].state(app[DB], visit.session.client_id, app[CLOCK]())
+    purposes = [
+        {
+            "purpose": p.value,
+            "required": p in REQUIRED_PURPOSES,
+            "granted": s.state is ConsentState.GRANTED,
+            "needs_reconsent": s.state is ConsentState.NEEDS_RECONSENT,
+            "title": s.current_notice.title,
+            "version": s.current_notice.version,
+            "blocks": notice_blocks(s.current_notice.body),
+        }
+        for p, s in states.items()
+    ]
+    return aiohttp_jinja2.render_template(
+        "consent.html",
+        request,
+        {
+            "purposes": purposes,
+            "csrf_token": visit.csrf_token,
+            "saved": request.query.get("saved") == "1",
+        },
+    )
+
+
+async def consent_submit(request: web.Request) -> web.StreamResponse:
+    """Save ticked and unticked boxes: a grant or a withdrawal each takes the same one step."""
+    visit = _page_client(request)
+    app = request.app
+    form = await request.post()
+    wanted = {str(v) for v in form.getall("grant", [])}
+    now = app[CLOCK]()
+    client_id = visit.session.client_id
+    states = await app[CONSENTS].state(app[DB], client_id, now)
+    for purpose, status in states.items():
+        granted = status.state is ConsentState.GRANTED
+        want = purpose.value in wanted
+        shown_version = str(form.get(f"version_{purpose.value}", ""))
+        if want == granted or not shown_version.isdigit():
+            continue
+        if not want and status.state is ConsentState.NEVER_ASKED:
+            continue  # declining something never granted needs no record
+        await app[CONSENTS].decide(
+            app[DB],
+            app[AUDIT],
+            client_id=client_id,
+            purpose=purpose,
+            decision=ConsentDecision.GRANTED if want else ConsentDecision.WITHDRAWN,
+            notice_version=int(shown_version),
+            channel=Channel.PAGE,
+            now=now,
+        )
+    raise web.HTTPSeeOther("/visit/consent?saved=1")
+
+
+async def _receipt(request: web.Request, visit: ClientVisit) -> dict[str, Any]:
+    app = request.app
+    records = await app[CONSENTS].records(app[DB], visit.session.client_id)
+    return receipt(visit.session.client_alias, records, app[CONSENTS].catalog, app[CLOCK]())
+
+
+async def receipt_page(request: web.Request) -> web.StreamResponse:
+    visit = _page_client(request)
+    return aiohttp_jinja2.render_template(
+        "consent_receipt.html", request, {"receipt": await _receipt(request, visit)}
+    )
+
+
+async def receipt_download(request: web.Request) -> web.StreamResponse:
+    visit = _page_client(request)
+    body = json.dumps(await _receipt(request, visit), indent=2, ensure_ascii=False)
+    return web.Response(
+        text=body,
+        content_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="attune-consent-receipt.json"'},
+    )
+
+
+# --- API (client cookie) ---------------------------------------------------------------------
+
+CONSENT_DECISION_SCHEMA = {
+    "type": "object",
+    "required": ["purpose", "decision", "notice_version"],
+    "additionalProperties": False,
+    "properties": {
+        "purpose": {"type": "string", "enum": [p.value for p in OFFERED_PURPOSES]},
+        "decision": {"type": "string", "enum": [d.value for d in ConsentDecision]},
+        "notice_version": {"type": "integer", "minimum": 1, "maximum": 10_000},
+    },
+}
+CONSENT_STATE_SCHEMA = {"type": "object", "properties": {"items": {"type": "array"}}}
+
+
+async def api_state(request: web.Request) -> web.StreamResponse:
+    visit = require_client(request)
+    app = request.app
+    states = await app[CONSENTS].state(app[DB], visit.session.client_id, app[CLOCK]())
+    return web.json_response({"items": [_status_json(s) for s in states.values()]})
+
+
+async def api_decide(request: web.Request) -> web.StreamResponse:
+    visit = require_client(request)
+    body = await read_json(request, CONSENT_DECISION_SCHEMA)
+    app = request.app
+    record = await app[CONSENTS].decide(
+        app[DB],
+        app[AUDIT],
+        client_id=visit.session.client_id,
+        purpose=Purpose(body["purpose"]),
+        decision=ConsentDecision(body["decision"]),
+        notice_version=body["notice_version"],
+        channel=Channel.API,
+        now=app[CLOCK](),
+    )
+    return web.json_response(
+        {
+            "purpose": record.purpose.value,
+            "decision": record.decision.value,
+            "notice_version": record.notice_version,
+            "at": record.at.isoformat(),
+            "triggered": list(record.triggered),
+        },
+        status=201,
+    )
+
+
+async def api_receipt(request: web.Request) -> web.StreamResponse:
+    visit = require_client(request)
+    return web.json_response(await _receipt(request, visit))
+
+
+_ERR = {"type": "object"}
+CONSENT_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/api/v1/visit/consents",
+        api_state,
+        "The client's consent state for each offered purpose, with the notice text",
+        "clientConsentState",
+        auth="client",
+        responses={200: ("Consent state", CONSENT_STATE_SCHEMA)},
+        tags=["client"],
+    ),
+    Operation(
+        "POST",
+        "/api/v1/visit/consents",
+        api_decide,
+        "Grant or withdraw one purpose for the notice version shown",
+        "clientDecide",
+        auth="client",
+        request_schema=CONSENT_DECISION_SCHEMA,
+        responses={
+            201: ("Recorded", {"type": "object"}),
+            409: ("The notice changed: read it again", _ERR),
+        },
+        tags=["client"],
+    ),
+    Operation(
+        "GET",
+        "/api/v1/visit/consents/receipt",
+        api_receipt,
+        "A receipt of every consent decision the client made",
+        "clientConsentReceipt",
+        auth="client",
+        responses={200: ("Receipt", {"type": "object"})},
+        tags=["client"],
+    ),
+)
+
+
+def add_consent_pages(app: web.Application) -> None:
+    """The client's consent page and receipts."""
+    app.router.add_get("/visit/consent", consent_page)
+    app.router.add_post("/visit/consent", consent_submit)
+    app.router.add_get("/visit/consent/receipt", receipt_page)
+    app.router.add_get("/visit/consent/receipt.json", receipt_download)

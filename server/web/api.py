@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from aiohttp import web
 
+from server.core.ice import ice_configuration
 from server.core.links import SessionStatus
 from server.core.models import Account, Client, Role, TherapySession
 from server.errors import NotFound, RateLimited, Unauthenticated
@@ -27,7 +29,13 @@ from server.services import accounts as account_service
 from server.services import erasure, scheduling
 from server.services import notes as note_service
 from server.services.notes import Note
-from server.web.identity import cookie_names, require_account, set_cookie
+from server.web.identity import (
+    client_visit,
+    cookie_names,
+    require_account,
+    set_cookie,
+    signed_in,
+)
 from server.web.openapi import Operation, openapi_document
 from server.web.validation import parse_datetime, read_json
 
@@ -377,6 +385,23 @@ async def cancel_session(request: web.Request) -> web.StreamResponse:
     return web.json_response(session_json(request, session))
 
 
+async def ice_servers(request: web.Request) -> web.StreamResponse:
+    """ICE servers for whoever is about to call: a signed-in therapist or a client via the link."""
+    if signed_in(request) is None and client_visit(request) is None:
+        raise Unauthenticated("Sign in or open your session link first.")
+    settings = request.app[SETTINGS]
+    config = ice_configuration(
+        stun_urls=settings.stun_urls,
+        turn_urls=settings.turn_urls,
+        turn_secret=settings.turn_secret,
+        relay_only=settings.relay_only,
+        now_unix=int(request.app[CLOCK]().timestamp()),
+        ttl_seconds=settings.turn_ttl_seconds,
+        opaque_id=secrets.token_hex(8),
+    )
+    return web.json_response(config)
+
+
 # --- accounts (admin) --------------------------------------------------------------------------
 
 ACCOUNT_CREATE_SCHEMA = {
@@ -600,6 +625,16 @@ OPERATIONS: tuple[Operation, ...] = (
             409: ("Already closed", _ERR),
         },
         tags=["sessions"],
+    ),
+    Operation(
+        "GET",
+        "/api/v1/ice",
+        ice_servers,
+        "ICE servers (STUN, TURN with short-lived credentials) and the transport policy",
+        "iceServers",
+        auth="account",
+        responses={200: ("RTCConfiguration fields", {"type": "object"})},
+        tags=["video"],
     ),
     Operation(
         "GET",

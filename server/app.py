@@ -30,6 +30,7 @@ from server.security.throttle import AddressHasher, FailureThrottle, Limit
 from server.services.consents import Consents
 from server.settings import Settings
 from server.web.api import OPERATIONS, add_api_routes
+from server.web.audit_views import AUDIT_OPERATIONS, add_audit_pages
 from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
 from server.web.pages import add_page_routes
 
@@ -104,8 +105,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(_vault)
     app.cleanup_ctx.append(_consents)
     app.cleanup_ctx.append(_audit)
-    add_api_routes(app, OPERATIONS + CONSENT_OPERATIONS)
+    add_api_routes(app, OPERATIONS + CONSENT_OPERATIONS + AUDIT_OPERATIONS)
     add_page_routes(app)
     add_consent_pages(app)
+    add_audit_pages(app)
     app.router.add_static("/static", web_dir / "static", append_version=False)
     return app

@@ -1,0 +1,567 @@
+"""Session rooms (pure): lobby, admission, signaling relay and presence for one therapy session.
+
+A `Room` knows its participants only as connection ids and returns *effects* — `Send` and
+`Close` — instead of doing I/O, so the WebSocket loop (or a broker between processes) carries
+them out. Every client connection is a *knock*: it waits in the lobby until the therapist
+admits it, and at most one knock is in the call at a time. An admitted client whose connection
+drops keeps its slot for a grace period; a `join` with its resume token returns straight into
+the call. Refusals raise `RoomError`, which the edge turns into an `error` message.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+from server.core.protocol import (
+    PROTOCOL_VERSION,
+    THERAPIST_ONLY_SERVER_TYPES,
+    CloseCode,
+    EndReason,
+    ErrorCode,
+    Presence,
+    ProtocolError,
+    RelayPayload,
+    SessionRole,
+    server_message,
+)
+
+RESUME_GRACE_MS: Final = 60_000
+"""How long an admitted client's slot waits for its connection to come back."""
+
+REASON_REPLACED: Final = "opened in another tab"
+REASON_RESUMED_ELSEWHERE: Final = "resumed on another connection"
+REASON_DENIED: Final = "the therapist did not admit this device"
+REASON_SESSION_ENDED: Final = "the session has ended"
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Deliver `message` (a server→client message) on connection `conn_id`."""
+
+    conn_id: str
+    message: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close connection `conn_id` with a WebSocket close code and a reason for the user."""
+
+    conn_id: str
+    code: CloseCode
+    reason: str
+
+
+Effect = Send | Close
+
+
+class RoomError(ProtocolError):
+    """An action the room refuses (wrong role, nobody to relay to, call full, ...)."""
+
+
+class Audience(StrEnum):
+    """Who in a room a message is for (see `Room.deliver`)."""
+
+    THERAPIST = "therapist"
+    ADMITTED_CLIENT = "admitted-client"  # the client in the call, if connected
+    CLIENTS = "clients"  # every connected client: the one in the call and those waiting
+    CALL = "call"  # the therapist and the admitted client
+    EVERYONE = "everyone"
+
+
+@dataclass(frozen=True, slots=True)
+class Knock:
+    """A client device as the room sees it: waiting, in the call, or held for resume."""
+
+    knock_id: str
+    label: str  # the alias, plus "(device N)" for a second concurrent device
+    since_ms: int  # when it started waiting (or was sent back)
+    admitted: bool
+    connected: bool  # False while an admitted client's slot is held for resume
+
+
+@dataclass(slots=True)
+class _Slot:
+    knock_id: str
+    label: str
+    device: int
+    since_ms: int
+    resume_token: str
+    conn_id: str | None  # None: the connection dropped and the slot is held
+    admitted: bool = False
+    held_until_ms: int | None = None
+
+    def view(self) -> Knock:
+        return Knock(
+            self.knock_id, self.label, self.since_ms, self.admitted, self.conn_id is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Therapist:
+    conn_id: str
+    label: str
+
+
+class Room:
+    """One therapy session's live state: who is connected, waiting, in the call or held."""
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        new_token: Callable[[], str],
+        resume_grace_ms: int = RESUME_GRACE_MS,
+    ) -> None:
+        self.session_id = session_id
+        self._new_token = new_token
+        self._grace_ms = resume_grace_ms
+        self._therapist: _Therapist | None = None
+        self._slots: dict[str, _Slot] = {}  # by knock id, in order of arrival
+        self._knock_of: dict[str, str] = {}  # client conn id -> knock id
+        self._knocks_issued = 0
+        self._ended_because: EndReason | None = None
+
+    # --- queries ---------------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        """True once the session was ended; every later join is told so and closed."""
+        return self._ended_because is not None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nobody is connected and no slot is held: the registry may drop it."""
+        return self._therapist is None and not self._slots
+
+    @property
+    def therapist_conn_id(self) -> str | None:
+        """The therapist's live connection, if any."""
+        return self._therapist.conn_id if self._therapist else None
+
+    @property
+    def admitted_conn_id(self) -> str | None:
+        """The admitted client's live connection (None while absent or held for resume)."""
+        slot = self._admitted_slot()
+        return slot.conn_id if slot else None
+
+    def role_of(self, conn_id: str) -> SessionRole | None:
+        """Which side this connection speaks for, or None if it is not in the room."""
+        if self._therapist is not None and self._therapist.conn_id == conn_id:
+            return SessionRole.THERAPIST
+        return SessionRole.CLIENT if conn_id in self._knock_of else None
+
+    def in_call(self, conn_id: str) -> bool:
+        """True for the therapist's connection and the admitted client's, False otherwise."""
+        return conn_id in (self.therapist_conn_id, self.admitted_conn_id)
+
+    def knock_of(self, conn_id: str) -> Knock | None:
+        """The knock behind a client connection."""
+        knock_id = self._knock_of.get(conn_id)
+        return self._slots[knock_id].view() if knock_id else None
+
+    def knocks(self) -> tuple[Knock, ...]:
+        """Every client slot: waiting, in the call, or held."""
+        return tuple(slot.view() for slot in self._slots.values())
+
+    def next_deadline_ms(self) -> int | None:
+        """When `expire` next has work to do (a held slot runs out), or None."""
+        deadlines = [s.held_until_ms for s in self._slots.values() if s.held_until_ms is not None]
+        return min(deadlines, default=None)
+
+    # --- connections -----------------------------------------------------------------
+
+    def join(
+        self,
+        conn_id: str,
+        role: SessionRole,
+        label: str,
+        now_ms: int,
+        *,
+        resume_token: str | None = None,
+        ice_servers: Sequence[Mapping[str, Any]] = (),
+        consents: Mapping[str, str] | None = None,
+    ) -> list[Effect]:
+        """A connection finished its handshake: greet it and tell the others.
+
+        `label` is the therapist's display name or the client's alias; ICE servers and
+        consent states are passed through to the `welcome`.
+        """
+        if self.role_of(conn_id) is not None:
+            raise ValueError(f"connection {conn_id!r} already joined room {self.session_id!r}")
+        if self._ended_because is not None:
+            return [
+                Send(conn_id, server_message("session-ended", reason=self._ended_because)),
+                Close(conn_id, CloseCode.SESSION_ENDED, REASON_SESSION_ENDED),
+            ]
+        greeting = {"ice_servers": list(ice_servers), "consents": dict(consents or {})}
+        effects = self.expire(now_ms)  # a token whose grace ran out must not resume
+        if role is SessionRole.THERAPIST:
+            return effects + self._join_therapist(conn_id, label, greeting)
+        slot = self._resumable(resume_token)
+        if slot is None:
+            return effects + self._knock(conn_id, label, now_ms, greeting)
+        return effects + self._resume(slot, conn_id, greeting)
+
+    def leave(self, conn_id: str, now_ms: int) -> list[Effect]:
+        """A connection closed; unknown (already replaced or closed) connections are ignored."""
+        if self._therapist is not None and self._therapist.conn_id == conn_id:
+            self._therapist = None
+            message = server_message("peer-left", role=SessionRole.THERAPIST, reconnecting=False)
+            return [Send(c, message) for c in self._client_conns()]
+        knock_id = self._knock_of.pop(conn_id, None)
+        if knock_id is None:
+            return []
+        slot = self._slots[knock_id]
+        if not slot.admitted:
+            del self._slots[knock_id]
+            return self._lobby_update()
+        slot.conn_id = None
+        slot.held_until_ms = now_ms + self._grace_ms
+        return self._to_therapist(
+            server_message("peer-left", role=SessionRole.CLIENT, reconnecting=True)
+        )
+
+    def expire(self, now_ms: int) -> list[Effect]:
+        """Release held slots whose grace period is over; a later rejoin is a new knock."""
+        effects: list[Effect] = []
+        for slot in list(self._slots.values()):
+            if slot.held_until_ms is not None and slot.held_until_ms <= now_ms:
+                del self._slots[slot.knock_id]
+                effects += self._to_therapist(
+                    server_message("peer-left", role=SessionRole.CLIENT, reconnecting=False)
+                )
+        return effects
+
+    # --- therapist actions -----------------------------------------------------------
+
+    def admit(self, conn_id: str, knock_id: str) -> list[Effect]:
+        """Let a waiting knock into the call; refused while another client is connected in it.
+
+        A slot merely held for a dropped client does not block: admitting someone else
+        releases it (the therapist chose), and its resume token stops working.
+        """
+        therapist = self._require_therapist(conn_id)
+        slot = self._waiting_slot(knock_id)
+        current = self._admitted_slot()
+        if current is not None and current.conn_id is not None:
+            raise RoomError(
+                ErrorCode.CALL_FULL, f"{current.label} is in the call; send them back first"
+            )
+        if current is not None:
+            del self._slots[current.knock_id]
+        slot.admitted = True
+        assert slot.conn_id is not None  # waiting slots are always connected
+        return [
+            Send(slot.conn_id, server_message("admitted", resumed=False)),
+            Send(
+                therapist.conn_id,
+                server_message(
+                    "peer-joined", role=SessionRole.CLIENT, label=slot.label, resumed=False
+                ),
+            ),
+            *self._lobby_update(),
+        ]
+
+    def deny(self, conn_id: str, knock_id: str) -> list[Effect]:
+        """Turn a waiting knock away: it is told, closed, and gone from the lobby."""
+        self._require_therapist(conn_id)
+        slot = self._waiting_slot(knock_id)
+        assert slot.conn_id is not None
+        del self._slots[knock_id]
+        del self._knock_of[slot.conn_id]
+        return [
+            Send(slot.conn_id, server_message("denied")),
+            Close(slot.conn_id, CloseCode.DENIED, REASON_DENIED),
+            *self._lobby_update(),
+        ]
+
+    def send_back(self, conn_id: str, now_ms: int) -> list[Effect]:
+        """Return the admitted client to the waiting room (a held slot is released instead)."""
+        self._require_therapist(conn_id)
+        slot = self._admitted_slot()
+        if slot is None:
+            raise RoomError(ErrorCode.NO_PEER, "no client is in the call")
+        peer_left = server_message("peer-left", role=SessionRole.CLIENT, reconnecting=False)
+        if slot.conn_id is None:
+            del self._slots[slot.knock_id]
+            return self._to_therapist(peer_left)
+        slot.admitted = False
+        slot.since_ms = now_ms
+        return [
+            Send(slot.conn_id, server_message("sent-back")),
+            *self._to_therapist(peer_left),
+            *self._lobby_update(),
+        ]
+
+    def end(self, conn_id: str) -> list[Effect]:
+        """The therapist ends the session for everyone."""
+        self._require_therapist(conn_id)
+        return self.terminate(EndReason.THERAPIST_ENDED)
+
+    def terminate(self, reason: EndReason) -> list[Effect]:
+        """End the session for a system reason: everyone is told and closed (idempotent)."""
+        if self._ended_because is not None:
+            return []
+        message = server_message("session-ended", reason=reason)
+        conns = [c for c in (self.therapist_conn_id,) if c is not None] + self._client_conns()
+        self._ended_because = reason
+        self._therapist = None
+        self._slots.clear()
+        self._knock_of.clear()
+        effects: list[Effect] = []
+        for conn in conns:
+            effects += [
+                Send(conn, message),
+                Close(conn, CloseCode.SESSION_ENDED, REASON_SESSION_ENDED),
+            ]
+        return effects
+
+    # --- messages between the parties ------------------------------------------------
+
+    def relay(self, conn_id: str, payload: RelayPayload) -> list[Effect]:
+        """Forward SDP or ICE to the other party, only while both are in the call."""
+        role = self._require_member(conn_id)
+        if role is SessionRole.CLIENT and not self.in_call(conn_id):
+            raise RoomError(
+                ErrorCode.NOT_ADMITTED, "you are in the waiting room; nothing is relayed yet"
+            )
+        target = self.admitted_conn_id if role is SessionRole.THERAPIST else self.therapist_conn_id
+        if target is None:
+            raise RoomError(ErrorCode.NO_PEER, "nobody is on the other side of the call")
+        return [Send(target, server_message("signal-relay", payload=payload.to_json()))]
+
+    def deliver(self, message: Mapping[str, Any], audience: Audience) -> list[Effect]:
+        """Address a server message built elsewhere (check-ins, prompts, consent changes)."""
+        therapist = [self._therapist.conn_id] if self._therapist else []
+        admitted = [c for c in (self.admitted_conn_id,) if c is not None]
+        conns = {
+            Audience.THERAPIST: therapist,
+            Audience.ADMITTED_CLIENT: admitted,
+            Audience.CLIENTS: self._client_conns(),
+            Audience.CALL: therapist + admitted,
+            Audience.EVERYONE: therapist + self._client_conns(),
+        }[audience]
+        if audience is not Audience.THERAPIST and message["type"] in THERAPIST_ONLY_SERVER_TYPES:
+            raise ValueError(f"{message['type']!r} is for the therapist only, not {audience}")
+        return [Send(conn, message) for conn in conns]
+
+    # --- internals -------------------------------------------------------------------
+
+    def _join_therapist(
+        self, conn_id: str, label: str, greeting: Mapping[str, Any]
+    ) -> list[Effect]:
+        effects: list[Effect] = []
+        if self._therapist is not None:
+            effects.append(Close(self._therapist.conn_id, CloseCode.REPLACED, REASON_REPLACED))
+        self._therapist = _Therapist(conn_id, label)
+        welcome = server_message(
+            "welcome",
+            role=SessionRole.THERAPIST,
+            session_id=self.session_id,
+            version=PROTOCOL_VERSION,
+            state=Presence.IN_CALL,
+            peer=self._client_presence(),
+            **greeting,
+        )
+        joined = server_message(
+            "peer-joined", role=SessionRole.THERAPIST, label=label, resumed=False
+        )
+        effects += [Send(conn_id, welcome), Send(conn_id, self._lobby_message())]
+        effects += [Send(c, joined) for c in self._client_conns()]
+        return effects
+
+    def _knock(
+        self, conn_id: str, alias: str, now_ms: int, greeting: Mapping[str, Any]
+    ) -> list[Effect]:
+        self._knocks_issued += 1
+        taken = {slot.device for slot in self._slots.values()}
+        device = next(n for n in range(1, len(taken) + 2) if n not in taken)
+        slot = _Slot(
+            knock_id=f"k{self._knocks_issued}",
+            label=alias if device == 1 else f"{alias} (device {device})",
+            device=device,
+            since_ms=now_ms,
+            resume_token=self._new_token(),
+            conn_id=conn_id,
+        )
+        self._slots[slot.knock_id] = slot
+        self._knock_of[conn_id] = slot.knock_id
+        return [Send(conn_id, self._client_welcome(slot, greeting)), *self._lobby_update()]
+
+    def _resume(self, slot: _Slot, conn_id: str, greeting: Mapping[str, Any]) -> list[Effect]:
+        effects: list[Effect] = []
+        if slot.conn_id is not None:  # the old connection has not noticed it is dead yet
+            del self._knock_of[slot.conn_id]
+            effects.append(
+                Close(slot.conn_id, CloseCode.RESUMED_ELSEWHERE, REASON_RESUMED_ELSEWHERE)
+            )
+        slot.conn_id = conn_id
+        slot.held_until_ms = None
+        slot.resume_token = self._new_token()  # a token resumes once
+        self._knock_of[conn_id] = slot.knock_id
+        effects.append(Send(conn_id, self._client_welcome(slot, greeting)))
+        if slot.admitted:
+            effects.append(Send(conn_id, server_message("admitted", resumed=True)))
+            effects += self._to_therapist(
+                server_message(
+                    "peer-joined", role=SessionRole.CLIENT, label=slot.label, resumed=True
+                )
+            )
+        return effects
+
+    def _resumable(self, token: str | None) -> _Slot | None:
+        if not token:
+            return None
+        for slot in self._slots.values():
+            if hmac.compare_digest(slot.resume_token.encode(), token.encode()):
+                return slot
+        return None
+
+    def _client_welcome(self, slot: _Slot, greeting: Mapping[str, Any]) -> dict[str, Any]:
+        return server_message(
+            "welcome",
+            role=SessionRole.CLIENT,
+            session_id=self.session_id,
+            version=PROTOCOL_VERSION,
+            state=Presence.IN_CALL if slot.admitted else Presence.WAITING,
+            peer=Presence.IN_CALL if self._therapist else Presence.ABSENT,
+            knock_id=slot.knock_id,
+            resume_token=slot.resume_token,
+            **greeting,
+        )
+
+    def _client_presence(self) -> Presence:
+        slot = self._admitted_slot()
+        if slot is None:
+            return Presence.ABSENT
+        return Presence.IN_CALL if slot.conn_id is not None else Presence.RECONNECTING
+
+    def _admitted_slot(self) -> _Slot | None:
+        return next((slot for slot in self._slots.values() if slot.admitted), None)
+
+    def _waiting_slot(self, knock_id: str) -> _Slot:
+        slot = self._slots.get(knock_id)
+        if slot is None or slot.admitted:
+            raise RoomError(ErrorCode.NO_SUCH_KNOCK, f"nobody is waiting as {knock_id!r}")
+        return slot
+
+    def _client_conns(self) -> list[str]:
+        return list(self._knock_of)
+
+    def _require_member(self, conn_id: str) -> SessionRole:
+        role = self.role_of(conn_id)
+        if role is None:
+            raise RoomError(ErrorCode.FORBIDDEN, "this connection is no longer in the session")
+        return role
+
+    def _require_therapist(self, conn_id: str) -> _Therapist:
+        if self._require_member(conn_id) is not SessionRole.THERAPIST:
+            raise RoomError(ErrorCode.FORBIDDEN, "only the therapist may do this")
+        assert self._therapist is not None
+        return self._therapist
+
+    def _lobby_message(self) -> dict[str, Any]:
+        waiting = [
+            {"knock_id": s.knock_id, "label": s.label, "since_ms": s.since_ms}
+            for s in self._slots.values()
+            if not s.admitted
+        ]
+        return server_message("lobby", waiting=waiting)
+
+    def _lobby_update(self) -> list[Effect]:
+        return self._to_therapist(self._lobby_message())
+
+    def _to_therapist(self, message: Mapping[str, Any]) -> list[Effect]:
+        return [Send(self._therapist.conn_id, message)] if self._therapist else []
+
+
+class RoomRegistry:
+    """Rooms by session id: created on first join, dropped as soon as they are empty."""
+
+    def __init__(
+        self, *, new_token: Callable[[], str], resume_grace_ms: int = RESUME_GRACE_MS
+    ) -> None:
+        self._new_token = new_token
+        self._grace_ms = resume_grace_ms
+        self._rooms: dict[str, Room] = {}
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._rooms
+
+    def __iter__(self) -> Iterator[Room]:
+        return iter(list(self._rooms.values()))
+
+    def get(self, session_id: str) -> Room | None:
+        """The live room of a session, if anyone is (or was just) in it."""
+        return self._rooms.get(session_id)
+
+    def join(
+        self,
+        session_id: str,
+        conn_id: str,
+        role: SessionRole,
+        label: str,
+        now_ms: int,
+        *,
+        resume_token: str | None = None,
+        ice_servers: Sequence[Mapping[str, Any]] = (),
+        consents: Mapping[str, str] | None = None,
+    ) -> list[Effect]:
+        """Join the session's room, creating it on first use (see `Room.join`)."""
+        room = self._rooms.get(session_id)
+        if room is None:
+            room = Room(session_id, new_token=self._new_token, resume_grace_ms=self._grace_ms)
+            self._rooms[session_id] = room
+        effects = room.join(
+            conn_id,
+            role,
+            label,
+            now_ms,
+            resume_token=resume_token,
+            ice_servers=ice_servers,
+            consents=consents,
+        )
+        self._drop_if_empty(room)
+        return effects
+
+    def leave(self, session_id: str, conn_id: str, now_ms: int) -> list[Effect]:
+        """A connection closed (see `Room.leave`); the room goes when nothing is left."""
+        room = self._rooms.get(session_id)
+        if room is None:
+            return []
+        effects = room.leave(conn_id, now_ms)
+        self._drop_if_empty(room)
+        return effects
+
+    def terminate(self, session_id: str, reason: EndReason) -> list[Effect]:
+        """End a session for a system reason (consent withdrawn, link expired) and drop it."""
+        room = self._rooms.pop(session_id, None)
+        return room.terminate(reason) if room else []
+
+    def expire(self, now_ms: int) -> list[Effect]:
+        """Release every held slot past its grace period; drop rooms left empty."""
+        effects: list[Effect] = []
+        for room in list(self._rooms.values()):
+            effects += room.expire(now_ms)
+            self._drop_if_empty(room)
+        return effects
+
+    def next_deadline_ms(self) -> int | None:
+        """When `expire` next has work to do, or None."""
+        deadlines = [
+            deadline
+            for room in self._rooms.values()
+            if (deadline := room.next_deadline_ms()) is not None
+        ]
+        return min(deadlines, default=None)
+
+    def _drop_if_empty(self, room: Room) -> None:
+        if room.is_empty and self._rooms.get(room.session_id) is room:
+            del self._rooms[room.session_id]

@@ -57,7 +57,11 @@ async def open_database(settings: Settings) -> Database:
 
 def open_audit_trail(settings: Settings) -> AuditTrail:
     """The audit trail, signing checkpoints with the key under the data directory."""
-    return AuditTrail(load_or_create_signing_key(settings.data_dir / AUDIT_SIGNING_KEY_FILE))
+    path = settings.data_dir / AUDIT_SIGNING_KEY_FILE
+    try:
+        return AuditTrail(load_or_create_signing_key(path))
+    except KeyFileError as exc:
+        raise StartupError(f"Audit signing key file problem ({path}): {exc}") from None
 
 
 async def load_master_keyring(settings: Settings, db: Database) -> tuple[MasterKeyring, str | None]:

@@ -1,0 +1,313 @@
+"""The per-session cue engine: features in, prompts out, in O(1) time and flat memory."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from server.core.cues.config import CueConfig
+from server.core.cues.features import CLIENT, THERAPIST, FeatureFrame, Role
+from server.core.cues.policy import FeedbackRecord, FeedbackTally, PromptPolicy, Verdict
+from server.core.cues.prompts import Category, Finding, Prompt
+from server.core.cues.rules import (
+    LagMonitor,
+    PresenceRule,
+    ResponseLatencyRule,
+    TalkImbalanceRule,
+    TalkOverRule,
+    VideoRule,
+    WithdrawalRule,
+)
+from server.core.cues.turns import TurnTracker
+from server.core.cues.windows import RollingSum
+
+_NEVER: Final = -(10**15)
+_CLIENT_ROLE: Final = Role.CLIENT
+_TICK_MS: Final = 1000  # rules are evaluated at most once per tick of session time
+_LAG_SEVERE: Final = Category.LAG_SEVERE
+_LAG: Final = Category.LAG
+_VIDEO: Final = Category.VIDEO
+_TALK_OVER: Final = Category.TALK_OVER
+_OUT_OF_FRAME: Final = Category.OUT_OF_FRAME
+_STILL_SILENT: Final = Category.STILL_SILENT
+_WITHDRAWAL: Final = Category.WITHDRAWAL
+_RESPONSE_LATENCY: Final = Category.RESPONSE_LATENCY
+_TALK_IMBALANCE: Final = Category.TALK_IMBALANCE
+_MIN_MOTION_FRAMES: Final = 10  # motion frames needed before a mean says anything
+
+
+class CueEngine:
+    """Incremental cue analysis for one session; feed it both roles' frames in arrival order.
+
+    Frames from one role must move forward in time; an older or repeated frame from the same
+    role (a retransmission after a reconnect) is ignored and counted in `stale_frames`.
+    """
+
+    __slots__ = (
+        "_calibration_elapsed_ms",
+        "_cfg",
+        "_client_talk",
+        "_id_prefix",
+        "_lag",
+        "_last_seen",
+        "_latency",
+        "_motion_base_n",
+        "_motion_base_sum",
+        "_motion_recent",
+        "_motion_recent_n",
+        "_now",
+        "_policy",
+        "_presence",
+        "_seq",
+        "_talk_imbalance",
+        "_talk_over",
+        "_therapist_talk",
+        "_tick",
+        "_turns",
+        "_video",
+        "_withdrawal",
+        "stale_frames",
+    )
+
+    def __init__(self, config: CueConfig | None = None, *, prompt_id_prefix: str = "p") -> None:
+        cfg = self._cfg = config if config is not None else CueConfig()
+        self._id_prefix = prompt_id_prefix
+        self._seq = 0
+        self._now = _NEVER
+        self._tick = _NEVER
+        self._last_seen = [_NEVER, _NEVER]
+        self._policy = PromptPolicy(cfg.rate_limit_ms)
+        self._turns = TurnTracker(
+            join_ms=cfg.run_join_ms, max_skew_ms=cfg.max_skew_ms, max_run_ms=cfg.max_run_ms
+        )
+        # 30 buckets per window: a 5-min share moves in 10-s steps, plenty for a 10-min rule
+        talk_bucket_ms = max(1000, cfg.talk_window_ms // 30)
+        self._therapist_talk = RollingSum(cfg.talk_window_ms, talk_bucket_ms)
+        self._client_talk = RollingSum(cfg.talk_window_ms, talk_bucket_ms)
+        self._motion_recent = 0.0  # client motion, percent of pixels changed
+        self._motion_recent_n = 0
+        self._motion_base_sum = 0.0
+        self._motion_base_n = 0
+        self._calibration_elapsed_ms = 0
+        self._lag = LagMonitor(cfg)
+        self._withdrawal = WithdrawalRule(cfg)
+        self._talk_imbalance = TalkImbalanceRule(cfg)
+        self._latency = ResponseLatencyRule(cfg)
+        self._talk_over = TalkOverRule(cfg)
+        self._video = VideoRule(cfg)
+        self._presence = PresenceRule(cfg)
+        self.stale_frames = 0
+
+    # -- the feed ---------------------------------------------------------------------------
+
+    def feed(self, frame: FeatureFrame) -> list[Prompt]:
+        """Take one frame and return the prompts it raises (usually none)."""
+        cfg = self._cfg
+        t = frame.t_ms
+        role = CLIENT if frame.role is _CLIENT_ROLE else THERAPIST
+        last_seen = self._last_seen
+        if t <= last_seen[role]:
+            self.stale_frames += 1
+            return []
+        last_seen[role] = t
+        if t > self._now:
+            self._now = t
+        now = self._now
+        window = frame.window_ms
+        voiced = frame.voiced
+
+        net = frame.net
+        lag = self._lag
+        if net is not None:
+            if net.rtt_ms is not None:
+                lag.observe_rtt(role, net.rtt_ms, t)
+            if net.frames_decoded is not None:
+                self._video.observe_net(role, t, window, net)
+        if frame.frozen:
+            self._video.observe_frozen_camera(role, t, window)
+        # rules look at the world once per tick: their thresholds are seconds to minutes
+        tick = now // _TICK_MS
+        evaluate = tick != self._tick
+        if evaluate:
+            self._tick = tick
+            lag.update(now)
+
+        if voiced:
+            talk = self._client_talk if role == CLIENT else self._therapist_talk
+            for start, end in voiced:
+                talk.add_span(start, end)
+        oldest = now - cfg.presence_timeout_ms
+        present = last_seen[THERAPIST] > oldest and last_seen[CLIENT] > oldest
+        calibrating = self._calibration_elapsed_ms < cfg.calibration_ms
+        if role == CLIENT:
+            motion = frame.motion
+            self._presence.observe_client(
+                t, window, motion, bool(voiced), frame.frame_present, frame.frozen
+            )
+            if frame.frame_present is not False and not frame.frozen:
+                # recent motion: an exponentially weighted mean, time constant motion_window_ms
+                if self._motion_recent_n:
+                    weight = window / cfg.motion_window_ms
+                    self._motion_recent += (weight if weight < 1.0 else 1.0) * (
+                        motion - self._motion_recent
+                    )
+                else:
+                    self._motion_recent = motion
+                self._motion_recent_n += 1
+                if calibrating:
+                    self._motion_base_sum += motion
+                    self._motion_base_n += 1
+        elif calibrating and present and not lag.timing_blocked:
+            self._calibration_elapsed_ms += window
+
+        self._turns.add(role, t, voiced, self)
+        if not evaluate:
+            return []
+        return self._evaluate(now, present)
+
+    def _evaluate(self, now: int, present: bool) -> list[Prompt]:
+        cfg, lag = self._cfg, self._lag
+        open_at = self._policy.open_at
+        prompts: list[Prompt] = []
+        if now >= open_at[_LAG_SEVERE] and (finding := lag.check_severe(now)):
+            self._emit(finding, now, prompts)
+            self._policy.cover(_LAG, now)  # the warning already asks for explicit hand-offs
+        if now >= open_at[_LAG] and (finding := lag.check_handoff(now)):
+            self._emit(finding, now, prompts)
+        if now >= open_at[_VIDEO] and (finding := self._video.check(now)):
+            self._emit(finding, now, prompts)
+        therapist_talk, client_talk = self._therapist_talk, self._client_talk
+        therapist_talk.advance(now)
+        client_talk.advance(now)
+        therapist_ms, client_ms = therapist_talk.total, client_talk.total
+        if not present:
+            self._talk_imbalance.reset()  # one side away: no claim about who talks how much
+            return prompts  # everything below is about the conversation between the two
+
+        calibrated = self._calibration_elapsed_ms >= cfg.calibration_ms
+        if now >= open_at[_TALK_OVER] and (finding := self._talk_over.check(now, lag)):
+            self._emit(finding, now, prompts)
+        presence = self._presence
+        if now >= open_at[_OUT_OF_FRAME] and (finding := presence.check_out_of_frame()):
+            self._emit(finding, now, prompts)
+        if now >= open_at[_STILL_SILENT] and (finding := presence.check_still()):
+            self._emit(finding, now, prompts)
+        withdrawal = self._withdrawal
+        if now >= open_at[_WITHDRAWAL] and withdrawal.pending(now):
+            total = therapist_ms + client_ms
+            share = client_ms / total if total >= cfg.talk_min_speech_ms else None
+            if finding := withdrawal.check(now, calibrated, share, self._motion_ratio()):
+                self._emit(finding, now, prompts)
+        if now >= open_at[_RESPONSE_LATENCY] and (finding := self._latency.check(now, calibrated)):
+            self._emit(finding, now, prompts)
+        imbalance = self._talk_imbalance
+        imbalance.update(now, therapist_ms, client_ms)
+        if now >= open_at[_TALK_IMBALANCE] and (finding := imbalance.check(now)):
+            self._emit(finding, now, prompts)
+        return prompts
+
+    def _emit(self, finding: Finding, now: int, prompts: list[Prompt]) -> None:
+        self._seq += 1
+        prompt = Prompt(
+            id=f"{self._id_prefix}{self._seq}",
+            category=finding.category,
+            t_ms=now,
+            text=finding.text,
+            reasons=finding.reasons,
+            severity=finding.severity,
+        )
+        self._policy.record(prompt)
+        prompts.append(prompt)
+
+    def _both_present(self, now: int) -> bool:
+        oldest = now - self._cfg.presence_timeout_ms
+        return self._last_seen[THERAPIST] > oldest and self._last_seen[CLIENT] > oldest
+
+    def _motion_ratio(self) -> float | None:
+        """Recent client motion relative to their calibration mean; None if unknown."""
+        if self._motion_recent_n < _MIN_MOTION_FRAMES or self._motion_base_n < _MIN_MOTION_FRAMES:
+            return None
+        if self._motion_base_sum <= 0:
+            return None
+        return self._motion_recent / (self._motion_base_sum / self._motion_base_n)
+
+    @property
+    def timing_rules_active(self) -> bool:
+        """False while the lag is severe or one side is away: timing would mislead."""
+        return not self._lag.timing_blocked and self._both_present(self._now)
+
+    # -- turn-taking events (TurnListener) --------------------------------------------------
+
+    def on_pause(self, role: int, pause_ms: int, t_ms: int) -> None:
+        """A therapist re-entry after a long silence counts towards withdrawal."""
+        long_silence = pause_ms >= self._cfg.withdrawal_silence_ms
+        if role == THERAPIST and long_silence and self.timing_rules_active:
+            self._withdrawal.on_reentry(t_ms, self._calibrating)
+
+    def on_switch(self, from_role: int, to_role: int, gap_ms: int, t_ms: int) -> None:
+        """A client taking the floor from the therapist gives a response gap."""
+        if from_role == THERAPIST and self.timing_rules_active:
+            self._latency.on_response(t_ms, gap_ms, self._calibrating)
+
+    def on_turn_end(self, role: int, speech_ms: int, t_ms: int) -> None:
+        """A finished client turn feeds the minimal-reply streak."""
+        if role == CLIENT and self._both_present(self._now):
+            self._withdrawal.on_client_turn(speech_ms, t_ms)
+
+    def on_overlap(self, role: int, overlap_ms: int, t_ms: int) -> None:
+        """Long overlaps during high (not severe) lag count as talk-over."""
+        long_overlap = overlap_ms >= self._cfg.talk_over_min_overlap_ms
+        if long_overlap and self._lag.in_handoff_band and self._both_present(self._now):
+            self._talk_over.on_overlap(t_ms)
+
+    @property
+    def _calibrating(self) -> bool:
+        return self._calibration_elapsed_ms < self._cfg.calibration_ms
+
+    # -- the therapist's controls -----------------------------------------------------------
+
+    def snooze(self, category: Category, until_ms: int) -> None:
+        """Hold back a category's prompts until `until_ms` (session time)."""
+        self._policy.snooze(category, until_ms)
+
+    def mute(self, category: Category) -> None:
+        """Hold back a category's prompts for the rest of the session."""
+        self._policy.mute(category)
+
+    def unmute(self, category: Category) -> None:
+        """Allow a muted category again."""
+        self._policy.unmute(category)
+
+    def feedback(self, prompt_id: str, verdict: Verdict | str, t_ms: int) -> FeedbackRecord:
+        """Record "helpful" or "not-now" for a recent prompt; returns the record to store."""
+        return self._policy.feedback(prompt_id, verdict, t_ms)
+
+    def feedback_tally(self, category: Category) -> FeedbackTally:
+        """Feedback counts for a category so far."""
+        return self._policy.tally(category)
+
+    # -- introspection ----------------------------------------------------------------------
+
+    @property
+    def config(self) -> CueConfig:
+        """The thresholds in force."""
+        return self._cfg
+
+    @property
+    def one_way_delay_ms(self) -> float:
+        """The smoothed one-way delay (RTT / 2) the lag rules see."""
+        return self._lag.one_way_ms
+
+    @property
+    def calibrated(self) -> bool:
+        """True once the pair's baseline period is over."""
+        return not self._calibrating
+
+    def state_size(self) -> int:
+        """Items held in the engine's variable-size buffers (all of them capped)."""
+        return (
+            self._turns.state_size()
+            + self._withdrawal.state_size()
+            + self._latency.state_size()
+            + self._talk_over.state_size()
+            + self._policy.state_size()
+        )

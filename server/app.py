@@ -25,6 +25,7 @@ from server.keys import (
     VAULT,
 )
 from server.middlewares import errors, identity_and_csrf, security_headers
+from server.realtime.signaling import add_signaling_routes, hub_cleanup_ctx
 from server.runtime import open_audit_trail, open_database, open_vault
 from server.security.throttle import AddressHasher, FailureThrottle, Limit
 from server.services.consents import Consents
@@ -104,10 +105,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_vault)
     app.cleanup_ctx.append(_consents)
+    app.cleanup_ctx.append(hub_cleanup_ctx)
     app.cleanup_ctx.append(_audit)
     add_api_routes(app, OPERATIONS + CONSENT_OPERATIONS + AUDIT_OPERATIONS)
     add_page_routes(app)
     add_consent_pages(app)
     add_audit_pages(app)
+    add_signaling_routes(app)
     app.router.add_static("/static", web_dir / "static", append_version=False)
     return app

@@ -90,6 +90,20 @@ def _same_origin(request: web.Request, origin: str) -> bool:
     return origin in allowed
 
 
+def _same_site_request(request: web.Request) -> bool:
+    """Refuse cross-site writes. Under `Referrer-Policy: no-referrer` browsers send
+    `Origin: null` even for same-origin form posts, so then `Sec-Fetch-Site` decides."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site not in (None, "same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser form or fetch (curl, tests); cookies still need the token
+    if origin == "null":
+        return fetch_site == "same-origin"
+    return _same_origin(request, origin)
+
+
 @web.middleware
 async def identity_and_csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve cookies once; refuse cross-site writes and cookie-authenticated writes without
@@ -98,10 +112,7 @@ async def identity_and_csrf(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     await resolve_identity(request)
     if request.method in _UNSAFE_METHODS:
-        origin = request.headers.get("Origin")
-        if origin is not None and not _same_origin(request, origin):
-            raise Forbidden("Cross-site request refused.", code="csrf")
-        if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        if not _same_site_request(request):
             raise Forbidden("Cross-site request refused.", code="csrf")
         expected = expected_csrf_tokens(request)
         if expected and request.path not in _TOKEN_EXEMPT_PATHS:

@@ -20,6 +20,7 @@ from server.security.tokens import looks_like_token, new_id, new_token, token_ha
 MAX_ALIAS_CHARS = 64
 MIN_SESSION_MINUTES = 5
 MAX_SESSION_MINUTES = 480
+MAX_SCHEDULE_AHEAD = timedelta(days=731)
 
 
 def clean_alias(raw: str) -> str:
@@ -42,8 +43,11 @@ def session_window(starts_at: datetime, minutes: int) -> tuple[datetime, datetim
         raise InvalidInput(
             f"A session lasts between {MIN_SESSION_MINUTES} and {MAX_SESSION_MINUTES} minutes."
         )
-    starts_at = starts_at.astimezone(UTC)
-    return starts_at, starts_at + timedelta(minutes=minutes)
+    try:
+        starts_at = starts_at.astimezone(UTC)
+        return starts_at, starts_at + timedelta(minutes=minutes)
+    except OverflowError:
+        raise InvalidInput("That start time is out of range.") from None
 
 
 async def create_client(
@@ -127,6 +131,8 @@ async def create_session(
     starts_at, ends_at = session_window(starts_at, minutes)
     if ends_at <= now:
         raise InvalidInput("That session would already be over; pick a later time.")
+    if starts_at - now > MAX_SCHEDULE_AHEAD:
+        raise InvalidInput("Sessions can be scheduled up to two years ahead.")
     session_id = new_id()
     async with db.write() as conn:
         client = await q.client_for(conn, therapist.id, client_id)

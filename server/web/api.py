@@ -13,6 +13,7 @@ from aiohttp import web
 from server.core.ice import ice_configuration
 from server.core.links import SessionStatus
 from server.core.models import Account, Client, Role, TherapySession
+from server.core.protocol import EndReason
 from server.errors import NotFound, RateLimited, Unauthenticated
 from server.keys import (
     ADDRESS_HASHER,
@@ -25,6 +26,7 @@ from server.keys import (
     SETTINGS,
     VAULT,
 )
+from server.realtime.signaling import HUB
 from server.services import accounts as account_service
 from server.services import erasure, scheduling
 from server.services import notes as note_service
@@ -381,6 +383,7 @@ async def cancel_session(request: web.Request) -> web.StreamResponse:
         SessionStatus.CANCELLED,
         request.app[CLOCK](),
     )
+    request.app[HUB].end_session(session_id, EndReason.THERAPIST_ENDED)
     session = await scheduling.get_session(request.app[DB], therapist, session_id)
     return web.json_response(session_json(request, session))
 

@@ -227,6 +227,7 @@ AUDIT_OPERATIONS: Final[tuple[Operation, ...]] = (
             403: ("Not an admin", _ERR),
         },
         tags=["admin"],
+        query=AUDIT_QUERY_PARAMETERS,
     ),
     Operation(
         "POST",

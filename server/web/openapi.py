@@ -40,6 +40,7 @@ class Operation:
     request_schema: Mapping[str, Any] | None = None
     responses: Mapping[int, tuple[str, Mapping[str, Any] | None]] = field(default_factory=dict)
     tags: Sequence[str] = ()
+    query: Sequence[Mapping[str, Any]] = ()  # OpenAPI query parameter objects
 
 
 def _parameters(path: str) -> list[dict[str, Any]]:
@@ -84,7 +85,7 @@ def openapi_document(operations: Sequence[Operation], *, version: str) -> dict[s
             item["security"] = [{"clientCookie": [], "csrfHeader": []}]
         elif op.auth != "none":
             item["security"] = [{"sessionCookie": [], "csrfHeader": []}]
-        parameters = _parameters(op.path)
+        parameters = _parameters(op.path) + [dict(q) for q in op.query]
         if parameters:
             item["parameters"] = parameters
         if op.request_schema is not None:

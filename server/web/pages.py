@@ -12,8 +12,10 @@ from aiohttp import web
 
 from server.core.links import LinkState, LinkWindow, SessionStatus
 from server.core.models import Role
+from server.core.protocol import EndReason
 from server.errors import AttuneError, InvalidInput, NotFound, RateLimited, Unauthenticated
 from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, SETTINGS
+from server.realtime.signaling import HUB
 from server.services import accounts as account_service
 from server.services import scheduling
 from server.services.accounts import SignedIn
@@ -235,7 +237,10 @@ def _local_form_time(value: str, offset_minutes: str) -> datetime:
     if naive.tzinfo is not None or not -900 <= offset <= 900:
         raise InvalidInput("Choose when the session starts.")
     # JavaScript's getTimezoneOffset(): minutes to add to local time to reach UTC.
-    return naive.replace(tzinfo=UTC) + timedelta(minutes=offset)
+    try:
+        return naive.replace(tzinfo=UTC) + timedelta(minutes=offset)
+    except OverflowError:
+        raise InvalidInput("That start time is out of range.") from None
 
 
 async def session_action(request: web.Request) -> web.StreamResponse:
@@ -256,6 +261,7 @@ async def session_action(request: web.Request) -> web.StreamResponse:
             await scheduling.close_session(
                 app[DB], app[AUDIT], current.account, session_id, SessionStatus.CANCELLED, now
             )
+            app[HUB].end_session(session_id, EndReason.THERAPIST_ENDED)
         else:
             raise NotFound("Not found.")
     except AttuneError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -16,14 +16,25 @@ Schema = Mapping[str, Any]
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
 
 
+def is_valid_unicode(text: str) -> bool:
+    """False for strings holding lone surrogates (JSON allows them; UTF-8 cannot store them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_datetime(value: str, field: str) -> datetime:
     """An ISO-8601 date-time with an explicit offset, as an aware datetime."""
     if not _DATE_TIME.match(value):
         raise InvalidInput(f"{field}: use ISO 8601 with a time zone, e.g. 2026-11-23T14:00:00Z.")
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed.astimezone(UTC)  # years 1 and 9999 can overflow once shifted to UTC
+    except (ValueError, OverflowError):
         raise InvalidInput(f"{field}: not a real date and time.") from None
+    return parsed
 
 
 def validate(value: Any, schema: Schema, path: str = "body") -> Any:
@@ -48,6 +59,8 @@ def validate(value: Any, schema: Schema, path: str = "body") -> Any:
     if kind == "string":
         if not isinstance(value, str):
             raise InvalidInput(f"{path}: expected a string.")
+        if not is_valid_unicode(value):
+            raise InvalidInput(f"{path}: contains characters that are not valid text.")
         if len(value) < schema.get("minLength", 0):
             raise InvalidInput(f"{path}: too short.")
         if len(value) > schema.get("maxLength", 10_000):

@@ -161,3 +161,24 @@ async def test_admin_lists_and_adds_accounts(client: TestClient) -> None:
         headers={"X-CSRF-Token": csrf},
     )
     assert dup.status == 409
+
+
+async def test_same_origin_forms_under_no_referrer_send_origin_null_and_are_accepted(
+    client: TestClient,
+) -> None:
+    await add_account(client.app, "ana@example.org")
+    headers = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    form = {"email": "ana@example.org", "password": PASSWORD, "next": "/"}
+    response = await client.post("/login", data=form, headers=headers, allow_redirects=False)
+    assert response.status == 303
+
+
+async def test_origin_null_from_another_site_is_refused(client: TestClient) -> None:
+    await add_account(client.app, "ana@example.org")
+    form = {"email": "ana@example.org", "password": PASSWORD}
+    for fetch_site in ("cross-site", "same-site", None):
+        headers = {"Origin": "null"}
+        if fetch_site:
+            headers["Sec-Fetch-Site"] = fetch_site
+        response = await client.post("/login", data=form, headers=headers)
+        assert response.status == 403, fetch_site

@@ -1,0 +1,1 @@
+"""Real-time edges: the session WebSocket, the room hub, the aiortc connection check."""

@@ -1,0 +1,324 @@
+"""The session WebSocket `/ws/session/<id>`: handshake, limits, liveness, and message dispatch.
+
+Protocol rules live in server.core.protocol and server.core.rooms; this loop authenticates,
+reads frames, enforces size, rate and idle limits, and turns messages into room actions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import WSMsgType, web
+
+from privacy.consent import Channel, ConsentState
+from server.core.ice import ice_configuration
+from server.core.links import SessionStatus
+from server.core.models import Role, TherapySession
+from server.core.protocol import (
+    CALL_ONLY_TYPES,
+    DROP_AFTER_IDLE_S,
+    HARD_FRAME_LIMIT_BYTES,
+    HELLO_TIMEOUT_S,
+    PING_AFTER_IDLE_S,
+    Admit,
+    ClientMessage,
+    CloseCode,
+    Consent,
+    Deny,
+    End,
+    EndReason,
+    ErrorCode,
+    Hello,
+    Ping,
+    ProtocolError,
+    RateLimiter,
+    Relay,
+    SendBack,
+    SessionRole,
+    Signal,
+    check_role,
+    check_version,
+    parse_client_message,
+    server_message,
+)
+from server.db import scheduling as session_queries
+from server.errors import Forbidden, NotFound, Unauthenticated
+from server.keys import AUDIT, CLOCK, CONSENTS, DB, SETTINGS
+from server.realtime.hub import Connection, Hub
+from server.services import scheduling
+from server.web.identity import client_visit, signed_in
+
+log = logging.getLogger("attune.realtime")
+HUB = web.AppKey("hub", Hub)
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # non-browser clients (tests, tools) send none; cookies still authenticate
+    settings = request.app[SETTINGS]
+    allowed = {f"{request.scheme}://{request.host}"}
+    if settings.public_base_url:
+        allowed.add(settings.public_base_url.rstrip("/"))
+    return origin in allowed
+
+
+async def _who(request: web.Request, session_id: str) -> tuple[SessionRole, TherapySession, str]:
+    """The role this request may take in the session, the session, and a display label."""
+    account = signed_in(request)
+    if account is not None and account.account.role is Role.THERAPIST:
+        async with request.app[DB].read() as conn:
+            session = await session_queries.session_for(conn, account.account.id, session_id)
+        if session is not None:
+            return SessionRole.THERAPIST, session, "Therapist"
+    visit = client_visit(request)
+    if visit is not None and visit.session.id == session_id:
+        return SessionRole.CLIENT, visit.session, visit.session.client_alias
+    if account is None and visit is None:
+        raise Unauthenticated("Sign in or open your session link first.")
+    raise NotFound("No such session.")
+
+
+async def _consent_states(request: web.Request, client_id: str) -> dict[str, str]:
+    app = request.app
+    states = await app[CONSENTS].state(app[DB], client_id, app[CLOCK]())
+    return {purpose.value: status.state.value for purpose, status in states.items()}
+
+
+async def session_socket(request: web.Request) -> web.StreamResponse:
+    """Upgrade to the session WebSocket after checking origin, identity and session state."""
+    if not _same_origin(request):
+        raise Forbidden("Cross-site WebSocket refused.", code="csrf")
+    role, session, label = await _who(request, request.match_info["session_id"])
+    if session.status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
+        raise NotFound("This session has ended.")
+    app = request.app
+    consents = await _consent_states(request, session.client_id)
+    if role is SessionRole.CLIENT and consents.get("telehealth") != ConsentState.GRANTED.value:
+        raise Forbidden("Please agree to the telehealth consent first.", code="consent-required")
+
+    ws = web.WebSocketResponse(max_msg_size=HARD_FRAME_LIMIT_BYTES, autoping=False)
+    await ws.prepare(request)
+    hub = app[HUB]
+    connection = Connection(
+        conn_id=hub.new_conn_id(),
+        ws=ws,
+        role=role,
+        session_id=session.id,
+        client_id=session.client_id,
+    )
+    hub.add(connection)
+    joined = False
+    try:
+        hello = await _handshake(ws)
+        if hello is None:
+            return ws
+        settings = app[SETTINGS]
+        ice = ice_configuration(
+            stun_urls=settings.stun_urls,
+            turn_urls=settings.turn_urls,
+            turn_secret=settings.turn_secret,
+            relay_only=settings.relay_only,
+            now_unix=int(app[CLOCK]().timestamp()),
+            ttl_seconds=settings.turn_ttl_seconds,
+            opaque_id=secrets.token_hex(8),
+        )
+        hub.execute(
+            hub.rooms.join(
+                session.id,
+                connection.conn_id,
+                role,
+                label,
+                _now_ms(),
+                resume_token=hello.resume,
+                ice_servers=ice["iceServers"],
+                consents=consents,
+            )
+        )
+        joined = True
+        await _read_loop(request, connection)
+    finally:
+        if joined:
+            hub.execute(hub.rooms.leave(session.id, connection.conn_id, _now_ms()))
+        hub.remove(connection.conn_id)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def _handshake(ws: web.WebSocketResponse) -> Hello | None:
+    """The first message must be a supported `hello`, within HELLO_TIMEOUT_S."""
+    try:
+        msg = await ws.receive(timeout=HELLO_TIMEOUT_S)
+    except TimeoutError:
+        await ws.close(code=CloseCode.HANDSHAKE_FAILED, message=b"no hello")
+        return None
+    if msg.type != WSMsgType.TEXT:
+        await ws.close(code=CloseCode.HANDSHAKE_FAILED, message=b"expected hello")
+        return None
+    try:
+        parsed = parse_client_message(msg.data)
+        if not isinstance(parsed, Hello):
+            raise ProtocolError(ErrorCode.HELLO_REQUIRED, "Send `hello` first.")
+        check_version(parsed)
+    except ProtocolError as exc:
+        await ws.send_json(exc.to_message())
+        await ws.close(code=CloseCode.HANDSHAKE_FAILED, message=exc.code.encode())
+        return None
+    return parsed
+
+
+async def _frames(ws: web.WebSocketResponse) -> AsyncIterator[str]:
+    """Text frames; pings after PING_AFTER_IDLE_S of silence, drops at DROP_AFTER_IDLE_S."""
+    last_heard = time.monotonic()
+    while not ws.closed:
+        idle = time.monotonic() - last_heard
+        wait = PING_AFTER_IDLE_S - idle if idle < PING_AFTER_IDLE_S else DROP_AFTER_IDLE_S - idle
+        if wait <= 0:
+            await ws.close(code=CloseCode.IDLE_TIMEOUT, message=b"idle")
+            return
+        try:
+            msg = await ws.receive(timeout=wait)
+        except TimeoutError:
+            if time.monotonic() - last_heard < DROP_AFTER_IDLE_S:
+                with contextlib.suppress(ConnectionResetError, RuntimeError):
+                    await ws.ping()
+            continue
+        last_heard = time.monotonic()
+        if msg.type == WSMsgType.TEXT:
+            yield msg.data
+        elif msg.type == WSMsgType.PING:
+            await ws.pong(msg.data)
+        elif msg.type == WSMsgType.BINARY:
+            await ws.send_json(
+                server_message("error", code=ErrorCode.INVALID, message="Send JSON text frames.")
+            )
+        elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return
+
+
+async def _read_loop(request: web.Request, connection: Connection) -> None:
+    hub = request.app[HUB]
+    limiter = RateLimiter(_now_ms())
+    async for text in _frames(connection.ws):
+        if not limiter.allow(_now_ms()):
+            connection.queue(
+                server_message(
+                    "error", code=ErrorCode.RATE_LIMITED, message="Too many messages; slow down."
+                )
+            )
+            continue
+        message: ClientMessage | None = None
+        try:
+            message = parse_client_message(text)
+            check_role(connection.role, message)
+            room = hub.rooms.get(connection.session_id)
+            if room is None:
+                raise ProtocolError(ErrorCode.INTERNAL, "The room is gone; reconnect.")
+            if message.TYPE in CALL_ONLY_TYPES and not room.in_call(connection.conn_id):
+                raise ProtocolError(ErrorCode.NOT_ADMITTED, "Wait until you are admitted.")
+            await _dispatch(request, connection, message)
+        except ProtocolError as exc:
+            ref = exc.ref or (message.id if message is not None else None)
+            connection.queue(exc.to_message(ref=ref))
+
+
+async def _dispatch(request: web.Request, connection: Connection, message: ClientMessage) -> None:
+    """One message → one room action (or service call)."""
+    app = request.app
+    hub = app[HUB]
+    room = hub.rooms.get(connection.session_id)
+    assert room is not None
+    conn_id = connection.conn_id
+    if isinstance(message, Ping):
+        connection.queue(server_message("pong"))
+    elif isinstance(message, Relay):
+        hub.execute(room.relay(conn_id, message.payload))
+    elif isinstance(message, Admit):
+        hub.execute(room.admit(conn_id, message.knock_id))
+        await _mark_live(request, connection)
+    elif isinstance(message, Deny):
+        hub.execute(room.deny(conn_id, message.knock_id))
+    elif isinstance(message, SendBack):
+        hub.execute(room.send_back(conn_id, _now_ms()))
+    elif isinstance(message, End):
+        await _end_session(request, connection)
+    elif isinstance(message, Signal):
+        therapist = room.therapist_conn_id
+        if therapist is not None:
+            hub.send(therapist, server_message("client-signal", signal=message.signal))
+    elif isinstance(message, Consent):
+        await app[CONSENTS].decide(
+            app[DB],
+            app[AUDIT],
+            client_id=connection.client_id,
+            purpose=message.purpose,
+            decision=message.decision,
+            notice_version=message.notice_version,
+            channel=Channel.API,
+            now=app[CLOCK](),
+        )
+    else:
+        raise ProtocolError(ErrorCode.INVALID, f"`{message.TYPE}` is not available yet.")
+
+
+async def _mark_live(request: web.Request, connection: Connection) -> None:
+    async with request.app[DB].write() as conn:
+        session = await session_queries.session_by_id(conn, connection.session_id)
+        if session is not None and session.status is SessionStatus.SCHEDULED:
+            await session_queries.set_session_status(
+                conn, connection.session_id, SessionStatus.LIVE, request.app[CLOCK]()
+            )
+
+
+async def _end_session(request: web.Request, connection: Connection) -> None:
+    """The therapist ends the session: everyone is told, and the link stops working."""
+    account = signed_in(request)
+    assert account is not None
+    app = request.app
+    await scheduling.close_session(
+        app[DB],
+        app[AUDIT],
+        account.account,
+        connection.session_id,
+        SessionStatus.ENDED,
+        app[CLOCK](),
+    )
+    app[HUB].end_session(connection.session_id, EndReason.THERAPIST_ENDED)
+
+
+async def hub_cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The hub, its resume-expiry timer, and live reactions to consent changes."""
+    hub = Hub()
+    app[HUB] = hub
+    unsubscribe = app[CONSENTS].events.subscribe(hub.on_consent_changed)
+
+    async def expire_loop() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            hub.execute(hub.rooms.expire(_now_ms()))
+
+    timer = asyncio.create_task(expire_loop())
+    yield
+    timer.cancel()
+    unsubscribe()
+
+
+async def close_sockets_on_shutdown(app: web.Application) -> None:
+    """Close live sockets with GOING_AWAY before aiohttp waits for handlers to finish."""
+    await app[HUB].close_all()
+
+
+def add_signaling_routes(app: web.Application) -> None:
+    """The session WebSocket, and closing it cleanly on shutdown."""
+    app.router.add_get("/ws/session/{session_id}", session_socket)
+    app.on_shutdown.append(close_sockets_on_shutdown)

@@ -1,0 +1,277 @@
+"""The session WebSocket: handshake, waiting room, admission, relay, limits, resume, end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import pytest
+from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import add_account, sign_in
+
+OFFER = {"kind": "description", "description": {"type": "offer", "sdp": "v=0\r\n"}}
+
+
+class Party:
+    """One side of a call: its HTTP client (cookies) and its WebSocket."""
+
+    def __init__(self, http: TestClient, session_id: str) -> None:
+        self.http, self.session_id = http, session_id
+        self.ws: ClientWebSocketResponse | None = None
+
+    async def connect(self, resume: str | None = None) -> dict[str, Any]:
+        self.ws = await self.http.ws_connect(f"/ws/session/{self.session_id}")
+        hello: dict[str, Any] = {"type": "hello", "version": 1}
+        if resume:
+            hello["resume"] = resume
+        await self.ws.send_json(hello)
+        return await self.expect("welcome")
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.ws is not None
+        await self.ws.send_json(message)
+
+    async def expect(self, kind: str, within: float = 5) -> dict[str, Any]:
+        """The next message of this type (others on the way are skipped)."""
+        assert self.ws is not None
+        async with asyncio.timeout(within):
+            while True:
+                msg = await self.ws.receive()
+                assert msg.type == WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
+                data: dict[str, Any] = json.loads(msg.data)
+                if data["type"] == kind:
+                    return data
+
+    async def closed_with(self, within: float = 5) -> int:
+        assert self.ws is not None
+        async with asyncio.timeout(within):
+            while True:
+                msg = await self.ws.receive()
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
+                    return int(self.ws.close_code or msg.data or 0)
+
+
+async def _setup(
+    client: TestClient, aiohttp_client: Any, *, consent: bool = True
+) -> tuple[Party, Party, str]:
+    """A therapist (on `client`) and a client on its own HTTP client, both for one session."""
+    await add_account(client.app, "t@example.org")
+    csrf = await sign_in(client, "t@example.org")
+    headers = {"X-CSRF-Token": csrf}
+    created = await (
+        await client.post("/api/v1/clients", json={"alias": "J.M."}, headers=headers)
+    ).json()
+    body = await (
+        await client.post(
+            "/api/v1/sessions",
+            json={"client_id": created["id"], "starts_at": "2026-11-23T09:00:00Z"},
+            headers=headers,
+        )
+    ).json()
+    session_id = body["session"]["id"]
+    visitor = await aiohttp_client(client.server)
+    await visitor.get("/join/" + body["join_url"].split("/join/")[1])
+    if consent:
+        page = await (await visitor.get("/visit/consent")).text()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token
+        await visitor.post(
+            "/api/v1/visit/consents",
+            headers={"X-CSRF-Token": token.group(1)},
+            json={"purpose": "telehealth", "decision": "granted", "notice_version": 1},
+        )
+    return Party(client, session_id), Party(visitor, session_id), csrf
+
+
+async def test_client_waits_until_admitted_and_only_then_signaling_flows(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    welcome = await therapist.connect()
+    assert welcome["role"] == "therapist"
+    client_welcome = await visitor.connect()
+    assert client_welcome["role"] == "client" and client_welcome["state"] == "waiting"
+    assert client_welcome["consents"]["telehealth"] == "granted"
+    lobby = await therapist.expect("lobby")
+    while not lobby["waiting"]:  # the therapist's first lobby, from before the knock, is empty
+        lobby = await therapist.expect("lobby")
+    (knock,) = lobby["waiting"]
+    assert knock["label"] == "J.M."
+
+    await visitor.send({"type": "relay", "payload": OFFER, "id": "m1"})
+    error = await visitor.expect("error")
+    assert error["code"] == "not-admitted" and error["ref"] == "m1"
+    await therapist.send({"type": "relay", "payload": OFFER})
+    assert (await therapist.expect("error"))["code"] in {"not-admitted", "no-peer"}
+
+    await therapist.send({"type": "admit", "knock_id": knock["knock_id"]})
+    await visitor.expect("admitted")
+    await therapist.expect("peer-joined")
+    await visitor.send({"type": "relay", "payload": OFFER})
+    relayed = await therapist.expect("signal-relay")
+    assert relayed["payload"] == OFFER
+
+
+async def test_a_client_without_telehealth_consent_cannot_knock(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    _, visitor, _ = await _setup(client, aiohttp_client, consent=False)
+    response = await visitor.http.get(f"/ws/session/{visitor.session_id}")
+    assert response.status == 403
+    assert (await response.json())["error"]["code"] == "consent-required"
+
+
+async def test_strangers_and_other_sessions_are_refused(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, _, _ = await _setup(client, aiohttp_client)
+    stranger = await aiohttp_client(client.server)
+    assert (await stranger.get(f"/ws/session/{therapist.session_id}")).status == 401
+    assert (await client.get(f"/ws/session/{'0' * 32}")).status == 404
+    cross = await client.get(
+        f"/ws/session/{therapist.session_id}", headers={"Origin": "https://evil.example"}
+    )
+    assert cross.status == 403
+
+
+async def test_hello_must_come_first_and_bad_frames_get_errors_without_closing(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, _, _ = await _setup(client, aiohttp_client)
+    ws = await client.ws_connect(f"/ws/session/{therapist.session_id}")
+    await ws.send_json({"type": "ping"})
+    assert json.loads((await ws.receive()).data)["code"] == "hello-required"
+    assert (await ws.receive()).type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
+    assert ws.close_code == 4400
+
+    await therapist.connect()
+    for frame, code in (
+        ("{not json", "bad-json"),
+        ('{"type":"fly"}', "unknown-type"),
+        ('{"type":"admit"}', "invalid"),
+        ('{"type":"ping","pad":"' + "x" * 70_000 + '"}', "too-large"),
+    ):
+        assert therapist.ws is not None
+        await therapist.ws.send_str(frame)
+        assert (await therapist.expect("error"))["code"] == code
+    await therapist.send({"type": "ping"})
+    await therapist.expect("pong")  # still connected
+
+
+async def test_frames_beyond_the_hard_limit_close_the_socket(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, _, _ = await _setup(client, aiohttp_client)
+    await therapist.connect()
+    assert therapist.ws is not None
+    await therapist.ws.send_str("x" * 200_000)
+    assert await therapist.closed_with() == 1009
+
+
+async def test_a_flood_is_rate_limited(client: TestClient, aiohttp_client: Any) -> None:
+    therapist, _, _ = await _setup(client, aiohttp_client)
+    await therapist.connect()
+    for _ in range(80):
+        await therapist.send({"type": "ping"})
+    error = await therapist.expect("error")
+    assert error["code"] == "rate-limited"
+
+
+async def test_clients_cannot_use_therapist_actions(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await therapist.connect()
+    await visitor.connect()
+    await visitor.send({"type": "admit", "knock_id": "k1"})
+    assert (await visitor.expect("error"))["code"] == "forbidden"
+    await visitor.send({"type": "end"})
+    assert (await visitor.expect("error"))["code"] == "forbidden"
+
+
+async def _admitted(therapist: Party, visitor: Party) -> dict[str, Any]:
+    await therapist.connect()
+    welcome = await visitor.connect()
+    await therapist.send({"type": "admit", "knock_id": welcome["knock_id"]})
+    await visitor.expect("admitted")
+    await therapist.expect("peer-joined")
+    return welcome
+
+
+async def test_deny_closes_the_knock(client: TestClient, aiohttp_client: Any) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await therapist.connect()
+    welcome = await visitor.connect()
+    await therapist.send({"type": "deny", "knock_id": welcome["knock_id"]})
+    await visitor.expect("denied")
+    assert await visitor.closed_with() == 4003
+
+
+async def test_send_back_returns_the_client_to_the_waiting_room(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await _admitted(therapist, visitor)
+    await therapist.send({"type": "send-back"})
+    await visitor.expect("sent-back")
+    await therapist.expect("peer-left")
+    await visitor.send({"type": "relay", "payload": OFFER})
+    assert (await visitor.expect("error"))["code"] == "not-admitted"
+
+
+async def test_a_dropped_client_resumes_into_the_call_without_a_new_link(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    welcome = await _admitted(therapist, visitor)
+    assert visitor.ws is not None
+    await visitor.ws.close()
+    await therapist.expect("peer-left")
+    again = await visitor.connect(resume=welcome["resume_token"])
+    assert again["state"] == "in-call"
+    joined = await therapist.expect("peer-joined")
+    assert joined.get("resumed") is True
+    await visitor.send({"type": "relay", "payload": OFFER})
+    assert (await therapist.expect("signal-relay"))["payload"] == OFFER
+
+
+async def test_ending_closes_both_sides_and_invalidates_the_link(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await _admitted(therapist, visitor)
+    await therapist.send({"type": "end"})
+    await visitor.expect("session-ended")
+    await therapist.expect("session-ended")
+    assert await visitor.closed_with() == 4004
+    assert (await visitor.http.get("/visit")).status == 404
+    status = await (await client.get(f"/api/v1/sessions/{therapist.session_id}")).json()
+    assert status["status"] == "ended" and status["invite_active"] is False
+
+
+async def test_withdrawing_telehealth_consent_ends_the_clients_call_at_once(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await _admitted(therapist, visitor)
+    await visitor.send(
+        {"type": "consent", "purpose": "telehealth", "decision": "withdrawn", "notice_version": 1}
+    )
+    changed = await therapist.expect("consent-changed")
+    assert changed == {"type": "consent-changed", "purpose": "telehealth", "decision": "withdrawn"}
+    assert await visitor.closed_with() == 4401
+    await therapist.expect("peer-left")
+
+
+@pytest.mark.parametrize("signal", ["need-a-moment", "slow-down"])
+async def test_client_signals_reach_only_the_therapist(
+    client: TestClient, aiohttp_client: Any, signal: str
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await _admitted(therapist, visitor)
+    await visitor.send({"type": "signal", "signal": signal})
+    assert (await therapist.expect("client-signal"))["signal"] == signal

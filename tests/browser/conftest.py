@@ -1,0 +1,142 @@
+"""Browser fixtures: a real Attune server on a TCP port and Debian's headless Chromium.
+
+The server and Playwright share the test's event loop: aiohttp serves while Playwright awaits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import unused_port
+from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
+
+from server.app import create_app
+from server.core.models import Account, Role
+from server.keys import AUDIT, DB
+from server.services import scheduling
+from server.settings import Settings
+from tests.conftest import add_account
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Measured on these machines (see /work/shared/TESTING.md); never `playwright install`.
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+ACTION_TIMEOUT_MS = 10_000
+THERAPIST_EMAIL = "therapist@example.org"
+PHONE_WIDTH, PHONE_HEIGHT = 360, 640
+# Context options for a small phone: touch, and the page's own viewport meta tag honoured.
+MOBILE: dict[str, Any] = {
+    "viewport": {"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
+@dataclass
+class LiveSite:
+    """A running Attune server reachable at `base_url` (real clock, SQLite in a temp dir)."""
+
+    app: web.Application
+    base_url: str
+
+    def url(self, path: str) -> str:
+        """An absolute URL on this server."""
+        return f"{self.base_url}{path}"
+
+    async def add_therapist(self, email: str = THERAPIST_EMAIL) -> Account:
+        """A therapist account that can sign in with tests.conftest.PASSWORD."""
+        return await add_account(self.app, email, Role.THERAPIST)
+
+    async def issue_link(self, therapist: Account, alias: str = "J.M.") -> str:
+        """A fresh client, a session starting now, and that session's invite link."""
+        now = datetime.now(UTC)
+        db, audit = self.app[DB], self.app[AUDIT]
+        client = await scheduling.create_client(db, audit, therapist, alias, now)
+        _session, invite = await scheduling.create_session(
+            db, audit, therapist, client_id=client.id, starts_at=now, minutes=50, now=now
+        )
+        return self.url(f"/join/{invite.token}")
+
+
+@dataclass
+class BrowserHarness:
+    """Opens pages in isolated contexts and records CSP violations and uncaught errors."""
+
+    browser: Browser
+    csp_violations: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            self.csp_violations.append(f"{message.location.get('url', '?')}: {message.text}")
+
+    def _on_page_error(self, error: Error) -> None:
+        self.page_errors.append(str(error))
+
+    async def new_page(self, **context_options: Any) -> Page:
+        """A page in a new browser context: its own cookies, like another person's browser."""
+        context = await self.browser.new_context(**context_options)
+        context.set_default_timeout(ACTION_TIMEOUT_MS)
+        page = await context.new_page()
+        page.on("console", self._on_console)
+        page.on("pageerror", self._on_page_error)
+        return page
+
+    def assert_no_policy_violations(self) -> None:
+        """No page broke the Content Security Policy or threw an uncaught error."""
+        assert self.csp_violations == []
+        assert self.page_errors == []
+
+
+@pytest.fixture
+async def live_site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
+    """The app on a fixed loopback port, so the invite links it prints are openable."""
+    port = unused_port()
+    settings = Settings(data_dir=tmp_path / "data", host="127.0.0.1", port=port)
+    app = create_app(settings)
+    await aiohttp_server(app, host="127.0.0.1", port=port)
+    return LiveSite(app=app, base_url=settings.base_url)
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's Chromium; missing is a failure on CI and a skip elsewhere."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing; `make system-deps` installs it")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    """One headless browser per test, so tests stay independent."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium, args=list(CHROMIUM_ARGS), headless=True
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+def harness(browser: Browser) -> BrowserHarness:
+    """Page factory plus the CSP and page-error log every browser test checks at its end."""
+    return BrowserHarness(browser)

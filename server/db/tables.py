@@ -217,3 +217,31 @@ client_notes = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("body_ciphertext", sa.LargeBinary, nullable=False),
 )
+
+checkin_responses = sa.Table(
+    "checkin_responses",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "session_id",
+        ID,
+        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column(
+        "client_id",
+        ID,
+        sa.ForeignKey("clients.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("instrument_id", sa.String(64), nullable=False),
+    sa.Column("instrument_version", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False),
+    # Metadata in clear for retention; answers, scores and alerts only as ciphertext.
+    sa.Column("submitted_at", UTCDateTime, nullable=False),
+    sa.Column("payload_ciphertext", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("session_id", "idempotency_key", name="uq_checkin_responses_idempotency"),
+)

@@ -17,6 +17,9 @@ import pytest
 import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from multidict import MultiDict
 
 from privacy.audit import AUDIT_ACTIONS
@@ -195,6 +198,26 @@ def test_bad_query_parameters_are_named_in_the_error(query: str, names: str) -> 
     with pytest.raises(InvalidInput) as raised:
         parse_audit_filter(MultiDict(parse_qsl(query, keep_blank_values=True)))
     assert names in raised.value.message
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["action", "actor", "target", "before_seq", "limit", "x"]),
+            st.text(max_size=30),
+        ),
+        max_size=4,
+    )
+)
+def test_any_query_gives_a_filter_or_invalid_input(pairs: list[tuple[str, str]]) -> None:
+    try:
+        parsed = parse_audit_filter(MultiDict(pairs))
+    except InvalidInput:
+        return
+    assert 1 <= parsed.limit <= 200
+    action = parsed.action
+    assert action is None or any(known.startswith(action) for known in AUDIT_ACTIONS)
 
 
 # --- API: listing ------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ async def test_migrations_apply_and_are_idempotent(database_url: str) -> None:
     db = await _db(database_url)
     try:
         await upgrade_to_head(db)
-        assert await current_revision(db) == head_revision() == "0003"
+        assert await current_revision(db) == head_revision() is not None
         async with db.read() as conn:
             tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
         assert {

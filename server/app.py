@@ -12,9 +12,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from privacy.consent import Purpose
+from server.core.checkins import load_builtin_instruments, load_instruments_dir
 from server.keys import (
     ADDRESS_HASHER,
     AUDIT,
+    CHECKINS,
     CLOCK,
     CONSENTS,
     DB,
@@ -28,10 +31,12 @@ from server.middlewares import errors, identity_and_csrf, security_headers
 from server.realtime.signaling import add_signaling_routes, hub_cleanup_ctx
 from server.runtime import open_audit_trail, open_database, open_vault
 from server.security.throttle import AddressHasher, FailureThrottle, Limit
+from server.services.checkins import Checkins
 from server.services.consents import Consents
 from server.settings import Settings
 from server.web.api import OPERATIONS, add_api_routes
 from server.web.audit_views import AUDIT_OPERATIONS, add_audit_pages
+from server.web.checkin_views import CHECKIN_OPERATIONS, add_checkin_pages
 from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
 from server.web.pages import add_page_routes
 
@@ -65,6 +70,19 @@ async def _vault(app: web.Application) -> AsyncIterator[None]:
 
 async def _consents(app: web.Application) -> AsyncIterator[None]:
     app[CONSENTS] = await Consents.load(app[DB])
+    yield
+
+
+async def _checkins(app: web.Application) -> AsyncIterator[None]:
+    instruments = load_builtin_instruments()
+    extra_dir = app[SETTINGS].instruments_dir
+    if extra_dir is not None:
+        instruments |= load_instruments_dir(extra_dir, reserved=instruments)
+    checkins = Checkins(instruments, app[CONSENTS], app[VAULT])
+    app[CONSENTS].on_withdrawal(
+        Purpose.CHECKIN_STORAGE, "delete-checkins", checkins.delete_for_client
+    )
+    app[CHECKINS] = checkins
     yield
 
 
@@ -105,12 +123,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_vault)
     app.cleanup_ctx.append(_consents)
+    app.cleanup_ctx.append(_checkins)
     app.cleanup_ctx.append(hub_cleanup_ctx)
     app.cleanup_ctx.append(_audit)
-    add_api_routes(app, OPERATIONS + CONSENT_OPERATIONS + AUDIT_OPERATIONS)
+    add_api_routes(app, OPERATIONS + CONSENT_OPERATIONS + AUDIT_OPERATIONS + CHECKIN_OPERATIONS)
     add_page_routes(app)
     add_consent_pages(app)
     add_audit_pages(app)
+    add_checkin_pages(app)
     add_signaling_routes(app)
     app.router.add_static("/static", web_dir / "static", append_version=False)
     return app

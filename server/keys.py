@@ -10,6 +10,7 @@ from aiohttp import web
 from server.audit import AuditTrail
 from server.db.engine import Database
 from server.security.throttle import AddressHasher, FailureThrottle
+from server.services.checkins import Checkins
 from server.services.consents import Consents
 from server.settings import Settings
 from server.vault_store import ClientVault
@@ -27,3 +28,4 @@ ADDRESS_HASHER = web.AppKey("address_hasher", AddressHasher)
 VAULT = web.AppKey("vault", ClientVault)
 CONSENTS = web.AppKey("consents", Consents)
 API_OPERATIONS: web.AppKey[Sequence[Operation]] = web.AppKey("api_operations")
+CHECKINS = web.AppKey("checkins", Checkins)

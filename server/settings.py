@@ -50,6 +50,7 @@ class Settings:
     redis_url: str = ""
     purge_interval_seconds: int = 3600
     max_body_bytes: int = 64 * 1024
+    instruments_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:

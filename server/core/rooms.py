@@ -143,6 +143,11 @@ class Room:
         return self._therapist.conn_id if self._therapist else None
 
     @property
+    def client_conn_ids(self) -> list[str]:
+        """Every live client connection, waiting or in the call."""
+        return self._client_conns()
+
+    @property
     def admitted_conn_id(self) -> str | None:
         """The admitted client's live connection (None while absent or held for resume)."""
         slot = self._admitted_slot()

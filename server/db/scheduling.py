@@ -172,11 +172,13 @@ async def session_by_id(conn: AsyncConnection, session_id: str) -> TherapySessio
 async def set_session_status(
     conn: AsyncConnection, session_id: str, status: SessionStatus, now: datetime
 ) -> None:
-    """Move a session along; ending or cancelling revokes its links and client cookies."""
+    """Move a session along; ending or cancelling revokes its links, cancelling also the
+    client cookies (an ended session's cookie stays for the after-session check-in)."""
     values: dict[str, object] = {"status": status.value}
     if status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
         values["ended_at"] = now
         await revoke_invites(conn, session_id, now)
+    if status is SessionStatus.CANCELLED:
         await conn.execute(
             client_sessions.delete().where(client_sessions.c.session_id == session_id)
         )
@@ -279,10 +281,16 @@ async def client_session(
         await conn.execute(
             sa.select(client_sessions.c.session_id, client_sessions.c.csrf_token)
             .join(invites, invites.c.id == client_sessions.c.invite_id)
+            .join(therapy_sessions, therapy_sessions.c.id == client_sessions.c.session_id)
             .where(
                 client_sessions.c.token_hash == token_hash,
                 client_sessions.c.expires_at > now,
-                invites.c.revoked_at.is_(None),
+                # A re-issued link ends the old cookie; an ended session keeps it until the
+                # grace period is over, for the after-session check-in only.
+                sa.or_(
+                    invites.c.revoked_at.is_(None),
+                    therapy_sessions.c.status == SessionStatus.ENDED.value,
+                ),
             )
         )
     ).first()

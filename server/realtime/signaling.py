@@ -12,10 +12,12 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from privacy.consent import Channel, ConsentState
+from server.core.checkins import questionnaire_resource
 from server.core.ice import ice_configuration
 from server.core.links import SessionStatus
 from server.core.models import Role, TherapySession
@@ -26,6 +28,8 @@ from server.core.protocol import (
     HELLO_TIMEOUT_S,
     PING_AFTER_IDLE_S,
     Admit,
+    CheckinAnswer,
+    CheckinLaunch,
     ClientMessage,
     CloseCode,
     Consent,
@@ -47,10 +51,11 @@ from server.core.protocol import (
     server_message,
 )
 from server.db import scheduling as session_queries
-from server.errors import Forbidden, NotFound, Unauthenticated
-from server.keys import AUDIT, CLOCK, CONSENTS, DB, SETTINGS
+from server.errors import AttuneError, Forbidden, NotFound, Unauthenticated
+from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, DB, SETTINGS
 from server.realtime.hub import Connection, Hub
 from server.services import scheduling
+from server.services.checkins import alert_json, scores_json
 from server.web.identity import client_visit, signed_in
 
 log = logging.getLogger("attune.realtime")
@@ -145,6 +150,8 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
             )
         )
         joined = True
+        if role is SessionRole.CLIENT:
+            _open_before_checkin(request, connection)
         await _read_loop(request, connection)
     finally:
         if joined:
@@ -256,6 +263,13 @@ async def _dispatch(request: web.Request, connection: Connection, message: Clien
         therapist = room.therapist_conn_id
         if therapist is not None:
             hub.send(therapist, server_message("client-signal", signal=message.signal))
+    elif isinstance(message, CheckinAnswer):
+        await _checkin_answer(request, connection, message)
+    elif isinstance(message, CheckinLaunch):
+        admitted = room.admitted_conn_id
+        if admitted is None:
+            raise ProtocolError(ErrorCode.NO_PEER, "No client is in the call.")
+        hub.send(admitted, _checkin_open(request, message.instrument_id))
     elif isinstance(message, Consent):
         await app[CONSENTS].decide(
             app[DB],
@@ -269,6 +283,64 @@ async def _dispatch(request: web.Request, connection: Connection, message: Clien
         )
     else:
         raise ProtocolError(ErrorCode.INVALID, f"`{message.TYPE}` is not available yet.")
+
+
+def _checkin_open(request: web.Request, instrument_id: str) -> dict[str, Any]:
+    instrument = request.app[CHECKINS].instrument(instrument_id)
+    return server_message(
+        "checkin-open",
+        instrument_id=instrument.id,
+        kind=instrument.kind,
+        questionnaire=questionnaire_resource(instrument),
+    )
+
+
+def _open_before_checkin(request: web.Request, connection: Connection) -> None:
+    """The before-session check-in opens in the waiting room, once per session."""
+    done = any(
+        r.instrument.kind == "before"
+        for r in request.app[CHECKINS].live_results(connection.session_id)
+    )
+    if not done:
+        connection.queue(_checkin_open(request, "before"))
+
+
+async def _checkin_answer(
+    request: web.Request, connection: Connection, message: CheckinAnswer
+) -> None:
+    """Score, store (with consent), ack after the durable write, tell only the therapist."""
+    app = request.app
+    async with app[DB].read() as conn:
+        session = await session_queries.session_by_id(conn, connection.session_id)
+    if session is None:
+        raise ProtocolError(ErrorCode.INTERNAL, "The session is gone.")
+    try:
+        result, duplicate = await app[CHECKINS].submit(
+            app[DB],
+            session=session,
+            instrument_id=message.instrument_id,
+            answers=message.answers,
+            idempotency_key=message.idempotency_key,
+            now=app[CLOCK](),
+        )
+    except AttuneError as exc:
+        raise ProtocolError(ErrorCode.INVALID, exc.message) from None
+    connection.queue(
+        server_message("checkin-ack", idempotency_key=message.idempotency_key, ref=message.id)
+    )
+    room = app[HUB].rooms.get(connection.session_id)
+    therapist = room.therapist_conn_id if room is not None else None
+    if therapist is not None and not duplicate:
+        app[HUB].send(
+            therapist,
+            server_message(
+                "checkin-result",
+                instrument_id=result.instrument.id,
+                kind=result.instrument.kind,
+                scores=scores_json(result.scores),
+                alerts=[alert_json(a) for a in result.alerts],
+            ),
+        )
 
 
 async def _mark_live(request: web.Request, connection: Connection) -> None:
@@ -293,7 +365,11 @@ async def _end_session(request: web.Request, connection: Connection) -> None:
         SessionStatus.ENDED,
         app[CLOCK](),
     )
+    room = app[HUB].rooms.get(connection.session_id)
+    for conn_id in room.client_conn_ids if room is not None else ():
+        app[HUB].send(conn_id, _checkin_open(request, "after"))
     app[HUB].end_session(connection.session_id, EndReason.THERAPIST_ENDED)
+    app[CHECKINS].forget_session(connection.session_id)
 
 
 async def hub_cleanup_ctx(app: web.Application) -> AsyncIterator[None]:

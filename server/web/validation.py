@@ -37,13 +37,31 @@ def parse_datetime(value: str, field: str) -> datetime:
     return parsed
 
 
+def _check_free_form(value: Any, path: str, depth: int = 0) -> None:
+    """Free-form JSON: bounded nesting and valid text throughout."""
+    if depth > 8:
+        raise InvalidInput(f"{path}: nested too deeply.")
+    if isinstance(value, str) and not is_valid_unicode(value):
+        raise InvalidInput(f"{path}: contains characters that are not valid text.")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_free_form(key, path, depth + 1)
+            _check_free_form(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_free_form(item, path, depth + 1)
+
+
 def validate(value: Any, schema: Schema, path: str = "body") -> Any:
     """Check `value` against `schema`; InvalidInput names the first offending field."""
     kind = schema.get("type")
     if kind == "object":
         if not isinstance(value, dict):
             raise InvalidInput(f"{path}: expected an object.")
-        properties: Mapping[str, Schema] = schema.get("properties", {})
+        if "properties" not in schema:  # a free-form object, checked by its own validator
+            _check_free_form(value, path)
+            return value
+        properties: Mapping[str, Schema] = schema["properties"]
         for name in schema.get("required", ()):
             if name not in value:
                 raise InvalidInput(f"{path}.{name}: this field is required.")

@@ -22,6 +22,7 @@ class Party:
     def __init__(self, http: TestClient, session_id: str) -> None:
         self.http, self.session_id = http, session_id
         self.ws: ClientWebSocketResponse | None = None
+        self.join_token = ""
 
     async def connect(self, resume: str | None = None) -> dict[str, Any]:
         self.ws = await self.http.ws_connect(f"/ws/session/{self.session_id}")
@@ -74,7 +75,8 @@ async def _setup(
     ).json()
     session_id = body["session"]["id"]
     visitor = await aiohttp_client(client.server)
-    await visitor.get("/join/" + body["join_url"].split("/join/")[1])
+    join_token = body["join_url"].split("/join/")[1]
+    await visitor.get("/join/" + join_token)
     if consent:
         page = await (await visitor.get("/visit/consent")).text()
         token = re.search(r'name="csrf_token" value="([^"]+)"', page)
@@ -84,7 +86,9 @@ async def _setup(
             headers={"X-CSRF-Token": token.group(1)},
             json={"purpose": "telehealth", "decision": "granted", "notice_version": 1},
         )
-    return Party(client, session_id), Party(visitor, session_id), csrf
+    visiting = Party(visitor, session_id)
+    visiting.join_token = join_token
+    return Party(client, session_id), visiting, csrf
 
 
 async def test_client_waits_until_admitted_and_only_then_signaling_flows(
@@ -239,16 +243,22 @@ async def test_a_dropped_client_resumes_into_the_call_without_a_new_link(
     assert (await therapist.expect("signal-relay"))["payload"] == OFFER
 
 
-async def test_ending_closes_both_sides_and_invalidates_the_link(
+async def test_ending_closes_both_sides_opens_the_after_checkin_and_kills_the_link(
     client: TestClient, aiohttp_client: Any
 ) -> None:
     therapist, visitor, _ = await _setup(client, aiohttp_client)
     await _admitted(therapist, visitor)
     await therapist.send({"type": "end"})
+    after = await visitor.expect("checkin-open")
+    assert after["kind"] == "after" and after["questionnaire"]["resourceType"] == "Questionnaire"
     await visitor.expect("session-ended")
     await therapist.expect("session-ended")
     assert await visitor.closed_with() == 4004
-    assert (await visitor.http.get("/visit")).status == 404
+    fresh = await aiohttp_client(client.server)
+    dead = await fresh.get(f"/join/{visitor.join_token}", allow_redirects=False)
+    assert dead.status == 404  # the link no longer works
+    again = await visitor.http.get(f"/ws/session/{visitor.session_id}")
+    assert again.status == 404  # nor does the room
     status = await (await client.get(f"/api/v1/sessions/{therapist.session_id}")).json()
     assert status["status"] == "ended" and status["invite_active"] is False
 

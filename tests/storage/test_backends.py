@@ -114,7 +114,9 @@ async def test_constraints_hold_alias_unique_and_cascade_on_client_delete(
         await db.dispose()
 
 
-async def test_ending_a_session_revokes_links_and_client_cookies(database_url: str) -> None:
+async def test_ending_revokes_the_link_and_cancelling_also_the_client_cookie(
+    database_url: str,
+) -> None:
     db = await _db(database_url)
     try:
         async with db.write() as conn:
@@ -155,10 +157,15 @@ async def test_ending_a_session_revokes_links_and_client_cookies(database_url: s
         async with db.write() as conn:
             await q.set_session_status(conn, "s" * 32, SessionStatus.ENDED, NOW)
         async with db.read() as conn:
-            assert await q.client_session(conn, "k" * 64, NOW) is None
+            # The cookie stays for the after-session check-in; the link itself is dead.
+            assert await q.client_session(conn, "k" * 64, NOW) == ("s" * 32, "t")
             found = await q.invite_by_token_hash(conn, "h" * 64)
         assert found is not None and found[2].revoked_at == NOW
         assert found[2].status is SessionStatus.ENDED
+        async with db.write() as conn:
+            await q.set_session_status(conn, "s" * 32, SessionStatus.CANCELLED, NOW)
+        async with db.read() as conn:
+            assert await q.client_session(conn, "k" * 64, NOW) is None
     finally:
         await db.dispose()
 

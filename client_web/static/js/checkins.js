@@ -1,0 +1,292 @@
+// @ts-check
+/**
+ * Check-in forms for the client and the therapist's private check-in panel.
+ * Forms are built from the FHIR Questionnaire the server sends; no innerHTML anywhere.
+ */
+
+const EXT = "https://attune.example/fhir/StructureDefinition/";
+const FHIR_EXT = "http://hl7.org/fhir/StructureDefinition/";
+
+/**
+ * @typedef {{url: string, valueString?: string, valueInteger?: number, valueCode?: string,
+ *   valueCodeableConcept?: {coding: {code: string}[]}}} Extension
+ * @typedef {{linkId: string, text: string, type: string, extension?: Extension[],
+ *   maxLength?: number, answerOption?: {valueCoding: {code: string, display: string}}[],
+ *   enableWhen?: {question: string, operator: string, answerCoding?: {code: string}}[]}} Item
+ * @typedef {{id: string, title: string, extension?: Extension[], item: Item[]}} Questionnaire
+ * @typedef {Record<string, number | string | null>} Answers
+ */
+
+/** @param {Extension[] | undefined} list @param {string} url */
+function ext(list, url) {
+  return (list ?? []).find((e) => e.url === url);
+}
+
+/** @param {string} tag @param {Record<string, string>} [attrs] @param {string} [text] */
+function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** A fresh idempotency key (letters, digits, - and _). */
+export function newIdempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(18));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/**
+ * Render a check-in form into `container`.
+ * @param {HTMLElement} container
+ * @param {Questionnaire} questionnaire
+ * @param {{storing: boolean, onSubmit: (answers: Answers) => void}} options
+ */
+export function renderCheckinForm(container, questionnaire, options) {
+  container.replaceChildren();
+  const formId = `checkin-${questionnaire.id}`;
+  const form = el("form", { class: "checkin-form stack", id: formId, "aria-labelledby": `${formId}-title` });
+  form.append(el("h2", { id: `${formId}-title` }, questionnaire.title));
+  const intro = ext(questionnaire.extension, `${EXT}intro`)?.valueString;
+  if (intro) form.append(el("p", {}, intro));
+  const note = ext(questionnaire.extension, `${EXT}client-note`)?.valueString;
+  if (note) form.append(el("p", { class: "hint" }, note));
+  form.append(el("p", { class: "hint" }, options.storing
+    ? "Your answers are kept, encrypted, for your therapist."
+    : "Your answers are shown to your therapist during this session only and are not kept afterwards."));
+
+  /** @type {Answers} */
+  const answers = {};
+  /** @type {Map<string, HTMLElement>} */
+  const blocks = new Map();
+  const isPulse = questionnaire.item.length === 1
+    && ext(questionnaire.item[0].extension, `${FHIR_EXT}questionnaire-itemControl`)?.valueCodeableConcept?.coding[0]?.code === "radio-button"
+    && questionnaire.item[0].type === "integer";
+
+  const refreshEnabled = () => {
+    for (const item of questionnaire.item) {
+      if (!item.enableWhen) continue;
+      const shown = item.enableWhen.some((cond) => answers[cond.question] === cond.answerCoding?.code);
+      const block = blocks.get(item.linkId);
+      if (block) block.hidden = !shown;
+      if (!shown) answers[item.linkId] = null;
+    }
+  };
+
+  for (const item of questionnaire.item) {
+    const block = itemBlock(item, answers, refreshEnabled, isPulse ? () => options.onSubmit({ ...answers }) : null);
+    blocks.set(item.linkId, block);
+    form.append(block);
+  }
+  refreshEnabled();
+
+  if (!isPulse) {
+    const actions = el("div", { class: "checkin-actions" });
+    const send = el("button", { type: "submit", class: "primary" }, "Send to my therapist");
+    const skip = el("button", { type: "button" }, "Skip this check-in");
+    skip.addEventListener("click", () => {
+      /** @type {Answers} */
+      const skipped = {};
+      for (const item of questionnaire.item) skipped[item.linkId] = null;
+      options.onSubmit(skipped);
+    });
+    actions.append(send, skip);
+    form.append(actions);
+  } else {
+    const skip = el("button", { type: "button" }, "Skip");
+    skip.addEventListener("click", () => options.onSubmit({ [questionnaire.item[0].linkId]: null }));
+    form.append(skip);
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    options.onSubmit({ ...answers });
+  });
+  container.append(form);
+  const first = form.querySelector("input, textarea, button");
+  if (first instanceof HTMLElement) first.focus();
+}
+
+/**
+ * @param {Item} item @param {Answers} answers @param {() => void} changed
+ * @param {(() => void) | null} submitOnTap
+ */
+function itemBlock(item, answers, changed, submitOnTap) {
+  const id = `q-${item.linkId}`;
+  answers[item.linkId] = null;
+  if (item.type === "integer") {
+    const min = ext(item.extension, `${FHIR_EXT}minValue`)?.valueInteger ?? 0;
+    const max = ext(item.extension, `${FHIR_EXT}maxValue`)?.valueInteger ?? 10;
+    const low = ext(item.extension, `${EXT}anchor-low`)?.valueString ?? String(min);
+    const high = ext(item.extension, `${EXT}anchor-high`)?.valueString ?? String(max);
+    if (submitOnTap) {
+      const group = el("fieldset", { class: "pulse-group" });
+      group.append(el("legend", {}, item.text));
+      const row = el("div", { class: "pulse-row" });
+      for (let value = min; value <= max; value++) {
+        const label = value === min ? `${value} – ${low}` : value === max ? `${value} – ${high}` : String(value);
+        const button = el("button", { type: "button", class: "pulse-button" }, label);
+        button.addEventListener("click", () => {
+          answers[item.linkId] = value;
+          submitOnTap();
+        });
+        row.append(button);
+      }
+      group.append(row);
+      return group;
+    }
+    const block = el("div", { class: "slider-item" });
+    const label = el("label", { for: id }, item.text);
+    const anchors = el("div", { class: "anchors", id: `${id}-anchors` });
+    anchors.append(el("span", {}, `${min}: ${low}`), el("span", {}, `${max}: ${high}`));
+    const input = /** @type {HTMLInputElement} */ (el("input", {
+      type: "range", id, min: String(min), max: String(max), step: "1",
+      value: String(Math.round((min + max) / 2)), "aria-describedby": `${id}-anchors ${id}-value`,
+    }));
+    const output = el("output", { id: `${id}-value`, for: id, class: "slider-value" }, "Not answered yet");
+    const update = () => {
+      answers[item.linkId] = Number(input.value);
+      output.textContent = `Your answer: ${input.value}`;
+      input.setAttribute("aria-valuetext", `${input.value} of ${max}`);
+    };
+    input.addEventListener("input", update);
+    input.addEventListener("change", update);
+    const clear = el("button", { type: "button", class: "link-button" }, "Skip this question");
+    clear.addEventListener("click", () => {
+      answers[item.linkId] = null;
+      output.textContent = "Skipped";
+    });
+    block.append(label, input, anchors, output, clear);
+    return block;
+  }
+  if (item.type === "choice") {
+    const group = el("fieldset", { class: "choice-group" });
+    group.append(el("legend", {}, item.text));
+    for (const option of item.answerOption ?? []) {
+      const optionId = `${id}-${option.valueCoding.code}`;
+      const row = el("div", { class: "check-row" });
+      const radio = /** @type {HTMLInputElement} */ (el("input", { type: "radio", name: id, id: optionId, value: option.valueCoding.code }));
+      radio.addEventListener("change", () => {
+        answers[item.linkId] = option.valueCoding.code;
+        changed();
+      });
+      row.append(radio, el("label", { for: optionId }, option.valueCoding.display));
+      group.append(row);
+    }
+    return group;
+  }
+  const block = el("div", { class: "stack" });
+  const area = /** @type {HTMLTextAreaElement} */ (el("textarea", { id, rows: "4", maxlength: String(item.maxLength ?? 2000) }));
+  area.addEventListener("input", () => {
+    answers[item.linkId] = area.value.trim() ? area.value : null;
+  });
+  block.append(el("label", { for: id }, `${item.text} (optional)`), area);
+  return block;
+}
+
+/**
+ * @typedef {{on: (type: string, fn: (msg: any) => void) => void,
+ *   send: (msg: object) => void,
+ *   sendReliable: (msg: {idempotency_key: string} & Record<string, unknown>) => Promise<unknown>}} SessionConnection
+ */
+
+/**
+ * The client's side: open forms when the server says so, send answers reliably.
+ * @param {SessionConnection} connection
+ * @param {HTMLElement} area
+ * @param {{storing: () => boolean}} options
+ */
+export function mountClientCheckins(connection, area, options) {
+  connection.on("checkin-open", (/** @type {{instrument_id: string, questionnaire: Questionnaire}} */ msg) => {
+    renderCheckinForm(area, msg.questionnaire, {
+      storing: options.storing(),
+      onSubmit: (answers) => {
+        const key = newIdempotencyKey();
+        area.replaceChildren(el("p", { role: "status" }, "Sending…"));
+        connection.sendReliable({ type: "checkin-answer", instrument_id: msg.instrument_id, answers, idempotency_key: key })
+          .then(() => area.replaceChildren(el("p", { role: "status" }, "Thank you. Your answers reached your therapist.")));
+      },
+    });
+  });
+}
+
+/** @param {{scores: Record<string, any>, kind: string}} result */
+function headline(result) {
+  const s = result.scores;
+  if (s.alliance_total !== null && s.alliance_total !== undefined) return `Alliance ${s.alliance_total}/${s.alliance_max}`;
+  if (s.wellbeing_total !== null && s.wellbeing_total !== undefined) return `Wellbeing ${s.wellbeing_total}/${s.wellbeing_max}`;
+  if (s.pulse !== null && s.pulse !== undefined) return `Pulse ${s.pulse}/5`;
+  return "Skipped";
+}
+
+/**
+ * Render one check-in result (scores and alerts) for the therapist.
+ * @param {{kind: string, instrument_id: string, scores: Record<string, any>,
+ *   alerts: {reason: string, repair: string, severity: string}[]}} result
+ */
+export function resultCard(result) {
+  const card = el("article", { class: `checkin-result severity-${result.alerts.length ? "attention" : "none"}` });
+  card.append(el("h3", {}, `${result.kind[0].toUpperCase()}${result.kind.slice(1)} check-in: ${headline(result)}`));
+  const values = Object.entries(result.scores.values ?? {});
+  if (values.length) {
+    const list = el("dl", { class: "facts" });
+    for (const [name, value] of values) list.append(el("dt", {}, name), el("dd", {}, String(value)));
+    card.append(list);
+  }
+  if ((result.scores.skipped ?? []).length) card.append(el("p", { class: "hint" }, `Skipped: ${result.scores.skipped.join(", ")}`));
+  for (const alert of result.alerts) {
+    const box = el("div", { class: "alert", role: "note" });
+    box.append(el("p", {}, alert.reason), el("p", { class: "repair" }, `Try: ${alert.repair}`));
+    card.append(box);
+  }
+  return card;
+}
+
+/**
+ * The therapist's private panel: results as they arrive and a one-click pulse.
+ * @param {SessionConnection} connection
+ * @param {HTMLElement} panel
+ */
+export function mountTherapistCheckins(connection, panel) {
+  const section = el("section", { class: "stack", "aria-labelledby": "checkins-title" });
+  section.append(el("h2", { id: "checkins-title" }, "Check-ins"));
+  const launch = el("button", { type: "button" }, "Ask a pulse question");
+  launch.addEventListener("click", () => connection.send({ type: "checkin-launch", instrument_id: "pulse" }));
+  const log = el("div", { class: "checkin-log", "aria-live": "polite" });
+  section.append(launch, log);
+  panel.append(section);
+  connection.on("checkin-result", (msg) => log.prepend(resultCard(msg)));
+}
+
+/**
+ * The after-session page: the form is posted over HTTP, kept in localStorage until the server
+ * confirms, and resent on the next visit (so an answer is never lost nor counted twice).
+ * @param {HTMLElement} area
+ * @param {Questionnaire} questionnaire
+ * @param {{csrfToken: string, storing: boolean}} options
+ */
+export function mountAfterCheckin(area, questionnaire, options) {
+  const outboxKey = "attune-after-outbox";
+  const send = async (/** @type {{instrument_id: string, answers: Answers, idempotency_key: string}} */ body) => {
+    localStorage.setItem(outboxKey, JSON.stringify(body));
+    const response = await fetch("/api/v1/visit/checkins", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": options.csrfToken },
+      body: JSON.stringify(body),
+    });
+    if (response.ok) {
+      localStorage.removeItem(outboxKey);
+      area.replaceChildren(el("p", { role: "status" }, "Thank you. Your answers reached your therapist."));
+    } else {
+      area.replaceChildren(el("p", { role: "alert" }, "That did not go through. Please try again in a moment."));
+    }
+  };
+  const pending = localStorage.getItem(outboxKey);
+  if (pending) {
+    void send(JSON.parse(pending));
+    return;
+  }
+  renderCheckinForm(area, questionnaire, {
+    storing: options.storing,
+    onSubmit: (answers) => void send({ instrument_id: questionnaire.id, answers, idempotency_key: newIdempotencyKey() }),
+  });
+}

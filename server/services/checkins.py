@@ -1,0 +1,301 @@
+"""Check-ins: validate, score, raise alerts, and store answers through the vault with consent.
+
+Scoring and alert rules are pure (server.core.checkins). This module keeps each submission
+idempotent (same key → same result, stored once), stores answers encrypted only while the
+client's `checkin_storage` consent is live, and otherwise keeps them for the session only.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from privacy.consent import Purpose
+from privacy.vault import FieldContext
+from server.core.checkins import (
+    Alert,
+    AnswerError,
+    Instrument,
+    Scores,
+    evaluate_after,
+    evaluate_before,
+    evaluate_pulse,
+    score,
+    validate_answers,
+)
+from server.core.links import SessionStatus
+from server.core.models import TherapySession
+from server.db.engine import Database
+from server.db.tables import checkin_responses, therapy_sessions
+from server.errors import InvalidInput
+from server.security.tokens import new_id
+from server.services.consents import Consents
+from server.vault_store import ClientVault
+
+_LIVE_PER_SESSION = 200  # bounds the in-memory copy kept for a session without storage consent
+
+
+@dataclass(frozen=True)
+class CheckinResult:
+    """One scored check-in with the alerts it raised (for the therapist only)."""
+
+    id: str
+    session_id: str
+    client_id: str
+    instrument: Instrument
+    answers: Mapping[str, int | str | None]
+    scores: Scores
+    alerts: tuple[Alert, ...]
+    submitted_at: datetime
+    stored: bool
+
+
+def scores_json(scores: Scores) -> dict[str, Any]:
+    """Scores as plain JSON for the therapist's panel and the API."""
+    return {
+        "values": dict(scores.values),
+        "skipped": list(scores.skipped),
+        "alliance_total": scores.alliance_total,
+        "alliance_max": scores.alliance_max,
+        "technology": scores.technology,
+        "wellbeing_total": scores.wellbeing_total,
+        "wellbeing_max": scores.wellbeing_max,
+        "pulse": scores.pulse,
+        "rupture": scores.rupture,
+        "repair": scores.repair,
+        "free_text": scores.free_text,
+    }
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    """An alert with its reason and one suggested repair move."""
+    return {
+        "code": alert.code,
+        "category": alert.category,
+        "severity": alert.severity,
+        "reason": alert.reason,
+        "repair": alert.repair,
+        "items": list(alert.items),
+    }
+
+
+def _context(row_id: str, client_id: str) -> FieldContext:
+    return FieldContext("checkin_responses", row_id, "payload", client_id)
+
+
+class Checkins:
+    """The check-in instruments in force and the submissions of live sessions."""
+
+    def __init__(
+        self, instruments: Mapping[str, Instrument], consents: Consents, vault: ClientVault
+    ) -> None:
+        self.instruments = dict(instruments)
+        self._consents = consents
+        self._vault = vault
+        self._live: dict[str, OrderedDict[str, CheckinResult]] = {}
+
+    def instrument(self, instrument_id: str) -> Instrument:
+        """An instrument by id, or InvalidInput."""
+        found = self.instruments.get(instrument_id)
+        if found is None:
+            raise InvalidInput(f"Unknown check-in {instrument_id!r}.")
+        return found
+
+    def instrument_for(self, kind: str) -> Instrument:
+        """The instrument used for a kind of check-in (the built-in one of that name)."""
+        return self.instrument(kind)
+
+    def forget_session(self, session_id: str) -> None:
+        """Drop the in-memory copies of a finished session."""
+        self._live.pop(session_id, None)
+
+    def live_results(self, session_id: str) -> list[CheckinResult]:
+        """This session's check-ins seen live (stored or not), oldest first."""
+        return list(self._live.get(session_id, {}).values())
+
+    async def _load_rows(self, conn: AsyncConnection, where: Any) -> list[CheckinResult]:
+        rows = (
+            await conn.execute(
+                sa.select(checkin_responses).where(where).order_by(checkin_responses.c.submitted_at)
+            )
+        ).all()
+        results = []
+        for row in rows:
+            instrument = self.instruments.get(row.instrument_id)
+            if instrument is None:
+                continue  # an instrument no longer installed: kept, but cannot be scored
+            payload = await self._vault.decrypt_json(
+                conn, _context(row.id, row.client_id), row.payload_ciphertext
+            )
+            response = validate_answers(instrument, payload["answers"])
+            results.append(
+                CheckinResult(
+                    id=row.id,
+                    session_id=row.session_id,
+                    client_id=row.client_id,
+                    instrument=instrument,
+                    answers=payload["answers"],
+                    scores=score(instrument, response),
+                    alerts=tuple(alert_json_to_alerts(payload.get("alerts", []))),
+                    submitted_at=row.submitted_at,
+                    stored=True,
+                )
+            )
+        return results
+
+    async def stored_for_client(self, db: Database, client_id: str) -> list[CheckinResult]:
+        """Every stored check-in of a client, oldest first (the caller audits the read)."""
+        async with db.read() as conn:
+            return await self._load_rows(conn, checkin_responses.c.client_id == client_id)
+
+    async def stored_for_session(self, db: Database, session_id: str) -> list[CheckinResult]:
+        """A session's stored check-ins, oldest first (the caller audits the read)."""
+        async with db.read() as conn:
+            return await self._load_rows(conn, checkin_responses.c.session_id == session_id)
+
+    async def delete_for_client(self, conn: AsyncConnection, client_id: str) -> None:
+        """Withdrawal of `checkin_storage`: delete the client's stored check-ins."""
+        await conn.execute(
+            checkin_responses.delete().where(checkin_responses.c.client_id == client_id)
+        )
+
+    async def _alerts(
+        self, conn: AsyncConnection, session: TherapySession, instrument: Instrument, scores: Scores
+    ) -> list[Alert]:
+        if instrument.kind == "before":
+            return evaluate_before(instrument, scores)
+        if instrument.kind == "pulse":
+            taps = [
+                r.scores.pulse
+                for r in self.live_results(session.id)
+                if r.instrument.kind == "pulse" and r.scores.pulse is not None
+            ]
+            return evaluate_pulse(instrument, [*taps, scores.pulse]) if scores.pulse else []
+        earlier = await self._load_rows(
+            conn,
+            sa.and_(
+                checkin_responses.c.client_id == session.client_id,
+                checkin_responses.c.session_id != session.id,
+                checkin_responses.c.kind == "after",
+            ),
+        )
+        number = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(therapy_sessions)
+            .where(
+                therapy_sessions.c.client_id == session.client_id,
+                therapy_sessions.c.starts_at <= session.starts_at,
+                therapy_sessions.c.status != SessionStatus.CANCELLED.value,
+            )
+        )
+        history = [r.scores for r in earlier if r.instrument.id == instrument.id]
+        return evaluate_after(instrument, scores, history, max(1, int(number or 1)))
+
+    async def submit(
+        self,
+        db: Database,
+        *,
+        session: TherapySession,
+        instrument_id: str,
+        answers: Mapping[str, object],
+        idempotency_key: str,
+        now: datetime,
+    ) -> tuple[CheckinResult, bool]:
+        """Score and (with consent) store a submission; (result, was_duplicate).
+
+        Returns only after the encrypted write is committed, so an acknowledgement sent after
+        this call means the answers are durable.
+        """
+        live = self._live.setdefault(session.id, OrderedDict())
+        if idempotency_key in live:
+            return live[idempotency_key], True
+        instrument = self.instrument(instrument_id)
+        try:
+            response = validate_answers(instrument, answers)
+        except AnswerError as exc:
+            raise InvalidInput(str(exc)) from None
+        scores = score(instrument, response)
+        async with db.write() as conn:
+            existing = await self._load_rows(
+                conn,
+                sa.and_(
+                    checkin_responses.c.session_id == session.id,
+                    checkin_responses.c.idempotency_key == idempotency_key,
+                ),
+            )
+            if existing:
+                live[idempotency_key] = existing[0]
+                return existing[0], True
+            alerts = await self._alerts(conn, session, instrument, scores)
+            row_id = new_id()
+            stored = await self._consents.allows(
+                conn, session.client_id, Purpose.CHECKIN_STORAGE, now
+            )
+            if stored:
+                payload = {"answers": response.as_raw(), "alerts": [alert_json(a) for a in alerts]}
+                ciphertext = await self._vault.encrypt_json(
+                    conn, _context(row_id, session.client_id), payload
+                )
+                await conn.execute(
+                    checkin_responses.insert().values(
+                        id=row_id,
+                        session_id=session.id,
+                        client_id=session.client_id,
+                        instrument_id=instrument.id,
+                        instrument_version=instrument.version,
+                        kind=instrument.kind,
+                        idempotency_key=idempotency_key,
+                        submitted_at=now,
+                        payload_ciphertext=ciphertext,
+                    )
+                )
+        result = CheckinResult(
+            id=row_id,
+            session_id=session.id,
+            client_id=session.client_id,
+            instrument=instrument,
+            answers=response.as_raw(),
+            scores=scores,
+            alerts=tuple(alerts),
+            submitted_at=now,
+            stored=stored,
+        )
+        live[idempotency_key] = result
+        while len(live) > _LIVE_PER_SESSION:
+            live.popitem(last=False)
+        return result, False
+
+
+def alert_json_to_alerts(items: Sequence[Mapping[str, Any]]) -> list[Alert]:
+    """Alerts as they were raised at submission (thresholds may have changed since)."""
+    return [
+        Alert(
+            code=a["code"],
+            category=a["category"],
+            severity=a["severity"],
+            reason=a["reason"],
+            repair=a["repair"],
+            items=tuple(a.get("items", ())),
+        )
+        for a in items
+    ]
+
+
+def result_json(result: CheckinResult) -> dict[str, Any]:
+    """A check-in result for the therapist (panel, summary, API)."""
+    return {
+        "id": result.id,
+        "instrument_id": result.instrument.id,
+        "kind": result.instrument.kind,
+        "title": result.instrument.title,
+        "submitted_at": result.submitted_at.isoformat(),
+        "stored": result.stored,
+        "scores": scores_json(result.scores),
+        "alerts": [alert_json(a) for a in result.alerts],
+    }

@@ -1,0 +1,304 @@
+"""Check-ins over HTTP: the client's after-session form, the therapist's reads and FHIR export."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from privacy.consent import ConsentState, Purpose
+from server.core.checkins import bundle, questionnaire_resource, questionnaire_response
+from server.core.links import SessionStatus
+from server.core.models import Role
+from server.errors import InvalidInput, NotFound, Unauthenticated
+from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, DB
+from server.services import scheduling
+from server.services.accounts import SignedIn
+from server.services.checkins import CheckinResult, result_json
+from server.web.charts import trend_svg
+from server.web.identity import require_account, require_client
+from server.web.openapi import Operation
+from server.web.validation import read_json
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+CHECKIN_SUBMIT_SCHEMA = {
+    "type": "object",
+    "required": ["instrument_id", "answers", "idempotency_key"],
+    "additionalProperties": False,
+    "properties": {
+        "instrument_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "answers": {"type": "object"},
+        "idempotency_key": {"type": "string", "minLength": 16, "maxLength": 64},
+    },
+}
+
+
+def script_json(value: object) -> str:
+    """JSON safe to place inside a <script type="application/json"> element."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _page_therapist(request: web.Request) -> SignedIn:
+    """Pages send a signed-out visitor to sign in instead of answering 401."""
+    try:
+        return require_account(request, Role.THERAPIST)
+    except Unauthenticated:
+        raise web.HTTPSeeOther(f"/login?next={request.path}") from None
+
+
+def _path_id(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if not _ID.match(value):
+        raise NotFound("Not found.")
+    return value
+
+
+async def client_submit(request: web.Request) -> web.StreamResponse:
+    """The client submits a check-in (the after-session one arrives here once the call ended)."""
+    visit = require_client(request)
+    body = await read_json(request, CHECKIN_SUBMIT_SCHEMA)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", body["idempotency_key"]):
+        raise InvalidInput("idempotency_key: use only letters, digits, - and _.")
+    app = request.app
+    result, duplicate = await app[CHECKINS].submit(
+        app[DB],
+        session=visit.session,
+        instrument_id=body["instrument_id"],
+        answers=body["answers"],
+        idempotency_key=body["idempotency_key"],
+        now=app[CLOCK](),
+    )
+    return web.json_response(
+        {
+            "idempotency_key": body["idempotency_key"],
+            "stored": result.stored,
+            "duplicate": duplicate,
+        },
+        status=200 if duplicate else 201,
+    )
+
+
+async def after_page(request: web.Request) -> web.StreamResponse:
+    """After the session: the after check-in (reachable from the link for the grace period)."""
+    visit = require_client(request)
+    app = request.app
+    instrument = app[CHECKINS].instrument_for("after")
+    states = await app[CONSENTS].state(app[DB], visit.session.client_id, app[CLOCK]())
+    storing = states[Purpose.CHECKIN_STORAGE].state is ConsentState.GRANTED
+    return aiohttp_jinja2.render_template(
+        "after.html",
+        request,
+        {
+            "session": visit.session,
+            "csrf_token": visit.csrf_token,
+            "storing": storing,
+            "questionnaire_json": script_json(questionnaire_resource(instrument)),
+            "ended": visit.session.status is SessionStatus.ENDED,
+        },
+    )
+
+
+async def _audited_read(request: web.Request, client_id: str, what: str, count: int) -> None:
+    app = request.app
+    therapist = require_account(request, Role.THERAPIST).account
+    async with app[DB].write() as conn:
+        await app[AUDIT].record(
+            conn,
+            at=app[CLOCK](),
+            actor=f"account:{therapist.id}",
+            action="clinical.read",
+            targets=(f"client:{client_id}",),
+            details={"what": what, "count": count},
+        )
+
+
+def _fhir_bundle(
+    request: web.Request, client_id: str, results: list[CheckinResult], now: datetime
+) -> dict[str, Any]:
+    from server.core.checkins import validate_answers
+
+    instruments = {r.instrument.id: r.instrument for r in results}
+    responses = [
+        questionnaire_response(
+            r.instrument,
+            validate_answers(r.instrument, r.answers),
+            response_id=r.id,
+            subject_ref=f"Patient/{client_id}",
+            authored=r.submitted_at,
+        )
+        for r in results
+    ]
+    return bundle(
+        [questionnaire_resource(i) for i in instruments.values()],
+        responses,
+        bundle_id=f"checkins-{client_id}",
+        timestamp=now,
+    )
+
+
+async def client_checkins(request: web.Request) -> web.StreamResponse:
+    """A client's stored check-ins (JSON or, with ?format=fhir, a FHIR R4 Bundle); audited."""
+    therapist = require_account(request, Role.THERAPIST).account
+    app = request.app
+    client = await scheduling.get_client(app[DB], therapist, _path_id(request, "client_id"))
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "fhir"):
+        raise NotFound("Unknown format; use json or fhir.")
+    results = await app[CHECKINS].stored_for_client(app[DB], client.id)
+    await _audited_read(request, client.id, f"checkins:{fmt}", len(results))
+    if fmt == "fhir":
+        return web.json_response(
+            _fhir_bundle(request, client.id, results, app[CLOCK]()),
+            content_type="application/fhir+json",
+        )
+    return web.json_response({"items": [result_json(r) for r in results]})
+
+
+async def session_checkins(request: web.Request) -> web.StreamResponse:
+    """One session's check-ins for its summary (stored ones, plus live ones not stored)."""
+    therapist = require_account(request, Role.THERAPIST).account
+    app = request.app
+    session = await scheduling.get_session(app[DB], therapist, _path_id(request, "session_id"))
+    results = await _session_results(request, session.id)
+    await _audited_read(request, session.client_id, "session-checkins", len(results))
+    return web.json_response({"items": [result_json(r) for r in results]})
+
+
+async def _session_results(request: web.Request, session_id: str) -> list[CheckinResult]:
+    app = request.app
+    stored = await app[CHECKINS].stored_for_session(app[DB], session_id)
+    seen = {r.id for r in stored}
+    live = [r for r in app[CHECKINS].live_results(session_id) if r.id not in seen and not r.stored]
+    return sorted([*stored, *live], key=lambda r: r.submitted_at)
+
+
+async def summary_page(request: web.Request) -> web.StreamResponse:
+    """The therapist's session summary: check-in scores, alerts, a timeline."""
+    current = _page_therapist(request)
+    app = request.app
+    session = await scheduling.get_session(
+        app[DB], current.account, _path_id(request, "session_id")
+    )
+    results = await _session_results(request, session.id)
+    await _audited_read(request, session.client_id, "session-summary", len(results))
+    return aiohttp_jinja2.render_template(
+        "session_summary.html",
+        request,
+        {
+            "account": current.account,
+            "csrf_token": current.csrf_token,
+            "session": session,
+            "results": [result_json(r) for r in results],
+        },
+    )
+
+
+async def client_page(request: web.Request) -> web.StreamResponse:
+    """One client: alliance trend across sessions, sessions, notes."""
+    current = _page_therapist(request)
+    app = request.app
+    client = await scheduling.get_client(app[DB], current.account, _path_id(request, "client_id"))
+    results = await app[CHECKINS].stored_for_client(app[DB], client.id)
+    await _audited_read(request, client.id, "trend", len(results))
+    sessions = await scheduling.list_sessions(app[DB], current.account, client_id=client.id)
+    points = _trend_points(results, sessions)
+    cutoff = app[CHECKINS].instrument_for("after").rules
+    return aiohttp_jinja2.render_template(
+        "client.html",
+        request,
+        {
+            "account": current.account,
+            "csrf_token": current.csrf_token,
+            "client": client,
+            "sessions": sessions,
+            "points": points,
+            "trend_svg": trend_svg(
+                points, cutoff=getattr(cutoff, "alliance_total_below", 36), maximum=40
+            ),
+        },
+    )
+
+
+def _trend_points(results: list[CheckinResult], sessions: list[Any]) -> list[dict[str, Any]]:
+    """Per session (in time order): the before wellbeing total and the after alliance total."""
+    by_session: dict[str, dict[str, Any]] = {}
+    for s in sessions:
+        by_session[s.id] = {
+            "label": s.starts_at.strftime("%d %b"),
+            "before": None,
+            "after": None,
+            "starts_at": s.starts_at,
+        }
+    for r in results:
+        point = by_session.get(r.session_id)
+        if point is None:
+            continue
+        if r.instrument.kind == "before" and r.scores.wellbeing_total is not None:
+            point["before"] = r.scores.wellbeing_total
+        if r.instrument.kind == "after" and r.scores.alliance_total is not None:
+            point["after"] = r.scores.alliance_total
+    return [
+        p
+        for p in sorted(by_session.values(), key=lambda p: p["starts_at"])
+        if p["before"] is not None or p["after"] is not None
+    ]
+
+
+_ERR = {"type": "object"}
+CHECKIN_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "POST",
+        "/api/v1/visit/checkins",
+        client_submit,
+        "Submit a check-in (idempotent per key; 201 stored or kept for the session)",
+        "clientSubmitCheckin",
+        auth="client",
+        request_schema=CHECKIN_SUBMIT_SCHEMA,
+        responses={
+            201: ("Accepted", {"type": "object"}),
+            200: ("Already received (same key)", {"type": "object"}),
+        },
+        tags=["client"],
+    ),
+    Operation(
+        "GET",
+        "/api/v1/clients/{client_id}/checkins",
+        client_checkins,
+        "A client's stored check-ins; ?format=fhir gives a FHIR R4 Bundle (audited)",
+        "clientCheckins",
+        auth="therapist",
+        query=(
+            {
+                "name": "format",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "enum": ["json", "fhir"]},
+            },
+        ),
+        responses={200: ("Check-ins", {"type": "object"}), 404: ("Not found", _ERR)},
+        tags=["checkins"],
+    ),
+    Operation(
+        "GET",
+        "/api/v1/sessions/{session_id}/checkins",
+        session_checkins,
+        "A session's check-ins with scores and alerts (audited)",
+        "sessionCheckins",
+        auth="therapist",
+        responses={200: ("Check-ins", {"type": "object"}), 404: ("Not found", _ERR)},
+        tags=["checkins"],
+    ),
+)
+
+
+def add_checkin_pages(app: web.Application) -> None:
+    """The client's after-session page, the session summary, and the client page."""
+    app.router.add_get("/visit/after", after_page)
+    app.router.add_get("/host/{session_id}/summary", summary_page)
+    app.router.add_get("/dashboard/clients/{client_id}", client_page)

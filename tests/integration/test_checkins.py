@@ -1,0 +1,265 @@
+"""Alliance check-ins: before, pulse and after; durable idempotent acks; alerts; consent; FHIR."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from fhir.resources.R4B.bundle import Bundle
+
+from server.keys import SETTINGS
+from tests.conftest import add_account, sign_in
+from tests.integration.test_signaling import Party, _setup
+
+MARKER = "MARKER-7b2e-I-felt-rushed-near-the-end"
+KEY = "k" * 20
+
+
+async def _grant(visitor: Party, purpose: str) -> None:
+    import re
+
+    page = await (await visitor.http.get("/visit/consent")).text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    response = await visitor.http.post(
+        "/api/v1/visit/consents",
+        headers={"X-CSRF-Token": token.group(1)},
+        json={"purpose": purpose, "decision": "granted", "notice_version": 1},
+    )
+    assert response.status == 201
+
+
+async def _in_call(
+    client: TestClient, aiohttp_client: Any, *, storage: bool
+) -> tuple[Party, Party]:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    if storage:
+        await _grant(visitor, "checkin_storage")
+    await therapist.connect()
+    welcome = await visitor.connect()
+    await therapist.send({"type": "admit", "knock_id": welcome["knock_id"]})
+    await visitor.expect("admitted")
+    return therapist, visitor
+
+
+def _raw_bytes(data_dir: Path) -> bytes:
+    """Every byte Attune keeps on disk (database, WAL, keys)."""
+    return b"".join(p.read_bytes() for p in data_dir.iterdir() if p.is_file())
+
+
+def _stored_rows(client: TestClient) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(client.app[SETTINGS].data_dir / "attune.db") as conn:
+        return conn.execute("SELECT kind, idempotency_key FROM checkin_responses").fetchall()
+
+
+async def test_the_before_checkin_opens_in_the_waiting_room(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await therapist.connect()
+    await visitor.connect()
+    opened = await visitor.expect("checkin-open")
+    assert opened["kind"] == "before"
+    items = opened["questionnaire"]["item"]
+    assert len(items) == 4 and all(i["type"] == "integer" for i in items)
+
+
+async def test_an_answer_is_acked_after_the_encrypted_write_and_stored_once(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor = await _in_call(client, aiohttp_client, storage=True)
+    answer = {
+        "type": "checkin-answer",
+        "instrument_id": "before",
+        "idempotency_key": KEY,
+        "answers": {
+            "me-personally": 4,
+            "close-relationships": 5,
+            "work-school-social": 6,
+            "overall": 5,
+        },
+    }
+    await visitor.send({**answer, "id": "a1"})
+    ack = await visitor.expect("checkin-ack")
+    assert ack["idempotency_key"] == KEY and ack["ref"] == "a1"
+    assert _stored_rows(client) == [("before", KEY)]  # durable before the ack was sent
+    result = await therapist.expect("checkin-result")
+    assert result["scores"]["wellbeing_total"] == 20
+
+    await visitor.send(answer)  # resent after a reconnect: same key
+    assert (await visitor.expect("checkin-ack"))["idempotency_key"] == KEY
+    assert _stored_rows(client) == [("before", KEY)]
+    await therapist.send({"type": "ping"})
+    await therapist.expect("pong")  # no second checkin-result came before this pong
+
+
+async def test_without_storage_consent_the_therapist_sees_it_live_but_nothing_is_kept(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor = await _in_call(client, aiohttp_client, storage=False)
+    await visitor.send(
+        {
+            "type": "checkin-answer",
+            "instrument_id": "before",
+            "idempotency_key": KEY,
+            "answers": {
+                "me-personally": 1,
+                "close-relationships": 2,
+                "work-school-social": 1,
+                "overall": 1,
+            },
+        }
+    )
+    await visitor.expect("checkin-ack")
+    result = await therapist.expect("checkin-result")
+    assert result["scores"]["wellbeing_total"] == 5
+    assert _stored_rows(client) == []
+
+
+async def test_a_pulse_launched_by_the_therapist_raises_a_low_pulse_alert(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor = await _in_call(client, aiohttp_client, storage=True)
+    await therapist.send({"type": "checkin-launch", "instrument_id": "pulse"})
+    opened = await visitor.expect("checkin-open")
+    assert opened["kind"] == "pulse"
+    await visitor.send(
+        {
+            "type": "checkin-answer",
+            "instrument_id": "pulse",
+            "idempotency_key": KEY,
+            "answers": {"pulse": 2},
+        }
+    )
+    result = await therapist.expect("checkin-result")
+    assert [a["code"] for a in result["alerts"]] == ["pulse-low"]
+    assert result["alerts"][0]["repair"]
+
+
+async def test_invalid_answers_get_an_error_and_nothing_is_stored(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    _, visitor = await _in_call(client, aiohttp_client, storage=True)
+    await visitor.send(
+        {
+            "type": "checkin-answer",
+            "instrument_id": "before",
+            "idempotency_key": KEY,
+            "answers": {"me-personally": 11},
+        }
+    )
+    assert (await visitor.expect("error"))["code"] == "invalid"
+    assert _stored_rows(client) == []
+
+
+async def _after_low_bond(client: TestClient, aiohttp_client: Any) -> tuple[Party, Party]:
+    therapist, visitor = await _in_call(client, aiohttp_client, storage=True)
+    await therapist.send({"type": "end"})
+    await visitor.expect("session-ended")
+    page = await visitor.http.get("/visit/after")
+    assert page.status == 200
+    csrf = (await page.text()).split('name="csrf-token" content="')[1].split('"')[0]
+    answers = {
+        "bond": 3,
+        "goals": 8,
+        "approach": 8,
+        "technology": 9,
+        "overall": 8,
+        "rupture": "no",
+        "note": f"Thanks. {MARKER}",
+    }
+    response = await visitor.http.post(
+        "/api/v1/visit/checkins",
+        headers={"X-CSRF-Token": csrf},
+        json={"instrument_id": "after", "answers": answers, "idempotency_key": KEY},
+    )
+    assert response.status == 201
+    again = await visitor.http.post(
+        "/api/v1/visit/checkins",
+        headers={"X-CSRF-Token": csrf},
+        json={"instrument_id": "after", "answers": answers, "idempotency_key": KEY},
+    )
+    assert again.status == 200 and (await again.json())["duplicate"] is True
+    return therapist, visitor
+
+
+async def test_the_after_checkin_alerts_the_therapist_and_its_text_is_encrypted_at_rest(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, _ = await _after_low_bond(client, aiohttp_client)
+    summary = await (await client.get(f"/api/v1/sessions/{therapist.session_id}/checkins")).json()
+    (after,) = [r for r in summary["items"] if r["kind"] == "after"]
+    codes = {a["code"] for a in after["alerts"]}
+    assert "alliance-item-low" in codes and "alliance-total-low" in codes
+    raw = _raw_bytes(client.app[SETTINGS].data_dir)
+    assert MARKER.encode() not in raw
+    page = await (await client.get(f"/host/{therapist.session_id}/summary")).text()
+    assert MARKER in page and "Try:" in page
+
+
+async def test_fhir_export_is_a_valid_r4_bundle_and_the_read_is_audited(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, _ = await _after_low_bond(client, aiohttp_client)
+    session = await (await client.get(f"/api/v1/sessions/{therapist.session_id}")).json()
+    response = await client.get(f"/api/v1/clients/{session['client_id']}/checkins?format=fhir")
+    assert response.status == 200
+    document = await response.json()
+    Bundle.model_validate(document)
+    kinds = [e["resource"]["resourceType"] for e in document["entry"]]
+    assert "QuestionnaireResponse" in kinds and "Questionnaire" in kinds
+    assert MARKER in str(document)
+    with sqlite3.connect(client.app[SETTINGS].data_dir / "attune.db") as conn:
+        reads = conn.execute(
+            "SELECT details FROM audit_log WHERE action = 'clinical.read'"
+        ).fetchall()
+    assert any("checkins:fhir" in d for (d,) in reads)
+
+
+async def test_another_therapist_gets_404_for_checkins(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, _ = await _after_low_bond(client, aiohttp_client)
+    session = await (await client.get(f"/api/v1/sessions/{therapist.session_id}")).json()
+    await add_account(client.app, "other@example.org")
+    await sign_in(client, "other@example.org")
+    for path in (
+        f"/api/v1/clients/{session['client_id']}/checkins",
+        f"/api/v1/sessions/{therapist.session_id}/checkins",
+        f"/host/{therapist.session_id}/summary",
+        f"/dashboard/clients/{session['client_id']}",
+    ):
+        assert (await client.get(path)).status == 404, path
+
+
+async def test_withdrawing_storage_consent_deletes_stored_checkins(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    _, visitor = await _after_low_bond(client, aiohttp_client)
+    assert _stored_rows(client)
+    import re
+
+    page = await (await visitor.http.get("/visit/consent")).text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    await visitor.http.post(
+        "/api/v1/visit/consents",
+        headers={"X-CSRF-Token": token.group(1)},
+        json={"purpose": "checkin_storage", "decision": "withdrawn", "notice_version": 1},
+    )
+    assert _stored_rows(client) == []
+    receipt = await (await visitor.http.get("/api/v1/visit/consents/receipt")).json()
+    assert receipt["records"][-1]["triggered"] == ["delete-checkins"]
+
+
+async def test_the_client_page_shows_the_trend_as_an_accessible_chart(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, _ = await _after_low_bond(client, aiohttp_client)
+    session = await (await client.get(f"/api/v1/sessions/{therapist.session_id}")).json()
+    page = await (await client.get(f"/dashboard/clients/{session['client_id']}")).text()
+    assert '<svg class="trend"' in page and 'role="img"' in page
+    assert 'class="cutoff"' in page
+    assert "<td>27</td>" in page  # alliance total: bond 3 + goals 8 + approach 8 + overall 8

@@ -43,6 +43,7 @@ MAX_ECHO_MESSAGE_BYTES = 1024
 # decode/encode work.
 _ALLOWED_MEDIA = ("audio", "video", "application")
 _CLOSING_STATES = frozenset({"failed", "closed"})
+STOPPED_MESSAGE = "This check was stopped before it began; try again."
 
 
 class ConnectionCheckUnavailable(AttuneError):
@@ -168,9 +169,14 @@ class ConnectionChecks:
             await self._dispose(previous)
         try:
             answer_sdp = await self._answer(client_key, check, offer_sdp)
-        except BaseException:
+        except BaseException as exc:
+            stopped_meanwhile = check.closed  # replaced, timed out or shut down while answering
             await self._drop(client_key, check)
+            if stopped_meanwhile and isinstance(exc, Exception):
+                raise ConnectionCheckUnavailable(STOPPED_MESSAGE) from None
             raise
+        if check.closed:
+            raise ConnectionCheckUnavailable(STOPPED_MESSAGE)
         return {"type": "answer", "sdp": answer_sdp}
 
     async def close(self, client_key: str) -> None:

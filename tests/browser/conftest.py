@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import unused_port
-from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Error,
+    Page,
+    async_playwright,
+    expect,
+)
 
 from server.app import create_app
 from server.core.models import Account, Role
@@ -37,6 +44,8 @@ CHROMIUM_ARGS = (
     "--disable-sync",
 )
 ACTION_TIMEOUT_MS = 10_000
+# Assertions wait as long as actions: Argon2 and page loads slow down on a busy 2-core machine.
+expect.set_options(timeout=ACTION_TIMEOUT_MS)
 THERAPIST_EMAIL = "therapist@example.org"
 PHONE_WIDTH, PHONE_HEIGHT = 360, 640
 # Context options for a small phone: touch, and the page's own viewport meta tag honoured.

@@ -1,0 +1,671 @@
+// @ts-check
+/**
+ * The call between the therapist's and the client's browsers: one RTCPeerConnection driven by
+ * the PERFECT NEGOTIATION pattern (the therapist is impolite, the client polite), signaled
+ * through the session WebSocket's `relay` messages, healed by ICE restarts, and checked by the
+ * safety code (DESIGN.md §3.4) over a negotiated data channel. Media goes browser to browser;
+ * the safety code and its nonces never go to the server.
+ *
+ *   const call = new Call({ role: "client", localStream, configuration,
+ *                           send: (payload) => connection.send({ type: "relay", payload }) });
+ *   call.on("remote-stream", ({ stream }) => { video.srcObject = stream; });
+ *   call.on("safety-code", ({ code }) => { … });
+ *   connection.on("signal-relay", ({ payload }) => call.handleSignal(payload));
+ *   call.start();
+ *
+ * Relay payloads (docs/protocol.md, `relay`): `{kind: "description", description: {type, sdp}}`
+ * and `{kind: "candidate", candidate: RTCIceCandidateInit}`.
+ *
+ * Self-healing rules, so both sides never need to agree on "start over" by any other message:
+ *   - ICE "failed" → restartIce(); "disconnected" for DISCONNECTED_GRACE_MS → restartIce();
+ *     the browser coming back online or changing network → restartIce().
+ *   - A remote offer whose DTLS fingerprint differs from the current remote one comes from a
+ *     fresh peer connection on the other side (a reload, a new tab): start a fresh one here
+ *     too and answer it. A remote answer that cannot be applied does the same.
+ *   - `resync()` after the WebSocket comes back: resend an offer that may have been lost.
+ */
+
+import {
+  CommitRevealInitiator,
+  CommitRevealResponder,
+  NONCE_BYTES,
+  canonicalFingerprint,
+} from "./sas.js";
+
+/** The negotiated data channel (same id on both sides, no in-band open message). */
+export const SAFETY_CHANNEL = Object.freeze({ label: "attune-safety", id: 0 });
+const DISCONNECTED_GRACE_MS = 2500;
+const CONFIRM_MESSAGE = "sas-match";
+
+/** @typedef {"therapist" | "client"} CallRole */
+
+/**
+ * @typedef {{kind: "description", description: RTCSessionDescriptionInit}
+ *   | {kind: "candidate", candidate: RTCIceCandidateInit}} RelayPayload
+ */
+
+/**
+ * @typedef {object} CallOptions
+ * @property {CallRole} role  the therapist is the impolite peer, the client the polite one
+ * @property {(payload: RelayPayload) => boolean} send  deliver a payload to the other side;
+ *   false when it could not be sent now (see `resync`)
+ * @property {MediaStream | null} localStream  camera and microphone (null: receive only)
+ * @property {RTCConfiguration} configuration  iceServers and iceTransportPolicy
+ */
+
+/**
+ * Connection-quality figures for the indicator; null where not measured (yet).
+ * @typedef {object} Quality
+ * @property {number | null} rttMs  round trip on the selected candidate pair
+ * @property {number | null} lossPercent  inbound packets lost since the previous sample
+ * @property {number | null} jitterMs  inbound audio jitter
+ * @property {number} framesDecoded  remote video frames decoded so far
+ * @property {number | null} framesPerSecond  remote video frames decoded per second lately
+ * @property {"good" | "fair" | "poor" | "unknown"} level
+ */
+
+/**
+ * ICE servers and the transport policy for this browser, from `GET /api/v1/ice`.
+ * @param {typeof fetch} [fetchImpl]
+ * @returns {Promise<RTCConfiguration>}
+ */
+export async function fetchIceConfiguration(fetchImpl = (input, init) => fetch(input, init)) {
+  const response = await fetchImpl("/api/v1/ice", { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`/api/v1/ice answered ${response.status}`);
+  const body = await response.json();
+  return {
+    iceServers: Array.isArray(body.iceServers) ? body.iceServers : [],
+    iceTransportPolicy: body.iceTransportPolicy === "relay" ? "relay" : "all",
+  };
+}
+
+/**
+ * Turn a kind of local track on or off without renegotiating (`track.enabled`): a disabled
+ * microphone sends silence, a disabled camera sends black frames.
+ * @param {MediaStream | null} stream
+ * @param {"audio" | "video"} kind
+ * @param {boolean} enabled
+ */
+export function setTracksEnabled(stream, kind, enabled) {
+  for (const track of stream?.getTracks() ?? []) {
+    if (track.kind === kind) track.enabled = enabled;
+  }
+}
+
+/**
+ * The SHA-256 fingerprint in an SDP (`a=fingerprint:sha-256 AB:…`), or null.
+ * @param {string | undefined | null} sdp
+ * @returns {string | null}
+ */
+export function sdpFingerprint(sdp) {
+  const match = /^a=fingerprint:(sha-256 [0-9A-Fa-f:]+)\s*$/im.exec(sdp ?? "");
+  return match ? canonicalFingerprint(match[1]) : null;
+}
+
+/**
+ * The DTLS certificate fingerprints actually in use: `getStats()` → transport →
+ * local/remote certificate; the SDP's `a=fingerprint` lines when the stats lack them.
+ * @param {RTCPeerConnection} pc
+ * @returns {Promise<{local: string, remote: string}>}
+ */
+export async function dtlsFingerprints(pc) {
+  const report = await pc.getStats();
+  /** @type {string | null} */
+  let local = null;
+  /** @type {string | null} */
+  let remote = null;
+  /** @param {string | undefined} id */
+  const certificate = (id) => {
+    const stats = id ? report.get(id) : undefined;
+    if (!stats || typeof stats.fingerprint !== "string") return null;
+    return canonicalFingerprint(`${stats.fingerprintAlgorithm ?? "sha-256"} ${stats.fingerprint}`);
+  };
+  report.forEach((stats) => {
+    if (stats.type !== "transport") return;
+    // with BUNDLE there is one transport; prefer the one whose DTLS is up
+    if (local && remote && stats.dtlsState !== "connected") return;
+    local = certificate(stats.localCertificateId) ?? local;
+    remote = certificate(stats.remoteCertificateId) ?? remote;
+  });
+  local ??= sdpFingerprint(pc.currentLocalDescription?.sdp);
+  remote ??= sdpFingerprint(pc.currentRemoteDescription?.sdp);
+  if (!local || !remote) throw new Error("no DTLS fingerprints yet");
+  return { local, remote };
+}
+
+/**
+ * A calm three-step level for the indicator (pure).
+ * @param {{rttMs: number | null, lossPercent: number | null, framesPerSecond: number | null}} q
+ * @returns {"good" | "fair" | "poor" | "unknown"}
+ */
+export function qualityLevel(q) {
+  if (q.rttMs === null && q.lossPercent === null) return "unknown";
+  const rtt = q.rttMs ?? 0;
+  const loss = q.lossPercent ?? 0;
+  if (rtt > 700 || loss > 10 || (q.framesPerSecond !== null && q.framesPerSecond < 3)) {
+    return "poor";
+  }
+  if (rtt > 300 || loss > 3 || (q.framesPerSecond !== null && q.framesPerSecond < 10)) {
+    return "fair";
+  }
+  return "good";
+}
+
+/**
+ * Samples getStats() and turns counters into rates between samples.
+ */
+export class QualityMeter {
+  /** @type {{at: number, packetsReceived: number, packetsLost: number, framesDecoded: number} | null} */
+  #previous = null;
+
+  /**
+   * @param {RTCPeerConnection} pc
+   * @returns {Promise<Quality>}
+   */
+  async sample(pc) {
+    const report = await pc.getStats();
+    let packetsReceived = 0;
+    let packetsLost = 0;
+    let framesDecoded = 0;
+    /** @type {number | null} */
+    let jitterMs = null;
+    /** @type {number | null} */
+    let rttMs = null;
+    /** @type {string | undefined} */
+    let selectedPair;
+    report.forEach((s) => {
+      if (s.type === "transport" && s.selectedCandidatePairId) selectedPair = s.selectedCandidatePairId;
+    });
+    report.forEach((s) => {
+      if (s.type === "inbound-rtp") {
+        packetsReceived += s.packetsReceived ?? 0;
+        packetsLost += Math.max(0, s.packetsLost ?? 0);
+        if (s.kind === "video") framesDecoded += s.framesDecoded ?? 0;
+        if (s.kind === "audio" && typeof s.jitter === "number") jitterMs = s.jitter * 1000;
+      } else if (s.type === "candidate-pair" && typeof s.currentRoundTripTime === "number") {
+        const selected = selectedPair ? s.id === selectedPair : s.nominated && s.state === "succeeded";
+        if (selected) rttMs = s.currentRoundTripTime * 1000;
+      }
+    });
+    const now = performance.now();
+    /** @type {number | null} */
+    let lossPercent = null;
+    /** @type {number | null} */
+    let framesPerSecond = null;
+    const before = this.#previous;
+    if (before) {
+      const received = packetsReceived - before.packetsReceived;
+      const lost = packetsLost - before.packetsLost;
+      if (received + lost > 0) lossPercent = (100 * Math.max(0, lost)) / (received + lost);
+      const seconds = (now - before.at) / 1000;
+      if (seconds > 0) framesPerSecond = (framesDecoded - before.framesDecoded) / seconds;
+    }
+    this.#previous = { at: now, packetsReceived, packetsLost, framesDecoded };
+    const round = (/** @type {number | null} */ v) => (v === null ? null : Math.round(v * 10) / 10);
+    const figures = {
+      rttMs: round(rttMs),
+      lossPercent: round(lossPercent),
+      jitterMs: round(jitterMs),
+      framesDecoded,
+      framesPerSecond: round(framesPerSecond),
+    };
+    return { ...figures, level: qualityLevel(figures) };
+  }
+
+  /** Forget the previous sample (a fresh peer connection starts its counters at zero). */
+  reset() {
+    this.#previous = null;
+  }
+}
+
+/** @returns {Uint8Array} */
+function freshNonce() {
+  return crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
+}
+
+/**
+ * One call with the other party, across ICE restarts and fresh peer connections.
+ *
+ * Events (`on(type, fn)`):
+ *   "remote-stream" {stream}       the other side's media (a new stream after a fresh start)
+ *   "connection-state" {state, iceState}   the peer connection's states
+ *   "safety-code" {code}           the code both screens must show, e.g. "0123 4567"
+ *   "safety-code-reset" {}         a fresh peer connection: the old code no longer applies
+ *   "safety-code-failed" {reason}  the exchange broke its rules: show no code
+ *   "peer-confirmed" {}            the other person pressed "Codes match"
+ *   "problem" {where, error}       something failed that the call works around (for logs)
+ */
+export class Call {
+  /** @type {CallOptions} */
+  #options;
+  #polite;
+  /** @type {RTCPeerConnection | null} */
+  #pc = null;
+  /** @type {RTCDataChannel | null} */
+  #channel = null;
+  /** @type {MediaStream | null} */
+  #remoteStream = null;
+  #makingOffer = false;
+  #ignoreOffer = false;
+  #closed = false;
+  /** Prepared ahead (`prepare`): negotiates locally but sends nothing until `start`. */
+  #standby = false;
+  /** @type {Promise<void>} */
+  #incoming = Promise.resolve();
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  #disconnectedTimer = null;
+  /** @type {Map<string, Set<(payload: any) => void>>} */
+  #listeners = new Map();
+  /** @type {string | null} */
+  #safetyCode = null;
+  #meter = new QualityMeter();
+  /** @type {Array<() => void>} */
+  #unlisten = [];
+
+  /** @param {CallOptions} options */
+  constructor(options) {
+    this.#options = { ...options };
+    this.#polite = options.role === "client";
+    const onNetworkChange = () => this.restartIce();
+    globalThis.addEventListener?.("online", onNetworkChange);
+    this.#unlisten.push(() => globalThis.removeEventListener?.("online", onNetworkChange));
+    const connection = /** @type {any} */ (globalThis.navigator)?.connection;
+    if (connection?.addEventListener) {
+      connection.addEventListener("change", onNetworkChange);
+      this.#unlisten.push(() => connection.removeEventListener("change", onNetworkChange));
+    }
+  }
+
+  /**
+   * @param {string} type
+   * @param {(payload: any) => void} fn
+   * @returns {() => void}
+   */
+  on(type, fn) {
+    let set = this.#listeners.get(type);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(type, set);
+    }
+    set.add(fn);
+    return () => set?.delete(fn);
+  }
+
+  /**
+   * @param {string} type
+   * @param {any} payload
+   */
+  #emit(type, payload) {
+    for (const fn of [...(this.#listeners.get(type) ?? [])]) {
+      try {
+        fn(payload);
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+
+  /**
+   * @param {string} where
+   * @param {unknown} error
+   */
+  #problem(where, error) {
+    this.#emit("problem", { where, error });
+  }
+
+  /** The current peer connection (null before `start` and after `close`). */
+  get pc() {
+    return this.#pc;
+  }
+
+  /** The other side's media, once a track arrived. */
+  get remoteStream() {
+    return this.#remoteStream;
+  }
+
+  /** The safety code of the current peer connection, once both sides agreed on it. */
+  get safetyCode() {
+    return this.#safetyCode;
+  }
+
+  /** True after `close()`. */
+  get closed() {
+    return this.#closed;
+  }
+
+  /**
+   * Start the call: negotiation begins by itself. After `prepare`, the offer made meanwhile
+   * goes out at once, with every ICE candidate gathered so far inside it. Idempotent.
+   */
+  start() {
+    if (this.#closed) return;
+    if (!this.#pc) {
+      this.#createPeer();
+      return;
+    }
+    if (!this.#standby) return;
+    this.#standby = false;
+    const pc = this.#pc;
+    if (pc.signalingState === "have-local-offer" && pc.localDescription) {
+      this.#sendDescription(pc.localDescription);
+    }
+  }
+
+  /**
+   * Get ready before anyone is there to call (the therapist, while a client waits): create the
+   * peer connection, make the offer and gather candidates, but send nothing until `start()`.
+   * Saves the set-up and most of the candidate messages when the call begins.
+   */
+  prepare() {
+    if (this.#closed || this.#pc) return;
+    this.#standby = true;
+    this.#createPeer();
+  }
+
+  /** Hang up: close the peer connection and stop listening. Local tracks stay with the page. */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#teardown();
+    for (const unlisten of this.#unlisten) unlisten();
+    this.#unlisten = [];
+  }
+
+  /** Ask for an ICE restart (network change, failure); a no-op without a live connection. */
+  restartIce() {
+    const pc = this.#pc;
+    if (!pc || pc.signalingState === "closed") return;
+    pc.restartIce();
+  }
+
+  /**
+   * After the signaling socket came back: resend an offer the other side may never have got,
+   * and restart ICE if the media path is down.
+   */
+  resync() {
+    const pc = this.#pc;
+    if (!pc || pc.signalingState === "closed") return;
+    if (pc.signalingState === "have-local-offer" && pc.localDescription) {
+      this.#sendDescription(pc.localDescription);
+    } else if (["failed", "disconnected"].includes(pc.iceConnectionState)) {
+      pc.restartIce();
+    }
+  }
+
+  /**
+   * Swap camera or microphone tracks without renegotiating (a device change).
+   * @param {MediaStream} stream
+   */
+  async replaceLocalStream(stream) {
+    this.#options.localStream = stream;
+    const pc = this.#pc;
+    if (!pc) return;
+    for (const sender of pc.getSenders()) {
+      const kind = sender.track?.kind;
+      if (!kind) continue;
+      const replacement = stream.getTracks().find((track) => track.kind === kind) ?? null;
+      await sender.replaceTrack(replacement);
+    }
+  }
+
+  /** Connection-quality figures for the indicator (null level "unknown" before media flows). */
+  async quality() {
+    const pc = this.#pc;
+    if (!pc) {
+      return /** @type {Quality} */ ({
+        rttMs: null,
+        lossPercent: null,
+        jitterMs: null,
+        framesDecoded: 0,
+        framesPerSecond: null,
+        level: "unknown",
+      });
+    }
+    return this.#meter.sample(pc);
+  }
+
+  /** Tell the other side this person confirmed that the codes match (the code is not sent). */
+  confirmSafetyCode() {
+    const channel = this.#channel;
+    if (channel?.readyState === "open") channel.send(JSON.stringify({ t: CONFIRM_MESSAGE }));
+  }
+
+  /**
+   * A `signal-relay` payload from the other side; processed strictly in arrival order.
+   * @param {RelayPayload} payload
+   * @returns {Promise<void>}
+   */
+  handleSignal(payload) {
+    this.#incoming = this.#incoming
+      .then(() => this.#onSignal(payload))
+      .catch((error) => this.#problem("signal", error));
+    return this.#incoming;
+  }
+
+  // --- the peer connection -------------------------------------------------------------------
+
+  #createPeer() {
+    const pc = new RTCPeerConnection(this.#options.configuration);
+    this.#pc = pc;
+    this.#makingOffer = false;
+    this.#ignoreOffer = false;
+    this.#meter.reset();
+    this.#remoteStream = new MediaStream();
+    const remote = this.#remoteStream;
+
+    const local = this.#options.localStream;
+    for (const track of local?.getTracks() ?? []) pc.addTrack(track, local ?? new MediaStream());
+    if (!this.#polite) {
+      // the impolite side's offer shapes the call: ask to receive what it does not send
+      for (const kind of /** @type {const} */ (["audio", "video"])) {
+        if (!local?.getTracks().some((track) => track.kind === kind)) {
+          pc.addTransceiver(kind, { direction: "recvonly" });
+        }
+      }
+    }
+    this.#setUpSafetyChannel(pc);
+
+    pc.onnegotiationneeded = () => void this.#negotiate(pc);
+    pc.onicecandidate = ({ candidate }) => {
+      // in standby the candidates travel inside the offer that `start` sends
+      if (pc !== this.#pc || this.#standby || !candidate || !candidate.candidate) return;
+      this.#options.send({ kind: "candidate", candidate: candidate.toJSON() });
+    };
+    pc.ontrack = ({ track }) => {
+      if (pc !== this.#pc) return;
+      for (const old of remote.getTracks()) {
+        if (old.kind === track.kind && old !== track) remote.removeTrack(old);
+      }
+      remote.addTrack(track);
+      this.#emit("remote-stream", { stream: remote });
+    };
+    pc.oniceconnectionstatechange = () => this.#onConnectionChange(pc);
+    pc.onconnectionstatechange = () => this.#onConnectionChange(pc);
+  }
+
+  #teardown() {
+    this.#standby = false;
+    if (this.#disconnectedTimer !== null) clearTimeout(this.#disconnectedTimer);
+    this.#disconnectedTimer = null;
+    const pc = this.#pc;
+    this.#pc = null;
+    this.#channel = null;
+    if (pc) {
+      pc.onnegotiationneeded = null;
+      pc.onicecandidate = null;
+      pc.ontrack = null;
+      pc.oniceconnectionstatechange = null;
+      pc.onconnectionstatechange = null;
+      pc.close();
+    }
+    if (this.#safetyCode !== null || pc) {
+      this.#safetyCode = null;
+      this.#emit("safety-code-reset", {});
+    }
+  }
+
+  /** The other side started over: so do we, with the same local media. */
+  #freshPeer() {
+    this.#teardown();
+    if (!this.#closed) this.#createPeer();
+  }
+
+  /** @param {RTCPeerConnection} pc */
+  #onConnectionChange(pc) {
+    if (pc !== this.#pc) return;
+    const iceState = pc.iceConnectionState;
+    this.#emit("connection-state", { state: pc.connectionState, iceState });
+    if (iceState === "failed" || pc.connectionState === "failed") {
+      pc.restartIce();
+    } else if (iceState === "disconnected") {
+      if (this.#disconnectedTimer === null) {
+        this.#disconnectedTimer = setTimeout(() => {
+          this.#disconnectedTimer = null;
+          if (pc === this.#pc && pc.iceConnectionState === "disconnected") pc.restartIce();
+        }, DISCONNECTED_GRACE_MS);
+      }
+    } else if (this.#disconnectedTimer !== null) {
+      clearTimeout(this.#disconnectedTimer);
+      this.#disconnectedTimer = null;
+    }
+  }
+
+  /** @param {RTCPeerConnection} pc */
+  async #negotiate(pc) {
+    if (pc !== this.#pc) return;
+    try {
+      this.#makingOffer = true;
+      await pc.setLocalDescription();
+      if (pc === this.#pc && !this.#standby && pc.localDescription) {
+        this.#sendDescription(pc.localDescription);
+      }
+    } catch (error) {
+      this.#problem("offer", error);
+    } finally {
+      this.#makingOffer = false;
+    }
+  }
+
+  /** @param {RTCSessionDescription} description */
+  #sendDescription(description) {
+    this.#options.send({ kind: "description", description: description.toJSON() });
+  }
+
+  /** @param {RelayPayload} payload */
+  async #onSignal(payload) {
+    if (this.#closed) return;
+    if (!this.#pc) this.#createPeer();
+    if (this.#standby) this.start(); // the other side is there: our prepared offer goes out
+    if (payload.kind === "description") {
+      await this.#onDescription(payload.description);
+    } else if (payload.kind === "candidate") {
+      const pc = /** @type {RTCPeerConnection} */ (this.#pc);
+      try {
+        await pc.addIceCandidate(payload.candidate);
+      } catch (error) {
+        // candidates for an offer we ignored, or from a connection we replaced
+        if (!this.#ignoreOffer) this.#problem("candidate", error);
+      }
+    }
+  }
+
+  /** @param {RTCSessionDescriptionInit} description */
+  async #onDescription(description) {
+    let pc = /** @type {RTCPeerConnection} */ (this.#pc);
+    const remoteFingerprint = sdpFingerprint(pc.currentRemoteDescription?.sdp);
+    if (
+      description.type === "offer" &&
+      remoteFingerprint !== null &&
+      sdpFingerprint(description.sdp) !== remoteFingerprint
+    ) {
+      this.#freshPeer(); // the other side has a new peer connection
+      pc = /** @type {RTCPeerConnection} */ (this.#pc);
+    }
+    const readyForOffer = !this.#makingOffer && pc.signalingState === "stable";
+    const offerCollision = description.type === "offer" && !readyForOffer;
+    this.#ignoreOffer = !this.#polite && offerCollision;
+    if (this.#ignoreOffer) return;
+    if (description.type === "answer" && pc.signalingState !== "have-local-offer") {
+      return; // a stale answer (ours was rolled back or already answered)
+    }
+    try {
+      await pc.setRemoteDescription(description); // the polite side rolls back implicitly
+    } catch (error) {
+      if (description.type !== "answer") throw error;
+      // an answer from a peer connection that is not the one we offered to: start over;
+      // our fresh connection offers again by itself
+      this.#problem("answer", error);
+      this.#freshPeer();
+      return;
+    }
+    if (description.type === "offer") {
+      await pc.setLocalDescription();
+      if (pc === this.#pc && pc.localDescription) this.#sendDescription(pc.localDescription);
+    }
+  }
+
+  // --- the safety code -----------------------------------------------------------------------
+
+  /** @param {RTCPeerConnection} pc */
+  #setUpSafetyChannel(pc) {
+    const channel = pc.createDataChannel(SAFETY_CHANNEL.label, {
+      negotiated: true,
+      id: SAFETY_CHANNEL.id,
+      ordered: true,
+    });
+    this.#channel = channel;
+    /** @type {CommitRevealInitiator | CommitRevealResponder | null} */
+    let exchange = this.#polite ? new CommitRevealResponder(freshNonce()) : null;
+    let steps = Promise.resolve();
+    /** @param {() => Promise<void>} step */
+    const serial = (step) => {
+      steps = steps.then(step).catch((error) => {
+        if (pc !== this.#pc) return;
+        this.#emit("safety-code-failed", { reason: error instanceof Error ? error.message : String(error) });
+      });
+    };
+    /** @param {unknown} message */
+    const send = (message) => {
+      if (channel.readyState === "open") channel.send(JSON.stringify(message));
+    };
+    const finish = async () => {
+      if (!exchange) return;
+      const { local, remote } = await dtlsFingerprints(pc);
+      const [fpTherapist, fpClient] = this.#polite ? [remote, local] : [local, remote];
+      const code = await exchange.sasCode(fpTherapist, fpClient);
+      if (pc !== this.#pc) return;
+      this.#safetyCode = code;
+      this.#emit("safety-code", { code });
+    };
+
+    channel.onopen = () => {
+      if (this.#polite) return;
+      serial(async () => {
+        const initiator = await CommitRevealInitiator.create(freshNonce());
+        exchange = initiator;
+        send(initiator.start());
+      });
+    };
+    channel.onmessage = (event) => {
+      /** @type {any} */
+      let message;
+      try {
+        message = JSON.parse(String(event.data));
+      } catch {
+        message = null;
+      }
+      if (message && message.t === CONFIRM_MESSAGE && Object.keys(message).length === 1) {
+        if (pc === this.#pc) this.#emit("peer-confirmed", {});
+        return;
+      }
+      serial(async () => {
+        if (!exchange) throw new Error("a safety-code message before the exchange started");
+        const reply = await exchange.receive(message);
+        if (reply) send(reply);
+        if (exchange.state === "complete") await finish();
+      });
+    };
+  }
+}

@@ -1,0 +1,172 @@
+// @ts-check
+/**
+ * The in-call controls both pages share: video elements, mute and camera toggles, the safety
+ * code with its "Codes match" control, and the connection-quality indicator. DOM only through
+ * the elements passed in; text with `textContent`.
+ */
+
+import { setTracksEnabled } from "./call.js";
+
+/**
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+export function byId(id) {
+  const element = document.getElementById(id);
+  if (!element) throw new Error(`missing #${id}`);
+  return element;
+}
+
+/**
+ * Show exactly one of several sections, and move focus to its heading for screen readers.
+ * @param {HTMLElement[]} sections
+ * @param {HTMLElement} shown
+ * @param {{focus?: boolean}} [options]
+ */
+export function showOnly(sections, shown, { focus = true } = {}) {
+  for (const section of sections) section.hidden = section !== shown;
+  if (focus) {
+    const heading = shown.querySelector("h1, h2");
+    if (heading instanceof HTMLElement) {
+      if (!heading.hasAttribute("tabindex")) heading.tabIndex = -1;
+      heading.focus({ preventScroll: false });
+    }
+  }
+}
+
+/**
+ * Play a stream in a <video>. If the browser refuses sound without a user gesture, play it
+ * muted and call `needsGesture` (the page shows a button that calls `unmute`).
+ * @param {HTMLVideoElement} video
+ * @param {MediaStream | null} stream
+ * @param {{muted?: boolean, needsGesture?: () => void}} [options]
+ */
+export function playStream(video, stream, { muted = false, needsGesture } = {}) {
+  if (video.srcObject !== stream) video.srcObject = stream;
+  video.muted = muted;
+  if (!stream) return;
+  video.play().catch((error) => {
+    if (muted || error?.name !== "NotAllowedError") return;
+    video.muted = true;
+    void video.play().catch(() => {});
+    needsGesture?.();
+  });
+}
+
+/**
+ * A toggle button: `aria-pressed` carries the state, the name stays the same.
+ * @param {HTMLButtonElement} button
+ * @param {(pressed: boolean) => void} onChange
+ */
+export function bindToggle(button, onChange) {
+  button.addEventListener("click", () => {
+    const pressed = button.getAttribute("aria-pressed") !== "true";
+    button.setAttribute("aria-pressed", String(pressed));
+    onChange(pressed);
+  });
+}
+
+/**
+ * Mute and camera toggles for the local stream (`track.enabled`, nothing renegotiated).
+ * @param {{mute: HTMLButtonElement, camera: HTMLButtonElement}} buttons
+ * @param {() => MediaStream | null} localStream
+ */
+export function bindMediaToggles(buttons, localStream) {
+  bindToggle(buttons.mute, (muted) => setTracksEnabled(localStream(), "audio", !muted));
+  bindToggle(buttons.camera, (off) => setTracksEnabled(localStream(), "video", !off));
+  return {
+    /** Reflect which devices exist (a toggle for a missing device is disabled). */
+    refresh() {
+      const stream = localStream();
+      buttons.mute.disabled = !stream?.getAudioTracks().length;
+      buttons.camera.disabled = !stream?.getVideoTracks().length;
+      setTracksEnabled(stream, "audio", buttons.mute.getAttribute("aria-pressed") !== "true");
+      setTracksEnabled(stream, "video", buttons.camera.getAttribute("aria-pressed") !== "true");
+    },
+  };
+}
+
+/**
+ * The safety code, its "Codes match" control and a line saying who confirmed.
+ * @param {{code: HTMLElement, confirm: HTMLButtonElement, note: HTMLElement, peerName: string}} parts
+ */
+export function safetyCodeView(parts) {
+  const { code, confirm, note } = parts;
+  let peerName = parts.peerName;
+  let confirmedHere = false;
+  let confirmedThere = false;
+  const renderNote = () => {
+    if (confirmedHere && confirmedThere) note.textContent = "You both confirmed the codes match.";
+    else if (confirmedHere) note.textContent = "You confirmed the codes match.";
+    else if (confirmedThere) note.textContent = `${peerName} confirmed the codes match.`;
+    else note.textContent = "Read the code aloud: you should both see the same eight digits.";
+  };
+  const reset = (/** @type {string} */ text) => {
+    code.textContent = text;
+    confirm.disabled = true;
+    confirmedHere = false;
+    confirmedThere = false;
+    renderNote();
+  };
+  reset("Not connected yet");
+  return {
+    /** @param {string} name */
+    setPeerName(name) {
+      peerName = name;
+      renderNote();
+    },
+    /** @param {string} value */
+    show(value) {
+      code.textContent = value;
+      confirm.disabled = false;
+      renderNote();
+    },
+    waiting() {
+      reset("Working it out…");
+    },
+    failed() {
+      reset("Unavailable");
+      note.textContent =
+        "The safety code could not be worked out. If this keeps happening, end the call.";
+    },
+    idle() {
+      reset("Not connected yet");
+    },
+    confirmedByMe() {
+      confirmedHere = true;
+      confirm.disabled = true;
+      renderNote();
+    },
+    confirmedByPeer() {
+      confirmedThere = true;
+      renderNote();
+    },
+  };
+}
+
+const LEVEL_WORDS = Object.freeze({
+  good: "Good",
+  fair: "Fair",
+  poor: "Poor",
+  unknown: "Measuring…",
+});
+
+/**
+ * Render a quality sample: a word (and a class for its colour) plus the figures.
+ * @param {{level: HTMLElement, detail: HTMLElement}} parts
+ * @param {import("./call.js").Quality | null} quality
+ */
+export function renderQuality(parts, quality) {
+  const level = quality?.level ?? "unknown";
+  parts.level.textContent = quality ? LEVEL_WORDS[level] : "—";
+  parts.level.className = `quality-level quality-${level}`;
+  if (!quality || level === "unknown") {
+    parts.detail.textContent = "";
+    return;
+  }
+  const figures = [];
+  if (quality.rttMs !== null) figures.push(`round trip ${Math.round(quality.rttMs)} ms`);
+  if (quality.lossPercent !== null) figures.push(`loss ${quality.lossPercent.toFixed(1)} %`);
+  if (quality.framesPerSecond !== null) figures.push(`${Math.round(quality.framesPerSecond)} fps`);
+  parts.detail.textContent = figures.join(", ");
+}

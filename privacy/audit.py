@@ -9,6 +9,12 @@ be written regularly.
 
 Entries carry actor, action, pseudonymous targets, time and metadata, never clinical content
 or tokens, so shredding a client never breaks the chain.
+
+Retention purges audit entries only as a whole prefix, behind an *anchor*: a signature over
+``(k, hash_k)`` under its own domain label (never the checkpoint label, so an ordinary
+checkpoint cannot be passed off as permission to drop what precedes it). ``verify_chain``
+started at an anchor checks its signature, expects entry k+1 with ``prev_hash = hash_k`` and
+walks on as before; a prefix removed without an anchor, or past it, still fails.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ HASH_BYTES: Final = 32
 GENESIS_HASH: Final = bytes(HASH_BYTES)
 FIRST_SEQ: Final = 1
 CHECKPOINT_DOMAIN: Final = b"attune-audit-checkpoint-v1"
+ANCHOR_DOMAIN: Final = b"attune-audit-anchor-v1"
 
 DetailValue = str | int | bool | None
 
@@ -61,6 +68,7 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "retention.purge": "The purge job deleted or anonymised data past its retention.",
         "keys.rotate": "A master key version was added and data keys re-wrapped.",
         "audit.checkpoint": "A signed checkpoint of the audit chain was written.",
+        "audit.purged": "Audit entries up to a sequence number were purged behind a signed anchor.",
     }
 )
 """Every action Attune records, with its meaning; ``AuditEvent`` refuses any other."""
@@ -231,6 +239,38 @@ def verify_checkpoint(public_key: Ed25519PublicKey, checkpoint: Checkpoint) -> b
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """Signed permission for the chain to start after entry ``seq`` (entries up to it purged)."""
+
+    seq: int
+    hash: bytes
+    signature: bytes
+
+
+def anchor_message(seq: int, entry_hash: bytes) -> bytes:
+    """The signed bytes: anchor label || seq (8 bytes, big-endian) || hash of entry seq."""
+    return ANCHOR_DOMAIN + _SEQ.pack(seq) + entry_hash
+
+
+def sign_anchor(private_key: Ed25519PrivateKey, seq: int, entry_hash: bytes) -> Anchor:
+    """Sign an anchor at ``seq`` before the entries up to it are deleted."""
+    if seq < FIRST_SEQ or len(entry_hash) != HASH_BYTES:
+        raise ValueError("an anchor needs seq >= 1 and a 32-byte entry hash")
+    return Anchor(
+        seq=seq, hash=entry_hash, signature=private_key.sign(anchor_message(seq, entry_hash))
+    )
+
+
+def verify_anchor(public_key: Ed25519PublicKey, anchor: Anchor) -> bool:
+    """True iff the anchor's signature is valid for its seq and hash under the anchor label."""
+    try:
+        public_key.verify(anchor.signature, anchor_message(anchor.seq, anchor.hash))
+    except (InvalidSignature, struct.error, TypeError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     """Outcome of a chain walk; ``first_bad_seq`` is where verification first failed."""
 
@@ -244,16 +284,31 @@ def verify_chain(
     entries: Iterable[AuditRow],
     checkpoints: Sequence[Checkpoint],
     public_key: Ed25519PublicKey,
+    anchor: Anchor | None = None,
 ) -> VerifyResult:
-    """Re-walk the chain (entries streamed in seq order, O(1) memory) against the checkpoints."""
-    pending = sorted(checkpoints, key=lambda c: c.seq)
-    next_checkpoint = 0
+    """Re-walk the chain (entries streamed in seq order, O(1) memory) against the checkpoints.
+
+    With an ``anchor`` the walk starts after it: entries up to ``anchor.seq`` were purged, and
+    checkpoints up to it pin entries that no longer exist, so they are not checked.
+    """
     expected_seq = FIRST_SEQ
     prev_hash = GENESIS_HASH
     count = 0
 
     def failed(seq: int, reason: str) -> VerifyResult:
         return VerifyResult(ok=False, count=count, first_bad_seq=seq, reason=reason)
+
+    if anchor is not None:
+        if not verify_anchor(public_key, anchor):
+            return failed(
+                FIRST_SEQ,
+                f"the anchor at entry {anchor.seq} has a bad signature: entries up to "
+                f"{anchor.seq} were removed without a valid anchor",
+            )
+        expected_seq, prev_hash = anchor.seq + 1, anchor.hash
+    kept = checkpoints if anchor is None else [c for c in checkpoints if c.seq > anchor.seq]
+    pending = sorted(kept, key=lambda c: c.seq)
+    next_checkpoint = 0
 
     for row in entries:
         if row.seq != expected_seq:
@@ -300,9 +355,10 @@ def verify_chain(
             f"a signed checkpoint covers entry {checkpoint.seq} but the log ends at entry "
             f"{expected_seq - 1}: entries were removed from the end",
         )
+    start = "" if anchor is None else f" after the anchor at entry {anchor.seq}"
     return VerifyResult(
         ok=True,
         count=count,
         first_bad_seq=None,
-        reason=f"chain intact: {count} entries, {len(pending)} checkpoints verified",
+        reason=f"chain intact{start}: {count} entries, {len(pending)} checkpoints verified",
     )

@@ -14,12 +14,14 @@ from aiohttp import web
 
 from privacy.consent import Purpose
 from server.core.checkins import load_builtin_instruments, load_instruments_dir
+from server.jobs.purge import purge_job_ctx
 from server.keys import (
     ADDRESS_HASHER,
     AUDIT,
     CHECKINS,
     CLOCK,
     CONSENTS,
+    CUE_RECORDS,
     DB,
     LINK_THROTTLE,
     LOGIN_ADDRESS_THROTTLE,
@@ -28,15 +30,19 @@ from server.keys import (
     VAULT,
 )
 from server.middlewares import errors, identity_and_csrf, security_headers
+from server.realtime.conncheck import CONNCHECK_OPERATIONS, conncheck_cleanup_ctx
 from server.realtime.signaling import add_signaling_routes, hub_cleanup_ctx
 from server.runtime import open_audit_trail, open_database, open_vault
 from server.security.throttle import AddressHasher, FailureThrottle, Limit
 from server.services.checkins import Checkins
 from server.services.consents import Consents
+from server.services.cue_records import CueRecords
 from server.settings import Settings
+from server.web.admin_views import ADMIN_OPERATIONS, add_admin_pages
 from server.web.api import OPERATIONS, add_api_routes
 from server.web.audit_views import AUDIT_OPERATIONS, add_audit_pages
 from server.web.checkin_views import CHECKIN_OPERATIONS, add_checkin_pages
+from server.web.client_rights import CLIENT_RIGHTS_OPERATIONS, add_client_rights_pages
 from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
 from server.web.pages import add_page_routes
 
@@ -86,6 +92,13 @@ async def _checkins(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _cue_records(app: web.Application) -> AsyncIterator[None]:
+    records = CueRecords(app[VAULT])
+    app[CONSENTS].on_withdrawal(Purpose.CUE_ANALYSIS, "delete-cue-data", records.delete_for_client)
+    app[CUE_RECORDS] = records
+    yield
+
+
 async def _audit(app: web.Application) -> AsyncIterator[None]:
     trail = open_audit_trail(app[SETTINGS])
     app[AUDIT] = trail
@@ -124,13 +137,27 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(_vault)
     app.cleanup_ctx.append(_consents)
     app.cleanup_ctx.append(_checkins)
+    app.cleanup_ctx.append(_cue_records)
     app.cleanup_ctx.append(hub_cleanup_ctx)
+    app.cleanup_ctx.append(conncheck_cleanup_ctx)
     app.cleanup_ctx.append(_audit)
-    add_api_routes(app, OPERATIONS + CONSENT_OPERATIONS + AUDIT_OPERATIONS + CHECKIN_OPERATIONS)
+    app.cleanup_ctx.append(purge_job_ctx)
+    add_api_routes(
+        app,
+        OPERATIONS
+        + CONSENT_OPERATIONS
+        + AUDIT_OPERATIONS
+        + CHECKIN_OPERATIONS
+        + ADMIN_OPERATIONS
+        + CLIENT_RIGHTS_OPERATIONS
+        + CONNCHECK_OPERATIONS,
+    )
     add_page_routes(app)
     add_consent_pages(app)
     add_audit_pages(app)
     add_checkin_pages(app)
+    add_admin_pages(app)
+    add_client_rights_pages(app)
     add_signaling_routes(app)
     app.router.add_static("/static", web_dir / "static", append_version=False)
     return app

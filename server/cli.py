@@ -1,10 +1,11 @@
-"""The `attune` command: serve, db, user, client, session, audit."""
+"""The `attune` command: serve, db, user, client, session, keys, retention, hold, purge, audit."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
+import json
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -169,6 +170,99 @@ async def _keys_retire(rt: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _retention_show(rt: Runtime, args: argparse.Namespace) -> int:
+    from server.services.retention import CATEGORY_NOUNS, Retention, policy_json
+
+    policies = await Retention(rt.db, rt.audit, rt.vault).policies()
+    if args.json:
+        print(json.dumps({"policies": [policy_json(p) for p in policies.values()]}, indent=2))
+        return 0
+    print(f"{'category':<13} {'keep_days':>9}  {'action':<9}  set by")
+    for category, entry in policies.items():
+        source = (
+            "default" if entry.is_default else f"{entry.updated_by} {entry.updated_at:%Y-%m-%d}"
+        )
+        stored = "" if entry.stored else f"  (no {CATEGORY_NOUNS[category]} stored yet)"
+        policy = entry.policy
+        print(f"{category:<13} {policy.keep_days:>9}  {policy.action:<9}  {source}{stored}")
+    return 0
+
+
+async def _retention_set(rt: Runtime, args: argparse.Namespace) -> int:
+    from server.services.retention import Retention, parse_policy
+
+    if args.override_floor and not args.reason:
+        raise AttuneError("--override-floor needs --reason TEXT saying why.")
+    reason = args.reason if args.override_floor else None
+    policy = parse_policy(args.category, args.days, args.action, reason)
+    warnings = await Retention(rt.db, rt.audit, rt.vault).set_policy(
+        policy, actor="system:cli", now=datetime.now(UTC)
+    )
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"Saved: keep {policy.category} {policy.keep_days} days, then {policy.action}.")
+    return 0
+
+
+async def _hold_add(rt: Runtime, args: argparse.Namespace) -> int:
+    from server.services.retention import Retention
+
+    hold = await Retention(rt.db, rt.audit, rt.vault).add_hold(
+        args.client_id, args.reason, actor="system:cli", now=datetime.now(UTC)
+    )
+    print(f"Hold placed on client {hold.client_id}: nothing of it is purged until it is lifted.")
+    return 0
+
+
+async def _hold_remove(rt: Runtime, args: argparse.Namespace) -> int:
+    from server.services.retention import Retention
+
+    hold = await Retention(rt.db, rt.audit, rt.vault).remove_hold(
+        args.client_id, args.reason, actor="system:cli", now=datetime.now(UTC)
+    )
+    print(f"Hold on client {hold.client_id} lifted; the next purge run applies the policies.")
+    return 0
+
+
+async def _hold_list(rt: Runtime, args: argparse.Namespace) -> int:
+    from server.services.retention import Retention, hold_json
+
+    now = datetime.now(UTC)
+    holds = await Retention(rt.db, rt.audit, rt.vault).holds()
+    if args.json:
+        print(json.dumps({"holds": [hold_json(h, now) for h in holds]}, indent=2))
+        return 0
+    for hold in holds:
+        state = "standing" if hold.released_at is None else f"lifted {hold.released_at:%Y-%m-%d}"
+        print(f"{hold.client_id}  {hold.placed_at:%Y-%m-%d}  {state}  {hold.reason}")
+    if not holds:
+        print("No holds.")
+    return 0
+
+
+async def _purge(rt: Runtime, args: argparse.Namespace) -> int:
+    from server.services.retention import CATEGORY_NOUNS, Retention, report_json
+
+    report = await Retention(rt.db, rt.audit, rt.vault).purge(
+        datetime.now(UTC), trigger="cli", actor="system:cli", dry_run=args.dry_run
+    )
+    if args.json:
+        print(json.dumps(report_json(report), indent=2))
+        return 0
+    verb = "Would" if report.dry_run else "Did"
+    for category, by_action in report.counts.items():
+        for action, count in by_action.items():
+            print(f"{verb} {action} {count:,} {CATEGORY_NOUNS[category]}")
+    if not report.total:
+        print("Nothing is due." if report.dry_run else "Nothing was due.")
+    if report.keys_destroyed:
+        print(f"Destroyed {report.keys_destroyed} data keys (clients whose last data went).")
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    print(f"{'Dry run' if report.dry_run else 'Purge'} took {report.duration_ms} ms.")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -205,6 +299,25 @@ def _serve(args: argparse.Namespace) -> int:
         access_log_class=AccessLogger,
         print=None,
     )
+    return 0
+
+
+def _cues_replay(args: argparse.Namespace) -> int:
+    """Run the cue engine over a JSONL feature log and print the prompts as JSONL."""
+    import json
+
+    from server.core.cues.config import CueConfig
+    from server.core.cues.replay import ReplayError, replay
+
+    config = CueConfig().scaled(args.scale)
+    try:
+        with args.file.open(encoding="utf-8") as lines:
+            for prompt in replay(lines, config):
+                print(json.dumps(prompt, sort_keys=True))
+    except OSError as exc:
+        raise AttuneError(f"cannot read {args.file}: {exc.strerror}") from None
+    except ReplayError as exc:
+        raise AttuneError(str(exc)) from None
     return 0
 
 
@@ -252,6 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--minutes", type=int, default=50)
     create.set_defaults(run=_session_create)
 
+    cues = commands.add_parser("cues", help="the nonverbal-cue engine")
+    cues_commands = cues.add_subparsers(dest="cues_command", required=True)
+    replay_cmd = cues_commands.add_parser(
+        "replay", help="run the engine over a JSONL feature log; prints prompts as JSONL"
+    )
+    replay_cmd.add_argument("file", type=Path)
+    replay_cmd.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply the observation windows (tuning and demos)",
+    )
+
     keys = commands.add_parser("keys", help="master key management")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     rotate = keys_commands.add_parser(
@@ -263,6 +389,47 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(retire)
     retire.add_argument("version", type=int)
     retire.set_defaults(run=_keys_retire)
+
+    retention = commands.add_parser("retention", help="retention policies")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True)
+    show = retention_commands.add_parser("show", help="the policy of every data category")
+    _add_settings_flags(show)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=_retention_show)
+    set_policy = retention_commands.add_parser(
+        "set", help="keep a category DAYS days, then delete or anonymize it"
+    )
+    _add_settings_flags(set_policy)
+    set_policy.add_argument("category", metavar="CATEGORY")
+    set_policy.add_argument("days", metavar="DAYS")
+    set_policy.add_argument("--action", choices=["delete", "anonymize"])
+    set_policy.add_argument(
+        "--override-floor", action="store_true", help="go below the 6-year floor (with --reason)"
+    )
+    set_policy.add_argument("--reason", metavar="TEXT")
+    set_policy.set_defaults(run=_retention_set)
+
+    hold = commands.add_parser("hold", help="legal holds: nothing of the client is purged")
+    hold_commands = hold.add_subparsers(dest="hold_command", required=True)
+    for name, run, text in (
+        ("add", _hold_add, "place a hold on a client's data"),
+        ("remove", _hold_remove, "lift the standing hold"),
+    ):
+        command = hold_commands.add_parser(name, help=text)
+        _add_settings_flags(command)
+        command.add_argument("client_id", metavar="CLIENT_ID")
+        command.add_argument("--reason", required=True, metavar="TEXT")
+        command.set_defaults(run=run)
+    hold_list = hold_commands.add_parser("list", help="every hold, standing ones first")
+    _add_settings_flags(hold_list)
+    hold_list.add_argument("--json", action="store_true")
+    hold_list.set_defaults(run=_hold_list)
+
+    purge = commands.add_parser("purge", help="apply the retention policies now")
+    _add_settings_flags(purge)
+    purge.add_argument("--dry-run", action="store_true", help="count only, change nothing")
+    purge.add_argument("--json", action="store_true", help="counts per category and action")
+    purge.set_defaults(run=_purge)
 
     audit = commands.add_parser("audit", help="audit trail")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
@@ -283,6 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "cues":
+            return _cues_replay(args)
         command: Command = args.run
         return asyncio.run(_run(command, args))
     except (AttuneError, SettingsError, StartupError) as exc:

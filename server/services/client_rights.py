@@ -1,0 +1,295 @@
+"""A client's rights over their data: a machine-readable export, and erasure of what exists
+only by their optional consent.
+
+The export holds everything stored about one client and nothing of anyone else: their alias,
+session times, consent decisions, every registered per-client table (decrypted through the
+vault), and when their data was touched and by whom in kind (never another person's id).
+Therapist notes are the therapist's clinical record (psychotherapy notes, which HIPAA
+§164.524(a)(1)(i) excludes from the right of access): they are left out of the client's own
+export, and the therapist includes them when exporting on the client's request if they choose.
+
+Erasure withdraws every optional consent (its effects run) and deletes the rows of every
+source stored only under an optional consent. The clinical record (session times, notes) and
+the evidence (consent records, audit entries) stay under their retention policies; the pages
+say so rather than dropping them silently. A legal hold keeps the data until it is lifted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from privacy.consent import (
+    OPTIONAL_PURPOSES,
+    Channel,
+    ConsentDecision,
+    ConsentState,
+    Purpose,
+    receipt,
+)
+from privacy.vault import DecryptionError, FieldContext, KeyShredded
+from server.audit import AuditTrail
+from server.db.engine import Database
+from server.db.tables import audit_log, client_notes, clients, therapy_sessions
+from server.errors import NotFound
+from server.services.consents import Consents
+from server.services.retention import Retention
+from server.services.retention_sources import DEFAULT_SOURCES, SourceRegistry, TableSource
+from server.vault_store import ClientVault
+
+EXPORT_FORMAT: Final = "attune-client-export-v1"
+UNREADABLE: Final = "unreadable: the client's data key was destroyed or the record was damaged"
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _plain(value: Any) -> Any:
+    """A stored value as JSON: times in UTC ISO 8601."""
+    return _iso(value) if isinstance(value, datetime) else value
+
+
+def _by_whom(actor: str, client_id: str) -> str:
+    """Who acted, in kind only: an export never names another person."""
+    if actor in (f"client:{client_id}", "client"):
+        return "you (through your session link)"
+    if actor.startswith("account:"):
+        return "clinic staff"
+    return "Attune (automatic)"
+
+
+@dataclass(frozen=True)
+class ErasureOutcome:
+    """What an erasure request did."""
+
+    withdrawn: tuple[Purpose, ...]
+    deleted: Mapping[str, int]  # source label -> rows deleted
+    held: bool
+
+    @property
+    def deleted_total(self) -> int:
+        """Rows deleted in all."""
+        return sum(self.deleted.values())
+
+
+class ClientRights:
+    """Export and consent-based erasure for one server."""
+
+    def __init__(
+        self,
+        db: Database,
+        vault: ClientVault,
+        audit: AuditTrail,
+        consents: Consents,
+        *,
+        registry: SourceRegistry = DEFAULT_SOURCES,
+    ) -> None:
+        self.db = db
+        self.vault = vault
+        self.audit = audit
+        self.consents = consents
+        self.registry = registry
+
+    async def export(
+        self, client_id: str, *, actor: str, include_notes: bool, now: datetime
+    ) -> dict[str, Any]:
+        """Everything stored about one client, decrypted, as JSON; the export is audited."""
+        async with self.db.read() as conn:
+            client = (
+                await conn.execute(sa.select(clients).where(clients.c.id == client_id))
+            ).first()
+            if client is None:
+                raise NotFound("No such client.")
+            sessions = await self._sessions(conn, client_id)
+            records = {
+                source.table.name: await self._source_rows(conn, source, client_id)
+                for source in self.registry.table_sources()
+                if source.client_column is not None
+            }
+            notes = await self._notes(conn, client_id) if include_notes else None
+            activity = await self._activity(conn, client_id)
+        consent_records = await self.consents.records(self.db, client_id)
+        document: dict[str, Any] = {
+            "format": EXPORT_FORMAT,
+            "generated_at": _iso(now),
+            "client": {
+                "id": client.id,
+                "alias": client.alias,
+                "created_at": _iso(client.created_at),
+            },
+            "sessions": sessions,
+            "consents": receipt(client.alias, consent_records, self.consents.catalog, now)[
+                "records"
+            ],
+            "records": records,
+            "activity": activity,
+            "not_included": [
+                {
+                    "what": "live cue features and prompts",
+                    "why": "They are computed during the session and not stored.",
+                },
+                {
+                    "what": "other people's data",
+                    "why": "The therapist's account and other clients never appear here.",
+                },
+            ],
+        }
+        if notes is None:
+            document["not_included"].insert(
+                0,
+                {
+                    "what": "therapist notes",
+                    "why": (
+                        "Notes are your therapist's clinical record. Ask your therapist for "
+                        "them; they can include them in an export made for you."
+                    ),
+                },
+            )
+        else:
+            document["notes"] = notes
+        async with self.db.write() as conn:
+            await self.audit.record(
+                conn,
+                at=now,
+                actor=actor,
+                action="export.client",
+                targets=(f"client:{client_id}",),
+                details={
+                    "by": "client" if actor.startswith("client") else "therapist",
+                    "notes": include_notes,
+                },
+            )
+        return document
+
+    async def _sessions(self, conn: AsyncConnection, client_id: str) -> list[dict[str, Any]]:
+        t = therapy_sessions
+        rows = await conn.execute(
+            sa.select(t.c.id, t.c.starts_at, t.c.ends_at, t.c.status, t.c.created_at, t.c.ended_at)
+            .where(t.c.client_id == client_id)
+            .order_by(t.c.starts_at)
+        )
+        return [{key: _plain(value) for key, value in row._mapping.items()} for row in rows]
+
+    async def _decrypt(
+        self, conn: AsyncConnection, ctx: FieldContext, kind: str, blob: bytes
+    ) -> Any:
+        try:
+            if kind == "json":
+                return await self.vault.decrypt_json(conn, ctx, blob)
+            return await self.vault.decrypt_text(conn, ctx, blob)
+        except (KeyShredded, DecryptionError):
+            return UNREADABLE
+
+    async def _source_rows(
+        self, conn: AsyncConnection, source: TableSource, client_id: str
+    ) -> list[dict[str, Any]]:
+        """A source's rows of this client: clear columns as stored, ciphertext decrypted."""
+        assert source.client_column is not None
+        table = source.table
+        hidden = {source.client_column, *(f.column for f in source.encrypted)}
+        rows = await conn.execute(
+            sa.select(table)
+            .where(table.c[source.client_column] == client_id)
+            .order_by(table.c[source.time_column], table.c[source.id_column])
+        )
+        items = []
+        for row in rows:
+            m = row._mapping
+            item = {k: _plain(v) for k, v in m.items() if k not in hidden}
+            row_id = str(m[source.id_column])
+            for encrypted in source.encrypted:
+                ctx = FieldContext(table.name, row_id, encrypted.field, client_id)
+                item[encrypted.field] = await self._decrypt(
+                    conn, ctx, encrypted.kind, bytes(m[encrypted.column])
+                )
+            items.append(item)
+        return items
+
+    async def _notes(self, conn: AsyncConnection, client_id: str) -> list[dict[str, Any]]:
+        rows = await conn.execute(
+            sa.select(client_notes)
+            .where(client_notes.c.client_id == client_id)
+            .order_by(client_notes.c.created_at, client_notes.c.id)
+        )
+        notes = []
+        for row in rows:
+            ctx = FieldContext("client_notes", row.id, "body", client_id)
+            text = await self._decrypt(conn, ctx, "text", bytes(row.body_ciphertext))
+            notes.append({"id": row.id, "created_at": _iso(row.created_at), "text": text})
+        return notes
+
+    async def _activity(self, conn: AsyncConnection, client_id: str) -> list[dict[str, Any]]:
+        """Audit entries about this client: when, what, and by whom in kind."""
+        name = f"client:{client_id}"
+        rows = await conn.execute(
+            sa.select(audit_log.c.at, audit_log.c.action, audit_log.c.actor)
+            .where(
+                sa.or_(
+                    audit_log.c.actor == name,
+                    audit_log.c.targets.contains(json.dumps(name), autoescape=True),
+                )
+            )
+            .order_by(audit_log.c.seq)
+        )
+        return [
+            {"at": _iso(row.at), "action": row.action, "by": _by_whom(row.actor, client_id)}
+            for row in rows
+        ]
+
+    async def erase_consent_based(
+        self, client_id: str, *, channel: Channel, retention: Retention, now: datetime
+    ) -> ErasureOutcome:
+        """Withdraw every optional consent, then delete what was stored only under one."""
+        states = await self.consents.state(self.db, client_id, now)
+        withdrawn: list[Purpose] = []
+        for purpose, status in states.items():
+            if purpose not in OPTIONAL_PURPOSES:
+                continue
+            if status.state not in (ConsentState.GRANTED, ConsentState.NEEDS_RECONSENT):
+                continue
+            await self.consents.decide(
+                self.db,
+                self.audit,
+                client_id=client_id,
+                purpose=purpose,
+                decision=ConsentDecision.WITHDRAWN,
+                notice_version=status.current_notice.version,
+                channel=channel,
+                now=now,
+            )
+            withdrawn.append(purpose)
+        deleted: dict[str, int] = {}
+        async with self.db.write() as conn:
+            held = await retention.is_held(conn, client_id, now)
+            if not held:
+                for source in self.registry.table_sources():
+                    if source.consent_purpose not in OPTIONAL_PURPOSES:
+                        continue
+                    if source.client_column is None:
+                        continue
+                    table = source.table
+                    result = await conn.execute(
+                        table.delete().where(table.c[source.client_column] == client_id)
+                    )
+                    deleted[source.label] = result.rowcount
+            await self.audit.record(
+                conn,
+                at=now,
+                actor=f"client:{client_id}",
+                action="client.erase",
+                targets=(f"client:{client_id}",),
+                details={
+                    "scope": "consent-based",
+                    "key_destroyed": False,
+                    "deleted": sum(deleted.values()),
+                    "held": held,
+                },
+            )
+        return ErasureOutcome(tuple(withdrawn), deleted, held)

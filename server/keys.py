@@ -12,6 +12,7 @@ from server.db.engine import Database
 from server.security.throttle import AddressHasher, FailureThrottle
 from server.services.checkins import Checkins
 from server.services.consents import Consents
+from server.services.cue_records import CueRecords
 from server.settings import Settings
 from server.vault_store import ClientVault
 from server.web.openapi import Operation
@@ -29,3 +30,4 @@ VAULT = web.AppKey("vault", ClientVault)
 CONSENTS = web.AppKey("consents", Consents)
 API_OPERATIONS: web.AppKey[Sequence[Operation]] = web.AppKey("api_operations")
 CHECKINS = web.AppKey("checkins", Checkins)
+CUE_RECORDS = web.AppKey("cue_records", CueRecords)

@@ -51,6 +51,7 @@ class Settings:
     purge_interval_seconds: int = 3600
     max_body_bytes: int = 64 * 1024
     instruments_dir: Path | None = None
+    cue_time_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -73,6 +74,8 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
+        if not 0.001 <= self.cue_time_scale <= 10:
+            raise SettingsError("cue_time_scale must be between 0.001 and 10")
         if self.invite_early_minutes < 0:
             raise SettingsError("invite_early_minutes must not be negative")
 
@@ -109,6 +112,8 @@ def _coerce(name: str, raw: Any) -> Any:
             if isinstance(raw, bool):
                 raise ValueError
             return int(raw)
+        if hint is float:
+            return float(raw)
         if hint is bool:
             if isinstance(raw, bool):
                 return raw

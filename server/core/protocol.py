@@ -120,7 +120,14 @@ class CloseCode(IntEnum):
 
 
 NO_RECONNECT_CLOSE_CODES: Final = frozenset(
-    {CloseCode.REPLACED, CloseCode.RESUMED_ELSEWHERE, CloseCode.DENIED, CloseCode.SESSION_ENDED}
+    {
+        CloseCode.REPLACED,
+        CloseCode.RESUMED_ELSEWHERE,
+        CloseCode.DENIED,
+        CloseCode.SESSION_ENDED,
+        CloseCode.HANDSHAKE_FAILED,  # reconnecting cannot fix these two either
+        CloseCode.UNAUTHORIZED,
+    }
 )
 """After these a client shows the reason and stays closed; after any other it reconnects."""
 

@@ -245,3 +245,35 @@ checkin_responses = sa.Table(
     sa.Column("payload_ciphertext", sa.LargeBinary, nullable=False),
     sa.UniqueConstraint("session_id", "idempotency_key", name="uq_checkin_responses_idempotency"),
 )
+
+
+def _clinical_event_table(name: str) -> sa.Table:
+    """A per-session clinical record: metadata in clear for retention, content as ciphertext."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column(
+            "session_id",
+            ID,
+            sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column(
+            "client_id",
+            ID,
+            sa.ForeignKey("clients.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("payload_ciphertext", sa.LargeBinary, nullable=False),
+    )
+
+
+# Cue prompts with the therapist's feedback, and the after-session cue summary (category `cue`).
+cue_prompts = _clinical_event_table("cue_prompts")
+cue_summaries = _clinical_event_table("cue_summaries")
+# The client's nonverbal signal buttons (category `signal`).
+signal_events = _clinical_event_table("signal_events")

@@ -17,8 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from privacy.consent import ConsentChanged, ConsentDecision, Purpose
+from server.core.cues.config import CueConfig
 from server.core.protocol import CloseCode, EndReason, SessionRole, server_message
 from server.core.rooms import Close, Effect, RoomRegistry, Send
+from server.realtime.live_cues import LiveCues
 
 log = logging.getLogger("attune.realtime")
 _QUEUE_LIMIT = 256  # a peer that cannot keep up is dropped rather than buffered without bound
@@ -68,9 +70,12 @@ class Connection:
 class Hub:
     """Live connections by id and the rooms they are in."""
 
-    def __init__(self) -> None:
+    def __init__(self, cue_config: CueConfig | None = None) -> None:
         self.rooms = RoomRegistry(new_token=lambda: secrets.token_urlsafe(24))
         self._connections: dict[str, Connection] = {}
+        self.cues = LiveCues(cue_config or CueConfig())
+        # Whether each client's cue_analysis consent is live, kept current by consent events.
+        self.cue_allowed: dict[str, bool] = {}
 
     def new_conn_id(self) -> str:
         """A fresh connection id."""
@@ -115,6 +120,11 @@ class Hub:
     def on_consent_changed(self, event: ConsentChanged) -> None:
         """Consent changes take effect live: both sides hear of it; no telehealth, no call."""
         message = server_message("consent-changed", purpose=event.purpose, decision=event.decision)
+        if event.purpose is Purpose.CUE_ANALYSIS:
+            granted = event.decision is ConsentDecision.GRANTED
+            self.cue_allowed[event.client_id] = granted
+            if not granted:
+                self.stop_cues_for_client(event.client_id)
         for connection in self.connections_of_client(event.client_id):
             connection.queue(dict(message))
             withdrew_telehealth = (
@@ -123,7 +133,16 @@ class Hub:
                 and connection.role is SessionRole.CLIENT
             )
             if withdrew_telehealth:
-                connection.queue((int(CloseCode.UNAUTHORIZED), "telehealth consent was withdrawn"))
+                # As documented: the client's part of the session ends; they must not rejoin.
+                connection.queue(
+                    server_message("session-ended", reason=EndReason.CONSENT_WITHDRAWN)
+                )
+                connection.queue((int(CloseCode.SESSION_ENDED), "telehealth consent withdrawn"))
+
+    def stop_cues_for_client(self, client_id: str) -> None:
+        """Forget live cue state of every session of this client, at once."""
+        for session_id in {c.session_id for c in self.connections_of_client(client_id)}:
+            self.cues.drop(session_id)
 
     async def close_all(self) -> None:
         """On shutdown: close every socket with GOING_AWAY so clients reconnect and resume."""

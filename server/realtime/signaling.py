@@ -16,8 +16,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from privacy.consent import Channel, ConsentState
+from privacy.consent import Channel, ConsentState, Purpose
 from server.core.checkins import questionnaire_resource
+from server.core.cues.config import CueConfig
 from server.core.ice import ice_configuration
 from server.core.links import SessionStatus
 from server.core.models import Role, TherapySession
@@ -37,8 +38,10 @@ from server.core.protocol import (
     End,
     EndReason,
     ErrorCode,
+    Features,
     Hello,
     Ping,
+    PromptFeedbackMessage,
     ProtocolError,
     RateLimiter,
     Relay,
@@ -52,7 +55,7 @@ from server.core.protocol import (
 )
 from server.db import scheduling as session_queries
 from server.errors import AttuneError, Forbidden, NotFound, Unauthenticated
-from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, DB, SETTINGS
+from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, CUE_RECORDS, DB, SETTINGS
 from server.realtime.hub import Connection, Hub
 from server.services import scheduling
 from server.services.checkins import alert_json, scores_json
@@ -63,7 +66,8 @@ HUB = web.AppKey("hub", Hub)
 
 
 def _now_ms() -> int:
-    return int(time.monotonic() * 1000)
+    """Unix milliseconds: the lobby shows them as "waiting since" (docs/protocol.md)."""
+    return int(time.time() * 1000)
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -150,6 +154,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
             )
         )
         joined = True
+        hub.cue_allowed[session.client_id] = consents.get("cue_analysis") == "granted"
         if role is SessionRole.CLIENT:
             _open_before_checkin(request, connection)
         await _read_loop(request, connection)
@@ -263,6 +268,23 @@ async def _dispatch(request: web.Request, connection: Connection, message: Clien
         therapist = room.therapist_conn_id
         if therapist is not None:
             hub.send(therapist, server_message("client-signal", signal=message.signal))
+        if hub.cue_allowed.get(connection.client_id):
+            t_ms = hub.cues.signal(connection.session_id, message.signal.value)
+            await app[CUE_RECORDS].store_signal(
+                app[DB],
+                session_id=connection.session_id,
+                client_id=connection.client_id,
+                kind=message.signal.value,
+                t_ms=t_ms,
+                now=app[CLOCK](),
+            )
+    elif isinstance(message, Features):
+        await _features(request, connection, message)
+    elif isinstance(message, PromptFeedbackMessage):
+        if not hub.cues.feedback(
+            connection.session_id, message.prompt_id, message.feedback, message.minutes
+        ):
+            raise ProtocolError(ErrorCode.INVALID, "No such prompt in this session.")
     elif isinstance(message, CheckinAnswer):
         await _checkin_answer(request, connection, message)
     elif isinstance(message, CheckinLaunch):
@@ -283,6 +305,33 @@ async def _dispatch(request: web.Request, connection: Connection, message: Clien
         )
     else:
         raise ProtocolError(ErrorCode.INVALID, f"`{message.TYPE}` is not available yet.")
+
+
+async def _features(request: web.Request, connection: Connection, message: Features) -> None:
+    """Cue features: used only while the client's cue_analysis consent is live, else dropped."""
+    app = request.app
+    hub = app[HUB]
+    if message.body.get("role") != connection.role.value:
+        raise ProtocolError(ErrorCode.INVALID, "features.role must be your own role.")
+    if not hub.cue_allowed.get(connection.client_id):
+        return  # consent is not live (or was just withdrawn): drop silently, keep nothing
+    try:
+        prompts = hub.cues.feed(connection.session_id, message.body)
+    except ValueError as exc:  # FeatureError
+        raise ProtocolError(ErrorCode.INVALID, str(exc)) from None
+    room = hub.rooms.get(connection.session_id)
+    therapist = room.therapist_conn_id if room is not None else None
+    for prompt in prompts:
+        shown = prompt.to_dict()
+        if therapist is not None:
+            hub.send(therapist, server_message("prompt", prompt=shown))
+        await app[CUE_RECORDS].store_prompt(
+            app[DB],
+            session_id=connection.session_id,
+            client_id=connection.client_id,
+            prompt=shown,
+            now=app[CLOCK](),
+        )
 
 
 def _checkin_open(request: web.Request, instrument_id: str) -> dict[str, Any]:
@@ -365,6 +414,16 @@ async def _end_session(request: web.Request, connection: Connection) -> None:
         SessionStatus.ENDED,
         app[CLOCK](),
     )
+    # Store the cue summary first: whoever sees `session-ended` can rely on it being kept.
+    summary = app[HUB].cues.finish(connection.session_id)
+    if summary is not None and app[HUB].cue_allowed.get(connection.client_id):
+        await app[CUE_RECORDS].store_summary(
+            app[DB],
+            session_id=connection.session_id,
+            client_id=connection.client_id,
+            summary=summary.to_dict(),
+            now=app[CLOCK](),
+        )
     room = app[HUB].rooms.get(connection.session_id)
     for conn_id in room.client_conn_ids if room is not None else ():
         app[HUB].send(conn_id, _checkin_open(request, "after"))
@@ -374,9 +433,15 @@ async def _end_session(request: web.Request, connection: Connection) -> None:
 
 async def hub_cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
     """The hub, its resume-expiry timer, and live reactions to consent changes."""
-    hub = Hub()
+    hub = Hub(CueConfig().scaled(app[SETTINGS].cue_time_scale))
     app[HUB] = hub
     unsubscribe = app[CONSENTS].events.subscribe(hub.on_consent_changed)
+
+    async def stop_feature_stream(_conn: Any, client_id: str) -> None:
+        hub.cue_allowed[client_id] = False
+        hub.stop_cues_for_client(client_id)
+
+    app[CONSENTS].on_withdrawal(Purpose.CUE_ANALYSIS, "stop-feature-stream", stop_feature_stream)
 
     async def expire_loop() -> None:
         while True:

@@ -6,6 +6,7 @@ import json
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -15,11 +16,13 @@ from server.core.checkins import bundle, questionnaire_resource, questionnaire_r
 from server.core.links import SessionStatus
 from server.core.models import Role
 from server.errors import InvalidInput, NotFound, Unauthenticated
-from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, DB
-from server.services import scheduling
+from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, CUE_RECORDS, DB, VAULT
+from server.services import erasure, scheduling
+from server.services import notes as note_service
 from server.services.accounts import SignedIn
 from server.services.checkins import CheckinResult, result_json
 from server.web.charts import trend_svg
+from server.web.cue_charts import cue_charts
 from server.web.identity import require_account, require_client
 from server.web.openapi import Operation
 from server.web.validation import read_json
@@ -186,7 +189,10 @@ async def summary_page(request: web.Request) -> web.StreamResponse:
         app[DB], current.account, _path_id(request, "session_id")
     )
     results = await _session_results(request, session.id)
-    await _audited_read(request, session.client_id, "session-summary", len(results))
+    cues = await app[CUE_RECORDS].for_session(app[DB], session.id)
+    summary = cues["cue_summaries"][-1] if cues["cue_summaries"] else None
+    read_count = len(results) + sum(len(v) for v in cues.values())
+    await _audited_read(request, session.client_id, "session-summary", read_count)
     return aiohttp_jinja2.render_template(
         "session_summary.html",
         request,
@@ -195,6 +201,10 @@ async def summary_page(request: web.Request) -> web.StreamResponse:
             "csrf_token": current.csrf_token,
             "session": session,
             "results": [result_json(r) for r in results],
+            "cue_summary": summary,
+            "cue_charts": cue_charts(summary) if summary else [],
+            "prompts": cues["cue_prompts"],
+            "signals": cues["signal_events"],
         },
     )
 
@@ -207,6 +217,9 @@ async def client_page(request: web.Request) -> web.StreamResponse:
     results = await app[CHECKINS].stored_for_client(app[DB], client.id)
     await _audited_read(request, client.id, "trend", len(results))
     sessions = await scheduling.list_sessions(app[DB], current.account, client_id=client.id)
+    notes = await note_service.list_notes(
+        app[DB], app[VAULT], app[AUDIT], current.account, client.id, app[CLOCK]()
+    )
     points = _trend_points(results, sessions)
     cutoff = app[CHECKINS].instrument_for("after").rules
     return aiohttp_jinja2.render_template(
@@ -218,6 +231,8 @@ async def client_page(request: web.Request) -> web.StreamResponse:
             "client": client,
             "sessions": sessions,
             "points": points,
+            "notes": notes,
+            "error": request.query.get("error"),
             "trend_svg": trend_svg(
                 points, cutoff=getattr(cutoff, "alliance_total_below", 36), maximum=40
             ),
@@ -282,6 +297,7 @@ CHECKIN_OPERATIONS: tuple[Operation, ...] = (
             },
         ),
         responses={200: ("Check-ins", {"type": "object"}), 404: ("Not found", _ERR)},
+        media_types=("application/json", "application/fhir+json"),
         tags=["checkins"],
     ),
     Operation(
@@ -297,8 +313,50 @@ CHECKIN_OPERATIONS: tuple[Operation, ...] = (
 )
 
 
+async def add_note_submit(request: web.Request) -> web.StreamResponse:
+    """A note typed on the client page: stored only through the vault."""
+    current = _page_therapist(request)
+    client_id = _path_id(request, "client_id")
+    form = await request.post()
+    text = form.get("text")
+    app = request.app
+    try:
+        await note_service.add_note(
+            app[DB],
+            app[VAULT],
+            app[AUDIT],
+            current.account,
+            client_id,
+            text if isinstance(text, str) else "",
+            app[CLOCK](),
+        )
+    except InvalidInput as exc:
+        raise web.HTTPSeeOther(
+            f"/dashboard/clients/{client_id}?{urlencode({'error': exc.message})}"
+        ) from None
+    raise web.HTTPSeeOther(f"/dashboard/clients/{client_id}")
+
+
+async def erase_submit(request: web.Request) -> web.StreamResponse:
+    """Erase a client after the therapist typed its alias to confirm."""
+    current = _page_therapist(request)
+    client_id = _path_id(request, "client_id")
+    app = request.app
+    client = await scheduling.get_client(app[DB], current.account, client_id)
+    form = await request.post()
+    if form.get("confirm_alias") != client.alias:
+        message = "Type the alias exactly to confirm the erasure."
+        raise web.HTTPSeeOther(f"/dashboard/clients/{client_id}?{urlencode({'error': message})}")
+    await erasure.erase_client(
+        app[DB], app[VAULT], app[AUDIT], current.account, client_id, app[CLOCK]()
+    )
+    raise web.HTTPSeeOther("/dashboard")
+
+
 def add_checkin_pages(app: web.Application) -> None:
     """The client's after-session page, the session summary, and the client page."""
     app.router.add_get("/visit/after", after_page)
     app.router.add_get("/host/{session_id}/summary", summary_page)
     app.router.add_get("/dashboard/clients/{client_id}", client_page)
+    app.router.add_post("/dashboard/clients/{client_id}/notes", add_note_submit)
+    app.router.add_post("/dashboard/clients/{client_id}/erase", erase_submit)

@@ -41,6 +41,7 @@ class Operation:
     responses: Mapping[int, tuple[str, Mapping[str, Any] | None]] = field(default_factory=dict)
     tags: Sequence[str] = ()
     query: Sequence[Mapping[str, Any]] = ()  # OpenAPI query parameter objects
+    media_types: Sequence[str] = ("application/json",)  # of its successful responses
 
 
 def _parameters(path: str) -> list[dict[str, Any]]:
@@ -64,10 +65,16 @@ def openapi_document(operations: Sequence[Operation], *, version: str) -> dict[s
         for status, (description, schema) in sorted(op.responses.items()):
             entry: dict[str, Any] = {"description": description}
             if schema is not None:
-                entry["content"] = {"application/json": {"schema": schema}}
+                types = op.media_types if status < 400 else ("application/json",)
+                entry["content"] = {media: {"schema": schema} for media in types}
             responses[str(status)] = entry
-        for status, description in ((401, "Not signed in"), (422, "Invalid input")):
-            if op.auth != "none" or status == 422:
+        defaults = (
+            (401, "Not signed in"),
+            (403, "Wrong role, missing CSRF token, or cross-site request"),
+            (422, "Invalid input"),
+        )
+        for status, description in defaults:
+            if op.auth != "none" or status == 422 or (status == 403 and op.method != "GET"):
                 responses.setdefault(
                     str(status),
                     {
@@ -81,10 +88,11 @@ def openapi_document(operations: Sequence[Operation], *, version: str) -> dict[s
             "tags": list(op.tags),
             "responses": responses,
         }
-        if op.auth == "client":
-            item["security"] = [{"clientCookie": [], "csrfHeader": []}]
-        elif op.auth != "none":
-            item["security"] = [{"sessionCookie": [], "csrfHeader": []}]
+        cookie = "clientCookie" if op.auth == "client" else "sessionCookie"
+        if op.auth != "none":
+            # Safe methods need only the cookie; state-changing ones also the CSRF token.
+            needs_token = op.method not in ("GET", "HEAD")
+            item["security"] = [{cookie: [], "csrfHeader": []} if needs_token else {cookie: []}]
         parameters = _parameters(op.path) + [dict(q) for q in op.query]
         if parameters:
             item["parameters"] = parameters

@@ -125,16 +125,24 @@ async def test_withdrawing_takes_one_step_like_granting_and_is_broadcast(
 async def test_withdrawal_runs_registered_effects_and_records_what_it_triggered(
     client: TestClient,
 ) -> None:
-    await _client_inside(client)
+    client_id = await _client_inside(client)
     ran: list[str] = []
 
-    async def delete_checkins(conn: AsyncConnection, client_id: str) -> None:
-        ran.append(client_id)
+    async def extra_effect(conn: AsyncConnection, withdrawn_client: str) -> None:
+        ran.append(withdrawn_client)
 
-    client.app[CONSENTS].on_withdrawal(Purpose.CHECKIN_STORAGE, "delete-checkins", delete_checkins)
+    client.app[CONSENTS].on_withdrawal(Purpose.CUE_ANALYSIS, "extra-effect", extra_effect)
+    await _decide(client, "cue_analysis", "granted")
+    await _decide(client, "cue_analysis", "withdrawn")
+    assert ran == [client_id]
+    receipt = await (await client.get("/api/v1/visit/consents/receipt")).json()
+    assert receipt["records"][-1]["triggered"] == [
+        "delete-cue-data",
+        "stop-feature-stream",
+        "extra-effect",
+    ]
     await _decide(client, "checkin_storage", "granted")
     await _decide(client, "checkin_storage", "withdrawn")
-    assert len(ran) == 1
     receipt = await (await client.get("/api/v1/visit/consents/receipt")).json()
     assert receipt["records"][-1]["triggered"] == ["delete-checkins"]
 

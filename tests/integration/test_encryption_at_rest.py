@@ -214,3 +214,39 @@ async def test_rotation_rewraps_data_keys_and_old_versions_can_be_retired(
     notes = await (await client.get(f"/api/v1/clients/{client_id}/notes")).json()
     assert notes["items"][0]["text"] == MARKER
     assert await asyncio.to_thread(main, ["audit", "verify", *args]) == 0
+
+
+async def test_the_client_page_adds_and_shows_notes_and_erases_after_typed_confirmation(
+    client: TestClient, data_dir: Path
+) -> None:
+    import re
+
+    _, client_id = await _therapist_with_client(client)
+    page = await (await client.get(f"/dashboard/clients/{client_id}")).text()
+    form_token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert form_token
+    token = form_token.group(1)
+    added = await client.post(
+        f"/dashboard/clients/{client_id}/notes",
+        data={"csrf_token": token, "text": MARKER},
+        allow_redirects=False,
+    )
+    assert added.status == 303
+    shown = await (await client.get(f"/dashboard/clients/{client_id}")).text()
+    assert "<title>J.M. · Attune</title>" in shown
+    assert shown.count(MARKER) == 1 and shown.count('id="notes-heading"') == 1
+    assert MARKER.encode() not in _raw_bytes(data_dir)
+    wrong = await client.post(
+        f"/dashboard/clients/{client_id}/erase",
+        data={"csrf_token": token, "confirm_alias": "nope"},
+        allow_redirects=False,
+    )
+    assert "confirm" in wrong.headers["Location"]
+    assert (await client.get(f"/dashboard/clients/{client_id}")).status == 200
+    erased = await client.post(
+        f"/dashboard/clients/{client_id}/erase",
+        data={"csrf_token": token, "confirm_alias": "J.M."},
+        allow_redirects=False,
+    )
+    assert erased.status == 303 and erased.headers["Location"] == "/dashboard"
+    assert (await client.get(f"/dashboard/clients/{client_id}")).status == 404

@@ -143,3 +143,16 @@ async def test_openapi_documents_every_api_route(client: TestClient) -> None:
         op["operationId"] for item in document["paths"].values() for op in item.values()
     ]
     assert len(operation_ids) == len(set(operation_ids))
+
+
+async def test_every_feature_module_registers_its_api(client: TestClient) -> None:
+    """A guard against wiring lost in app.py: each module's operations are routed."""
+    names = {route.name for route in client.app.router.routes()}
+    for operation_id in (
+        "login",
+        "clientConsentState",
+        "listAudit",
+        "clientCheckins",
+        "startConnectionCheck",
+    ):
+        assert operation_id in names, operation_id

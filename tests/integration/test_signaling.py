@@ -273,7 +273,9 @@ async def test_withdrawing_telehealth_consent_ends_the_clients_call_at_once(
     )
     changed = await therapist.expect("consent-changed")
     assert changed == {"type": "consent-changed", "purpose": "telehealth", "decision": "withdrawn"}
-    assert await visitor.closed_with() == 4401
+    ended = await visitor.expect("session-ended")
+    assert ended["reason"] == "consent-withdrawn"
+    assert await visitor.closed_with() == 4004
     await therapist.expect("peer-left")
 
 

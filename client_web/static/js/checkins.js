@@ -193,10 +193,11 @@ function itemBlock(item, answers, changed, submitOnTap) {
  * The client's side: open forms when the server says so, send answers reliably.
  * @param {SessionConnection} connection
  * @param {HTMLElement} area
- * @param {{storing: () => boolean}} options
+ * @param {{storing: () => boolean, handles?: (kind: string) => boolean}} options
  */
 export function mountClientCheckins(connection, area, options) {
-  connection.on("checkin-open", (/** @type {{instrument_id: string, questionnaire: Questionnaire}} */ msg) => {
+  connection.on("checkin-open", (/** @type {{instrument_id: string, kind: string, questionnaire: Questionnaire}} */ msg) => {
+    if (options.handles && !options.handles(msg.kind)) return;
     renderCheckinForm(area, msg.questionnaire, {
       storing: options.storing(),
       onSubmit: (answers) => {

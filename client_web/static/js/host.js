@@ -14,6 +14,7 @@ import {
 } from "./callview.js";
 import { describeMediaError, openMedia, stopMedia } from "./devices.js";
 import { SessionConnection } from "./protocol.js";
+import { mountTherapistExtras } from "./session_extras.js";
 
 const QUALITY_INTERVAL_MS = 2000;
 // Made once, now: the first use of Intl loads locale data, which must not delay an admission.
@@ -61,6 +62,9 @@ let configuration = {};
 let connection = null;
 /** @type {Call | null} */
 let call = null;
+/** The page's check-ins, cues and feature stream (see session_extras.js). */
+/** @type {{refresh(): void, stop(): void} | null} */
+let extras = null;
 /** Whether an admitted client is connected (or held while reconnecting). */
 let clientInCall = false;
 let finished = false;
@@ -227,6 +231,7 @@ function ensureCall() {
   standby = null;
   call = current;
   current.on("remote-stream", ({ stream }) => {
+    extras?.refresh(); // the peer connection exists now: the feature stream may start
     playStream(el.remoteVideo, stream, { needsGesture: () => (el.sound.hidden = false) });
   });
   current.on("safety-code", ({ code }) => safety.show(code));
@@ -248,6 +253,7 @@ function ensureCall() {
 }
 
 function endCall() {
+  extras?.stop();
   call?.close();
   call = null;
   el.remoteVideo.srcObject = null;
@@ -316,6 +322,13 @@ const ERROR_WORDS = Object.freeze({
 function connect() {
   const conn = new SessionConnection({ sessionId });
   connection = conn;
+  const panel = document.getElementById("therapist-panel");
+  if (panel && !extras) {
+    extras = mountTherapistExtras(conn, {
+      panel,
+      media: () => ({ stream: localStream, pc: call?.pc ?? null }),
+    });
+  }
   conn.on("state", ({ state }) => {
     if (finished) return;
     el.connectionState.textContent =

@@ -26,6 +26,7 @@ import {
   stopMedia,
 } from "./devices.js";
 import { SessionConnection } from "./protocol.js";
+import { mountClientExtras } from "./session_extras.js";
 
 const QUALITY_INTERVAL_MS = 2000;
 /** How long the client waits for the therapist's first offer before offering itself. */
@@ -108,6 +109,9 @@ const iceConfiguration = fetchIceConfiguration()
 let connection = null;
 /** @type {Call | null} */
 let call = null;
+/** The page's check-ins, cues and feature stream (see session_extras.js). */
+/** @type {{refresh(): void, stop(): void} | null} */
+let extras = null;
 let admitted = false;
 let therapistPresent = false;
 /** Camera and microphone have been asked for (opened or refused): a call may start. */
@@ -561,6 +565,11 @@ async function connect() {
   if (connection) return;
   const conn = new SessionConnection({ sessionId });
   connection = conn;
+  extras = mountClientExtras(conn, {
+    checkinArea,
+    signalSection: document.getElementById("signal-buttons"),
+    media: () => ({ stream: localStream, pc: call?.pc ?? null }),
+  });
   conn.on("state", ({ state }) => onConnectionState(state));
   conn.on("welcome", (message) => {
     therapistPresent = message.peer === "in-call";
@@ -710,6 +719,7 @@ function ensureCall() {
   });
   call = current;
   current.on("remote-stream", ({ stream }) => {
+    extras?.refresh(); // the peer connection exists now: the feature stream may start
     playStream(el.remoteVideo, stream, { needsGesture: () => (el.sound.hidden = false) });
   });
   current.on("safety-code", ({ code }) => safety.show(code));
@@ -727,10 +737,12 @@ function ensureCall() {
   });
   safety.waiting();
   current.start();
+  extras?.refresh();
   return current;
 }
 
 function endCall() {
+  extras?.stop();
   if (offerFallback !== null) clearTimeout(offerFallback);
   offerFallback = null;
   startWhenReady = false;

@@ -1,0 +1,137 @@
+"""Live cue analysis for sessions whose client has a live `cue_analysis` consent.
+
+The engine and the summary are pure (server.core.cues). This edge keeps one engine per
+session, aligns each browser's clock with the server's at its first frame (browsers' clocks differ),
+and forgets everything about a session the moment consent is withdrawn.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.core.cues.config import CueConfig
+from server.core.cues.engine import CueEngine
+from server.core.cues.features import parse_features
+from server.core.cues.prompts import Category, Prompt
+from server.core.cues.summary import ClientSignal, SessionSummary, SummaryBuilder
+from server.core.protocol import PromptFeedback
+
+MAX_SESSIONS = 10_000  # far above what one process serves; bounds memory under abuse
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+def restamp(body: Mapping[str, Any], session_t_ms: int) -> dict[str, Any]:
+    """Move a frame onto the session clock; its voiced segments shift along with it."""
+    shift = session_t_ms - int(body.get("t_ms", 0))
+    frame = dict(body)
+    frame["t_ms"] = session_t_ms
+    frame["voiced"] = [[start + shift, end + shift] for start, end in body.get("voiced", [])]
+    return frame
+
+
+@dataclass
+class _SessionCues:
+    engine: CueEngine
+    summary: SummaryBuilder
+    started_ms: int
+    prompts: dict[str, Prompt] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)  # browser clock → session clock
+
+    def session_t(self, now_ms: int) -> int:
+        return max(1, now_ms - self.started_ms)
+
+    def frame_t(self, role: str, browser_t_ms: int, now_ms: int) -> int:
+        """A frame's time on the session clock: the browser's own spacing between frames is
+        kept, and each browser's clock is aligned to the server's at its first frame."""
+        if role not in self.offsets:
+            self.offsets[role] = self.session_t(now_ms) - browser_t_ms
+        return browser_t_ms + self.offsets[role]
+
+
+class LiveCues:
+    """Cue engines of live sessions, created on the first allowed frame."""
+
+    def __init__(self, config: CueConfig) -> None:
+        self._config = config
+        self._sessions: dict[str, _SessionCues] = {}
+
+    def _session(self, session_id: str, now_ms: int, window_ms: int = 1000) -> _SessionCues:
+        found = self._sessions.get(session_id)
+        if found is None:
+            if len(self._sessions) >= MAX_SESSIONS:
+                raise RuntimeError("too many live cue sessions")
+            # The session clock starts one window before the first frame, which ends now.
+            found = _SessionCues(CueEngine(self._config), SummaryBuilder(), now_ms - window_ms)
+            self._sessions[session_id] = found
+        return found
+
+    def feed(
+        self, session_id: str, body: Mapping[str, Any], *, now_ms: int | None = None
+    ) -> list[Prompt]:
+        """One `features` frame (already role-checked); the prompts it raises."""
+        now_ms = _now_ms() if now_ms is None else now_ms
+        window, browser_t = body.get("window_ms", 1000), body.get("t_ms")
+        cues = self._session(session_id, now_ms, window if isinstance(window, int) else 1000)
+        if not isinstance(browser_t, int) or isinstance(browser_t, bool):
+            frame = parse_features(body)  # raises the precise FeatureError
+        else:
+            t_ms = cues.frame_t(str(body.get("role")), browser_t, now_ms)
+            frame = parse_features(restamp(body, t_ms))
+        cues.summary.add_frame(frame)
+        prompts = cues.engine.feed(frame)
+        for prompt in prompts:
+            cues.prompts[prompt.id] = prompt
+            cues.summary.add_prompt(prompt)
+        return prompts
+
+    def feedback(
+        self,
+        session_id: str,
+        prompt_id: str,
+        feedback: PromptFeedback,
+        minutes: int | None,
+        *,
+        now_ms: int | None = None,
+    ) -> bool:
+        """Record the therapist's answer; mute or snooze the prompt's category."""
+        cues = self._sessions.get(session_id)
+        prompt = cues.prompts.get(prompt_id) if cues else None
+        if cues is None or prompt is None:
+            return False
+        t_ms = cues.session_t(_now_ms() if now_ms is None else now_ms)
+        category: Category = prompt.category
+        if feedback is PromptFeedback.MUTE_CATEGORY:
+            cues.engine.mute(category)
+        elif feedback is PromptFeedback.SNOOZE_CATEGORY:
+            cues.engine.snooze(category, t_ms + (minutes or 10) * 60_000)
+        else:
+            verdict = "helpful" if feedback is PromptFeedback.HELPFUL else "not-now"
+            cues.summary.add_feedback(cues.engine.feedback(prompt_id, verdict, t_ms))
+        return True
+
+    def signal(self, session_id: str, kind: str, *, now_ms: int | None = None) -> int:
+        """A client's nonverbal signal on the session clock (for the summary timeline)."""
+        now_ms = _now_ms() if now_ms is None else now_ms
+        cues = self._session(session_id, now_ms)
+        t_ms = cues.session_t(now_ms)
+        cues.summary.add_signal(ClientSignal(t_ms=t_ms, kind=kind))
+        return t_ms
+
+    def active(self, session_id: str) -> bool:
+        """Whether this session has live cue state."""
+        return session_id in self._sessions
+
+    def finish(self, session_id: str) -> SessionSummary | None:
+        """The session is over: its summary, and the live state is dropped."""
+        cues = self._sessions.pop(session_id, None)
+        return cues.summary.build() if cues else None
+
+    def drop(self, session_id: str) -> None:
+        """Forget a session's cue state at once (consent withdrawn)."""
+        self._sessions.pop(session_id, None)

@@ -1,0 +1,135 @@
+"""Storing cue prompts, cue summaries and client signals: through the vault, with consent only.
+
+Everything here is written only while the client's `cue_analysis` consent is live (the live
+edge checks before calling), and withdrawing it deletes all of it (`delete-cue-data`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from privacy.vault import FieldContext
+from server.db.engine import Database
+from server.db.tables import cue_prompts, cue_summaries, signal_events
+from server.security.tokens import new_id
+from server.vault_store import ClientVault
+
+CUE_TABLES = (cue_prompts, cue_summaries, signal_events)
+
+
+async def _insert(
+    conn: AsyncConnection,
+    vault: ClientVault,
+    table: sa.Table,
+    *,
+    session_id: str,
+    client_id: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    row_id = new_id()
+    ctx = FieldContext(table.name, row_id, "payload", client_id)
+    await conn.execute(
+        table.insert().values(
+            id=row_id,
+            session_id=session_id,
+            client_id=client_id,
+            created_at=now,
+            payload_ciphertext=await vault.encrypt_json(conn, ctx, payload),
+        )
+    )
+
+
+class CueRecords:
+    """The stored side of cue analysis and client signals."""
+
+    def __init__(self, vault: ClientVault) -> None:
+        self._vault = vault
+
+    async def store_prompt(
+        self,
+        db: Database,
+        *,
+        session_id: str,
+        client_id: str,
+        prompt: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """A prompt as shown to the therapist."""
+        async with db.write() as conn:
+            await _insert(
+                conn,
+                self._vault,
+                cue_prompts,
+                session_id=session_id,
+                client_id=client_id,
+                payload=prompt,
+                now=now,
+            )
+
+    async def store_signal(
+        self, db: Database, *, session_id: str, client_id: str, kind: str, t_ms: int, now: datetime
+    ) -> None:
+        """A client's signal button press."""
+        async with db.write() as conn:
+            await _insert(
+                conn,
+                self._vault,
+                signal_events,
+                session_id=session_id,
+                client_id=client_id,
+                payload={"kind": kind, "t_ms": t_ms},
+                now=now,
+            )
+
+    async def store_summary(
+        self,
+        db: Database,
+        *,
+        session_id: str,
+        client_id: str,
+        summary: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """The after-session cue summary."""
+        async with db.write() as conn:
+            await _insert(
+                conn,
+                self._vault,
+                cue_summaries,
+                session_id=session_id,
+                client_id=client_id,
+                payload=summary,
+                now=now,
+            )
+
+    async def for_session(self, db: Database, session_id: str) -> dict[str, list[Any]]:
+        """A session's stored prompts, signals and summaries, decrypted (the caller audits)."""
+        found: dict[str, list[Any]] = {}
+        async with db.read() as conn:
+            for table in CUE_TABLES:
+                rows = (
+                    await conn.execute(
+                        sa.select(table)
+                        .where(table.c.session_id == session_id)
+                        .order_by(table.c.created_at)
+                    )
+                ).all()
+                found[table.name] = [
+                    await self._vault.decrypt_json(
+                        conn,
+                        FieldContext(table.name, row.id, "payload", row.client_id),
+                        row.payload_ciphertext,
+                    )
+                    for row in rows
+                ]
+        return found
+
+    async def delete_for_client(self, conn: AsyncConnection, client_id: str) -> None:
+        """Withdrawal of `cue_analysis`: delete every stored prompt, summary and signal."""
+        for table in CUE_TABLES:
+            await conn.execute(table.delete().where(table.c.client_id == client_id))

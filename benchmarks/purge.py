@@ -2,13 +2,16 @@
 
 A representative cue table (id, session_id, client_id, created_at, ~200-byte ciphertext; indexes
 on session, client and (created_at, id)) holds N expired rows spread over 10,000 clients, one
-session each. The table is registered as the `cue` source of the run and the real purge
-(`Retention.purge`: batches of 500, one transaction each, pure decisions per row, report
-progress, the last-data check for crypto-shredding) deletes them all; the baseline is
+session each, written in time order as a live server would. The table is registered as the
+`cue` source of the run and the real purge (`Retention.purge`: batches from 500 rows sized to a
+0.1 s write budget, one transaction each, the pure decision per row, report progress, the
+last-data check for crypto-shredding) deletes them all; the baseline is
 `DELETE FROM bench WHERE created_at <= :cutoff` in one transaction on an identical copy.
+For each, it also reports how long write transactions hold SQLite's one write path: what a
+live session's write would wait for.
 
-A third measurement, `batched`, is the floor of any batched purge: the same keyset pages of
-500 rows, one DELETE and one commit each, with no decisions, reports or checks. Each
+A third measurement, `batched`, is the floor of a purge in 500-row batches: the same keyset
+pages, one DELETE and one commit each, with no decisions, reports or checks. Each
 measurement runs in a fresh process on its own copy of the database; peak memory is the rise of
 the process's resident set (VmHWM, reset just before the operation) over its size before it, so
 it shows whether memory grows with N.

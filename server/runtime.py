@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         vault, message = await open_vault(settings, db)
         if message:
-            print(message)
+            print(message, file=sys.stderr)  # stdout stays clean for --json output
         yield Runtime(settings=settings, db=db, audit=open_audit_trail(settings), vault=vault)
     finally:
         await db.dispose()

@@ -269,6 +269,8 @@ def _clinical_event_table(name: str) -> sa.Table:
         ),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("payload_ciphertext", sa.LargeBinary, nullable=False),
+        # The purge job walks these tables oldest first.
+        sa.Index(f"ix_{name}_created_at_id", "created_at", "id"),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp import web
 
-from privacy.consent import ConsentDecision, ConsentRecord, Purpose
+from privacy.consent import Channel, ConsentDecision, ConsentRecord, Purpose
 from privacy.vault import FieldContext
 from server.audit import AuditTrail
 from server.core.models import Account, Client, Role, TherapySession
@@ -140,7 +140,7 @@ class World:
             notice_sha256=notice.sha256,
             decision=decision,
             at=at,
-            channel="page",
+            channel=Channel.PAGE,
         )
         async with self.db.write() as conn:
             await consent_q.insert_record(conn, record)

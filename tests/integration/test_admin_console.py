@@ -346,7 +346,8 @@ async def test_no_admin_page_or_admin_api_answer_holds_clinical_content(
     await client.post("/api/v1/retention/purge", json={}, headers=headers)
 
     answers: dict[str, str] = {}
-    queue, seen = deque(["/admin", f"/admin/accounts/{known['account_id']}"]), set()
+    queue = deque(["/admin", f"/admin/accounts/{known['account_id']}"])
+    seen: set[str] = set()
     while queue and len(seen) < 120:
         path = queue.popleft()
         if path in seen:

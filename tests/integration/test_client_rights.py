@@ -88,6 +88,7 @@ async def _session_of(world: World, client_id: str) -> Any:
         session_id = await conn.scalar(
             sa.select(therapy_sessions.c.id).where(therapy_sessions.c.client_id == client_id)
         )
+    assert session_id is not None
     therapist: Account = await account_by_email(world.db, THERAPIST)
     return await scheduling.get_session(world.db, therapist, session_id)
 

@@ -102,43 +102,36 @@ def test_retention_show_lists_every_category_with_its_default(
     assert all(p["is_default"] for p in policies.values())
 
 
-@pytest.mark.parametrize(
-    ("argv", "code", "says"),
-    [
-        pytest.param(
-            ["consent", "30"], 2, "at least 2192 days (6 years, HIPAA", id="below-floor-refused"
-        ),
-        pytest.param(
-            ["audit", "100", "--override-floor", "--reason", "court order 2026-9"],
-            0,
-            "below the floor of 2192 days (6 years, HIPAA",
-            id="below-floor-with-override-warns",
-        ),
-        pytest.param(
-            ["consent", "30", "--override-floor"], 2, "--reason", id="override-needs-a-reason"
-        ),
-        pytest.param(
-            ["checkin", "30", "--action", "anonymize"],
-            2,
-            "allowed: delete",
-            id="anonymize-not-allowed-for-checkins",
-        ),
-        pytest.param(["cue", "seven"], 2, "whole number", id="days-must-be-a-number"),
-        pytest.param(["notes", "30"], 2, "category: one of", id="unknown-category"),
-        pytest.param(["cue", "7"], 0, "", id="plain-change"),
-    ],
-)
-def test_retention_set(
-    capsys: pytest.CaptureFixture[str], data: Path, argv: list[str], code: int, says: str
-) -> None:
-    exit_code, _, err = attune(capsys, data, "retention", "set", *argv)
+# case -> (arguments after `retention set`, exit code, what standard error says)
+SET_CASES = {
+    "below-floor-refused": (["consent", "30"], 2, "at least 2192 days (6 years, HIPAA"),
+    "below-floor-with-override-warns": (
+        ["audit", "100", "--override-floor", "--reason", "court order 2026-9"],
+        0,
+        "below the floor of 2192 days (6 years, HIPAA",
+    ),
+    "override-needs-a-reason": (["consent", "30", "--override-floor"], 2, "--reason"),
+    "anonymize-not-allowed-for-checkins": (
+        ["checkin", "30", "--action", "anonymize"],
+        2,
+        "allowed: delete",
+    ),
+    "days-must-be-a-number": (["cue", "seven"], 2, "whole number"),
+    "unknown-category": (["notes", "30"], 2, "category: one of"),
+    "plain-change": (["signal", "7"], 0, ""),
+}
 
-    assert exit_code == code, err
-    assert says in err
-    category, days = argv[0], argv[1]
+
+def test_retention_set(capsys: pytest.CaptureFixture[str], data: Path) -> None:
+    outcome = {}
+    for case, (argv, _, says) in SET_CASES.items():
+        code, _, err = attune(capsys, data, "retention", "set", *argv)
+        outcome[case] = (code, says in err)
     _, shown, _ = attune(capsys, data, "retention", "show", "--json")
-    saved = {p["category"]: p for p in json.loads(shown)["policies"]}.get(category)
-    assert (saved is not None and str(saved["keep_days"]) == days) is (code == 0)
+    saved = {p["category"]: p["keep_days"] for p in json.loads(shown)["policies"]}
+
+    assert outcome == {case: (code, True) for case, (_, code, _) in SET_CASES.items()}
+    assert (saved["audit"], saved["signal"], saved["consent"], saved["cue"]) == (100, 7, 2192, 30)
 
 
 def test_holds_are_placed_and_lifted_with_a_reason(

@@ -57,31 +57,34 @@ async def _therapist(world: World, email: str = "t@example.org") -> Account:
 # --- what is due ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("table", "age", "kept"),
-    [
-        pytest.param(cue_prompts, 31 * DAY, False, id="cue prompt past 30 days"),
-        pytest.param(cue_summaries, 29 * DAY, True, id="cue summary within 30 days"),
-        pytest.param(signal_events, 91 * DAY, False, id="signal past 90 days"),
-        pytest.param(signal_events, 89 * DAY, True, id="signal within 90 days"),
-        pytest.param(checkin_responses, 3654 * DAY, False, id="check-in past 10 years"),
-        pytest.param(checkin_responses, 3652 * DAY, True, id="check-in within 10 years"),
-    ],
-)
-async def test_records_go_once_their_default_retention_has_passed(
-    world: World, table: sa.Table, age: timedelta, kept: bool
-) -> None:
+# (table, age, kept): one app for the whole table, one client per case, one purge.
+DUE_CASES = {
+    "cue prompt past 30 days": (cue_prompts, 31 * DAY, False),
+    "cue summary within 30 days": (cue_summaries, 29 * DAY, True),
+    "signal past 90 days": (signal_events, 91 * DAY, False),
+    "signal within 90 days": (signal_events, 89 * DAY, True),
+    "check-in past 10 years": (checkin_responses, 3654 * DAY, False),
+    "check-in within 10 years": (checkin_responses, 3652 * DAY, True),
+}
+
+
+async def test_records_go_once_their_default_retention_has_passed(world: World) -> None:
     therapist = await _therapist(world)
-    client = await world.client(therapist, "J.M.", world.now - 11 * YEAR)
-    session = await world.session(therapist, client, world.now - age - timedelta(hours=2))
-    if table is checkin_responses:
-        row_id = await world.checkin(session, world.now - age)
-    else:
-        row_id = await world.clinical_row(table, session, world.now - age)
+    rows = {}
+    for case, (table, age, _kept) in DUE_CASES.items():
+        client = await world.client(therapist, case, world.now - 11 * YEAR)
+        session = await world.session(therapist, client, world.now - age - timedelta(hours=2))
+        if table is checkin_responses:
+            rows[case] = await world.checkin(session, world.now - age)
+        else:
+            rows[case] = await world.clinical_row(table, session, world.now - age)
 
     await world.retention().purge(world.now, trigger="test", actor="system:test")
 
-    assert (row_id in await world.ids(table)) is kept
+    outcome = {
+        case: rows[case] in await world.ids(table) for case, (table, _, _) in DUE_CASES.items()
+    }
+    assert outcome == {case: kept for case, (_, _, kept) in DUE_CASES.items()}
 
 
 async def test_a_second_run_finds_nothing_left_to_do(world: World) -> None:
@@ -229,38 +232,41 @@ async def test_a_hold_keeps_everything_of_its_client_until_it_is_lifted(world: W
 GRANT, WITHDRAW = ConsentDecision.GRANTED, ConsentDecision.WITHDRAWN
 
 
-@pytest.mark.parametrize(
-    ("history", "kept"),
-    [
-        pytest.param([(GRANT, 8)], [0], id="a grant still in force is kept however old"),
-        pytest.param(
-            [(GRANT, 8), (WITHDRAW, 1)], [0, 1], id="withdrawn a year ago: both kept 6 more years"
-        ),
-        pytest.param([(GRANT, 9), (WITHDRAW, 7)], [], id="withdrawn 7 years ago: both go"),
-        pytest.param(
-            [(GRANT, 9), (GRANT, 7)], [1], id="superseded 7 years ago: the newer grant stays"
-        ),
-        pytest.param(
-            [(GRANT, 9), (WITHDRAW, 8), (GRANT, 1)],
-            [2],
-            id="withdrawn then granted again: only the live grant stays",
-        ),
-    ],
-)
+# history (decision, years ago) -> which of its records stay (by position)
+CONSENT_CASES = {
+    "a grant still in force is kept however old": ([(GRANT, 8)], [0]),
+    "withdrawn a year ago: both kept 6 more years": ([(GRANT, 8), (WITHDRAW, 1)], [0, 1]),
+    "withdrawn 7 years ago: both go": ([(GRANT, 9), (WITHDRAW, 7)], []),
+    "superseded 7 years ago: the newer grant stays": ([(GRANT, 9), (GRANT, 7)], [1]),
+    "withdrawn then granted again: only the live grant stays": (
+        [(GRANT, 9), (WITHDRAW, 8), (GRANT, 1)],
+        [2],
+    ),
+}
+
+
 async def test_consent_records_are_kept_six_years_after_they_stop_being_in_force(
-    world: World, history: list[tuple[ConsentDecision, int]], kept: list[int]
+    world: World,
 ) -> None:
-    client_id = "c" * 32
-    for decision, years_ago in history:
-        await world.consent(
-            client_id, Purpose.CHECKIN_STORAGE, decision, world.now - years_ago * YEAR
-        )
+    made: dict[tuple[str, datetime], tuple[str, int]] = {}  # (client, at) -> (case, position)
+    for n, (case, (history, _)) in enumerate(CONSENT_CASES.items()):
+        client_id = f"{n:032x}"
+        for position, (decision, years_ago) in enumerate(history):
+            at = world.now - years_ago * YEAR
+            await world.consent(client_id, Purpose.CHECKIN_STORAGE, decision, at)
+            made[(client_id, at)] = (case, position)
 
     await world.retention().purge(world.now, trigger="test", actor="system:test")
 
     async with world.db.read() as conn:
-        left = list(await conn.scalars(sa.select(consent_records.c.id).order_by("id")))
-    assert [i - 1 for i in left] == kept
+        left = (
+            await conn.execute(sa.select(consent_records.c.client_id, consent_records.c.at))
+        ).all()
+    kept: dict[str, list[int]] = {case: [] for case in CONSENT_CASES}
+    for client_id, at in left:
+        case, position = made[(client_id, at)]
+        kept[case].append(position)
+    assert kept == {case: positions for case, (_, positions) in CONSENT_CASES.items()}
 
 
 # --- accounts --------------------------------------------------------------------------------
@@ -333,7 +339,7 @@ async def test_a_run_writes_a_report_and_an_audit_entry_and_a_dry_run_writes_nei
         details = await conn.scalar(
             sa.select(audit_log.c.details).where(audit_log.c.action == "retention.purge")
         )
-    assert json.loads(details)["cue.delete"] == 1
+    assert details is not None and json.loads(details)["cue.delete"] == 1
 
 
 # --- stopping part way -------------------------------------------------------------------------

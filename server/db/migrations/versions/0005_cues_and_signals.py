@@ -41,6 +41,7 @@ def upgrade() -> None:
         with op.batch_alter_table(name) as batch:
             batch.create_index(batch.f(f"ix_{name}_session_id"), ["session_id"])
             batch.create_index(batch.f(f"ix_{name}_client_id"), ["client_id"])
+            batch.create_index(f"ix_{name}_created_at_id", ["created_at", "id"])
 
 
 def downgrade() -> None:

@@ -81,7 +81,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
-def _same_origin(request: web.Request, origin: str) -> bool:
+def is_same_origin(request: web.Request, origin: str) -> bool:
+    """True when `origin` is this server as the browser sees it (or its public URL)."""
     settings = request.app[SETTINGS]
     allowed = {f"{request.scheme}://{request.host}"}
     if settings.public_base_url:
@@ -101,7 +102,7 @@ def _same_site_request(request: web.Request) -> bool:
         return True  # not a browser form or fetch (curl, tests); cookies still need the token
     if origin == "null":
         return fetch_site == "same-origin"
-    return _same_origin(request, origin)
+    return is_same_origin(request, origin)
 
 
 @web.middleware

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from server.settings import Settings
+
 
 @dataclass(frozen=True)
 class TurnCredential:
@@ -56,3 +58,16 @@ def ice_configuration(
         )
     use_relay = relay_only and bool(turn_urls and turn_secret)
     return {"iceServers": servers, "iceTransportPolicy": "relay" if use_relay else "all"}
+
+
+def ice_configuration_for(settings: Settings, *, now_unix: int, opaque_id: str) -> dict[str, Any]:
+    """The deployment's ICE configuration (the caller supplies a fresh random `opaque_id`)."""
+    return ice_configuration(
+        stun_urls=settings.stun_urls,
+        turn_urls=settings.turn_urls,
+        turn_secret=settings.turn_secret,
+        relay_only=settings.relay_only,
+        now_unix=now_unix,
+        ttl_seconds=settings.turn_ttl_seconds,
+        opaque_id=opaque_id,
+    )

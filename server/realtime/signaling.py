@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from privacy.consent import Channel, ConsentState, Purpose
 from server.core.checkins import questionnaire_resource
 from server.core.cues.config import CueConfig
-from server.core.ice import ice_configuration
+from server.core.ice import ice_configuration_for
 from server.core.links import SessionStatus
 from server.core.models import Role, TherapySession
 from server.core.protocol import (
@@ -56,6 +56,7 @@ from server.core.protocol import (
 from server.db import scheduling as session_queries
 from server.errors import AttuneError, Forbidden, NotFound, Unauthenticated
 from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, CUE_RECORDS, DB, SETTINGS
+from server.middlewares import is_same_origin
 from server.realtime.hub import Connection, Hub
 from server.services import scheduling
 from server.services.checkins import alert_json, scores_json
@@ -68,17 +69,6 @@ HUB = web.AppKey("hub", Hub)
 def _now_ms() -> int:
     """Unix milliseconds: the lobby shows them as "waiting since" (docs/protocol.md)."""
     return int(time.time() * 1000)
-
-
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True  # non-browser clients (tests, tools) send none; cookies still authenticate
-    settings = request.app[SETTINGS]
-    allowed = {f"{request.scheme}://{request.host}"}
-    if settings.public_base_url:
-        allowed.add(settings.public_base_url.rstrip("/"))
-    return origin in allowed
 
 
 async def _who(request: web.Request, session_id: str) -> tuple[SessionRole, TherapySession, str]:
@@ -105,7 +95,8 @@ async def _consent_states(request: web.Request, client_id: str) -> dict[str, str
 
 async def session_socket(request: web.Request) -> web.StreamResponse:
     """Upgrade to the session WebSocket after checking origin, identity and session state."""
-    if not _same_origin(request):
+    origin = request.headers.get("Origin")  # none from non-browser clients; cookies still count
+    if origin is not None and not is_same_origin(request, origin):
         raise Forbidden("Cross-site WebSocket refused.", code="csrf")
     role, session, label = await _who(request, request.match_info["session_id"])
     if session.status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
@@ -132,14 +123,8 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         if hello is None:
             return ws
         settings = app[SETTINGS]
-        ice = ice_configuration(
-            stun_urls=settings.stun_urls,
-            turn_urls=settings.turn_urls,
-            turn_secret=settings.turn_secret,
-            relay_only=settings.relay_only,
-            now_unix=int(app[CLOCK]().timestamp()),
-            ttl_seconds=settings.turn_ttl_seconds,
-            opaque_id=secrets.token_hex(8),
+        ice = ice_configuration_for(
+            settings, now_unix=int(app[CLOCK]().timestamp()), opaque_id=secrets.token_hex(8)
         )
         hub.execute(
             hub.rooms.join(

@@ -25,7 +25,7 @@ from privacy.retention import (
     validate_policy,
 )
 from server.core.models import Account, Role
-from server.errors import AttuneError, InvalidInput, NotFound, Unauthenticated
+from server.errors import AttuneError, InvalidInput, NotFound
 from server.keys import AUDIT, CLOCK, CONSENTS, DB, VAULT
 from server.services import admin_accounts
 from server.services.accounts import SignedIn
@@ -40,7 +40,7 @@ from server.services.retention import (
     policy_json,
     report_json,
 )
-from server.web.identity import require_account
+from server.web.identity import page_account, path_id, require_account
 from server.web.openapi import Operation
 from server.web.validation import is_valid_unicode, read_json
 
@@ -53,14 +53,6 @@ def _admin(request: web.Request) -> SignedIn:
     return require_account(request, Role.ADMIN)
 
 
-def _page_admin(request: web.Request) -> SignedIn:
-    """Pages send a signed-out visitor to sign in; a non-admin gets 403."""
-    try:
-        return _admin(request)
-    except Unauthenticated:
-        raise web.HTTPSeeOther(f"/login?next={request.path}") from None
-
-
 def _actor(current: SignedIn) -> str:
     return f"account:{current.account.id}"
 
@@ -68,13 +60,6 @@ def _actor(current: SignedIn) -> str:
 def _retention(request: web.Request) -> Retention:
     app = request.app
     return Retention(app[DB], app[AUDIT], app[VAULT])
-
-
-def _path_id(request: web.Request, name: str) -> str:
-    value = request.match_info[name]
-    if len(value) != 32 or any(ch not in "0123456789abcdef" for ch in value):
-        raise NotFound("Not found.")
-    return value
 
 
 async def _form(request: web.Request, *, long_fields: tuple[str, ...] = ()) -> dict[str, str]:
@@ -323,7 +308,7 @@ async def api_disable_account(request: web.Request) -> web.StreamResponse:
         request.app[DB],
         request.app[AUDIT],
         current.account,
-        _path_id(request, "account_id"),
+        path_id(request, "account_id"),
         request.app[CLOCK](),
     )
     return web.json_response(account_json(account))
@@ -335,7 +320,7 @@ async def api_enable_account(request: web.Request) -> web.StreamResponse:
         request.app[DB],
         request.app[AUDIT],
         current.account,
-        _path_id(request, "account_id"),
+        path_id(request, "account_id"),
         request.app[CLOCK](),
     )
     return web.json_response(account_json(account))
@@ -343,7 +328,7 @@ async def api_enable_account(request: web.Request) -> web.StreamResponse:
 
 async def api_reset_password(request: web.Request) -> web.StreamResponse:
     current = _admin(request)
-    account_id = _path_id(request, "account_id")
+    account_id = path_id(request, "account_id")
     body = await read_json(request, PASSWORD_SCHEMA)
     await admin_accounts.reset_password(
         request.app[DB],
@@ -415,7 +400,7 @@ async def api_add_hold(request: web.Request) -> web.StreamResponse:
 
 async def api_release_hold(request: web.Request) -> web.StreamResponse:
     current = _admin(request)
-    client_id = _path_id(request, "client_id")
+    client_id = path_id(request, "client_id")
     body = await read_json(request, RELEASE_SCHEMA)
     now = request.app[CLOCK]()
     hold = await _retention(request).remove_hold(
@@ -608,8 +593,8 @@ def _context(current: SignedIn, **values: Any) -> dict[str, Any]:
 async def account_page(
     request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
 ) -> web.StreamResponse:
-    current = _page_admin(request)
-    account_id = _path_id(request, "account_id")
+    current = page_account(request, Role.ADMIN)
+    account_id = path_id(request, "account_id")
     target, anonymized_at = await admin_accounts.account_detail(request.app[DB], account_id)
     closed = await admin_accounts.closed_at(request.app[DB], account_id)
     return aiohttp_jinja2.render_template(
@@ -629,8 +614,8 @@ async def account_page(
 
 
 async def account_action(request: web.Request) -> web.StreamResponse:
-    current = _page_admin(request)
-    account_id = _path_id(request, "account_id")
+    current = page_account(request, Role.ADMIN)
+    account_id = path_id(request, "account_id")
     action = request.match_info["action"]
     app = request.app
     now = app[CLOCK]()
@@ -680,7 +665,7 @@ async def retention_page(
     dry_run: PurgeReport | None = None,
     status: int = 200,
 ) -> web.StreamResponse:
-    current = _page_admin(request)
+    current = page_account(request, Role.ADMIN)
     policies = await _retention(request).policies()
     saved = request.query.get("saved")
     return aiohttp_jinja2.render_template(
@@ -709,7 +694,7 @@ def _policy_from_form(form: Mapping[str, str]) -> Policy:
 
 async def retention_preview(request: web.Request) -> web.StreamResponse:
     """The first step of saving a policy: what it would do now, then a confirmation."""
-    current = _page_admin(request)
+    current = page_account(request, Role.ADMIN)
     form = await _form(request)
     try:
         policy = _policy_from_form(form)
@@ -736,7 +721,7 @@ async def retention_preview(request: web.Request) -> web.StreamResponse:
 
 async def retention_save(request: web.Request) -> web.StreamResponse:
     """The second step: save only with the confirmation the preview page asks for."""
-    current = _page_admin(request)
+    current = page_account(request, Role.ADMIN)
     form = await _form(request)
     if form.get("confirm") != "yes":
         return await retention_page(
@@ -754,7 +739,7 @@ async def retention_save(request: web.Request) -> web.StreamResponse:
 
 async def retention_purge(request: web.Request) -> web.StreamResponse:
     """Preview the whole purge (dry run) or run it now."""
-    current = _page_admin(request)
+    current = page_account(request, Role.ADMIN)
     form = await _form(request)
     dry_run = form.get("mode") != "run"
     report = await _retention(request).purge(
@@ -768,7 +753,7 @@ async def retention_purge(request: web.Request) -> web.StreamResponse:
 async def holds_page(
     request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
 ) -> web.StreamResponse:
-    current = _page_admin(request)
+    current = page_account(request, Role.ADMIN)
     now = request.app[CLOCK]()
     holds = await _retention(request).holds()
     return aiohttp_jinja2.render_template(
@@ -785,7 +770,7 @@ async def holds_page(
 
 
 async def holds_add(request: web.Request) -> web.StreamResponse:
-    current = _page_admin(request)
+    current = page_account(request, Role.ADMIN)
     form = await _form(request)
     try:
         hold = await _retention(request).add_hold(
@@ -800,8 +785,8 @@ async def holds_add(request: web.Request) -> web.StreamResponse:
 
 
 async def holds_release(request: web.Request) -> web.StreamResponse:
-    current = _page_admin(request)
-    client_id = _path_id(request, "client_id")
+    current = page_account(request, Role.ADMIN)
+    client_id = path_id(request, "client_id")
     form = await _form(request)
     try:
         await _retention(request).remove_hold(
@@ -815,7 +800,7 @@ async def holds_release(request: web.Request) -> web.StreamResponse:
 async def notices_page(
     request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
 ) -> web.StreamResponse:
-    current = _page_admin(request)
+    current = page_account(request, Role.ADMIN)
     return aiohttp_jinja2.render_template(
         "admin_notices.html",
         request,
@@ -831,7 +816,7 @@ async def notices_page(
 
 
 async def notices_publish(request: web.Request) -> web.StreamResponse:
-    current = _page_admin(request)
+    current = page_account(request, Role.ADMIN)
     form = await _form(request, long_fields=("text",))
     try:
         published = await publish_notice(
@@ -847,7 +832,7 @@ async def notices_publish(request: web.Request) -> web.StreamResponse:
 
 
 async def reports_page(request: web.Request) -> web.StreamResponse:
-    current = _page_admin(request)
+    current = page_account(request, Role.ADMIN)
     reports = await _retention(request).reports()
     return aiohttp_jinja2.render_template(
         "admin_purge_reports.html",

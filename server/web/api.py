@@ -10,11 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from server.core.ice import ice_configuration
+from server.core.ice import ice_configuration_for
 from server.core.links import SessionStatus
 from server.core.models import Account, Client, Role, TherapySession
 from server.core.protocol import EndReason
-from server.errors import NotFound, RateLimited, Unauthenticated
+from server.errors import RateLimited, Unauthenticated
 from server.keys import (
     ADDRESS_HASHER,
     API_OPERATIONS,
@@ -34,6 +34,7 @@ from server.services.notes import Note
 from server.web.identity import (
     client_visit,
     cookie_names,
+    path_id,
     require_account,
     set_cookie,
     signed_in,
@@ -124,13 +125,6 @@ def session_json(request: web.Request, session: TherapySession) -> dict[str, Any
         "invite_active": session.invite_active,
         "host_url": host_url(request, session.id),
     }
-
-
-def _path_id(request: web.Request, name: str) -> str:
-    value = request.match_info[name]
-    if not _ID.match(value):
-        raise NotFound("Not found.")
-    return value
 
 
 # --- auth ------------------------------------------------------------------------------------
@@ -240,7 +234,7 @@ async def create_client(request: web.Request) -> web.StreamResponse:
 
 async def get_client(request: web.Request) -> web.StreamResponse:
     therapist = require_account(request, Role.THERAPIST).account
-    client = await scheduling.get_client(request.app[DB], therapist, _path_id(request, "client_id"))
+    client = await scheduling.get_client(request.app[DB], therapist, path_id(request, "client_id"))
     return web.json_response(client_json(client))
 
 
@@ -269,7 +263,7 @@ async def list_notes(request: web.Request) -> web.StreamResponse:
     therapist = require_account(request, Role.THERAPIST).account
     app = request.app
     notes = await note_service.list_notes(
-        app[DB], app[VAULT], app[AUDIT], therapist, _path_id(request, "client_id"), app[CLOCK]()
+        app[DB], app[VAULT], app[AUDIT], therapist, path_id(request, "client_id"), app[CLOCK]()
     )
     return web.json_response({"items": [note_json(n) for n in notes]})
 
@@ -283,7 +277,7 @@ async def add_note(request: web.Request) -> web.StreamResponse:
         app[VAULT],
         app[AUDIT],
         therapist,
-        _path_id(request, "client_id"),
+        path_id(request, "client_id"),
         body["text"],
         app[CLOCK](),
     )
@@ -294,7 +288,7 @@ async def erase_client(request: web.Request) -> web.StreamResponse:
     therapist = require_account(request, Role.THERAPIST).account
     app = request.app
     await erasure.erase_client(
-        app[DB], app[VAULT], app[AUDIT], therapist, _path_id(request, "client_id"), app[CLOCK]()
+        app[DB], app[VAULT], app[AUDIT], therapist, path_id(request, "client_id"), app[CLOCK]()
     )
     return web.Response(status=204)
 
@@ -341,14 +335,14 @@ async def create_session(request: web.Request) -> web.StreamResponse:
 async def get_session(request: web.Request) -> web.StreamResponse:
     therapist = require_account(request, Role.THERAPIST).account
     session = await scheduling.get_session(
-        request.app[DB], therapist, _path_id(request, "session_id")
+        request.app[DB], therapist, path_id(request, "session_id")
     )
     return web.json_response(session_json(request, session))
 
 
 async def reissue_invite(request: web.Request) -> web.StreamResponse:
     therapist = require_account(request, Role.THERAPIST).account
-    session_id = _path_id(request, "session_id")
+    session_id = path_id(request, "session_id")
     invite = await scheduling.reissue_invite(
         request.app[DB], request.app[AUDIT], therapist, session_id, request.app[CLOCK]()
     )
@@ -366,7 +360,7 @@ async def revoke_invite(request: web.Request) -> web.StreamResponse:
         request.app[DB],
         request.app[AUDIT],
         therapist,
-        _path_id(request, "session_id"),
+        path_id(request, "session_id"),
         request.app[CLOCK](),
     )
     return web.Response(status=204)
@@ -374,7 +368,7 @@ async def revoke_invite(request: web.Request) -> web.StreamResponse:
 
 async def cancel_session(request: web.Request) -> web.StreamResponse:
     therapist = require_account(request, Role.THERAPIST).account
-    session_id = _path_id(request, "session_id")
+    session_id = path_id(request, "session_id")
     await scheduling.close_session(
         request.app[DB],
         request.app[AUDIT],
@@ -393,14 +387,8 @@ async def ice_servers(request: web.Request) -> web.StreamResponse:
     if signed_in(request) is None and client_visit(request) is None:
         raise Unauthenticated("Sign in or open your session link first.")
     settings = request.app[SETTINGS]
-    config = ice_configuration(
-        stun_urls=settings.stun_urls,
-        turn_urls=settings.turn_urls,
-        turn_secret=settings.turn_secret,
-        relay_only=settings.relay_only,
-        now_unix=int(request.app[CLOCK]().timestamp()),
-        ttl_seconds=settings.turn_ttl_seconds,
-        opaque_id=secrets.token_hex(8),
+    config = ice_configuration_for(
+        settings, now_unix=int(request.app[CLOCK]().timestamp()), opaque_id=secrets.token_hex(8)
     )
     return web.json_response(config)
 

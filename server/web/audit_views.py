@@ -21,10 +21,9 @@ from multidict import MultiMapping
 from privacy.audit import AUDIT_ACTIONS, VerifyResult
 from server.core.models import Role
 from server.db.audit_queries import AuditFilter, AuditListing, AuditPage, list_audit_entries
-from server.errors import InvalidInput, Unauthenticated
+from server.errors import InvalidInput
 from server.keys import AUDIT, DB
-from server.services.accounts import SignedIn
-from server.web.identity import require_account
+from server.web.identity import page_account, require_account
 from server.web.openapi import Operation
 
 DEFAULT_LIMIT: Final = 50
@@ -248,14 +247,6 @@ AUDIT_OPERATIONS: Final[tuple[Operation, ...]] = (
 # --- page ----------------------------------------------------------------------------------------
 
 
-def _page_admin(request: web.Request) -> SignedIn:
-    """Like pages.py's _page_account(request, Role.ADMIN): sign-in redirect, else 403."""
-    try:
-        return require_account(request, Role.ADMIN)
-    except Unauthenticated:
-        raise web.HTTPSeeOther(f"/login?next={request.path}") from None
-
-
 def action_families() -> list[tuple[str, list[tuple[str, str]]]]:
     """Registered actions grouped by family ('auth.', 'account.', …), for the filter menu."""
     families: dict[str, list[tuple[str, str]]] = {}
@@ -267,7 +258,7 @@ def action_families() -> list[tuple[str, list[tuple[str, str]]]]:
 async def _render(
     request: web.Request, *, verify: VerifyResult | None = None
 ) -> web.StreamResponse:
-    current = _page_admin(request)
+    current = page_account(request, Role.ADMIN)
     context: dict[str, Any] = {
         "account": current.account,
         "csrf_token": current.csrf_token,
@@ -301,7 +292,7 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
 
 
 async def audit_verify_submit(request: web.Request) -> web.StreamResponse:
-    _page_admin(request)  # before the (possibly long) walk
+    page_account(request, Role.ADMIN)  # before the (possibly long) walk
     result = await request.app[AUDIT].verify(request.app[DB])
     return await _render(request, verify=result)
 

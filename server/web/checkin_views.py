@@ -15,15 +15,14 @@ from privacy.consent import ConsentState, Purpose
 from server.core.checkins import bundle, questionnaire_resource, questionnaire_response
 from server.core.links import SessionStatus
 from server.core.models import Role
-from server.errors import InvalidInput, NotFound, Unauthenticated
+from server.errors import InvalidInput, NotFound
 from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, CUE_RECORDS, DB, VAULT
 from server.services import erasure, scheduling
 from server.services import notes as note_service
-from server.services.accounts import SignedIn
 from server.services.checkins import CheckinResult, result_json
 from server.web.charts import trend_svg
 from server.web.cue_charts import cue_charts
-from server.web.identity import require_account, require_client
+from server.web.identity import page_account, path_id, require_account, require_client
 from server.web.openapi import Operation
 from server.web.validation import read_json
 
@@ -45,21 +44,6 @@ def script_json(value: object) -> str:
     """JSON safe to place inside a <script type="application/json"> element."""
     text = json.dumps(value, ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _page_therapist(request: web.Request) -> SignedIn:
-    """Pages send a signed-out visitor to sign in instead of answering 401."""
-    try:
-        return require_account(request, Role.THERAPIST)
-    except Unauthenticated:
-        raise web.HTTPSeeOther(f"/login?next={request.path}") from None
-
-
-def _path_id(request: web.Request, name: str) -> str:
-    value = request.match_info[name]
-    if not _ID.match(value):
-        raise NotFound("Not found.")
-    return value
 
 
 async def client_submit(request: web.Request) -> web.StreamResponse:
@@ -149,7 +133,7 @@ async def client_checkins(request: web.Request) -> web.StreamResponse:
     """A client's stored check-ins (JSON or, with ?format=fhir, a FHIR R4 Bundle); audited."""
     therapist = require_account(request, Role.THERAPIST).account
     app = request.app
-    client = await scheduling.get_client(app[DB], therapist, _path_id(request, "client_id"))
+    client = await scheduling.get_client(app[DB], therapist, path_id(request, "client_id"))
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "fhir"):
         raise NotFound("Unknown format; use json or fhir.")
@@ -167,7 +151,7 @@ async def session_checkins(request: web.Request) -> web.StreamResponse:
     """One session's check-ins for its summary (stored ones, plus live ones not stored)."""
     therapist = require_account(request, Role.THERAPIST).account
     app = request.app
-    session = await scheduling.get_session(app[DB], therapist, _path_id(request, "session_id"))
+    session = await scheduling.get_session(app[DB], therapist, path_id(request, "session_id"))
     results = await _session_results(request, session.id)
     await _audited_read(request, session.client_id, "session-checkins", len(results))
     return web.json_response({"items": [result_json(r) for r in results]})
@@ -183,11 +167,9 @@ async def _session_results(request: web.Request, session_id: str) -> list[Checki
 
 async def summary_page(request: web.Request) -> web.StreamResponse:
     """The therapist's session summary: check-in scores, alerts, a timeline."""
-    current = _page_therapist(request)
+    current = page_account(request, Role.THERAPIST)
     app = request.app
-    session = await scheduling.get_session(
-        app[DB], current.account, _path_id(request, "session_id")
-    )
+    session = await scheduling.get_session(app[DB], current.account, path_id(request, "session_id"))
     results = await _session_results(request, session.id)
     cues = await app[CUE_RECORDS].for_session(app[DB], session.id)
     summary = cues["cue_summaries"][-1] if cues["cue_summaries"] else None
@@ -211,9 +193,9 @@ async def summary_page(request: web.Request) -> web.StreamResponse:
 
 async def client_page(request: web.Request) -> web.StreamResponse:
     """One client: alliance trend across sessions, sessions, notes."""
-    current = _page_therapist(request)
+    current = page_account(request, Role.THERAPIST)
     app = request.app
-    client = await scheduling.get_client(app[DB], current.account, _path_id(request, "client_id"))
+    client = await scheduling.get_client(app[DB], current.account, path_id(request, "client_id"))
     results = await app[CHECKINS].stored_for_client(app[DB], client.id)
     await _audited_read(request, client.id, "trend", len(results))
     sessions = await scheduling.list_sessions(app[DB], current.account, client_id=client.id)
@@ -315,8 +297,8 @@ CHECKIN_OPERATIONS: tuple[Operation, ...] = (
 
 async def add_note_submit(request: web.Request) -> web.StreamResponse:
     """A note typed on the client page: stored only through the vault."""
-    current = _page_therapist(request)
-    client_id = _path_id(request, "client_id")
+    current = page_account(request, Role.THERAPIST)
+    client_id = path_id(request, "client_id")
     form = await request.post()
     text = form.get("text")
     app = request.app
@@ -339,8 +321,8 @@ async def add_note_submit(request: web.Request) -> web.StreamResponse:
 
 async def erase_submit(request: web.Request) -> web.StreamResponse:
     """Erase a client after the therapist typed its alias to confirm."""
-    current = _page_therapist(request)
-    client_id = _path_id(request, "client_id")
+    current = page_account(request, Role.THERAPIST)
+    client_id = path_id(request, "client_id")
     app = request.app
     client = await scheduling.get_client(app[DB], current.account, client_id)
     form = await request.post()

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from server.core.models import Role
-from server.errors import Forbidden, Unauthenticated
+from server.errors import Forbidden, NotFound, Unauthenticated
 from server.keys import CLOCK, DB, SETTINGS
 from server.services.accounts import SignedIn, resolve_sign_in
 from server.services.scheduling import ClientVisit, resolve_client
@@ -121,3 +121,19 @@ def require_client(request: web.Request) -> ClientVisit:
     if current is None:
         raise Unauthenticated("Open your session link again.")
     return current
+
+
+def page_account(request: web.Request, role: Role | None = None) -> SignedIn:
+    """Like require_account, but a signed-out visitor of a page is sent to sign in."""
+    try:
+        return require_account(request, role)
+    except Unauthenticated:
+        raise web.HTTPSeeOther(f"/login?next={request.path}") from None
+
+
+def path_id(request: web.Request, name: str) -> str:
+    """A row id from the URL; anything not shaped like one is simply not found."""
+    value = request.match_info[name]
+    if len(value) != 32 or any(ch not in "0123456789abcdef" for ch in value):
+        raise NotFound("Not found.")
+    return value

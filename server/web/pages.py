@@ -18,12 +18,11 @@ from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, SETTING
 from server.realtime.signaling import HUB
 from server.services import accounts as account_service
 from server.services import scheduling
-from server.services.accounts import SignedIn
 from server.web.api import join_url, sign_in
 from server.web.identity import (
     client_visit,
     cookie_names,
-    require_account,
+    page_account,
     set_cookie,
     signed_in,
 )
@@ -43,14 +42,6 @@ async def _form(request: web.Request) -> dict[str, str]:
             raise InvalidInput(f"{key}: too long.")
         fields[key] = value
     return fields
-
-
-def _page_account(request: web.Request, role: Role | None = None) -> SignedIn:
-    """Pages redirect to sign-in instead of answering 401."""
-    try:
-        return require_account(request, role)
-    except Unauthenticated:
-        raise web.HTTPSeeOther(f"/login?next={request.path}") from None
 
 
 def _context(request: web.Request, **values: Any) -> dict[str, Any]:
@@ -152,7 +143,7 @@ async def setup_submit(request: web.Request) -> web.StreamResponse:
 async def _dashboard(
     request: web.Request, *, error: str | None = None, status: int = 200
 ) -> web.StreamResponse:
-    current = _page_account(request, Role.THERAPIST)
+    current = page_account(request, Role.THERAPIST)
     db = request.app[DB]
     context = _context(
         request,
@@ -169,7 +160,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
 
 
 async def add_client(request: web.Request) -> web.StreamResponse:
-    current = _page_account(request, Role.THERAPIST)
+    current = page_account(request, Role.THERAPIST)
     form = await _form(request)
     try:
         await scheduling.create_client(
@@ -199,7 +190,7 @@ def _link_page(request: web.Request, session: Any, url: str) -> web.StreamRespon
 
 
 async def add_session(request: web.Request) -> web.StreamResponse:
-    current = _page_account(request, Role.THERAPIST)
+    current = page_account(request, Role.THERAPIST)
     form = await _form(request)
     try:
         starts = form.get("starts_at", "")
@@ -244,7 +235,7 @@ def _local_form_time(value: str, offset_minutes: str) -> datetime:
 
 
 async def session_action(request: web.Request) -> web.StreamResponse:
-    current = _page_account(request, Role.THERAPIST)
+    current = page_account(request, Role.THERAPIST)
     session_id, action = request.match_info["session_id"], request.match_info["action"]
     app = request.app
     now = app[CLOCK]()
@@ -272,7 +263,7 @@ async def session_action(request: web.Request) -> web.StreamResponse:
 
 
 async def host_page(request: web.Request) -> web.StreamResponse:
-    current = _page_account(request, Role.THERAPIST)
+    current = page_account(request, Role.THERAPIST)
     session = await scheduling.get_session(
         request.app[DB], current.account, request.match_info["session_id"]
     )
@@ -285,7 +276,7 @@ async def host_page(request: web.Request) -> web.StreamResponse:
 async def _admin(
     request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
 ) -> web.StreamResponse:
-    _page_account(request, Role.ADMIN)
+    page_account(request, Role.ADMIN)
     accounts = await account_service.list_accounts(request.app[DB])
     return aiohttp_jinja2.render_template(
         "admin.html",
@@ -300,7 +291,7 @@ async def admin(request: web.Request) -> web.StreamResponse:
 
 
 async def admin_add_account(request: web.Request) -> web.StreamResponse:
-    current = _page_account(request, Role.ADMIN)
+    current = page_account(request, Role.ADMIN)
     form = await _form(request)
     try:
         role = Role(form.get("role", "therapist"))

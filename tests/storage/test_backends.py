@@ -71,35 +71,38 @@ async def test_times_come_back_as_aware_utc(database_url: str) -> None:
         await db.dispose()
 
 
+async def _seed_session(db: Database) -> None:
+    """Therapist a…, client c… ("J"), session s… with invite i… (token hash h…)."""
+    async with db.write() as conn:
+        await account_q.insert_account(
+            conn,
+            account_id="a" * 32,
+            email="t@example.org",
+            password_hash="x",
+            role=Role.THERAPIST,
+            now=NOW,
+        )
+        await q.insert_client(conn, client_id="c" * 32, therapist_id="a" * 32, alias="J", now=NOW)
+        await q.insert_session(
+            conn,
+            session_id="s" * 32,
+            therapist_id="a" * 32,
+            client_id="c" * 32,
+            starts_at=NOW,
+            ends_at=NOW + timedelta(minutes=50),
+            now=NOW,
+        )
+        await q.insert_invite(
+            conn, invite_id="i" * 32, session_id="s" * 32, token_hash="h" * 64, now=NOW
+        )
+
+
 async def test_constraints_hold_alias_unique_and_cascade_on_client_delete(
     database_url: str,
 ) -> None:
     db = await _db(database_url)
     try:
-        async with db.write() as conn:
-            await account_q.insert_account(
-                conn,
-                account_id="a" * 32,
-                email="t@example.org",
-                password_hash="x",
-                role=Role.THERAPIST,
-                now=NOW,
-            )
-            await q.insert_client(
-                conn, client_id="c" * 32, therapist_id="a" * 32, alias="J", now=NOW
-            )
-            await q.insert_session(
-                conn,
-                session_id="s" * 32,
-                therapist_id="a" * 32,
-                client_id="c" * 32,
-                starts_at=NOW,
-                ends_at=NOW + timedelta(minutes=50),
-                now=NOW,
-            )
-            await q.insert_invite(
-                conn, invite_id="i" * 32, session_id="s" * 32, token_hash="h" * 64, now=NOW
-            )
+        await _seed_session(db)
         with pytest.raises(sa.exc.IntegrityError):
             async with db.write() as conn:
                 await q.insert_client(
@@ -119,30 +122,8 @@ async def test_ending_revokes_the_link_and_cancelling_also_the_client_cookie(
 ) -> None:
     db = await _db(database_url)
     try:
+        await _seed_session(db)
         async with db.write() as conn:
-            await account_q.insert_account(
-                conn,
-                account_id="a" * 32,
-                email="t@example.org",
-                password_hash="x",
-                role=Role.THERAPIST,
-                now=NOW,
-            )
-            await q.insert_client(
-                conn, client_id="c" * 32, therapist_id="a" * 32, alias="J", now=NOW
-            )
-            await q.insert_session(
-                conn,
-                session_id="s" * 32,
-                therapist_id="a" * 32,
-                client_id="c" * 32,
-                starts_at=NOW,
-                ends_at=NOW + timedelta(minutes=50),
-                now=NOW,
-            )
-            await q.insert_invite(
-                conn, invite_id="i" * 32, session_id="s" * 32, token_hash="h" * 64, now=NOW
-            )
             await q.insert_client_session(
                 conn,
                 token_hash="k" * 64,

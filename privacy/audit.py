@@ -57,6 +57,10 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "invite.issue": "An invite link was minted for a session.",
         "invite.revoke": "An invite link was revoked before use or expiry.",
         "invite.redeem": "An invite link was exchanged for a client session cookie.",
+        "checkin.submit": (
+            "A client submitted a check-in; `details` say its kind and whether the answers were"
+            " stored (never the answers)."
+        ),
         "clinical.read": "A therapist viewed clinical content (check-ins, cue summaries).",
         "export.client": "A client's data was exported.",
         "consent.grant": "A client (or guardian) granted consent for a purpose.",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
@@ -14,6 +16,7 @@ from aiohttp import web
 
 from privacy.consent import Purpose
 from server.core.checkins import load_builtin_instruments, load_instruments_dir
+from server.core.cues.config import CueConfig
 from server.jobs.purge import purge_job_ctx
 from server.keys import (
     ADDRESS_HASHER,
@@ -23,7 +26,9 @@ from server.keys import (
     CONSENTS,
     CUE_RECORDS,
     DB,
+    HUB,
     LINK_THROTTLE,
+    LIVE,
     LOGIN_ADDRESS_THROTTLE,
     LOGIN_THROTTLE,
     SETTINGS,
@@ -31,12 +36,14 @@ from server.keys import (
 )
 from server.middlewares import errors, identity_and_csrf, security_headers
 from server.realtime.conncheck import CONNCHECK_OPERATIONS, conncheck_cleanup_ctx
-from server.realtime.signaling import add_signaling_routes, hub_cleanup_ctx
+from server.realtime.hub import Hub
+from server.realtime.signaling import add_signaling_routes, expire_rooms_loop
 from server.runtime import open_audit_trail, open_database, open_vault
 from server.security.throttle import AddressHasher, FailureThrottle, Limit
 from server.services.checkins import Checkins
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
+from server.services.live_session import LiveSessions
 from server.settings import Settings
 from server.web.admin_views import ADMIN_OPERATIONS, add_admin_pages
 from server.web.api import OPERATIONS, add_api_routes
@@ -107,6 +114,32 @@ async def _audit(app: web.Application) -> AsyncIterator[None]:
     await trail.checkpoint(app[DB], app[CLOCK]())
 
 
+async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
+    """The rooms of this process and the one owner of live-session operations."""
+    hub = Hub()
+    live = LiveSessions(
+        db=app[DB],
+        audit=app[AUDIT],
+        checkins=app[CHECKINS],
+        consents=app[CONSENTS],
+        cue_records=app[CUE_RECORDS],
+        rooms=hub,
+        clock=app[CLOCK],
+        cue_config=CueConfig().scaled(app[SETTINGS].cue_time_scale),
+    )
+    app[HUB], app[LIVE] = hub, live
+    unsubscribe = app[CONSENTS].events.subscribe(live.on_consent_changed)
+
+    async def stop_feature_stream(_conn: Any, client_id: str) -> None:
+        live.stop_cues_for_client(client_id)
+
+    app[CONSENTS].on_withdrawal(Purpose.CUE_ANALYSIS, "stop-feature-stream", stop_feature_stream)
+    timer = asyncio.create_task(expire_rooms_loop(hub))
+    yield
+    timer.cancel()
+    unsubscribe()
+
+
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
     """Build the application: state, resources, middlewares, routes."""
 
@@ -138,9 +171,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(_consents)
     app.cleanup_ctx.append(_checkins)
     app.cleanup_ctx.append(_cue_records)
-    app.cleanup_ctx.append(hub_cleanup_ctx)
     app.cleanup_ctx.append(conncheck_cleanup_ctx)
     app.cleanup_ctx.append(_audit)
+    app.cleanup_ctx.append(_live_sessions)
     app.cleanup_ctx.append(purge_job_ctx)
     add_api_routes(
         app,

@@ -9,10 +9,12 @@ from aiohttp import web
 
 from server.audit import AuditTrail
 from server.db.engine import Database
+from server.realtime.hub import Hub
 from server.security.throttle import AddressHasher, FailureThrottle
 from server.services.checkins import Checkins
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
+from server.services.live_session import LiveSessions
 from server.settings import Settings
 from server.vault_store import ClientVault
 from server.web.openapi import Operation
@@ -31,3 +33,5 @@ CONSENTS = web.AppKey("consents", Consents)
 API_OPERATIONS: web.AppKey[Sequence[Operation]] = web.AppKey("api_operations")
 CHECKINS = web.AppKey("checkins", Checkins)
 CUE_RECORDS = web.AppKey("cue_records", CueRecords)
+HUB = web.AppKey("hub", Hub)
+LIVE = web.AppKey("live", LiveSessions)

@@ -10,17 +10,15 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from privacy.consent import ConsentChanged, ConsentDecision, Purpose
-from server.core.cues.config import CueConfig
+from server.core.models import Account
 from server.core.protocol import CloseCode, EndReason, SessionRole, server_message
-from server.core.rooms import Close, Effect, RoomRegistry, Send
-from server.realtime.live_cues import LiveCues
+from server.core.rooms import Audience, Close, Effect, RoomRegistry, Send
 
 log = logging.getLogger("attune.realtime")
 _QUEUE_LIMIT = 256  # a peer that cannot keep up is dropped rather than buffered without bound
@@ -35,6 +33,7 @@ class Connection:
     role: SessionRole
     session_id: str
     client_id: str
+    account: Account | None = None  # the therapist's account; None for a client
     outbox: asyncio.Queue[dict[str, Any] | tuple[int, str]] = field(
         default_factory=lambda: asyncio.Queue(_QUEUE_LIMIT)
     )
@@ -68,14 +67,11 @@ class Connection:
 
 
 class Hub:
-    """Live connections by id and the rooms they are in."""
+    """Live connections by id and the rooms they are in; the in-process `LiveRooms`."""
 
-    def __init__(self, cue_config: CueConfig | None = None) -> None:
+    def __init__(self) -> None:
         self.rooms = RoomRegistry(new_token=lambda: secrets.token_urlsafe(24))
         self._connections: dict[str, Connection] = {}
-        self.cues = LiveCues(cue_config or CueConfig())
-        # Whether each client's cue_analysis consent is live, kept current by consent events.
-        self.cue_allowed: dict[str, bool] = {}
 
     def new_conn_id(self) -> str:
         """A fresh connection id."""
@@ -103,46 +99,44 @@ class Hub:
             elif isinstance(effect, Close):
                 connection.queue((int(effect.code), effect.reason))
 
-    def send(self, conn_id: str, message: dict[str, Any]) -> None:
-        """Queue one message for one connection."""
-        connection = self._connections.get(conn_id)
-        if connection is not None:
-            connection.queue(message)
+    # --- LiveRooms: what live operations (server.services.live_session) ask of rooms ---
 
-    def connections_of_client(self, client_id: str) -> list[Connection]:
-        """Every live connection that belongs to a client or to a session with that client."""
-        return [c for c in list(self._connections.values()) if c.client_id == client_id]
+    def deliver(self, session_id: str, message: Mapping[str, Any], audience: Audience) -> None:
+        """Send a shared message to an audience of the session's room, if it is live."""
+        room = self.rooms.get(session_id)
+        if room is not None:
+            self.execute(room.deliver(message, audience))
 
-    def end_session(self, session_id: str, reason: EndReason) -> None:
+    def deliver_to_therapist(self, session_id: str, message: Mapping[str, Any]) -> None:
+        """Send a message to the session's therapist only, if connected."""
+        room = self.rooms.get(session_id)
+        if room is not None:
+            self.execute(room.deliver(message, Audience.THERAPIST))
+
+    def has_admitted_client(self, session_id: str) -> bool:
+        """Whether a client is in the call now."""
+        room = self.rooms.get(session_id)
+        return room is not None and room.admitted_conn_id is not None
+
+    def terminate(self, session_id: str, reason: EndReason) -> None:
         """Tell everyone in a session it is over and close their sockets."""
         self.execute(self.rooms.terminate(session_id, reason))
 
-    def on_consent_changed(self, event: ConsentChanged) -> None:
-        """Consent changes take effect live: both sides hear of it; no telehealth, no call."""
-        message = server_message("consent-changed", purpose=event.purpose, decision=event.decision)
-        if event.purpose is Purpose.CUE_ANALYSIS:
-            granted = event.decision is ConsentDecision.GRANTED
-            self.cue_allowed[event.client_id] = granted
-            if not granted:
-                self.stop_cues_for_client(event.client_id)
-        for connection in self.connections_of_client(event.client_id):
-            connection.queue(dict(message))
-            withdrew_telehealth = (
-                event.purpose is Purpose.TELEHEALTH
-                and event.decision is ConsentDecision.WITHDRAWN
-                and connection.role is SessionRole.CLIENT
-            )
-            if withdrew_telehealth:
-                # As documented: the client's part of the session ends; they must not rejoin.
-                connection.queue(
-                    server_message("session-ended", reason=EndReason.CONSENT_WITHDRAWN)
-                )
-                connection.queue((int(CloseCode.SESSION_ENDED), "telehealth consent withdrawn"))
+    def end_client_part(self, session_id: str, reason: EndReason) -> None:
+        """Close the session's client connections (they must not rejoin); the therapist stays."""
+        room = self.rooms.get(session_id)
+        if room is None:
+            return
+        clients = room.client_conn_ids
+        self.execute(room.deliver(server_message("session-ended", reason=reason), Audience.CLIENTS))
+        why = (
+            "telehealth consent withdrawn" if reason is EndReason.CONSENT_WITHDRAWN else str(reason)
+        )
+        self.execute(Close(c, CloseCode.SESSION_ENDED, why) for c in clients)
 
-    def stop_cues_for_client(self, client_id: str) -> None:
-        """Forget live cue state of every session of this client, at once."""
-        for session_id in {c.session_id for c in self.connections_of_client(client_id)}:
-            self.cues.drop(session_id)
+    def live_sessions_of_client(self, client_id: str) -> set[str]:
+        """The sessions of this client with a live connection in this process."""
+        return {c.session_id for c in list(self._connections.values()) if c.client_id == client_id}
 
     async def close_all(self) -> None:
         """On shutdown: close every socket with GOING_AWAY so clients reconnect and resume."""

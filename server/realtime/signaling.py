@@ -11,17 +11,17 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from privacy.consent import Channel, ConsentState, Purpose
-from server.core.checkins import questionnaire_resource
-from server.core.cues.config import CueConfig
+from privacy.consent import Channel, ConsentState
 from server.core.ice import ice_configuration_for
 from server.core.links import SessionStatus
-from server.core.models import Role, TherapySession
+from server.core.models import Account, Role, TherapySession
 from server.core.protocol import (
     CALL_ONLY_TYPES,
     DROP_AFTER_IDLE_S,
@@ -36,7 +36,6 @@ from server.core.protocol import (
     Consent,
     Deny,
     End,
-    EndReason,
     ErrorCode,
     Features,
     Hello,
@@ -53,17 +52,16 @@ from server.core.protocol import (
     parse_client_message,
     server_message,
 )
+from server.core.rooms import Room
 from server.db import scheduling as session_queries
 from server.errors import AttuneError, Forbidden, NotFound, Unauthenticated
-from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, CUE_RECORDS, DB, SETTINGS
+from server.keys import CLOCK, CONSENTS, DB, HUB, LIVE, SETTINGS
 from server.middlewares import is_same_origin
 from server.realtime.hub import Connection, Hub
-from server.services import scheduling
-from server.services.checkins import alert_json, scores_json
+from server.services.live_session import LiveSessions
 from server.web.identity import client_visit, signed_in
 
 log = logging.getLogger("attune.realtime")
-HUB = web.AppKey("hub", Hub)
 
 
 def _now_ms() -> int:
@@ -71,17 +69,27 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def _who(request: web.Request, session_id: str) -> tuple[SessionRole, TherapySession, str]:
-    """The role this request may take in the session, the session, and a display label."""
+@dataclass(frozen=True)
+class _Member:
+    """Who opens the socket: their role, the session, a display label, the therapist's account."""
+
+    role: SessionRole
+    session: TherapySession
+    label: str
+    account: Account | None
+
+
+async def _who(request: web.Request, session_id: str) -> _Member:
+    """The role this request may take in the session, or Unauthenticated / NotFound."""
     account = signed_in(request)
     if account is not None and account.account.role is Role.THERAPIST:
         async with request.app[DB].read() as conn:
             session = await session_queries.session_for(conn, account.account.id, session_id)
         if session is not None:
-            return SessionRole.THERAPIST, session, "Therapist"
+            return _Member(SessionRole.THERAPIST, session, "Therapist", account.account)
     visit = client_visit(request)
     if visit is not None and visit.session.id == session_id:
-        return SessionRole.CLIENT, visit.session, visit.session.client_alias
+        return _Member(SessionRole.CLIENT, visit.session, visit.session.client_alias, None)
     if account is None and visit is None:
         raise Unauthenticated("Sign in or open your session link first.")
     raise NotFound("No such session.")
@@ -98,7 +106,8 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     origin = request.headers.get("Origin")  # none from non-browser clients; cookies still count
     if origin is not None and not is_same_origin(request, origin):
         raise Forbidden("Cross-site WebSocket refused.", code="csrf")
-    role, session, label = await _who(request, request.match_info["session_id"])
+    member = await _who(request, request.match_info["session_id"])
+    role, session = member.role, member.session
     if session.status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
         raise NotFound("This session has ended.")
     app = request.app
@@ -115,6 +124,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         role=role,
         session_id=session.id,
         client_id=session.client_id,
+        account=member.account,
     )
     hub.add(connection)
     joined = False
@@ -131,7 +141,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                 session.id,
                 connection.conn_id,
                 role,
-                label,
+                member.label,
                 _now_ms(),
                 resume_token=hello.resume,
                 ice_servers=ice["iceServers"],
@@ -139,9 +149,10 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
             )
         )
         joined = True
-        hub.cue_allowed[session.client_id] = consents.get("cue_analysis") == "granted"
-        if role is SessionRole.CLIENT:
-            _open_before_checkin(request, connection)
+        live = app[LIVE]
+        live.note_consents(session.client_id, consents)
+        if role is SessionRole.CLIENT and live.before_checkin_due(session.id):
+            connection.queue(live.checkin_open("before"))
         await _read_loop(request, connection)
     finally:
         if joined:
@@ -223,220 +234,143 @@ async def _read_loop(request: web.Request, connection: Connection) -> None:
                 raise ProtocolError(ErrorCode.INTERNAL, "The room is gone; reconnect.")
             if message.TYPE in CALL_ONLY_TYPES and not room.in_call(connection.conn_id):
                 raise ProtocolError(ErrorCode.NOT_ADMITTED, "Wait until you are admitted.")
-            await _dispatch(request, connection, message)
+            handler = _HANDLERS.get(type(message))
+            if handler is None:
+                raise ProtocolError(ErrorCode.INVALID, f"`{message.TYPE}` is not available yet.")
+            await handler(_Context(request.app, connection, room), message)
         except ProtocolError as exc:
             ref = exc.ref or (message.id if message is not None else None)
             connection.queue(exc.to_message(ref=ref))
-
-
-async def _dispatch(request: web.Request, connection: Connection, message: ClientMessage) -> None:
-    """One message → one room action (or service call)."""
-    app = request.app
-    hub = app[HUB]
-    room = hub.rooms.get(connection.session_id)
-    assert room is not None
-    conn_id = connection.conn_id
-    if isinstance(message, Ping):
-        connection.queue(server_message("pong"))
-    elif isinstance(message, Relay):
-        hub.execute(room.relay(conn_id, message.payload))
-    elif isinstance(message, Admit):
-        hub.execute(room.admit(conn_id, message.knock_id))
-        await _mark_live(request, connection)
-    elif isinstance(message, Deny):
-        hub.execute(room.deny(conn_id, message.knock_id))
-    elif isinstance(message, SendBack):
-        hub.execute(room.send_back(conn_id, _now_ms()))
-    elif isinstance(message, End):
-        await _end_session(request, connection)
-    elif isinstance(message, Signal):
-        therapist = room.therapist_conn_id
-        if therapist is not None:
-            hub.send(therapist, server_message("client-signal", signal=message.signal))
-        if hub.cue_allowed.get(connection.client_id):
-            t_ms = hub.cues.signal(connection.session_id, message.signal.value)
-            await app[CUE_RECORDS].store_signal(
-                app[DB],
-                session_id=connection.session_id,
-                client_id=connection.client_id,
-                kind=message.signal.value,
-                t_ms=t_ms,
-                now=app[CLOCK](),
+        except AttuneError as exc:  # a live operation refused: the socket stays up
+            connection.queue(
+                _as_protocol_error(exc).to_message(ref=message.id if message else None)
             )
-    elif isinstance(message, Features):
-        await _features(request, connection, message)
-    elif isinstance(message, PromptFeedbackMessage):
-        if not hub.cues.feedback(
-            connection.session_id, message.prompt_id, message.feedback, message.minutes
-        ):
-            raise ProtocolError(ErrorCode.INVALID, "No such prompt in this session.")
-    elif isinstance(message, CheckinAnswer):
-        await _checkin_answer(request, connection, message)
-    elif isinstance(message, CheckinLaunch):
-        admitted = room.admitted_conn_id
-        if admitted is None:
-            raise ProtocolError(ErrorCode.NO_PEER, "No client is in the call.")
-        hub.send(admitted, _checkin_open(request, message.instrument_id))
-    elif isinstance(message, Consent):
-        await app[CONSENTS].decide(
-            app[DB],
-            app[AUDIT],
-            client_id=connection.client_id,
-            purpose=message.purpose,
-            decision=message.decision,
-            notice_version=message.notice_version,
-            channel=Channel.API,
-            now=app[CLOCK](),
-        )
-    else:
-        raise ProtocolError(ErrorCode.INVALID, f"`{message.TYPE}` is not available yet.")
 
 
-async def _features(request: web.Request, connection: Connection, message: Features) -> None:
-    """Cue features: used only while the client's cue_analysis consent is live, else dropped."""
-    app = request.app
-    hub = app[HUB]
-    if message.body.get("role") != connection.role.value:
+def _as_protocol_error(exc: AttuneError) -> ProtocolError:
+    """Map a domain error from a live operation to the protocol's error codes."""
+    if exc.code == "no-peer":
+        return ProtocolError(ErrorCode.NO_PEER, exc.message)
+    if isinstance(exc, Forbidden):
+        return ProtocolError(ErrorCode.FORBIDDEN, exc.message)
+    return ProtocolError(ErrorCode.INVALID, exc.message)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a message handler works with: the app's services, the connection, its room."""
+
+    app: web.Application
+    connection: Connection
+    room: Room
+
+    @property
+    def live(self) -> LiveSessions:
+        return self.app[LIVE]
+
+    @property
+    def hub(self) -> Hub:
+        return self.app[HUB]
+
+
+async def _ping(ctx: _Context, _message: Ping) -> None:
+    ctx.connection.queue(server_message("pong"))
+
+
+async def _relay(ctx: _Context, message: Relay) -> None:
+    ctx.hub.execute(ctx.room.relay(ctx.connection.conn_id, message.payload))
+
+
+async def _admit(ctx: _Context, message: Admit) -> None:
+    ctx.hub.execute(ctx.room.admit(ctx.connection.conn_id, message.knock_id))
+    await ctx.live.mark_live(ctx.connection.session_id)
+
+
+async def _deny(ctx: _Context, message: Deny) -> None:
+    ctx.hub.execute(ctx.room.deny(ctx.connection.conn_id, message.knock_id))
+
+
+async def _send_back(ctx: _Context, _message: SendBack) -> None:
+    ctx.hub.execute(ctx.room.send_back(ctx.connection.conn_id, _now_ms()))
+
+
+async def _end(ctx: _Context, _message: End) -> None:
+    account = ctx.connection.account
+    assert account is not None  # only the therapist's connection may send `end`
+    await ctx.live.end_session(account, ctx.connection.session_id)
+
+
+async def _signal(ctx: _Context, message: Signal) -> None:
+    await ctx.live.record_signal(
+        ctx.connection.session_id, ctx.connection.client_id, message.signal
+    )
+
+
+async def _features(ctx: _Context, message: Features) -> None:
+    if message.body.get("role") != ctx.connection.role.value:
         raise ProtocolError(ErrorCode.INVALID, "features.role must be your own role.")
-    if not hub.cue_allowed.get(connection.client_id):
-        return  # consent is not live (or was just withdrawn): drop silently, keep nothing
-    try:
-        prompts = hub.cues.feed(connection.session_id, message.body)
-    except ValueError as exc:  # FeatureError
-        raise ProtocolError(ErrorCode.INVALID, str(exc)) from None
-    room = hub.rooms.get(connection.session_id)
-    therapist = room.therapist_conn_id if room is not None else None
-    for prompt in prompts:
-        shown = prompt.to_dict()
-        if therapist is not None:
-            hub.send(therapist, server_message("prompt", prompt=shown))
-        await app[CUE_RECORDS].store_prompt(
-            app[DB],
-            session_id=connection.session_id,
-            client_id=connection.client_id,
-            prompt=shown,
-            now=app[CLOCK](),
-        )
+    await ctx.live.feed_features(ctx.connection.session_id, ctx.connection.client_id, message.body)
 
 
-def _checkin_open(request: web.Request, instrument_id: str) -> dict[str, Any]:
-    instrument = request.app[CHECKINS].instrument(instrument_id)
-    return server_message(
-        "checkin-open",
-        instrument_id=instrument.id,
-        kind=instrument.kind,
-        questionnaire=questionnaire_resource(instrument),
+async def _prompt_feedback(ctx: _Context, message: PromptFeedbackMessage) -> None:
+    ctx.live.prompt_feedback(
+        ctx.connection.session_id, message.prompt_id, message.feedback, message.minutes
     )
 
 
-def _open_before_checkin(request: web.Request, connection: Connection) -> None:
-    """The before-session check-in opens in the waiting room, once per session."""
-    done = any(
-        r.instrument.kind == "before"
-        for r in request.app[CHECKINS].live_results(connection.session_id)
+async def _checkin_answer(ctx: _Context, message: CheckinAnswer) -> None:
+    """Acknowledged only after the durable write (the live operation returns after it)."""
+    await ctx.live.submit_checkin(
+        ctx.connection.session_id,
+        instrument_id=message.instrument_id,
+        answers=message.answers,
+        idempotency_key=message.idempotency_key,
     )
-    if not done:
-        connection.queue(_checkin_open(request, "before"))
-
-
-async def _checkin_answer(
-    request: web.Request, connection: Connection, message: CheckinAnswer
-) -> None:
-    """Score, store (with consent), ack after the durable write, tell only the therapist."""
-    app = request.app
-    async with app[DB].read() as conn:
-        session = await session_queries.session_by_id(conn, connection.session_id)
-    if session is None:
-        raise ProtocolError(ErrorCode.INTERNAL, "The session is gone.")
-    try:
-        result, duplicate = await app[CHECKINS].submit(
-            app[DB],
-            session=session,
-            instrument_id=message.instrument_id,
-            answers=message.answers,
-            idempotency_key=message.idempotency_key,
-            now=app[CLOCK](),
-        )
-    except AttuneError as exc:
-        raise ProtocolError(ErrorCode.INVALID, exc.message) from None
-    connection.queue(
+    ctx.connection.queue(
         server_message("checkin-ack", idempotency_key=message.idempotency_key, ref=message.id)
     )
-    room = app[HUB].rooms.get(connection.session_id)
-    therapist = room.therapist_conn_id if room is not None else None
-    if therapist is not None and not duplicate:
-        app[HUB].send(
-            therapist,
-            server_message(
-                "checkin-result",
-                instrument_id=result.instrument.id,
-                kind=result.instrument.kind,
-                scores=scores_json(result.scores),
-                alerts=[alert_json(a) for a in result.alerts],
-            ),
-        )
 
 
-async def _mark_live(request: web.Request, connection: Connection) -> None:
-    async with request.app[DB].write() as conn:
-        session = await session_queries.session_by_id(conn, connection.session_id)
-        if session is not None and session.status is SessionStatus.SCHEDULED:
-            await session_queries.set_session_status(
-                conn, connection.session_id, SessionStatus.LIVE, request.app[CLOCK]()
-            )
+async def _checkin_launch(ctx: _Context, message: CheckinLaunch) -> None:
+    ctx.live.launch_checkin(ctx.connection.session_id, message.instrument_id)
 
 
-async def _end_session(request: web.Request, connection: Connection) -> None:
-    """The therapist ends the session: everyone is told, and the link stops working."""
-    account = signed_in(request)
-    assert account is not None
-    app = request.app
-    await scheduling.close_session(
-        app[DB],
-        app[AUDIT],
-        account.account,
-        connection.session_id,
-        SessionStatus.ENDED,
-        app[CLOCK](),
+async def _consent(ctx: _Context, message: Consent) -> None:
+    await ctx.live.decide_consent(
+        ctx.connection.client_id,
+        message.purpose,
+        message.decision,
+        message.notice_version,
+        Channel.API,
     )
-    # Store the cue summary first: whoever sees `session-ended` can rely on it being kept.
-    summary = app[HUB].cues.finish(connection.session_id)
-    if summary is not None and app[HUB].cue_allowed.get(connection.client_id):
-        await app[CUE_RECORDS].store_summary(
-            app[DB],
-            session_id=connection.session_id,
-            client_id=connection.client_id,
-            summary=summary.to_dict(),
-            now=app[CLOCK](),
-        )
-    room = app[HUB].rooms.get(connection.session_id)
-    for conn_id in room.client_conn_ids if room is not None else ():
-        app[HUB].send(conn_id, _checkin_open(request, "after"))
-    app[HUB].end_session(connection.session_id, EndReason.THERAPIST_ENDED)
-    app[CHECKINS].forget_session(connection.session_id)
 
 
-async def hub_cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The hub, its resume-expiry timer, and live reactions to consent changes."""
-    hub = Hub(CueConfig().scaled(app[SETTINGS].cue_time_scale))
-    app[HUB] = hub
-    unsubscribe = app[CONSENTS].events.subscribe(hub.on_consent_changed)
+_Handler = Callable[[_Context, Any], Awaitable[None]]
+_HANDLERS: Mapping[type[ClientMessage], _Handler] = MappingProxyType(
+    {
+        Ping: _ping,
+        Relay: _relay,
+        Admit: _admit,
+        Deny: _deny,
+        SendBack: _send_back,
+        End: _end,
+        Signal: _signal,
+        Features: _features,
+        PromptFeedbackMessage: _prompt_feedback,
+        CheckinAnswer: _checkin_answer,
+        CheckinLaunch: _checkin_launch,
+        Consent: _consent,
+    }
+)
+"""One handler per client message type: parsing is done, roles are checked, the rest is
+the live operation's (server.services.live_session)."""
 
-    async def stop_feature_stream(_conn: Any, client_id: str) -> None:
-        hub.cue_allowed[client_id] = False
-        hub.stop_cues_for_client(client_id)
 
-    app[CONSENTS].on_withdrawal(Purpose.CUE_ANALYSIS, "stop-feature-stream", stop_feature_stream)
-
-    async def expire_loop() -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            hub.execute(hub.rooms.expire(_now_ms()))
-
-    timer = asyncio.create_task(expire_loop())
-    yield
-    timer.cancel()
-    unsubscribe()
+async def expire_rooms_loop(hub: Hub) -> None:
+    """Once a second: resume slots whose grace ran out are given up."""
+    while True:
+        await asyncio.sleep(1.0)
+        hub.execute(hub.rooms.expire(_now_ms()))
 
 
 async def close_sockets_on_shutdown(app: web.Application) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.consent import Purpose
 from privacy.vault import FieldContext
+from server.audit import AuditTrail
 from server.core.checkins import (
     Alert,
     AnswerError,
@@ -206,6 +207,7 @@ class Checkins:
         answers: Mapping[str, object],
         idempotency_key: str,
         now: datetime,
+        audit: AuditTrail | None = None,
     ) -> tuple[CheckinResult, bool]:
         """Score and (with consent) store a submission; (result, was_duplicate).
 
@@ -254,6 +256,15 @@ class Checkins:
                         submitted_at=now,
                         payload_ciphertext=ciphertext,
                     )
+                )
+            if audit is not None:  # in the same transaction: no write without its entry
+                await audit.record(
+                    conn,
+                    at=now,
+                    actor="client",
+                    action="checkin.submit",
+                    targets=(f"session:{session.id}",),
+                    details={"kind": instrument.kind, "stored": stored},
                 )
         result = CheckinResult(
             id=row_id,

@@ -13,7 +13,6 @@ from aiohttp import web
 from server.core.ice import ice_configuration_for
 from server.core.links import SessionStatus
 from server.core.models import Account, Client, Role, TherapySession
-from server.core.protocol import EndReason
 from server.errors import RateLimited, Unauthenticated
 from server.keys import (
     ADDRESS_HASHER,
@@ -21,12 +20,12 @@ from server.keys import (
     AUDIT,
     CLOCK,
     DB,
+    LIVE,
     LOGIN_ADDRESS_THROTTLE,
     LOGIN_THROTTLE,
     SETTINGS,
     VAULT,
 )
-from server.realtime.signaling import HUB
 from server.services import accounts as account_service
 from server.services import erasure, scheduling
 from server.services import notes as note_service
@@ -369,15 +368,7 @@ async def revoke_invite(request: web.Request) -> web.StreamResponse:
 async def cancel_session(request: web.Request) -> web.StreamResponse:
     therapist = require_account(request, Role.THERAPIST).account
     session_id = path_id(request, "session_id")
-    await scheduling.close_session(
-        request.app[DB],
-        request.app[AUDIT],
-        therapist,
-        session_id,
-        SessionStatus.CANCELLED,
-        request.app[CLOCK](),
-    )
-    request.app[HUB].end_session(session_id, EndReason.THERAPIST_ENDED)
+    await request.app[LIVE].end_session(therapist, session_id, SessionStatus.CANCELLED)
     session = await scheduling.get_session(request.app[DB], therapist, session_id)
     return web.json_response(session_json(request, session))
 

@@ -16,7 +16,7 @@ from server.core.checkins import bundle, questionnaire_resource, questionnaire_r
 from server.core.links import SessionStatus
 from server.core.models import Role
 from server.errors import InvalidInput, NotFound
-from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, CUE_RECORDS, DB, VAULT
+from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, CUE_RECORDS, DB, LIVE, VAULT
 from server.services import erasure, scheduling
 from server.services import notes as note_service
 from server.services.checkins import CheckinResult, result_json
@@ -53,21 +53,19 @@ async def client_submit(request: web.Request) -> web.StreamResponse:
     if not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", body["idempotency_key"]):
         raise InvalidInput("idempotency_key: use only letters, digits, - and _.")
     app = request.app
-    result, duplicate = await app[CHECKINS].submit(
-        app[DB],
-        session=visit.session,
+    submitted = await app[LIVE].submit_checkin(
+        visit.session.id,
         instrument_id=body["instrument_id"],
         answers=body["answers"],
         idempotency_key=body["idempotency_key"],
-        now=app[CLOCK](),
     )
     return web.json_response(
         {
             "idempotency_key": body["idempotency_key"],
-            "stored": result.stored,
-            "duplicate": duplicate,
+            "stored": submitted.result.stored,
+            "duplicate": submitted.duplicate,
         },
-        status=200 if duplicate else 201,
+        status=200 if submitted.duplicate else 201,
     )
 
 

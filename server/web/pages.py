@@ -12,10 +12,8 @@ from aiohttp import web
 
 from server.core.links import LinkState, LinkWindow, SessionStatus
 from server.core.models import Role
-from server.core.protocol import EndReason
 from server.errors import AttuneError, InvalidInput, NotFound, RateLimited, Unauthenticated
-from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, SETTINGS
-from server.realtime.signaling import HUB
+from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, LIVE, SETTINGS
 from server.services import accounts as account_service
 from server.services import scheduling
 from server.web.api import join_url, sign_in
@@ -249,10 +247,7 @@ async def session_action(request: web.Request) -> web.StreamResponse:
         if action == "revoke":
             await scheduling.revoke_invite(app[DB], app[AUDIT], current.account, session_id, now)
         elif action == "cancel":
-            await scheduling.close_session(
-                app[DB], app[AUDIT], current.account, session_id, SessionStatus.CANCELLED, now
-            )
-            app[HUB].end_session(session_id, EndReason.THERAPIST_ENDED)
+            await app[LIVE].end_session(current.account, session_id, SessionStatus.CANCELLED)
         else:
             raise NotFound("Not found.")
     except AttuneError as exc:

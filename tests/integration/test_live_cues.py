@@ -10,8 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.core.cues.synthetic import scenario_frames
-from server.keys import SETTINGS
-from server.realtime.signaling import HUB
+from server.keys import LIVE, SETTINGS
 from server.settings import Settings
 from tests.integration.test_checkins import _grant
 from tests.integration.test_signaling import Party, _setup
@@ -78,7 +77,7 @@ async def test_without_consent_features_are_dropped_and_nothing_is_kept(
     await _quiet(therapist)
     await _quiet(visitor)
     assert _count(client, "cue_prompts") == 0
-    assert not client.app[HUB].cues.active(therapist.session_id)
+    assert not client.app[LIVE].cues.active(therapist.session_id)
 
 
 async def test_withdrawing_consent_stops_analysis_at_once_and_deletes_what_was_kept(
@@ -93,10 +92,10 @@ async def test_withdrawing_consent_stops_analysis_at_once_and_deletes_what_was_k
     changed = await therapist.expect("consent-changed")
     assert changed["purpose"] == "cue_analysis" and changed["decision"] == "withdrawn"
     assert _count(client, "cue_prompts") == 0
-    assert not client.app[HUB].cues.active(therapist.session_id)
+    assert not client.app[LIVE].cues.active(therapist.session_id)
     await _send_lagging_frames(therapist, visitor)  # frames still in flight are dropped
     await _quiet(therapist)
-    assert not client.app[HUB].cues.active(therapist.session_id)
+    assert not client.app[LIVE].cues.active(therapist.session_id)
     assert _count(client, "cue_prompts") == 0
 
 

@@ -52,7 +52,9 @@ class Party:
         async with asyncio.timeout(within):
             while True:
                 msg = await self.ws.receive()
-                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
+                if msg.type == WSMsgType.CLOSE:  # the code the server sent, as a browser sees it
+                    return int(msg.data)
+                if msg.type in (WSMsgType.CLOSED, WSMsgType.CLOSING):
                     return int(self.ws.close_code or msg.data or 0)
 
 

@@ -10,6 +10,7 @@ public name is re-exported here, so ``from server.core.protocol import X`` is th
 
 from server.core.protocol.client_messages import (
     CALL_ONLY_TYPES,
+    CLIENT_MESSAGE_CLASSES,
     CLIENT_MESSAGE_TYPES,
     ROLE_ALLOWED,
     Admit,
@@ -96,6 +97,7 @@ from server.core.protocol.server_messages import (
 
 __all__ = [
     "CALL_ONLY_TYPES",
+    "CLIENT_MESSAGE_CLASSES",
     "CLIENT_MESSAGE_TYPES",
     "DROP_AFTER_IDLE_S",
     "HARD_FRAME_LIMIT_BYTES",

@@ -274,6 +274,23 @@ ClientMessage = (
     | Ping
 )
 
+CLIENT_MESSAGE_CLASSES: Final[tuple[type[ClientMessage], ...]] = (
+    Hello,
+    Admit,
+    Deny,
+    SendBack,
+    Relay,
+    CheckinAnswer,
+    CheckinLaunch,
+    Features,
+    Signal,
+    Consent,
+    PromptFeedbackMessage,
+    End,
+    Ping,
+)
+"""Every client→server message class, in the order docs/protocol.md lists them."""
+
 _FieldParser = Callable[[Fields, str | None], ClientMessage]
 _CLIENT_PARSERS: Final[Mapping[str, _FieldParser]] = MappingProxyType(
     {

@@ -88,6 +88,7 @@ class ErrorCode(StrEnum):
 class CloseCode(IntEnum):
     """WebSocket close codes the server uses; clients must not auto-reconnect after 4001–4004."""
 
+    NORMAL = 1000  # the page closed its own connection; the server does not send it
     GOING_AWAY = 1001  # server shutdown or restart: reconnect and resume
     MESSAGE_TOO_BIG = 1009  # a frame above HARD_FRAME_LIMIT_BYTES
     REPLACED = 4001  # the therapist opened the session in another tab

@@ -10,14 +10,21 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from server.core.models import Account
-from server.core.protocol import CloseCode, EndReason, SessionRole, server_message
+from server.core.protocol import (
+    CloseCode,
+    EndReason,
+    ServerMessage,
+    SessionEndedMessage,
+    SessionRole,
+    SharedMessage,
+)
 from server.core.rooms import Audience, Close, Effect, RoomRegistry, Send
 
 log = logging.getLogger("attune.realtime")
@@ -55,7 +62,11 @@ class Connection:
             except (ConnectionResetError, RuntimeError):
                 return
 
-    def queue(self, item: dict[str, Any] | tuple[int, str]) -> None:
+    def queue(self, message: ServerMessage) -> None:
+        """Queue a message for this connection alone (answers to its own requests)."""
+        self.put(message.to_json())
+
+    def put(self, item: dict[str, Any] | tuple[int, str]) -> None:
         """Queue without waiting; a full queue means a stuck peer, which is closed."""
         try:
             self.outbox.put_nowait(item)
@@ -95,23 +106,23 @@ class Hub:
             if connection is None:
                 continue
             if isinstance(effect, Send):
-                connection.queue(dict(effect.message))
+                connection.put(dict(effect.message))
             elif isinstance(effect, Close):
-                connection.queue((int(effect.code), effect.reason))
+                connection.put((int(effect.code), effect.reason))
 
     # --- LiveRooms: what live operations (server.services.live_session) ask of rooms ---
 
-    def deliver(self, session_id: str, message: Mapping[str, Any], audience: Audience) -> None:
+    def deliver(self, session_id: str, message: SharedMessage, audience: Audience) -> None:
         """Send a shared message to an audience of the session's room, if it is live."""
         room = self.rooms.get(session_id)
         if room is not None:
             self.execute(room.deliver(message, audience))
 
-    def deliver_to_therapist(self, session_id: str, message: Mapping[str, Any]) -> None:
+    def deliver_to_therapist(self, session_id: str, message: ServerMessage) -> None:
         """Send a message to the session's therapist only, if connected."""
         room = self.rooms.get(session_id)
         if room is not None:
-            self.execute(room.deliver(message, Audience.THERAPIST))
+            self.execute(room.deliver_to_therapist(message))
 
     def has_admitted_client(self, session_id: str) -> bool:
         """Whether a client is in the call now."""
@@ -128,7 +139,7 @@ class Hub:
         if room is None:
             return
         clients = room.client_conn_ids
-        self.execute(room.deliver(server_message("session-ended", reason=reason), Audience.CLIENTS))
+        self.execute(room.deliver(SessionEndedMessage(reason=reason), Audience.CLIENTS))
         why = (
             "telehealth consent withdrawn" if reason is EndReason.CONSENT_WITHDRAWN else str(reason)
         )

@@ -29,6 +29,7 @@ from server.core.protocol import (
     HELLO_TIMEOUT_S,
     PING_AFTER_IDLE_S,
     Admit,
+    CheckinAckMessage,
     CheckinAnswer,
     CheckinLaunch,
     ClientMessage,
@@ -37,9 +38,11 @@ from server.core.protocol import (
     Deny,
     End,
     ErrorCode,
+    ErrorMessage,
     Features,
     Hello,
     Ping,
+    PongMessage,
     PromptFeedbackMessage,
     ProtocolError,
     RateLimiter,
@@ -50,7 +53,6 @@ from server.core.protocol import (
     check_role,
     check_version,
     parse_client_message,
-    server_message,
 )
 from server.core.rooms import Room
 from server.db import scheduling as session_queries
@@ -208,7 +210,7 @@ async def _frames(ws: web.WebSocketResponse) -> AsyncIterator[str]:
             await ws.pong(msg.data)
         elif msg.type == WSMsgType.BINARY:
             await ws.send_json(
-                server_message("error", code=ErrorCode.INVALID, message="Send JSON text frames.")
+                ErrorMessage(code=ErrorCode.INVALID, message="Send JSON text frames.")
             )
         elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             return
@@ -220,9 +222,7 @@ async def _read_loop(request: web.Request, connection: Connection) -> None:
     async for text in _frames(connection.ws):
         if not limiter.allow(_now_ms()):
             connection.queue(
-                server_message(
-                    "error", code=ErrorCode.RATE_LIMITED, message="Too many messages; slow down."
-                )
+                ErrorMessage(code=ErrorCode.RATE_LIMITED, message="Too many messages; slow down.")
             )
             continue
         message: ClientMessage | None = None
@@ -240,11 +240,9 @@ async def _read_loop(request: web.Request, connection: Connection) -> None:
             await handler(_Context(request.app, connection, room), message)
         except ProtocolError as exc:
             ref = exc.ref or (message.id if message is not None else None)
-            connection.queue(exc.to_message(ref=ref))
+            connection.put(exc.to_message(ref=ref))
         except AttuneError as exc:  # a live operation refused: the socket stays up
-            connection.queue(
-                _as_protocol_error(exc).to_message(ref=message.id if message else None)
-            )
+            connection.put(_as_protocol_error(exc).to_message(ref=message.id if message else None))
 
 
 def _as_protocol_error(exc: AttuneError) -> ProtocolError:
@@ -274,7 +272,7 @@ class _Context:
 
 
 async def _ping(ctx: _Context, _message: Ping) -> None:
-    ctx.connection.queue(server_message("pong"))
+    ctx.connection.queue(PongMessage())
 
 
 async def _relay(ctx: _Context, message: Relay) -> None:
@@ -326,9 +324,7 @@ async def _checkin_answer(ctx: _Context, message: CheckinAnswer) -> None:
         answers=message.answers,
         idempotency_key=message.idempotency_key,
     )
-    ctx.connection.queue(
-        server_message("checkin-ack", idempotency_key=message.idempotency_key, ref=message.id)
-    )
+    ctx.connection.queue(CheckinAckMessage(idempotency_key=message.idempotency_key, ref=message.id))
 
 
 async def _checkin_launch(ctx: _Context, message: CheckinLaunch) -> None:

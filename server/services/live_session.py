@@ -24,7 +24,18 @@ from server.core.cues.config import CueConfig
 from server.core.cues.features import FeatureError
 from server.core.links import SessionStatus
 from server.core.models import Account
-from server.core.protocol import ClientSignal, EndReason, PromptFeedback, server_message
+from server.core.protocol import (
+    CheckinOpenMessage,
+    CheckinResultMessage,
+    ClientSignal,
+    ClientSignalMessage,
+    ConsentChangedMessage,
+    EndReason,
+    PromptFeedback,
+    PromptMessage,
+    ServerMessage,
+    SharedMessage,
+)
 from server.core.rooms import Audience
 from server.db import scheduling as session_queries
 from server.db.engine import Database
@@ -43,10 +54,10 @@ Clock = Any  # Callable[[], datetime]; kept loose so tests can pass a lambda
 class LiveRooms(Protocol):
     """What live operations need of the rooms, wherever the rooms are held."""
 
-    def deliver(self, session_id: str, message: Mapping[str, Any], audience: Audience) -> None:
+    def deliver(self, session_id: str, message: SharedMessage, audience: Audience) -> None:
         """Send a message every participant may see to an audience of the session's room."""
 
-    def deliver_to_therapist(self, session_id: str, message: Mapping[str, Any]) -> None:
+    def deliver_to_therapist(self, session_id: str, message: ServerMessage) -> None:
         """Send a message to the session's therapist only (if connected)."""
 
     def has_admitted_client(self, session_id: str) -> bool:
@@ -106,11 +117,10 @@ class LiveSessions:
         """Whether features of this client's sessions may be analysed now."""
         return self._cue_allowed.get(client_id, False)
 
-    def checkin_open(self, instrument_id: str) -> dict[str, Any]:
+    def checkin_open(self, instrument_id: str) -> CheckinOpenMessage:
         """The `checkin-open` message for an instrument (InvalidInput if unknown)."""
         instrument = self._checkins.instrument(instrument_id)
-        return server_message(
-            "checkin-open",
+        return CheckinOpenMessage(
             instrument_id=instrument.id,
             kind=instrument.kind,
             questionnaire=questionnaire_resource(instrument),
@@ -197,8 +207,7 @@ class LiveSessions:
         if not duplicate:
             self._rooms.deliver_to_therapist(
                 session_id,
-                server_message(
-                    "checkin-result",
+                CheckinResultMessage(
                     instrument_id=result.instrument.id,
                     kind=result.instrument.kind,
                     scores=scores_json(result.scores),
@@ -211,7 +220,7 @@ class LiveSessions:
 
     async def record_signal(self, session_id: str, client_id: str, signal: ClientSignal) -> None:
         """A client's nonverbal signal: shown to the therapist; kept only with cue consent."""
-        self._rooms.deliver_to_therapist(session_id, server_message("client-signal", signal=signal))
+        self._rooms.deliver_to_therapist(session_id, ClientSignalMessage(signal=signal))
         if self.cue_analysis_live(client_id):
             t_ms = self.cues.signal(session_id, signal.value)
             await self._cue_records.store_signal(
@@ -234,7 +243,7 @@ class LiveSessions:
             raise InvalidInput(str(exc)) from None
         for prompt in prompts:
             shown = prompt.to_dict()
-            self._rooms.deliver_to_therapist(session_id, server_message("prompt", prompt=shown))
+            self._rooms.deliver_to_therapist(session_id, PromptMessage(prompt=shown))
             await self._cue_records.store_prompt(
                 self._db,
                 session_id=session_id,
@@ -281,7 +290,7 @@ class LiveSessions:
             self._cue_allowed[event.client_id] = granted
             if not granted:
                 self.stop_cues_for_client(event.client_id)
-        message = server_message("consent-changed", purpose=event.purpose, decision=event.decision)
+        message = ConsentChangedMessage(purpose=event.purpose, decision=event.decision)
         withdrew_telehealth = (
             event.purpose is Purpose.TELEHEALTH and event.decision is ConsentDecision.WITHDRAWN
         )

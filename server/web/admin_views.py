@@ -215,7 +215,7 @@ ACCOUNT_SCHEMA: Final = {
     "properties": {
         "id": {"type": "string"},
         "email": {"type": "string"},
-        "role": {"type": "string", "enum": ["admin", "therapist"]},
+        "role": {"type": "string", "enum": [role.value for role in Role]},
         "disabled": {"type": "boolean"},
         "created_at": {"type": "string", "format": "date-time"},
     },

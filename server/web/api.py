@@ -51,7 +51,7 @@ ACCOUNT_SCHEMA = {
     "properties": {
         "id": {"type": "string"},
         "email": {"type": "string"},
-        "role": {"type": "string", "enum": ["admin", "therapist"]},
+        "role": {"type": "string", "enum": [role.value for role in Role]},
         "disabled": {"type": "boolean"},
         "created_at": {"type": "string", "format": "date-time"},
     },
@@ -402,7 +402,7 @@ ACCOUNT_CREATE_SCHEMA = {
     "properties": {
         "email": {"type": "string", "minLength": 3, "maxLength": 254},
         "password": {"type": "string", "minLength": 1, "maxLength": 1024},
-        "role": {"type": "string", "enum": ["admin", "therapist"]},
+        "role": {"type": "string", "enum": [role.value for role in Role]},
     },
 }
 

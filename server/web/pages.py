@@ -294,7 +294,7 @@ async def admin_add_account(request: web.Request) -> web.StreamResponse:
     current = page_account(request, Role.ADMIN)
     form = await _form(request)
     try:
-        role = Role(form.get("role", "therapist"))
+        role = Role(form.get("role", Role.THERAPIST.value))
         account = await account_service.create_account(
             request.app[DB],
             request.app[AUDIT],

@@ -38,7 +38,7 @@ from server.services.checkins import Checkins
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.settings import Settings
-from server.web.admin_views import ADMIN_OPERATIONS, add_admin_pages
+from server.web.admin import add_admin_pages
 from server.web.api import OPERATIONS, add_api_routes
 from server.web.audit_views import AUDIT_OPERATIONS, add_audit_pages
 from server.web.checkin_views import CHECKIN_OPERATIONS, add_checkin_pages
@@ -148,7 +148,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         + CONSENT_OPERATIONS
         + AUDIT_OPERATIONS
         + CHECKIN_OPERATIONS
-        + ADMIN_OPERATIONS
         + CLIENT_RIGHTS_OPERATIONS
         + CONNCHECK_OPERATIONS,
     )

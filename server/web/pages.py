@@ -18,7 +18,7 @@ from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, SETTING
 from server.realtime.signaling import HUB
 from server.services import accounts as account_service
 from server.services import scheduling
-from server.web.api import join_url, sign_in
+from server.web.api.auth import sign_in
 from server.web.identity import (
     client_visit,
     cookie_names,
@@ -26,6 +26,7 @@ from server.web.identity import (
     set_cookie,
     signed_in,
 )
+from server.web.shapes import join_url
 from server.web.validation import parse_datetime
 
 _FORM_LIMIT = 4096

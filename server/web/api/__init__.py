@@ -1,0 +1,33 @@
+"""The REST API under /api/v1 (JSON in, JSON out; errors via the error middleware).
+
+One module per resource; each declares its `OPERATIONS`, which register the routes and
+generate the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from server.keys import API_OPERATIONS
+from server.web.api import accounts, auth, clients, ice, meta, notices, retention, sessions
+from server.web.openapi import Operation
+
+OPERATIONS: Final[tuple[Operation, ...]] = (
+    auth.OPERATIONS
+    + clients.OPERATIONS
+    + sessions.OPERATIONS
+    + ice.OPERATIONS
+    + accounts.OPERATIONS
+    + retention.OPERATIONS
+    + notices.OPERATIONS
+    + meta.OPERATIONS
+)
+
+
+def add_api_routes(app: web.Application, operations: tuple[Operation, ...]) -> None:
+    """Register every operation and keep the list for the OpenAPI document."""
+    app[API_OPERATIONS] = operations
+    for op in operations:
+        app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)

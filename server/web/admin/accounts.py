@@ -5,19 +5,19 @@ from __future__ import annotations
 import aiohttp_jinja2
 from aiohttp import web
 
-from server.core.models import Role
 from server.errors import AttuneError, InvalidInput, NotFound
 from server.keys import AUDIT, CLOCK, DB
 from server.services import admin_accounts
 from server.web.admin.common import page_context
 from server.web.forms import read_form
-from server.web.identity import page_account, path_id
+from server.web.guard import SIGNED_IN
+from server.web.identity import path_id
 
 
 async def account_page(
     request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
 ) -> web.StreamResponse:
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     account_id = path_id(request, "account_id")
     target, anonymized_at = await admin_accounts.account_detail(request.app[DB], account_id)
     closed = await admin_accounts.closed_at(request.app[DB], account_id)
@@ -38,7 +38,7 @@ async def account_page(
 
 
 async def account_action(request: web.Request) -> web.StreamResponse:
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     account_id = path_id(request, "account_id")
     action = request.match_info["action"]
     app = request.app

@@ -13,19 +13,12 @@ from aiohttp import web
 
 from privacy.consent import OFFERED_PURPOSES, Notice, Purpose
 from privacy.retention import Action, Policy
-from server.core.models import Role
 from server.errors import InvalidInput
 from server.keys import AUDIT, CLOCK, CONSENTS, DB, VAULT
 from server.services.accounts import SignedIn
 from server.services.retention import CATEGORY_NOUNS, Retention
-from server.web.identity import require_account
 from server.web.openapi import Operation
 from server.web.shapes import ERR
-
-
-def require_admin(request: web.Request) -> SignedIn:
-    """The signed-in admin, or 401/403."""
-    return require_account(request, Role.ADMIN)
 
 
 def actor(current: SignedIn) -> str:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import aiohttp_jinja2
 from aiohttp import web
 
-from server.core.models import Role
 from server.errors import AttuneError
 from server.keys import CLOCK
 from server.services.retention import hold_json
 from server.web.admin.common import actor, page_context, retention_service
 from server.web.forms import read_form
-from server.web.identity import page_account, path_id
+from server.web.guard import SIGNED_IN
+from server.web.identity import path_id
 
 
 async def holds_page(
     request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
 ) -> web.StreamResponse:
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     now = request.app[CLOCK]()
     holds = await retention_service(request).holds()
     return aiohttp_jinja2.render_template(
@@ -34,7 +34,7 @@ async def holds_page(
 
 
 async def holds_add(request: web.Request) -> web.StreamResponse:
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     form = await read_form(request)
     try:
         hold = await retention_service(request).add_hold(
@@ -49,7 +49,7 @@ async def holds_add(request: web.Request) -> web.StreamResponse:
 
 
 async def holds_release(request: web.Request) -> web.StreamResponse:
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     client_id = path_id(request, "client_id")
     form = await read_form(request)
     try:

@@ -6,17 +6,16 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from privacy.consent import OFFERED_PURPOSES
-from server.core.models import Role
 from server.errors import AttuneError
 from server.web.admin.common import notices_json, page_context, publish_notice
 from server.web.forms import read_form
-from server.web.identity import page_account
+from server.web.guard import SIGNED_IN
 
 
 async def notices_page(
     request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
 ) -> web.StreamResponse:
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     return aiohttp_jinja2.render_template(
         "admin_notices.html",
         request,
@@ -32,7 +31,7 @@ async def notices_page(
 
 
 async def notices_publish(request: web.Request) -> web.StreamResponse:
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     form = await read_form(request, long_fields=("text",))
     try:
         published = await publish_notice(

@@ -9,7 +9,6 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from privacy.retention import DEFAULT_POLICIES, Category, Policy, validate_policy
-from server.core.models import Role
 from server.errors import AttuneError
 from server.keys import CLOCK
 from server.services.retention import (
@@ -23,7 +22,7 @@ from server.services.retention import (
 )
 from server.web.admin.common import actor, page_context, preview_message, retention_service, years
 from server.web.forms import read_form
-from server.web.identity import page_account
+from server.web.guard import SIGNED_IN
 
 
 def _policy_rows(policies: Mapping[Category, PolicyInForce]) -> list[dict[str, Any]]:
@@ -44,7 +43,7 @@ async def retention_page(
     dry_run: PurgeReport | None = None,
     status: int = 200,
 ) -> web.StreamResponse:
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     policies = await retention_service(request).policies()
     saved = request.query.get("saved")
     return aiohttp_jinja2.render_template(
@@ -73,7 +72,7 @@ def _policy_from_form(form: Mapping[str, str]) -> Policy:
 
 async def retention_preview(request: web.Request) -> web.StreamResponse:
     """The first step of saving a policy: what it would do now, then a confirmation."""
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     form = await read_form(request)
     try:
         policy = _policy_from_form(form)
@@ -100,7 +99,7 @@ async def retention_preview(request: web.Request) -> web.StreamResponse:
 
 async def retention_save(request: web.Request) -> web.StreamResponse:
     """The second step: save only with the confirmation the preview page asks for."""
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     form = await read_form(request)
     if form.get("confirm") != "yes":
         return await retention_page(
@@ -118,7 +117,7 @@ async def retention_save(request: web.Request) -> web.StreamResponse:
 
 async def retention_purge(request: web.Request) -> web.StreamResponse:
     """Preview the whole purge (dry run) or run it now."""
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     form = await read_form(request)
     dry_run = form.get("mode") != "run"
     report = await retention_service(request).purge(
@@ -130,7 +129,7 @@ async def retention_purge(request: web.Request) -> web.StreamResponse:
 
 
 async def reports_page(request: web.Request) -> web.StreamResponse:
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     reports = await retention_service(request).reports()
     return aiohttp_jinja2.render_template(
         "admin_purge_reports.html",

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from aiohttp import web
-
-from server.keys import API_OPERATIONS
 from server.web.api import accounts, auth, clients, ice, meta, notices, retention, sessions
 from server.web.openapi import Operation
 
@@ -24,10 +21,3 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     + notices.OPERATIONS
     + meta.OPERATIONS
 )
-
-
-def add_api_routes(app: web.Application, operations: tuple[Operation, ...]) -> None:
-    """Register every operation and keep the list for the OpenAPI document."""
-    app[API_OPERATIONS] = operations
-    for op in operations:
-        app.router.add_route(op.method, op.path, op.handler, name=op.operation_id)

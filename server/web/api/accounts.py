@@ -10,8 +10,9 @@ from server.core.models import Role
 from server.keys import AUDIT, CLOCK, DB
 from server.services import accounts as account_service
 from server.services import admin_accounts
-from server.web.admin.common import admin_operation, require_admin
-from server.web.identity import path_id, require_account
+from server.web.admin.common import admin_operation
+from server.web.guard import SIGNED_IN
+from server.web.identity import path_id
 from server.web.openapi import Operation
 from server.web.shapes import ACCOUNT_SCHEMA, ERR, account_json, list_of
 from server.web.validation import read_json
@@ -35,13 +36,12 @@ PASSWORD_SCHEMA: Final = {
 
 
 async def list_accounts(request: web.Request) -> web.StreamResponse:
-    require_account(request, Role.ADMIN)
     items = await account_service.list_accounts(request.app[DB])
     return web.json_response({"items": [account_json(a) for a in items]})
 
 
 async def create_account(request: web.Request) -> web.StreamResponse:
-    admin = require_account(request, Role.ADMIN).account
+    admin = request[SIGNED_IN].account
     body = await read_json(request, ACCOUNT_CREATE_SCHEMA)
     account = await account_service.create_account(
         request.app[DB],
@@ -56,7 +56,7 @@ async def create_account(request: web.Request) -> web.StreamResponse:
 
 
 async def api_disable_account(request: web.Request) -> web.StreamResponse:
-    current = require_admin(request)
+    current = request[SIGNED_IN]
     account = await admin_accounts.disable_account(
         request.app[DB],
         request.app[AUDIT],
@@ -68,7 +68,7 @@ async def api_disable_account(request: web.Request) -> web.StreamResponse:
 
 
 async def api_enable_account(request: web.Request) -> web.StreamResponse:
-    current = require_admin(request)
+    current = request[SIGNED_IN]
     account = await admin_accounts.enable_account(
         request.app[DB],
         request.app[AUDIT],
@@ -80,7 +80,7 @@ async def api_enable_account(request: web.Request) -> web.StreamResponse:
 
 
 async def api_reset_password(request: web.Request) -> web.StreamResponse:
-    current = require_admin(request)
+    current = request[SIGNED_IN]
     account_id = path_id(request, "account_id")
     body = await read_json(request, PASSWORD_SCHEMA)
     await admin_accounts.reset_password(

@@ -19,7 +19,8 @@ from server.keys import (
     SETTINGS,
 )
 from server.services import accounts as account_service
-from server.web.identity import cookie_names, require_account, set_cookie
+from server.web.guard import SIGNED_IN
+from server.web.identity import cookie_names, set_cookie
 from server.web.openapi import Operation
 from server.web.shapes import ERR, account_json
 from server.web.validation import read_json
@@ -86,7 +87,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    current = require_account(request)
+    current = request[SIGNED_IN]
     await account_service.end_sign_in(
         request.app[DB], request.app[AUDIT], current, request.app[CLOCK]()
     )
@@ -96,7 +97,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 async def me(request: web.Request) -> web.StreamResponse:
-    current = require_account(request)
+    current = request[SIGNED_IN]
     return web.json_response(
         {"account": account_json(current.account), "csrf_token": current.csrf_token}
     )

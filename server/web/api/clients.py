@@ -6,11 +6,11 @@ from typing import Final
 
 from aiohttp import web
 
-from server.core.models import Role
 from server.keys import AUDIT, CLOCK, DB, VAULT
 from server.services import erasure, scheduling
 from server.services import notes as note_service
-from server.web.identity import path_id, require_account
+from server.web.guard import SIGNED_IN
+from server.web.identity import path_id
 from server.web.openapi import Operation
 from server.web.shapes import CLIENT_SCHEMA, ERR, NOTE_SCHEMA, client_json, list_of, note_json
 from server.web.validation import read_json
@@ -32,13 +32,13 @@ NOTE_CREATE_SCHEMA = {
 
 
 async def list_clients(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     items = await scheduling.list_clients(request.app[DB], therapist)
     return web.json_response({"items": [client_json(c) for c in items]})
 
 
 async def create_client(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     body = await read_json(request, CLIENT_CREATE_SCHEMA)
     client = await scheduling.create_client(
         request.app[DB], request.app[AUDIT], therapist, body["alias"], request.app[CLOCK]()
@@ -47,13 +47,13 @@ async def create_client(request: web.Request) -> web.StreamResponse:
 
 
 async def get_client(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     client = await scheduling.get_client(request.app[DB], therapist, path_id(request, "client_id"))
     return web.json_response(client_json(client))
 
 
 async def list_notes(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     app = request.app
     notes = await note_service.list_notes(
         app[DB], app[VAULT], app[AUDIT], therapist, path_id(request, "client_id"), app[CLOCK]()
@@ -62,7 +62,7 @@ async def list_notes(request: web.Request) -> web.StreamResponse:
 
 
 async def add_note(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     body = await read_json(request, NOTE_CREATE_SCHEMA)
     app = request.app
     note = await note_service.add_note(
@@ -78,7 +78,7 @@ async def add_note(request: web.Request) -> web.StreamResponse:
 
 
 async def erase_client(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     app = request.app
     await erasure.erase_client(
         app[DB], app[VAULT], app[AUDIT], therapist, path_id(request, "client_id"), app[CLOCK]()

@@ -8,16 +8,12 @@ from typing import Final
 from aiohttp import web
 
 from server.core.ice import ice_configuration_for
-from server.errors import Unauthenticated
 from server.keys import CLOCK, SETTINGS
-from server.web.identity import client_visit, signed_in
 from server.web.openapi import Operation
 
 
 async def ice_servers(request: web.Request) -> web.StreamResponse:
     """ICE servers for whoever is about to call: a signed-in therapist or a client via the link."""
-    if signed_in(request) is None and client_visit(request) is None:
-        raise Unauthenticated("Sign in or open your session link first.")
     settings = request.app[SETTINGS]
     config = ice_configuration_for(
         settings, now_unix=int(request.app[CLOCK]().timestamp()), opaque_id=secrets.token_hex(8)
@@ -32,7 +28,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         ice_servers,
         "ICE servers (STUN, TURN with short-lived credentials) and the transport policy",
         "iceServers",
-        auth="account",
+        auth="account_or_client",
         responses={200: ("RTCConfiguration fields", {"type": "object"})},
         tags=["video"],
     ),

@@ -14,9 +14,9 @@ from server.web.admin.common import (
     actor,
     admin_operation,
     preview_message,
-    require_admin,
     retention_service,
 )
+from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
 from server.web.openapi import Operation
 from server.web.shapes import (
@@ -70,7 +70,6 @@ PURGE_INPUT_SCHEMA: Final = {
 
 
 async def api_list_policies(request: web.Request) -> web.StreamResponse:
-    require_admin(request)
     policies = await retention_service(request).policies()
     return web.json_response({"items": [policy_json(p) for p in policies.values()]})
 
@@ -82,7 +81,7 @@ def _policy_from_body(body: Mapping[str, Any]) -> Policy:
 
 
 async def api_set_policy(request: web.Request) -> web.StreamResponse:
-    current = require_admin(request)
+    current = request[SIGNED_IN]
     policy = _policy_from_body(await read_json(request, POLICY_INPUT_SCHEMA))
     retention = retention_service(request)
     warnings = await retention.set_policy(policy, actor=actor(current), now=request.app[CLOCK]())
@@ -91,7 +90,6 @@ async def api_set_policy(request: web.Request) -> web.StreamResponse:
 
 
 async def api_preview_policy(request: web.Request) -> web.StreamResponse:
-    require_admin(request)
     policy = _policy_from_body(await read_json(request, POLICY_INPUT_SCHEMA))
     retention = retention_service(request)
     warnings = validate_policy(policy)
@@ -110,14 +108,13 @@ async def api_preview_policy(request: web.Request) -> web.StreamResponse:
 
 
 async def api_list_holds(request: web.Request) -> web.StreamResponse:
-    require_admin(request)
     now = request.app[CLOCK]()
     holds = await retention_service(request).holds()
     return web.json_response({"items": [hold_json(h, now) for h in holds]})
 
 
 async def api_add_hold(request: web.Request) -> web.StreamResponse:
-    current = require_admin(request)
+    current = request[SIGNED_IN]
     body = await read_json(request, HOLD_INPUT_SCHEMA)
     now = request.app[CLOCK]()
     hold = await retention_service(request).add_hold(
@@ -127,7 +124,7 @@ async def api_add_hold(request: web.Request) -> web.StreamResponse:
 
 
 async def api_release_hold(request: web.Request) -> web.StreamResponse:
-    current = require_admin(request)
+    current = request[SIGNED_IN]
     client_id = path_id(request, "client_id")
     body = await read_json(request, RELEASE_SCHEMA)
     now = request.app[CLOCK]()
@@ -138,7 +135,7 @@ async def api_release_hold(request: web.Request) -> web.StreamResponse:
 
 
 async def api_run_purge(request: web.Request) -> web.StreamResponse:
-    current = require_admin(request)
+    current = request[SIGNED_IN]
     body = await read_json(request, PURGE_INPUT_SCHEMA)
     report = await retention_service(request).purge(
         request.app[CLOCK](),
@@ -150,7 +147,6 @@ async def api_run_purge(request: web.Request) -> web.StreamResponse:
 
 
 async def api_list_reports(request: web.Request) -> web.StreamResponse:
-    require_admin(request)
     reports = await retention_service(request).reports()
     return web.json_response({"items": [report_json(r) for r in reports]})
 

@@ -12,6 +12,7 @@ from server.core.protocol import EndReason
 from server.keys import AUDIT, CLOCK, DB
 from server.realtime.signaling import HUB
 from server.services import scheduling
+from server.web.guard import SIGNED_IN
 from server.web.identity import path_id, require_account
 from server.web.openapi import Operation
 from server.web.shapes import ERR, LINK_SCHEMA, SESSION_SCHEMA, join_url, list_of, session_json
@@ -30,13 +31,13 @@ SESSION_CREATE_SCHEMA = {
 
 
 async def list_sessions(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     items = await scheduling.list_sessions(request.app[DB], therapist)
     return web.json_response({"items": [session_json(request, s) for s in items]})
 
 
 async def create_session(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     body = await read_json(request, SESSION_CREATE_SCHEMA)
     session, invite = await scheduling.create_session(
         request.app[DB],
@@ -55,7 +56,7 @@ async def create_session(request: web.Request) -> web.StreamResponse:
 
 
 async def get_session(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     session = await scheduling.get_session(
         request.app[DB], therapist, path_id(request, "session_id")
     )
@@ -63,7 +64,7 @@ async def get_session(request: web.Request) -> web.StreamResponse:
 
 
 async def reissue_invite(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     session_id = path_id(request, "session_id")
     invite = await scheduling.reissue_invite(
         request.app[DB], request.app[AUDIT], therapist, session_id, request.app[CLOCK]()
@@ -77,7 +78,7 @@ async def reissue_invite(request: web.Request) -> web.StreamResponse:
 
 
 async def revoke_invite(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     await scheduling.revoke_invite(
         request.app[DB],
         request.app[AUDIT],

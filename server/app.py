@@ -45,12 +45,13 @@ from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.live_session import LiveSessions
 from server.settings import Settings
-from server.web.admin_views import ADMIN_OPERATIONS, add_admin_pages
-from server.web.api import OPERATIONS, add_api_routes
+from server.web.admin import add_admin_pages
+from server.web.api import OPERATIONS
 from server.web.audit_views import AUDIT_OPERATIONS, add_audit_pages
 from server.web.checkin_views import CHECKIN_OPERATIONS, add_checkin_pages
 from server.web.client_rights import CLIENT_RIGHTS_OPERATIONS, add_client_rights_pages
 from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
+from server.web.guard import add_api_routes
 from server.web.pages import add_page_routes
 
 log = logging.getLogger("attune")
@@ -181,7 +182,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         + CONSENT_OPERATIONS
         + AUDIT_OPERATIONS
         + CHECKIN_OPERATIONS
-        + ADMIN_OPERATIONS
         + CLIENT_RIGHTS_OPERATIONS
         + CONNCHECK_OPERATIONS,
     )

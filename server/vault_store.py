@@ -10,7 +10,6 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.vault import (
@@ -19,7 +18,6 @@ from privacy.vault import (
     KeyShredded,
     MasterKeyring,
     UnknownKeyVersion,
-    WrappedDataKey,
     decrypt_json,
     decrypt_text,
     encrypt_json,
@@ -29,8 +27,8 @@ from privacy.vault import (
     unwrap_data_key,
     wrap_data_key,
 )
+from server.db import data_keys as key_rows
 from server.db.engine import Database
-from server.db.tables import data_keys
 
 DATA_KEY_VERSION = 1
 _CACHE_SIZE = 1024
@@ -38,12 +36,6 @@ _CACHE_SIZE = 1024
 
 class MasterKeyMismatch(RuntimeError):
     """The configured master key cannot unwrap the data keys this database holds."""
-
-
-def _wrapped(row: Any) -> WrappedDataKey:
-    return WrappedDataKey(
-        client_id=row.client_id, master_version=row.master_version, blob=bytes(row.wrapped_key)
-    )
 
 
 class ClientVault:
@@ -64,25 +56,17 @@ class ClientVault:
         if cached is not None:
             self._cache.move_to_end(client_id)
             return cached
-        row = (
-            await conn.execute(sa.select(data_keys).where(data_keys.c.client_id == client_id))
-        ).first()
-        if row is None:
+        stored = await key_rows.find(conn, client_id)
+        if stored is None:
             if not create:
                 raise KeyShredded("this client's data key does not exist (erased)")
             key = generate_data_key()
             wrapped = wrap_data_key(self._ring, client_id, key)
-            await conn.execute(
-                data_keys.insert().values(
-                    client_id=client_id,
-                    key_version=DATA_KEY_VERSION,
-                    master_version=wrapped.master_version,
-                    wrapped_key=wrapped.blob,
-                    created_at=datetime.now(UTC),
-                )
+            await key_rows.insert(
+                conn, wrapped, key_version=DATA_KEY_VERSION, created_at=datetime.now(UTC)
             )
         else:
-            key = unwrap_data_key(self._ring, _wrapped(row))
+            key = unwrap_data_key(self._ring, stored)
         self._cache[client_id] = key
         while len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -119,17 +103,16 @@ class ClientVault:
     async def shred(self, conn: AsyncConnection, client_id: str) -> bool:
         """Destroy a client's data key: everything encrypted under it becomes unreadable."""
         self._cache.pop(client_id, None)
-        result = await conn.execute(data_keys.delete().where(data_keys.c.client_id == client_id))
-        return result.rowcount > 0
+        return await key_rows.delete(conn, client_id)
 
     async def check_master_key(self, db: Database) -> None:
         """Refuse to run with a master key that cannot open this database's data keys."""
         async with db.read() as conn:
-            row = (await conn.execute(sa.select(data_keys).limit(1))).first()
-        if row is None:
+            stored = await key_rows.any_key(conn)
+        if stored is None:
             return
         try:
-            unwrap_data_key(self._ring, _wrapped(row))
+            unwrap_data_key(self._ring, stored)
         except (DecryptionError, UnknownKeyVersion):
             raise MasterKeyMismatch(
                 "The master key does not match the data keys in this database. Attune will not "
@@ -142,21 +125,9 @@ class ClientVault:
         done, last = 0, ""
         while True:
             async with db.write() as conn:
-                rows = (
-                    await conn.execute(
-                        sa.select(data_keys)
-                        .where(data_keys.c.client_id > last)
-                        .order_by(data_keys.c.client_id)
-                        .limit(batch)
-                    )
-                ).all()
+                rows = await key_rows.page_after(conn, last, batch)
                 for row in rows:
-                    fresh = rewrap(ring, _wrapped(row))
-                    await conn.execute(
-                        data_keys.update()
-                        .where(data_keys.c.client_id == row.client_id)
-                        .values(master_version=fresh.master_version, wrapped_key=fresh.blob)
-                    )
+                    await key_rows.replace(conn, rewrap(ring, row))
             if not rows:
                 return done
             done += len(rows)
@@ -165,5 +136,4 @@ class ClientVault:
     async def versions_in_use(self, db: Database) -> set[int]:
         """Master key versions that still wrap at least one data key."""
         async with db.read() as conn:
-            rows = await conn.execute(sa.select(data_keys.c.master_version).distinct())
-            return {int(v) for (v,) in rows}
+            return await key_rows.master_versions(conn)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.consent import Purpose
@@ -30,10 +29,10 @@ from server.core.checkins import (
     score,
     validate_answers,
 )
-from server.core.links import SessionStatus
 from server.core.models import TherapySession
+from server.db import checkins as checkin_rows
+from server.db.checkins import StoredCheckin
 from server.db.engine import Database
-from server.db.tables import checkin_responses, therapy_sessions
 from server.errors import InvalidInput
 from server.security.tokens import new_id
 from server.services.consents import Consents
@@ -120,12 +119,9 @@ class Checkins:
         """This session's check-ins seen live (stored or not), oldest first."""
         return list(self._live.get(session_id, {}).values())
 
-    async def _load_rows(self, conn: AsyncConnection, where: Any) -> list[CheckinResult]:
-        rows = (
-            await conn.execute(
-                sa.select(checkin_responses).where(where).order_by(checkin_responses.c.submitted_at)
-            )
-        ).all()
+    async def _open(
+        self, conn: AsyncConnection, rows: Sequence[StoredCheckin]
+    ) -> list[CheckinResult]:
         results = []
         for row in rows:
             instrument = self.instruments.get(row.instrument_id)
@@ -153,18 +149,16 @@ class Checkins:
     async def stored_for_client(self, db: Database, client_id: str) -> list[CheckinResult]:
         """Every stored check-in of a client, oldest first (the caller audits the read)."""
         async with db.read() as conn:
-            return await self._load_rows(conn, checkin_responses.c.client_id == client_id)
+            return await self._open(conn, await checkin_rows.for_client(conn, client_id))
 
     async def stored_for_session(self, db: Database, session_id: str) -> list[CheckinResult]:
         """A session's stored check-ins, oldest first (the caller audits the read)."""
         async with db.read() as conn:
-            return await self._load_rows(conn, checkin_responses.c.session_id == session_id)
+            return await self._open(conn, await checkin_rows.for_session(conn, session_id))
 
     async def delete_for_client(self, conn: AsyncConnection, client_id: str) -> None:
         """Withdrawal of `checkin_storage`: delete the client's stored check-ins."""
-        await conn.execute(
-            checkin_responses.delete().where(checkin_responses.c.client_id == client_id)
-        )
+        await checkin_rows.delete_for_client(conn, client_id)
 
     async def _alerts(
         self, conn: AsyncConnection, session: TherapySession, instrument: Instrument, scores: Scores
@@ -178,25 +172,13 @@ class Checkins:
                 if r.instrument.kind == "pulse" and r.scores.pulse is not None
             ]
             return evaluate_pulse(instrument, [*taps, scores.pulse]) if scores.pulse else []
-        earlier = await self._load_rows(
+        earlier = await self._open(
             conn,
-            sa.and_(
-                checkin_responses.c.client_id == session.client_id,
-                checkin_responses.c.session_id != session.id,
-                checkin_responses.c.kind == "after",
-            ),
+            await checkin_rows.after_checkins_elsewhere(conn, session.client_id, session.id),
         )
-        number = await conn.scalar(
-            sa.select(sa.func.count())
-            .select_from(therapy_sessions)
-            .where(
-                therapy_sessions.c.client_id == session.client_id,
-                therapy_sessions.c.starts_at <= session.starts_at,
-                therapy_sessions.c.status != SessionStatus.CANCELLED.value,
-            )
-        )
+        number = await checkin_rows.session_number(conn, session.client_id, session.starts_at)
         history = [r.scores for r in earlier if r.instrument.id == instrument.id]
-        return evaluate_after(instrument, scores, history, max(1, int(number or 1)))
+        return evaluate_after(instrument, scores, history, max(1, number))
 
     async def submit(
         self,
@@ -224,12 +206,8 @@ class Checkins:
             raise InvalidInput(str(exc)) from None
         scores = score(instrument, response)
         async with db.write() as conn:
-            existing = await self._load_rows(
-                conn,
-                sa.and_(
-                    checkin_responses.c.session_id == session.id,
-                    checkin_responses.c.idempotency_key == idempotency_key,
-                ),
+            existing = await self._open(
+                conn, await checkin_rows.by_idempotency_key(conn, session.id, idempotency_key)
             )
             if existing:
                 live[idempotency_key] = existing[0]
@@ -244,18 +222,17 @@ class Checkins:
                 ciphertext = await self._vault.encrypt_json(
                     conn, _context(row_id, session.client_id), payload
                 )
-                await conn.execute(
-                    checkin_responses.insert().values(
-                        id=row_id,
-                        session_id=session.id,
-                        client_id=session.client_id,
-                        instrument_id=instrument.id,
-                        instrument_version=instrument.version,
-                        kind=instrument.kind,
-                        idempotency_key=idempotency_key,
-                        submitted_at=now,
-                        payload_ciphertext=ciphertext,
-                    )
+                await checkin_rows.insert(
+                    conn,
+                    row_id=row_id,
+                    session_id=session.id,
+                    client_id=session.client_id,
+                    instrument_id=instrument.id,
+                    instrument_version=instrument.version,
+                    kind=instrument.kind,
+                    idempotency_key=idempotency_key,
+                    submitted_at=now,
+                    payload_ciphertext=ciphertext,
                 )
             if audit is not None:  # in the same transaction: no write without its entry
                 await audit.record(

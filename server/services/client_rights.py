@@ -35,6 +35,7 @@ from privacy.consent import (
 )
 from privacy.vault import DecryptionError, FieldContext, KeyShredded
 from server.audit import AuditTrail
+from server.core.protocol import SessionRole
 from server.db.engine import Database
 from server.db.tables import audit_log, client_notes, clients, therapy_sessions
 from server.errors import NotFound
@@ -162,7 +163,9 @@ class ClientRights:
                 action="export.client",
                 targets=(f"client:{client_id}",),
                 details={
-                    "by": "client" if actor.startswith("client") else "therapist",
+                    "by": (
+                        SessionRole.CLIENT if actor.startswith("client") else SessionRole.THERAPIST
+                    ).value,
                     "notes": include_notes,
                 },
             )

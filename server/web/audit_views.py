@@ -23,7 +23,7 @@ from server.core.models import Role
 from server.db.audit_queries import AuditFilter, AuditListing, AuditPage, list_audit_entries
 from server.errors import InvalidInput
 from server.keys import AUDIT, DB
-from server.web.identity import page_account, require_account
+from server.web.guard import SIGNED_IN, page_guarded
 from server.web.openapi import Operation
 
 DEFAULT_LIMIT: Final = 50
@@ -131,7 +131,6 @@ async def _audit_page(request: web.Request, audit_filter: AuditFilter) -> AuditP
 
 
 async def list_audit(request: web.Request) -> web.StreamResponse:
-    require_account(request, Role.ADMIN)
     page = await _audit_page(request, parse_audit_filter(request.query))
     return web.json_response(
         {
@@ -142,7 +141,6 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
 
 
 async def verify_audit(request: web.Request) -> web.StreamResponse:
-    require_account(request, Role.ADMIN)
     result = await request.app[AUDIT].verify(request.app[DB])
     return web.json_response(verify_json(result))
 
@@ -258,7 +256,7 @@ def action_families() -> list[tuple[str, list[tuple[str, str]]]]:
 async def _render(
     request: web.Request, *, verify: VerifyResult | None = None
 ) -> web.StreamResponse:
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     context: dict[str, Any] = {
         "account": current.account,
         "csrf_token": current.csrf_token,
@@ -292,12 +290,14 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
 
 
 async def audit_verify_submit(request: web.Request) -> web.StreamResponse:
-    page_account(request, Role.ADMIN)  # before the (possibly long) walk
     result = await request.app[AUDIT].verify(request.app[DB])
     return await _render(request, verify=result)
 
 
 def add_audit_pages(app: web.Application) -> None:
     """Register /admin/audit and its verify button's target."""
-    app.router.add_get("/admin/audit", audit_page, name="adminAudit")
-    app.router.add_post("/admin/audit/verify", audit_verify_submit, name="adminAuditVerify")
+    admin = Role.ADMIN
+    app.router.add_get("/admin/audit", page_guarded(audit_page, admin), name="adminAudit")
+    app.router.add_post(
+        "/admin/audit/verify", page_guarded(audit_verify_submit, admin), name="adminAuditVerify"
+    )

@@ -22,7 +22,8 @@ from server.services import notes as note_service
 from server.services.checkins import CheckinResult, result_json
 from server.web.charts import trend_svg
 from server.web.cue_charts import cue_charts
-from server.web.identity import page_account, path_id, require_account, require_client
+from server.web.guard import SIGNED_IN, VISIT, page_guarded
+from server.web.identity import path_id, require_client
 from server.web.openapi import Operation
 from server.web.validation import read_json
 
@@ -48,7 +49,7 @@ def script_json(value: object) -> str:
 
 async def client_submit(request: web.Request) -> web.StreamResponse:
     """The client submits a check-in (the after-session one arrives here once the call ended)."""
-    visit = require_client(request)
+    visit = request[VISIT]
     body = await read_json(request, CHECKIN_SUBMIT_SCHEMA)
     if not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", body["idempotency_key"]):
         raise InvalidInput("idempotency_key: use only letters, digits, - and _.")
@@ -91,7 +92,7 @@ async def after_page(request: web.Request) -> web.StreamResponse:
 
 async def _audited_read(request: web.Request, client_id: str, what: str, count: int) -> None:
     app = request.app
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     async with app[DB].write() as conn:
         await app[AUDIT].record(
             conn,
@@ -129,7 +130,7 @@ def _fhir_bundle(
 
 async def client_checkins(request: web.Request) -> web.StreamResponse:
     """A client's stored check-ins (JSON or, with ?format=fhir, a FHIR R4 Bundle); audited."""
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     app = request.app
     client = await scheduling.get_client(app[DB], therapist, path_id(request, "client_id"))
     fmt = request.query.get("format", "json")
@@ -147,7 +148,7 @@ async def client_checkins(request: web.Request) -> web.StreamResponse:
 
 async def session_checkins(request: web.Request) -> web.StreamResponse:
     """One session's check-ins for its summary (stored ones, plus live ones not stored)."""
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     app = request.app
     session = await scheduling.get_session(app[DB], therapist, path_id(request, "session_id"))
     results = await _session_results(request, session.id)
@@ -165,7 +166,7 @@ async def _session_results(request: web.Request, session_id: str) -> list[Checki
 
 async def summary_page(request: web.Request) -> web.StreamResponse:
     """The therapist's session summary: check-in scores, alerts, a timeline."""
-    current = page_account(request, Role.THERAPIST)
+    current = request[SIGNED_IN]
     app = request.app
     session = await scheduling.get_session(app[DB], current.account, path_id(request, "session_id"))
     results = await _session_results(request, session.id)
@@ -191,7 +192,7 @@ async def summary_page(request: web.Request) -> web.StreamResponse:
 
 async def client_page(request: web.Request) -> web.StreamResponse:
     """One client: alliance trend across sessions, sessions, notes."""
-    current = page_account(request, Role.THERAPIST)
+    current = request[SIGNED_IN]
     app = request.app
     client = await scheduling.get_client(app[DB], current.account, path_id(request, "client_id"))
     results = await app[CHECKINS].stored_for_client(app[DB], client.id)
@@ -295,7 +296,7 @@ CHECKIN_OPERATIONS: tuple[Operation, ...] = (
 
 async def add_note_submit(request: web.Request) -> web.StreamResponse:
     """A note typed on the client page: stored only through the vault."""
-    current = page_account(request, Role.THERAPIST)
+    current = request[SIGNED_IN]
     client_id = path_id(request, "client_id")
     form = await request.post()
     text = form.get("text")
@@ -319,7 +320,7 @@ async def add_note_submit(request: web.Request) -> web.StreamResponse:
 
 async def erase_submit(request: web.Request) -> web.StreamResponse:
     """Erase a client after the therapist typed its alias to confirm."""
-    current = page_account(request, Role.THERAPIST)
+    current = request[SIGNED_IN]
     client_id = path_id(request, "client_id")
     app = request.app
     client = await scheduling.get_client(app[DB], current.account, client_id)
@@ -336,7 +337,12 @@ async def erase_submit(request: web.Request) -> web.StreamResponse:
 def add_checkin_pages(app: web.Application) -> None:
     """The client's after-session page, the session summary, and the client page."""
     app.router.add_get("/visit/after", after_page)
-    app.router.add_get("/host/{session_id}/summary", summary_page)
-    app.router.add_get("/dashboard/clients/{client_id}", client_page)
-    app.router.add_post("/dashboard/clients/{client_id}/notes", add_note_submit)
-    app.router.add_post("/dashboard/clients/{client_id}/erase", erase_submit)
+    therapist = Role.THERAPIST
+    app.router.add_get("/host/{session_id}/summary", page_guarded(summary_page, therapist))
+    app.router.add_get("/dashboard/clients/{client_id}", page_guarded(client_page, therapist))
+    app.router.add_post(
+        "/dashboard/clients/{client_id}/notes", page_guarded(add_note_submit, therapist)
+    )
+    app.router.add_post(
+        "/dashboard/clients/{client_id}/erase", page_guarded(erase_submit, therapist)
+    )

@@ -14,14 +14,14 @@ from aiohttp import web
 
 from privacy.consent import OPTIONAL_PURPOSES, Channel, ConsentState
 from privacy.retention import Category
-from server.core.models import Role
 from server.errors import InvalidInput
 from server.keys import AUDIT, CLOCK, CONSENTS, DB, VAULT
 from server.services import scheduling
 from server.services.client_rights import ClientRights, ErasureOutcome
 from server.services.retention import Retention
 from server.services.scheduling import ClientVisit
-from server.web.identity import client_visit, require_account, require_client
+from server.web.guard import SIGNED_IN, VISIT
+from server.web.identity import client_visit
 from server.web.openapi import Operation
 from server.web.validation import read_json
 
@@ -160,13 +160,13 @@ OUTCOME_SCHEMA: Final = {
 
 
 async def api_client_export(request: web.Request) -> web.StreamResponse:
-    visit = require_client(request)
+    visit = request[VISIT]
     client_id = visit.session.client_id
     return web.json_response(await _export(request, client_id, f"client:{client_id}", False))
 
 
 async def api_client_erase(request: web.Request) -> web.StreamResponse:
-    visit = require_client(request)
+    visit = request[VISIT]
     body = await read_json(request, ERASE_SCHEMA)
     if body["confirm"] is not True:
         raise InvalidInput("confirm: send true to erase.")
@@ -180,7 +180,7 @@ async def api_client_erase(request: web.Request) -> web.StreamResponse:
 
 
 async def api_therapist_export(request: web.Request) -> web.StreamResponse:
-    therapist = require_account(request, Role.THERAPIST).account
+    therapist = request[SIGNED_IN].account
     raw_id = request.match_info["client_id"]
     client = await scheduling.get_client(request.app[DB], therapist, raw_id)
     raw_notes = request.query.get("include_notes", "false")

@@ -20,7 +20,8 @@ from privacy.consent import (
 )
 from server.keys import AUDIT, CLOCK, CONSENTS, DB
 from server.services.scheduling import ClientVisit
-from server.web.identity import client_visit, require_client
+from server.web.guard import VISIT
+from server.web.identity import client_visit
 from server.web.notice_blocks import notice_blocks
 from server.web.openapi import Operation
 from server.web.validation import read_json
@@ -144,14 +145,14 @@ CONSENT_STATE_SCHEMA = {"type": "object", "properties": {"items": {"type": "arra
 
 
 async def api_state(request: web.Request) -> web.StreamResponse:
-    visit = require_client(request)
+    visit = request[VISIT]
     app = request.app
     states = await app[CONSENTS].state(app[DB], visit.session.client_id, app[CLOCK]())
     return web.json_response({"items": [_status_json(s) for s in states.values()]})
 
 
 async def api_decide(request: web.Request) -> web.StreamResponse:
-    visit = require_client(request)
+    visit = request[VISIT]
     body = await read_json(request, CONSENT_DECISION_SCHEMA)
     app = request.app
     record = await app[CONSENTS].decide(
@@ -177,7 +178,7 @@ async def api_decide(request: web.Request) -> web.StreamResponse:
 
 
 async def api_receipt(request: web.Request) -> web.StreamResponse:
-    visit = require_client(request)
+    visit = request[VISIT]
     return web.json_response(await _receipt(request, visit))
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 from aiohttp import web
 
 ApiHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Who may call an operation: nobody in particular, any signed-in account, a therapist, an
+# admin, a client through the session link, or either an account or a client.
+Auth = Literal["none", "account", "therapist", "admin", "client", "account_or_client"]
+AUTH_LEVELS: Final[tuple[Auth, ...]] = get_args(Auth)
 
 ERROR_SCHEMA: Mapping[str, Any] = {
     "type": "object",
@@ -27,6 +31,16 @@ ERROR_SCHEMA: Mapping[str, Any] = {
 }
 
 
+_COOKIES: Final[dict[Auth, tuple[str, ...]]] = {
+    "none": (),
+    "account": ("sessionCookie",),
+    "therapist": ("sessionCookie",),
+    "admin": ("sessionCookie",),
+    "client": ("clientCookie",),
+    "account_or_client": ("sessionCookie", "clientCookie"),
+}
+
+
 @dataclass(frozen=True)
 class Operation:
     """One endpoint: route, handler, schemas and who may call it."""
@@ -36,7 +50,7 @@ class Operation:
     handler: ApiHandler
     summary: str
     operation_id: str
-    auth: str = "account"  # "none" | "account" | "therapist" | "admin" | "client"
+    auth: Auth = "account"  # enforced by server.web.guard before the handler runs
     request_schema: Mapping[str, Any] | None = None
     responses: Mapping[int, tuple[str, Mapping[str, Any] | None]] = field(default_factory=dict)
     tags: Sequence[str] = ()
@@ -88,11 +102,13 @@ def openapi_document(operations: Sequence[Operation], *, version: str) -> dict[s
             "tags": list(op.tags),
             "responses": responses,
         }
-        cookie = "clientCookie" if op.auth == "client" else "sessionCookie"
         if op.auth != "none":
             # Safe methods need only the cookie; state-changing ones also the CSRF token.
             needs_token = op.method not in ("GET", "HEAD")
-            item["security"] = [{cookie: [], "csrfHeader": []} if needs_token else {cookie: []}]
+            item["security"] = [
+                {cookie: [], "csrfHeader": []} if needs_token else {cookie: []}
+                for cookie in _COOKIES[op.auth]
+            ]
         parameters = _parameters(op.path) + [dict(q) for q in op.query]
         if parameters:
             item["parameters"] = parameters

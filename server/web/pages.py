@@ -16,7 +16,8 @@ from server.errors import AttuneError, InvalidInput, NotFound, RateLimited, Unau
 from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, LIVE, SETTINGS
 from server.services import accounts as account_service
 from server.services import scheduling
-from server.web.api import join_url, sign_in
+from server.web.api.auth import sign_in
+from server.web.guard import SIGNED_IN, page_guarded
 from server.web.identity import (
     client_visit,
     cookie_names,
@@ -24,6 +25,7 @@ from server.web.identity import (
     set_cookie,
     signed_in,
 )
+from server.web.shapes import join_url
 from server.web.validation import parse_datetime
 
 _FORM_LIMIT = 4096
@@ -141,7 +143,7 @@ async def setup_submit(request: web.Request) -> web.StreamResponse:
 async def _dashboard(
     request: web.Request, *, error: str | None = None, status: int = 200
 ) -> web.StreamResponse:
-    current = page_account(request, Role.THERAPIST)
+    current = request[SIGNED_IN]
     db = request.app[DB]
     context = _context(
         request,
@@ -158,7 +160,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
 
 
 async def add_client(request: web.Request) -> web.StreamResponse:
-    current = page_account(request, Role.THERAPIST)
+    current = request[SIGNED_IN]
     form = await _form(request)
     try:
         await scheduling.create_client(
@@ -188,7 +190,7 @@ def _link_page(request: web.Request, session: Any, url: str) -> web.StreamRespon
 
 
 async def add_session(request: web.Request) -> web.StreamResponse:
-    current = page_account(request, Role.THERAPIST)
+    current = request[SIGNED_IN]
     form = await _form(request)
     try:
         starts = form.get("starts_at", "")
@@ -258,7 +260,7 @@ async def session_action(request: web.Request) -> web.StreamResponse:
 
 
 async def host_page(request: web.Request) -> web.StreamResponse:
-    current = page_account(request, Role.THERAPIST)
+    current = request[SIGNED_IN]
     session = await scheduling.get_session(
         request.app[DB], current.account, request.match_info["session_id"]
     )
@@ -271,7 +273,6 @@ async def host_page(request: web.Request) -> web.StreamResponse:
 async def _admin(
     request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
 ) -> web.StreamResponse:
-    page_account(request, Role.ADMIN)
     accounts = await account_service.list_accounts(request.app[DB])
     return aiohttp_jinja2.render_template(
         "admin.html",
@@ -286,10 +287,10 @@ async def admin(request: web.Request) -> web.StreamResponse:
 
 
 async def admin_add_account(request: web.Request) -> web.StreamResponse:
-    current = page_account(request, Role.ADMIN)
+    current = request[SIGNED_IN]
     form = await _form(request)
     try:
-        role = Role(form.get("role", "therapist"))
+        role = Role(form.get("role", Role.THERAPIST.value))
         account = await account_service.create_account(
             request.app[DB],
             request.app[AUDIT],
@@ -370,12 +371,13 @@ def add_page_routes(app: web.Application) -> None:
     r.add_post("/logout", logout_submit)
     r.add_get("/setup/{token}", setup_page)
     r.add_post("/setup/{token}", setup_submit)
-    r.add_get("/dashboard", dashboard)
-    r.add_post("/dashboard/clients", add_client)
-    r.add_post("/dashboard/sessions", add_session)
-    r.add_post("/dashboard/sessions/{session_id}/{action}", session_action)
-    r.add_get("/host/{session_id}", host_page)
-    r.add_get("/admin", admin)
-    r.add_post("/admin/accounts", admin_add_account)
+    therapist, admin_only = Role.THERAPIST, Role.ADMIN
+    r.add_get("/dashboard", page_guarded(dashboard, therapist))
+    r.add_post("/dashboard/clients", page_guarded(add_client, therapist))
+    r.add_post("/dashboard/sessions", page_guarded(add_session, therapist))
+    r.add_post("/dashboard/sessions/{session_id}/{action}", page_guarded(session_action, therapist))
+    r.add_get("/host/{session_id}", page_guarded(host_page, therapist))
+    r.add_get("/admin", page_guarded(admin, admin_only))
+    r.add_post("/admin/accounts", page_guarded(admin_add_account, admin_only))
     r.add_get("/join/{token}", join)
     r.add_get("/visit", visit)

@@ -19,7 +19,7 @@ from server.db.tables import audit_log, cue_prompts, cue_summaries, signal_event
 from server.keys import API_OPERATIONS, CONSENTS
 from server.services import scheduling
 from server.services.accounts import account_by_email
-from server.web.admin_views import preview_message
+from server.web.admin.common import preview_message
 from tests.conftest import PASSWORD, FakeClock, add_account, sign_in
 from tests.integration.retention_world import DAY, MARKER, World
 

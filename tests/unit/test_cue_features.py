@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from server.core.cues import FeatureError, FeatureFrame, NetStats, Role, parse_features
+from server.core.cues import FeatureError, FeatureFrame, NetStats, parse_features
+from server.core.protocol import SessionRole
 
 EXAMPLE: dict[str, Any] = {
     "type": "features",
@@ -34,7 +35,7 @@ _DROP = object()
 def test_the_documented_example_parses_into_a_frame() -> None:
     frame = parse_features(EXAMPLE)
     assert frame == FeatureFrame(
-        role=Role.CLIENT,
+        role=SessionRole.CLIENT,
         t_ms=123000,
         window_ms=1000,
         voiced=((122050, 122420),),
@@ -131,7 +132,7 @@ def test_non_finite_numbers_are_refused(value: float) -> None:
 
 def test_a_frame_built_in_code_is_validated_too() -> None:
     with pytest.raises(FeatureError, match="voiced"):
-        FeatureFrame(Role.THERAPIST, 2000, 1000, ((500, 900),), -30.0, 1.0)
+        FeatureFrame(SessionRole.THERAPIST, 2000, 1000, ((500, 900),), -30.0, 1.0)
 
 
 def test_fifty_segments_are_allowed() -> None:

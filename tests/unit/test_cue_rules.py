@@ -7,12 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from server.core.cues import Category, CueConfig, CueEngine, FeatureFrame, NetStats, Prompt, Role
+from server.core.cues import Category, CueConfig, CueEngine, FeatureFrame, NetStats, Prompt
 from server.core.cues.synthetic import frames_from_speech
+from server.core.protocol import SessionRole
 
 MIN = 60_000
-THERAPIST, CLIENT = Role.THERAPIST, Role.CLIENT
-Turn = tuple[Role, int, int]  # who, silence before (ms), speech length (ms)
+THERAPIST, CLIENT = SessionRole.THERAPIST, SessionRole.CLIENT
+Turn = tuple[SessionRole, int, int]  # who, silence before (ms), speech length (ms)
 Speech = tuple[list[tuple[int, int]], list[tuple[int, int]]]
 
 BALANCED: list[Turn] = [(THERAPIST, 500, 6000), (CLIENT, 500, 6000)]
@@ -54,7 +55,7 @@ def first(prompts: Sequence[Prompt], category: Category) -> Prompt:
 
 
 def when(
-    start_ms: int, end_ms: int, role: Role, **changes: object
+    start_ms: int, end_ms: int, role: SessionRole, **changes: object
 ) -> Callable[[FeatureFrame], FeatureFrame]:
     """An adjustment: `role`'s frames ending in [start, end) get `changes`."""
 

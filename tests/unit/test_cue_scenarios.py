@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.core.cues import Category, CueConfig, CueEngine, FeatureFrame, NetStats, Role
+from server.core.cues import Category, CueConfig, CueEngine, FeatureFrame, NetStats
 from server.core.cues.synthetic import SCENARIOS, scenario_frames
+from server.core.protocol import SessionRole
 
 EXPECTED: dict[str, set[Category]] = {
     "balanced": set(),
@@ -56,10 +57,10 @@ def test_scenarios_are_deterministic_for_a_seed() -> None:
 def test_scenario_frames_interleave_both_roles_in_time_order() -> None:
     frames = list(scenario_frames("balanced", minutes=2))
     assert [f.t_ms for f in frames] == sorted(f.t_ms for f in frames)
-    assert {f.role for f in frames[:2]} == {Role.THERAPIST, Role.CLIENT}
+    assert {f.role for f in frames[:2]} == {SessionRole.THERAPIST, SessionRole.CLIENT}
     # one frame per role per second; the client's windows end 370 ms after the therapist's
-    assert sum(f.role is Role.THERAPIST for f in frames) == 120
-    assert sum(f.role is Role.CLIENT for f in frames) == 119
+    assert sum(f.role is SessionRole.THERAPIST for f in frames) == 120
+    assert sum(f.role is SessionRole.CLIENT for f in frames) == 119
 
 
 def test_scaled_thresholds_raise_the_same_prompts_in_a_fraction_of_the_time() -> None:
@@ -92,7 +93,7 @@ def test_engine_state_stays_flat_over_a_three_hour_session() -> None:
     sizes: dict[int, tuple[int, int]] = {}
     for frame in scenario_frames("balanced", minutes=180, seed=1):
         engine.feed(frame)
-        if frame.role is Role.CLIENT and frame.t_ms // 1000 % 600 == 0:  # every 10 min
+        if frame.role is SessionRole.CLIENT and frame.t_ms // 1000 % 600 == 0:  # every 10 min
             sizes[frame.t_ms // 60_000] = (engine.state_size(), held_items(engine))
     at_30_min, later = sizes[30], [size for minute, size in sizes.items() if minute >= 30]
     assert max(minute for minute in sizes) == 170
@@ -104,9 +105,9 @@ def test_engine_state_stays_flat_over_a_three_hour_session() -> None:
 def random_stream(rng: Random, length: int) -> list[FeatureFrame]:
     """Valid frames with arbitrary speech, gaps, absences, repeats and bad connections."""
     frames = []
-    clock = {Role.THERAPIST: 1000, Role.CLIENT: 1000}
+    clock = {SessionRole.THERAPIST: 1000, SessionRole.CLIENT: 1000}
     for _ in range(length):
-        role = rng.choice(list(Role))
+        role = rng.choice(list(SessionRole))
         window = rng.choice([500, 1000, 2000])
         clock[role] += rng.choice([-1000, 0, window, window, window, 7000])
         t = max(clock[role], window)

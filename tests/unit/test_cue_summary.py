@@ -7,10 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from server.core.cues import Category, CueEngine, FeatureFrame, NetStats, Role, Verdict
+from server.core.cues import Category, CueEngine, FeatureFrame, NetStats, Verdict
 from server.core.cues.policy import FeedbackRecord
 from server.core.cues.summary import ClientSignal, SummaryBuilder, build_summary
 from server.core.cues.synthetic import frames_from_speech, scenario_frames
+from server.core.protocol import SessionRole
 
 MIN = 60_000
 
@@ -83,7 +84,7 @@ def test_connection_quality_per_minute() -> None:
 
 def test_loudness_trend_per_role_while_speaking() -> None:
     def client_gets_louder(frame: FeatureFrame) -> FeatureFrame:
-        if frame.role is Role.CLIENT and frame.voiced:
+        if frame.role is SessionRole.CLIENT and frame.voiced:
             return replace(frame, level_dbfs=-40.0 + frame.t_ms / MIN)  # +1 dB per minute
         return frame
 
@@ -91,7 +92,7 @@ def test_loudness_trend_per_role_while_speaking() -> None:
     therapist, client = build_summary(frames).loudness
     assert therapist.slope_db_per_10_min == pytest.approx(0.0, abs=1e-9)
     assert client.slope_db_per_10_min == pytest.approx(10.0, abs=0.5)
-    assert client.role is Role.CLIENT
+    assert client.role is SessionRole.CLIENT
 
 
 def test_synchrony_is_included_and_marked_experimental() -> None:

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from server.core.cues.features import CLIENT, THERAPIST, FeatureFrame, Role
+from server.core.cues.features import CLIENT, THERAPIST, FeatureFrame
 from server.core.cues.synthetic import frames_from_speech
 from server.core.cues.turns import TurnTracker
+from server.core.protocol import SessionRole
 
 Event = tuple[object, ...]
 
@@ -36,7 +37,7 @@ def track(frames: Sequence[FeatureFrame], tracker: TurnTracker | None = None) ->
     tracker = tracker or TurnTracker(join_ms=300, max_skew_ms=3000, max_run_ms=30_000)
     recorder = Recorder()
     for frame in frames:
-        role = CLIENT if frame.role is Role.CLIENT else THERAPIST
+        role = CLIENT if frame.role is SessionRole.CLIENT else THERAPIST
         tracker.add(role, frame.t_ms, frame.voiced, recorder)
     return recorder.events
 
@@ -113,16 +114,19 @@ def test_late_client_frames_give_the_same_events_as_in_order_frames() -> None:
     frames = conversation([(1000, 3000), (9000, 9500)], [(3500, 5000)])
     in_order = track(frames)
     # the client's browser lags 2 s behind: its frames arrive two therapist frames late
-    therapist = [f for f in frames if f.role is Role.THERAPIST]
-    client = [f for f in frames if f.role is Role.CLIENT]
-    late = sorted(therapist + client, key=lambda f: f.t_ms + (2000 if f.role is Role.CLIENT else 0))
+    therapist = [f for f in frames if f.role is SessionRole.THERAPIST]
+    client = [f for f in frames if f.role is SessionRole.CLIENT]
+    late = sorted(
+        therapist + client,
+        key=lambda f: f.t_ms + (2000 if f.role is SessionRole.CLIENT else 0),
+    )
     assert track(late) == in_order
     assert in_order[1] == ("switch", THERAPIST, CLIENT, 500, 3500)
 
 
 def test_a_silent_or_absent_client_delays_events_by_the_skew_at_most() -> None:
     frames = conversation([(1000, 2000), (5500, 6000)], [], 12)
-    events = track([f for f in frames if f.role is Role.THERAPIST])  # the client never joins
+    events = track([f for f in frames if f.role is SessionRole.THERAPIST])  # the client never joins
     assert events == [("pause", THERAPIST, 3500, 5500)]
 
 

@@ -20,7 +20,6 @@ from server.core.cues.features import (
     FeatureError,
     FeatureFrame,
     NetStats,
-    Role,
     parse_features,
 )
 from server.core.cues.policy import FeedbackRecord, FeedbackTally, UnknownPromptError, Verdict
@@ -42,7 +41,6 @@ __all__ = [
     "Prompt",
     "Reason",
     "ReplayError",
-    "Role",
     "SessionSummary",
     "Severity",
     "SummaryBuilder",

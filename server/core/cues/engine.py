@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from server.core.cues.config import CueConfig
-from server.core.cues.features import CLIENT, THERAPIST, FeatureFrame, Role
+from server.core.cues.features import CLIENT, THERAPIST, FeatureFrame
 from server.core.cues.policy import FeedbackRecord, FeedbackTally, PromptPolicy, Verdict
 from server.core.cues.prompts import Category, Finding, Prompt
 from server.core.cues.rules import (
@@ -19,9 +19,10 @@ from server.core.cues.rules import (
 )
 from server.core.cues.turns import TurnTracker
 from server.core.cues.windows import RollingSum
+from server.core.protocol import SessionRole
 
 _NEVER: Final = -(10**15)
-_CLIENT_ROLE: Final = Role.CLIENT
+_CLIENT_ROLE: Final = SessionRole.CLIENT
 _TICK_MS: Final = 1000  # rules are evaluated at most once per tick of session time
 _LAG_SEVERE: Final = Category.LAG_SEVERE
 _LAG: Final = Category.LAG

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Final
+
+from server.core.protocol import SessionRole
 
 MIN_WINDOW_MS: Final = 200
 MAX_WINDOW_MS: Final = 5000
@@ -19,13 +20,6 @@ MAX_FRAMES_PER_WINDOW: Final = 1000
 
 THERAPIST: Final = 0  # role indexes used by the engine's per-role arrays
 CLIENT: Final = 1
-
-
-class Role(StrEnum):
-    """Which browser sent the features."""
-
-    THERAPIST = "therapist"
-    CLIENT = "client"
 
 
 class CueError(Exception):
@@ -62,7 +56,7 @@ class NetStats:
 class FeatureFrame:
     """One role's speech, voice level, motion, presence and connection over one window."""
 
-    role: Role
+    role: SessionRole
     t_ms: int  # window end, session time
     window_ms: int
     voiced: tuple[tuple[int, int], ...]  # [start, end) in session ms, ordered, inside the window
@@ -73,7 +67,7 @@ class FeatureFrame:
     net: NetStats | None = None
 
     def __post_init__(self) -> None:
-        if type(self.role) is not Role:
+        if type(self.role) is not SessionRole:
             raise FeatureError(f"role: expected one of {_roles()}, got {self.role!r}")
         if not MIN_WINDOW_MS <= self.window_ms <= MAX_WINDOW_MS:
             _check_range("window_ms", self.window_ms, MIN_WINDOW_MS, MAX_WINDOW_MS)
@@ -139,7 +133,7 @@ MESSAGE_FIELDS: Final = (
 _ALLOWED: Final = frozenset(MESSAGE_FIELDS)
 _NET_FIELDS: Final = ("rtt_ms", "jitter_ms", "loss", "frames_decoded", "frames_frozen")
 _NET_ALLOWED: Final = frozenset(_NET_FIELDS)
-_ROLE_BY_NAME: Final = {role.value: role for role in Role}
+_ROLE_BY_NAME: Final = {role.value: role for role in SessionRole}
 
 # The checks below test `type(x) is int` rather than isinstance: JSON yields plain ints,
 # and a bool (an int subclass) is never a valid time or count. This is the hot path of
@@ -242,4 +236,4 @@ def _check_range(field: str, value: float | None, low: float, high: float) -> No
 
 
 def _roles() -> tuple[str, ...]:
-    return tuple(role.value for role in Role)
+    return tuple(role.value for role in SessionRole)

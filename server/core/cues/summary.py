@@ -15,14 +15,15 @@ from statistics import median
 from typing import Any, Final
 
 from server.core.cues.config import CueConfig
-from server.core.cues.features import CLIENT, THERAPIST, FeatureFrame, Role
+from server.core.cues.features import CLIENT, THERAPIST, FeatureFrame
 from server.core.cues.policy import FeedbackRecord
 from server.core.cues.prompts import Prompt
 from server.core.cues.synchrony import SynchronyConfig, SynchronyResult, motion_synchrony
 from server.core.cues.turns import TurnTracker
 from server.core.cues.windows import Histogram
+from server.core.protocol import SessionRole
 
-_ROLES: Final = (Role.THERAPIST, Role.CLIENT)
+_ROLES: Final = (SessionRole.THERAPIST, SessionRole.CLIENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ class ConnectionQuality:
 class LoudnessTrend:
     """Mean voice level while speaking, per bucket, and its linear trend."""
 
-    role: Role
+    role: SessionRole
     levels: tuple[tuple[int, float | None], ...]  # (bucket start, mean dBFS)
     slope_db_per_10_min: float | None
 
@@ -246,7 +247,7 @@ class SummaryBuilder:
 
     def add_frame(self, frame: FeatureFrame) -> None:
         """Take one frame; a stale one (not newer than its role's last) is ignored."""
-        role = CLIENT if frame.role is Role.CLIENT else THERAPIST
+        role = CLIENT if frame.role is SessionRole.CLIENT else THERAPIST
         if frame.t_ms <= self._last_seen[role]:
             return
         self._last_seen[role] = frame.t_ms
@@ -369,8 +370,10 @@ def _connection(start_ms: int, bucket: _Bucket) -> ConnectionQuality:
     )
 
 
-def _loudness(role: Role, buckets: list[tuple[int, _Bucket]], bucket_ms: int) -> LoudnessTrend:
-    index = CLIENT if role is Role.CLIENT else THERAPIST
+def _loudness(
+    role: SessionRole, buckets: list[tuple[int, _Bucket]], bucket_ms: int
+) -> LoudnessTrend:
+    index = CLIENT if role is SessionRole.CLIENT else THERAPIST
     levels = tuple(
         (start, b.level_sum[index] / b.level_n[index] if b.level_n[index] else None)
         for start, b in buckets

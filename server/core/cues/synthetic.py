@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from server.core.cues.features import CLIENT, THERAPIST, FeatureFrame, NetStats, Role
+from server.core.cues.features import CLIENT, THERAPIST, FeatureFrame, NetStats
+from server.core.protocol import SessionRole
 
 MINUTE: Final = 60_000
 CALM_MINUTES: Final = 8  # scenarios with a single incident have it after this many minutes
@@ -248,7 +249,7 @@ def _role_frames(
             frames_frozen=freezes,
         )
         yield FeatureFrame(
-            role=Role.CLIENT if role == CLIENT else Role.THERAPIST,
+            role=SessionRole.CLIENT if role == CLIENT else SessionRole.THERAPIST,
             t_ms=t,
             window_ms=window,
             voiced=voiced,
@@ -294,8 +295,8 @@ def frames_from_speech(
     """
     frames = []
     for role, runs, offset in (
-        (Role.THERAPIST, therapist_speech, 0),
-        (Role.CLIENT, client_speech, client_offset_ms),
+        (SessionRole.THERAPIST, therapist_speech, 0),
+        (SessionRole.CLIENT, client_speech, client_offset_ms),
     ):
         for t, voiced in _windows(runs, offset, duration_ms, window_ms):
             frame = FeatureFrame(
@@ -309,7 +310,7 @@ def frames_from_speech(
                 net=_HEALTHY_NET,
             )
             frames.append(adjust(frame) if adjust is not None else frame)
-    frames.sort(key=lambda frame: (frame.t_ms, frame.role is Role.CLIENT))
+    frames.sort(key=lambda frame: (frame.t_ms, frame.role is SessionRole.CLIENT))
     return frames
 
 

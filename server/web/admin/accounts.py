@@ -1,0 +1,71 @@
+"""Admin console: one account's page and its actions (disable, enable, reset password)."""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from server.errors import AttuneError, InvalidInput, NotFound
+from server.keys import AUDIT, CLOCK, DB
+from server.services import admin_accounts
+from server.web.admin.common import page_context
+from server.web.forms import read_form
+from server.web.guard import SIGNED_IN
+from server.web.identity import path_id
+
+
+async def account_page(
+    request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
+) -> web.StreamResponse:
+    current = request[SIGNED_IN]
+    account_id = path_id(request, "account_id")
+    target, anonymized_at = await admin_accounts.account_detail(request.app[DB], account_id)
+    closed = await admin_accounts.closed_at(request.app[DB], account_id)
+    return aiohttp_jinja2.render_template(
+        "admin_account.html",
+        request,
+        page_context(
+            current,
+            target=target,
+            anonymized_at=anonymized_at,
+            closed_at=closed,
+            is_self=target.id == current.account.id,
+            error=error,
+            notice=notice,
+        ),
+        status=status,
+    )
+
+
+async def account_action(request: web.Request) -> web.StreamResponse:
+    current = request[SIGNED_IN]
+    account_id = path_id(request, "account_id")
+    action = request.match_info["action"]
+    app = request.app
+    now = app[CLOCK]()
+    try:
+        if action == "disable":
+            await admin_accounts.disable_account(
+                app[DB], app[AUDIT], current.account, account_id, now
+            )
+            done = "Disabled: its sign-ins have ended."
+        elif action == "enable":
+            await admin_accounts.enable_account(
+                app[DB], app[AUDIT], current.account, account_id, now
+            )
+            done = "Enabled again."
+        elif action == "password":
+            form = await read_form(request)
+            if form.get("password") != form.get("password_again"):
+                raise InvalidInput("The two passwords differ.")
+            await admin_accounts.reset_password(
+                app[DB], app[AUDIT], current.account, account_id, form.get("password", ""), now
+            )
+            done = "Password reset: the account was signed out everywhere."
+        else:
+            raise NotFound("Not found.")
+    except AttuneError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return await account_page(request, error=exc.message, status=exc.status)
+    return await account_page(request, notice=done)

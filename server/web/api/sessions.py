@@ -1,0 +1,170 @@
+"""API: a therapist's sessions and their invite links."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from server.core.links import SessionStatus
+from server.keys import AUDIT, CLOCK, DB, LIVE
+from server.services import scheduling
+from server.web.guard import SIGNED_IN
+from server.web.identity import path_id
+from server.web.openapi import Operation
+from server.web.shapes import ERR, LINK_SCHEMA, SESSION_SCHEMA, join_url, list_of, session_json
+from server.web.validation import parse_datetime, read_json
+
+SESSION_CREATE_SCHEMA = {
+    "type": "object",
+    "required": ["client_id", "starts_at"],
+    "additionalProperties": False,
+    "properties": {
+        "client_id": {"type": "string", "minLength": 32, "maxLength": 32},
+        "starts_at": {"type": "string", "format": "date-time", "maxLength": 40},
+        "minutes": {"type": "integer", "minimum": 5, "maximum": 480},
+    },
+}
+
+
+async def list_sessions(request: web.Request) -> web.StreamResponse:
+    therapist = request[SIGNED_IN].account
+    items = await scheduling.list_sessions(request.app[DB], therapist)
+    return web.json_response({"items": [session_json(request, s) for s in items]})
+
+
+async def create_session(request: web.Request) -> web.StreamResponse:
+    therapist = request[SIGNED_IN].account
+    body = await read_json(request, SESSION_CREATE_SCHEMA)
+    session, invite = await scheduling.create_session(
+        request.app[DB],
+        request.app[AUDIT],
+        therapist,
+        client_id=body["client_id"],
+        starts_at=parse_datetime(body["starts_at"], "starts_at"),
+        minutes=body.get("minutes", 50),
+        now=request.app[CLOCK](),
+    )
+    payload = {
+        "join_url": join_url(request, invite.token),
+        "session": session_json(request, session),
+    }
+    return web.json_response(payload, status=201)
+
+
+async def get_session(request: web.Request) -> web.StreamResponse:
+    therapist = request[SIGNED_IN].account
+    session = await scheduling.get_session(
+        request.app[DB], therapist, path_id(request, "session_id")
+    )
+    return web.json_response(session_json(request, session))
+
+
+async def reissue_invite(request: web.Request) -> web.StreamResponse:
+    therapist = request[SIGNED_IN].account
+    session_id = path_id(request, "session_id")
+    invite = await scheduling.reissue_invite(
+        request.app[DB], request.app[AUDIT], therapist, session_id, request.app[CLOCK]()
+    )
+    session = await scheduling.get_session(request.app[DB], therapist, session_id)
+    payload = {
+        "join_url": join_url(request, invite.token),
+        "session": session_json(request, session),
+    }
+    return web.json_response(payload, status=201)
+
+
+async def revoke_invite(request: web.Request) -> web.StreamResponse:
+    therapist = request[SIGNED_IN].account
+    await scheduling.revoke_invite(
+        request.app[DB],
+        request.app[AUDIT],
+        therapist,
+        path_id(request, "session_id"),
+        request.app[CLOCK](),
+    )
+    return web.Response(status=204)
+
+
+async def cancel_session(request: web.Request) -> web.StreamResponse:
+    therapist = request[SIGNED_IN].account
+    session_id = path_id(request, "session_id")
+    await request.app[LIVE].end_session(therapist, session_id, SessionStatus.CANCELLED)
+    session = await scheduling.get_session(request.app[DB], therapist, session_id)
+    return web.json_response(session_json(request, session))
+
+
+OPERATIONS: Final[tuple[Operation, ...]] = (
+    Operation(
+        "GET",
+        "/api/v1/sessions",
+        list_sessions,
+        "List my sessions",
+        "listSessions",
+        auth="therapist",
+        responses={200: ("Sessions", list_of(SESSION_SCHEMA))},
+        tags=["sessions"],
+    ),
+    Operation(
+        "POST",
+        "/api/v1/sessions",
+        create_session,
+        "Schedule a session and mint its invite link",
+        "createSession",
+        auth="therapist",
+        request_schema=SESSION_CREATE_SCHEMA,
+        responses={
+            201: ("Created, with the join link (shown once)", LINK_SCHEMA),
+            404: ("Unknown client", ERR),
+        },
+        tags=["sessions"],
+    ),
+    Operation(
+        "GET",
+        "/api/v1/sessions/{session_id}",
+        get_session,
+        "One of my sessions",
+        "getSession",
+        auth="therapist",
+        responses={200: ("Session", SESSION_SCHEMA), 404: ("Not found", ERR)},
+        tags=["sessions"],
+    ),
+    Operation(
+        "POST",
+        "/api/v1/sessions/{session_id}/invite",
+        reissue_invite,
+        "Revoke the current link and issue a new one",
+        "reissueInvite",
+        auth="therapist",
+        responses={
+            201: ("New link (shown once)", LINK_SCHEMA),
+            404: ("Not found", ERR),
+            409: ("Session closed", ERR),
+        },
+        tags=["sessions"],
+    ),
+    Operation(
+        "DELETE",
+        "/api/v1/sessions/{session_id}/invite",
+        revoke_invite,
+        "Revoke the session's link",
+        "revokeInvite",
+        auth="therapist",
+        responses={204: ("Revoked", None), 404: ("Not found", ERR)},
+        tags=["sessions"],
+    ),
+    Operation(
+        "POST",
+        "/api/v1/sessions/{session_id}/cancel",
+        cancel_session,
+        "Cancel a session (its link stops working)",
+        "cancelSession",
+        auth="therapist",
+        responses={
+            200: ("Cancelled", SESSION_SCHEMA),
+            404: ("Not found", ERR),
+            409: ("Already closed", ERR),
+        },
+        tags=["sessions"],
+    ),
+)

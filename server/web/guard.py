@@ -1,0 +1,84 @@
+"""Who may call what, enforced in one place: the wrapper that registers every API operation
+and every console page, so no handler has to remember its own sign-in check.
+
+Handlers behind the wrapper get the caller from typed request keys: `request[SIGNED_IN]` for
+"account", "therapist" and "admin" operations and console pages, `request[VISIT]` for
+"client" operations. A handler registered without the wrapper finds neither key and fails
+loudly (KeyError, a 500) instead of serving an unchecked request.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Final
+
+from aiohttp import web
+
+from server.core.models import Role
+from server.errors import Unauthenticated
+from server.keys import API_OPERATIONS
+from server.services.accounts import SignedIn
+from server.services.scheduling import ClientVisit
+from server.web.identity import (
+    client_visit,
+    page_account,
+    require_account,
+    require_client,
+    signed_in,
+)
+from server.web.openapi import AUTH_LEVELS, ApiHandler, Auth, Operation
+
+SIGNED_IN: web.RequestKey[SignedIn] = web.RequestKey("signed_in")
+VISIT: web.RequestKey[ClientVisit] = web.RequestKey("visit")
+
+_ROLE_OF: Final[dict[Auth, Role]] = {"therapist": Role.THERAPIST, "admin": Role.ADMIN}
+
+
+def authorize(request: web.Request, auth: Auth) -> None:
+    """Raise 401/403 unless the request's caller fits `auth`; remember who it is."""
+    if auth == "none":
+        return
+    if auth == "client":
+        request[VISIT] = require_client(request)
+        return
+    if auth == "account_or_client":
+        if signed_in(request) is None and client_visit(request) is None:
+            raise Unauthenticated("Sign in or open your session link first.")
+        return
+    request[SIGNED_IN] = require_account(request, _ROLE_OF.get(auth))
+
+
+def guarded(handler: ApiHandler, auth: Auth) -> ApiHandler:
+    """The handler behind an auth check; an unknown auth value fails at registration."""
+    if auth not in AUTH_LEVELS:
+        raise ValueError(f"unknown auth {auth!r}: one of {', '.join(AUTH_LEVELS)}")
+
+    @functools.wraps(handler)
+    async def guard(request: web.Request) -> web.StreamResponse:
+        authorize(request, auth)
+        return await handler(request)
+
+    return guard
+
+
+def page_guarded(handler: ApiHandler, role: Role) -> ApiHandler:
+    """A console page for `role`: a signed-out visitor is sent to sign in, others get 403."""
+
+    @functools.wraps(handler)
+    async def guard(request: web.Request) -> web.StreamResponse:
+        request[SIGNED_IN] = page_account(request, role)
+        return await handler(request)
+
+    return guard
+
+
+def add_operation_route(app: web.Application, op: Operation) -> None:
+    """Route one operation through its auth check."""
+    app.router.add_route(op.method, op.path, guarded(op.handler, op.auth), name=op.operation_id)
+
+
+def add_api_routes(app: web.Application, operations: tuple[Operation, ...]) -> None:
+    """Register every operation and keep the list for the OpenAPI document."""
+    app[API_OPERATIONS] = operations
+    for op in operations:
+        add_operation_route(app, op)

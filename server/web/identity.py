@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -128,7 +129,7 @@ def page_account(request: web.Request, role: Role | None = None) -> SignedIn:
     try:
         return require_account(request, role)
     except Unauthenticated:
-        raise web.HTTPSeeOther(f"/login?next={request.path}") from None
+        raise web.HTTPSeeOther(f"/login?next={quote(request.path, safe='/')}") from None
 
 
 def path_id(request: web.Request, name: str) -> str:

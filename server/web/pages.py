@@ -16,6 +16,7 @@ from server.core.protocol import EndReason
 from server.errors import AttuneError, InvalidInput, NotFound, RateLimited, Unauthenticated
 from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, SETTINGS
 from server.realtime.signaling import HUB
+from server.security.redirects import safe_next
 from server.services import accounts as account_service
 from server.services import scheduling
 from server.web.api import join_url, sign_in
@@ -53,13 +54,6 @@ def _context(request: web.Request, **values: Any) -> dict[str, Any]:
     }
 
 
-def _safe_next(raw: str | None) -> str:
-    """Only local paths, so sign-in cannot bounce a user to another site."""
-    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
-        return raw[:200]
-    return "/"
-
-
 async def home(request: web.Request) -> web.StreamResponse:
     current = signed_in(request)
     if current is None:
@@ -69,12 +63,12 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 @aiohttp_jinja2.template("login.html")
 async def login_page(request: web.Request) -> dict[str, Any]:
-    return _context(request, next=_safe_next(request.query.get("next")), error=None, email="")
+    return _context(request, next=safe_next(request.query.get("next")), error=None, email="")
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
-    email, next_path = form.get("email", ""), _safe_next(form.get("next"))
+    email, next_path = form.get("email", ""), safe_next(form.get("next"))
     try:
         _account, token, _csrf = await sign_in(request, email, form.get("password", ""))
     except (Unauthenticated, RateLimited) as exc:

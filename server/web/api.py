@@ -32,6 +32,7 @@ from server.services import erasure, scheduling
 from server.services import notes as note_service
 from server.services.notes import Note
 from server.web.identity import (
+    clear_cookie,
     client_visit,
     cookie_names,
     path_id,
@@ -196,7 +197,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         request.app[DB], request.app[AUDIT], current, request.app[CLOCK]()
     )
     response = web.Response(status=204)
-    response.del_cookie(cookie_names(request.app[SETTINGS]).account, path="/")
+    clear_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account)
     return response
 
 

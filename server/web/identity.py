@@ -61,8 +61,9 @@ def set_cookie(
 
 
 def clear_cookie(response: web.StreamResponse, settings: Settings, name: str) -> None:
-    """Remove a cookie."""
-    response.del_cookie(name, path="/", secure=settings.uses_tls, samesite="Strict")
+    """Remove a cookie with the attributes it was set with: a browser ignores the deletion of
+    a `__Host-` cookie without Secure and Path=/, and the cookie would live on."""
+    response.del_cookie(name, path="/", secure=settings.uses_tls, httponly=True, samesite="Strict")
 
 
 async def resolve_identity(request: web.Request) -> None:

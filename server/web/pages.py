@@ -21,6 +21,7 @@ from server.services import accounts as account_service
 from server.services import scheduling
 from server.web.api import join_url, sign_in
 from server.web.identity import (
+    clear_cookie,
     client_visit,
     cookie_names,
     page_account,
@@ -93,7 +94,7 @@ async def logout_submit(request: web.Request) -> web.StreamResponse:
             request.app[DB], request.app[AUDIT], current, request.app[CLOCK]()
         )
     response = web.HTTPSeeOther("/login")
-    response.del_cookie(cookie_names(request.app[SETTINGS]).account, path="/")
+    clear_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account)
     raise response
 
 

@@ -24,8 +24,6 @@ from server.keys import (
     CUE_RECORDS,
     DB,
     LINK_THROTTLE,
-    LOGIN_ADDRESS_THROTTLE,
-    LOGIN_THROTTLE,
     SETTINGS,
     VAULT,
 )
@@ -45,6 +43,7 @@ from server.web.checkin_views import CHECKIN_OPERATIONS, add_checkin_pages
 from server.web.client_rights import CLIENT_RIGHTS_OPERATIONS, add_client_rights_pages
 from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
 from server.web.pages import add_page_routes
+from server.web.sign_in_guard import login_guard_ctx
 
 log = logging.getLogger("attune")
 
@@ -116,12 +115,6 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[LOGIN_THROTTLE] = FailureThrottle(
-        Limit(settings.login_max_failures, settings.login_window_seconds)
-    )
-    app[LOGIN_ADDRESS_THROTTLE] = FailureThrottle(
-        Limit(settings.login_max_failures * 4, settings.login_window_seconds)
-    )
     app[LINK_THROTTLE] = FailureThrottle(
         Limit(settings.invite_max_failures, settings.invite_window_seconds)
     )
@@ -141,6 +134,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(hub_cleanup_ctx)
     app.cleanup_ctx.append(conncheck_cleanup_ctx)
     app.cleanup_ctx.append(_audit)
+    app.cleanup_ctx.append(login_guard_ctx)
     app.cleanup_ctx.append(purge_job_ctx)
     add_api_routes(
         app,

@@ -22,12 +22,14 @@ from server.services import scheduling
 from server.web.api import join_url, sign_in
 from server.web.identity import (
     clear_cookie,
+    client_address,
     client_visit,
     cookie_names,
     page_account,
     set_cookie,
     signed_in,
 )
+from server.web.sign_in_guard import set_device_cookie
 from server.web.validation import parse_datetime
 
 _FORM_LIMIT = 4096
@@ -84,6 +86,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return response
     response = web.HTTPSeeOther(next_path)
     set_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account, token)
+    set_device_cookie(request, response)
     raise response
 
 
@@ -312,7 +315,7 @@ async def admin_add_account(request: web.Request) -> web.StreamResponse:
 async def join(request: web.Request) -> web.StreamResponse:
     """Swap the invite token for a cookie and redirect, so the token leaves the address bar."""
     app = request.app
-    address = app[ADDRESS_HASHER].key(request.remote or "unknown", time.time())
+    address = app[ADDRESS_HASHER].key(client_address(request), time.time())
     throttle, now_mono = app[LINK_THROTTLE], time.monotonic()
     wait = throttle.blocked_for(address, now_mono)
     if wait:

@@ -58,6 +58,8 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "invite.revoke": "An invite link was revoked before use or expiry.",
         "invite.redeem": "An invite link was exchanged for a client session cookie.",
         "clinical.read": "A therapist viewed clinical content (check-ins, cue summaries).",
+        "clinical.write": "A therapist wrote clinical content (a note); never the content.",
+        "access.denied": "A request was refused (401, 403, 404 for another's id, 429).",
         "export.client": "A client's data was exported.",
         "consent.grant": "A client (or guardian) granted consent for a purpose.",
         "consent.withdraw": "A client (or guardian) withdrew consent for a purpose.",

@@ -23,6 +23,7 @@ from server.keys import (
     CONSENTS,
     CUE_RECORDS,
     DB,
+    DENIAL_LIMITER,
     LINK_THROTTLE,
     SETTINGS,
     VAULT,
@@ -31,6 +32,7 @@ from server.middlewares import errors, identity_and_csrf, security_headers
 from server.realtime.conncheck import CONNCHECK_OPERATIONS, conncheck_cleanup_ctx
 from server.realtime.signaling import add_signaling_routes, hub_cleanup_ctx
 from server.runtime import open_audit_trail, open_database, open_vault
+from server.security.denials import DenialLimiter
 from server.security.throttle import AddressHasher, FailureThrottle, Limit
 from server.services.checkins import Checkins
 from server.services.consents import Consents
@@ -119,6 +121,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         Limit(settings.invite_max_failures, settings.invite_window_seconds)
     )
     app[ADDRESS_HASHER] = AddressHasher()
+    app[DENIAL_LIMITER] = DenialLimiter()
 
     web_dir = client_web_dir()
     aiohttp_jinja2.setup(

@@ -20,6 +20,7 @@ from server.security.redirects import safe_next
 from server.services import accounts as account_service
 from server.services import scheduling
 from server.web.api import join_url, sign_in
+from server.web.denials import record_denial
 from server.web.identity import (
     clear_cookie,
     client_address,
@@ -83,6 +84,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         )
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
+            await record_denial(request, exc.status, exc.code)
         return response
     response = web.HTTPSeeOther(next_path)
     set_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account, token)

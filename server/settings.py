@@ -6,6 +6,7 @@ Every field here is documented in docs/settings.md (a test keeps the two in step
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -53,6 +54,7 @@ class Settings:
     turn_secret: str = field(default="", repr=False)
     turn_ttl_seconds: int = 3600
     relay_only: bool = False
+    conncheck_advertised_address: str = ""
     redis_url: str = ""
     purge_interval_seconds: int = 3600
     max_body_bytes: int = 64 * 1024
@@ -89,6 +91,11 @@ class Settings:
             parse_trusted_proxies(self.trusted_proxies)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+        if self.conncheck_advertised_address:
+            try:
+                ipaddress.ip_address(self.conncheck_advertised_address)
+            except ValueError:
+                raise SettingsError("conncheck_advertised_address must be an IP address") from None
         if self.login_backoff_max_seconds < self.login_backoff_seconds:
             raise SettingsError("login_backoff_max_seconds must be at least login_backoff_seconds")
         if self.invite_early_minutes < 0:

@@ -62,6 +62,8 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
             " stored (never the answers)."
         ),
         "clinical.read": "A therapist viewed clinical content (check-ins, cue summaries).",
+        "clinical.write": "A therapist wrote clinical content (a note); never the content.",
+        "access.denied": "A request was refused (401, 403, 404 for another's id, 429).",
         "export.client": "A client's data was exported.",
         "consent.grant": "A client (or guardian) granted consent for a purpose.",
         "consent.withdraw": "A client (or guardian) withdrew consent for a purpose.",

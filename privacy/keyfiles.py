@@ -162,6 +162,12 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(raw)
 
 
+def load_or_create_secret(path: Path, what: str = "secret key file") -> bytes:
+    """Load a random 32-byte secret (base64, mode 0600), creating it on first use."""
+    _load_or_create(path, lambda: (_encode_key(secrets.token_bytes(KEY_BYTES)) + "\n").encode())
+    return _decode_key(_read_text(path, what), f"{what} {path}")
+
+
 def encode_public_key(public_key: Ed25519PublicKey) -> str:
     """The raw 32-byte public key in base64, for ``attune audit verify`` elsewhere."""
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

@@ -26,11 +26,10 @@ from server.keys import (
     CONSENTS,
     CUE_RECORDS,
     DB,
+    DENIAL_LIMITER,
     HUB,
     LINK_THROTTLE,
     LIVE,
-    LOGIN_ADDRESS_THROTTLE,
-    LOGIN_THROTTLE,
     SETTINGS,
     VAULT,
 )
@@ -39,6 +38,7 @@ from server.realtime.conncheck import CONNCHECK_OPERATIONS, conncheck_cleanup_ct
 from server.realtime.hub import Hub
 from server.realtime.signaling import add_signaling_routes, expire_rooms_loop
 from server.runtime import open_audit_trail, open_database, open_vault
+from server.security.denials import DenialLimiter
 from server.security.throttle import AddressHasher, FailureThrottle, Limit
 from server.services.checkins import Checkins
 from server.services.consents import Consents
@@ -53,6 +53,7 @@ from server.web.client_rights import CLIENT_RIGHTS_OPERATIONS, add_client_rights
 from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
 from server.web.guard import add_api_routes
 from server.web.pages import add_page_routes
+from server.web.sign_in_guard import login_guard_ctx
 
 log = logging.getLogger("attune")
 
@@ -150,16 +151,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[LOGIN_THROTTLE] = FailureThrottle(
-        Limit(settings.login_max_failures, settings.login_window_seconds)
-    )
-    app[LOGIN_ADDRESS_THROTTLE] = FailureThrottle(
-        Limit(settings.login_max_failures * 4, settings.login_window_seconds)
-    )
     app[LINK_THROTTLE] = FailureThrottle(
         Limit(settings.invite_max_failures, settings.invite_window_seconds)
     )
     app[ADDRESS_HASHER] = AddressHasher()
+    app[DENIAL_LIMITER] = DenialLimiter()
 
     web_dir = client_web_dir()
     aiohttp_jinja2.setup(
@@ -175,6 +171,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(conncheck_cleanup_ctx)
     app.cleanup_ctx.append(_audit)
     app.cleanup_ctx.append(_live_sessions)
+    app.cleanup_ctx.append(login_guard_ctx)
     app.cleanup_ctx.append(purge_job_ctx)
     add_api_routes(
         app,

@@ -10,6 +10,8 @@ from aiohttp import web
 from server.audit import AuditTrail
 from server.db.engine import Database
 from server.realtime.hub import Hub
+from server.security.denials import DenialLimiter
+from server.security.login_guard import LoginGuard
 from server.security.throttle import AddressHasher, FailureThrottle
 from server.services.checkins import Checkins
 from server.services.consents import Consents
@@ -24,8 +26,8 @@ Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 DB = web.AppKey("db", Database)
 AUDIT = web.AppKey("audit", AuditTrail)
-LOGIN_THROTTLE = web.AppKey("login_throttle", FailureThrottle)
-LOGIN_ADDRESS_THROTTLE = web.AppKey("login_address_throttle", FailureThrottle)
+LOGIN_GUARD = web.AppKey("login_guard", LoginGuard)
+DENIAL_LIMITER = web.AppKey("denial_limiter", DenialLimiter)
 LINK_THROTTLE = web.AppKey("link_throttle", FailureThrottle)
 ADDRESS_HASHER = web.AppKey("address_hasher", AddressHasher)
 VAULT = web.AppKey("vault", ClientVault)

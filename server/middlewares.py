@@ -14,6 +14,7 @@ from aiohttp import web
 from privacy.vault import VaultError
 from server.errors import AttuneError, Forbidden
 from server.keys import SETTINGS
+from server.web.denials import record_denial
 from server.web.identity import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -172,6 +173,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except AttuneError as exc:
         headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
+        await record_denial(request, exc.status, exc.code)
         return _error_response(request, exc.status, exc.code, exc.message, headers)
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -6,12 +6,15 @@ Every field here is documented in docs/settings.md (a test keeps the two in step
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
+
+from server.security.forwarded import parse_trusted_proxies
 
 ENV_PREFIX = "ATTUNE_"
 
@@ -40,6 +43,10 @@ class Settings:
     invite_grace_minutes: int = 30
     login_max_failures: int = 5
     login_window_seconds: int = 900
+    login_account_max_failures: int = 5
+    login_backoff_seconds: int = 30
+    login_backoff_max_seconds: int = 900
+    trusted_proxies: tuple[str, ...] = ()
     invite_max_failures: int = 20
     invite_window_seconds: int = 600
     stun_urls: tuple[str, ...] = ()
@@ -47,6 +54,7 @@ class Settings:
     turn_secret: str = field(default="", repr=False)
     turn_ttl_seconds: int = 3600
     relay_only: bool = False
+    conncheck_advertised_address: str = ""
     redis_url: str = ""
     purge_interval_seconds: int = 3600
     max_body_bytes: int = 64 * 1024
@@ -66,6 +74,9 @@ class Settings:
             "invite_grace_minutes",
             "login_max_failures",
             "login_window_seconds",
+            "login_account_max_failures",
+            "login_backoff_seconds",
+            "login_backoff_max_seconds",
             "invite_max_failures",
             "invite_window_seconds",
             "turn_ttl_seconds",
@@ -76,6 +87,17 @@ class Settings:
                 raise SettingsError(f"{name} must be positive")
         if not 0.001 <= self.cue_time_scale <= 10:
             raise SettingsError("cue_time_scale must be between 0.001 and 10")
+        try:
+            parse_trusted_proxies(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        if self.conncheck_advertised_address:
+            try:
+                ipaddress.ip_address(self.conncheck_advertised_address)
+            except ValueError:
+                raise SettingsError("conncheck_advertised_address must be an IP address") from None
+        if self.login_backoff_max_seconds < self.login_backoff_seconds:
+            raise SettingsError("login_backoff_max_seconds must be at least login_backoff_seconds")
         if self.invite_early_minutes < 0:
             raise SettingsError("invite_early_minutes must not be negative")
 

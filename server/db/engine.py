@@ -11,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from server.security.file_modes import owner_only_sqlite_files
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """Durable, consistent SQLite: WAL, fsync on commit, foreign keys enforced."""
@@ -39,6 +41,7 @@ class Database:
             if sa_url.database and sa_url.database != ":memory:":
                 # Owner-only: the directory holds the database and the key files.
                 Path(sa_url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                owner_only_sqlite_files(Path(sa_url.database))
         else:
             kwargs["pool_pre_ping"] = True
         engine = create_async_engine(sa_url, **kwargs)

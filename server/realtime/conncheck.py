@@ -30,6 +30,9 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from server.errors import AttuneError, InvalidInput, RateLimited
 from server.keys import SETTINGS
+from server.security.forwarded import Address
+from server.security.ice_candidates import filter_answer
+from server.web.conncheck_targets import conncheck_targets
 from server.web.identity import require_client
 from server.web.openapi import Operation
 from server.web.validation import read_json
@@ -150,8 +153,11 @@ class ConnectionChecks:
         """True while a check runs for this client key."""
         return client_key in self._checks
 
-    async def offer(self, client_key: str, sdp: str, type: str) -> dict[str, str]:
-        """Answer a browser's offer with a fully gathered SDP answer and start echoing."""
+    async def offer(
+        self, client_key: str, sdp: str, type: str, *, advertise: Address | None = None
+    ) -> dict[str, str]:
+        """Answer a browser's offer with a fully gathered SDP answer and start echoing; with
+        `advertise`, the answer lists only candidates at that address."""
         offer_sdp = without_mdns_candidates(validated_offer(sdp, type, self._limits.max_sdp_bytes))
         if self._shut_down:
             raise ConnectionCheckUnavailable("The server is restarting; try again in a moment.")
@@ -168,7 +174,7 @@ class ConnectionChecks:
         if previous is not None:
             await self._dispose(previous)
         try:
-            answer_sdp = await self._answer(client_key, check, offer_sdp)
+            answer_sdp = await self._answer(client_key, check, offer_sdp, advertise)
         except BaseException as exc:
             stopped_meanwhile = check.closed  # replaced, timed out or shut down while answering
             await self._drop(client_key, check)
@@ -192,7 +198,9 @@ class ConnectionChecks:
         self._checks.clear()
         await asyncio.gather(*(self._dispose(check) for check in checks))
 
-    async def _answer(self, client_key: str, check: _Check, offer_sdp: str) -> str:
+    async def _answer(
+        self, client_key: str, check: _Check, offer_sdp: str, advertise: Address | None
+    ) -> str:
         peer = check.peer
 
         @peer.on("track")
@@ -230,7 +238,16 @@ class ConnectionChecks:
         if local is None or not _has_candidates(local.sdp):
             log.warning("connection check gathered no ICE candidates (no usable interface)")
             raise ConnectionCheckUnavailable("The server has no network path for the check.")
-        return str(local.sdp)
+        if advertise is None:
+            return str(local.sdp)
+        answer_sdp = filter_answer(local.sdp, advertise)
+        if not _has_candidates(answer_sdp):
+            log.warning(
+                "connection check has no candidate at the address clients reach us at; "
+                "set conncheck_advertised_address"
+            )
+            raise ConnectionCheckUnavailable("The server has no network path for the check.")
+        return answer_sdp
 
     async def _expire(self, client_key: str, check: _Check) -> None:
         limits = self._limits
@@ -300,7 +317,13 @@ async def post_conncheck(request: web.Request) -> web.StreamResponse:
     visit = require_client(request)
     body = await read_json(request, CONNCHECK_OFFER_SCHEMA)
     key = visit_check_key(visit.session.id, visit.csrf_token)
-    answer = await request.app[CONNECTION_CHECKS].offer(key, body["sdp"], body["type"])
+    offer = validated_offer(
+        body["sdp"], body["type"], request.app[CONNECTION_CHECKS].limits.max_sdp_bytes
+    )
+    filtered, advertise = conncheck_targets(request, offer)
+    answer = await request.app[CONNECTION_CHECKS].offer(
+        key, filtered, body["type"], advertise=advertise
+    )
     return web.json_response(answer)
 
 

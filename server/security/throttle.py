@@ -79,3 +79,59 @@ class AddressHasher:
         if epoch != self._epoch:
             self._epoch, self._salt = epoch, secrets.token_bytes(32)
         return hmac.new(self._salt, address.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """After `free_failures`, each failure doubles the wait from `first_wait_seconds` up to
+    `max_wait_seconds`; a key is forgotten `forget_after_seconds` after its last failure.
+
+    The wait is always finite, so a throttled account is slowed down, never locked out.
+    """
+
+    free_failures: int
+    first_wait_seconds: float
+    max_wait_seconds: float
+    forget_after_seconds: float = 86_400
+
+    def wait_after(self, failures: int) -> float:
+        """Seconds to wait after `failures` consecutive failures (pure)."""
+        if failures < self.free_failures:
+            return 0.0
+        doublings = min(failures - self.free_failures, 40)
+        return float(min(self.max_wait_seconds, self.first_wait_seconds * 2**doublings))
+
+
+class BackoffThrottle:
+    """Failure counts per key with exponential back-off; forgets the oldest keys beyond
+    `max_keys` so a flood of keys cannot exhaust memory."""
+
+    def __init__(self, backoff: Backoff, *, max_keys: int = 100_000) -> None:
+        self.backoff = backoff
+        self._max_keys = max_keys
+        self._state: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def blocked_for(self, key: str, now: float) -> int | None:
+        """Whole seconds this key must still wait, or None."""
+        state = self._state.get(key)
+        if state is None:
+            return None
+        failures, last = state
+        if now - last >= self.backoff.forget_after_seconds:
+            del self._state[key]
+            return None
+        remaining = last + self.backoff.wait_after(failures) - now
+        return max(1, int(remaining + 0.999)) if remaining > 0 else None
+
+    def record_failure(self, key: str, now: float) -> None:
+        """Count one failure for this key (callers check blocked_for first)."""
+        failures, last = self._state.pop(key, (0, now))
+        if now - last >= self.backoff.forget_after_seconds:
+            failures = 0
+        self._state[key] = (failures + 1, now)
+        while len(self._state) > self._max_keys:
+            self._state.popitem(last=False)
+
+    def reset(self, key: str) -> None:
+        """Forget a key (its holder proved who they are)."""
+        self._state.pop(key, None)

@@ -63,6 +63,14 @@ async def add_note(
                 body_ciphertext=ciphertext,
             )
         )
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{therapist.id}",
+            action="clinical.write",
+            targets=(f"client:{client_id}",),
+            details={"what": "note"},
+        )
     return Note(id=note_id, client_id=client_id, created_at=now, text=text)
 
 

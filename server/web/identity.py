@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from aiohttp import web
 
 from server.core.models import Role
 from server.errors import Forbidden, NotFound, Unauthenticated
 from server.keys import CLOCK, DB, SETTINGS
+from server.security import forwarded
+from server.security.forwarded import parse_trusted_proxies
 from server.services.accounts import SignedIn, resolve_sign_in
 from server.services.scheduling import ClientVisit, resolve_client
 from server.settings import Settings
@@ -26,13 +29,16 @@ class CookieNames:
 
     account: str
     client: str
+    device: str
 
 
 def cookie_names(settings: Settings) -> CookieNames:
     """The cookie names for this deployment."""
     if settings.uses_tls:
-        return CookieNames(account="__Host-attune", client="__Host-attune-client")
-    return CookieNames(account="attune", client="attune-client")
+        return CookieNames(
+            account="__Host-attune", client="__Host-attune-client", device="__Host-attune-device"
+        )
+    return CookieNames(account="attune", client="attune-client", device="attune-device")
 
 
 def set_cookie(
@@ -60,8 +66,20 @@ def set_cookie(
 
 
 def clear_cookie(response: web.StreamResponse, settings: Settings, name: str) -> None:
-    """Remove a cookie."""
-    response.del_cookie(name, path="/", secure=settings.uses_tls, samesite="Strict")
+    """Remove a cookie with the attributes it was set with: a browser ignores the deletion of
+    a `__Host-` cookie without Secure and Path=/, and the cookie would live on."""
+    response.del_cookie(name, path="/", secure=settings.uses_tls, httponly=True, samesite="Strict")
+
+
+def client_address(request: web.Request) -> str:
+    """The address of whoever is asking, for the whole app: the direct peer, or behind a
+    `trusted_proxies` proxy the address it vouches for. Never store or log it raw."""
+    address = forwarded.client_address(
+        request.remote,
+        request.headers.getall("X-Forwarded-For", ()),
+        parse_trusted_proxies(request.app[SETTINGS].trusted_proxies),
+    )
+    return address or "unknown"
 
 
 async def resolve_identity(request: web.Request) -> None:
@@ -128,7 +146,7 @@ def page_account(request: web.Request, role: Role | None = None) -> SignedIn:
     try:
         return require_account(request, role)
     except Unauthenticated:
-        raise web.HTTPSeeOther(f"/login?next={request.path}") from None
+        raise web.HTTPSeeOther(f"/login?next={quote(request.path, safe='/')}") from None
 
 
 def path_id(request: web.Request, name: str) -> str:

@@ -14,11 +14,15 @@ from server.core.links import LinkState, LinkWindow, SessionStatus
 from server.core.models import Role
 from server.errors import AttuneError, InvalidInput, NotFound, RateLimited, Unauthenticated
 from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, LIVE, SETTINGS
+from server.security.redirects import safe_next
 from server.services import accounts as account_service
 from server.services import scheduling
 from server.web.api.auth import sign_in
+from server.web.denials import record_denial
 from server.web.guard import SIGNED_IN, page_guarded
 from server.web.identity import (
+    clear_cookie,
+    client_address,
     client_visit,
     cookie_names,
     page_account,
@@ -26,6 +30,7 @@ from server.web.identity import (
     signed_in,
 )
 from server.web.shapes import join_url
+from server.web.sign_in_guard import set_device_cookie
 from server.web.validation import parse_datetime
 
 _FORM_LIMIT = 4096
@@ -53,13 +58,6 @@ def _context(request: web.Request, **values: Any) -> dict[str, Any]:
     }
 
 
-def _safe_next(raw: str | None) -> str:
-    """Only local paths, so sign-in cannot bounce a user to another site."""
-    if raw and raw.startswith("/") and not raw.startswith("//") and "\\" not in raw:
-        return raw[:200]
-    return "/"
-
-
 async def home(request: web.Request) -> web.StreamResponse:
     current = signed_in(request)
     if current is None:
@@ -69,12 +67,12 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 @aiohttp_jinja2.template("login.html")
 async def login_page(request: web.Request) -> dict[str, Any]:
-    return _context(request, next=_safe_next(request.query.get("next")), error=None, email="")
+    return _context(request, next=safe_next(request.query.get("next")), error=None, email="")
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
-    email, next_path = form.get("email", ""), _safe_next(form.get("next"))
+    email, next_path = form.get("email", ""), safe_next(form.get("next"))
     try:
         _account, token, _csrf = await sign_in(request, email, form.get("password", ""))
     except (Unauthenticated, RateLimited) as exc:
@@ -86,9 +84,11 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         )
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
+            await record_denial(request, exc.status, exc.code)
         return response
     response = web.HTTPSeeOther(next_path)
     set_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account, token)
+    set_device_cookie(request, response)
     raise response
 
 
@@ -99,7 +99,7 @@ async def logout_submit(request: web.Request) -> web.StreamResponse:
             request.app[DB], request.app[AUDIT], current, request.app[CLOCK]()
         )
     response = web.HTTPSeeOther("/login")
-    response.del_cookie(cookie_names(request.app[SETTINGS]).account, path="/")
+    clear_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account)
     raise response
 
 
@@ -313,7 +313,7 @@ async def admin_add_account(request: web.Request) -> web.StreamResponse:
 async def join(request: web.Request) -> web.StreamResponse:
     """Swap the invite token for a cookie and redirect, so the token leaves the address bar."""
     app = request.app
-    address = app[ADDRESS_HASHER].key(request.remote or "unknown", time.time())
+    address = app[ADDRESS_HASHER].key(client_address(request), time.time())
     throttle, now_mono = app[LINK_THROTTLE], time.monotonic()
     wait = throttle.blocked_for(address, now_mono)
     if wait:

@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from server.errors import InvalidInput, PayloadTooLarge
+from server.errors import AttuneError, InvalidInput, PayloadTooLarge
+from server.security.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
 
 Schema = Mapping[str, Any]
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
@@ -109,6 +110,8 @@ async def read_json(request: web.Request, schema: Schema) -> dict[str, Any]:
         raw = await request.read()  # bounded by the application's client_max_size
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge("The request body is too large.") from None
+    if json_depth_exceeds(raw, MAX_JSON_DEPTH):
+        raise AttuneError(f"The body nests deeper than {MAX_JSON_DEPTH} levels.", code="invalid")
     try:
         body = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError):

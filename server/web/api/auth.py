@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from typing import Final
 
 from aiohttp import web
 
 from server.core.models import Account
-from server.errors import RateLimited, Unauthenticated
-from server.keys import (
-    ADDRESS_HASHER,
-    AUDIT,
-    CLOCK,
-    DB,
-    LOGIN_ADDRESS_THROTTLE,
-    LOGIN_THROTTLE,
-    SETTINGS,
-)
+from server.errors import Unauthenticated
+from server.keys import AUDIT, CLOCK, DB, SETTINGS
 from server.services import accounts as account_service
 from server.web.guard import SIGNED_IN
-from server.web.identity import cookie_names, set_cookie
+from server.web.identity import clear_cookie, cookie_names, set_cookie
 from server.web.openapi import Operation
 from server.web.shapes import ERR, account_json
+from server.web.sign_in_guard import (
+    begin_sign_in,
+    set_device_cookie,
+    sign_in_failed,
+    sign_in_succeeded,
+)
 from server.web.validation import read_json
 
 LOGIN_SCHEMA = {
@@ -36,44 +33,18 @@ LOGIN_SCHEMA = {
 }
 
 
-def login_throttle_keys(request: web.Request, email: str) -> tuple[str, str]:
-    """(per address and email, per address) keys; addresses only as rotating keyed hashes."""
-    address = request.app[ADDRESS_HASHER].key(request.remote or "unknown", time.time())
-    return f"{address}:{email.strip().lower()}", address
-
-
-def check_login_throttle(request: web.Request, email: str) -> None:
-    """Raise RateLimited while this address (and email) has failed too often."""
-    now = time.monotonic()
-    pair_key, address_key = login_throttle_keys(request, email)
-    wait = request.app[LOGIN_THROTTLE].blocked_for(pair_key, now) or request.app[
-        LOGIN_ADDRESS_THROTTLE
-    ].blocked_for(address_key, now)
-    if wait:
-        raise RateLimited("Too many sign-in attempts. Try again later.", retry_after=wait)
-
-
-def record_login_failure(request: web.Request, email: str) -> None:
-    """Count a failed sign-in against the address and the address+email pair."""
-    now = time.monotonic()
-    pair_key, address_key = login_throttle_keys(request, email)
-    request.app[LOGIN_THROTTLE].record_failure(pair_key, now)
-    # A wider per-address budget catches one place trying many accounts.
-    request.app[LOGIN_ADDRESS_THROTTLE].record_failure(address_key, now)
-
-
 async def sign_in(request: web.Request, email: str, password: str) -> tuple[Account, str, str]:
     """Shared by the API and the sign-in page: throttle, check, start a session."""
-    check_login_throttle(request, email)
+    attempt = begin_sign_in(request, email)
     app = request.app
     now = app[CLOCK]()
     account = await account_service.authenticate(
         app[DB], app[AUDIT], email=email, password=password, now=now
     )
     if account is None:
-        record_login_failure(request, email)
+        sign_in_failed(request, attempt)
         raise Unauthenticated("Email or password is wrong.", code="bad_credentials")
-    app[LOGIN_THROTTLE].reset(login_throttle_keys(request, email)[0])
+    sign_in_succeeded(request, attempt, email)
     started = await account_service.start_sign_in(app[DB], account, now)
     return account, started.token, started.csrf_token
 
@@ -83,6 +54,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     account, token, csrf = await sign_in(request, body["email"], body["password"])
     response = web.json_response({"account": account_json(account), "csrf_token": csrf})
     set_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account, token)
+    set_device_cookie(request, response)
     return response
 
 
@@ -92,7 +64,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         request.app[DB], request.app[AUDIT], current, request.app[CLOCK]()
     )
     response = web.Response(status=204)
-    response.del_cookie(cookie_names(request.app[SETTINGS]).account, path="/")
+    clear_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account)
     return response
 
 

@@ -183,11 +183,7 @@ function itemBlock(item, answers, changed, submitOnTap) {
   return block;
 }
 
-/**
- * @typedef {{on: (type: string, fn: (msg: any) => void) => void,
- *   send: (msg: object) => void,
- *   sendReliable: (msg: {idempotency_key: string} & Record<string, unknown>) => Promise<unknown>}} SessionConnection
- */
+/** @typedef {import("./protocol.js").SessionConnection} SessionConnection */
 
 /**
  * The client's side: open forms when the server says so, send answers reliably.

@@ -21,9 +21,7 @@ export const SIGNALS = /** @type {const} */ ([
   ["hard-to-hear-see", "Hard to hear/see"],
 ]);
 
-/**
- * @typedef {{on: (type: string, fn: (msg: any) => void) => void, send: (msg: object) => void}} SessionConnection
- */
+/** @typedef {import("./protocol.js").SessionConnection} SessionConnection */
 
 /**
  * Signal buttons for the client: one press sends a discreet signal to the therapist only.

@@ -17,8 +17,6 @@ import { SessionConnection } from "./protocol.js";
 import { mountTherapistExtras } from "./session_extras.js";
 
 const QUALITY_INTERVAL_MS = 2000;
-/** @type {number} */
-const deliberateTypeError = "two seconds";
 // Made once, now: the first use of Intl loads locale data, which must not delay an admission.
 const CLOCK_TIME = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 

@@ -348,7 +348,12 @@ el.networkSkip.addEventListener("click", leaveNetworkStep);
  * @property {string} purpose
  * @property {boolean} required
  * @property {string} state
- * @property {{version: number, title: string, text: string}} notice
+ * @property {{version: number, title: string, blocks: NoticeBlock[]}} notice
+ */
+
+/**
+ * A notice block rendered on the server (server/web/notice_blocks.py): text, never Markdown.
+ * @typedef {{kind: "heading" | "paragraph", text: string} | {kind: "list", items: string[]}} NoticeBlock
  */
 
 /** @type {ConsentItem[]} */
@@ -412,7 +417,7 @@ function consentPart(item) {
   const details = document.createElement("details");
   const summary = document.createElement("summary");
   summary.textContent = "Read the full text";
-  details.append(summary, ...noticeParagraphs(item.notice.text));
+  details.append(summary, ...item.notice.blocks.map(noticeBlock));
   fieldset.append(details);
 
   const row = document.createElement("div");
@@ -433,47 +438,23 @@ function consentPart(item) {
 }
 
 /**
- * A notice's Markdown as plain paragraphs and lists (text only, nothing interpreted as HTML).
- * @param {string} markdown
- * @returns {HTMLElement[]}
+ * One notice block as an element; its text is placed as text.
+ * @param {NoticeBlock} block
+ * @returns {HTMLElement}
  */
-function noticeParagraphs(markdown) {
-  const lines = markdown.split(/\r?\n/);
-  /** @type {HTMLElement[]} */
-  const blocks = [];
-  /** @type {HTMLElement | null} */
-  let current = null;
-  let skippedTitle = false;
-  for (const raw of lines) {
-    const line = raw.trim();
-    if (!line) {
-      current = null;
-    } else if (line.startsWith("#")) {
-      if (!skippedTitle && line.startsWith("# ")) {
-        skippedTitle = true; // the title is the legend already
-        continue;
-      }
-      const heading = document.createElement("h3");
-      heading.textContent = line.replace(/^#+\s*/, "");
-      blocks.push(heading);
-      current = null;
-    } else if (/^[-*] /.test(line)) {
-      if (!current || current.tagName !== "UL") {
-        current = document.createElement("ul");
-        blocks.push(current);
-      }
+function noticeBlock(block) {
+  if (block.kind === "list") {
+    const list = document.createElement("ul");
+    for (const text of block.items) {
       const item = document.createElement("li");
-      item.textContent = line.slice(2);
-      current.append(item);
-    } else if (current && current.tagName === "P") {
-      current.textContent += ` ${line}`;
-    } else {
-      current = document.createElement("p");
-      current.textContent = line;
-      blocks.push(current);
+      item.textContent = text;
+      list.append(item);
     }
+    return list;
   }
-  return blocks;
+  const element = document.createElement(block.kind === "heading" ? "h3" : "p");
+  element.textContent = block.text;
+  return element;
 }
 
 el.consentForm.addEventListener("submit", (event) => {

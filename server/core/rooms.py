@@ -14,19 +14,31 @@ import hmac
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal
 
+from privacy.consent import ConsentState, Purpose
 from server.core.protocol import (
-    PROTOCOL_VERSION,
-    THERAPIST_ONLY_SERVER_TYPES,
+    AdmittedMessage,
     CloseCode,
+    DeniedMessage,
     EndReason,
     ErrorCode,
+    LobbyEntry,
+    LobbyMessage,
+    PeerJoinedMessage,
+    PeerLeftMessage,
     Presence,
     ProtocolError,
     RelayPayload,
+    SentBackMessage,
+    ServerMessage,
+    SessionEndedMessage,
     SessionRole,
-    server_message,
+    SharedMessage,
+    SignalRelayMessage,
+    TherapistOnlyMessage,
+    WelcomeMessage,
+    consent_states,
 )
 
 RESUME_GRACE_MS: Final = 60_000
@@ -63,7 +75,7 @@ class RoomError(ProtocolError):
 
 
 class Audience(StrEnum):
-    """Who in a room a message is for (see `Room.deliver`)."""
+    """Who in a room a shared message is for (see `Room.deliver`)."""
 
     THERAPIST = "therapist"
     ADMITTED_CLIENT = "admitted-client"  # the client in the call, if connected
@@ -98,6 +110,14 @@ class _Slot:
         return Knock(
             self.knock_id, self.label, self.since_ms, self.admitted, self.conn_id is not None
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Greeting:
+    """What every `welcome` of one join carries besides the room's state."""
+
+    ice_servers: tuple[Mapping[str, Any], ...]
+    consents: Mapping[Purpose, ConsentState]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +219,10 @@ class Room:
             raise ValueError(f"connection {conn_id!r} already joined room {self.session_id!r}")
         if self._ended_because is not None:
             return [
-                Send(conn_id, server_message("session-ended", reason=self._ended_because)),
+                self._send(conn_id, SessionEndedMessage(reason=self._ended_because)),
                 Close(conn_id, CloseCode.SESSION_ENDED, REASON_SESSION_ENDED),
             ]
-        greeting = {"ice_servers": list(ice_servers), "consents": dict(consents or {})}
+        greeting = _Greeting(tuple(ice_servers), consent_states(consents or {}))
         effects = self.expire(now_ms)  # a token whose grace ran out must not resume
         if role is SessionRole.THERAPIST:
             return effects + self._join_therapist(conn_id, label, greeting)
@@ -215,8 +235,9 @@ class Room:
         """A connection closed; unknown (already replaced or closed) connections are ignored."""
         if self._therapist is not None and self._therapist.conn_id == conn_id:
             self._therapist = None
-            message = server_message("peer-left", role=SessionRole.THERAPIST, reconnecting=False)
-            return [Send(c, message) for c in self._client_conns()]
+            return self.deliver(
+                PeerLeftMessage(role=SessionRole.THERAPIST, reconnecting=False), Audience.CLIENTS
+            )
         knock_id = self._knock_of.pop(conn_id, None)
         if knock_id is None:
             return []
@@ -226,8 +247,8 @@ class Room:
             return self._lobby_update()
         slot.conn_id = None
         slot.held_until_ms = now_ms + self._grace_ms
-        return self._to_therapist(
-            server_message("peer-left", role=SessionRole.CLIENT, reconnecting=True)
+        return self.deliver_to_therapist(
+            PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=True)
         )
 
     def expire(self, now_ms: int) -> list[Effect]:
@@ -236,8 +257,8 @@ class Room:
         for slot in list(self._slots.values()):
             if slot.held_until_ms is not None and slot.held_until_ms <= now_ms:
                 del self._slots[slot.knock_id]
-                effects += self._to_therapist(
-                    server_message("peer-left", role=SessionRole.CLIENT, reconnecting=False)
+                effects += self.deliver_to_therapist(
+                    PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False)
                 )
         return effects
 
@@ -261,12 +282,10 @@ class Room:
         slot.admitted = True
         assert slot.conn_id is not None  # waiting slots are always connected
         return [
-            Send(slot.conn_id, server_message("admitted", resumed=False)),
-            Send(
+            self._send(slot.conn_id, AdmittedMessage(resumed=False)),
+            self._send(
                 therapist.conn_id,
-                server_message(
-                    "peer-joined", role=SessionRole.CLIENT, label=slot.label, resumed=False
-                ),
+                PeerJoinedMessage(role=SessionRole.CLIENT, label=slot.label, resumed=False),
             ),
             *self._lobby_update(),
         ]
@@ -279,7 +298,7 @@ class Room:
         del self._slots[knock_id]
         del self._knock_of[slot.conn_id]
         return [
-            Send(slot.conn_id, server_message("denied")),
+            self._send(slot.conn_id, DeniedMessage()),
             Close(slot.conn_id, CloseCode.DENIED, REASON_DENIED),
             *self._lobby_update(),
         ]
@@ -290,15 +309,15 @@ class Room:
         slot = self._admitted_slot()
         if slot is None:
             raise RoomError(ErrorCode.NO_PEER, "no client is in the call")
-        peer_left = server_message("peer-left", role=SessionRole.CLIENT, reconnecting=False)
+        peer_left = PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False)
         if slot.conn_id is None:
             del self._slots[slot.knock_id]
-            return self._to_therapist(peer_left)
+            return self.deliver_to_therapist(peer_left)
         slot.admitted = False
         slot.since_ms = now_ms
         return [
-            Send(slot.conn_id, server_message("sent-back")),
-            *self._to_therapist(peer_left),
+            self._send(slot.conn_id, SentBackMessage()),
+            *self.deliver_to_therapist(peer_left),
             *self._lobby_update(),
         ]
 
@@ -311,7 +330,7 @@ class Room:
         """End the session for a system reason: everyone is told and closed (idempotent)."""
         if self._ended_because is not None:
             return []
-        message = server_message("session-ended", reason=reason)
+        message = SessionEndedMessage(reason=reason).to_json()
         conns = [c for c in (self.therapist_conn_id,) if c is not None] + self._client_conns()
         self._ended_because = reason
         self._therapist = None
@@ -337,10 +356,21 @@ class Room:
         target = self.admitted_conn_id if role is SessionRole.THERAPIST else self.therapist_conn_id
         if target is None:
             raise RoomError(ErrorCode.NO_PEER, "nobody is on the other side of the call")
-        return [Send(target, server_message("signal-relay", payload=payload.to_json()))]
+        return [self._send(target, SignalRelayMessage(payload=payload))]
 
-    def deliver(self, message: Mapping[str, Any], audience: Audience) -> list[Effect]:
-        """Address a server message built elsewhere (check-ins, prompts, consent changes)."""
+    def deliver(self, message: SharedMessage, audience: Audience) -> list[Effect]:
+        """Address a message any party may see (consent changes, check-in forms) to an audience.
+
+        Only a `SharedMessage` is accepted, so a type checker refuses a therapist-only message
+        here; the check below stops one that arrives untyped.
+        """
+        if isinstance(message, TherapistOnlyMessage):
+            raise TypeError(
+                f"{message.TYPE!r} is for the therapist only, not {audience}; "
+                "use deliver_to_therapist"
+            )
+        if not isinstance(message, SharedMessage):
+            raise TypeError(f"deliver takes a SharedMessage, not {type(message).__name__}")
         therapist = [self._therapist.conn_id] if self._therapist else []
         admitted = [c for c in (self.admitted_conn_id,) if c is not None]
         conns = {
@@ -350,38 +380,34 @@ class Room:
             Audience.CALL: therapist + admitted,
             Audience.EVERYONE: therapist + self._client_conns(),
         }[audience]
-        if audience is not Audience.THERAPIST and message["type"] in THERAPIST_ONLY_SERVER_TYPES:
-            raise ValueError(f"{message['type']!r} is for the therapist only, not {audience}")
-        return [Send(conn, message) for conn in conns]
+        payload = message.to_json()
+        return [Send(conn, payload) for conn in conns]
+
+    def deliver_to_therapist(self, message: ServerMessage) -> list[Effect]:
+        """Send any message, therapist-only ones included, to the therapist if connected."""
+        return [Send(self._therapist.conn_id, message.to_json())] if self._therapist else []
 
     # --- internals -------------------------------------------------------------------
 
-    def _join_therapist(
-        self, conn_id: str, label: str, greeting: Mapping[str, Any]
-    ) -> list[Effect]:
+    def _join_therapist(self, conn_id: str, label: str, greeting: _Greeting) -> list[Effect]:
         effects: list[Effect] = []
         if self._therapist is not None:
             effects.append(Close(self._therapist.conn_id, CloseCode.REPLACED, REASON_REPLACED))
         self._therapist = _Therapist(conn_id, label)
-        welcome = server_message(
-            "welcome",
+        welcome = WelcomeMessage(
             role=SessionRole.THERAPIST,
             session_id=self.session_id,
-            version=PROTOCOL_VERSION,
             state=Presence.IN_CALL,
             peer=self._client_presence(),
-            **greeting,
+            ice_servers=greeting.ice_servers,
+            consents=greeting.consents,
         )
-        joined = server_message(
-            "peer-joined", role=SessionRole.THERAPIST, label=label, resumed=False
-        )
-        effects += [Send(conn_id, welcome), Send(conn_id, self._lobby_message())]
-        effects += [Send(c, joined) for c in self._client_conns()]
+        joined = PeerJoinedMessage(role=SessionRole.THERAPIST, label=label, resumed=False)
+        effects += [self._send(conn_id, welcome), *self.deliver_to_therapist(self._lobby_message())]
+        effects += self.deliver(joined, Audience.CLIENTS)
         return effects
 
-    def _knock(
-        self, conn_id: str, alias: str, now_ms: int, greeting: Mapping[str, Any]
-    ) -> list[Effect]:
+    def _knock(self, conn_id: str, alias: str, now_ms: int, greeting: _Greeting) -> list[Effect]:
         self._knocks_issued += 1
         taken = {slot.device for slot in self._slots.values()}
         device = next(n for n in range(1, len(taken) + 2) if n not in taken)
@@ -395,9 +421,9 @@ class Room:
         )
         self._slots[slot.knock_id] = slot
         self._knock_of[conn_id] = slot.knock_id
-        return [Send(conn_id, self._client_welcome(slot, greeting)), *self._lobby_update()]
+        return [self._send(conn_id, self._client_welcome(slot, greeting)), *self._lobby_update()]
 
-    def _resume(self, slot: _Slot, conn_id: str, greeting: Mapping[str, Any]) -> list[Effect]:
+    def _resume(self, slot: _Slot, conn_id: str, greeting: _Greeting) -> list[Effect]:
         effects: list[Effect] = []
         if slot.conn_id is not None:  # the old connection has not noticed it is dead yet
             del self._knock_of[slot.conn_id]
@@ -408,13 +434,11 @@ class Room:
         slot.held_until_ms = None
         slot.resume_token = self._new_token()  # a token resumes once
         self._knock_of[conn_id] = slot.knock_id
-        effects.append(Send(conn_id, self._client_welcome(slot, greeting)))
+        effects.append(self._send(conn_id, self._client_welcome(slot, greeting)))
         if slot.admitted:
-            effects.append(Send(conn_id, server_message("admitted", resumed=True)))
-            effects += self._to_therapist(
-                server_message(
-                    "peer-joined", role=SessionRole.CLIENT, label=slot.label, resumed=True
-                )
+            effects.append(self._send(conn_id, AdmittedMessage(resumed=True)))
+            effects += self.deliver_to_therapist(
+                PeerJoinedMessage(role=SessionRole.CLIENT, label=slot.label, resumed=True)
             )
         return effects
 
@@ -426,20 +450,21 @@ class Room:
                 return slot
         return None
 
-    def _client_welcome(self, slot: _Slot, greeting: Mapping[str, Any]) -> dict[str, Any]:
-        return server_message(
-            "welcome",
+    def _client_welcome(self, slot: _Slot, greeting: _Greeting) -> WelcomeMessage:
+        return WelcomeMessage(
             role=SessionRole.CLIENT,
             session_id=self.session_id,
-            version=PROTOCOL_VERSION,
             state=Presence.IN_CALL if slot.admitted else Presence.WAITING,
             peer=Presence.IN_CALL if self._therapist else Presence.ABSENT,
+            ice_servers=greeting.ice_servers,
+            consents=greeting.consents,
             knock_id=slot.knock_id,
             resume_token=slot.resume_token,
-            **greeting,
         )
 
-    def _client_presence(self) -> Presence:
+    def _client_presence(
+        self,
+    ) -> Literal[Presence.ABSENT, Presence.IN_CALL, Presence.RECONNECTING]:
         slot = self._admitted_slot()
         if slot is None:
             return Presence.ABSENT
@@ -469,19 +494,21 @@ class Room:
         assert self._therapist is not None
         return self._therapist
 
-    def _lobby_message(self) -> dict[str, Any]:
-        waiting = [
-            {"knock_id": s.knock_id, "label": s.label, "since_ms": s.since_ms}
+    def _lobby_message(self) -> LobbyMessage:
+        waiting = tuple(
+            LobbyEntry(knock_id=s.knock_id, label=s.label, since_ms=s.since_ms)
             for s in self._slots.values()
             if not s.admitted
-        ]
-        return server_message("lobby", waiting=waiting)
+        )
+        return LobbyMessage(waiting=waiting)
 
     def _lobby_update(self) -> list[Effect]:
-        return self._to_therapist(self._lobby_message())
+        return self.deliver_to_therapist(self._lobby_message())
 
-    def _to_therapist(self, message: Mapping[str, Any]) -> list[Effect]:
-        return [Send(self._therapist.conn_id, message)] if self._therapist else []
+    @staticmethod
+    def _send(conn_id: str, message: SharedMessage) -> Send:
+        """One shared message to one connection, whichever side it is."""
+        return Send(conn_id, message.to_json())
 
 
 class RoomRegistry:

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import itertools
+import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from privacy.consent import ConsentDecision, Purpose
 from server.core.protocol import (
+    SERVER_MESSAGE_CLASSES,
     THERAPIST_ONLY_SERVER_TYPES,
+    CheckinResultMessage,
+    ClientSignal,
+    ClientSignalMessage,
     CloseCode,
+    ConsentChangedMessage,
     EndReason,
     ErrorCode,
     IceCandidate,
+    LobbyMessage,
+    PromptMessage,
     SessionDescription,
     SessionRole,
-    server_message,
+    SharedMessage,
+    TherapistOnlyMessage,
 )
 from server.core.rooms import (
     RESUME_GRACE_MS,
@@ -412,16 +422,64 @@ def test_joining_an_ended_room_is_told_so_and_closed() -> None:
 def test_deliver_addresses_an_audience(audience: Audience, receivers: list[str]) -> None:
     room = room_in_call()
     room.join("c2", CLIENT, "J.M.", T0)
-    message = server_message("consent-changed", purpose="cue_analysis", decision="withdrawn")
-    assert [e.conn_id for e in room.deliver(message, audience)] == receivers
+    message = ConsentChangedMessage(
+        purpose=Purpose.CUE_ANALYSIS, decision=ConsentDecision.WITHDRAWN
+    )
+    effects = room.deliver(message, audience)
+    assert [e.conn_id for e in effects] == receivers
+    assert all(
+        isinstance(e, Send)
+        and e.message
+        == {"type": "consent-changed", "purpose": "cue_analysis", "decision": "withdrawn"}
+        for e in effects
+    )
 
 
-@pytest.mark.parametrize("audience", [a for a in Audience if a is not Audience.THERAPIST])
-def test_therapist_only_messages_never_reach_a_client(audience: Audience) -> None:
+THERAPIST_ONLY_EXAMPLES = [
+    LobbyMessage(waiting=()),
+    CheckinResultMessage(instrument_id="pulse", kind="pulse", scores={"pulse": 2}, alerts=()),
+    PromptMessage(prompt={"id": "p-1", "text": "Consider checking in."}),
+    ClientSignalMessage(signal=ClientSignal.SLOW_DOWN),
+]
+
+
+def test_the_examples_cover_every_therapist_only_type() -> None:
+    assert {m.TYPE for m in THERAPIST_ONLY_EXAMPLES} == THERAPIST_ONLY_SERVER_TYPES
+
+
+@pytest.mark.parametrize("audience", list(Audience), ids=str)
+@pytest.mark.parametrize("message", THERAPIST_ONLY_EXAMPLES, ids=lambda m: m.TYPE)
+def test_a_therapist_only_message_cannot_be_addressed_to_a_client(
+    message: TherapistOnlyMessage, audience: Audience
+) -> None:
     room = room_in_call()
-    signal = server_message("client-signal", signal="slow-down")
-    with pytest.raises(ValueError, match="therapist only"):
-        room.deliver(signal, audience)
+    untyped = cast(Any, message)  # what a type checker would refuse, arriving anyway
+    with pytest.raises(TypeError, match="therapist only"):
+        room.deliver(untyped, audience)
+
+
+def test_deliver_takes_only_shared_messages_and_therapist_only_ones_are_not_shared() -> None:
+    assert typing.get_type_hints(Room.deliver)["message"] is SharedMessage
+    therapist_only = [c for c in SERVER_MESSAGE_CLASSES if issubclass(c, TherapistOnlyMessage)]
+    assert {c.TYPE for c in therapist_only} == THERAPIST_ONLY_SERVER_TYPES
+    assert not [c for c in therapist_only if issubclass(c, SharedMessage)]
+    shared = [c for c in SERVER_MESSAGE_CLASSES if c not in therapist_only]
+    assert all(issubclass(c, SharedMessage) for c in shared)
+
+
+def test_an_untyped_message_cannot_be_delivered() -> None:
+    room = room_in_call()
+    untyped = cast(Any, {"type": "consent-changed", "purpose": "cue_analysis"})
+    with pytest.raises(TypeError, match="SharedMessage"):
+        room.deliver(untyped, Audience.EVERYONE)
+
+
+def test_deliver_to_therapist_sends_a_therapist_only_message_to_the_therapist_alone() -> None:
+    room = room_in_call()
+    effects = room.deliver_to_therapist(ClientSignalMessage(signal=ClientSignal.SLOW_DOWN))
+    assert effects == [Send("t1", {"type": "client-signal", "signal": "slow-down"})]
+    room.leave("t1", T0)
+    assert room.deliver_to_therapist(ClientSignalMessage(signal=ClientSignal.CONFUSED)) == []
 
 
 # --- the registry ------------------------------------------------------------------------

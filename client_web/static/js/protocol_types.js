@@ -1,0 +1,310 @@
+// @ts-check
+// GENERATED from server/core/protocol/ by
+//   python -m server.core.protocol.js_types --write
+// Do not edit: change the Python protocol and regenerate (a test compares the two).
+
+/** The protocol version this contract describes; `hello.version` must equal it. */
+export const PROTOCOL_VERSION = 1;
+
+/** WebSocket close codes: the standard ones the protocol uses, and its own. */
+export const CloseCode = Object.freeze({
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  MESSAGE_TOO_BIG: 1009,
+  REPLACED: 4001,
+  RESUMED_ELSEWHERE: 4002,
+  DENIED: 4003,
+  SESSION_ENDED: 4004,
+  HANDSHAKE_FAILED: 4400,
+  UNAUTHORIZED: 4401,
+  IDLE_TIMEOUT: 4408,
+});
+
+/** After these close codes a client shows the reason and does not reconnect. */
+export const NO_RECONNECT_CLOSE_CODES = Object.freeze([4001, 4002, 4003, 4004, 4400, 4401]);
+
+/** Limits the browser keeps to (sizes in UTF-8 bytes, times in milliseconds). */
+export const MAX_FRAME_BYTES = 65536;
+export const MAX_FEATURES_BYTES = 8192;
+export const MAX_ANSWER_TEXT_CHARS = 10000;
+export const HELLO_TIMEOUT_MS = 10000;
+export const PING_AFTER_IDLE_MS = 20000;
+export const DROP_AFTER_IDLE_MS = 45000;
+
+// --- server → client messages ---
+
+/**
+ * The answer to `hello`: role, where each party stands, ICE servers, consents.
+ * @typedef {object} WelcomeMessage
+ * @property {"welcome"} type
+ * @property {"therapist" | "client"} role
+ * @property {string} session_id
+ * @property {number} version
+ * @property {"waiting" | "in-call"} state
+ * @property {"absent" | "in-call" | "reconnecting"} peer
+ * @property {Array<{urls: string | Array<string>, username?: string, credential?: string}>} ice_servers
+ * @property {Partial<Record<"telehealth" | "checkin_storage" | "cue_analysis" | "research", "granted" | "withdrawn" | "never_asked" | "needs_reconsent">>} consents
+ * @property {string} [knock_id]
+ * @property {string} [resume_token]
+ */
+
+/**
+ * The whole waiting list, in order of arrival.
+ * @typedef {object} LobbyMessage
+ * @property {"lobby"} type
+ * @property {Array<LobbyEntry>} waiting
+ */
+
+/**
+ * To a client: you are in the call.
+ * @typedef {object} AdmittedMessage
+ * @property {"admitted"} type
+ * @property {boolean} resumed
+ */
+
+/**
+ * To a client: the therapist returned you to the waiting room.
+ * @typedef {object} SentBackMessage
+ * @property {"sent-back"} type
+ */
+
+/**
+ * To a client: the therapist did not admit this device.
+ * @typedef {object} DeniedMessage
+ * @property {"denied"} type
+ */
+
+/**
+ * The other party's connection is new (or resumed).
+ * @typedef {object} PeerJoinedMessage
+ * @property {"peer-joined"} type
+ * @property {"therapist" | "client"} role
+ * @property {string} label
+ * @property {boolean} resumed
+ */
+
+/**
+ * The other party left, or dropped and may come back.
+ * @typedef {object} PeerLeftMessage
+ * @property {"peer-left"} type
+ * @property {"therapist" | "client"} role
+ * @property {boolean} reconnecting
+ */
+
+/**
+ * The other party's SDP or ICE, as validated.
+ * @typedef {object} SignalRelayMessage
+ * @property {"signal-relay"} type
+ * @property {RelayDescription | RelayCandidate} payload
+ */
+
+/**
+ * To a client: show a check-in form.
+ * @typedef {object} CheckinOpenMessage
+ * @property {"checkin-open"} type
+ * @property {string} instrument_id
+ * @property {"before" | "pulse" | "after"} kind
+ * @property {Record<string, unknown>} [questionnaire]
+ */
+
+/**
+ * A client's check-in scored, with any alerts.
+ * @typedef {object} CheckinResultMessage
+ * @property {"checkin-result"} type
+ * @property {string} instrument_id
+ * @property {"before" | "pulse" | "after"} kind
+ * @property {Record<string, unknown>} scores
+ * @property {Array<{code: string, category: string, severity: string, reason: string, repair: string, items: Array<string>}>} alerts
+ */
+
+/**
+ * To a client: the answers with this idempotency key are durably stored.
+ * @typedef {object} CheckinAckMessage
+ * @property {"checkin-ack"} type
+ * @property {string} idempotency_key
+ * @property {string} [ref]
+ */
+
+/**
+ * A cue prompt for the therapist's private side panel.
+ * @typedef {object} PromptMessage
+ * @property {"prompt"} type
+ * @property {{id: string, category: string, t_ms: number, severity: string, text: string, reasons: Array<Record<string, unknown>>}} prompt
+ */
+
+/**
+ * The client pressed a nonverbal signal button.
+ * @typedef {object} ClientSignalMessage
+ * @property {"client-signal"} type
+ * @property {"need-a-moment" | "that-landed" | "confused" | "slow-down" | "hard-to-hear-see"} signal
+ */
+
+/**
+ * A consent was granted or withdrawn, and takes effect now.
+ * @typedef {object} ConsentChangedMessage
+ * @property {"consent-changed"} type
+ * @property {"telehealth" | "checkin_storage" | "cue_analysis" | "research"} purpose
+ * @property {"granted" | "withdrawn"} decision
+ */
+
+/**
+ * The session is over; close 4004 follows.
+ * @typedef {object} SessionEndedMessage
+ * @property {"session-ended"} type
+ * @property {"therapist-ended" | "consent-withdrawn" | "link-expired"} reason
+ */
+
+/**
+ * The answer to `ping`.
+ * @typedef {object} PongMessage
+ * @property {"pong"} type
+ * @property {string} [ref]
+ */
+
+/**
+ * A refused message; the connection stays up.
+ * @typedef {object} ErrorMessage
+ * @property {"error"} type
+ * @property {"too-large" | "bad-json" | "unknown-type" | "invalid" | "hello-required" | "unsupported-version" | "forbidden" | "not-admitted" | "no-peer" | "no-such-knock" | "call-full" | "consent-required" | "rate-limited" | "internal"} code
+ * @property {string} message
+ * @property {string} [ref]
+ */
+
+/**
+ * Any message the server sends.
+ * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | PeerJoinedMessage | PeerLeftMessage | SignalRelayMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
+ */
+
+// --- client → server messages ---
+
+/**
+ * The versioned handshake: the first message on every connection.
+ * @typedef {object} HelloMessage
+ * @property {"hello"} type
+ * @property {number} version
+ * @property {string} [resume]
+ * @property {string} [id]
+ */
+
+/**
+ * The therapist lets a waiting knock into the call.
+ * @typedef {object} AdmitMessage
+ * @property {"admit"} type
+ * @property {string} knock_id
+ * @property {string} [id]
+ */
+
+/**
+ * The therapist turns a waiting knock away.
+ * @typedef {object} DenyMessage
+ * @property {"deny"} type
+ * @property {string} knock_id
+ * @property {string} [id]
+ */
+
+/**
+ * The therapist returns the admitted client to the waiting room.
+ * @typedef {object} SendBackMessage
+ * @property {"send-back"} type
+ * @property {string} [id]
+ */
+
+/**
+ * SDP or ICE for the other party in the call.
+ * @typedef {object} RelayMessage
+ * @property {"relay"} type
+ * @property {RelayDescription | RelayCandidate} payload
+ * @property {string} [id]
+ */
+
+/**
+ * The client's answers to a check-in; acked only after the durable write.
+ * @typedef {object} CheckinAnswerMessage
+ * @property {"checkin-answer"} type
+ * @property {string} instrument_id
+ * @property {Record<string, number | string | null>} answers
+ * @property {string} idempotency_key
+ * @property {string} [id]
+ */
+
+/**
+ * The therapist opens a one-tap check-in (the pulse) on the client's screen.
+ * @typedef {object} CheckinLaunchMessage
+ * @property {"checkin-launch"} type
+ * @property {string} instrument_id
+ * @property {string} [id]
+ */
+
+/**
+ * A cue-feature summary; only the envelope is checked here, the cue module checks the body.
+ * @typedef {{type: "features", id?: string} & Record<string, unknown>} FeaturesMessage
+ */
+
+/**
+ * A nonverbal signal button the client pressed.
+ * @typedef {object} SignalMessage
+ * @property {"signal"} type
+ * @property {"need-a-moment" | "that-landed" | "confused" | "slow-down" | "hard-to-hear-see"} signal
+ * @property {string} [id]
+ */
+
+/**
+ * The client grants or withdraws a purpose from inside the session.
+ * @typedef {object} ConsentMessage
+ * @property {"consent"} type
+ * @property {"telehealth" | "checkin_storage" | "cue_analysis" | "research"} purpose
+ * @property {"granted" | "withdrawn"} decision
+ * @property {number} notice_version
+ * @property {string} [id]
+ */
+
+/**
+ * The therapist's answer to a cue prompt: helpful, not now, mute or snooze its category.
+ * @typedef {object} PromptFeedbackMessage
+ * @property {"prompt-feedback"} type
+ * @property {string} prompt_id
+ * @property {"helpful" | "not-now" | "mute-category" | "snooze-category"} feedback
+ * @property {number} [minutes]
+ * @property {string} [id]
+ */
+
+/**
+ * The therapist ends the session for everyone.
+ * @typedef {object} EndMessage
+ * @property {"end"} type
+ * @property {string} [id]
+ */
+
+/**
+ * A keep-alive; the server answers `pong`.
+ * @typedef {object} PingMessage
+ * @property {"ping"} type
+ * @property {string} [id]
+ */
+
+/**
+ * Any message a browser may send.
+ * @typedef {HelloMessage | AdmitMessage | DenyMessage | SendBackMessage | RelayMessage | CheckinAnswerMessage | CheckinLaunchMessage | FeaturesMessage | SignalMessage | ConsentMessage | PromptFeedbackMessage | EndMessage | PingMessage} ClientMessage
+ */
+
+// --- parts of messages ---
+
+/**
+ * One knock in the therapist's waiting list: never an IP address or a user agent.
+ * @typedef {{knock_id: string, label: string, since_ms: number}} LobbyEntry
+ */
+
+/**
+ * A trickled ICE candidate (RTCIceCandidateInit); `candidate: ""` ends the trickle.
+ * @typedef {{kind: "candidate", candidate: {candidate: string, sdpMid?: string, sdpMLineIndex?: number, usernameFragment?: string}}} RelayCandidate
+ */
+
+/**
+ * An SDP offer or answer, relayed opaquely.
+ * @typedef {{kind: "description", description: {type: "offer" | "answer" | "pranswer" | "rollback", sdp: string}}} RelayDescription
+ */
+
+/**
+ * A `relay` payload.
+ * @typedef {RelayDescription | RelayCandidate} RelayPayload
+ */

@@ -1,0 +1,132 @@
+"""The protocol's vocabulary: version, limits, roles, presence, codes and the refusal error."""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+from typing import Any, Final
+
+PROTOCOL_VERSION: Final = 1
+MAX_FRAME_BYTES: Final = 64 * 1024  # larger frames get a `too-large` error
+HARD_FRAME_LIMIT_BYTES: Final = 128 * 1024  # the edge's read limit: larger frames close (1009)
+MAX_SDP_BYTES: Final = 32 * 1024
+MAX_CANDIDATE_BYTES: Final = 1024
+MAX_FEATURES_BYTES: Final = 8 * 1024  # a features frame arrives ~1/s; a summary is < 2 KiB
+MAX_ANSWERS: Final = 100
+MAX_ANSWER_TEXT_CHARS: Final = 10_000
+MAX_ANSWER_INT: Final = 1_000_000
+MAX_ERROR_MESSAGE_CHARS: Final = 500
+RATE_LIMIT_PER_SECOND: Final = 20
+RATE_LIMIT_BURST: Final = 40
+HELLO_TIMEOUT_S: Final = 10
+PING_AFTER_IDLE_S: Final = 20
+DROP_AFTER_IDLE_S: Final = 45
+SNOOZE_MINUTES_RANGE: Final = (1, 60)
+
+
+class SessionRole(StrEnum):
+    """Which side of a therapy session a connection speaks for."""
+
+    THERAPIST = "therapist"
+    CLIENT = "client"
+
+
+class Presence(StrEnum):
+    """Where a party stands relative to the call, as `welcome` reports it."""
+
+    ABSENT = "absent"
+    WAITING = "waiting"  # a client knock in the lobby
+    IN_CALL = "in-call"  # the therapist, or the admitted client
+    RECONNECTING = "reconnecting"  # the admitted client dropped; its slot is held for resume
+
+
+class ClientSignal(StrEnum):
+    """The client's discreet nonverbal signal buttons."""
+
+    NEED_A_MOMENT = "need-a-moment"
+    THAT_LANDED = "that-landed"
+    CONFUSED = "confused"
+    SLOW_DOWN = "slow-down"
+    HARD_TO_HEAR_SEE = "hard-to-hear-see"
+
+
+class PromptFeedback(StrEnum):
+    """The therapist's answer to a cue prompt."""
+
+    HELPFUL = "helpful"
+    NOT_NOW = "not-now"
+    MUTE_CATEGORY = "mute-category"
+    SNOOZE_CATEGORY = "snooze-category"
+
+
+class EndReason(StrEnum):
+    """Why a session ended, as `session-ended` reports it."""
+
+    THERAPIST_ENDED = "therapist-ended"
+    CONSENT_WITHDRAWN = "consent-withdrawn"  # the client withdrew telehealth consent
+    LINK_EXPIRED = "link-expired"  # the session's time window and grace period are over
+
+
+class ErrorCode(StrEnum):
+    """The `code` of an `error` message; only a failed handshake also closes the connection."""
+
+    TOO_LARGE = "too-large"
+    BAD_JSON = "bad-json"
+    UNKNOWN_TYPE = "unknown-type"
+    INVALID = "invalid"
+    HELLO_REQUIRED = "hello-required"
+    UNSUPPORTED_VERSION = "unsupported-version"
+    FORBIDDEN = "forbidden"
+    NOT_ADMITTED = "not-admitted"
+    NO_PEER = "no-peer"
+    NO_SUCH_KNOCK = "no-such-knock"
+    CALL_FULL = "call-full"
+    CONSENT_REQUIRED = "consent-required"
+    RATE_LIMITED = "rate-limited"
+    INTERNAL = "internal"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the server uses; clients must not auto-reconnect after 4001–4004."""
+
+    NORMAL = 1000  # the page closed its own connection; the server does not send it
+    GOING_AWAY = 1001  # server shutdown or restart: reconnect and resume
+    MESSAGE_TOO_BIG = 1009  # a frame above HARD_FRAME_LIMIT_BYTES
+    REPLACED = 4001  # the therapist opened the session in another tab
+    RESUMED_ELSEWHERE = 4002  # a newer connection resumed this client's slot
+    DENIED = 4003  # the therapist did not admit this knock
+    SESSION_ENDED = 4004
+    HANDSHAKE_FAILED = 4400  # no `hello` in time, or an unsupported version
+    UNAUTHORIZED = 4401  # the sign-in or the invite link is no longer valid
+    IDLE_TIMEOUT = 4408  # nothing heard for DROP_AFTER_IDLE_S: reconnect and resume
+
+
+NO_RECONNECT_CLOSE_CODES: Final = frozenset(
+    {
+        CloseCode.REPLACED,
+        CloseCode.RESUMED_ELSEWHERE,
+        CloseCode.DENIED,
+        CloseCode.SESSION_ENDED,
+        CloseCode.HANDSHAKE_FAILED,  # reconnecting cannot fix these two either
+        CloseCode.UNAUTHORIZED,
+    }
+)
+"""After these a client shows the reason and stays closed; after any other it reconnects."""
+
+
+class ProtocolError(Exception):
+    """A message the server refuses; it answers with an `error` and keeps the connection."""
+
+    def __init__(self, code: ErrorCode, message: str, *, ref: str | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+    def to_message(self, ref: str | None = None) -> dict[str, Any]:
+        """The `error` message for this refusal, echoing the offending message's id."""
+        # Imported here: the server messages are built on these codes, not the other way round.
+        from server.core.protocol.server_messages import ErrorMessage
+
+        return ErrorMessage(
+            code=self.code, message=self.message[:MAX_ERROR_MESSAGE_CHARS], ref=ref or self.ref
+        ).to_json()

@@ -1,0 +1,454 @@
+"""Server→client messages: one frozen dataclass per type, and who may receive it.
+
+A message is built with its class (``PeerLeftMessage(role=SessionRole.CLIENT,
+reconnecting=True)``), checks its own fields in ``__post_init__`` (a malformed message is a
+programming error: ``ValueError``), and becomes JSON with ``to_json()``, which leaves out
+None-valued optional fields. Therapist-only messages derive from ``TherapistOnlyMessage``,
+every other from ``SharedMessage``; ``server.core.rooms`` addresses only a ``SharedMessage``
+to clients, so a checker rejects the mistake before it runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar, Final, Literal
+
+from privacy.consent import ConsentDecision, ConsentState, Purpose
+from server.core.checkins.instruments import KINDS, InstrumentKind
+from server.core.protocol.codes import (
+    MAX_ERROR_MESSAGE_CHARS,
+    PROTOCOL_VERSION,
+    ClientSignal,
+    EndReason,
+    ErrorCode,
+    Presence,
+    ProtocolError,
+    SessionRole,
+)
+from server.core.protocol.fields import (
+    IDEMPOTENCY_KEY,
+    INSTRUMENT_ID,
+    KNOCK_ID,
+    MESSAGE_ID,
+    TOKEN,
+    Fields,
+    invalid,
+)
+from server.core.protocol.relay import (
+    IceCandidate,
+    RelayPayload,
+    SessionDescription,
+    parse_relay_payload,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JsType:
+    """The JavaScript type of a field whose Python type is looser than its documented shape."""
+
+    text: str
+
+
+IceServers = Annotated[
+    Sequence[Mapping[str, Any]],
+    JsType("Array<{urls: string | Array<string>, username?: string, credential?: string}>"),
+]
+CuePrompt = Annotated[
+    Mapping[str, Any],
+    JsType(
+        "{id: string, category: string, t_ms: number, severity: string, text: string,"
+        " reasons: Array<Record<string, unknown>>}"
+    ),
+]
+CheckinAlerts = Annotated[
+    Sequence[Mapping[str, Any]],
+    JsType(
+        "Array<{code: string, category: string, severity: string, reason: string,"
+        " repair: string, items: Array<string>}>"
+    ),
+]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready copy: enums as their values, typed parts as their JSON."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, SessionDescription | IceCandidate | LobbyEntry):
+        return value.to_json()
+    if isinstance(value, Mapping):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+class ServerMessage:
+    """A server→client message; subclasses are frozen dataclasses whose fields are the JSON's."""
+
+    __slots__ = ()
+    TYPE: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    def __post_init__(self) -> None:
+        fields = Fields(self._present(), self.TYPE, implicit=())
+        try:
+            self._check(fields)
+            fields.done()
+        except ProtocolError as exc:
+            raise ValueError(f"server message {self.TYPE!r}: {exc.message}") from None
+
+    def _check(self, f: Fields) -> None:
+        """Check the fields the way the protocol documents them (no fields: nothing to do)."""
+
+    def _normalise(self, name: str, value: object) -> None:
+        """Store a checked field in its typed form (an enum member, a payload dataclass)."""
+        object.__setattr__(self, name, value)
+
+    def _present(self) -> dict[str, Any]:
+        found = ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
+        return {name: value for name, value in found if value is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        """The message as sent: `type` first, None-valued optional fields left out."""
+        return {"type": self.TYPE, **{k: _plain(v) for k, v in self._present().items()}}
+
+
+class SharedMessage(ServerMessage):
+    """A message any connection in the room may receive."""
+
+    __slots__ = ()
+
+
+class TherapistOnlyMessage(ServerMessage):
+    """A message for the therapist's connection only; it must never reach a client."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LobbyEntry:
+    """One knock in the therapist's waiting list: never an IP address or a user agent."""
+
+    knock_id: str
+    label: str
+    since_ms: int  # Unix time in ms when it started waiting
+
+    def __post_init__(self) -> None:
+        f = Fields(dataclasses.asdict(self), "lobby.waiting[]", implicit=())
+        f.text("knock_id", KNOCK_ID)
+        f.text("label", max_chars=128)
+        f.integer("since_ms", 0, 2**53)
+
+    @classmethod
+    def from_json(cls, raw: object) -> LobbyEntry:
+        """An entry given as `{knock_id, label, since_ms}` and nothing else."""
+        if isinstance(raw, LobbyEntry):
+            return raw
+        if not isinstance(raw, Mapping):
+            invalid("lobby.waiting: each entry is {knock_id, label, since_ms}")
+        f = Fields(raw, "lobby.waiting[]", implicit=())
+        entry = cls(knock_id=f.raw("knock_id"), label=f.raw("label"), since_ms=f.raw("since_ms"))
+        f.done()
+        return entry
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the therapist's page receives it."""
+        return {"knock_id": self.knock_id, "label": self.label, "since_ms": self.since_ms}
+
+
+def consent_states(raw: Mapping[str, str]) -> Mapping[Purpose, ConsentState]:
+    """`{purpose: state}` as stored, checked and typed for `welcome.consents`."""
+    states: dict[Purpose, ConsentState] = {}
+    purposes = {p.value: p for p in Purpose}
+    known = {s.value: s for s in ConsentState}
+    for purpose, state in raw.items():
+        if purpose not in purposes or state not in known:
+            invalid(f"welcome.consents: {purpose!r}: {state!r} is not a purpose and its state")
+        states[purposes[purpose]] = known[state]
+    return MappingProxyType(states)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WelcomeMessage(SharedMessage):
+    """The answer to `hello`: role, where each party stands, ICE servers, consents."""
+
+    TYPE: ClassVar[str] = "welcome"
+    role: SessionRole
+    session_id: str
+    version: int = PROTOCOL_VERSION
+    state: Literal[Presence.WAITING, Presence.IN_CALL]
+    peer: Literal[Presence.ABSENT, Presence.IN_CALL, Presence.RECONNECTING]
+    ice_servers: IceServers
+    consents: Mapping[Purpose, ConsentState]
+    knock_id: str | None = None  # clients only
+    resume_token: str | None = None  # clients only
+
+    def _check(self, f: Fields) -> None:
+        role = f.choice("role", tuple(SessionRole))
+        self._normalise("role", role)
+        f.text("session_id", max_chars=128)
+        f.integer("version", PROTOCOL_VERSION, PROTOCOL_VERSION)
+        self._normalise("state", f.choice("state", (Presence.WAITING, Presence.IN_CALL)))
+        peer = f.choice("peer", (Presence.ABSENT, Presence.IN_CALL, Presence.RECONNECTING))
+        self._normalise("peer", peer)
+        ice_servers = f.array("ice_servers", 16)
+        if not all(isinstance(s, Mapping) and "urls" in s for s in ice_servers):
+            invalid("welcome.ice_servers: each entry is an object with `urls`")
+        self._normalise("consents", consent_states(f.mapping("consents")))
+        if role is SessionRole.CLIENT:
+            f.text("knock_id", KNOCK_ID)
+            f.text("resume_token", TOKEN, 128)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LobbyMessage(TherapistOnlyMessage):
+    """The whole waiting list, in order of arrival."""
+
+    TYPE: ClassVar[str] = "lobby"
+    waiting: Sequence[LobbyEntry]
+
+    def _check(self, f: Fields) -> None:
+        entries = f.array("waiting", 1000)
+        self._normalise("waiting", tuple(LobbyEntry.from_json(entry) for entry in entries))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdmittedMessage(SharedMessage):
+    """To a client: you are in the call."""
+
+    TYPE: ClassVar[str] = "admitted"
+    resumed: bool
+
+    def _check(self, f: Fields) -> None:
+        f.boolean("resumed")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SentBackMessage(SharedMessage):
+    """To a client: the therapist returned you to the waiting room."""
+
+    TYPE: ClassVar[str] = "sent-back"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeniedMessage(SharedMessage):
+    """To a client: the therapist did not admit this device."""
+
+    TYPE: ClassVar[str] = "denied"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerJoinedMessage(SharedMessage):
+    """The other party's connection is new (or resumed)."""
+
+    TYPE: ClassVar[str] = "peer-joined"
+    role: SessionRole
+    label: str
+    resumed: bool
+
+    def _check(self, f: Fields) -> None:
+        self._normalise("role", f.choice("role", tuple(SessionRole)))
+        f.text("label", max_chars=128)
+        f.boolean("resumed")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerLeftMessage(SharedMessage):
+    """The other party left, or dropped and may come back."""
+
+    TYPE: ClassVar[str] = "peer-left"
+    role: SessionRole
+    reconnecting: bool
+
+    def _check(self, f: Fields) -> None:
+        self._normalise("role", f.choice("role", tuple(SessionRole)))
+        f.boolean("reconnecting")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalRelayMessage(SharedMessage):
+    """The other party's SDP or ICE, as validated."""
+
+    TYPE: ClassVar[str] = "signal-relay"
+    payload: RelayPayload
+
+    def _check(self, f: Fields) -> None:
+        if not isinstance(f.raw("payload"), SessionDescription | IceCandidate):
+            self._normalise("payload", parse_relay_payload(f.mapping("payload")))
+
+
+def _instrument_and_kind(message: ServerMessage, f: Fields) -> None:
+    f.text("instrument_id", INSTRUMENT_ID)
+    kind = f.text("kind", max_chars=16)
+    if kind not in KINDS:
+        invalid(f"{message.TYPE}.kind: expected one of {', '.join(KINDS)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckinOpenMessage(SharedMessage):
+    """To a client: show a check-in form."""
+
+    TYPE: ClassVar[str] = "checkin-open"
+    instrument_id: str
+    kind: InstrumentKind
+    questionnaire: Mapping[str, Any] | None = None  # FHIR Questionnaire-shaped
+
+    def _check(self, f: Fields) -> None:
+        _instrument_and_kind(self, f)
+        f.optional_mapping("questionnaire")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckinResultMessage(TherapistOnlyMessage):
+    """A client's check-in scored, with any alerts."""
+
+    TYPE: ClassVar[str] = "checkin-result"
+    instrument_id: str
+    kind: InstrumentKind
+    scores: Mapping[str, Any]
+    alerts: CheckinAlerts
+
+    def _check(self, f: Fields) -> None:
+        _instrument_and_kind(self, f)
+        f.mapping("scores")
+        f.array("alerts", 100)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckinAckMessage(SharedMessage):
+    """To a client: the answers with this idempotency key are durably stored."""
+
+    TYPE: ClassVar[str] = "checkin-ack"
+    idempotency_key: str
+    ref: str | None = None
+
+    def _check(self, f: Fields) -> None:
+        f.text("idempotency_key", IDEMPOTENCY_KEY)
+        f.optional_text("ref", MESSAGE_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PromptMessage(TherapistOnlyMessage):
+    """A cue prompt for the therapist's private side panel."""
+
+    TYPE: ClassVar[str] = "prompt"
+    prompt: CuePrompt
+
+    def _check(self, f: Fields) -> None:
+        prompt = f.mapping("prompt")
+        if not isinstance(prompt.get("id"), str) or not isinstance(prompt.get("text"), str):
+            invalid("prompt.prompt: needs a string id and text")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientSignalMessage(TherapistOnlyMessage):
+    """The client pressed a nonverbal signal button."""
+
+    TYPE: ClassVar[str] = "client-signal"
+    signal: ClientSignal
+
+    def _check(self, f: Fields) -> None:
+        self._normalise("signal", f.choice("signal", tuple(ClientSignal)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsentChangedMessage(SharedMessage):
+    """A consent was granted or withdrawn, and takes effect now."""
+
+    TYPE: ClassVar[str] = "consent-changed"
+    purpose: Purpose
+    decision: ConsentDecision
+
+    def _check(self, f: Fields) -> None:
+        self._normalise("purpose", f.choice("purpose", tuple(Purpose)))
+        self._normalise("decision", f.choice("decision", tuple(ConsentDecision)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionEndedMessage(SharedMessage):
+    """The session is over; close 4004 follows."""
+
+    TYPE: ClassVar[str] = "session-ended"
+    reason: EndReason
+
+    def _check(self, f: Fields) -> None:
+        self._normalise("reason", f.choice("reason", tuple(EndReason)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PongMessage(SharedMessage):
+    """The answer to `ping`."""
+
+    TYPE: ClassVar[str] = "pong"
+    ref: str | None = None
+
+    def _check(self, f: Fields) -> None:
+        f.optional_text("ref", MESSAGE_ID)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorMessage(SharedMessage):
+    """A refused message; the connection stays up."""
+
+    TYPE: ClassVar[str] = "error"
+    code: ErrorCode
+    message: str
+    ref: str | None = None
+
+    def _check(self, f: Fields) -> None:
+        self._normalise("code", f.choice("code", tuple(ErrorCode)))
+        f.text("message", max_chars=MAX_ERROR_MESSAGE_CHARS)
+        f.optional_text("ref", MESSAGE_ID)
+
+
+SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
+    WelcomeMessage,
+    LobbyMessage,
+    AdmittedMessage,
+    SentBackMessage,
+    DeniedMessage,
+    PeerJoinedMessage,
+    PeerLeftMessage,
+    SignalRelayMessage,
+    CheckinOpenMessage,
+    CheckinResultMessage,
+    CheckinAckMessage,
+    PromptMessage,
+    ClientSignalMessage,
+    ConsentChangedMessage,
+    SessionEndedMessage,
+    PongMessage,
+    ErrorMessage,
+)
+"""Every server→client message class, in the order docs/protocol.md lists them."""
+
+_BY_TYPE: Final[Mapping[str, type[ServerMessage]]] = MappingProxyType(
+    {cls.TYPE: cls for cls in SERVER_MESSAGE_CLASSES}
+)
+
+SERVER_MESSAGE_TYPES: Final = frozenset(_BY_TYPE)
+
+THERAPIST_ONLY_SERVER_TYPES: Final = frozenset(
+    cls.TYPE for cls in SERVER_MESSAGE_CLASSES if issubclass(cls, TherapistOnlyMessage)
+)
+"""Server→client types that must never reach a client connection."""
+
+
+def server_message(type: str, **fields: Any) -> dict[str, Any]:
+    """Build a server→client message by type name (compatibility: prefer the classes).
+
+    None-valued fields are left out; a malformed message raises ValueError.
+    """
+    cls = _BY_TYPE.get(type)
+    if cls is None:
+        raise ValueError(f"unknown server message type {type!r}")
+    present = {name: value for name, value in fields.items() if value is not None}
+    try:
+        message = cls(**present)
+    except TypeError as exc:  # a missing or unknown field
+        raise ValueError(f"server message {type!r}: {exc}") from None
+    return message.to_json()

@@ -1,0 +1,152 @@
+"""Typed server→client messages: built from their classes, checked when built, sent as JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from privacy.consent import ConsentState, Purpose
+from server.core.protocol import (
+    SERVER_MESSAGE_CLASSES,
+    THERAPIST_ONLY_SERVER_TYPES,
+    ErrorCode,
+    ErrorMessage,
+    IceCandidate,
+    LobbyEntry,
+    LobbyMessage,
+    PeerLeftMessage,
+    Presence,
+    ProtocolError,
+    ServerMessage,
+    SessionDescription,
+    SessionEndedMessage,
+    SessionRole,
+    SignalRelayMessage,
+    WelcomeMessage,
+    server_message,
+)
+
+TOKEN = "resume-token-0001"
+
+BUILT = [
+    pytest.param(
+        WelcomeMessage(
+            role=SessionRole.CLIENT,
+            session_id="s1",
+            state=Presence.WAITING,
+            peer=Presence.ABSENT,
+            ice_servers=({"urls": ["stun:stun.example.org"]},),
+            consents={Purpose.TELEHEALTH: ConsentState.GRANTED},
+            knock_id="k1",
+            resume_token=TOKEN,
+        ),
+        {
+            "type": "welcome",
+            "role": "client",
+            "session_id": "s1",
+            "version": 1,
+            "state": "waiting",
+            "peer": "absent",
+            "ice_servers": [{"urls": ["stun:stun.example.org"]}],
+            "consents": {"telehealth": "granted"},
+            "knock_id": "k1",
+            "resume_token": TOKEN,
+        },
+        id="welcome",
+    ),
+    pytest.param(
+        LobbyMessage(waiting=(LobbyEntry(knock_id="k1", label="J.M.", since_ms=5),)),
+        {"type": "lobby", "waiting": [{"knock_id": "k1", "label": "J.M.", "since_ms": 5}]},
+        id="lobby",
+    ),
+    pytest.param(
+        SignalRelayMessage(payload=IceCandidate("", sdp_mid="0")),
+        {
+            "type": "signal-relay",
+            "payload": {"kind": "candidate", "candidate": {"candidate": "", "sdpMid": "0"}},
+        },
+        id="signal-relay",
+    ),
+    pytest.param(
+        ErrorMessage(code=ErrorCode.NO_PEER, message="nobody there"),
+        {"type": "error", "code": "no-peer", "message": "nobody there"},
+        id="error-without-ref",
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "expected"), BUILT)
+def test_a_typed_message_becomes_the_documented_json(
+    message: ServerMessage, expected: dict[str, Any]
+) -> None:
+    assert message.to_json() == expected
+    assert next(iter(message.to_json())) == "type"
+
+
+@pytest.mark.parametrize(("message", "expected"), BUILT)
+def test_the_compatibility_builder_gives_the_same_json_from_plain_values(
+    message: ServerMessage, expected: dict[str, Any]
+) -> None:
+    fields = {name: value for name, value in expected.items() if name != "type"}
+    assert server_message(expected["type"], **fields) == message.to_json()
+
+
+def test_plain_values_are_stored_as_their_enum_members_and_payload_classes() -> None:
+    message = server_message("peer-left", role="client", reconnecting=False)
+    assert message == PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False).to_json()
+    typed = PeerLeftMessage(role="client", reconnecting=False)  # type: ignore[arg-type]
+    assert typed.role is SessionRole.CLIENT
+    relay = SignalRelayMessage(
+        payload={"kind": "description", "description": {"type": "offer", "sdp": "v=0"}}
+    )  # type: ignore[arg-type]
+    assert relay.payload == SessionDescription("offer", "v=0")
+
+
+def test_a_message_is_frozen_and_slotted() -> None:
+    message = SessionEndedMessage(reason="link-expired")  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        message.reason = "therapist-ended"  # type: ignore[misc,assignment]
+    assert not hasattr(message, "__dict__")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda: ErrorMessage(code="oops", message="x"), id="unknown-code"),
+        pytest.param(lambda: ErrorMessage(code=ErrorCode.INVALID, message="x" * 501), id="long"),
+        pytest.param(lambda: PeerLeftMessage(role="admin", reconnecting=True), id="bad-role"),
+        pytest.param(lambda: PeerLeftMessage(role="client", reconnecting=1), id="not-a-bool"),
+        pytest.param(
+            lambda: LobbyMessage(
+                waiting=({"knock_id": "k1", "label": "x", "since_ms": 1, "ip": "192.0.2.1"},)
+            ),
+            id="lobby-leaks-ip",
+        ),
+        pytest.param(
+            lambda: WelcomeMessage(
+                role=SessionRole.CLIENT,
+                session_id="s1",
+                state=Presence.WAITING,
+                peer=Presence.ABSENT,
+                ice_servers=(),
+                consents={},
+            ),
+            id="client-welcome-without-knock",
+        ),
+    ],
+)
+def test_a_malformed_typed_message_is_a_programming_error(build: Any) -> None:
+    with pytest.raises(ValueError, match="server message"):
+        build()
+
+
+def test_a_bad_lobby_entry_is_refused_when_it_is_built() -> None:
+    with pytest.raises(ProtocolError, match="since_ms"):
+        LobbyEntry(knock_id="k1", label="J.M.", since_ms=-1)
+
+
+def test_the_therapist_only_types_are_the_four_the_protocol_names() -> None:
+    assert {"lobby", "checkin-result", "prompt", "client-signal"} == THERAPIST_ONLY_SERVER_TYPES
+    assert len({cls.TYPE for cls in SERVER_MESSAGE_CLASSES}) == len(SERVER_MESSAGE_CLASSES)

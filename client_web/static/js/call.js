@@ -13,8 +13,8 @@
  *   connection.on("signal-relay", ({ payload }) => call.handleSignal(payload));
  *   call.start();
  *
- * Relay payloads (docs/protocol.md, `relay`): `{kind: "description", description: {type, sdp}}`
- * and `{kind: "candidate", candidate: RTCIceCandidateInit}`.
+ * Relay payloads (docs/protocol.md, `relay`; typed in protocol_types.js):
+ * `{kind: "description", description: {type, sdp}}` and `{kind: "candidate", candidate: {…}}`.
  *
  * Self-healing rules, so both sides never need to agree on "start over" by any other message:
  *   - ICE "failed" → restartIce(); "disconnected" for DISCONNECTED_GRACE_MS → restartIce();
@@ -40,9 +40,23 @@ const CONFIRM_MESSAGE = "sas-match";
 /** @typedef {"therapist" | "client"} CallRole */
 
 /**
- * @typedef {{kind: "description", description: RTCSessionDescriptionInit}
- *   | {kind: "candidate", candidate: RTCIceCandidateInit}} RelayPayload
+ * @typedef {import("./protocol_types.js").RelayPayload} RelayPayload
+ * @typedef {import("./protocol_types.js").RelayCandidate} RelayCandidate
  */
+
+/**
+ * A gathered candidate as the protocol carries it: absent fields left out, never null.
+ * @param {RTCIceCandidate} candidate
+ * @returns {RelayCandidate}
+ */
+function relayCandidate(candidate) {
+  /** @type {RelayCandidate["candidate"]} */
+  const fields = { candidate: candidate.candidate };
+  if (candidate.sdpMid !== null) fields.sdpMid = candidate.sdpMid;
+  if (candidate.sdpMLineIndex !== null) fields.sdpMLineIndex = candidate.sdpMLineIndex;
+  if (candidate.usernameFragment !== null) fields.usernameFragment = candidate.usernameFragment;
+  return { kind: "candidate", candidate: fields };
+}
 
 /**
  * @typedef {object} CallOptions
@@ -471,7 +485,7 @@ export class Call {
     pc.onicecandidate = ({ candidate }) => {
       // in standby the candidates travel inside the offer that `start` sends
       if (pc !== this.#pc || this.#standby || !candidate || !candidate.candidate) return;
-      this.#options.send({ kind: "candidate", candidate: candidate.toJSON() });
+      this.#options.send(relayCandidate(candidate));
     };
     pc.ontrack = ({ track }) => {
       if (pc !== this.#pc) return;
@@ -550,7 +564,10 @@ export class Call {
 
   /** @param {RTCSessionDescription} description */
   #sendDescription(description) {
-    this.#options.send({ kind: "description", description: description.toJSON() });
+    this.#options.send({
+      kind: "description",
+      description: { type: description.type, sdp: description.sdp },
+    });
   }
 
   /** @param {RelayPayload} payload */

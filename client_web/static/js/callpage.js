@@ -185,11 +185,11 @@ export class CallPage {
       stream: this.localStream,
       pc: this.call?.pc ?? null,
     }));
-    connection.on("state", (/** @type {{state: ConnectionState}} */ { state }) => {
+    connection.on("state", ({ state }) => {
       if (!this.finished) this.#options.onConnectionState(state);
     });
     subscribe(connection);
-    connection.on("closed", (/** @type {ClosedEvent} */ event) => {
+    connection.on("closed", (event) => {
       if (!this.finished) this.#options.onClosed(event);
     });
     connection.connect();

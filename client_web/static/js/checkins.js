@@ -192,9 +192,13 @@ function itemBlock(item, answers, changed, submitOnTap) {
  * @param {{storing: () => boolean, handles?: (kind: string) => boolean}} options
  */
 export function mountClientCheckins(connection, area, options) {
-  connection.on("checkin-open", (/** @type {{instrument_id: string, kind: string, questionnaire: Questionnaire}} */ msg) => {
+  connection.on("checkin-open", (msg) => {
     if (options.handles && !options.handles(msg.kind)) return;
-    renderCheckinForm(area, msg.questionnaire, {
+    if (!msg.questionnaire) return;
+    // The protocol carries the FHIR Questionnaire as an opaque object (server/core/checkins/
+    // fhir.py builds it); its shape is the Questionnaire typedef above.
+    const questionnaire = /** @type {Questionnaire} */ (/** @type {unknown} */ (msg.questionnaire));
+    renderCheckinForm(area, questionnaire, {
       storing: options.storing(),
       onSubmit: (answers) => {
         const key = newIdempotencyKey();

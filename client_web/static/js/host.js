@@ -7,6 +7,7 @@
 
 import { byId } from "./callview.js";
 import { CallPage } from "./callpage.js";
+import { CloseCode } from "./protocol_types.js";
 import { mountTherapistExtras } from "./session_extras.js";
 
 // Made once, now: the first use of Intl loads locale data, which must not delay an admission.
@@ -63,8 +64,8 @@ const page = new CallPage({
     if (state !== "open") updateStandby();
   },
   onClosed: ({ code, reason }) => {
-    if (code === 4004) ended("The client's link no longer works.");
-    else if (code === 4001) stopped("This session is open in another tab. Use that tab, or reload this one.");
+    if (code === CloseCode.SESSION_ENDED) ended("The client's link no longer works.");
+    else if (code === CloseCode.REPLACED) stopped("This session is open in another tab. Use that tab, or reload this one.");
     else stopped(reason || "The connection closed. Reload the page to rejoin.");
   },
 });
@@ -215,6 +216,7 @@ el.endConfirm.addEventListener("click", () => {
 
 // --- the session connection --------------------------------------------------------------------
 
+/** @type {Readonly<Partial<Record<import("./protocol_types.js").ErrorMessage["code"], string>>>} */
 const ERROR_WORDS = Object.freeze({
   "call-full": "Someone is already in the call. Send them back to the waiting room first.",
   "no-such-knock": "That person is no longer waiting.",
@@ -264,7 +266,7 @@ function subscribe(conn) {
     ensureCall().handleSignal(payload);
   });
   conn.on("error", ({ code }) => {
-    const words = /** @type {Record<string, string>} */ (ERROR_WORDS)[code];
+    const words = ERROR_WORDS[code];
     if (words) showAlert(words);
   });
   conn.on("session-ended", () => ended("The client's link no longer works."));

@@ -6,6 +6,7 @@
  */
 
 import { CallPage } from "./callpage.js";
+import { CloseCode } from "./protocol_types.js";
 import { mountClientExtras } from "./session_extras.js";
 
 /** How long the client waits for the therapist's first offer before offering itself. */
@@ -61,9 +62,9 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
       }),
     onConnectionState,
     onClosed: ({ code, reason }) => {
-      if (code === 4004) onEnded("therapist-ended");
-      else if (code === 4003) onDenied();
-      else if (code === 4401) onStopped("This link does not work any more", "Please ask your therapist for a new link.");
+      if (code === CloseCode.SESSION_ENDED) onEnded("therapist-ended");
+      else if (code === CloseCode.DENIED) onDenied();
+      else if (code === CloseCode.UNAUTHORIZED) onStopped("This link does not work any more", "Please ask your therapist for a new link.");
       else onStopped("You have left the session", reason || "Please reload the page to join again.");
     },
   });

@@ -120,10 +120,10 @@ export const CLOSE_REASONS = Object.freeze({
  * @property {number} readyState
  * @property {(data: string) => void} send
  * @property {(code?: number, reason?: string) => void} close
- * @property {((event: any) => void) | null} onopen
- * @property {((event: {data: any}) => void) | null} onmessage
- * @property {((event: {code: number, reason: string}) => void) | null} onclose
- * @property {((event: any) => void) | null} onerror
+ * @property {((event: Event) => void) | null} onopen
+ * @property {((event: MessageEvent) => void) | null} onmessage
+ * @property {((event: CloseEvent) => void) | null} onclose
+ * @property {((event: Event) => void) | null} onerror
  */
 
 /**
@@ -241,7 +241,7 @@ export class SessionConnection {
     }
     this.#options = {
       url: options.url ?? defaultUrl(options.sessionId),
-      createSocket: options.createSocket ?? ((url) => /** @type {any} */ (new WebSocket(url))),
+      createSocket: options.createSocket ?? ((url) => new WebSocket(url)),
       storage: options.storage === undefined ? defaultStorage() : options.storage,
       probe: options.probe ?? defaultProbe,
       backoffBaseMs: options.backoffBaseMs ?? 500,

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck pytest system-deps services bench clean
+.PHONY: run test lint typecheck jscheck node-deps pytest system-deps services bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,10 +43,26 @@ typecheck: $(STAMP)
 pytest: $(STAMP) system-deps services
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+# Node.js and npm for the JavaScript type check (installed only when missing).
+node-deps:
+	@if ! command -v npm >/dev/null; then \
+	  echo "Installing Debian packages: nodejs npm"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+
+# TypeScript from the committed package-lock.json, installed again only when the lockfile changed.
+node_modules/.package-lock.json: package-lock.json | node-deps
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# The browser modules are plain JS with JSDoc types; tsc checks them (jsconfig.json), emits nothing.
+jscheck: node_modules/.package-lock.json
+	npx --no-install tsc -p jsconfig.json
+
+test: lint typecheck jscheck pytest
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

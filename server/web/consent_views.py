@@ -38,6 +38,8 @@ def _status_json(status: ConsentStatus) -> dict[str, Any]:
             "title": notice.title,
             "sha256": notice.sha256,
             "text": notice.text,
+            # the body after the title, rendered once, server-side: pages place it as text
+            "blocks": [block.as_json() for block in notice_blocks(notice.body)],
         },
     }
 

@@ -6,6 +6,7 @@ as a screen reader would find them, and media is judged by what the peer connect
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from tests.browser.video_helpers import (
 from tests.integration.test_conncheck import with_conncheck
 
 pytestmark = pytest.mark.browser
+
+TELEHEALTH_BOX = re.compile(r"^I agree to the telehealth consent")
 
 
 @pytest.fixture
@@ -115,6 +118,32 @@ async def test_waiting_client_has_no_media_until_admitted(
     assert await client.evaluate("window.__attune.pc === null")
     assert await client.evaluate(INBOUND_MEDIA) == 0
     assert await therapist.evaluate("window.__attune.pc === null")
+    harness.assert_no_policy_violations()
+
+
+async def test_consent_step_shows_each_notice_as_the_server_rendered_it(
+    site: LiveSite, harness: BrowserHarness
+) -> None:
+    scheduled = await schedule_session(site)
+    client = await harness.new_page()
+    await client.goto(scheduled.link)
+    await client.get_by_role("button", name="Continue").click()
+    await client.get_by_role("button", name="Skip this check").click()
+    await expect(client.get_by_role("heading", name="Your consent")).to_be_visible()
+
+    telehealth = client.locator("fieldset").filter(has=client.get_by_label(TELEHEALTH_BOX))
+    await telehealth.get_by_text("Read the full text").click()
+    notice = telehealth.locator("details")
+    await expect(notice.get_by_role("heading", name="What this covers", level=3)).to_be_visible()
+    items = notice.get_by_role("listitem")
+    await expect(items).to_have_count(5)  # wrapped lines stay inside their item
+    await expect(items.nth(1)).to_have_text(
+        "the messages your browser and your therapist's browser exchange to set up the call "
+        "(these describe network addresses and video settings, not what you say or show);"
+    )
+    texts = await notice.locator("h3, p, li").all_text_contents()
+    assert not [text for text in texts if text.startswith(("#", "- ", "* "))]
+    assert "Meeting your therapist by video" not in texts  # the title is the legend
     harness.assert_no_policy_violations()
 
 

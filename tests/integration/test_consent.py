@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from privacy.consent import ConsentChanged, Notice, Purpose
 from server.keys import AUDIT, CLOCK, CONSENTS, DB
 from server.services.consents import Consents
+from server.web.notice_blocks import notice_blocks
 from tests.conftest import FakeClock, add_account, sign_in
 
 
@@ -60,6 +61,21 @@ async def test_consent_page_offers_required_and_unticked_optional_purposes(
         checkbox = re.search(rf'<input type="checkbox" id="consent-{purpose}"[^>]*>', page)
         assert checkbox and "checked" not in checkbox.group(0)
     assert "research" not in page
+
+
+async def test_the_consent_api_gives_each_notice_as_blocks_rendered_once_on_the_server(
+    client: TestClient,
+) -> None:
+    await _client_inside(client)
+    items = (await (await client.get("/api/v1/visit/consents")).json())["items"]
+    telehealth = next(item for item in items if item["purpose"] == "telehealth")
+    blocks = telehealth["notice"]["blocks"]
+    notice = client.app[CONSENTS].catalog.current(Purpose.TELEHEALTH)
+    assert blocks == [block.as_json() for block in notice_blocks(notice.body)]
+    assert blocks[0]["kind"] == "paragraph"  # the title line is the legend, not a block
+    assert {"kind": "heading", "text": "What this covers"} in blocks
+    (listed,) = [block for block in blocks if block["kind"] == "list"]
+    assert len(listed["items"]) == 5
 
 
 async def test_saving_the_form_records_exactly_what_was_ticked_with_the_notice_hash(

@@ -13,8 +13,8 @@
  *   connection.on("signal-relay", ({ payload }) => call.handleSignal(payload));
  *   call.start();
  *
- * Relay payloads (docs/protocol.md, `relay`): `{kind: "description", description: {type, sdp}}`
- * and `{kind: "candidate", candidate: RTCIceCandidateInit}`.
+ * Relay payloads (docs/protocol.md, `relay`; typed in protocol_types.js):
+ * `{kind: "description", description: {type, sdp}}` and `{kind: "candidate", candidate: {…}}`.
  *
  * Self-healing rules, so both sides never need to agree on "start over" by any other message:
  *   - ICE "failed" → restartIce(); "disconnected" for DISCONNECTED_GRACE_MS → restartIce();
@@ -40,9 +40,35 @@ const CONFIRM_MESSAGE = "sas-match";
 /** @typedef {"therapist" | "client"} CallRole */
 
 /**
- * @typedef {{kind: "description", description: RTCSessionDescriptionInit}
- *   | {kind: "candidate", candidate: RTCIceCandidateInit}} RelayPayload
+ * What `Call.on(type, fn)` hands to `fn`, by event type.
+ * @typedef {object} CallEvents
+ * @property {{stream: MediaStream}} remote-stream
+ * @property {{state: RTCPeerConnectionState, iceState: RTCIceConnectionState}} connection-state
+ * @property {{code: string}} safety-code
+ * @property {{}} safety-code-reset
+ * @property {{reason: string}} safety-code-failed
+ * @property {{}} peer-confirmed
+ * @property {{where: string, error: unknown}} problem
  */
+
+/**
+ * @typedef {import("./protocol_types.js").RelayPayload} RelayPayload
+ * @typedef {import("./protocol_types.js").RelayCandidate} RelayCandidate
+ */
+
+/**
+ * A gathered candidate as the protocol carries it: absent fields left out, never null.
+ * @param {RTCIceCandidate} candidate
+ * @returns {RelayCandidate}
+ */
+function relayCandidate(candidate) {
+  /** @type {RelayCandidate["candidate"]} */
+  const fields = { candidate: candidate.candidate };
+  if (candidate.sdpMid !== null) fields.sdpMid = candidate.sdpMid;
+  if (candidate.sdpMLineIndex !== null) fields.sdpMLineIndex = candidate.sdpMLineIndex;
+  if (candidate.usernameFragment !== null) fields.usernameFragment = candidate.usernameFragment;
+  return { kind: "candidate", candidate: fields };
+}
 
 /**
  * @typedef {object} CallOptions
@@ -254,7 +280,7 @@ export class Call {
   #incoming = Promise.resolve();
   /** @type {ReturnType<typeof setTimeout> | null} */
   #disconnectedTimer = null;
-  /** @type {Map<string, Set<(payload: any) => void>>} */
+  /** @type {Map<string, Set<(payload: unknown) => void>>} */
   #listeners = new Map();
   /** @type {string | null} */
   #safetyCode = null;
@@ -269,7 +295,9 @@ export class Call {
     const onNetworkChange = () => this.restartIce();
     globalThis.addEventListener?.("online", onNetworkChange);
     this.#unlisten.push(() => globalThis.removeEventListener?.("online", onNetworkChange));
-    const connection = /** @type {any} */ (globalThis.navigator)?.connection;
+    // The Network Information API (navigator.connection, Chromium only) has no TypeScript DOM
+    // types; only its change event is used.
+    const connection = /** @type {{connection?: EventTarget}} */ (globalThis.navigator ?? {}).connection;
     if (connection?.addEventListener) {
       connection.addEventListener("change", onNetworkChange);
       this.#unlisten.push(() => connection.removeEventListener("change", onNetworkChange));
@@ -277,8 +305,9 @@ export class Call {
   }
 
   /**
-   * @param {string} type
-   * @param {(payload: any) => void} fn
+   * @template {keyof CallEvents} K
+   * @param {K} type
+   * @param {(payload: CallEvents[K]) => void} fn
    * @returns {() => void}
    */
   on(type, fn) {
@@ -287,13 +316,16 @@ export class Call {
       set = new Set();
       this.#listeners.set(type, set);
     }
-    set.add(fn);
-    return () => set?.delete(fn);
+    // stored by type name; #emit hands each listener the payload of its own type
+    const listener = /** @type {(payload: unknown) => void} */ (fn);
+    set.add(listener);
+    return () => set?.delete(listener);
   }
 
   /**
-   * @param {string} type
-   * @param {any} payload
+   * @template {keyof CallEvents} K
+   * @param {K} type
+   * @param {CallEvents[K]} payload
    */
   #emit(type, payload) {
     for (const fn of [...(this.#listeners.get(type) ?? [])]) {
@@ -471,7 +503,7 @@ export class Call {
     pc.onicecandidate = ({ candidate }) => {
       // in standby the candidates travel inside the offer that `start` sends
       if (pc !== this.#pc || this.#standby || !candidate || !candidate.candidate) return;
-      this.#options.send({ kind: "candidate", candidate: candidate.toJSON() });
+      this.#options.send(relayCandidate(candidate));
     };
     pc.ontrack = ({ track }) => {
       if (pc !== this.#pc) return;
@@ -550,7 +582,10 @@ export class Call {
 
   /** @param {RTCSessionDescription} description */
   #sendDescription(description) {
-    this.#options.send({ kind: "description", description: description.toJSON() });
+    this.#options.send({
+      kind: "description",
+      description: { type: description.type, sdp: description.sdp },
+    });
   }
 
   /** @param {RelayPayload} payload */
@@ -649,14 +684,15 @@ export class Call {
       });
     };
     channel.onmessage = (event) => {
-      /** @type {any} */
+      /** @type {unknown} */
       let message;
       try {
         message = JSON.parse(String(event.data));
       } catch {
         message = null;
       }
-      if (message && message.t === CONFIRM_MESSAGE && Object.keys(message).length === 1) {
+      const fields = message !== null && typeof message === "object" ? message : null;
+      if (fields && "t" in fields && fields.t === CONFIRM_MESSAGE && Object.keys(fields).length === 1) {
         if (pc === this.#pc) this.#emit("peer-confirmed", {});
         return;
       }

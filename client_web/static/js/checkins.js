@@ -183,11 +183,7 @@ function itemBlock(item, answers, changed, submitOnTap) {
   return block;
 }
 
-/**
- * @typedef {{on: (type: string, fn: (msg: any) => void) => void,
- *   send: (msg: object) => void,
- *   sendReliable: (msg: {idempotency_key: string} & Record<string, unknown>) => Promise<unknown>}} SessionConnection
- */
+/** @typedef {import("./protocol.js").SessionConnection} SessionConnection */
 
 /**
  * The client's side: open forms when the server says so, send answers reliably.
@@ -196,9 +192,13 @@ function itemBlock(item, answers, changed, submitOnTap) {
  * @param {{storing: () => boolean, handles?: (kind: string) => boolean}} options
  */
 export function mountClientCheckins(connection, area, options) {
-  connection.on("checkin-open", (/** @type {{instrument_id: string, kind: string, questionnaire: Questionnaire}} */ msg) => {
+  connection.on("checkin-open", (msg) => {
     if (options.handles && !options.handles(msg.kind)) return;
-    renderCheckinForm(area, msg.questionnaire, {
+    if (!msg.questionnaire) return;
+    // The protocol carries the FHIR Questionnaire as an opaque object (server/core/checkins/
+    // fhir.py builds it); its shape is the Questionnaire typedef above.
+    const questionnaire = /** @type {Questionnaire} */ (/** @type {unknown} */ (msg.questionnaire));
+    renderCheckinForm(area, questionnaire, {
       storing: options.storing(),
       onSubmit: (answers) => {
         const key = newIdempotencyKey();

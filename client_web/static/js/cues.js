@@ -21,9 +21,7 @@ export const SIGNALS = /** @type {const} */ ([
   ["hard-to-hear-see", "Hard to hear/see"],
 ]);
 
-/**
- * @typedef {{on: (type: string, fn: (msg: any) => void) => void, send: (msg: object) => void}} SessionConnection
- */
+/** @typedef {import("./protocol.js").SessionConnection} SessionConnection */
 
 /**
  * Signal buttons for the client: one press sends a discreet signal to the therapist only.
@@ -67,12 +65,12 @@ export function mountPromptPanel(connection, panel) {
   panel.append(section);
   const shownAt = Date.now();
 
-  connection.on("prompt", (/** @type {{prompt: {id: string, text: string, category: string}}} */ msg) => {
+  connection.on("prompt", (msg) => {
     const { id, text, category } = msg.prompt;
     const card = el("article", { class: "prompt-card", "data-category": category });
     card.append(el("p", {}, text));
     const actions = el("div", { class: "prompt-actions" });
-    /** @type {[string, string, Record<string, unknown>][]} */
+    /** @type {[string, import("./protocol_types.js").PromptFeedbackMessage["feedback"], {minutes?: number}][]} */
     const choices = [
       ["Helpful", "helpful", {}],
       ["Not now", "not-now", {}],
@@ -91,7 +89,7 @@ export function mountPromptPanel(connection, panel) {
     log.prepend(card);
   });
 
-  connection.on("client-signal", (/** @type {{signal: string}} */ msg) => {
+  connection.on("client-signal", (msg) => {
     const label = SIGNALS.find(([value]) => value === msg.signal)?.[1] ?? msg.signal;
     const item = el("p", { class: "signal-note", "data-signal": msg.signal },
       `${clock(Date.now() - shownAt)} · Client: “${label}”`);

@@ -428,7 +428,10 @@ function makeCanvas(width, height) {
 
 /** @returns {FaceDetectorLike | null} the Shape Detection API's detector, where there is one */
 function makeFaceDetector() {
-  const Detector = /** @type {any} */ (globalThis).FaceDetector;
+  // The Shape Detection API (FaceDetector, Chromium behind a flag) has no TypeScript DOM types.
+  const Detector = /** @type {{FaceDetector?: new (options: object) => FaceDetectorLike}} */ (
+    /** @type {unknown} */ (globalThis)
+  ).FaceDetector;
   if (typeof Detector !== "function") return null;
   try {
     return new Detector({ fastMode: true, maxDetectedFaces: 1 });
@@ -510,7 +513,8 @@ class CameraAnalyser {
    * @param {HTMLVideoElement} video
    */
   static frameCount(track, video) {
-    const stats = /** @type {any} */ (track).stats;
+    // MediaStreamTrack.stats (Chromium 120+) is not in TypeScript's DOM types yet.
+    const stats = /** @type {{stats?: {totalFrames?: unknown}}} */ (/** @type {unknown} */ (track)).stats;
     if (stats && typeof stats.totalFrames === "number") return stats.totalFrames;
     if (typeof video.getVideoPlaybackQuality === "function") {
       return video.getVideoPlaybackQuality().totalVideoFrames;
@@ -813,6 +817,8 @@ class NetSampler {
     let jitterS;
     /** @type {string | undefined} */
     let selectedPairId;
+    // RTCStatsReport's entries are typed `any` in TypeScript's DOM lib (each stats type has its
+    // own fields); they are read defensively below, field by field.
     /** @type {any} */
     let nominatedPair;
     report.forEach((/** @type {any} */ s) => {
@@ -899,7 +905,6 @@ function roundTo(value, decimals) {
 
 /** @param {unknown} error */
 function reportError(error) {
-  const report = /** @type {any} */ (globalThis).reportError;
-  if (typeof report === "function") report(error);
+  if (typeof globalThis.reportError === "function") globalThis.reportError(error);
   else setTimeout(() => { throw error; });
 }

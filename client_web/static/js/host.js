@@ -1,22 +1,15 @@
 // @ts-check
 /**
- * The therapist's room (`/host/<session id>`): the waiting list with Admit and Deny, the call
- * with the client, mute and camera, connection quality, the safety code, send back and end.
+ * The therapist's room (`/host/<session id>`): the waiting list with Admit and Deny, the client
+ * in the call (a call prepared ahead so Admit starts it at once), send back, end, and the
+ * private panel. The call itself, media, safety code and quality are callpage.js's.
  */
 
-import { Call, fetchIceConfiguration } from "./call.js";
-import {
-  bindMediaToggles,
-  byId,
-  playStream,
-  renderQuality,
-  safetyCodeView,
-} from "./callview.js";
-import { describeMediaError, openMedia, stopMedia } from "./devices.js";
-import { SessionConnection } from "./protocol.js";
+import { byId } from "./callview.js";
+import { CallPage } from "./callpage.js";
+import { CloseCode } from "./protocol_types.js";
 import { mountTherapistExtras } from "./session_extras.js";
 
-const QUALITY_INTERVAL_MS = 2000;
 // Made once, now: the first use of Intl loads locale data, which must not delay an admission.
 const CLOCK_TIME = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
@@ -30,21 +23,12 @@ const el = {
   room: byId("host-room"),
   lobbyList: byId("lobby-list"),
   lobbyEmpty: byId("lobby-empty"),
-  callStatus: byId("call-status"),
-  remoteVideo: /** @type {HTMLVideoElement} */ (byId("remote-video")),
-  selfVideo: /** @type {HTMLVideoElement} */ (byId("self-video")),
-  mediaProblem: byId("media-problem"),
-  mediaProblemTitle: byId("media-problem-title"),
-  mediaProblemHelp: byId("media-problem-help"),
+  mediaProblem: {
+    box: byId("media-problem"),
+    title: byId("media-problem-title"),
+    help: byId("media-problem-help"),
+  },
   mediaRetry: /** @type {HTMLButtonElement} */ (byId("media-retry")),
-  mute: /** @type {HTMLButtonElement} */ (byId("mute-button")),
-  camera: /** @type {HTMLButtonElement} */ (byId("camera-button")),
-  sound: /** @type {HTMLButtonElement} */ (byId("sound-button")),
-  safetyCode: byId("safety-code"),
-  codesMatch: /** @type {HTMLButtonElement} */ (byId("codes-match")),
-  safetyNote: byId("safety-note"),
-  qualityLevel: byId("quality-level"),
-  qualityDetail: byId("quality-detail"),
   sendBack: /** @type {HTMLButtonElement} */ (byId("send-back-button")),
   end: /** @type {HTMLButtonElement} */ (byId("end-button")),
   ended: byId("host-ended"),
@@ -54,66 +38,45 @@ const el = {
   endCancel: /** @type {HTMLButtonElement} */ (byId("end-cancel")),
 };
 
-/** @type {MediaStream | null} */
-let localStream = null;
-/** @type {RTCConfiguration} */
-let configuration = {};
-/** @type {SessionConnection | null} */
-let connection = null;
-/** @type {Call | null} */
-let call = null;
-/** The page's check-ins, cues and feature stream (see session_extras.js). */
-/** @type {{refresh(): void, stop(): void} | null} */
-let extras = null;
 /** Whether an admitted client is connected (or held while reconnecting). */
 let clientInCall = false;
-let finished = false;
-/** @type {ReturnType<typeof setInterval> | null} */
-let qualityTimer = null;
 
-const safety = safetyCodeView({
-  code: el.safetyCode,
-  confirm: el.codesMatch,
-  note: el.safetyNote,
+const page = new CallPage({
+  role: "therapist",
+  sessionId,
   peerName: clientLabel,
+  videoStatus: (state) => {
+    if (!clientInCall) return null;
+    return state === "connected"
+      ? `In the call with ${clientLabel}`
+      : state === "failed" || state === "disconnected"
+        ? "The video connection is unsteady; trying again…"
+        : `Connecting to ${clientLabel}…`;
+  },
+  mountExtras: (connection, media) => {
+    const panel = document.getElementById("therapist-panel");
+    return panel ? mountTherapistExtras(connection, { panel, media }) : null;
+  },
+  onConnectionState: (state) => {
+    el.connectionState.textContent =
+      state === "open" ? "Connected" : state === "reconnecting" ? "Reconnecting…" : "Connecting…";
+    el.connectionState.classList.toggle("is-warning", state === "reconnecting");
+    if (state !== "open") updateStandby();
+  },
+  onClosed: ({ code, reason }) => {
+    if (code === CloseCode.SESSION_ENDED) ended("The client's link no longer works.");
+    else if (code === CloseCode.REPLACED) stopped("This session is open in another tab. Use that tab, or reload this one.");
+    else stopped(reason || "The connection closed. Reload the page to rejoin.");
+  },
 });
-const toggles = bindMediaToggles({ mute: el.mute, camera: el.camera }, () => localStream);
-
-Object.defineProperty(window, "__attune", {
-  value: Object.freeze({
-    role: "therapist",
-    get connection() {
-      return connection;
-    },
-    get call() {
-      return call;
-    },
-    get pc() {
-      return call?.pc ?? null;
-    },
-    get localStream() {
-      return localStream;
-    },
-  }),
-});
+const callStatus = page.elements.callStatus;
 
 // --- camera and microphone -------------------------------------------------------------------
 
 async function startMedia() {
-  stopMedia(localStream);
-  localStream = null;
-  el.mediaProblem.hidden = true;
-  try {
-    localStream = (await openMedia()).stream;
-  } catch (error) {
-    const problem = describeMediaError(error);
-    el.mediaProblemTitle.textContent = problem.title;
-    el.mediaProblemHelp.textContent = problem.help;
-    el.mediaProblem.hidden = false;
-  }
-  playStream(el.selfVideo, localStream, { muted: true });
-  toggles.refresh();
-  if (call && localStream) await call.replaceLocalStream(localStream);
+  await page.openLocalMedia({}, el.mediaProblem);
+  page.playSelf(true);
+  await page.applyLocalStream();
   // a prepared call holds the old tracks: prepare again with the new ones
   standby?.close();
   standby = null;
@@ -157,7 +120,7 @@ function renderLobby(waiting) {
     admit.textContent = `Admit ${knock.label}`;
     admit.addEventListener("click", () => {
       hideAlert();
-      connection?.send({ type: "admit", knock_id: knock.knock_id });
+      page.connection?.send({ type: "admit", knock_id: knock.knock_id });
     });
     const deny = document.createElement("button");
     deny.type = "button";
@@ -165,7 +128,7 @@ function renderLobby(waiting) {
     deny.textContent = `Deny ${knock.label}`;
     deny.addEventListener("click", () => {
       hideAlert();
-      connection?.send({ type: "deny", knock_id: knock.knock_id });
+      page.connection?.send({ type: "deny", knock_id: knock.knock_id });
     });
     const actions = document.createElement("div");
     actions.className = "actions";
@@ -189,29 +152,20 @@ function hideAlert() {
 
 // --- the call ---------------------------------------------------------------------------------
 
-/** @type {Call | null} a call prepared ahead, so admitting someone starts it at once */
+/** @type {import("./call.js").Call | null} a call prepared ahead, so admitting someone starts it at once */
 let standby = null;
 let standbySince = 0;
 /** A prepared call older than this is replaced when used (TURN credentials expire). */
 const STANDBY_MAX_AGE_MS = 10 * 60 * 1000;
-
-function newCall() {
-  return new Call({
-    role: "therapist",
-    localStream,
-    configuration,
-    send: (payload) => connection?.send({ type: "relay", payload }) ?? false,
-  });
-}
 
 /**
  * Keep a prepared call (offer made, candidates gathered, nothing sent) while connected with
  * nobody in the call, so that Admit starts the call without set-up; drop it otherwise.
  */
 function updateStandby() {
-  const wanted = !clientInCall && !finished && connection?.state === "open";
+  const wanted = !clientInCall && !page.finished && page.connection?.state === "open";
   if (wanted && !standby) {
-    standby = newCall();
+    standby = page.newCall();
     standbySince = Date.now();
     standby.prepare();
   } else if (!wanted && standby) {
@@ -222,128 +176,62 @@ function updateStandby() {
 
 /** The call with the admitted client: the prepared one if there is one, else a new one. */
 function ensureCall() {
-  if (call && !call.closed) return call;
-  if (standby && Date.now() - standbySince > STANDBY_MAX_AGE_MS) {
-    standby.close();
+  return page.ensureCall(() => {
+    if (standby && Date.now() - standbySince > STANDBY_MAX_AGE_MS) {
+      standby.close();
+      standby = null;
+    }
+    const prepared = standby ?? page.newCall();
     standby = null;
-  }
-  const current = standby ?? newCall();
-  standby = null;
-  call = current;
-  current.on("remote-stream", ({ stream }) => {
-    extras?.refresh(); // the peer connection exists now: the feature stream may start
-    playStream(el.remoteVideo, stream, { needsGesture: () => (el.sound.hidden = false) });
+    return prepared;
   });
-  current.on("safety-code", ({ code }) => safety.show(code));
-  current.on("safety-code-reset", () => safety.waiting());
-  current.on("safety-code-failed", () => safety.failed());
-  current.on("peer-confirmed", () => safety.confirmedByPeer());
-  current.on("connection-state", ({ state }) => {
-    if (!clientInCall) return;
-    el.callStatus.textContent =
-      state === "connected"
-        ? `In the call with ${clientLabel}`
-        : state === "failed" || state === "disconnected"
-          ? "The video connection is unsteady; trying again…"
-          : `Connecting to ${clientLabel}…`;
-  });
-  safety.waiting();
-  current.start();
-  return current;
-}
-
-function endCall() {
-  extras?.stop();
-  call?.close();
-  call = null;
-  el.remoteVideo.srcObject = null;
-  safety.idle();
 }
 
 /** A fresh call with the client who is (now) in the call. */
 function freshCall() {
-  endCall();
+  page.endCall();
   clientInCall = true;
   el.sendBack.disabled = false;
-  el.callStatus.textContent = `Connecting to ${clientLabel}…`;
+  callStatus.textContent = `Connecting to ${clientLabel}…`;
   ensureCall();
 }
 
 function noClient(/** @type {string} */ status) {
   clientInCall = false;
-  endCall();
+  page.endCall();
   el.sendBack.disabled = true;
-  el.callStatus.textContent = status;
+  callStatus.textContent = status;
   updateStandby();
 }
 
-el.codesMatch.addEventListener("click", () => {
-  call?.confirmSafetyCode();
-  safety.confirmedByMe();
-});
-el.sound.addEventListener("click", () => {
-  el.remoteVideo.muted = false;
-  void el.remoteVideo.play().catch(() => {});
-  el.sound.hidden = true;
-});
 el.sendBack.addEventListener("click", () => {
-  connection?.send({ type: "send-back" });
+  page.connection?.send({ type: "send-back" });
 });
 el.end.addEventListener("click", () => el.endDialog.showModal());
 el.endCancel.addEventListener("click", () => el.endDialog.close());
 el.endConfirm.addEventListener("click", () => {
   el.endDialog.close();
-  connection?.send({ type: "end" });
+  page.connection?.send({ type: "end" });
 });
-
-function startQuality() {
-  if (qualityTimer !== null) return;
-  qualityTimer = setInterval(async () => {
-    const parts = { level: el.qualityLevel, detail: el.qualityDetail };
-    if (!call?.pc) {
-      renderQuality(parts, null);
-      return;
-    }
-    try {
-      renderQuality(parts, await call.quality());
-    } catch {
-      // closed meanwhile
-    }
-  }, QUALITY_INTERVAL_MS);
-}
 
 // --- the session connection --------------------------------------------------------------------
 
+/** @type {Readonly<Partial<Record<import("./protocol_types.js").ErrorMessage["code"], string>>>} */
 const ERROR_WORDS = Object.freeze({
   "call-full": "Someone is already in the call. Send them back to the waiting room first.",
   "no-such-knock": "That person is no longer waiting.",
 });
 
-function connect() {
-  const conn = new SessionConnection({ sessionId });
-  connection = conn;
-  const panel = document.getElementById("therapist-panel");
-  if (panel && !extras) {
-    extras = mountTherapistExtras(conn, {
-      panel,
-      media: () => ({ stream: localStream, pc: call?.pc ?? null }),
-    });
-  }
-  conn.on("state", ({ state }) => {
-    if (finished) return;
-    el.connectionState.textContent =
-      state === "open" ? "Connected" : state === "reconnecting" ? "Reconnecting…" : "Connecting…";
-    el.connectionState.classList.toggle("is-warning", state === "reconnecting");
-    if (state !== "open") updateStandby();
-  });
+/** @param {import("./protocol.js").SessionConnection} conn */
+function subscribe(conn) {
   conn.on("welcome", ({ peer }) => {
     // a new therapist connection: the client's browser starts a fresh peer connection too
     if (peer === "in-call") freshCall();
     else if (peer === "reconnecting") {
-      endCall();
+      page.endCall();
       clientInCall = true;
       el.sendBack.disabled = false;
-      el.callStatus.textContent = `${clientLabel} is reconnecting…`;
+      callStatus.textContent = `${clientLabel} is reconnecting…`;
     } else noClient(`${clientLabel} is not in the call.`);
     updateStandby();
   });
@@ -352,12 +240,13 @@ function connect() {
     if (role !== "client") return;
     if (typeof label === "string" && label) {
       clientLabel = label;
-      safety.setPeerName(label);
+      page.setPeerName(label);
     }
+    const call = page.call;
     if (resumed && call && !call.closed) {
       clientInCall = true;
       el.sendBack.disabled = false;
-      el.callStatus.textContent = `In the call with ${clientLabel}`;
+      callStatus.textContent = `In the call with ${clientLabel}`;
       call.resync();
     } else {
       freshCall();
@@ -367,17 +256,17 @@ function connect() {
     if (role !== "client") return;
     if (!clientInCall) return; // already over (sent back, or consent withdrawn)
     if (reconnecting) {
-      el.callStatus.textContent = `${clientLabel} is reconnecting…`;
+      callStatus.textContent = `${clientLabel} is reconnecting…`;
     } else {
       noClient(`${clientLabel} left the call.`);
     }
   });
   conn.on("signal-relay", ({ payload }) => {
-    if (!clientInCall || finished) return;
+    if (!clientInCall || page.finished) return;
     ensureCall().handleSignal(payload);
   });
   conn.on("error", ({ code }) => {
-    const words = /** @type {Record<string, string>} */ (ERROR_WORDS)[code];
+    const words = ERROR_WORDS[code];
     if (words) showAlert(words);
   });
   conn.on("session-ended", () => ended("The client's link no longer works."));
@@ -386,18 +275,11 @@ function connect() {
       noClient(`${clientLabel} withdrew the telehealth consent: the call has ended.`);
     }
   });
-  conn.on("closed", ({ code, reason }) => {
-    if (finished) return;
-    if (code === 4004) ended("The client's link no longer works.");
-    else if (code === 4001) stopped("This session is open in another tab. Use that tab, or reload this one.");
-    else stopped(reason || "The connection closed. Reload the page to rejoin.");
-  });
-  conn.connect();
 }
 
 /** @param {string} text */
 function ended(text) {
-  if (finished) return;
+  if (page.finished) return;
   shutDown();
   el.endedText.textContent = text;
   el.room.hidden = true;
@@ -408,49 +290,22 @@ function ended(text) {
 
 /** @param {string} text */
 function stopped(text) {
-  if (finished) return;
+  if (page.finished) return;
   shutDown();
   el.connectionState.textContent = "Disconnected";
   showAlert(text);
 }
 
 function shutDown() {
-  finished = true;
-  endCall();
+  page.finish();
   standby?.close();
   standby = null;
-  if (qualityTimer !== null) clearInterval(qualityTimer);
-  qualityTimer = null;
-  stopMedia(localStream);
-  localStream = null;
-  connection?.close();
-  for (const button of el.room.querySelectorAll("button")) {
-    /** @type {HTMLButtonElement} */ (button).disabled = true;
-  }
+  for (const button of el.room.querySelectorAll("button")) button.disabled = true;
 }
-
-window.addEventListener("online", () => connection?.reconnectNow());
-window.addEventListener("pageshow", (event) => {
-  if (event.persisted) location.reload(); // back from the back-forward cache: start afresh
-});
-window.addEventListener("pagehide", () => {
-  call?.close();
-  connection?.close();
-});
 
 // --- start: media and ICE servers first, so a client already in the call is called at once ---
 
-void Promise.all([
-  startMedia(),
-  fetchIceConfiguration().then(
-    (ice) => {
-      configuration = ice;
-    },
-    () => {
-      configuration = {};
-    },
-  ),
-]).then(() => {
-  startQuality();
-  connect();
+void Promise.all([startMedia(), page.iceConfiguration]).then(() => {
+  page.startQuality();
+  page.connect(subscribe);
 });

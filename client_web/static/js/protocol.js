@@ -25,28 +25,54 @@
  *     sessionStorage so a reload resends them too.
  */
 
-export const PROTOCOL_VERSION = 1;
-export const PING_AFTER_IDLE_MS = 20_000;
+import {
+  CloseCode,
+  NO_RECONNECT_CLOSE_CODES,
+  PING_AFTER_IDLE_MS,
+  PROTOCOL_VERSION,
+} from "./protocol_types.js";
 
-/** Close codes after which the connection stays closed (server/core/protocol.py). */
-export const NO_RECONNECT_CLOSE_CODES = Object.freeze(new Set([4001, 4002, 4003, 4004]));
-/** Also final: a retry cannot succeed (docs/protocol.md, "Close codes"). */
-export const FINAL_CLOSE_CODES = Object.freeze(
-  new Set([...NO_RECONNECT_CLOSE_CODES, 4400, 4401]),
-);
-/** Set by this module when it gives up on a socket whose access is gone (never on the wire). */
-export const CLOSE_ACCESS_GONE = 4401;
-/** Used locally to close a socket that stopped answering; the connection then reconnects. */
+// The contract generated from the Python protocol (server/core/protocol/), re-exported for the
+// pages: nothing here repeats a code, a version or a message shape by hand.
+export { CloseCode, NO_RECONNECT_CLOSE_CODES, PING_AFTER_IDLE_MS, PROTOCOL_VERSION };
+
+/**
+ * @typedef {import("./protocol_types.js").ServerMessage} ServerMessage
+ * @typedef {import("./protocol_types.js").ClientMessage} ClientMessage
+ * @typedef {import("./protocol_types.js").WelcomeMessage} WelcomeMessage
+ * @typedef {import("./protocol_types.js").CheckinAckMessage} CheckinAckMessage
+ * @typedef {import("./protocol_types.js").ErrorMessage} ErrorMessage
+ */
+
+/**
+ * Close codes after which the connection stays closed: a retry cannot succeed.
+ * @type {ReadonlySet<number>}
+ */
+const FINAL_CLOSE_CODES = new Set(NO_RECONNECT_CLOSE_CODES);
+/**
+ * After these nothing is left to resume: the stored resume token is forgotten.
+ * @type {ReadonlySet<number>}
+ */
+const FORGET_RESUME_CLOSE_CODES = new Set([
+  CloseCode.RESUMED_ELSEWHERE,
+  CloseCode.DENIED,
+  CloseCode.SESSION_ENDED,
+  CloseCode.UNAUTHORIZED,
+]);
+/**
+ * Local only, never sent by the server and so not in the protocol contract: this module closes
+ * a socket that stopped answering with it, then reconnects.
+ */
 export const CLOSE_DEAD = 4000;
 
 /** What each final close means, in words for people; the UI may word them its own way. */
 export const CLOSE_REASONS = Object.freeze({
-  4001: "The session was opened in another tab.",
-  4002: "The session continued in another window or device.",
-  4003: "Your therapist did not let this device in.",
-  4004: "The session has ended.",
-  4400: "Something went wrong while connecting. Please reload the page.",
-  4401: "This link does not work any more.",
+  [CloseCode.REPLACED]: "The session was opened in another tab.",
+  [CloseCode.RESUMED_ELSEWHERE]: "The session continued in another window or device.",
+  [CloseCode.DENIED]: "Your therapist did not let this device in.",
+  [CloseCode.SESSION_ENDED]: "The session has ended.",
+  [CloseCode.HANDSHAKE_FAILED]: "Something went wrong while connecting. Please reload the page.",
+  [CloseCode.UNAUTHORIZED]: "This link does not work any more.",
 });
 
 /** @typedef {"connecting" | "open" | "reconnecting" | "closed"} ConnectionState */
@@ -66,13 +92,26 @@ export const CLOSE_REASONS = Object.freeze({
  */
 
 /**
- * A server message: `type` plus its fields (docs/protocol.md, "Server → client messages").
- * @typedef {{type: string, [field: string]: any}} ServerMessage
+ * @typedef {object} AckEvent
+ * @property {string} idempotency_key
+ * @property {ClientMessage} message  the message the ack settled
+ * @property {CheckinAckMessage} ack
  */
 
 /**
- * A client message: `type` plus its fields, optionally an `id` the server echoes as `ref`.
- * @typedef {{type: string, id?: string, [field: string]: any}} ClientMessage
+ * Each server message by its `type` (docs/protocol.md, "Server → client messages").
+ * @typedef {{[K in ServerMessage["type"]]: Extract<ServerMessage, {type: K}>}} ServerMessagesByType
+ */
+
+/**
+ * What `on(type, fn)` hands to `fn`: a server message by its type, or one of this module's
+ * own events.
+ * @typedef {ServerMessagesByType & {message: ServerMessage, state: StateEvent, closed: ClosedEvent, ack: AckEvent}} ConnectionEvents
+ */
+
+/**
+ * A message for `sendReliable`: one that carries an idempotency key.
+ * @typedef {Extract<ClientMessage, {idempotency_key: string}>} ReliableMessage
  */
 
 /**
@@ -81,10 +120,10 @@ export const CLOSE_REASONS = Object.freeze({
  * @property {number} readyState
  * @property {(data: string) => void} send
  * @property {(code?: number, reason?: string) => void} close
- * @property {((event: any) => void) | null} onopen
- * @property {((event: {data: any}) => void) | null} onmessage
- * @property {((event: {code: number, reason: string}) => void) | null} onclose
- * @property {((event: any) => void) | null} onerror
+ * @property {((event: Event) => void) | null} onopen
+ * @property {((event: MessageEvent) => void) | null} onmessage
+ * @property {((event: CloseEvent) => void) | null} onclose
+ * @property {((event: Event) => void) | null} onerror
  */
 
 /**
@@ -170,7 +209,7 @@ function nextId(prefix) {
  * One session's WebSocket, reconnecting and resuming until the session says stop.
  */
 export class SessionConnection {
-  /** @type {Map<string, Set<(payload: any) => void>>} */
+  /** @type {Map<string, Set<(payload: unknown) => void>>} */
   #listeners = new Map();
   /** @type {Required<Omit<ConnectionOptions, "storage">> & {storage: StorageLike | null}} */
   #options;
@@ -187,11 +226,11 @@ export class SessionConnection {
   #heartbeat = null;
   #lastSentAt = 0;
   #pingSentAt = 0;
-  /** @type {ServerMessage | null} */
+  /** @type {WelcomeMessage | null} */
   #welcome = null;
   /**
    * Unacked reliable messages by idempotency key, in the order they were first sent.
-   * @type {Map<string, {message: ClientMessage, sentAt: number, resolve: (ack: ServerMessage) => void, reject: (error: Error) => void}>}
+   * @type {Map<string, {message: ReliableMessage, sentAt: number, resolve: (ack: CheckinAckMessage) => void, reject: (error: Error) => void}>}
    */
   #outbox = new Map();
 
@@ -202,7 +241,7 @@ export class SessionConnection {
     }
     this.#options = {
       url: options.url ?? defaultUrl(options.sessionId),
-      createSocket: options.createSocket ?? ((url) => /** @type {any} */ (new WebSocket(url))),
+      createSocket: options.createSocket ?? ((url) => new WebSocket(url)),
       storage: options.storage === undefined ? defaultStorage() : options.storage,
       probe: options.probe ?? defaultProbe,
       backoffBaseMs: options.backoffBaseMs ?? 500,
@@ -224,8 +263,9 @@ export class SessionConnection {
    * …) with the message; "message" for every server message; "state" (StateEvent);
    * "closed" (ClosedEvent, once, when the connection gives up for good); "ack" (a
    * `checkin-ack` that settled an outbox entry, also for entries restored after a reload).
-   * @param {string} type
-   * @param {(payload: any) => void} fn
+   * @template {keyof ConnectionEvents} K
+   * @param {K} type
+   * @param {(payload: ConnectionEvents[K]) => void} fn
    * @returns {() => void}
    */
   on(type, fn) {
@@ -234,13 +274,16 @@ export class SessionConnection {
       set = new Set();
       this.#listeners.set(type, set);
     }
-    set.add(fn);
-    return () => set?.delete(fn);
+    // stored by type name; #emit hands each listener the payload of its own type
+    const listener = /** @type {(payload: unknown) => void} */ (fn);
+    set.add(listener);
+    return () => set?.delete(listener);
   }
 
   /**
-   * @param {string} type
-   * @param {any} payload
+   * @template {keyof ConnectionEvents} K
+   * @param {K} type
+   * @param {ConnectionEvents[K]} payload
    */
   #emit(type, payload) {
     for (const fn of [...(this.#listeners.get(type) ?? [])]) {
@@ -331,7 +374,7 @@ export class SessionConnection {
     socket.onopen = () => {
       opened = true;
       this.#pingSentAt = 0;
-      /** @type {ClientMessage} */
+      /** @type {import("./protocol_types.js").HelloMessage} */
       const hello = { type: "hello", version: PROTOCOL_VERSION };
       const resume = this.#storageGet(this.#resumeKey());
       if (resume) hello.resume = resume;
@@ -382,7 +425,7 @@ export class SessionConnection {
         }
         if (this.#final) return;
         if (!allowed) {
-          this.#finish(CLOSE_ACCESS_GONE, "");
+          this.#finish(CloseCode.UNAUTHORIZED, "");
           return;
         }
       }
@@ -410,7 +453,7 @@ export class SessionConnection {
         // already closing
       }
     }
-    if ([4002, 4003, 4004, 4401].includes(code)) {
+    if (FORGET_RESUME_CLOSE_CODES.has(code)) {
       this.#storageRemove(this.#resumeKey()); // nothing left to resume
     }
     const known = /** @type {Record<number, string>} */ (CLOSE_REASONS)[code];
@@ -492,8 +535,8 @@ export class SessionConnection {
    * ack; rejects with OutboxError when the server refuses it for good (an `error` whose `ref`
    * is this message's `id`, other than `internal` / `rate-limited`, which are retried) or
    * when the connection closes for good.
-   * @param {ClientMessage & {idempotency_key: string}} message
-   * @returns {Promise<ServerMessage>}
+   * @param {ReliableMessage} message
+   * @returns {Promise<CheckinAckMessage>}
    */
   sendReliable(message) {
     const key = message?.idempotency_key;
@@ -541,7 +584,7 @@ export class SessionConnection {
     }
   }
 
-  /** @param {ServerMessage} ack */
+  /** @param {CheckinAckMessage} ack */
   #settleAck(ack) {
     const entry = this.#outbox.get(ack.idempotency_key);
     if (!entry) return;
@@ -551,7 +594,7 @@ export class SessionConnection {
     this.#emit("ack", { idempotency_key: ack.idempotency_key, message: entry.message, ack });
   }
 
-  /** @param {ServerMessage} error */
+  /** @param {ErrorMessage} error */
   #outboxRefused(error) {
     if (typeof error.ref !== "string") return;
     for (const [key, entry] of this.#outbox) {

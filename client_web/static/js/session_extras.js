@@ -21,11 +21,11 @@ import { startFeatureStream } from "./features.js";
 function trackConsents(connection, changed) {
   /** @type {Record<string, string>} */
   const consents = {};
-  connection.on("welcome", (/** @type {{consents?: Record<string, string>}} */ msg) => {
+  connection.on("welcome", (msg) => {
     Object.assign(consents, msg.consents ?? {});
     changed(consents);
   });
-  connection.on("consent-changed", (/** @type {{purpose: string, decision: string}} */ msg) => {
+  connection.on("consent-changed", (msg) => {
     consents[msg.purpose] = msg.decision === "granted" ? "granted" : "withdrawn";
     changed(consents);
   });
@@ -78,7 +78,7 @@ export function mountClientExtras(connection, parts) {
   const consents = trackConsents(connection, (c) => streamer.allow(c.cue_analysis === "granted"));
   // The after-session form lives on /visit/after: the socket closes as the session ends.
   const handles = (/** @type {string} */ kind) => kind !== "after";
-  connection.on("checkin-open", (/** @type {{kind: string}} */ msg) => {
+  connection.on("checkin-open", (msg) => {
     if (handles(msg.kind)) parts.checkinArea.hidden = false;
   });
   mountClientCheckins(connection, parts.checkinArea, {

@@ -1,0 +1,325 @@
+// @ts-check
+/**
+ * What the therapist's room (host.js) and the client's visit page (join.js) share around a
+ * call: the ICE servers, the local camera and microphone, the session connection with its
+ * page-lifetime hooks, the `Call` (perfect negotiation, call.js) with the remote video, the
+ * safety code, the media toggles, the quality meter, the features stream, and the teardown.
+ *
+ * The pages keep only what is theirs (the therapist's waiting list, admit, send back and end;
+ * the client's steps) and say so through the options: how to word a peer connection's state,
+ * what a connection state or a final close means on their page, what extras to mount.
+ *
+ * Both pages have the same element ids in their call section: `call-status`, `remote-video`,
+ * `self-video`, `mute-button`, `camera-button`, `sound-button`, `safety-code`, `codes-match`,
+ * `safety-note`, `quality-level`, `quality-detail`.
+ */
+
+import { Call, fetchIceConfiguration } from "./call.js";
+import { bindMediaToggles, byId, playStream, renderQuality, safetyCodeView } from "./callview.js";
+import { describeMediaError, openMedia, stopMedia } from "./devices.js";
+import { SessionConnection } from "./protocol.js";
+
+const QUALITY_INTERVAL_MS = 2000;
+/** Used when /api/v1/ice cannot be read: host candidates only (same network). */
+const NO_ICE_SERVERS = Object.freeze({ iceServers: [], iceTransportPolicy: "all" });
+
+/**
+ * @typedef {import("./protocol.js").ConnectionState} ConnectionState
+ * @typedef {import("./protocol.js").ClosedEvent} ClosedEvent
+ * @typedef {import("./devices.js").DeviceChoice} DeviceChoice
+ * @typedef {{stream: MediaStream | null, pc: RTCPeerConnection | null}} Media
+ * @typedef {{refresh(): void, stop(): void}} Extras  check-ins, cues, feature stream
+ * @typedef {{box: HTMLElement, title: HTMLElement, help: HTMLElement}} ProblemParts
+ */
+
+/**
+ * @typedef {object} CallPageOptions
+ * @property {"therapist" | "client"} role
+ * @property {string} sessionId
+ * @property {string} peerName  who is on the other end, for the safety-code note
+ * @property {(state: RTCPeerConnectionState) => string | null} videoStatus  the call status
+ *   line for a peer connection state, or null to leave the line as it is
+ * @property {(connection: SessionConnection, media: () => Media) => Extras | null} mountExtras
+ * @property {(state: ConnectionState) => void} onConnectionState  until the page finished
+ * @property {(event: ClosedEvent) => void} onClosed  the connection gave up for good (unless
+ *   the page finished first)
+ */
+
+/** The call section's elements, the same ids on both pages. */
+function callElements() {
+  return {
+    callStatus: byId("call-status"),
+    remoteVideo: /** @type {HTMLVideoElement} */ (byId("remote-video")),
+    selfVideo: /** @type {HTMLVideoElement} */ (byId("self-video")),
+    mute: /** @type {HTMLButtonElement} */ (byId("mute-button")),
+    camera: /** @type {HTMLButtonElement} */ (byId("camera-button")),
+    sound: /** @type {HTMLButtonElement} */ (byId("sound-button")),
+    safetyCode: byId("safety-code"),
+    codesMatch: /** @type {HTMLButtonElement} */ (byId("codes-match")),
+    safetyNote: byId("safety-note"),
+    qualityLevel: byId("quality-level"),
+    qualityDetail: byId("quality-detail"),
+  };
+}
+
+/**
+ * Show why camera or microphone could not be opened.
+ * @param {ProblemParts} parts
+ * @param {unknown} error
+ */
+export function showMediaProblem(parts, error) {
+  const problem = describeMediaError(error);
+  parts.title.textContent = problem.title;
+  parts.help.textContent = problem.help;
+  parts.box.hidden = false;
+}
+
+/** One page's call with the other party, and everything around it. */
+export class CallPage {
+  /** @type {CallPageOptions} */
+  #options;
+  /** The call section's elements. */
+  elements = callElements();
+  /** @type {MediaStream | null} */
+  localStream = null;
+  /** @type {RTCConfiguration | null} ICE servers and policy, once /api/v1/ice answered */
+  configuration = null;
+  /** @type {Promise<RTCConfiguration>} resolves once, with the fallback if the fetch failed */
+  iceConfiguration;
+  /** @type {SessionConnection | null} */
+  connection = null;
+  /** @type {Call | null} */
+  call = null;
+  /** @type {Extras | null} */
+  extras = null;
+  /** The session is over for this page (ended, denied, replaced): nothing restarts. */
+  finished = false;
+  /** @type {ReturnType<typeof setInterval> | null} */
+  #qualityTimer = null;
+  #safety;
+  #toggles;
+
+  /** @param {CallPageOptions} options */
+  constructor(options) {
+    this.#options = options;
+    const el = this.elements;
+    this.iceConfiguration = fetchIceConfiguration()
+      .catch(() => /** @type {RTCConfiguration} */ ({ ...NO_ICE_SERVERS }))
+      .then((ice) => {
+        this.configuration = ice;
+        return ice;
+      });
+    this.#safety = safetyCodeView({
+      code: el.safetyCode,
+      confirm: el.codesMatch,
+      note: el.safetyNote,
+      peerName: options.peerName,
+    });
+    this.#toggles = bindMediaToggles({ mute: el.mute, camera: el.camera }, () => this.localStream);
+    el.codesMatch.addEventListener("click", () => {
+      this.call?.confirmSafetyCode();
+      this.#safety.confirmedByMe();
+    });
+    el.sound.addEventListener("click", () => {
+      el.remoteVideo.muted = false;
+      void el.remoteVideo.play().catch(() => {});
+      el.sound.hidden = true;
+    });
+    this.#exposeForDiagnostics();
+    this.#bindPageLifetime();
+  }
+
+  // --- camera and microphone -----------------------------------------------------------------
+
+  /**
+   * Open camera and microphone (closing what was open), showing any problem in `problem`.
+   * Sets `localStream` (null when nothing could be opened); call `applyLocalStream` next.
+   * @param {DeviceChoice} choice
+   * @param {ProblemParts} problem
+   * @param {(missing: Array<"audio" | "video">) => string} [missingText]  the problem's title
+   *   when only one of the two was found (default: say nothing)
+   */
+  async openLocalMedia(choice, problem, missingText) {
+    stopMedia(this.localStream);
+    this.localStream = null;
+    problem.box.hidden = true;
+    try {
+      const { stream, missing } = await openMedia(choice);
+      this.localStream = stream;
+      if (missing.length && missingText) {
+        showMediaProblem(problem, { name: "NotFoundError" });
+        problem.title.textContent = missingText(missing);
+      }
+    } catch (error) {
+      showMediaProblem(problem, error);
+    }
+  }
+
+  /** Reflect the local stream in the toggles and send its tracks in a running call. */
+  async applyLocalStream() {
+    this.#toggles.refresh();
+    if (this.call && this.localStream) await this.call.replaceLocalStream(this.localStream);
+  }
+
+  /**
+   * Play the own camera in the call section, or stop playing it (while it is not shown).
+   * @param {boolean} visible
+   */
+  playSelf(visible) {
+    playStream(this.elements.selfVideo, visible ? this.localStream : null, { muted: true });
+  }
+
+  // --- the session connection ----------------------------------------------------------------
+
+  /**
+   * Open the session connection (once), mount the page's extras on it, let the page
+   * subscribe, then connect.
+   * @param {(connection: SessionConnection) => void} subscribe
+   * @returns {SessionConnection}
+   */
+  connect(subscribe) {
+    if (this.connection) return this.connection;
+    const connection = new SessionConnection({ sessionId: this.#options.sessionId });
+    this.connection = connection;
+    this.extras = this.#options.mountExtras(connection, () => ({
+      stream: this.localStream,
+      pc: this.call?.pc ?? null,
+    }));
+    connection.on("state", ({ state }) => {
+      if (!this.finished) this.#options.onConnectionState(state);
+    });
+    subscribe(connection);
+    connection.on("closed", (event) => {
+      if (!this.finished) this.#options.onClosed(event);
+    });
+    connection.connect();
+    return connection;
+  }
+
+  /**
+   * Relay signaling to the other party through the session connection.
+   * @param {import("./call.js").RelayPayload} payload
+   */
+  #relay(payload) {
+    return this.connection?.send({ type: "relay", payload }) ?? false;
+  }
+
+  // --- the call ------------------------------------------------------------------------------
+
+  /** A new call with the current stream and ICE servers, not started (the page may prepare it). */
+  newCall() {
+    return new Call({
+      role: this.#options.role,
+      localStream: this.localStream,
+      configuration: this.configuration ?? { ...NO_ICE_SERVERS },
+      send: (payload) => this.#relay(payload),
+    });
+  }
+
+  /**
+   * The running call, or `make()` (default: a new call) shown on this page and started.
+   * @param {() => Call} [make]
+   * @returns {Call}
+   */
+  ensureCall(make = () => this.newCall()) {
+    if (this.call && !this.call.closed) return this.call;
+    const call = make();
+    this.call = call;
+    const el = this.elements;
+    call.on("remote-stream", ({ stream }) => {
+      this.extras?.refresh(); // the peer connection exists now: the feature stream may start
+      playStream(el.remoteVideo, stream, { needsGesture: () => (el.sound.hidden = false) });
+    });
+    call.on("safety-code", ({ code }) => this.#safety.show(code));
+    call.on("safety-code-reset", () => this.#safety.waiting());
+    call.on("safety-code-failed", () => this.#safety.failed());
+    call.on("peer-confirmed", () => this.#safety.confirmedByPeer());
+    call.on("connection-state", ({ state }) => {
+      const text = this.#options.videoStatus(state);
+      if (text !== null) el.callStatus.textContent = text;
+    });
+    this.#safety.waiting();
+    call.start();
+    this.extras?.refresh();
+    return call;
+  }
+
+  /** Close the call (the features stream with it) and clear its video and safety code. */
+  endCall() {
+    this.extras?.stop();
+    this.call?.close();
+    this.call = null;
+    this.elements.remoteVideo.srcObject = null;
+    this.#safety.idle();
+  }
+
+  /** @param {string} name  who is on the other end, for the safety-code note */
+  setPeerName(name) {
+    this.#safety.setPeerName(name);
+  }
+
+  /** Measure the call's quality every two seconds (from now until the page finishes). */
+  startQuality() {
+    if (this.#qualityTimer !== null) return;
+    const parts = { level: this.elements.qualityLevel, detail: this.elements.qualityDetail };
+    this.#qualityTimer = setInterval(async () => {
+      const call = this.call;
+      if (!call?.pc) {
+        renderQuality(parts, null);
+        return;
+      }
+      try {
+        renderQuality(parts, await call.quality());
+      } catch {
+        // the connection closed meanwhile
+      }
+    }, QUALITY_INTERVAL_MS);
+  }
+
+  // --- the end -------------------------------------------------------------------------------
+
+  /** The session is over for this page: end the call, release the devices, close for good. */
+  finish() {
+    this.finished = true;
+    this.endCall();
+    if (this.#qualityTimer !== null) clearInterval(this.#qualityTimer);
+    this.#qualityTimer = null;
+    stopMedia(this.localStream);
+    this.localStream = null;
+    this.connection?.close();
+  }
+
+  #bindPageLifetime() {
+    window.addEventListener("online", () => this.connection?.reconnectNow());
+    window.addEventListener("pageshow", (event) => {
+      if (event.persisted) location.reload(); // back from the back-forward cache: start afresh
+    });
+    window.addEventListener("pagehide", () => {
+      // leaving the page: close cleanly so the other side knows at once
+      this.call?.close();
+      this.connection?.close();
+    });
+  }
+
+  /** Diagnostics and tests: the live objects (same-origin scripts only, under the CSP). */
+  #exposeForDiagnostics() {
+    const page = this;
+    Object.defineProperty(window, "__attune", {
+      value: Object.freeze({
+        role: this.#options.role,
+        get connection() {
+          return page.connection;
+        },
+        get call() {
+          return page.call;
+        },
+        get pc() {
+          return page.call?.pc ?? null;
+        },
+        get localStream() {
+          return page.localStream;
+        },
+      }),
+    });
+  }
+}

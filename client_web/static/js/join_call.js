@@ -1,0 +1,228 @@
+// @ts-check
+/**
+ * The client's side of the session (`#step-call` and what moves the waiting room): the
+ * session connection's messages, admission, and when the call starts. The call itself is
+ * callpage.js's; the therapist's browser, the impolite peer, makes the first offer.
+ */
+
+import { CallPage } from "./callpage.js";
+import { CloseCode } from "./protocol_types.js";
+import { mountClientExtras } from "./session_extras.js";
+
+/** How long the client waits for the therapist's first offer before offering itself. */
+const OFFER_FALLBACK_MS = 1500;
+
+/**
+ * @typedef {import("./protocol.js").SessionConnection} SessionConnection
+ * @typedef {import("./protocol.js").ConnectionState} ConnectionState
+ * @typedef {import("./call.js").RelayPayload} RelayPayload
+ * @typedef {ReturnType<typeof import("./join_waiting.js").mountWaitingRoom>} WaitingRoom
+ */
+
+/**
+ * @param {object} options
+ * @param {string} options.sessionId
+ * @param {HTMLElement} options.step  the call's section
+ * @param {() => void} options.show  show the call's section
+ * @param {WaitingRoom} options.waiting
+ * @param {HTMLElement} options.checkinArea  where check-in forms appear
+ * @param {(reason: string) => void} options.onEnded  the session ended (reason as on the wire)
+ * @param {() => void} options.onDenied  the therapist did not let this device in
+ * @param {(title: string, text: string) => void} options.onStopped  the connection ended
+ */
+export function mountClientCall({ sessionId, step, show, waiting, checkinArea, onEnded, onDenied, onStopped }) {
+  let admitted = false;
+  let therapistPresent = false;
+  /** Camera and microphone have been asked for (opened or refused): a call may start. */
+  let mediaReady = false;
+  /** The call should start as soon as the media is ready (set before that happens). */
+  let startWhenReady = false;
+  /** @type {RelayPayload[]} signaling that arrived before the media */
+  const earlySignals = [];
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let offerFallback = null;
+
+  const page = new CallPage({
+    role: "client",
+    sessionId,
+    peerName: "Your therapist",
+    videoStatus: (state) => {
+      if (page.connection?.state !== "open") return null;
+      return state === "connected"
+        ? ""
+        : state === "failed" || state === "disconnected"
+          ? "The video connection is unsteady; trying again…"
+          : "Connecting video…";
+    },
+    mountExtras: (connection, media) =>
+      mountClientExtras(connection, {
+        checkinArea,
+        signalSection: document.getElementById("signal-buttons"),
+        media,
+      }),
+    onConnectionState,
+    onClosed: ({ code, reason }) => {
+      if (code === CloseCode.SESSION_ENDED) onEnded("therapist-ended");
+      else if (code === CloseCode.DENIED) onDenied();
+      else if (code === CloseCode.UNAUTHORIZED) onStopped("This link does not work any more", "Please ask your therapist for a new link.");
+      else onStopped("You have left the session", reason || "Please reload the page to join again.");
+    },
+  });
+  const callStatus = page.elements.callStatus;
+  void page.iceConfiguration.then(() => prerequisiteReady());
+
+  function waitingText() {
+    return therapistPresent
+      ? "Your therapist knows you are here."
+      : "Your therapist has not joined yet. Please keep this page open.";
+  }
+
+  /** @param {SessionConnection} conn */
+  function subscribe(conn) {
+    conn.on("welcome", (message) => {
+      therapistPresent = message.peer === "in-call";
+      if (message.state === "in-call") {
+        admitted = true;
+        enterCall({ eager: true }); // resumed: the therapist keeps its peer connection
+      } else {
+        admitted = false;
+        waiting.show(waitingText());
+      }
+    });
+    conn.on("admitted", ({ resumed }) => {
+      admitted = true;
+      enterCall({ eager: resumed === true });
+      if (resumed) page.call?.resync();
+    });
+    conn.on("peer-joined", ({ role }) => {
+      if (role !== "therapist") return;
+      therapistPresent = true;
+      if (admitted) {
+        endCall(); // the therapist's browser starts a fresh peer connection; so do we
+        enterCall({ eager: false });
+      } else {
+        waiting.show(waitingText());
+      }
+    });
+    conn.on("peer-left", ({ role }) => {
+      if (role !== "therapist") return;
+      therapistPresent = false;
+      if (admitted) {
+        endCall();
+        callStatus.textContent = "Your therapist's connection dropped. Please stay on this page.";
+      } else {
+        waiting.show(waitingText());
+      }
+    });
+    conn.on("signal-relay", ({ payload }) => {
+      if (!admitted || page.finished) return;
+      if (!canCall()) {
+        earlySignals.push(payload);
+        return;
+      }
+      void page.ensureCall().handleSignal(payload);
+    });
+    conn.on("sent-back", () => {
+      admitted = false;
+      endCall();
+      waiting.show("Your therapist has asked you to wait a moment. Please keep this page open.");
+    });
+    conn.on("denied", () => onDenied());
+    conn.on("session-ended", ({ reason }) => onEnded(reason));
+    conn.on("consent-changed", ({ purpose, decision }) => {
+      // without telehealth consent there is no call (the server closes this connection)
+      if (purpose === "telehealth" && decision === "withdrawn") onEnded("consent-withdrawn");
+    });
+  }
+
+  /** @param {ConnectionState} state */
+  function onConnectionState(state) {
+    const reconnecting = state === "reconnecting";
+    if (!step.hidden) {
+      callStatus.textContent = reconnecting ? "Reconnecting…" : "";
+      callStatus.classList.toggle("is-warning", reconnecting);
+    } else if (waiting.shown) {
+      waiting.setStatus(reconnecting ? "Reconnecting…" : state === "open" ? waitingText() : "Connecting…");
+    }
+  }
+
+  /**
+   * In the call (admitted). Waiting for the therapist's offer avoids both sides offering at
+   * once (each glare costs a round of signaling). `eager`: start now — after a resume the
+   * therapist's browser keeps its connection and only answers; a fresh one here is recognised
+   * by its new fingerprint.
+   * @param {{eager: boolean}} options
+   */
+  function enterCall({ eager }) {
+    if (page.finished) return;
+    if (step.hidden) show();
+    callStatus.textContent = therapistPresent ? "" : "Waiting for your therapist…";
+    callStatus.classList.remove("is-warning");
+    if (therapistPresent) {
+      if (eager) startCall();
+      else awaitOffer();
+    }
+    page.startQuality();
+  }
+
+  /** Camera and microphone were asked for and the ICE servers are known. */
+  function canCall() {
+    return mediaReady && page.configuration !== null;
+  }
+
+  /** Start the call now, or as soon as camera, microphone and ICE servers are ready. */
+  function startCall() {
+    if (canCall()) page.ensureCall();
+    else startWhenReady = true;
+  }
+
+  /** Wait for the therapist's offer; offer ourselves if none comes. */
+  function awaitOffer() {
+    if (offerFallback !== null) clearTimeout(offerFallback);
+    offerFallback = setTimeout(() => {
+      offerFallback = null;
+      const call = page.call;
+      if (admitted && therapistPresent && !page.finished && !(call && !call.closed)) startCall();
+    }, OFFER_FALLBACK_MS);
+  }
+
+  /** One more thing a call needs is there: start a call that was waiting for it. */
+  function prerequisiteReady() {
+    if (!canCall() || !admitted || page.finished) return;
+    if (startWhenReady || earlySignals.length) {
+      const call = page.ensureCall();
+      for (const payload of earlySignals.splice(0)) void call.handleSignal(payload);
+    }
+    startWhenReady = false;
+  }
+
+  function endCall() {
+    if (offerFallback !== null) clearTimeout(offerFallback);
+    offerFallback = null;
+    startWhenReady = false;
+    earlySignals.length = 0;
+    page.endCall();
+  }
+
+  return {
+    page,
+    /** Knock: open the session connection (once). */
+    connect() {
+      page.connect(subscribe);
+    },
+    /** Camera and microphone have been asked for: a waiting call may start. */
+    mediaReady() {
+      mediaReady = true;
+      prerequisiteReady();
+    },
+    /** The waiting room's status line after the Join button. */
+    statusAfterJoin() {
+      return admitted ? "Joining…" : waitingText();
+    },
+    /** The session is over for this page. */
+    finish() {
+      endCall();
+      page.finish();
+    },
+  };
+}

@@ -13,8 +13,9 @@ Errors are domain errors (`server.errors`); each edge maps them to its own answe
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from privacy.consent import Channel, ConsentChanged, ConsentDecision, Purpose
@@ -48,7 +49,7 @@ from server.services.live_cues import LiveCues
 
 log = logging.getLogger("attune.live")
 
-Clock = Any  # Callable[[], datetime]; kept loose so tests can pass a lambda
+Clock = Callable[[], datetime]
 
 
 class LiveRooms(Protocol):

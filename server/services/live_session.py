@@ -44,6 +44,7 @@ from server.services import scheduling
 from server.services.checkins import CheckinResult, Checkins, alert_json, scores_json
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
+from server.services.email import Mailer
 from server.services.live_cues import LiveCues
 
 log = logging.getLogger("attune.live")
@@ -95,6 +96,7 @@ class LiveSessions:
         rooms: LiveRooms,
         clock: Clock,
         cue_config: CueConfig | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self._db = db
         self._audit = audit
@@ -103,6 +105,7 @@ class LiveSessions:
         self._cue_records = cue_records
         self._rooms = rooms
         self._clock = clock
+        self._mailer = mailer
         self.cues = LiveCues(cue_config or CueConfig())
         # Whether each client's cue_analysis consent is live, kept current by consent events.
         self._cue_allowed: dict[str, bool] = {}
@@ -153,7 +156,9 @@ class LiveSessions:
         if status not in (SessionStatus.ENDED, SessionStatus.CANCELLED):
             raise ValueError(f"a session ends as ended or cancelled, not {status}")
         now = self._clock()
-        await scheduling.close_session(self._db, self._audit, therapist, session_id, status, now)
+        await scheduling.close_session(
+            self._db, self._audit, therapist, session_id, status, now, mail=self._mailer
+        )
         async with self._db.read() as conn:
             session = await session_queries.session_by_id(conn, session_id)
         if session is None:  # pragma: no cover - closed a moment ago in the same store

@@ -36,7 +36,9 @@ def _offsets_due(now: datetime, **kw: datetime) -> list[int]:
         pytest.param(timedelta(days=3), [], id="three-days-before-nothing"),
         pytest.param(timedelta(hours=24, seconds=1), [], id="a-second-before-the-day-before"),
         pytest.param(timedelta(hours=24), [1440], id="exactly-a-day-before"),
-        pytest.param(timedelta(hours=5), [1440], id="late-in-the-day-before-still-the-day-reminder"),
+        pytest.param(
+            timedelta(hours=5), [1440], id="late-in-the-day-before-still-the-day-reminder"
+        ),
         pytest.param(timedelta(minutes=10), [10], id="ten-minutes-before"),
         pytest.param(timedelta(minutes=3), [10], id="both-passed-only-the-closest-goes"),
         pytest.param(timedelta(0), [], id="at-the-start-nothing"),

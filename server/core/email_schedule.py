@@ -30,6 +30,7 @@ class EmailKind(StrEnum):
     REMINDER = "reminder"
     RESCHEDULE = "reschedule"
     CANCELLATION = "cancellation"
+    ALERT = "alert"  # to the therapist: "you have an alert", never what it is
 
 
 class OutboxStatus(StrEnum):
@@ -119,4 +120,6 @@ def subject_line(kind: EmailKind, local_start: datetime) -> str:
         return f"Reminder: your appointment on {date}"
     if kind is EmailKind.RESCHEDULE:
         return f"Your appointment has moved to {date}"
+    if kind is EmailKind.ALERT:
+        return "You have a new alert in Attune"
     return f"Your appointment on {date} is cancelled"

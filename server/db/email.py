@@ -11,7 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.core.email_schedule import PENDING, EmailKind, OutboxStatus, UpcomingSession
 from server.core.links import SessionStatus
-from server.db.tables import client_contacts, email_outbox, invite_seals, therapy_sessions
+from server.db.tables import (
+    client_contacts,
+    email_outbox,
+    invite_seals,
+    therapist_email_prefs,
+    therapy_sessions,
+)
+
+CLIENT_KINDS: tuple[EmailKind, ...] = (
+    EmailKind.INVITATION,
+    EmailKind.REMINDER,
+    EmailKind.RESCHEDULE,
+    EmailKind.CANCELLATION,
+)
 
 # --- contacts ----------------------------------------------------------------------------------
 
@@ -224,16 +237,15 @@ async def cancel_pending(
     *,
     session_id: str | None = None,
     client_id: str | None = None,
-    kinds: Sequence[EmailKind] | None = None,
+    kinds: Sequence[EmailKind] = CLIENT_KINDS,
 ) -> int:
-    """Drop messages not yet sent (for a session, a client, optionally of some kinds)."""
+    """Drop messages to the client not yet sent (for a session or a client; some kinds)."""
     query = email_outbox.update().where(email_outbox.c.status.in_([s.value for s in PENDING]))
     if session_id is not None:
         query = query.where(email_outbox.c.session_id == session_id)
     if client_id is not None:
         query = query.where(email_outbox.c.client_id == client_id)
-    if kinds is not None:
-        query = query.where(email_outbox.c.kind.in_([k.value for k in kinds]))
+    query = query.where(email_outbox.c.kind.in_([k.value for k in kinds]))
     result = await conn.execute(query.values(status=OutboxStatus.CANCELLED.value))
     return result.rowcount
 
@@ -390,7 +402,10 @@ async def statuses_for_therapist(conn: AsyncConnection, therapist_id: str) -> li
             email_outbox.c.created_at,
             email_outbox.c.sent_at,
         )
-        .where(email_outbox.c.therapist_id == therapist_id)
+        .where(
+            email_outbox.c.therapist_id == therapist_id,
+            email_outbox.c.kind.in_([k.value for k in CLIENT_KINDS]),
+        )
         .order_by(email_outbox.c.created_at, email_outbox.c.id)
     )
     return [
@@ -405,3 +420,26 @@ async def statuses_for_therapist(conn: AsyncConnection, therapist_id: str) -> li
         )
         for r in rows
     ]
+
+
+# --- therapists' alert emails ------------------------------------------------------------------
+
+
+async def alert_emails_on(conn: AsyncConnection, account_id: str) -> bool:
+    """Whether the therapist asked for alert emails."""
+    found = await conn.scalar(
+        sa.select(therapist_email_prefs.c.alerts).where(
+            therapist_email_prefs.c.account_id == account_id
+        )
+    )
+    return bool(found)
+
+
+async def set_alert_emails(conn: AsyncConnection, account_id: str, on: bool, now: datetime) -> None:
+    """Record the therapist's choice."""
+    await conn.execute(
+        therapist_email_prefs.delete().where(therapist_email_prefs.c.account_id == account_id)
+    )
+    await conn.execute(
+        therapist_email_prefs.insert().values(account_id=account_id, alerts=on, updated_at=now)
+    )

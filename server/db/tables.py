@@ -341,3 +341,12 @@ email_outbox = sa.Table(
     sa.Index("ix_email_outbox_status_send_after", "status", "send_after"),
     sa.Index("ix_email_outbox_created_at_id", "created_at", "id"),
 )
+
+# A therapist's choice to be told by email about alerts raised while they are not in the room.
+therapist_email_prefs = sa.Table(
+    "therapist_email_prefs",
+    metadata,
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("alerts", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -36,6 +36,7 @@ from server.core.email_schedule import (
 )
 from server.core.links import SessionStatus
 from server.core.models import TherapySession
+from server.db import accounts as account_queries
 from server.db import email as q
 from server.db import scheduling as sq
 from server.db.engine import Database
@@ -51,6 +52,8 @@ log = logging.getLogger("attune.email")
 
 MAX_EMAIL_CHARS: Final = 254
 _EMAIL = re.compile(r"^[^@\s<>\"',;()\[\]\\]{1,64}@[A-Za-z0-9.-]{1,251}\.[A-Za-z]{2,63}$")
+NOTIFY_ALERT_CATEGORIES: Final = frozenset({"rupture", "safety"})
+"""Alerts a therapist who opted in hears about by email when not in the session."""
 LEASE: Final = timedelta(minutes=5)
 RETRY_CAP_SECONDS: Final = 6 * 3600
 ADDRESS_GONE: Final = "The client's address was removed before sending."
@@ -363,6 +366,62 @@ class Mailer:
             now=now,
         )
 
+    # --- therapists' alert emails --------------------------------------------------------------
+
+    async def alert_emails_on(self, db: Database, account_id: str) -> bool:
+        """Whether this therapist asked for alert emails."""
+        async with db.read() as conn:
+            return await q.alert_emails_on(conn, account_id)
+
+    async def set_alert_emails(
+        self, db: Database, *, account_id: str, on: bool, now: datetime
+    ) -> None:
+        """Switch the therapist's alert emails on or off."""
+        async with db.write() as conn:
+            await q.set_alert_emails(conn, account_id, on, now)
+
+    async def queue_alert_notice(
+        self,
+        db: Database,
+        *,
+        session: TherapySession,
+        alert_categories: frozenset[str],
+        source_id: str,
+        now: datetime,
+    ) -> bool:
+        """Tell an opted-in therapist that an alert waits (rupture or safety), never what it is.
+        Call only for alerts that were stored, raised while the therapist is not in the room."""
+        if not self.enabled or not alert_categories & NOTIFY_ALERT_CATEGORIES:
+            return False
+        async with db.write() as conn:
+            if not await q.alert_emails_on(conn, session.therapist_id):
+                return False
+            therapist = await account_queries.account_by_id(conn, session.therapist_id)
+            if therapist is None or therapist.disabled:
+                return False
+            row_id, message_id = new_id(), new_message_id(self.settings)
+            message = self._composer.compose_alert(
+                to=therapist.email, message_id=message_id, now=now
+            )
+            ciphertext = await self._vault.encrypt_text(
+                conn, _message_ctx(row_id, session.client_id), message.decode("ascii")
+            )
+            await q.insert_message(
+                conn,
+                row_id=row_id,
+                message_id=message_id,
+                dedupe_key=f"alert:{source_id}",
+                kind=EmailKind.ALERT,
+                client_id=session.client_id,
+                session_id=session.id,
+                therapist_id=session.therapist_id,
+                ics_sequence=None,
+                send_after=now,
+                message_ciphertext=ciphertext,
+                now=now,
+            )
+        return True
+
     # --- the email job -----------------------------------------------------------------------
 
     async def queue_due_reminders(self, db: Database, now: datetime) -> int:
@@ -422,7 +481,7 @@ class Mailer:
             )
         except KeyShredded:
             return None, DATA_ERASED
-        if await q.contact(conn, row.client_id) is None:
+        if row.kind is not EmailKind.ALERT and await q.contact(conn, row.client_id) is None:
             return None, ADDRESS_GONE
         return text.encode("ascii"), None
 

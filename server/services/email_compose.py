@@ -98,6 +98,25 @@ class Composer:
         date = f"{local.strftime('%A')} {local.day} {local.strftime('%B %Y')}"
         return f"{date} at {local.strftime('%H:%M')} ({local.tzname()})"
 
+    def compose_alert(self, *, to: str, message_id: str, now: datetime) -> bytes:
+        """The therapist's notice: that there is an alert, never what it is or about whom."""
+        subject = subject_line(EmailKind.ALERT, now)
+        values = {"subject": subject, "sign_in_url": f"{self._settings.base_url}/login"}
+        message = self._headers(subject, to, message_id, now)
+        message.set_content(self._env.get_template("alert.txt").render(values))
+        message.add_alternative(self._env.get_template("alert.html").render(values), subtype="html")
+        return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+    def _headers(self, subject: str, to: str, message_id: str, now: datetime) -> EmailMessage:
+        message = EmailMessage()
+        message["Subject"] = subject
+        message["From"] = self._settings.email_from
+        message["To"] = to
+        message["Date"] = format_datetime(now)
+        message["Message-ID"] = message_id
+        message["Auto-Submitted"] = "auto-generated"
+        return message
+
     def compose(
         self,
         *,
@@ -123,13 +142,7 @@ class Composer:
             "calendar": calendar,
             "early_minutes": settings.invite_early_minutes,
         }
-        message = EmailMessage()
-        message["Subject"] = subject
-        message["From"] = settings.email_from
-        message["To"] = to
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = message_id
-        message["Auto-Submitted"] = "auto-generated"
+        message = self._headers(subject, to, message_id, now)
         if unsubscribe_url:
             message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
             message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"

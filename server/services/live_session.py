@@ -219,6 +219,20 @@ class LiveSessions:
                     alerts=[alert_json(a) for a in result.alerts],
                 ),
             )
+            # Not in the room (the session is not live): an opted-in therapist gets an email
+            # saying only that an alert waits, and only when it was kept to be seen later.
+            if (
+                self._mailer is not None
+                and result.stored
+                and session.status is not SessionStatus.LIVE
+            ):
+                await self._mailer.queue_alert_notice(
+                    self._db,
+                    session=session,
+                    alert_categories=frozenset(a.category for a in result.alerts),
+                    source_id=result.id,
+                    now=self._clock(),
+                )
         return Submitted(result, duplicate)
 
     # --- signals, features, prompts ---------------------------------------------------

@@ -9,9 +9,11 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from privacy.consent import Channel, ConsentDecision, ConsentState, Purpose
+from server.core.models import Role
 from server.errors import AttuneError
 from server.keys import AUDIT, CLOCK, CONSENTS, DB, MAILER
 from server.services.scheduling import ClientVisit
+from server.web.guard import SIGNED_IN, page_guarded
 from server.web.identity import client_visit
 
 _FIELD_LIMIT = 512
@@ -135,8 +137,22 @@ async def unsubscribe_submit(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def alert_emails_submit(request: web.Request) -> web.StreamResponse:
+    """A therapist switches alert emails on or off (from the dashboard)."""
+    current = request[SIGNED_IN]
+    form = await request.post()
+    app = request.app
+    await app[MAILER].set_alert_emails(
+        app[DB], account_id=current.account.id, on=form.get("alerts") == "on", now=app[CLOCK]()
+    )
+    raise web.HTTPSeeOther("/dashboard")
+
+
 def add_email_pages(app: web.Application) -> None:
     """Register the email pages."""
+    app.router.add_post(
+        "/dashboard/email-alerts", page_guarded(alert_emails_submit, Role.THERAPIST)
+    )
     app.router.add_get("/visit/contact", contact_page)
     app.router.add_post("/visit/contact", contact_submit)
     app.router.add_get("/email/unsubscribe/{token}", unsubscribe_page)

@@ -151,6 +151,7 @@ async def _dashboard(
         sessions=await scheduling.list_sessions(db, current.account),
         email_enabled=request.app[MAILER].enabled,
         email_status=await request.app[MAILER].statuses(db, current.account.id),
+        alert_emails=await request.app[MAILER].alert_emails_on(db, current.account.id),
         error=error,
         now=request.app[CLOCK](),
     )

@@ -29,7 +29,8 @@ from server.db import email as outbox_queries
 from server.db import scheduling as session_queries
 from server.db.tables import email_outbox, therapy_sessions
 from server.jobs.email import run_once
-from server.keys import AUDIT, DB, MAILER, SMTP_TRANSPORT
+from server.keys import AUDIT, DB, LIVE, MAILER, SMTP_TRANSPORT
+from server.services import accounts, scheduling
 from server.settings import Settings
 from server.smtp import REFUSED_ADDRESS, UNREACHABLE
 from tests.conftest import FakeClock, add_account, sign_in
@@ -450,3 +451,78 @@ async def test_without_smtp_nothing_is_queued_and_the_dashboard_says_links_go_by
     assert "share each link with your client by hand" in dashboard
     async with client.app[DB].read() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(email_outbox)) == 0
+
+
+async def _after_checkin_with_rupture(client: TestClient, practice: Practice) -> None:
+    """The client (inside the first session, storing check-ins) reports a rupture after the
+    therapist ended the session, with a free-text note."""
+    app = client.app
+    page = await (await client.get("/visit/consent")).text()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf
+    granted = await client.post(
+        "/api/v1/visit/consents",
+        json={"purpose": "checkin_storage", "decision": "granted", "notice_version": 1},
+        headers={"X-CSRF-Token": csrf.group(1)},
+    )
+    assert granted.status in (200, 201)
+    therapist = await accounts.account_by_email(app[DB], "therapist@example.org")
+    sessions = await scheduling.list_sessions(app[DB], therapist)
+    await app[LIVE].end_session(therapist, sessions[0].id)
+    after = await (await client.get("/visit/after")).text()
+    token = after.split('name="csrf-token" content="')[1].split('"')[0]
+    answers = {
+        "bond": 9,
+        "goals": 9,
+        "approach": 9,
+        "technology": 9,
+        "overall": 9,
+        "rupture": "quite-a-bit",
+        "note": MARKERS[1],
+    }
+    response = await client.post(
+        "/api/v1/visit/checkins",
+        headers={"X-CSRF-Token": token},
+        json={"instrument_id": "after", "answers": answers, "idempotency_key": "k" * 32},
+    )
+    assert response.status == 201, await response.text()
+
+
+async def test_a_rupture_alert_after_the_session_emails_an_opted_in_therapist_only_that_it_exists(
+    client: TestClient, clock: FakeClock, mailbox: tuple[Mailbox, int]
+) -> None:
+    box, _ = mailbox
+    practice = await _practice(client)
+    dashboard = await (await client.get("/dashboard")).text()
+    assert "Alert emails" in dashboard
+    csrf = practice.headers["X-CSRF-Token"]
+    opted = await client.post(
+        "/dashboard/email-alerts",
+        data={"csrf_token": csrf, "alerts": "on"},
+        allow_redirects=False,
+    )
+    assert opted.status == 303
+    await _after_checkin_with_rupture(client, practice)
+
+    assert await _round(client, clock) == 1
+    [(recipients, _)] = box.messages
+    [notice] = box.parsed()
+    assert recipients == ["therapist@example.org"]
+    assert notice["Subject"] == "You have a new alert in Attune"
+    text = _text(notice)
+    assert "You have an alert for a client. Sign in to see it" in text
+    assert "http://attune.test:8080/login" in text
+    for _, raw in box.messages:
+        for marker in MARKERS[:2]:
+            assert marker.encode() not in raw
+        assert b"rupture" not in raw.lower()
+
+
+async def test_a_therapist_who_did_not_opt_in_gets_no_alert_email(
+    client: TestClient, clock: FakeClock, mailbox: tuple[Mailbox, int]
+) -> None:
+    box, _ = mailbox
+    practice = await _practice(client)
+    await _after_checkin_with_rupture(client, practice)
+    assert await _round(client, clock) == 0
+    assert box.messages == []

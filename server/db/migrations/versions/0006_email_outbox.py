@@ -1,4 +1,5 @@
-"""email: client contacts (encrypted), sealed invite tokens, the email outbox
+"""email: client contacts (encrypted), sealed invite tokens, the email outbox, therapists'
+alert-email choice
 
 Revision ID: 0006
 Revises: 0005
@@ -92,9 +93,23 @@ def upgrade() -> None:
         batch.create_index(batch.f("ix_email_outbox_therapist_id"), ["therapist_id"])
         batch.create_index("ix_email_outbox_status_send_after", ["status", "send_after"])
         batch.create_index("ix_email_outbox_created_at_id", ["created_at", "id"])
+    op.create_table(
+        "therapist_email_prefs",
+        sa.Column("account_id", sa.String(length=32), nullable=False),
+        sa.Column("alerts", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_therapist_email_prefs_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("account_id", name=op.f("pk_therapist_email_prefs")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("therapist_email_prefs")
     op.drop_table("email_outbox")
     op.drop_table("invite_seals")
     op.drop_table("client_contacts")

@@ -23,14 +23,16 @@ from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from privacy.retention import Action, Category
 from server.app import create_app
 from server.core.email_schedule import OutboxStatus
 from server.db import email as outbox_queries
 from server.db import scheduling as session_queries
 from server.db.tables import email_outbox, therapy_sessions
 from server.jobs.email import run_once
-from server.keys import AUDIT, DB, LIVE, MAILER, SMTP_TRANSPORT
+from server.keys import AUDIT, DB, LIVE, MAILER, SMTP_TRANSPORT, VAULT
 from server.services import accounts, scheduling
+from server.services.retention import Retention
 from server.settings import Settings
 from server.smtp import REFUSED_ADDRESS, UNREACHABLE
 from tests.conftest import FakeClock, add_account, sign_in
@@ -526,3 +528,22 @@ async def test_a_therapist_who_did_not_opt_in_gets_no_alert_email(
     await _after_checkin_with_rupture(client, practice)
     assert await _round(client, clock) == 0
     assert box.messages == []
+
+
+async def test_sent_emails_are_purged_after_30_days_while_the_address_stays(
+    client: TestClient, clock: FakeClock, mailbox: tuple[Mailbox, int]
+) -> None:
+    practice = await _practice(client)
+    await _book(client, practice, "2026-11-25T10:00:00Z")
+    await _round(client, clock)
+    app = client.app
+    retention = Retention(app[DB], app[AUDIT], app[VAULT])
+
+    early = await retention.purge(clock() + timedelta(days=29), trigger="cli", actor="system:cli")
+    assert early.count(Category.OUTBOX, Action.DELETE) == 0
+    report = await retention.purge(clock() + timedelta(days=31), trigger="cli", actor="system:cli")
+    assert report.count(Category.OUTBOX, Action.DELETE) == 1
+    assert report.count(Category.CONTACT, Action.DELETE) == 0
+    async with app[DB].read() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(email_outbox)) == 0
+        assert await outbox_queries.contact(conn, practice.client_id) is not None

@@ -12,6 +12,7 @@ from privacy.consent import Channel, ConsentDecision, ConsentState, Purpose
 from server.core.models import Role
 from server.errors import AttuneError
 from server.keys import AUDIT, CLOCK, CONSENTS, DB, MAILER
+from server.services.email import clean_email
 from server.services.scheduling import ClientVisit
 from server.web.guard import SIGNED_IN, page_guarded
 from server.web.identity import client_visit
@@ -98,6 +99,7 @@ async def contact_submit(request: web.Request) -> web.StreamResponse:
             status=422,
         )
     try:
+        email = clean_email(email)  # before the consent: a typo must not record a grant
         if not granted:
             shown = str(form.get("notice_version", ""))
             await consents.decide(

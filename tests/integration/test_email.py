@@ -110,7 +110,7 @@ class Practice:
     headers: dict[str, str]
 
 
-async def _practice(client: TestClient, email: str = CLIENT_EMAIL) -> Practice:
+async def _practice(client: TestClient, email: str | None = CLIENT_EMAIL) -> Practice:
     """A therapist with a client who, in a first session, saved an address for reminders."""
     await add_account(client.app, "therapist@example.org")
     headers = {"X-CSRF-Token": await sign_in(client, "therapist@example.org")}
@@ -132,6 +132,8 @@ async def _practice(client: TestClient, email: str = CLIENT_EMAIL) -> Practice:
     assert "Email me reminders" in page
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert csrf
+    if email is None:
+        return Practice(created["id"], headers)
     saved = await client.post(
         "/visit/contact",
         data={
@@ -422,7 +424,7 @@ async def test_removing_the_address_deletes_it_and_drops_what_was_waiting(
 async def test_a_malformed_address_is_refused_with_a_message_not_an_error(
     client: TestClient, clock: FakeClock
 ) -> None:
-    await _practice(client)
+    await _practice(client, email=None)
     page = await (await client.get("/visit/contact")).text()
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert csrf
@@ -433,6 +435,9 @@ async def test_a_malformed_address_is_refused_with_a_message_not_an_error(
         )
         assert response.status == 422, bad
         assert "email address" in await response.text()
+    states = await (await client.get("/api/v1/visit/consents")).json()
+    contact = [s for s in states["items"] if s["purpose"] == "contact"]
+    assert contact[0]["state"] == "never_asked"  # a typo records no consent
 
 
 async def test_without_smtp_nothing_is_queued_and_the_dashboard_says_links_go_by_hand(

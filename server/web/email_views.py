@@ -34,6 +34,7 @@ async def _render(
     error: str | None = None,
     entered: str | None = None,
     saved: str | None = None,
+    ticked: bool | None = None,
     status: int = 200,
 ) -> web.StreamResponse:
     app = request.app
@@ -49,6 +50,7 @@ async def _render(
         "entered": entered if entered is not None else (email or ""),
         "reminders": await mailer.reminders_on(app[DB], client_id),
         "consented": contact.state is ConsentState.GRANTED,
+        "ticked": contact.state is ConsentState.GRANTED if ticked is None else ticked,
         "notice_title": contact.current_notice.title,
         "notice_version": contact.current_notice.version,
         "error": error,
@@ -114,7 +116,9 @@ async def contact_submit(request: web.Request) -> web.StreamResponse:
             )
         await mailer.set_contact(app[DB], app[AUDIT], client_id=client_id, email=email, now=now)
     except AttuneError as exc:
-        return await _render(request, visit, error=exc.message, entered=email, status=exc.status)
+        return await _render(
+            request, visit, error=exc.message, entered=email, ticked=True, status=exc.status
+        )
     raise web.HTTPSeeOther("/visit/contact?saved=saved")
 
 

@@ -552,3 +552,12 @@ async def test_sent_emails_are_purged_after_30_days_while_the_address_stays(
     async with app[DB].read() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(email_outbox)) == 0
         assert await outbox_queries.contact(conn, practice.client_id) is not None
+
+
+async def test_an_unknown_unsubscribe_link_changes_nothing_and_says_so(
+    client: TestClient, clock: FakeClock
+) -> None:
+    for token in ("A" * 43, "short", "x" * 300):
+        response = await client.post(f"/email/unsubscribe/{token}")
+        assert response.status == 404
+        assert "This link does not work" in await response.text()

@@ -28,7 +28,7 @@ from server.app import create_app
 from server.core.email_schedule import OutboxStatus
 from server.db import email as outbox_queries
 from server.db import scheduling as session_queries
-from server.db.tables import email_outbox, therapy_sessions
+from server.db.tables import email_outbox, metadata, therapy_sessions
 from server.jobs.email import run_once
 from server.keys import AUDIT, DB, LIVE, MAILER, SMTP_TRANSPORT, VAULT
 from server.services import accounts, scheduling
@@ -561,3 +561,19 @@ async def test_an_unknown_unsubscribe_link_changes_nothing_and_says_so(
         response = await client.post(f"/email/unsubscribe/{token}")
         assert response.status == 404
         assert "This link does not work" in await response.text()
+
+
+async def test_the_address_and_the_join_link_are_never_stored_in_clear(
+    client: TestClient, clock: FakeClock, mailbox: tuple[Mailbox, int]
+) -> None:
+    practice = await _practice(client)
+    booked = await _book(client, practice, "2026-11-25T10:00:00Z")
+    token = booked["join_url"].rsplit("/", 1)[1]
+    await _round(client, clock)
+    async with client.app[DB].read() as conn:
+        for table in metadata.sorted_tables:
+            for row in await conn.execute(sa.select(table)):
+                for value in row:
+                    blob = value if isinstance(value, bytes) else str(value).encode()
+                    assert CLIENT_EMAIL.encode() not in blob, table.name
+                    assert token.encode() not in blob, table.name

@@ -32,12 +32,20 @@ class Purpose(StrEnum):
     TELEHEALTH = "telehealth"  # required to join a video session
     CHECKIN_STORAGE = "checkin_storage"  # keep check-in answers beyond the live session
     CUE_ANALYSIS = "cue_analysis"  # on-device nonverbal features → therapist prompts
+    CONTACT = "contact"  # use the client's email address for invitations and reminders
     RESEARCH = "research"  # reserved: not offered yet
 
 
 REQUIRED_PURPOSES: Final = frozenset({Purpose.TELEHEALTH})
-OPTIONAL_PURPOSES: Final = frozenset({Purpose.CHECKIN_STORAGE, Purpose.CUE_ANALYSIS})
-OFFERED_PURPOSES: Final = (Purpose.TELEHEALTH, Purpose.CHECKIN_STORAGE, Purpose.CUE_ANALYSIS)
+OPTIONAL_PURPOSES: Final = frozenset(
+    {Purpose.CHECKIN_STORAGE, Purpose.CUE_ANALYSIS, Purpose.CONTACT}
+)
+OFFERED_PURPOSES: Final = (
+    Purpose.TELEHEALTH,
+    Purpose.CHECKIN_STORAGE,
+    Purpose.CUE_ANALYSIS,
+    Purpose.CONTACT,
+)
 """Purposes shown on the consent page, in display order."""
 
 WITHDRAWAL_EFFECTS: Final[Mapping[Purpose, tuple[str, ...]]] = MappingProxyType(
@@ -45,6 +53,7 @@ WITHDRAWAL_EFFECTS: Final[Mapping[Purpose, tuple[str, ...]]] = MappingProxyType(
         Purpose.TELEHEALTH: ("end-video-session",),
         Purpose.CHECKIN_STORAGE: ("delete-checkins",),
         Purpose.CUE_ANALYSIS: ("stop-feature-stream", "delete-cue-data"),
+        Purpose.CONTACT: ("delete-contact",),
         Purpose.RESEARCH: ("exclude-from-research",),
     }
 )

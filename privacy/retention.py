@@ -86,6 +86,8 @@ class Category(StrEnum):
     CONSENT = "consent"
     AUDIT = "audit"
     ACCOUNT = "account"
+    CONTACT = "contact"
+    OUTBOX = "outbox"
 
 
 class Action(StrEnum):
@@ -107,6 +109,8 @@ ALLOWED_ACTIONS: Mapping[Category, frozenset[Action]] = {
     Category.CONSENT: frozenset({Action.DELETE}),
     Category.AUDIT: frozenset({Action.DELETE}),
     Category.ACCOUNT: frozenset({Action.DELETE, Action.ANONYMIZE}),
+    Category.CONTACT: frozenset({Action.DELETE}),
+    Category.OUTBOX: frozenset({Action.DELETE}),
 }
 
 
@@ -165,6 +169,8 @@ DEFAULT_POLICIES: Mapping[Category, Policy] = {
     Category.CONSENT: Policy(Category.CONSENT, 2192, Action.DELETE),
     Category.AUDIT: Policy(Category.AUDIT, 2192, Action.DELETE),
     Category.ACCOUNT: Policy(Category.ACCOUNT, 2192, Action.ANONYMIZE),
+    Category.CONTACT: Policy(Category.CONTACT, 730, Action.DELETE),
+    Category.OUTBOX: Policy(Category.OUTBOX, 30, Action.DELETE),
 }
 
 DEFAULT_REASONS: Mapping[Category, str] = {
@@ -197,6 +203,16 @@ DEFAULT_REASONS: Mapping[Category, str] = {
     Category.ACCOUNT: (
         "A closed account is kept 6 years to answer questions about what its holder accessed, "
         "then reduced to a tombstone (id and role) so audit entries still resolve."
+    ),
+    Category.CONTACT: (
+        "A client's email address is kept only while they want reminders: withdrawing the "
+        "consent or removing it deletes it at once; an address not saved again for 2 years is "
+        "likely stale and is deleted (the client can add it again on their visit page)."
+    ),
+    Category.OUTBOX: (
+        "Emails carry an address and a join link but no clinical content; 30 days lets the "
+        "therapist see whether a message went out, and whether a reminder was sent, then "
+        "they are deleted."
     ),
 }
 

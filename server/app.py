@@ -17,6 +17,7 @@ from aiohttp import web
 from privacy.consent import Purpose
 from server.core.checkins import load_builtin_instruments, load_instruments_dir
 from server.core.cues.config import CueConfig
+from server.jobs.email import email_job_ctx
 from server.jobs.purge import purge_job_ctx
 from server.keys import (
     ADDRESS_HASHER,
@@ -30,7 +31,9 @@ from server.keys import (
     HUB,
     LINK_THROTTLE,
     LIVE,
+    MAILER,
     SETTINGS,
+    SMTP_TRANSPORT,
     VAULT,
 )
 from server.middlewares import errors, identity_and_csrf, security_headers
@@ -43,14 +46,17 @@ from server.security.throttle import AddressHasher, FailureThrottle, Limit
 from server.services.checkins import Checkins
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
+from server.services.email import Mailer
 from server.services.live_session import LiveSessions
 from server.settings import Settings
+from server.smtp import SmtpTransport, Transport
 from server.web.admin import add_admin_pages
 from server.web.api import OPERATIONS
 from server.web.audit_views import AUDIT_OPERATIONS, add_audit_pages
 from server.web.checkin_views import CHECKIN_OPERATIONS, add_checkin_pages
 from server.web.client_rights import CLIENT_RIGHTS_OPERATIONS, add_client_rights_pages
 from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
+from server.web.email_views import add_email_pages
 from server.web.guard import add_api_routes
 from server.web.pages import add_page_routes
 from server.web.sign_in_guard import login_guard_ctx
@@ -108,6 +114,13 @@ async def _cue_records(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _mailer(app: web.Application) -> AsyncIterator[None]:
+    mailer = Mailer(app[SETTINGS], app[VAULT], app[CONSENTS])
+    app[CONSENTS].on_withdrawal(Purpose.CONTACT, "delete-contact", mailer.delete_contact_effect)
+    app[MAILER] = mailer
+    yield
+
+
 async def _audit(app: web.Application) -> AsyncIterator[None]:
     trail = open_audit_trail(app[SETTINGS])
     app[AUDIT] = trail
@@ -128,6 +141,7 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
         rooms=hub,
         clock=app[CLOCK],
         cue_config=CueConfig().scaled(app[SETTINGS].cue_time_scale),
+        mailer=app[MAILER],
     )
     app[HUB], app[LIVE] = hub, live
     unsubscribe = app[CONSENTS].events.subscribe(live.on_consent_changed)
@@ -142,8 +156,14 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
     unsubscribe()
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
-    """Build the application: state, resources, middlewares, routes."""
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    smtp: Transport | None = None,
+) -> web.Application:
+    """Build the application: state, resources, middlewares, routes (tests may pass their own
+    clock and SMTP transport)."""
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -151,6 +171,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[SMTP_TRANSPORT] = smtp or SmtpTransport(settings)
     app[LINK_THROTTLE] = FailureThrottle(
         Limit(settings.invite_max_failures, settings.invite_window_seconds)
     )
@@ -168,11 +189,13 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(_consents)
     app.cleanup_ctx.append(_checkins)
     app.cleanup_ctx.append(_cue_records)
+    app.cleanup_ctx.append(_mailer)
     app.cleanup_ctx.append(conncheck_cleanup_ctx)
     app.cleanup_ctx.append(_audit)
     app.cleanup_ctx.append(_live_sessions)
     app.cleanup_ctx.append(login_guard_ctx)
     app.cleanup_ctx.append(purge_job_ctx)
+    app.cleanup_ctx.append(email_job_ctx)
     add_api_routes(
         app,
         OPERATIONS
@@ -188,6 +211,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     add_checkin_pages(app)
     add_admin_pages(app)
     add_client_rights_pages(app)
+    add_email_pages(app)
     add_signaling_routes(app)
     app.router.add_static("/static", web_dir / "static", append_version=False)
     return app

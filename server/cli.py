@@ -18,6 +18,8 @@ from server.errors import AttuneError
 from server.runtime import Runtime, StartupError, runtime
 from server.services import accounts as account_service
 from server.services import scheduling
+from server.services.consents import Consents
+from server.services.email import Mailer
 from server.settings import Settings, SettingsError, load_settings
 from server.web.validation import parse_datetime
 
@@ -78,6 +80,7 @@ async def _session_create(rt: Runtime, args: argparse.Namespace) -> int:
     client = await scheduling.client_by_alias(rt.db, therapist, args.client)
     now = datetime.now(UTC)
     starts_at = parse_datetime(args.start, "--start") if args.start else now
+    mail = Mailer(rt.settings, rt.vault, await Consents.load(rt.db))
     session, invite = await scheduling.create_session(
         rt.db,
         rt.audit,
@@ -86,6 +89,7 @@ async def _session_create(rt: Runtime, args: argparse.Namespace) -> int:
         starts_at=starts_at,
         minutes=args.minutes,
         now=now,
+        mail=mail,
     )
     base = rt.settings.base_url
     print(

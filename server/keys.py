@@ -16,8 +16,10 @@ from server.security.throttle import AddressHasher, FailureThrottle
 from server.services.checkins import Checkins
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
+from server.services.email import Mailer
 from server.services.live_session import LiveSessions
 from server.settings import Settings
+from server.smtp import Transport
 from server.vault_store import ClientVault
 from server.web.openapi import Operation
 
@@ -37,3 +39,5 @@ CHECKINS = web.AppKey("checkins", Checkins)
 CUE_RECORDS = web.AppKey("cue_records", CueRecords)
 HUB = web.AppKey("hub", Hub)
 LIVE = web.AppKey("live", LiveSessions)
+MAILER = web.AppKey("mailer", Mailer)
+SMTP_TRANSPORT: web.AppKey[Transport] = web.AppKey("smtp_transport")

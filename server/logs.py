@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 # Paths whose last segment is a bearer token.
-_TOKEN_PATH = re.compile(r"^/(join|setup)/[^/?]+")
+_TOKEN_PATH = re.compile(r"^/(join|setup|email/unsubscribe)/[^/?]+")
 
 
 def redact_path(path: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.security.forwarded import parse_trusted_proxies
 
@@ -60,6 +61,19 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     instruments_dir: Path | None = None
     cue_time_scale: float = 1.0
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_password_file: Path | None = None
+    smtp_timeout_seconds: int = 30
+    email_from: str = ""
+    email_timezone: str = "UTC"
+    email_reminder_minutes: tuple[str, ...] = ("1440", "10")
+    email_interval_seconds: int = 30
+    email_max_attempts: int = 8
+    email_retry_base_seconds: int = 60
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -82,6 +96,10 @@ class Settings:
             "turn_ttl_seconds",
             "purge_interval_seconds",
             "max_body_bytes",
+            "smtp_timeout_seconds",
+            "email_interval_seconds",
+            "email_max_attempts",
+            "email_retry_base_seconds",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
@@ -100,6 +118,56 @@ class Settings:
             raise SettingsError("login_backoff_max_seconds must be at least login_backoff_seconds")
         if self.invite_early_minutes < 0:
             raise SettingsError("invite_early_minutes must not be negative")
+        self._check_email()
+
+    def _check_email(self) -> None:
+        if self.smtp_security not in {"starttls", "tls", "none"}:
+            raise SettingsError("smtp_security must be starttls, tls or none")
+        if not 0 < self.smtp_port < 65536:
+            raise SettingsError("smtp_port must be between 1 and 65535")
+        if self.smtp_host and not self.email_from:
+            raise SettingsError("smtp_host needs email_from (the sender address) too")
+        if self.email_from and (
+            "@" not in self.email_from or any(c in self.email_from for c in "\r\n<>")
+        ):
+            raise SettingsError("email_from must be a plain address such as care@clinic.example")
+        if self.smtp_password and self.smtp_password_file is not None:
+            raise SettingsError("give smtp_password or smtp_password_file, not both")
+        try:
+            ZoneInfo(self.email_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                "email_timezone must be a time zone such as Europe/Berlin"
+            ) from None
+        try:
+            offsets = self.reminder_offsets
+        except ValueError:
+            raise SettingsError(
+                "email_reminder_minutes must be whole minutes, e.g. 1440,10"
+            ) from None
+        if any(not 1 <= o <= 20160 for o in offsets):
+            raise SettingsError("email_reminder_minutes must each be between 1 and 20160")
+
+    @property
+    def email_enabled(self) -> bool:
+        """Email goes out only when an SMTP server is configured."""
+        return bool(self.smtp_host)
+
+    @property
+    def reminder_offsets(self) -> tuple[int, ...]:
+        """Minutes before a session at which reminders go, largest first."""
+        return tuple(sorted({int(m) for m in self.email_reminder_minutes}, reverse=True))
+
+    def smtp_secret(self) -> str:
+        """The SMTP password, from the setting or its file (read when needed, never logged)."""
+        if self.smtp_password_file is not None:
+            try:
+                return self.smtp_password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SettingsError(
+                    f"cannot read smtp_password_file {self.smtp_password_file}: {exc.strerror}"
+                ) from None
+        return self.smtp_password
 
     @property
     def effective_database_url(self) -> str:

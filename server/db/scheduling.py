@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.core.links import InviteFacts, SessionStatus
 from server.core.models import Client, TherapySession
-from server.db.tables import AnyRow, client_sessions, clients, invites, therapy_sessions
+from server.db.tables import (
+    AnyRow,
+    client_sessions,
+    clients,
+    invite_seals,
+    invites,
+    therapy_sessions,
+)
 
 
 def _client(row: AnyRow) -> Client:
@@ -202,7 +209,8 @@ async def insert_invite(
 
 
 async def revoke_invites(conn: AsyncConnection, session_id: str, now: datetime) -> int:
-    """Revoke every live invite of a session."""
+    """Revoke every live invite of a session (and forget its sealed token, if any)."""
+    await conn.execute(invite_seals.delete().where(invite_seals.c.session_id == session_id))
     result = await conn.execute(
         invites.update()
         .where(invites.c.session_id == session_id, invites.c.revoked_at.is_(None))

@@ -279,3 +279,74 @@ cue_prompts = _clinical_event_table("cue_prompts")
 cue_summaries = _clinical_event_table("cue_summaries")
 # The client's nonverbal signal buttons (category `signal`).
 signal_events = _clinical_event_table("signal_events")
+
+# --- email: contacts, sealed invite tokens, the outbox (docs/privacy.md "Email") -------------
+
+# A client's email address (category `contact`, by the `contact` consent), vault-encrypted.
+client_contacts = sa.Table(
+    "client_contacts",
+    metadata,
+    sa.Column("client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("email_ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("reminders", sa.Boolean, nullable=False, default=True),
+    sa.Column("unsubscribe_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The invite token sealed under the client's data key while the link stands, so reminders
+# can carry a working link although `invites` keeps only the token's hash.
+invite_seals = sa.Table(
+    "invite_seals",
+    metadata,
+    sa.Column("invite_id", ID, sa.ForeignKey("invites.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "session_id",
+        ID,
+        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("client_id", ID, nullable=False),
+    sa.Column("token_ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Messages to send (category `outbox`): queued in the transaction of their cause, sent by the
+# email job. The whole message (address, link, calendar file) is vault-encrypted.
+email_outbox = sa.Table(
+    "email_outbox",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("dedupe_key", sa.String(160), nullable=False, unique=True),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "session_id",
+        ID,
+        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
+        index=True,
+    ),
+    sa.Column("therapist_id", ID, nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("ics_sequence", sa.Integer),
+    sa.Column("send_after", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("lease_id", sa.String(32)),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("last_error", sa.String(200)),
+    sa.Column("message_id", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("message_ciphertext", sa.LargeBinary, nullable=False),
+    sa.Index("ix_email_outbox_status_send_after", "status", "send_after"),
+    sa.Index("ix_email_outbox_created_at_id", "created_at", "id"),
+)
+
+# A therapist's choice to be told by email about alerts raised while they are not in the room.
+therapist_email_prefs = sa.Table(
+    "therapist_email_prefs",
+    metadata,
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("alerts", sa.Boolean, nullable=False, default=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

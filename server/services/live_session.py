@@ -45,6 +45,7 @@ from server.services import scheduling
 from server.services.checkins import CheckinResult, Checkins, alert_json, scores_json
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
+from server.services.email import Mailer
 from server.services.live_cues import LiveCues
 
 log = logging.getLogger("attune.live")
@@ -96,6 +97,7 @@ class LiveSessions:
         rooms: LiveRooms,
         clock: Clock,
         cue_config: CueConfig | None = None,
+        mailer: Mailer | None = None,
     ) -> None:
         self._db = db
         self._audit = audit
@@ -104,6 +106,7 @@ class LiveSessions:
         self._cue_records = cue_records
         self._rooms = rooms
         self._clock = clock
+        self._mailer = mailer
         self.cues = LiveCues(cue_config or CueConfig())
         # Whether each client's cue_analysis consent is live, kept current by consent events.
         self._cue_allowed: dict[str, bool] = {}
@@ -154,7 +157,9 @@ class LiveSessions:
         if status not in (SessionStatus.ENDED, SessionStatus.CANCELLED):
             raise ValueError(f"a session ends as ended or cancelled, not {status}")
         now = self._clock()
-        await scheduling.close_session(self._db, self._audit, therapist, session_id, status, now)
+        await scheduling.close_session(
+            self._db, self._audit, therapist, session_id, status, now, mail=self._mailer
+        )
         async with self._db.read() as conn:
             session = await session_queries.session_by_id(conn, session_id)
         if session is None:  # pragma: no cover - closed a moment ago in the same store
@@ -215,6 +220,20 @@ class LiveSessions:
                     alerts=[alert_json(a) for a in result.alerts],
                 ),
             )
+            # Not in the room (the session is not live): an opted-in therapist gets an email
+            # saying only that an alert waits, and only when it was kept to be seen later.
+            if (
+                self._mailer is not None
+                and result.stored
+                and session.status is not SessionStatus.LIVE
+            ):
+                await self._mailer.queue_alert_notice(
+                    self._db,
+                    session=session,
+                    alert_categories=frozenset(a.category for a in result.alerts),
+                    source_id=result.id,
+                    now=self._clock(),
+                )
         return Submitted(result, duplicate)
 
     # --- signals, features, prompts ---------------------------------------------------

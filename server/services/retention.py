@@ -67,6 +67,8 @@ PURGE_ORDER: Final = (
     Category.CUE,
     Category.SIGNAL,
     Category.CHECKIN,
+    Category.OUTBOX,
+    Category.CONTACT,
     Category.SESSION_META,
     Category.ACCOUNT,
     Category.CONSENT,
@@ -81,6 +83,8 @@ CATEGORY_NOUNS: Final[Mapping[Category, str]] = {
     Category.CONSENT: "consent records",
     Category.AUDIT: "audit entries",
     Category.ACCOUNT: "accounts",
+    Category.CONTACT: "email addresses",
+    Category.OUTBOX: "emails",
 }
 """How counts of each category read: "this would delete 1,204 cue records now"."""
 

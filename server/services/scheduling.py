@@ -6,6 +6,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,6 +17,9 @@ from server.db import scheduling as q
 from server.db.engine import Database
 from server.errors import Conflict, InvalidInput, NotFound
 from server.security.tokens import looks_like_token, new_id, new_token, token_hash
+
+if TYPE_CHECKING:
+    from server.services.email import Mailer
 
 MAX_ALIAS_CHARS = 64
 MIN_SESSION_MINUTES = 5
@@ -101,12 +105,23 @@ async def _issue_invite(
     audit: AuditTrail,
     therapist: Account,
     session_id: str,
+    client_id: str,
     now: datetime,
+    mail: Mailer | None,
 ) -> IssuedInvite:
     token, invite_id = new_token(), new_id()
     await q.insert_invite(
         conn, invite_id=invite_id, session_id=session_id, token_hash=token_hash(token), now=now
     )
+    if mail is not None:
+        await mail.on_invite_issued(
+            conn,
+            invite_id=invite_id,
+            session_id=session_id,
+            client_id=client_id,
+            token=token,
+            now=now,
+        )
     await audit.record(
         conn,
         at=now,
@@ -126,8 +141,10 @@ async def create_session(
     starts_at: datetime,
     minutes: int,
     now: datetime,
+    mail: Mailer | None = None,
 ) -> tuple[TherapySession, IssuedInvite]:
-    """Schedule a session with one of the therapist's clients and mint its invite link."""
+    """Schedule a session with one of the therapist's clients and mint its invite link; with
+    `mail`, the invitation email is queued in the same transaction."""
     starts_at, ends_at = session_window(starts_at, minutes)
     if ends_at <= now:
         raise InvalidInput("That session would already be over; pick a later time.")
@@ -154,18 +171,20 @@ async def create_session(
             action="session.create",
             targets=(f"session:{session_id}", f"client:{client.id}"),
         )
-        invite = await _issue_invite(conn, audit, therapist, session_id, now)
-    session = TherapySession(
-        id=session_id,
-        therapist_id=therapist.id,
-        client_id=client.id,
-        client_alias=client.alias,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        status=SessionStatus.SCHEDULED,
-        created_at=now,
-        invite_active=True,
-    )
+        invite = await _issue_invite(conn, audit, therapist, session_id, client.id, now, mail)
+        session = TherapySession(
+            id=session_id,
+            therapist_id=therapist.id,
+            client_id=client.id,
+            client_alias=client.alias,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            status=SessionStatus.SCHEDULED,
+            created_at=now,
+            invite_active=True,
+        )
+        if mail is not None:
+            await mail.queue_invitation(conn, session, now)
     return session, invite
 
 
@@ -192,9 +211,14 @@ def _require_open(session: TherapySession) -> None:
 
 
 async def reissue_invite(
-    db: Database, audit: AuditTrail, therapist: Account, session_id: str, now: datetime
+    db: Database,
+    audit: AuditTrail,
+    therapist: Account,
+    session_id: str,
+    now: datetime,
+    mail: Mailer | None = None,
 ) -> IssuedInvite:
-    """Revoke the current link and mint a new one."""
+    """Revoke the current link and mint a new one (reminders from now on carry the new one)."""
     async with db.write() as conn:
         session = await q.session_for(conn, therapist.id, session_id)
         if session is None:
@@ -208,7 +232,7 @@ async def reissue_invite(
                 action="invite.revoke",
                 targets=(f"session:{session_id}",),
             )
-        return await _issue_invite(conn, audit, therapist, session_id, now)
+        return await _issue_invite(conn, audit, therapist, session_id, session.client_id, now, mail)
 
 
 async def revoke_invite(
@@ -237,14 +261,18 @@ async def close_session(
     session_id: str,
     status: SessionStatus,
     now: datetime,
+    mail: Mailer | None = None,
 ) -> None:
-    """End or cancel a session: its link and client cookies stop working at once."""
+    """End or cancel a session: its link and client cookies stop working at once; with
+    `mail`, unsent emails are dropped and a cancellation updates the client's calendar."""
     async with db.write() as conn:
         session = await q.session_for(conn, therapist.id, session_id)
         if session is None:
             raise NotFound("No such session.")
         _require_open(session)
         await q.set_session_status(conn, session_id, status, now)
+        if mail is not None:
+            await mail.on_session_closed(conn, session, status, now)
         action = "session.end" if status is SessionStatus.ENDED else "session.cancel"
         await audit.record(
             conn,

@@ -13,7 +13,7 @@ from aiohttp import web
 from server.core.links import LinkState, LinkWindow, SessionStatus
 from server.core.models import Role
 from server.errors import AttuneError, InvalidInput, NotFound, RateLimited, Unauthenticated
-from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, LIVE, SETTINGS
+from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, LIVE, MAILER, SETTINGS
 from server.security.redirects import safe_next
 from server.services import accounts as account_service
 from server.services import scheduling
@@ -149,6 +149,9 @@ async def _dashboard(
         request,
         clients=await scheduling.list_clients(db, current.account),
         sessions=await scheduling.list_sessions(db, current.account),
+        email_enabled=request.app[MAILER].enabled,
+        email_status=await request.app[MAILER].statuses(db, current.account.id),
+        alert_emails=await request.app[MAILER].alert_emails_on(db, current.account.id),
         error=error,
         now=request.app[CLOCK](),
     )
@@ -205,6 +208,7 @@ async def add_session(request: web.Request) -> web.StreamResponse:
             starts_at=starts_at,
             minutes=minutes,
             now=request.app[CLOCK](),
+            mail=request.app[MAILER],
         )
     except ValueError:
         return await _dashboard(request, error="Enter the length in whole minutes.", status=422)
@@ -242,7 +246,7 @@ async def session_action(request: web.Request) -> web.StreamResponse:
     try:
         if action == "reissue":
             invite = await scheduling.reissue_invite(
-                app[DB], app[AUDIT], current.account, session_id, now
+                app[DB], app[AUDIT], current.account, session_id, now, mail=app[MAILER]
             )
             session = await scheduling.get_session(app[DB], current.account, session_id)
             return _link_page(request, session, join_url(request, invite.token))

@@ -145,7 +145,11 @@ def test_gate_fails_closed_and_never_raises(records: object, now: object) -> Non
 
 def test_required_and_optional_purposes() -> None:
     assert set(REQUIRED_PURPOSES) == {Purpose.TELEHEALTH}
-    assert set(OPTIONAL_PURPOSES) == {Purpose.CHECKIN_STORAGE, Purpose.CUE_ANALYSIS}
+    assert set(OPTIONAL_PURPOSES) == {
+        Purpose.CHECKIN_STORAGE,
+        Purpose.CUE_ANALYSIS,
+        Purpose.CONTACT,
+    }
     assert Purpose.RESEARCH not in OFFERED_PURPOSES
     assert set(OFFERED_PURPOSES) == REQUIRED_PURPOSES | OPTIONAL_PURPOSES
 

@@ -79,3 +79,44 @@ def test_secrets_do_not_appear_in_the_settings_repr() -> None:
 def test_sqlite_under_the_data_dir_is_the_default_database(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     assert settings.effective_database_url == f"sqlite+aiosqlite:///{tmp_path / 'attune.db'}"
+
+
+def test_email_is_off_until_an_smtp_server_is_given() -> None:
+    assert not Settings().email_enabled
+    assert Settings(smtp_host="smtp.example", email_from="a@clinic.example").email_enabled
+
+
+def test_the_smtp_password_comes_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    from_env = load_settings(environ={"ATTUNE_SMTP_PASSWORD": "s3cret"})
+    assert from_env.smtp_secret() == "s3cret" and "s3cret" not in repr(from_env)
+    secret = tmp_path / "smtp-password"
+    secret.write_text("from-a-file\n")
+    assert Settings(smtp_password_file=secret).smtp_secret() == "from-a-file"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"smtp_host": "smtp.example"},  # no sender address
+        {"smtp_security": "ssl"},
+        {"email_from": "no-at-sign"},
+        {"email_from": "a@b.example\r\nBcc: x@y.example"},
+        {"email_timezone": "Mars/Olympus"},
+        {"email_reminder_minutes": ("soon",)},
+        {"email_reminder_minutes": ("0",)},
+        {"smtp_password": "x", "smtp_password_file": Path("/tmp/x")},
+    ],
+)
+def test_malformed_email_settings_stop_the_start_with_a_message(values: dict[str, object]) -> None:
+    with pytest.raises(SettingsError):
+        Settings(**values)  # type: ignore[arg-type]
+
+
+def test_reminder_offsets_are_whole_minutes_largest_first() -> None:
+    assert load_settings(
+        environ={"ATTUNE_EMAIL_REMINDER_MINUTES": "10, 1440,60"}
+    ).reminder_offsets == (
+        1440,
+        60,
+        10,
+    )

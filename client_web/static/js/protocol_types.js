@@ -43,7 +43,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * @property {"waiting" | "in-call"} state
  * @property {"absent" | "in-call" | "reconnecting"} peer
  * @property {Array<{urls: string | Array<string>, username?: string, credential?: string}>} ice_servers
- * @property {Partial<Record<"telehealth" | "checkin_storage" | "cue_analysis" | "research", "granted" | "withdrawn" | "never_asked" | "needs_reconsent">>} consents
+ * @property {Partial<Record<"telehealth" | "checkin_storage" | "cue_analysis" | "contact" | "research", "granted" | "withdrawn" | "never_asked" | "needs_reconsent">>} consents
  * @property {string} [knock_id]
  * @property {string} [resume_token]
  */
@@ -143,7 +143,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * A consent was granted or withdrawn, and takes effect now.
  * @typedef {object} ConsentChangedMessage
  * @property {"consent-changed"} type
- * @property {"telehealth" | "checkin_storage" | "cue_analysis" | "research"} purpose
+ * @property {"telehealth" | "checkin_storage" | "cue_analysis" | "contact" | "research"} purpose
  * @property {"granted" | "withdrawn"} decision
  */
 
@@ -252,7 +252,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * The client grants or withdraws a purpose from inside the session.
  * @typedef {object} ConsentMessage
  * @property {"consent"} type
- * @property {"telehealth" | "checkin_storage" | "cue_analysis" | "research"} purpose
+ * @property {"telehealth" | "checkin_storage" | "cue_analysis" | "contact" | "research"} purpose
  * @property {"granted" | "withdrawn"} decision
  * @property {number} notice_version
  * @property {string} [id]

@@ -7,7 +7,7 @@ from typing import Final
 from aiohttp import web
 
 from server.core.links import SessionStatus
-from server.keys import AUDIT, CLOCK, DB, LIVE
+from server.keys import AUDIT, CLOCK, DB, LIVE, MAILER
 from server.services import scheduling
 from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
@@ -44,6 +44,7 @@ async def create_session(request: web.Request) -> web.StreamResponse:
         starts_at=parse_datetime(body["starts_at"], "starts_at"),
         minutes=body.get("minutes", 50),
         now=request.app[CLOCK](),
+        mail=request.app[MAILER],
     )
     payload = {
         "join_url": join_url(request, invite.token),
@@ -64,7 +65,12 @@ async def reissue_invite(request: web.Request) -> web.StreamResponse:
     therapist = request[SIGNED_IN].account
     session_id = path_id(request, "session_id")
     invite = await scheduling.reissue_invite(
-        request.app[DB], request.app[AUDIT], therapist, session_id, request.app[CLOCK]()
+        request.app[DB],
+        request.app[AUDIT],
+        therapist,
+        session_id,
+        request.app[CLOCK](),
+        mail=request.app[MAILER],
     )
     session = await scheduling.get_session(request.app[DB], therapist, session_id)
     payload = {

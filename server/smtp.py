@@ -1,0 +1,75 @@
+"""The SMTP edge: hands one message to the configured server and says plainly how it went.
+
+Reasons are written for the therapist's dashboard: they never contain the address, the
+server's full reply or anything from the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiosmtplib
+
+from server.settings import Settings
+
+
+@dataclass(frozen=True)
+class DeliveryError(Exception):
+    """A message was not accepted; `permanent` means trying again will not help."""
+
+    reason: str
+    permanent: bool
+
+
+class Transport(Protocol):
+    """Something that delivers a finished message."""
+
+    async def send(self, message: bytes, *, sender: str, recipient: str) -> None:
+        """Deliver, or raise DeliveryError."""
+
+
+REFUSED_ADDRESS = "The recipient's mail server refused the address."
+REFUSED_MESSAGE = "The mail server refused the message."
+UNREACHABLE = "Could not reach the mail server; trying again later."
+SIGN_IN_FAILED = "The mail server refused Attune's sign-in (check the SMTP settings)."
+TEMPORARY = "The mail server asked to try again later."
+
+
+def _code_reason(code: int, permanent_reason: str) -> DeliveryError:
+    if 400 <= code < 500:
+        return DeliveryError(TEMPORARY, permanent=False)
+    return DeliveryError(permanent_reason, permanent=True)
+
+
+class SmtpTransport:
+    """aiosmtplib with the settings' host, port, TLS mode and credentials."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def send(self, message: bytes, *, sender: str, recipient: str) -> None:
+        """One SMTP conversation for one message and one recipient."""
+        s = self._settings
+        try:
+            await aiosmtplib.send(
+                message,
+                sender=sender,
+                recipients=[recipient],
+                hostname=s.smtp_host,
+                port=s.smtp_port,
+                username=s.smtp_username or None,
+                password=(s.smtp_secret() or None) if s.smtp_username else None,
+                use_tls=s.smtp_security == "tls",
+                start_tls=s.smtp_security == "starttls",
+                timeout=s.smtp_timeout_seconds,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [e.code for e in exc.recipients]
+            raise _code_reason(min(codes) if codes else 550, REFUSED_ADDRESS) from None
+        except aiosmtplib.SMTPAuthenticationError:
+            raise DeliveryError(SIGN_IN_FAILED, permanent=False) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _code_reason(exc.code, REFUSED_MESSAGE) from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            raise DeliveryError(UNREACHABLE, permanent=False) from None

@@ -3,8 +3,8 @@
 Admins only. Entries hold metadata (actor, action, pseudonymous targets, time, small
 details), never clinical content, so this page shows the log as stored.
 
-This module imports neither ``server.web.api`` nor ``server.web.pages``: api.py imports
-``AUDIT_OPERATIONS`` from here, and pages.py imports api.py, so either import would be a cycle.
+Like the other ``*_views`` modules it owns its operations and pages; ``create_app`` registers
+them (``AUDIT_OPERATIONS`` through the route guard, ``add_audit_pages`` as console pages).
 """
 
 from __future__ import annotations

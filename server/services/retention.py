@@ -44,7 +44,8 @@ from privacy.retention import (
     expiry_cutoff,
     validate_policy,
 )
-from server.audit import AuditTrail, newest_anchor
+from server.audit import AuditTrail
+from server.db import audit as audit_rows
 from server.db.engine import Database
 from server.db.retention_tables import legal_holds, purge_reports, retention_policies
 from server.db.tables import AnyRow, audit_log, clients, consent_records
@@ -827,7 +828,7 @@ class Retention:
                 if ceiling is None:
                     ceiling = int(await conn.scalar(sa.select(sa.func.max(audit_log.c.seq))) or 0)
                 if start is None:
-                    anchor = await newest_anchor(conn)
+                    anchor = await audit_rows.newest_anchor(conn)
                     start = 0 if anchor is None else anchor.seq
                 found = (
                     await conn.execute(

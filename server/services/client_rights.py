@@ -37,11 +37,11 @@ from privacy.vault import DecryptionError, FieldContext, KeyShredded
 from server.audit import AuditTrail
 from server.core.protocol import SessionRole
 from server.db.engine import Database
+from server.db.retention_sources import DEFAULT_SOURCES, SourceRegistry, TableSource
 from server.db.tables import audit_log, client_notes, clients, therapy_sessions
 from server.errors import NotFound
 from server.services.consents import Consents
 from server.services.retention import Retention
-from server.services.retention_sources import DEFAULT_SOURCES, SourceRegistry, TableSource
 from server.vault_store import ClientVault
 
 EXPORT_FORMAT: Final = "attune-client-export-v1"

@@ -1,7 +1,7 @@
 """Retention's storage edge: policies, legal holds, the purge run and its reports.
 
 The decisions are pure (`privacy.retention.due_for_purge`); this module lists candidates in
-bounded batches from the sources in `server.services.retention_sources`, applies the
+bounded batches from the sources in `server.db.retention_sources`, applies the
 decisions, destroys the data key of a client whose last data went (crypto-shredding), and
 writes a purge report and a `retention.purge` audit entry per run.
 
@@ -47,11 +47,11 @@ from privacy.retention import (
 from server.audit import AuditTrail
 from server.db import audit as audit_rows
 from server.db.engine import Database
+from server.db.retention_sources import DEFAULT_SOURCES, PurgeSource, SourceRegistry
 from server.db.retention_tables import legal_holds, purge_reports, retention_policies
 from server.db.tables import AnyRow, audit_log, clients, consent_records
 from server.errors import Conflict, InvalidInput, NotFound
 from server.security.tokens import new_id
-from server.services.retention_sources import DEFAULT_SOURCES, PurgeSource, SourceRegistry
 from server.vault_store import ClientVault
 
 BATCH_SIZE: Final = 500  # the first batch; then sized to the write budget below

@@ -19,6 +19,7 @@ from server.services import accounts as account_service
 from server.services import scheduling
 from server.web.api.auth import sign_in
 from server.web.denials import record_denial
+from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, page_guarded
 from server.web.identity import (
     clear_cookie,
@@ -31,21 +32,6 @@ from server.web.identity import (
 from server.web.shapes import join_url
 from server.web.sign_in_guard import set_device_cookie
 from server.web.validation import parse_datetime
-
-_FORM_LIMIT = 4096
-
-
-async def _form(request: web.Request) -> dict[str, str]:
-    """Form fields as strings, each bounded (the body itself is bounded by client_max_size)."""
-    form = await request.post()
-    fields: dict[str, str] = {}
-    for key, value in form.items():
-        if not isinstance(value, str):
-            raise InvalidInput("File uploads are not accepted here.")
-        if len(value) > _FORM_LIMIT:
-            raise InvalidInput(f"{key}: too long.")
-        fields[key] = value
-    return fields
 
 
 def _context(request: web.Request, **values: Any) -> dict[str, Any]:
@@ -70,7 +56,7 @@ async def login_page(request: web.Request) -> dict[str, Any]:
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    form = await _form(request)
+    form = await read_form(request)
     email, next_path = form.get("email", ""), safe_next(form.get("next"))
     try:
         _account, token, _csrf = await sign_in(request, email, form.get("password", ""))
@@ -112,7 +98,7 @@ async def setup_page(request: web.Request) -> web.StreamResponse:
 
 async def setup_submit(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
-    form = await _form(request)
+    form = await read_form(request)
     if form.get("password") != form.get("password_again"):
         return aiohttp_jinja2.render_template(
             "setup.html",
@@ -160,7 +146,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
 
 async def add_client(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
-    form = await _form(request)
+    form = await read_form(request)
     try:
         await scheduling.create_client(
             request.app[DB],
@@ -190,7 +176,7 @@ def _link_page(request: web.Request, session: Any, url: str) -> web.StreamRespon
 
 async def add_session(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
-    form = await _form(request)
+    form = await read_form(request)
     try:
         starts = form.get("starts_at", "")
         offset = form.get("tz_offset_minutes", "0")
@@ -287,7 +273,7 @@ async def admin(request: web.Request) -> web.StreamResponse:
 
 async def admin_add_account(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
-    form = await _form(request)
+    form = await read_form(request)
     try:
         role = Role(form.get("role", Role.THERAPIST.value))
         account = await account_service.create_account(

@@ -177,13 +177,20 @@ async def list_sessions(
         return await q.list_sessions(conn, therapist.id, client_id=client_id)
 
 
-async def get_session(db: Database, therapist: Account, session_id: str) -> TherapySession:
-    """One of the therapist's sessions, or NotFound."""
-    async with db.read() as conn:
-        session = await q.session_for(conn, therapist.id, session_id)
+async def _own_session(
+    conn: AsyncConnection, therapist: Account, session_id: str
+) -> TherapySession:
+    """One of the therapist's sessions, or NotFound (someone else's is not found either)."""
+    session = await q.session_for(conn, therapist.id, session_id)
     if session is None:
         raise NotFound("No such session.")
     return session
+
+
+async def get_session(db: Database, therapist: Account, session_id: str) -> TherapySession:
+    """One of the therapist's sessions, or NotFound."""
+    async with db.read() as conn:
+        return await _own_session(conn, therapist, session_id)
 
 
 def _require_open(session: TherapySession) -> None:
@@ -191,23 +198,27 @@ def _require_open(session: TherapySession) -> None:
         raise Conflict(f"This session is {session.status.value}; its link cannot change.")
 
 
+async def _revoke_links(
+    conn: AsyncConnection, audit: AuditTrail, therapist: Account, session_id: str, now: datetime
+) -> None:
+    """Revoke the session's active links, audited when there was one."""
+    if await q.revoke_invites(conn, session_id, now):
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{therapist.id}",
+            action="invite.revoke",
+            targets=(f"session:{session_id}",),
+        )
+
+
 async def reissue_invite(
     db: Database, audit: AuditTrail, therapist: Account, session_id: str, now: datetime
 ) -> IssuedInvite:
     """Revoke the current link and mint a new one."""
     async with db.write() as conn:
-        session = await q.session_for(conn, therapist.id, session_id)
-        if session is None:
-            raise NotFound("No such session.")
-        _require_open(session)
-        if await q.revoke_invites(conn, session_id, now):
-            await audit.record(
-                conn,
-                at=now,
-                actor=f"account:{therapist.id}",
-                action="invite.revoke",
-                targets=(f"session:{session_id}",),
-            )
+        _require_open(await _own_session(conn, therapist, session_id))
+        await _revoke_links(conn, audit, therapist, session_id, now)
         return await _issue_invite(conn, audit, therapist, session_id, now)
 
 
@@ -216,18 +227,8 @@ async def revoke_invite(
 ) -> None:
     """Revoke the session's link; clients already inside keep nothing (their cookie dies)."""
     async with db.write() as conn:
-        session = await q.session_for(conn, therapist.id, session_id)
-        if session is None:
-            raise NotFound("No such session.")
-        revoked = await q.revoke_invites(conn, session_id, now)
-        if revoked:
-            await audit.record(
-                conn,
-                at=now,
-                actor=f"account:{therapist.id}",
-                action="invite.revoke",
-                targets=(f"session:{session_id}",),
-            )
+        await _own_session(conn, therapist, session_id)
+        await _revoke_links(conn, audit, therapist, session_id, now)
 
 
 async def close_session(
@@ -240,10 +241,7 @@ async def close_session(
 ) -> None:
     """End or cancel a session: its link and client cookies stop working at once."""
     async with db.write() as conn:
-        session = await q.session_for(conn, therapist.id, session_id)
-        if session is None:
-            raise NotFound("No such session.")
-        _require_open(session)
+        _require_open(await _own_session(conn, therapist, session_id))
         await q.set_session_status(conn, session_id, status, now)
         action = "session.end" if status is SessionStatus.ENDED else "session.cancel"
         await audit.record(

@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from privacy.vault import FieldContext
 from server.audit import AuditTrail
 from server.core.models import Account
-from server.db import scheduling as q
 from server.db.engine import Database
 from server.db.tables import client_notes
-from server.errors import InvalidInput, NotFound
+from server.errors import InvalidInput
 from server.security.tokens import new_id
+from server.services.scheduling import own_client
 from server.vault_store import ClientVault
 
 MAX_NOTE_CHARS = 20_000
@@ -51,8 +51,7 @@ async def add_note(
         raise InvalidInput(f"Keep a note under {MAX_NOTE_CHARS} characters.")
     note_id = new_id()
     async with db.write() as conn:
-        if await q.client_for(conn, therapist.id, client_id) is None:
-            raise NotFound("No such client.")
+        await own_client(conn, therapist, client_id)
         ciphertext = await vault.encrypt_text(conn, _context(note_id, client_id), text)
         await conn.execute(
             client_notes.insert().values(
@@ -84,8 +83,7 @@ async def list_notes(
 ) -> list[Note]:
     """Decrypt the client's notes, newest first; the read is written to the audit trail."""
     async with db.read() as conn:
-        if await q.client_for(conn, therapist.id, client_id) is None:
-            raise NotFound("No such client.")
+        await own_client(conn, therapist, client_id)
         rows = (
             await conn.execute(
                 sa.select(client_notes)

@@ -78,13 +78,19 @@ async def list_clients(db: Database, therapist: Account) -> list[Client]:
         return await q.list_clients(conn, therapist.id)
 
 
-async def get_client(db: Database, therapist: Account, client_id: str) -> Client:
-    """One of the therapist's clients, or NotFound (also for other therapists' ids)."""
-    async with db.read() as conn:
-        client = await q.client_for(conn, therapist.id, client_id)
+async def own_client(conn: AsyncConnection, therapist: Account, client_id: str) -> Client:
+    """One of the therapist's clients, or NotFound (also for other therapists' ids): the check
+    every operation on a client starts with, inside its own transaction."""
+    client = await q.client_for(conn, therapist.id, client_id)
     if client is None:
         raise NotFound("No such client.")
     return client
+
+
+async def get_client(db: Database, therapist: Account, client_id: str) -> Client:
+    """One of the therapist's clients, or NotFound (also for other therapists' ids)."""
+    async with db.read() as conn:
+        return await own_client(conn, therapist, client_id)
 
 
 async def client_by_alias(db: Database, therapist: Account, alias: str) -> Client:
@@ -135,9 +141,7 @@ async def create_session(
         raise InvalidInput("Sessions can be scheduled up to two years ahead.")
     session_id = new_id()
     async with db.write() as conn:
-        client = await q.client_for(conn, therapist.id, client_id)
-        if client is None:
-            raise NotFound("No such client.")
+        client = await own_client(conn, therapist, client_id)
         await q.insert_session(
             conn,
             session_id=session_id,

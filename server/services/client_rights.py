@@ -36,9 +36,10 @@ from privacy.consent import (
 from privacy.vault import DecryptionError, FieldContext, KeyShredded
 from server.audit import AuditTrail
 from server.core.protocol import SessionRole
+from server.db import notes as note_rows
 from server.db.engine import Database
 from server.db.retention_sources import DEFAULT_SOURCES, SourceRegistry, TableSource
-from server.db.tables import audit_log, client_notes, clients, therapy_sessions
+from server.db.tables import audit_log, clients, therapy_sessions
 from server.errors import NotFound
 from server.services.consents import Consents
 from server.services.retention import Retention
@@ -216,15 +217,10 @@ class ClientRights:
         return items
 
     async def _notes(self, conn: AsyncConnection, client_id: str) -> list[dict[str, Any]]:
-        rows = await conn.execute(
-            sa.select(client_notes)
-            .where(client_notes.c.client_id == client_id)
-            .order_by(client_notes.c.created_at, client_notes.c.id)
-        )
         notes = []
-        for row in rows:
+        for row in await note_rows.for_client(conn, client_id, newest_first=False):
             ctx = FieldContext("client_notes", row.id, "body", client_id)
-            text = await self._decrypt(conn, ctx, "text", bytes(row.body_ciphertext))
+            text = await self._decrypt(conn, ctx, "text", row.body_ciphertext)
             notes.append({"id": row.id, "created_at": _iso(row.created_at), "text": text})
         return notes
 

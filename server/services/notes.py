@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
-
 from privacy.vault import FieldContext
 from server.audit import AuditTrail
 from server.core.models import Account
+from server.db import notes as note_rows
 from server.db.engine import Database
-from server.db.tables import client_notes
 from server.errors import InvalidInput
 from server.security.tokens import new_id
 from server.services.scheduling import own_client
@@ -53,14 +51,13 @@ async def add_note(
     async with db.write() as conn:
         await own_client(conn, therapist, client_id)
         ciphertext = await vault.encrypt_text(conn, _context(note_id, client_id), text)
-        await conn.execute(
-            client_notes.insert().values(
-                id=note_id,
-                client_id=client_id,
-                therapist_id=therapist.id,
-                created_at=now,
-                body_ciphertext=ciphertext,
-            )
+        await note_rows.insert(
+            conn,
+            note_id=note_id,
+            client_id=client_id,
+            therapist_id=therapist.id,
+            created_at=now,
+            body_ciphertext=ciphertext,
         )
         await audit.record(
             conn,
@@ -84,13 +81,7 @@ async def list_notes(
     """Decrypt the client's notes, newest first; the read is written to the audit trail."""
     async with db.read() as conn:
         await own_client(conn, therapist, client_id)
-        rows = (
-            await conn.execute(
-                sa.select(client_notes)
-                .where(client_notes.c.client_id == client_id)
-                .order_by(client_notes.c.created_at.desc(), client_notes.c.id)
-            )
-        ).all()
+        rows = await note_rows.for_client(conn, client_id, newest_first=True)
         notes = [
             Note(
                 id=row.id,

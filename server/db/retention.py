@@ -365,9 +365,3 @@ async def clients_with_rows(
     col = table.c[column]
     query = sa.select(col).where(col.in_(sorted(client_ids))).distinct()
     return set(await conn.scalars(query))
-
-
-async def delete_client_alias(conn: AsyncConnection, client_id: str) -> bool:
-    """Delete the client's alias row; True when there was one."""
-    result = await conn.execute(clients.delete().where(clients.c.id == client_id))
-    return result.rowcount > 0

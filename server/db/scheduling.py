@@ -30,6 +30,13 @@ async def insert_client(
     )
 
 
+async def delete_client(conn: AsyncConnection, client_id: str) -> bool:
+    """Delete a client's alias row (its sessions, invites, cookies and notes cascade); True
+    when there was one."""
+    result = await conn.execute(clients.delete().where(clients.c.id == client_id))
+    return result.rowcount > 0
+
+
 async def alias_taken(conn: AsyncConnection, therapist_id: str, alias: str) -> bool:
     """True when this therapist already has a client with this alias."""
     found = await conn.scalar(

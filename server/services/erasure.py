@@ -6,8 +6,8 @@ from datetime import datetime
 
 from server.audit import AuditTrail
 from server.core.models import Account
+from server.db import scheduling as scheduling_rows
 from server.db.engine import Database
-from server.db.tables import clients
 from server.services.scheduling import own_client
 from server.vault_store import ClientVault
 
@@ -29,7 +29,7 @@ async def erase_client(
         await own_client(conn, therapist, client_id)
         shredded = await vault.shred(conn, client_id)
         # Sessions, invites, client cookies and notes go with the client (ON DELETE CASCADE).
-        await conn.execute(clients.delete().where(clients.c.id == client_id))
+        await scheduling_rows.delete_client(conn, client_id)
         await audit.record(
             conn,
             at=now,

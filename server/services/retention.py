@@ -46,6 +46,7 @@ from privacy.retention import (
 from server.audit import AuditTrail
 from server.db import audit as audit_rows
 from server.db import retention as retention_rows
+from server.db import scheduling as scheduling_rows
 from server.db.engine import Database
 from server.db.retention import Candidate, Counts, StoredPolicy
 from server.db.retention import LegalHold as LegalHold  # re-exported: what the methods return
@@ -628,7 +629,7 @@ class Retention:
         destroyed = 0
         for client_id in sorted(emptied):
             key_destroyed = await self.vault.shred(conn, client_id)
-            alias_deleted = await retention_rows.delete_client_alias(conn, client_id)
+            alias_deleted = await scheduling_rows.delete_client(conn, client_id)
             if key_destroyed or alias_deleted:
                 await self.audit.record(
                     conn,

@@ -16,7 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.retention import Action, Category, Hold
-from server.db.retention_tables import legal_holds, purge_reports, retention_policies
+from server.db.retention_tables import (
+    account_closures,
+    legal_holds,
+    purge_reports,
+    retention_policies,
+)
 from server.db.tables import AnyRow, clients, consent_records
 
 Counts = Mapping[Category, Mapping[Action, int]]
@@ -75,6 +80,33 @@ async def replace_policy(conn: AsyncConnection, policy: StoredPolicy) -> None:
             updated_by=policy.updated_by,
         )
     )
+
+
+# --- account closures (the `account` clock) -----------------------------------------------------
+
+
+async def account_closure(
+    conn: AsyncConnection, account_id: str
+) -> tuple[datetime | None, datetime | None]:
+    """(closed_at, anonymized_at) of an account; (None, None) while it is not closed."""
+    c = account_closures.c
+    row = (
+        await conn.execute(
+            sa.select(c.closed_at, c.anonymized_at).where(c.account_id == account_id)
+        )
+    ).first()
+    return (None, None) if row is None else (row.closed_at, row.anonymized_at)
+
+
+async def start_account_clock(conn: AsyncConnection, account_id: str, at: datetime) -> None:
+    """The account was disabled at `at`: its retention clock starts (again) there."""
+    await stop_account_clock(conn, account_id)
+    await conn.execute(account_closures.insert().values(account_id=account_id, closed_at=at))
+
+
+async def stop_account_clock(conn: AsyncConnection, account_id: str) -> None:
+    """The account was re-enabled: no retention clock runs for it."""
+    await conn.execute(account_closures.delete().where(account_closures.c.account_id == account_id))
 
 
 # --- legal holds --------------------------------------------------------------------------------

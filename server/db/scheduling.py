@@ -55,6 +55,12 @@ async def list_clients(conn: AsyncConnection, therapist_id: str) -> list[Client]
     return [_client(row) for row in rows]
 
 
+async def client_by_id(conn: AsyncConnection, client_id: str) -> Client | None:
+    """The client with this id, whoever its therapist (the client's own requests)."""
+    row = (await conn.execute(sa.select(clients).where(clients.c.id == client_id))).first()
+    return _client(row) if row else None
+
+
 async def client_for(conn: AsyncConnection, therapist_id: str, client_id: str) -> Client | None:
     """The client when it belongs to this therapist, else None."""
     row = (

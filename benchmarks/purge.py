@@ -49,9 +49,9 @@ from privacy.vault import MasterKeyring, generate_data_key
 from server.audit import AuditTrail
 from server.db.engine import Database
 from server.db.migrate import upgrade_to_head
+from server.db.retention_sources import DEFAULT_SOURCES, SourceRegistry, TableSource
 from server.db.tables import UTCDateTime, clients, therapy_sessions
 from server.services.retention import Retention
-from server.services.retention_sources import DEFAULT_SOURCES, SourceRegistry, TableSource
 from server.vault_store import ClientVault
 
 BENCH_TABLE = "bench_cue_records"

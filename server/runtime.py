@@ -8,8 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from privacy.keyfiles import (
     KeyFileError,
     load_keyring,
@@ -19,9 +17,9 @@ from privacy.keyfiles import (
 )
 from privacy.vault import MasterKeyring
 from server.audit import AuditTrail
+from server.db import data_keys as data_key_rows
 from server.db.engine import Database
 from server.db.migrate import upgrade_to_head
-from server.db.tables import data_keys
 from server.settings import Settings
 from server.vault_store import ClientVault, MasterKeyMismatch
 
@@ -75,7 +73,7 @@ async def load_master_keyring(settings: Settings, db: Database) -> tuple[MasterK
         if path.exists():
             return load_keyring(path), None
         async with db.read() as conn:
-            holds_keys = await conn.scalar(sa.select(sa.func.count()).select_from(data_keys))
+            holds_keys = await data_key_rows.any_key(conn) is not None
         if holds_keys:
             raise StartupError(
                 f"The master keyring {path} is missing, but the database holds encrypted data. "

@@ -65,6 +65,16 @@ async def count_accounts(conn: AsyncConnection) -> int:
     return int(await conn.scalar(sa.select(sa.func.count()).select_from(accounts)) or 0)
 
 
+async def count_enabled_admins(conn: AsyncConnection) -> int:
+    """How many admin accounts can still sign in (the last one may not be disabled)."""
+    n = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(accounts)
+        .where(accounts.c.role == Role.ADMIN.value, accounts.c.disabled.is_(False))
+    )
+    return int(n or 0)
+
+
 async def account_by_id(conn: AsyncConnection, account_id: str) -> Account | None:
     """The account, or None."""
     row = (

@@ -37,6 +37,13 @@ async def insert_client(
     )
 
 
+async def delete_client(conn: AsyncConnection, client_id: str) -> bool:
+    """Delete a client's alias row (its sessions, invites, cookies and notes cascade); True
+    when there was one."""
+    result = await conn.execute(clients.delete().where(clients.c.id == client_id))
+    return result.rowcount > 0
+
+
 async def alias_taken(conn: AsyncConnection, therapist_id: str, alias: str) -> bool:
     """True when this therapist already has a client with this alias."""
     found = await conn.scalar(
@@ -53,6 +60,12 @@ async def list_clients(conn: AsyncConnection, therapist_id: str) -> list[Client]
         sa.select(clients).where(clients.c.therapist_id == therapist_id).order_by(clients.c.alias)
     )
     return [_client(row) for row in rows]
+
+
+async def client_by_id(conn: AsyncConnection, client_id: str) -> Client | None:
+    """The client with this id, whoever its therapist (the client's own requests)."""
+    row = (await conn.execute(sa.select(clients).where(clients.c.id == client_id))).first()
+    return _client(row) if row else None
 
 
 async def client_for(conn: AsyncConnection, therapist_id: str, client_id: str) -> Client | None:

@@ -33,7 +33,7 @@ from server.keys import SETTINGS
 from server.security.forwarded import Address
 from server.security.ice_candidates import filter_answer
 from server.web.conncheck_targets import conncheck_targets
-from server.web.identity import require_client
+from server.web.guard import VISIT
 from server.web.openapi import Operation
 from server.web.validation import read_json
 
@@ -314,7 +314,7 @@ CONNCHECK_ANSWER_SCHEMA: Mapping[str, Any] = {
 
 async def post_conncheck(request: web.Request) -> web.StreamResponse:
     """Start a connection check for the client who opened the link: offer in, answer out."""
-    visit = require_client(request)
+    visit = request[VISIT]
     body = await read_json(request, CONNCHECK_OFFER_SCHEMA)
     key = visit_check_key(visit.session.id, visit.csrf_token)
     offer = validated_offer(

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.audit import AuditTrail
 from server.core.models import Account, Role
 from server.db import accounts as q
+from server.db import retention as retention_rows
 from server.db.engine import Database
-from server.db.retention_tables import account_closures
-from server.db.tables import accounts
 from server.errors import Conflict, InvalidInput, NotFound
 from server.security.passwords import hash_password, password_problem
 
@@ -26,11 +24,7 @@ async def _target(conn: AsyncConnection, account_id: str) -> tuple[Account, date
     account = await q.account_by_id(conn, account_id)
     if account is None:
         raise NotFound("No such account.")
-    anonymized_at: datetime | None = await conn.scalar(
-        sa.select(account_closures.c.anonymized_at).where(
-            account_closures.c.account_id == account_id
-        )
-    )
+    _, anonymized_at = await retention_rows.account_closure(conn, account_id)
     return account, anonymized_at
 
 
@@ -43,12 +37,8 @@ async def account_detail(db: Database, account_id: str) -> tuple[Account, dateti
 async def closed_at(db: Database, account_id: str) -> datetime | None:
     """When an admin disabled the account (its retention clock), if it is disabled."""
     async with db.read() as conn:
-        value: datetime | None = await conn.scalar(
-            sa.select(account_closures.c.closed_at).where(
-                account_closures.c.account_id == account_id
-            )
-        )
-    return value
+        closed, _ = await retention_rows.account_closure(conn, account_id)
+    return closed
 
 
 async def disable_account(
@@ -61,19 +51,10 @@ async def disable_account(
         account, _ = await _target(conn, account_id)
         if account.disabled:
             return account
-        if account.role is Role.ADMIN:
-            enabled_admins = await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(accounts)
-                .where(accounts.c.role == Role.ADMIN.value, accounts.c.disabled.is_(False))
-            )
-            if int(enabled_admins or 0) <= 1:
-                raise Conflict("At least one admin account must stay enabled.")
+        if account.role is Role.ADMIN and await q.count_enabled_admins(conn) <= 1:
+            raise Conflict("At least one admin account must stay enabled.")
         await q.set_disabled(conn, account_id, True)
-        await conn.execute(
-            account_closures.delete().where(account_closures.c.account_id == account_id)
-        )
-        await conn.execute(account_closures.insert().values(account_id=account_id, closed_at=now))
+        await retention_rows.start_account_clock(conn, account_id, now)
         await audit.record(
             conn,
             at=now,
@@ -95,9 +76,7 @@ async def enable_account(
         if not account.disabled:
             return account
         await q.set_disabled(conn, account_id, False)
-        await conn.execute(
-            account_closures.delete().where(account_closures.c.account_id == account_id)
-        )
+        await retention_rows.stop_account_clock(conn, account_id)
         await audit.record(
             conn,
             at=now,

@@ -16,13 +16,11 @@ say so rather than dropping them silently. A legal hold keeps the data until it 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.consent import (
@@ -36,12 +34,14 @@ from privacy.consent import (
 from privacy.vault import DecryptionError, FieldContext, KeyShredded
 from server.audit import AuditTrail
 from server.core.protocol import SessionRole
+from server.db import client_data
+from server.db import notes as note_rows
+from server.db import scheduling as scheduling_rows
 from server.db.engine import Database
-from server.db.tables import audit_log, client_notes, clients, therapy_sessions
+from server.db.retention_sources import DEFAULT_SOURCES, SourceRegistry, TableSource
 from server.errors import NotFound
 from server.services.consents import Consents
 from server.services.retention import Retention
-from server.services.retention_sources import DEFAULT_SOURCES, SourceRegistry, TableSource
 from server.vault_store import ClientVault
 
 EXPORT_FORMAT: Final = "attune-client-export-v1"
@@ -103,9 +103,7 @@ class ClientRights:
     ) -> dict[str, Any]:
         """Everything stored about one client, decrypted, as JSON; the export is audited."""
         async with self.db.read() as conn:
-            client = (
-                await conn.execute(sa.select(clients).where(clients.c.id == client_id))
-            ).first()
+            client = await scheduling_rows.client_by_id(conn, client_id)
             if client is None:
                 raise NotFound("No such client.")
             sessions = await self._sessions(conn, client_id)
@@ -172,13 +170,8 @@ class ClientRights:
         return document
 
     async def _sessions(self, conn: AsyncConnection, client_id: str) -> list[dict[str, Any]]:
-        t = therapy_sessions
-        rows = await conn.execute(
-            sa.select(t.c.id, t.c.starts_at, t.c.ends_at, t.c.status, t.c.created_at, t.c.ended_at)
-            .where(t.c.client_id == client_id)
-            .order_by(t.c.starts_at)
-        )
-        return [{key: _plain(value) for key, value in row._mapping.items()} for row in rows]
+        rows = await client_data.sessions(conn, client_id)
+        return [{key: _plain(value) for key, value in row.items()} for row in rows]
 
     async def _decrypt(
         self, conn: AsyncConnection, ctx: FieldContext, kind: str, blob: bytes
@@ -197,14 +190,15 @@ class ClientRights:
         assert source.client_column is not None
         table = source.table
         hidden = {source.client_column, *(f.column for f in source.encrypted)}
-        rows = await conn.execute(
-            sa.select(table)
-            .where(table.c[source.client_column] == client_id)
-            .order_by(table.c[source.time_column], table.c[source.id_column])
+        rows = await client_data.table_rows(
+            conn,
+            table,
+            client_column=source.client_column,
+            order_by=(source.time_column, source.id_column),
+            client_id=client_id,
         )
         items = []
-        for row in rows:
-            m = row._mapping
+        for m in rows:
             item = {k: _plain(v) for k, v in m.items() if k not in hidden}
             row_id = str(m[source.id_column])
             for encrypted in source.encrypted:
@@ -216,31 +210,16 @@ class ClientRights:
         return items
 
     async def _notes(self, conn: AsyncConnection, client_id: str) -> list[dict[str, Any]]:
-        rows = await conn.execute(
-            sa.select(client_notes)
-            .where(client_notes.c.client_id == client_id)
-            .order_by(client_notes.c.created_at, client_notes.c.id)
-        )
         notes = []
-        for row in rows:
+        for row in await note_rows.for_client(conn, client_id, newest_first=False):
             ctx = FieldContext("client_notes", row.id, "body", client_id)
-            text = await self._decrypt(conn, ctx, "text", bytes(row.body_ciphertext))
+            text = await self._decrypt(conn, ctx, "text", row.body_ciphertext)
             notes.append({"id": row.id, "created_at": _iso(row.created_at), "text": text})
         return notes
 
     async def _activity(self, conn: AsyncConnection, client_id: str) -> list[dict[str, Any]]:
         """Audit entries about this client: when, what, and by whom in kind."""
-        name = f"client:{client_id}"
-        rows = await conn.execute(
-            sa.select(audit_log.c.at, audit_log.c.action, audit_log.c.actor)
-            .where(
-                sa.or_(
-                    audit_log.c.actor == name,
-                    audit_log.c.targets.contains(json.dumps(name), autoescape=True),
-                )
-            )
-            .order_by(audit_log.c.seq)
-        )
+        rows = await client_data.activity(conn, client_id)
         return [
             {"at": _iso(row.at), "action": row.action, "by": _by_whom(row.actor, client_id)}
             for row in rows
@@ -277,11 +256,9 @@ class ClientRights:
                         continue
                     if source.client_column is None:
                         continue
-                    table = source.table
-                    result = await conn.execute(
-                        table.delete().where(table.c[source.client_column] == client_id)
+                    deleted[source.label] = await client_data.delete_rows(
+                        conn, source.table, client_column=source.client_column, client_id=client_id
                     )
-                    deleted[source.label] = result.rowcount
             await self.audit.record(
                 conn,
                 at=now,

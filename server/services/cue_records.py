@@ -13,35 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.vault import FieldContext
+from server.db import cues as cue_rows
 from server.db.engine import Database
 from server.db.tables import cue_prompts, cue_summaries, signal_events
 from server.security.tokens import new_id
 from server.vault_store import ClientVault
-
-CUE_TABLES = (cue_prompts, cue_summaries, signal_events)
-
-
-async def _insert(
-    conn: AsyncConnection,
-    vault: ClientVault,
-    table: sa.Table,
-    *,
-    session_id: str,
-    client_id: str,
-    payload: dict[str, Any],
-    now: datetime,
-) -> None:
-    row_id = new_id()
-    ctx = FieldContext(table.name, row_id, "payload", client_id)
-    await conn.execute(
-        table.insert().values(
-            id=row_id,
-            session_id=session_id,
-            client_id=client_id,
-            created_at=now,
-            payload_ciphertext=await vault.encrypt_json(conn, ctx, payload),
-        )
-    )
 
 
 class CueRecords:
@@ -49,6 +25,30 @@ class CueRecords:
 
     def __init__(self, vault: ClientVault) -> None:
         self._vault = vault
+
+    async def _store(
+        self,
+        db: Database,
+        table: sa.Table,
+        *,
+        session_id: str,
+        client_id: str,
+        payload: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        """Encrypt under the client's key, bound to this table and row, and store."""
+        row_id = new_id()
+        ctx = FieldContext(table.name, row_id, "payload", client_id)
+        async with db.write() as conn:
+            await cue_rows.insert(
+                conn,
+                table,
+                row_id=row_id,
+                session_id=session_id,
+                client_id=client_id,
+                created_at=now,
+                payload_ciphertext=await self._vault.encrypt_json(conn, ctx, payload),
+            )
 
     async def store_prompt(
         self,
@@ -60,31 +60,18 @@ class CueRecords:
         now: datetime,
     ) -> None:
         """A prompt as shown to the therapist."""
-        async with db.write() as conn:
-            await _insert(
-                conn,
-                self._vault,
-                cue_prompts,
-                session_id=session_id,
-                client_id=client_id,
-                payload=prompt,
-                now=now,
-            )
+        await self._store(
+            db, cue_prompts, session_id=session_id, client_id=client_id, payload=prompt, now=now
+        )
 
     async def store_signal(
         self, db: Database, *, session_id: str, client_id: str, kind: str, t_ms: int, now: datetime
     ) -> None:
         """A client's signal button press."""
-        async with db.write() as conn:
-            await _insert(
-                conn,
-                self._vault,
-                signal_events,
-                session_id=session_id,
-                client_id=client_id,
-                payload={"kind": kind, "t_ms": t_ms},
-                now=now,
-            )
+        payload = {"kind": kind, "t_ms": t_ms}
+        await self._store(
+            db, signal_events, session_id=session_id, client_id=client_id, payload=payload, now=now
+        )
 
     async def store_summary(
         self,
@@ -96,40 +83,25 @@ class CueRecords:
         now: datetime,
     ) -> None:
         """The after-session cue summary."""
-        async with db.write() as conn:
-            await _insert(
-                conn,
-                self._vault,
-                cue_summaries,
-                session_id=session_id,
-                client_id=client_id,
-                payload=summary,
-                now=now,
-            )
+        await self._store(
+            db, cue_summaries, session_id=session_id, client_id=client_id, payload=summary, now=now
+        )
 
     async def for_session(self, db: Database, session_id: str) -> dict[str, list[Any]]:
         """A session's stored prompts, signals and summaries, decrypted (the caller audits)."""
         found: dict[str, list[Any]] = {}
         async with db.read() as conn:
-            for table in CUE_TABLES:
-                rows = (
-                    await conn.execute(
-                        sa.select(table)
-                        .where(table.c.session_id == session_id)
-                        .order_by(table.c.created_at)
-                    )
-                ).all()
+            for table in cue_rows.CUE_TABLES:
                 found[table.name] = [
                     await self._vault.decrypt_json(
                         conn,
                         FieldContext(table.name, row.id, "payload", row.client_id),
                         row.payload_ciphertext,
                     )
-                    for row in rows
+                    for row in await cue_rows.for_session(conn, table, session_id)
                 ]
         return found
 
     async def delete_for_client(self, conn: AsyncConnection, client_id: str) -> None:
         """Withdrawal of `cue_analysis`: delete every stored prompt, summary and signal."""
-        for table in CUE_TABLES:
-            await conn.execute(table.delete().where(table.c.client_id == client_id))
+        await cue_rows.delete_for_client(conn, client_id)

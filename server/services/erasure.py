@@ -6,10 +6,9 @@ from datetime import datetime
 
 from server.audit import AuditTrail
 from server.core.models import Account
-from server.db import scheduling as q
+from server.db import scheduling as scheduling_rows
 from server.db.engine import Database
-from server.db.tables import clients
-from server.errors import NotFound
+from server.services.scheduling import own_client
 from server.vault_store import ClientVault
 
 
@@ -27,11 +26,10 @@ async def erase_client(
     was agreed (kept under the `consent` retention policy).
     """
     async with db.write() as conn:
-        if await q.client_for(conn, therapist.id, client_id) is None:
-            raise NotFound("No such client.")
+        await own_client(conn, therapist, client_id)
         shredded = await vault.shred(conn, client_id)
         # Sessions, invites, client cookies and notes go with the client (ON DELETE CASCADE).
-        await conn.execute(clients.delete().where(clients.c.id == client_id))
+        await scheduling_rows.delete_client(conn, client_id)
         await audit.record(
             conn,
             at=now,

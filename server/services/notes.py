@@ -5,16 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
-
 from privacy.vault import FieldContext
 from server.audit import AuditTrail
 from server.core.models import Account
-from server.db import scheduling as q
+from server.db import notes as note_rows
 from server.db.engine import Database
-from server.db.tables import client_notes
-from server.errors import InvalidInput, NotFound
+from server.errors import InvalidInput
 from server.security.tokens import new_id
+from server.services.scheduling import own_client
 from server.vault_store import ClientVault
 
 MAX_NOTE_CHARS = 20_000
@@ -51,17 +49,15 @@ async def add_note(
         raise InvalidInput(f"Keep a note under {MAX_NOTE_CHARS} characters.")
     note_id = new_id()
     async with db.write() as conn:
-        if await q.client_for(conn, therapist.id, client_id) is None:
-            raise NotFound("No such client.")
+        await own_client(conn, therapist, client_id)
         ciphertext = await vault.encrypt_text(conn, _context(note_id, client_id), text)
-        await conn.execute(
-            client_notes.insert().values(
-                id=note_id,
-                client_id=client_id,
-                therapist_id=therapist.id,
-                created_at=now,
-                body_ciphertext=ciphertext,
-            )
+        await note_rows.insert(
+            conn,
+            note_id=note_id,
+            client_id=client_id,
+            therapist_id=therapist.id,
+            created_at=now,
+            body_ciphertext=ciphertext,
         )
         await audit.record(
             conn,
@@ -84,15 +80,8 @@ async def list_notes(
 ) -> list[Note]:
     """Decrypt the client's notes, newest first; the read is written to the audit trail."""
     async with db.read() as conn:
-        if await q.client_for(conn, therapist.id, client_id) is None:
-            raise NotFound("No such client.")
-        rows = (
-            await conn.execute(
-                sa.select(client_notes)
-                .where(client_notes.c.client_id == client_id)
-                .order_by(client_notes.c.created_at.desc(), client_notes.c.id)
-            )
-        ).all()
+        await own_client(conn, therapist, client_id)
+        rows = await note_rows.for_client(conn, client_id, newest_first=True)
         notes = [
             Note(
                 id=row.id,

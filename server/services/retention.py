@@ -1,7 +1,7 @@
-"""Retention's storage edge: policies, legal holds, the purge run and its reports.
+"""Retention's operations: policies, legal holds, the purge run and its reports.
 
-The decisions are pure (`privacy.retention.due_for_purge`); this module lists candidates in
-bounded batches from the sources in `server.services.retention_sources`, applies the
+The decisions are pure (`privacy.retention.due_for_purge`) and the SQL is in `server.db.retention`
+and `server.db.retention_sources`; this module lists candidates in bounded batches, applies the
 decisions, destroys the data key of a client whose last data went (crypto-shredding), and
 writes a purge report and a `retention.purge` audit entry per run.
 
@@ -17,7 +17,6 @@ rows, so a slow or busy machine gets smaller batches and an idle one fewer commi
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.retention import (
@@ -44,13 +43,17 @@ from privacy.retention import (
     expiry_cutoff,
     validate_policy,
 )
-from server.audit import AuditTrail, newest_anchor
+from server.audit import AuditTrail
+from server.db import audit as audit_rows
+from server.db import retention as retention_rows
+from server.db import scheduling as scheduling_rows
 from server.db.engine import Database
-from server.db.retention_tables import legal_holds, purge_reports, retention_policies
-from server.db.tables import AnyRow, audit_log, clients, consent_records
+from server.db.retention import Candidate, Counts, StoredPolicy
+from server.db.retention import LegalHold as LegalHold  # re-exported: what the methods return
+from server.db.retention import PurgeReport as PurgeReport
+from server.db.retention_sources import DEFAULT_SOURCES, PurgeSource, SourceRegistry
 from server.errors import Conflict, InvalidInput, NotFound
 from server.security.tokens import new_id
-from server.services.retention_sources import DEFAULT_SOURCES, PurgeSource, SourceRegistry
 from server.vault_store import ClientVault
 
 BATCH_SIZE: Final = 500  # the first batch; then sized to the write budget below
@@ -87,9 +90,6 @@ CATEGORY_NOUNS: Final[Mapping[Category, str]] = {
     Category.OUTBOX: "emails",
 }
 """How counts of each category read: "this would delete 1,204 cue records now"."""
-
-Counts = Mapping[Category, Mapping[Action, int]]
-
 
 # --- input from people (CLI, API, pages) ------------------------------------------------------
 
@@ -161,72 +161,6 @@ class PolicyInForce:
     updated_by: str | None = None
 
 
-@dataclass(frozen=True)
-class LegalHold:
-    """A hold as stored: who placed it and why, and who lifted it and why."""
-
-    id: str
-    client_id: str
-    placed_by: str
-    reason: str
-    placed_at: datetime
-    released_at: datetime | None = None
-    released_by: str | None = None
-    release_reason: str | None = None
-
-    def as_hold(self) -> Hold:
-        """The pure core's view of it."""
-        return Hold(self.client_id, self.placed_by, self.reason, self.placed_at, self.released_at)
-
-    def is_active(self, now: datetime) -> bool:
-        """Whether it protects the client's records at `now`."""
-        return self.as_hold().is_active(now)
-
-
-def _hold(row: AnyRow) -> LegalHold:
-    m = row._mapping
-    return LegalHold(
-        id=m["id"],
-        client_id=m["client_id"],
-        placed_by=m["placed_by"],
-        reason=m["reason"],
-        placed_at=m["placed_at"],
-        released_at=m["released_at"],
-        released_by=m["released_by"],
-        release_reason=m["release_reason"],
-    )
-
-
-@dataclass(frozen=True)
-class PurgeReport:
-    """What one purge run did (or, for a dry run, would do): counts per category and action."""
-
-    id: str | None
-    trigger: str
-    actor: str
-    started_at: datetime
-    finished_at: datetime | None
-    duration_ms: int | None
-    counts: Counts
-    keys_destroyed: int = 0
-    problems: tuple[str, ...] = ()
-    dry_run: bool = False
-
-    def count(self, category: Category, action: Action) -> int:
-        """How many records of a category got (or would get) this action."""
-        return self.counts.get(category, {}).get(action, 0)
-
-    @property
-    def total(self) -> int:
-        """Records changed in all."""
-        return sum(n for by_action in self.counts.values() for n in by_action.values())
-
-    @property
-    def finished(self) -> bool:
-        """False while running, or when the run was stopped part way (the next one finishes)."""
-        return self.finished_at is not None
-
-
 def counts_json(counts: Counts) -> dict[str, dict[str, int]]:
     """Every category and its allowed actions, zeros included (the report's JSON shape)."""
     return {
@@ -296,28 +230,6 @@ def report_json(report: PurgeReport) -> dict[str, Any]:
     }
 
 
-def _parse_counts(text: str) -> dict[Category, dict[Action, int]]:
-    parsed: dict[Category, dict[Action, int]] = {}
-    for category, by_action in json.loads(text).items():
-        parsed[Category(category)] = {Action(a): int(n) for a, n in by_action.items()}
-    return parsed
-
-
-def _report(row: AnyRow) -> PurgeReport:
-    m = row._mapping
-    return PurgeReport(
-        id=m["id"],
-        trigger=m["trigger"],
-        actor=m["actor"],
-        started_at=m["started_at"],
-        finished_at=m["finished_at"],
-        duration_ms=m["duration_ms"],
-        counts=_parse_counts(m["counts"]),
-        keys_destroyed=m["keys_destroyed"],
-        problems=tuple(json.loads(m["problems"])),
-    )
-
-
 @dataclass
 class _Run:
     """A run's running totals (one task owns it)."""
@@ -335,12 +247,6 @@ class _Run:
         if n:
             by_action = self.counts.setdefault(category, {})
             by_action[action] = by_action.get(action, 0) + n
-
-    def counts_text(self) -> str:
-        return json.dumps(
-            {c.value: {a.value: n for a, n in by.items()} for c, by in self.counts.items()},
-            sort_keys=True,
-        )
 
 
 @dataclass
@@ -367,18 +273,9 @@ class BatchSizer:
             self.size = min(self.largest, self.size * 2)
 
 
-def _active_holds_query(now: datetime) -> sa.Select[Any]:
-    h = legal_holds
-    return sa.select(h).where(
-        h.c.placed_at <= now, sa.or_(h.c.released_at.is_(None), h.c.released_at > now)
-    )
-
-
-def _audit_client(actor: str, targets_json: str, held: set[str]) -> str | None:
+def _audit_client(actor: str, targets: tuple[str, ...], held: set[str]) -> str | None:
     """The client an audit entry concerns; a held one first, so the hold stops the prefix."""
-    named = [
-        p.split(":", 1)[1] for p in (actor, *json.loads(targets_json)) if p.startswith("client:")
-    ]
+    named = [p.split(":", 1)[1] for p in (actor, *targets) if p.startswith("client:")]
     return next((c for c in named if c in held), named[0] if named else None)
 
 
@@ -423,7 +320,7 @@ class Retention:
     async def policies(self) -> dict[Category, PolicyInForce]:
         """The policy of every category: saved by an admin, or the documented default."""
         async with self.db.read() as conn:
-            rows = {r.category: r for r in await conn.execute(sa.select(retention_policies))}
+            rows = await retention_rows.stored_policies(conn)
         result: dict[Category, PolicyInForce] = {}
         for category in Category:
             row = rows.get(category.value)
@@ -443,21 +340,18 @@ class Retention:
             raise InvalidInput(str(exc)) from None
         overridden = below_floor(policy)
         async with self.db.write() as conn:
-            t = retention_policies
-            previous = (
-                await conn.execute(sa.select(t).where(t.c.category == policy.category.value))
-            ).first()
+            previous = await retention_rows.stored_policy(conn, policy.category)
             before = previous or DEFAULT_POLICIES[policy.category]
-            await conn.execute(t.delete().where(t.c.category == policy.category.value))
-            await conn.execute(
-                t.insert().values(
+            await retention_rows.replace_policy(
+                conn,
+                StoredPolicy(
                     category=policy.category.value,
                     keep_days=policy.keep_days,
                     action=policy.action.value,
                     floor_override_reason=policy.floor_override_reason if overridden else None,
                     updated_at=now,
                     updated_by=actor,
-                )
+                ),
             )
             # The override's wording stays in the policy table; the trail records that it exists.
             await self.audit.record(
@@ -490,12 +384,8 @@ class Retention:
 
     async def holds(self, *, include_released: bool = True) -> list[LegalHold]:
         """Holds, standing ones first, newest first."""
-        h = legal_holds
-        query = sa.select(h).order_by(h.c.released_at.is_not(None), h.c.placed_at.desc())
-        if not include_released:
-            query = query.where(h.c.released_at.is_(None))
         async with self.db.read() as conn:
-            return [_hold(row) for row in await conn.execute(query)]
+            return await retention_rows.holds(conn, include_released=include_released)
 
     async def add_hold(
         self, client_id: str, reason: str, *, actor: str, now: datetime
@@ -505,27 +395,11 @@ class Retention:
         reason = clean_reason(reason)
         hold = LegalHold(new_id(), client_id, actor, reason, now)
         async with self.db.write() as conn:
-            known = await conn.scalar(
-                sa.select(sa.literal(1)).where(
-                    sa.or_(
-                        sa.exists().where(clients.c.id == client_id),
-                        sa.exists().where(consent_records.c.client_id == client_id),
-                    )
-                )
-            )
-            if not known:
+            if not await retention_rows.client_has_records(conn, client_id):
                 raise NotFound("No client with this id has data here.")
-            if await self._standing_hold(conn, client_id) is not None:
+            if await retention_rows.standing_hold(conn, client_id) is not None:
                 raise Conflict("This client's data is already on hold.")
-            await conn.execute(
-                legal_holds.insert().values(
-                    id=hold.id,
-                    client_id=client_id,
-                    placed_by=actor,
-                    reason=reason,
-                    placed_at=now,
-                )
-            )
+            await retention_rows.insert_hold(conn, hold)
             await self.audit.record(
                 conn,
                 at=now,
@@ -542,14 +416,10 @@ class Retention:
         client_id = parse_client_id(client_id)
         reason = clean_reason(reason)
         async with self.db.write() as conn:
-            standing = await self._standing_hold(conn, client_id)
+            standing = await retention_rows.standing_hold(conn, client_id)
             if standing is None:
                 raise NotFound("This client's data is not on hold.")
-            await conn.execute(
-                legal_holds.update()
-                .where(legal_holds.c.id == standing.id)
-                .values(released_at=now, released_by=actor, release_reason=reason)
-            )
+            await retention_rows.release_hold(conn, standing.id, at=now, by=actor, reason=reason)
             await self.audit.record(
                 conn,
                 at=now,
@@ -568,36 +438,21 @@ class Retention:
             reason,
         )
 
-    async def _standing_hold(self, conn: AsyncConnection, client_id: str) -> LegalHold | None:
-        row = (
-            await conn.execute(
-                sa.select(legal_holds).where(
-                    legal_holds.c.client_id == client_id, legal_holds.c.released_at.is_(None)
-                )
-            )
-        ).first()
-        return _hold(row) if row else None
-
     async def is_held(self, conn: AsyncConnection, client_id: str, now: datetime) -> bool:
         """Whether a hold protects this client's data at `now`."""
-        query = _active_holds_query(now).where(legal_holds.c.client_id == client_id)
-        return (await conn.execute(query)).first() is not None
+        return await retention_rows.is_held(conn, client_id, now)
 
     # --- reports ---
 
     async def reports(self, *, limit: int = 50) -> list[PurgeReport]:
         """Purge reports, newest first."""
-        query = sa.select(purge_reports).order_by(purge_reports.c.started_at.desc()).limit(limit)
         async with self.db.read() as conn:
-            return [_report(row) for row in await conn.execute(query)]
+            return await retention_rows.reports(conn, limit=limit)
 
     async def last_run_started(self) -> datetime | None:
         """When the newest purge run started, if any did."""
         async with self.db.read() as conn:
-            started: datetime | None = await conn.scalar(
-                sa.select(sa.func.max(purge_reports.c.started_at))
-            )
-        return started
+            return await retention_rows.last_run_started(conn)
 
     # --- the purge run ---
 
@@ -610,16 +465,8 @@ class Retention:
         run = _Run(report_id=None if dry_run else new_id())
         if run.report_id is not None:
             async with self.db.write() as conn:
-                await conn.execute(
-                    purge_reports.insert().values(
-                        id=run.report_id,
-                        started_at=now,
-                        trigger=trigger,
-                        actor=actor,
-                        counts="{}",
-                        keys_destroyed=0,
-                        problems="[]",
-                    )
+                await retention_rows.start_report(
+                    conn, run.report_id, started_at=now, trigger=trigger, actor=actor
                 )
         for category in PURGE_ORDER:
             policy = policies[category].policy
@@ -632,7 +479,7 @@ class Retention:
         duration_ms = round((time.monotonic() - clock_started) * 1000)
         finished_at = now + timedelta(milliseconds=duration_ms)
         if run.report_id is not None:
-            await self._finish(run, now, finished_at, duration_ms, actor)
+            await self._finish(run.report_id, run, now, finished_at, duration_ms, actor)
         return PurgeReport(
             id=run.report_id,
             trigger=trigger,
@@ -647,7 +494,13 @@ class Retention:
         )
 
     async def _finish(
-        self, run: _Run, now: datetime, finished_at: datetime, duration_ms: int, actor: str
+        self,
+        report_id: str,
+        run: _Run,
+        now: datetime,
+        finished_at: datetime,
+        duration_ms: int,
+        actor: str,
     ) -> None:
         details: dict[str, str | int | bool | None] = {
             "report": run.report_id,
@@ -658,16 +511,14 @@ class Retention:
             for action, n in sorted(by_action.items()):
                 details[f"{category.value}.{action.value}"] = n
         async with self.db.write() as conn:
-            await conn.execute(
-                purge_reports.update()
-                .where(purge_reports.c.id == run.report_id)
-                .values(
-                    finished_at=finished_at,
-                    duration_ms=duration_ms,
-                    counts=run.counts_text(),
-                    keys_destroyed=run.keys_destroyed,
-                    problems=json.dumps(run.problems),
-                )
+            await retention_rows.finish_report(
+                conn,
+                report_id,
+                finished_at=finished_at,
+                duration_ms=duration_ms,
+                counts=run.counts,
+                keys_destroyed=run.keys_destroyed,
+                problems=run.problems,
             )
             await self.audit.record(
                 conn, at=now, actor=actor, action="retention.purge", details=details
@@ -693,48 +544,32 @@ class Retention:
         for source in self.registry.for_category(policy.category):
             try:
                 await self._purge_source(source, policy, now, run)
-            except sa.exc.IntegrityError:
+            except IntegrityError:
                 # A row another table still refers to: leave the rest of this source for later.
                 run.problems.append(
                     f"{source.label}: stopped, a record is still referred to by other data"
                 )
 
     async def _active_holds(self, conn: AsyncConnection, now: datetime) -> list[Hold]:
-        return [_hold(row).as_hold() for row in await conn.execute(_active_holds_query(now))]
+        return [hold.as_hold() for hold in await retention_rows.active_holds(conn, now)]
 
     async def _purge_source(
         self, source: PurgeSource, policy: Policy, now: datetime, run: _Run
     ) -> None:
         rows = source.rows(policy.action, self.registry)
-        held = sa.select(legal_holds.c.client_id).where(
-            legal_holds.c.placed_at <= now,
-            sa.or_(legal_holds.c.released_at.is_(None), legal_holds.c.released_at > now),
-        )
-        query = (
-            sa.select(rows.c.key, rows.c.client_id, rows.c.clock, rows.c.anonymized)
-            .where(
-                rows.c.clock <= expiry_cutoff(policy, now),
-                sa.or_(rows.c.client_id.is_(None), rows.c.client_id.not_in(held)),
-            )
-            .order_by(rows.c.clock, rows.c.key)
-        )
+        cutoff = expiry_cutoff(policy, now)
         sizer = self._sizer()
-        # The SQL above skips held clients as of each batch; the pure core double-checks with
-        # the holds as the scan began (a hold lifted meanwhile only waits for the next run).
+        # The query skips held clients as of each batch; the pure core double-checks with the
+        # holds as the scan began (a hold lifted meanwhile only waits for the next run).
         async with self.db.read() as conn:
             holds = await self._active_holds(conn, now)
         after: tuple[datetime, Any] | None = None
         while True:
-            page = query.limit(sizer.size)
-            if after is not None:
-                # A range on the clock keeps the (clock, id) index walk; ties are filtered.
-                page = page.where(
-                    rows.c.clock >= after[0],
-                    sa.or_(rows.c.clock > after[0], rows.c.key > after[1]),
-                )
             started = time.monotonic()
             async with self._batch(run) as conn:
-                found = (await conn.execute(page)).all()
+                found = await retention_rows.candidates(
+                    conn, rows, cutoff=cutoff, now=now, after=after, limit=sizer.size
+                )
                 if not found:
                     return
                 await self._decide_and_apply(conn, source, policy, found, holds, now, run)
@@ -749,14 +584,14 @@ class Retention:
         conn: AsyncConnection,
         source: PurgeSource,
         policy: Policy,
-        found: Sequence[AnyRow],
+        found: Sequence[Candidate],
         holds: Sequence[Hold],
         now: datetime,
         run: _Run,
     ) -> None:
         key_of = {str(row.key): row.key for row in found}
         records = [
-            Record(policy.category, str(row.key), row.client_id, row.clock, bool(row.anonymized))
+            Record(policy.category, str(row.key), row.client_id, row.clock, row.anonymized)
             for row in found
         ]
         decisions = due_for_purge(records, {policy.category: policy}, holds, now)
@@ -775,11 +610,8 @@ class Retention:
     async def _save_progress(self, conn: AsyncConnection, run: _Run) -> None:
         """The report's counts move in the batch's own transaction: a stopped run's report
         says exactly what it did."""
-        await conn.execute(
-            purge_reports.update()
-            .where(purge_reports.c.id == run.report_id)
-            .values(counts=run.counts_text(), keys_destroyed=run.keys_destroyed)
-        )
+        if run.report_id is not None:
+            await retention_rows.save_progress(conn, run.report_id, run.counts, run.keys_destroyed)
 
     async def _close_emptied_clients(
         self, conn: AsyncConnection, client_ids: set[str], now: datetime
@@ -795,17 +627,13 @@ class Retention:
             return 0
         emptied = set(client_ids)
         for table, column in self.registry.client_data_tables():  # sessions first: usually enough
-            col = table.c[column]
-            query = sa.select(col).where(col.in_(sorted(emptied))).distinct()
-            emptied.difference_update(await conn.scalars(query))
+            emptied -= await retention_rows.clients_with_rows(conn, table, column, emptied)
             if not emptied:
                 return 0
         destroyed = 0
         for client_id in sorted(emptied):
             key_destroyed = await self.vault.shred(conn, client_id)
-            alias_deleted = (
-                await conn.execute(clients.delete().where(clients.c.id == client_id))
-            ).rowcount > 0
+            alias_deleted = await scheduling_rows.delete_client(conn, client_id)
             if key_destroyed or alias_deleted:
                 await self.audit.record(
                     conn,
@@ -829,19 +657,11 @@ class Retention:
                 if not run.dry_run:
                     await self.audit.lock_chain(conn)
                 if ceiling is None:
-                    ceiling = int(await conn.scalar(sa.select(sa.func.max(audit_log.c.seq))) or 0)
+                    ceiling = await audit_rows.max_seq(conn)
                 if start is None:
-                    anchor = await newest_anchor(conn)
+                    anchor = await audit_rows.newest_anchor(conn)
                     start = 0 if anchor is None else anchor.seq
-                found = (
-                    await conn.execute(
-                        sa.select(audit_log.c.seq, audit_log.c.at, audit_log.c.actor)
-                        .add_columns(audit_log.c.targets)
-                        .where(audit_log.c.seq > start, audit_log.c.seq <= ceiling)
-                        .order_by(audit_log.c.seq)
-                        .limit(sizer.size)
-                    )
-                ).all()
+                found = await audit_rows.entries_between(conn, start, ceiling, sizer.size)
                 if not found:
                     return
                 holds = await self._active_holds(conn, now)

@@ -82,13 +82,19 @@ async def list_clients(db: Database, therapist: Account) -> list[Client]:
         return await q.list_clients(conn, therapist.id)
 
 
-async def get_client(db: Database, therapist: Account, client_id: str) -> Client:
-    """One of the therapist's clients, or NotFound (also for other therapists' ids)."""
-    async with db.read() as conn:
-        client = await q.client_for(conn, therapist.id, client_id)
+async def own_client(conn: AsyncConnection, therapist: Account, client_id: str) -> Client:
+    """One of the therapist's clients, or NotFound (also for other therapists' ids): the check
+    every operation on a client starts with, inside its own transaction."""
+    client = await q.client_for(conn, therapist.id, client_id)
     if client is None:
         raise NotFound("No such client.")
     return client
+
+
+async def get_client(db: Database, therapist: Account, client_id: str) -> Client:
+    """One of the therapist's clients, or NotFound (also for other therapists' ids)."""
+    async with db.read() as conn:
+        return await own_client(conn, therapist, client_id)
 
 
 async def client_by_alias(db: Database, therapist: Account, alias: str) -> Client:
@@ -152,9 +158,7 @@ async def create_session(
         raise InvalidInput("Sessions can be scheduled up to two years ahead.")
     session_id = new_id()
     async with db.write() as conn:
-        client = await q.client_for(conn, therapist.id, client_id)
-        if client is None:
-            raise NotFound("No such client.")
+        client = await own_client(conn, therapist, client_id)
         await q.insert_session(
             conn,
             session_id=session_id,
@@ -196,18 +200,39 @@ async def list_sessions(
         return await q.list_sessions(conn, therapist.id, client_id=client_id)
 
 
-async def get_session(db: Database, therapist: Account, session_id: str) -> TherapySession:
-    """One of the therapist's sessions, or NotFound."""
-    async with db.read() as conn:
-        session = await q.session_for(conn, therapist.id, session_id)
+async def _own_session(
+    conn: AsyncConnection, therapist: Account, session_id: str
+) -> TherapySession:
+    """One of the therapist's sessions, or NotFound (someone else's is not found either)."""
+    session = await q.session_for(conn, therapist.id, session_id)
     if session is None:
         raise NotFound("No such session.")
     return session
 
 
+async def get_session(db: Database, therapist: Account, session_id: str) -> TherapySession:
+    """One of the therapist's sessions, or NotFound."""
+    async with db.read() as conn:
+        return await _own_session(conn, therapist, session_id)
+
+
 def _require_open(session: TherapySession) -> None:
     if session.status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
         raise Conflict(f"This session is {session.status.value}; its link cannot change.")
+
+
+async def _revoke_links(
+    conn: AsyncConnection, audit: AuditTrail, therapist: Account, session_id: str, now: datetime
+) -> None:
+    """Revoke the session's active links, audited when there was one."""
+    if await q.revoke_invites(conn, session_id, now):
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{therapist.id}",
+            action="invite.revoke",
+            targets=(f"session:{session_id}",),
+        )
 
 
 async def reissue_invite(
@@ -220,18 +245,9 @@ async def reissue_invite(
 ) -> IssuedInvite:
     """Revoke the current link and mint a new one (reminders from now on carry the new one)."""
     async with db.write() as conn:
-        session = await q.session_for(conn, therapist.id, session_id)
-        if session is None:
-            raise NotFound("No such session.")
+        session = await _own_session(conn, therapist, session_id)
         _require_open(session)
-        if await q.revoke_invites(conn, session_id, now):
-            await audit.record(
-                conn,
-                at=now,
-                actor=f"account:{therapist.id}",
-                action="invite.revoke",
-                targets=(f"session:{session_id}",),
-            )
+        await _revoke_links(conn, audit, therapist, session_id, now)
         return await _issue_invite(conn, audit, therapist, session_id, session.client_id, now, mail)
 
 
@@ -240,18 +256,8 @@ async def revoke_invite(
 ) -> None:
     """Revoke the session's link; clients already inside keep nothing (their cookie dies)."""
     async with db.write() as conn:
-        session = await q.session_for(conn, therapist.id, session_id)
-        if session is None:
-            raise NotFound("No such session.")
-        revoked = await q.revoke_invites(conn, session_id, now)
-        if revoked:
-            await audit.record(
-                conn,
-                at=now,
-                actor=f"account:{therapist.id}",
-                action="invite.revoke",
-                targets=(f"session:{session_id}",),
-            )
+        await _own_session(conn, therapist, session_id)
+        await _revoke_links(conn, audit, therapist, session_id, now)
 
 
 async def close_session(
@@ -266,9 +272,7 @@ async def close_session(
     """End or cancel a session: its link and client cookies stop working at once; with
     `mail`, unsent emails are dropped and a cancellation updates the client's calendar."""
     async with db.write() as conn:
-        session = await q.session_for(conn, therapist.id, session_id)
-        if session is None:
-            raise NotFound("No such session.")
+        session = await _own_session(conn, therapist, session_id)
         _require_open(session)
         await q.set_session_status(conn, session_id, status, now)
         if mail is not None:

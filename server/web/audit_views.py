@@ -3,8 +3,8 @@
 Admins only. Entries hold metadata (actor, action, pseudonymous targets, time, small
 details), never clinical content, so this page shows the log as stored.
 
-This module imports neither ``server.web.api`` nor ``server.web.pages``: api.py imports
-``AUDIT_OPERATIONS`` from here, and pages.py imports api.py, so either import would be a cycle.
+Like the other ``*_views`` modules it owns its operations and pages; ``create_app`` registers
+them (``AUDIT_OPERATIONS`` through the route guard, ``add_audit_pages`` as console pages).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from server.errors import InvalidInput
 from server.keys import AUDIT, DB
 from server.web.guard import SIGNED_IN, page_guarded
 from server.web.openapi import Operation
+from server.web.shapes import ERR
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
@@ -209,7 +210,6 @@ AUDIT_QUERY_PARAMETERS: Final[tuple[Mapping[str, Any], ...]] = (
 )
 """OpenAPI parameter objects for GET /api/v1/audit, ready for an ``Operation.query`` field."""
 
-_ERR: Final[Mapping[str, Any]] = {"type": "object"}
 AUDIT_OPERATIONS: Final[tuple[Operation, ...]] = (
     Operation(
         "GET",
@@ -221,7 +221,7 @@ AUDIT_OPERATIONS: Final[tuple[Operation, ...]] = (
         auth="admin",
         responses={
             200: ("Entries (metadata only) and the cursor for older ones", AUDIT_LIST_SCHEMA),
-            403: ("Not an admin", _ERR),
+            403: ("Not an admin", ERR),
         },
         tags=["admin"],
         query=AUDIT_QUERY_PARAMETERS,
@@ -235,7 +235,7 @@ AUDIT_OPERATIONS: Final[tuple[Operation, ...]] = (
         auth="admin",
         responses={
             200: ("Outcome; first_bad_seq names where it broke", AUDIT_VERIFY_SCHEMA),
-            403: ("Not an admin", _ERR),
+            403: ("Not an admin", ERR),
         },
         tags=["admin"],
     ),

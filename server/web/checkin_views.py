@@ -25,6 +25,7 @@ from server.web.cue_charts import cue_charts
 from server.web.guard import SIGNED_IN, VISIT, page_guarded
 from server.web.identity import path_id, require_client
 from server.web.openapi import Operation
+from server.web.shapes import ERR
 from server.web.validation import read_json
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
@@ -246,7 +247,6 @@ def _trend_points(results: list[CheckinResult], sessions: list[Any]) -> list[dic
     ]
 
 
-_ERR = {"type": "object"}
 CHECKIN_OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "POST",
@@ -277,7 +277,7 @@ CHECKIN_OPERATIONS: tuple[Operation, ...] = (
                 "schema": {"type": "string", "enum": ["json", "fhir"]},
             },
         ),
-        responses={200: ("Check-ins", {"type": "object"}), 404: ("Not found", _ERR)},
+        responses={200: ("Check-ins", {"type": "object"}), 404: ("Not found", ERR)},
         media_types=("application/json", "application/fhir+json"),
         tags=["checkins"],
     ),
@@ -288,7 +288,7 @@ CHECKIN_OPERATIONS: tuple[Operation, ...] = (
         "A session's check-ins with scores and alerts (audited)",
         "sessionCheckins",
         auth="therapist",
-        responses={200: ("Check-ins", {"type": "object"}), 404: ("Not found", _ERR)},
+        responses={200: ("Check-ins", {"type": "object"}), 404: ("Not found", ERR)},
         tags=["checkins"],
     ),
 )

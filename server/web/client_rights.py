@@ -6,7 +6,6 @@ can export a client's data on the client's request (`CLIENT_RIGHTS_OPERATIONS`).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any, Final
 
 import aiohttp_jinja2
@@ -23,9 +22,9 @@ from server.services.scheduling import ClientVisit
 from server.web.guard import SIGNED_IN, VISIT
 from server.web.identity import client_visit
 from server.web.openapi import Operation
+from server.web.shapes import ERR
 from server.web.validation import read_json
 
-_ERR: Final[Mapping[str, Any]] = {"type": "object"}
 _EXPORT_FILENAME: Final = "attune-my-data.json"
 
 
@@ -219,7 +218,7 @@ CLIENT_RIGHTS_OPERATIONS: Final[tuple[Operation, ...]] = (
         "Export a client's data on their request (include_notes=true adds your notes; audited)",
         "exportClient",
         auth="therapist",
-        responses={200: ("The export", EXPORT_SCHEMA), 404: ("Not found", _ERR)},
+        responses={200: ("The export", EXPORT_SCHEMA), 404: ("Not found", ERR)},
         tags=["clients"],
         query=(
             {

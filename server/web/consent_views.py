@@ -24,6 +24,7 @@ from server.web.guard import VISIT
 from server.web.identity import client_visit
 from server.web.notice_blocks import notice_blocks
 from server.web.openapi import Operation
+from server.web.shapes import ERR
 from server.web.validation import read_json
 
 
@@ -184,7 +185,6 @@ async def api_receipt(request: web.Request) -> web.StreamResponse:
     return web.json_response(await _receipt(request, visit))
 
 
-_ERR = {"type": "object"}
 CONSENT_OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET",
@@ -206,7 +206,7 @@ CONSENT_OPERATIONS: tuple[Operation, ...] = (
         request_schema=CONSENT_DECISION_SCHEMA,
         responses={
             201: ("Recorded", {"type": "object"}),
-            409: ("The notice changed: read it again", _ERR),
+            409: ("The notice changed: read it again", ERR),
         },
         tags=["client"],
     ),

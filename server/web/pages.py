@@ -19,34 +19,19 @@ from server.services import accounts as account_service
 from server.services import scheduling
 from server.web.api.auth import sign_in
 from server.web.denials import record_denial
+from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, page_guarded
 from server.web.identity import (
     clear_cookie,
     client_address,
     client_visit,
     cookie_names,
-    page_account,
     set_cookie,
     signed_in,
 )
 from server.web.shapes import join_url
 from server.web.sign_in_guard import set_device_cookie
 from server.web.validation import parse_datetime
-
-_FORM_LIMIT = 4096
-
-
-async def _form(request: web.Request) -> dict[str, str]:
-    """Form fields as strings, each bounded (the body itself is bounded by client_max_size)."""
-    form = await request.post()
-    fields: dict[str, str] = {}
-    for key, value in form.items():
-        if not isinstance(value, str):
-            raise InvalidInput("File uploads are not accepted here.")
-        if len(value) > _FORM_LIMIT:
-            raise InvalidInput(f"{key}: too long.")
-        fields[key] = value
-    return fields
 
 
 def _context(request: web.Request, **values: Any) -> dict[str, Any]:
@@ -71,7 +56,7 @@ async def login_page(request: web.Request) -> dict[str, Any]:
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    form = await _form(request)
+    form = await read_form(request)
     email, next_path = form.get("email", ""), safe_next(form.get("next"))
     try:
         _account, token, _csrf = await sign_in(request, email, form.get("password", ""))
@@ -113,7 +98,7 @@ async def setup_page(request: web.Request) -> web.StreamResponse:
 
 async def setup_submit(request: web.Request) -> web.StreamResponse:
     token = request.match_info["token"]
-    form = await _form(request)
+    form = await read_form(request)
     if form.get("password") != form.get("password_again"):
         return aiohttp_jinja2.render_template(
             "setup.html",
@@ -164,7 +149,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
 
 async def add_client(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
-    form = await _form(request)
+    form = await read_form(request)
     try:
         await scheduling.create_client(
             request.app[DB],
@@ -194,7 +179,7 @@ def _link_page(request: web.Request, session: Any, url: str) -> web.StreamRespon
 
 async def add_session(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
-    form = await _form(request)
+    form = await read_form(request)
     try:
         starts = form.get("starts_at", "")
         offset = form.get("tz_offset_minutes", "0")
@@ -239,7 +224,7 @@ def _local_form_time(value: str, offset_minutes: str) -> datetime:
 
 
 async def session_action(request: web.Request) -> web.StreamResponse:
-    current = page_account(request, Role.THERAPIST)
+    current = request[SIGNED_IN]
     session_id, action = request.match_info["session_id"], request.match_info["action"]
     app = request.app
     now = app[CLOCK]()
@@ -292,7 +277,7 @@ async def admin(request: web.Request) -> web.StreamResponse:
 
 async def admin_add_account(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
-    form = await _form(request)
+    form = await read_form(request)
     try:
         role = Role(form.get("role", Role.THERAPIST.value))
         account = await account_service.create_account(

@@ -11,10 +11,10 @@ from privacy.consent import ConsentDecision, Purpose
 from privacy.retention import Action, Category
 from server.app import create_app
 from server.core.models import Role
+from server.db.retention_sources import tombstone_email
 from server.db.retention_tables import anonymized_sessions
 from server.db.tables import accounts, consent_records, cue_prompts, therapy_sessions
 from server.services import admin_accounts
-from server.services.retention_sources import tombstone_email
 from server.settings import Settings
 from tests.conftest import FakeClock
 from tests.integration.retention_world import DAY, YEAR, World

@@ -16,6 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from privacy.consent import ConsentDecision, Purpose
 from privacy.retention import Action, Category, Policy
 from server.core.models import Account, Role
+from server.db.retention_sources import (
+    DEFAULT_SOURCES,
+    PurgeSource,
+    SourceRegistry,
+    TableSource,
+    tombstone_email,
+)
 from server.db.retention_tables import anonymized_sessions, purge_reports
 from server.db.tables import (
     accounts,
@@ -33,13 +40,6 @@ from server.db.tables import (
 from server.services import admin_accounts
 from server.services.notes import add_note
 from server.services.retention import PURGE_ACTOR
-from server.services.retention_sources import (
-    DEFAULT_SOURCES,
-    PurgeSource,
-    SourceRegistry,
-    TableSource,
-    tombstone_email,
-)
 from server.settings import Settings
 from tests.conftest import FakeClock
 from tests.integration.retention_world import DAY, YEAR, World

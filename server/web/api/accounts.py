@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Final
 
 from aiohttp import web
 
-from server.core.models import Role
+from server.audit import AuditTrail
+from server.core.models import Account, Role
+from server.db.engine import Database
 from server.keys import AUDIT, CLOCK, DB
 from server.services import accounts as account_service
 from server.services import admin_accounts
@@ -55,9 +59,13 @@ async def create_account(request: web.Request) -> web.StreamResponse:
     return web.json_response(account_json(account), status=201)
 
 
-async def api_disable_account(request: web.Request) -> web.StreamResponse:
+AccountChange = Callable[[Database, AuditTrail, Account, str, datetime], Awaitable[Account]]
+
+
+async def _change_account(request: web.Request, change: AccountChange) -> web.StreamResponse:
+    """Apply one admin change to the account named in the path; answer with the account."""
     current = request[SIGNED_IN]
-    account = await admin_accounts.disable_account(
+    account = await change(
         request.app[DB],
         request.app[AUDIT],
         current.account,
@@ -65,18 +73,14 @@ async def api_disable_account(request: web.Request) -> web.StreamResponse:
         request.app[CLOCK](),
     )
     return web.json_response(account_json(account))
+
+
+async def api_disable_account(request: web.Request) -> web.StreamResponse:
+    return await _change_account(request, admin_accounts.disable_account)
 
 
 async def api_enable_account(request: web.Request) -> web.StreamResponse:
-    current = request[SIGNED_IN]
-    account = await admin_accounts.enable_account(
-        request.app[DB],
-        request.app[AUDIT],
-        current.account,
-        path_id(request, "account_id"),
-        request.app[CLOCK](),
-    )
-    return web.json_response(account_json(account))
+    return await _change_account(request, admin_accounts.enable_account)
 
 
 async def api_reset_password(request: web.Request) -> web.StreamResponse:

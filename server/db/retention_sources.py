@@ -8,6 +8,10 @@ an entry reports 0 and the admin console says that no data of that kind is store
 Every source shows its rows to the purge job as a subquery with four columns, ordered by
 (clock, key): `key` (the row's id), `client_id` (NULL when rows belong to no client), `clock`
 (when the retention clock started; privacy/retention.py) and `anonymized`.
+
+It lives with the queries because it is SQL and tables only: which rows are candidates and how
+they are deleted or anonymised. What is due is decided by privacy/retention.py; the run (holds,
+batches, reports, audit, crypto-shredding) is server/services/retention.py's.
 """
 
 from __future__ import annotations

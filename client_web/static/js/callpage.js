@@ -23,7 +23,7 @@
  * credentials expire in a long session.
  */
 
-import { Call, fetchIceConfiguration, videoBitrateCapFor } from "./call.js";
+import { Call, fetchIceConfiguration, qualityLevel, videoBitrateCapFor } from "./call.js";
 import { bindMediaToggles, byId, playStream, renderQuality, safetyCodeView } from "./callview.js";
 import { describeMediaError, openMedia, stopMedia } from "./devices.js";
 import { SessionConnection } from "./protocol.js";
@@ -296,8 +296,9 @@ export class CallPage {
     } else {
       el.callMode.textContent = "";
     }
-    el.remoteVideo.classList.toggle("video-off", this.#audioOnly || this.#peerAudioOnly);
-    if (this.#audioOnly) el.audioOnlyHint.hidden = true;
+    // the stage shows "Audio only" instead of the last frame that arrived
+    el.remoteVideo.parentElement?.classList.toggle("video-off", this.#audioOnly || this.#peerAudioOnly);
+    if (this.#audioOnly || this.#peerAudioOnly) el.audioOnlyHint.hidden = true;
   }
 
   // --- the call ------------------------------------------------------------------------------
@@ -383,10 +384,16 @@ export class CallPage {
         return;
       }
       try {
-        const quality = await call.quality();
+        let quality = await call.quality();
+        const audioOnly = this.#audioOnly || this.#peerAudioOnly;
+        if (audioOnly) {
+          // no video by choice: its frame rate says nothing about the connection
+          const figures = { ...quality, framesPerSecond: null };
+          quality = { ...figures, level: qualityLevel(figures) };
+        }
         renderQuality(parts, quality);
         // on a weak connection: suggest audio only, and keep video within the bandwidth
-        this.elements.audioOnlyHint.hidden = this.#audioOnly || quality.level !== "poor";
+        this.elements.audioOnlyHint.hidden = audioOnly || quality.level !== "poor";
         const cap = this.#audioOnly ? null : videoBitrateCapFor(quality);
         if (cap !== call.videoBitrateCap) await call.setVideoBitrateCap(cap);
       } catch {

@@ -100,10 +100,18 @@ class Coturn:
 
 
 @contextmanager
-def running_coturn(tmp_path: Path, secret: str) -> Iterator[Coturn]:
-    """Start coturn on a free loopback port; stop it (by its own PID) afterwards."""
+def running_coturn(
+    tmp_path: Path, secret: str, *, tls: tuple[Path, Path, int] | None = None
+) -> Iterator[Coturn]:
+    """Start coturn on a free loopback port; stop it (by its own PID) afterwards. With `tls`
+    (certificate, key, port) it also serves TURN over TLS on that port."""
     binary = require_turnserver()
     port = free_port()
+    if tls is None:
+        tls_args = ["--no-tls"]
+    else:
+        cert, key, tls_port = tls
+        tls_args = [f"--tls-listening-port={tls_port}", f"--cert={cert}", f"--pkey={key}"]
     log_file = tmp_path / f"coturn-{port}.log"
     args = [
         binary,
@@ -116,7 +124,7 @@ def running_coturn(tmp_path: Path, secret: str) -> Iterator[Coturn]:
         f"--realm={REALM}",
         "--allow-loopback-peers",
         *(f"--denied-peer-ip={ranges}" for ranges in DENIED_PEER_RANGES),
-        "--no-tls",
+        *tls_args,
         "--no-dtls",
         "--no-cli",
         "--no-rfc5780",

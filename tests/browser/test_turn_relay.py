@@ -19,18 +19,20 @@ from server.core.ice import turn_credential
 from server.settings import Settings
 from tests.browser.conftest import CHROMIUM_ARGS, BrowserHarness, LiveSite
 from tests.browser.test_conncheck_browser import CHECK_PAGE, RUN_CHECK, check_page
+from tests.browser.test_poor_connection import screenshot
 from tests.browser.video_helpers import (
     MEDIA_ARGS,
     MEDIA_TIMEOUT_MS,
     admit,
     client_reaches_waiting_room,
+    frames_decoded,
     grant_telehealth,
     schedule_session,
     therapist_opens_room,
     wait_for_video,
 )
 from tests.coturn import Coturn, running_coturn
-from tests.integration.test_conncheck import with_conncheck
+from tests.integration.test_conncheck import eventually, with_conncheck
 
 pytestmark = pytest.mark.browser
 
@@ -74,7 +76,7 @@ def coturn(tmp_path: Path) -> Iterator[Coturn]:
 
 
 async def relay_site(
-    aiohttp_server: Any, tmp_path: Path, coturn: Coturn, *, secret: str
+    aiohttp_server: Any, tmp_path: Path, coturn: Coturn, *, secret: str, ttl_seconds: int = 3600
 ) -> LiveSite:
     """Attune in relay-only mode, pointing at `coturn` with the shared secret `secret`."""
     port = unused_port()
@@ -84,6 +86,7 @@ async def relay_site(
         port=port,
         turn_urls=coturn.turn_urls,
         turn_secret=secret,
+        turn_ttl_seconds=ttl_seconds,
         relay_only=True,
     )
     app = create_app(settings)
@@ -149,6 +152,7 @@ async def test_with_a_wrong_shared_secret_the_relay_refuses_and_the_page_says_so
         await expect(
             page.get_by_role("status").filter(has_text=re.compile("relay server"))
         ).to_be_visible(timeout=MEDIA_TIMEOUT_MS)
+    await screenshot(client, "client-relay-refused")
     usernames = coturn.usernames()
     assert usernames, coturn.log()[-3000:]
     assert coturn.unauthorized_for(usernames), coturn.log()[-3000:]
@@ -195,3 +199,48 @@ async def test_the_connection_check_says_turn_is_reachable_only_when_coturn_allo
         assert credential.username in coturn.allocating_usernames()
     else:
         assert coturn.unauthorized_for({credential.username}), coturn.log()[-3000:]
+
+
+# The TURN username the page's running peer connection uses now ("<expiry>:<id>").
+TURN_USERNAME = """
+() => {
+  const pc = window.__attune.pc;
+  const turn = pc && pc.getConfiguration().iceServers.find((s) => s.username);
+  return turn ? turn.username : null;
+}
+"""
+
+
+async def test_in_a_long_session_turn_credentials_are_renewed_before_they_expire(
+    aiohttp_server: Any, tmp_path: Path, coturn: Coturn, harness: BrowserHarness
+) -> None:
+    """Credentials that live 8 s are replaced after 4 s (half their life, as 3600 s ones are
+    five minutes early); an ICE restart after that allocates with the new ones."""
+    site = await relay_site(aiohttp_server, tmp_path, coturn, secret=SECRET, ttl_seconds=8)
+    therapist, client = await both_in_room(site, harness)
+    await wait_for_video(client)
+    first = await client.evaluate(TURN_USERNAME)
+    assert first is not None
+
+    renewed = await client.evaluate(
+        """async ({ first, timeoutMs }) => {
+          const deadline = performance.now() + timeoutMs;
+          for (;;) {
+            const pc = window.__attune.pc;
+            const turn = pc.getConfiguration().iceServers.find((s) => s.username);
+            if (turn && turn.username !== first) return turn.username;
+            if (performance.now() > deadline) throw new Error("credentials were not renewed");
+            await new Promise((resolve) => setTimeout(resolve, 200));
+          }
+        }""",
+        {"first": first, "timeoutMs": RELAY_TIMEOUT_MS},
+    )
+    assert int(renewed.split(":")[0]) > int(first.split(":")[0])  # a later expiry
+    frames = await frames_decoded(therapist)
+    await client.evaluate("window.__attune.call.restartIce()")
+    await wait_for_video(therapist, more_than=frames)
+
+    assert await eventually(lambda: renewed in coturn.allocating_usernames()), coturn.log()[-3000:]
+    pair = await selected_pair(client)
+    assert pair["local"] == "relay" and pair["remote"] == "relay"
+    harness.assert_no_policy_violations()

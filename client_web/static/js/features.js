@@ -34,7 +34,7 @@
  *   engine tells a still client (low motion) from a camera that is gone (frozen). No camera
  *   (audio only, or camera turned off) also reads as frozen: there is no picture to read
  *   stillness from, and the engine then ignores `motion`.
- * - `video_off` (sent only when true): video is off by choice — this side or the other chose
+ * - `video_off`: video is off by choice — this side or the other chose
  *   audio only, or this camera is switched off. The engine then never reads the missing
  *   picture as frozen or degraded video.
  * - `frame_present`: true/false from the browser's FaceDetector (Shape Detection API, about
@@ -106,7 +106,7 @@ const MAX_NET_FRAMES = 1000;
  * @property {number} motion
  * @property {boolean | null} frame_present
  * @property {boolean} frozen
- * @property {boolean} [video_off]  video is off by choice (audio only, or camera switched off)
+ * @property {boolean} video_off  video is off by choice (audio only, or camera switched off)
  * @property {NetStats} [net]
  */
 
@@ -202,8 +202,8 @@ export function startFeatureStream({
       motion: picture.motion,
       frame_present: picture.framePresent,
       frozen: picture.frozen,
+      video_off: videoOff(),
     };
-    if (videoOff()) message.video_off = true;
     if (!net) {
       deliver(message);
       return;

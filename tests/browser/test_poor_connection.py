@@ -3,9 +3,11 @@ audio only and back, the therapist's page says so, and the stats show what reall
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,9 @@ import pytest
 from aiohttp.test_utils import unused_port
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from privacy.consent import Channel, ConsentDecision, Purpose
 from server.app import create_app
+from server.keys import AUDIT, CONSENTS, DB, LIVE
 from server.settings import Settings
 from tests.browser.conftest import CHROMIUM_ARGS, MOBILE, BrowserHarness, LiveSite
 from tests.browser.video_helpers import (
@@ -98,6 +102,37 @@ async def video_stopped_audio_flowing(page: Page) -> dict[str, Any]:
     return result
 
 
+async def grant(site: LiveSite, client_id: str, purpose: Purpose) -> None:
+    """A consent the client gave on the consent page, recorded as the API would."""
+    consents = site.app[CONSENTS]
+    await consents.decide(
+        site.app[DB],
+        site.app[AUDIT],
+        client_id=client_id,
+        purpose=purpose,
+        decision=ConsentDecision.GRANTED,
+        notice_version=consents.catalog.current(purpose).version,
+        channel=Channel.API,
+        now=datetime.now(UTC),
+    )
+
+
+def record_client_features(site: LiveSite) -> dict[bool, asyncio.Event]:
+    """Events set when a client `features` frame with `video_off` false / true reaches the
+    live operation (which then feeds the cue engine as usual)."""
+    live = site.app[LIVE]
+    original = live.feed_features
+    seen = {False: asyncio.Event(), True: asyncio.Event()}
+
+    async def recording(session_id: str, client_id: str, body: Mapping[str, Any]) -> None:
+        if body.get("role") == "client":
+            seen[body.get("video_off") is True].set()
+        await original(session_id, client_id, body)
+
+    live.feed_features = recording  # type: ignore[method-assign]
+    return seen
+
+
 async def screenshot(page: Page, name: str) -> None:
     """Keep what the page looks like at a phone's and a laptop's size, when asked to."""
     if not SCREENSHOTS:
@@ -116,6 +151,8 @@ async def test_a_client_switches_to_audio_only_and_back_without_being_admitted_a
 ) -> None:
     scheduled = await schedule_session(site)
     await grant_telehealth(site, scheduled.client_id)
+    await grant(site, scheduled.client_id, Purpose.CUE_ANALYSIS)
+    features = record_client_features(site)
     therapist = await harness.new_page()
     await therapist_opens_room(therapist, site, scheduled.session_id)
     client = await harness.new_page(**MOBILE)
@@ -123,6 +160,7 @@ async def test_a_client_switches_to_audio_only_and_back_without_being_admitted_a
     await admit(therapist, scheduled.alias)
     await wait_for_video(client)
     await wait_for_video(therapist)
+    await asyncio.wait_for(features[False].wait(), MEDIA_TIMEOUT_MS / 1000)
     await client.evaluate("window.__callBefore = window.__attune.pc")
     audio_only = client.get_by_role("button", name="Audio only")
     await expect(audio_only).to_have_attribute("aria-pressed", "false")
@@ -139,6 +177,8 @@ async def test_a_client_switches_to_audio_only_and_back_without_being_admitted_a
             has_text=re.compile(rf"^{re.escape(scheduled.alias)} switched to audio only\.$")
         )
     ).to_be_visible(timeout=MEDIA_TIMEOUT_MS)
+    # the cue engine hears that video is off by choice (not a frozen camera)
+    await asyncio.wait_for(features[True].wait(), MEDIA_TIMEOUT_MS / 1000)
     for page in (client, therapist):
         stopped = await video_stopped_audio_flowing(page)
         assert stopped["videoFramesMeanwhile"] == 0, stopped

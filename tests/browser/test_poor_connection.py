@@ -199,6 +199,33 @@ async def test_a_client_switches_to_audio_only_and_back_without_being_admitted_a
     harness.assert_no_policy_violations()
 
 
+async def test_the_therapist_can_switch_to_audio_only_and_the_client_is_told(
+    site: LiveSite, harness: BrowserHarness
+) -> None:
+    scheduled = await schedule_session(site)
+    await grant_telehealth(site, scheduled.client_id)
+    therapist = await harness.new_page()
+    await therapist_opens_room(therapist, site, scheduled.session_id)
+    client = await harness.new_page(**MOBILE)
+    await client_reaches_waiting_room(client, scheduled.link, consent=False)
+    await admit(therapist, scheduled.alias)
+    await wait_for_video(client)
+
+    await therapist.get_by_role("button", name="Audio only").click()
+
+    await expect(
+        client.get_by_role("status").filter(has_text="Your therapist switched to audio only.")
+    ).to_be_visible(timeout=MEDIA_TIMEOUT_MS)
+    for page in (client, therapist):
+        stopped = await video_stopped_audio_flowing(page)
+        assert stopped["videoFramesMeanwhile"] == 0, stopped
+    frames = await frames_decoded(client)
+    await therapist.get_by_role("button", name="Audio only").click()
+    await wait_for_video(client, more_than=frames)
+    await expect(client.get_by_role("status").filter(has_text="audio only")).to_have_count(0)
+    harness.assert_no_policy_violations()
+
+
 async def test_the_video_bitrate_cap_is_set_on_the_sender_and_removed_again(
     site: LiveSite, harness: BrowserHarness
 ) -> None:

@@ -17,13 +17,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/attune serve --data-dir ./data
 
-# Debian packages the browser and media tests need (installed only when missing).
+# Debian packages the browser, media and real-network tests need (installed only when missing):
+# coturn (`turnserver`) for relay-only calls, nginx and its stream module for the production
+# front door (deploy/nginx.conf.template) run natively.
 system-deps:
 	@missing=""; \
-	for cmd in chromium espeak-ng sox ffmpeg; do command -v $$cmd >/dev/null || missing="$$missing $$cmd"; done; \
+	for pair in chromium:chromium espeak-ng:espeak-ng sox:sox ffmpeg:ffmpeg turnserver:coturn nginx:nginx; do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; \
+	done; \
+	[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing="$$missing libnginx-mod-stream"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium espeak-ng sox ffmpeg >/dev/null; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 # PostgreSQL and Redis run on these machines; start them if they have stopped.

@@ -14,14 +14,19 @@ Series, interleaved run by run so machine noise hits them alike (one warm-up of 
           trickle) is carried between them by page.evaluate.
   fresh   (--fresh) a first visit: as attune, but the script clicks "Continue" on the device
           check as soon as it shows and "Skip this check" on the connection check.
+  relay   as attune, against a second `attune serve` in relay-only mode with a real coturn
+          on loopback (Debian's `turnserver`, started as the tests start it,
+          tests/coturn.py): every candidate is a TURN relay, checked after each run on both
+          pages' selected candidate pair.
 
-    .venv/bin/python benchmarks/join_latency.py [--runs 10] [--fresh]
+    .venv/bin/python benchmarks/join_latency.py [--runs 10] [--fresh] [--no-relay]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import re
@@ -37,6 +42,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import unused_port
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the test suite's coturn launcher
+from tests.coturn import running_coturn  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -73,6 +82,18 @@ async ({ timeoutMs, pollMs }) => {
     if (performance.now() > deadline) throw new Error("no video frame decoded in time");
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
+}
+"""
+
+# Both ends' candidate types of the selected pair, e.g. ["relay", "relay"].
+SELECTED_PAIR_TYPES = """
+async () => {
+  const report = await window.__attune.pc.getStats();
+  let pairId;
+  report.forEach((s) => { if (s.type === "transport") pairId = s.selectedCandidatePairId; });
+  const pair = report.get(pairId);
+  return [report.get(pair.localCandidateId).candidateType,
+          report.get(pair.remoteCandidateId).candidateType];
 }
 """
 
@@ -194,7 +215,7 @@ async def first_frame(page: Page) -> Any:
     return await page.evaluate(FIRST_FRAME, {"timeoutMs": TIMEOUT_MS, "pollMs": POLL_MS})
 
 
-async def attune_run(bench: Bench, *, fresh: bool) -> tuple[float, float]:
+async def attune_run(bench: Bench, *, fresh: bool, relay: bool = False) -> tuple[float, float]:
     """One join: (client's first frame, therapist's first frame), seconds after navigation."""
     session_id, link, alias = await bench.new_session()
     assert bench.therapist_context is not None
@@ -222,6 +243,9 @@ async def attune_run(bench: Bench, *, fresh: bool) -> tuple[float, float]:
     client_seconds = await timed(t0, first_frame(client))
     therapist_seconds = await therapist_timer
     assert await therapist.evaluate("window.__admitted") == 1
+    if relay:
+        for page in (client, therapist):
+            assert await page.evaluate(SELECTED_PAIR_TYPES) == ["relay", "relay"]
     await context.close()
     await therapist.close()
     return client_seconds, therapist_seconds
@@ -274,8 +298,11 @@ def summary(name: str, runs: list[tuple[float, float]]) -> float:
     return median
 
 
-async def start_server(data_dir: Path, port: int) -> asyncio.subprocess.Process:
-    """`attune serve` in its own process, with a therapist account made beforehand."""
+async def start_server(
+    data_dir: Path, port: int, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """`attune serve` in its own process (with `env` added to the environment), with a
+    therapist account made beforehand."""
     attune = str(Path(sys.executable).with_name("attune"))
     add = await asyncio.create_subprocess_exec(
         attune, "user", "add", EMAIL, "--role", "therapist", "--data-dir", str(data_dir),
@@ -287,6 +314,7 @@ async def start_server(data_dir: Path, port: int) -> asyncio.subprocess.Process:
     server = await asyncio.create_subprocess_exec(
         attune, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )  # fmt: skip
     assert server.stdout is not None
     async with asyncio.timeout(30):
@@ -295,10 +323,19 @@ async def start_server(data_dir: Path, port: int) -> asyncio.subprocess.Process:
     return server
 
 
-async def main(runs: int, with_fresh: bool) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        port, floor_port = unused_port(), unused_port()
+async def main(runs: int, with_fresh: bool, with_relay: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        port, floor_port, relay_port = unused_port(), unused_port(), unused_port()
         server = await start_server(Path(tmp) / "data", port)
+        relay_server = None
+        if with_relay:
+            coturn = stack.enter_context(running_coturn(Path(tmp), "bench-turn-secret"))
+            relay_env = {
+                "ATTUNE_TURN_URLS": ",".join(coturn.turn_urls),
+                "ATTUNE_TURN_SECRET": coturn.secret,
+                "ATTUNE_RELAY_ONLY": "true",
+            }
+            relay_server = await start_server(Path(tmp) / "relay-data", relay_port, relay_env)
         floor_app = web.Application()
         floor_app.router.add_get("/", blank_page)
         floor_runner = web.AppRunner(floor_app, access_log=None)
@@ -318,6 +355,10 @@ async def main(runs: int, with_fresh: bool) -> None:
                 }
                 if with_fresh:
                     series["fresh"] = lambda: attune_run(bench, fresh=True)
+                if relay_server is not None:
+                    relay_bench = Bench(f"http://127.0.0.1:{relay_port}", browser)
+                    await relay_bench.sign_in()
+                    series["relay"] = lambda: attune_run(relay_bench, fresh=False, relay=True)
                 results: dict[str, list[tuple[float, float]]] = {name: [] for name in series}
                 for run in series.values():
                     await run()  # warm-up, discarded
@@ -330,8 +371,10 @@ async def main(runs: int, with_fresh: bool) -> None:
                 version = browser.version
                 await browser.close()
         finally:
-            server.terminate()
-            await server.wait()
+            for process in (server, relay_server):
+                if process is not None:
+                    process.terminate()
+                    await process.wait()
             await floor_runner.cleanup()
 
     print(
@@ -345,11 +388,15 @@ async def main(runs: int, with_fresh: bool) -> None:
     if with_fresh:
         summary("fresh", results["fresh"])
     print(f"attune / floor: {attune / floor:.2f}x (aim: <= 1.5x and <= 1000 ms)")
+    if "relay" in results:
+        relay = summary("relay", results["relay"])
+        print(f"relay / floor: {relay / floor:.2f}x (aim: <= 1.5x)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--fresh", action="store_true", help="also time a first visit")
+    parser.add_argument("--no-relay", action="store_true", help="skip the coturn series")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.fresh))
+    asyncio.run(main(args.runs, args.fresh, not args.no_relay))

@@ -41,8 +41,10 @@ def ice_configuration(
     ttl_seconds: int,
     opaque_id: str,
 ) -> dict[str, Any]:
-    """The RTCConfiguration fields a browser needs (iceServers, iceTransportPolicy)."""
+    """The RTCConfiguration fields a browser needs (iceServers, iceTransportPolicy), plus
+    `ttlSeconds`: how long the TURN credentials in it live (0 when there are none)."""
     servers: list[dict[str, Any]] = []
+    ttl = 0
     if stun_urls:
         servers.append({"urls": list(stun_urls)})
     if turn_urls and turn_secret:
@@ -56,8 +58,13 @@ def ice_configuration(
                 "credential": credential.password,
             }
         )
+        ttl = ttl_seconds
     use_relay = relay_only and bool(turn_urls and turn_secret)
-    return {"iceServers": servers, "iceTransportPolicy": "relay" if use_relay else "all"}
+    return {
+        "iceServers": servers,
+        "iceTransportPolicy": "relay" if use_relay else "all",
+        "ttlSeconds": ttl,
+    }
 
 
 def ice_configuration_for(settings: Settings, *, now_unix: int, opaque_id: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from server.core.protocol import (
     DeniedMessage,
     EndReason,
     ErrorCode,
+    IceTransportPolicy,
     LobbyEntry,
     LobbyMessage,
     PeerJoinedMessage,
@@ -118,6 +119,8 @@ class _Greeting:
 
     ice_servers: tuple[Mapping[str, Any], ...]
     consents: Mapping[Purpose, ConsentState]
+    ice_transport_policy: IceTransportPolicy = IceTransportPolicy.ALL
+    ice_ttl_seconds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,12 +211,15 @@ class Room:
         *,
         resume_token: str | None = None,
         ice_servers: Sequence[Mapping[str, Any]] = (),
+        ice_transport_policy: IceTransportPolicy = IceTransportPolicy.ALL,
+        ice_ttl_seconds: int = 0,
         consents: Mapping[str, str] | None = None,
     ) -> list[Effect]:
         """A connection finished its handshake: greet it and tell the others.
 
-        `label` is the therapist's display name or the client's alias; ICE servers and
-        consent states are passed through to the `welcome`.
+        `label` is the therapist's display name or the client's alias; ICE servers, their
+        transport policy and credential lifetime, and consent states are passed through to
+        the `welcome`.
         """
         if self.role_of(conn_id) is not None:
             raise ValueError(f"connection {conn_id!r} already joined room {self.session_id!r}")
@@ -222,7 +228,12 @@ class Room:
                 self._send(conn_id, SessionEndedMessage(reason=self._ended_because)),
                 Close(conn_id, CloseCode.SESSION_ENDED, REASON_SESSION_ENDED),
             ]
-        greeting = _Greeting(tuple(ice_servers), consent_states(consents or {}))
+        greeting = _Greeting(
+            tuple(ice_servers),
+            consent_states(consents or {}),
+            ice_transport_policy,
+            ice_ttl_seconds,
+        )
         effects = self.expire(now_ms)  # a token whose grace ran out must not resume
         if role is SessionRole.THERAPIST:
             return effects + self._join_therapist(conn_id, label, greeting)
@@ -400,6 +411,8 @@ class Room:
             state=Presence.IN_CALL,
             peer=self._client_presence(),
             ice_servers=greeting.ice_servers,
+            ice_transport_policy=greeting.ice_transport_policy,
+            ice_ttl_seconds=greeting.ice_ttl_seconds,
             consents=greeting.consents,
         )
         joined = PeerJoinedMessage(role=SessionRole.THERAPIST, label=label, resumed=False)
@@ -457,6 +470,8 @@ class Room:
             state=Presence.IN_CALL if slot.admitted else Presence.WAITING,
             peer=Presence.IN_CALL if self._therapist else Presence.ABSENT,
             ice_servers=greeting.ice_servers,
+            ice_transport_policy=greeting.ice_transport_policy,
+            ice_ttl_seconds=greeting.ice_ttl_seconds,
             consents=greeting.consents,
             knock_id=slot.knock_id,
             resume_token=slot.resume_token,
@@ -544,6 +559,8 @@ class RoomRegistry:
         *,
         resume_token: str | None = None,
         ice_servers: Sequence[Mapping[str, Any]] = (),
+        ice_transport_policy: IceTransportPolicy = IceTransportPolicy.ALL,
+        ice_ttl_seconds: int = 0,
         consents: Mapping[str, str] | None = None,
     ) -> list[Effect]:
         """Join the session's room, creating it on first use (see `Room.join`)."""
@@ -558,6 +575,8 @@ class RoomRegistry:
             now_ms,
             resume_token=resume_token,
             ice_servers=ice_servers,
+            ice_transport_policy=ice_transport_policy,
+            ice_ttl_seconds=ice_ttl_seconds,
             consents=consents,
         )
         self._drop_if_empty(room)

@@ -27,6 +27,7 @@ from server.core.protocol import (
     DROP_AFTER_IDLE_S,
     HARD_FRAME_LIMIT_BYTES,
     HELLO_TIMEOUT_S,
+    MAX_CLOSE_REASON_BYTES,
     PING_AFTER_IDLE_S,
     Admit,
     CheckinAckMessage,
@@ -41,6 +42,7 @@ from server.core.protocol import (
     ErrorMessage,
     Features,
     Hello,
+    IceTransportPolicy,
     Ping,
     PongMessage,
     PromptFeedbackMessage,
@@ -61,6 +63,7 @@ from server.keys import CLOCK, CONSENTS, DB, HUB, LIVE, SETTINGS
 from server.middlewares import is_same_origin
 from server.realtime.hub import Connection, Hub
 from server.services.live_session import LiveSessions
+from server.web.denials import record_denial
 from server.web.identity import client_visit, signed_in
 
 log = logging.getLogger("attune.realtime")
@@ -108,14 +111,21 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     origin = request.headers.get("Origin")  # none from non-browser clients; cookies still count
     if origin is not None and not is_same_origin(request, origin):
         raise Forbidden("Cross-site WebSocket refused.", code="csrf")
-    member = await _who(request, request.match_info["session_id"])
+    try:
+        member = await _who(request, request.match_info["session_id"])
+    except Unauthenticated as exc:
+        return await _refuse(request, exc, CloseCode.UNAUTHORIZED)
+    except NotFound as exc:
+        return await _refuse(request, exc, CloseCode.NOT_FOUND)
     role, session = member.role, member.session
     if session.status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
-        raise NotFound("This session has ended.")
+        ended = NotFound("This session has ended.", code="session-ended")
+        return await _refuse(request, ended, CloseCode.SESSION_ENDED)
     app = request.app
     consents = await _consent_states(request, session.client_id)
     if role is SessionRole.CLIENT and consents.get("telehealth") != ConsentState.GRANTED.value:
-        raise Forbidden("Please agree to the telehealth consent first.", code="consent-required")
+        needed = Forbidden("Please agree to the telehealth consent first.", code="consent-required")
+        return await _refuse(request, needed, CloseCode.CONSENT_REQUIRED)
 
     ws = web.WebSocketResponse(max_msg_size=HARD_FRAME_LIMIT_BYTES, autoping=False)
     await ws.prepare(request)
@@ -147,6 +157,8 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                 _now_ms(),
                 resume_token=hello.resume,
                 ice_servers=ice["iceServers"],
+                ice_transport_policy=IceTransportPolicy(ice["iceTransportPolicy"]),
+                ice_ttl_seconds=ice["ttlSeconds"],
                 consents=consents,
             )
         )
@@ -162,6 +174,19 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         hub.remove(connection.conn_id)
         if not ws.closed:
             await ws.close()
+    return ws
+
+
+async def _refuse(request: web.Request, error: AttuneError, code: CloseCode) -> web.StreamResponse:
+    """A refused socket: a WebSocket upgrade is accepted and closed at once with `code` and
+    the error's words as the reason, so the page can explain instead of retrying; a plain
+    HTTP request gets the HTTP error. Either way the refusal is audited like any other."""
+    ws = web.WebSocketResponse()
+    if not ws.can_prepare(request).ok:
+        raise error
+    await record_denial(request, error.status, error.code)
+    await ws.prepare(request)
+    await ws.close(code=code, message=error.message.encode()[:MAX_CLOSE_REASON_BYTES])
     return ws
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from itertools import islice
 from random import Random
@@ -152,3 +153,32 @@ def test_a_stale_or_repeated_frame_is_ignored_and_counted() -> None:
         engine.feed(frame)
     engine.feed(frames[4])
     assert engine.stale_frames == 1
+
+
+@pytest.mark.parametrize("off_by", ["client", "both"])
+def test_video_switched_off_by_choice_never_reads_as_frozen_video(off_by: str) -> None:
+    """Audio only (both browsers say `video_off`) or the client's camera turned off (the client
+    says it; the therapist's browser then decodes nothing): no video prompt."""
+    engine = CueEngine()
+    prompts = []
+    for frame in scenario_frames("frozen_video", seed=0):
+        if off_by == "both" or frame.role is SessionRole.CLIENT:
+            frame = dataclasses.replace(frame, video_off=True)
+        prompts += engine.feed(frame)
+    assert Category.VIDEO not in {p.category for p in prompts}
+
+
+def test_video_that_returns_after_audio_only_is_a_fresh_start_not_degraded() -> None:
+    """After audio only, the first seconds of returning video (few frames) raise nothing."""
+    engine = CueEngine()
+    frames = list(scenario_frames("balanced", minutes=3, seed=0))
+    switched = []
+    for frame in frames:
+        net = frame.net
+        if 60_000 <= frame.t_ms < 120_000:  # a minute of audio only
+            frame = dataclasses.replace(frame, video_off=True)
+        elif 120_000 <= frame.t_ms < 132_000 and net is not None:  # 12 s of video starting up
+            frame = dataclasses.replace(frame, net=dataclasses.replace(net, frames_decoded=2))
+        switched.append(frame)
+    prompts = [p for frame in switched for p in engine.feed(frame)]
+    assert Category.VIDEO not in {p.category for p in prompts}

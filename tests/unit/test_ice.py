@@ -30,6 +30,7 @@ def test_without_turn_only_stun_is_offered_and_relay_only_cannot_apply() -> None
     assert config == {
         "iceServers": [{"urls": ["stun:stun.clinic.example:3478"]}],
         "iceTransportPolicy": "all",
+        "ttlSeconds": 0,  # no TURN credentials, nothing to refresh
     }
 
 
@@ -44,5 +45,6 @@ def test_relay_only_with_turn_hides_addresses_behind_the_relay() -> None:
         opaque_id="x",
     )
     assert config["iceTransportPolicy"] == "relay"
+    assert config["ttlSeconds"] == 60  # the page fetches fresh credentials before then
     (turn,) = config["iceServers"]
     assert turn["username"] == "70:x" and turn["credential"]

@@ -50,6 +50,8 @@ BUILT = [
             "state": "waiting",
             "peer": "absent",
             "ice_servers": [{"urls": ["stun:stun.example.org"]}],
+            "ice_transport_policy": "all",
+            "ice_ttl_seconds": 0,
             "consents": {"telehealth": "granted"},
             "knock_id": "k1",
             "resume_token": TOKEN,

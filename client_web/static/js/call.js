@@ -36,6 +36,22 @@ import {
 export const SAFETY_CHANNEL = Object.freeze({ label: "attune-safety", id: 0 });
 const DISCONNECTED_GRACE_MS = 2500;
 const CONFIRM_MESSAGE = "sas-match";
+/** The call's mode on the data channel, peer to peer: `{t: "mode", audioOnly: boolean}`. */
+const MODE_MESSAGE = "mode";
+/** TURN error codes that mean the relay refused our credentials (RFC 8656). */
+const RELAY_REFUSED_CODES = new Set([401, 403, 437, 441]);
+
+/**
+ * A data-channel message announcing the other side's mode, or null for any other message.
+ * @param {unknown} fields
+ * @returns {{audioOnly: boolean} | null}
+ */
+export function modeMessage(fields) {
+  if (fields === null || typeof fields !== "object") return null;
+  const message = /** @type {Record<string, unknown>} */ (fields);
+  if (message.t !== MODE_MESSAGE || Object.keys(message).length !== 2) return null;
+  return typeof message.audioOnly === "boolean" ? { audioOnly: message.audioOnly } : null;
+}
 
 /** @typedef {"therapist" | "client"} CallRole */
 
@@ -49,6 +65,9 @@ const CONFIRM_MESSAGE = "sas-match";
  * @property {{reason: string}} safety-code-failed
  * @property {{}} peer-confirmed
  * @property {{where: string, error: unknown}} problem
+ * @property {{reason: "refused" | "unreachable"}} relay-unavailable
+ * @property {{audioOnly: boolean}} peer-mode
+ * @property {{audioOnly: boolean}} mode
  */
 
 /**
@@ -87,13 +106,34 @@ function relayCandidate(candidate) {
  * @property {number | null} jitterMs  inbound audio jitter
  * @property {number} framesDecoded  remote video frames decoded so far
  * @property {number | null} framesPerSecond  remote video frames decoded per second lately
+ * @property {number | null} [availableOutgoingKbps]  the browser's bandwidth estimate upstream
  * @property {"good" | "fair" | "poor" | "unknown"} level
  */
 
+/** The video bitrate cap's floor and ceiling, in bits per second. */
+export const VIDEO_CAP_RANGE = Object.freeze({ min: 100_000, max: 1_500_000 });
+
 /**
- * ICE servers and the transport policy for this browser, from `GET /api/v1/ice`.
+ * The video bitrate cap for a measured quality (pure): none while the connection is good;
+ * on a fair or poor one, 80 % of the browser's upstream bandwidth estimate (the rest is left
+ * for audio and retransmissions), in 50 kbit/s steps, or a fixed cap without an estimate.
+ * @param {Quality} q
+ * @returns {number | null}
+ */
+export function videoBitrateCapFor(q) {
+  if (q.level === "good" || q.level === "unknown") return null;
+  const estimate = q.availableOutgoingKbps;
+  const fallback = q.level === "poor" ? 150_000 : 500_000;
+  const wanted = typeof estimate === "number" && estimate > 0 ? estimate * 800 : fallback;
+  const stepped = Math.round(wanted / 50_000) * 50_000;
+  return Math.min(VIDEO_CAP_RANGE.max, Math.max(VIDEO_CAP_RANGE.min, stepped));
+}
+
+/**
+ * ICE servers and the transport policy for this browser, from `GET /api/v1/ice`, with the
+ * TURN credentials' lifetime (0 when there are none).
  * @param {typeof fetch} [fetchImpl]
- * @returns {Promise<RTCConfiguration>}
+ * @returns {Promise<RTCConfiguration & {ttlSeconds: number}>}
  */
 export async function fetchIceConfiguration(fetchImpl = (input, init) => fetch(input, init)) {
   const response = await fetchImpl("/api/v1/ice", { credentials: "same-origin" });
@@ -102,6 +142,7 @@ export async function fetchIceConfiguration(fetchImpl = (input, init) => fetch(i
   return {
     iceServers: Array.isArray(body.iceServers) ? body.iceServers : [],
     iceTransportPolicy: body.iceTransportPolicy === "relay" ? "relay" : "all",
+    ttlSeconds: typeof body.ttlSeconds === "number" ? body.ttlSeconds : 0,
   };
 }
 
@@ -197,6 +238,8 @@ export class QualityMeter {
     let jitterMs = null;
     /** @type {number | null} */
     let rttMs = null;
+    /** @type {number | null} */
+    let availableOutgoingKbps = null;
     /** @type {string | undefined} */
     let selectedPair;
     report.forEach((s) => {
@@ -210,7 +253,12 @@ export class QualityMeter {
         if (s.kind === "audio" && typeof s.jitter === "number") jitterMs = s.jitter * 1000;
       } else if (s.type === "candidate-pair" && typeof s.currentRoundTripTime === "number") {
         const selected = selectedPair ? s.id === selectedPair : s.nominated && s.state === "succeeded";
-        if (selected) rttMs = s.currentRoundTripTime * 1000;
+        if (selected) {
+          rttMs = s.currentRoundTripTime * 1000;
+          if (typeof s.availableOutgoingBitrate === "number") {
+            availableOutgoingKbps = s.availableOutgoingBitrate / 1000;
+          }
+        }
       }
     });
     const now = performance.now();
@@ -235,7 +283,7 @@ export class QualityMeter {
       framesDecoded,
       framesPerSecond: round(framesPerSecond),
     };
-    return { ...figures, level: qualityLevel(figures) };
+    return { ...figures, availableOutgoingKbps: round(availableOutgoingKbps), level: qualityLevel(figures) };
   }
 
   /** Forget the previous sample (a fresh peer connection starts its counters at zero). */
@@ -260,6 +308,10 @@ function freshNonce() {
  *   "safety-code-failed" {reason}  the exchange broke its rules: show no code
  *   "peer-confirmed" {}            the other person pressed "Codes match"
  *   "problem" {where, error}       something failed that the call works around (for logs)
+ *   "relay-unavailable" {reason}   relay-only, and no relay candidate could be gathered: the
+ *                                  TURN server refused the credentials or could not be reached
+ *   "mode" {audioOnly}             this side switched audio only on or off
+ *   "peer-mode" {audioOnly}        the other side said (on the data channel) it switched
  */
 export class Call {
   /** @type {CallOptions} */
@@ -287,6 +339,12 @@ export class Call {
   #meter = new QualityMeter();
   /** @type {Array<() => void>} */
   #unlisten = [];
+  /** Audio only by this side's choice: video transceivers inactive (nothing sent or received). */
+  #audioOnly = false;
+  /** @type {"refused" | "unreachable" | null} why relay-only gathering found no relay */
+  #relayUnavailable = null;
+  /** @type {number | null} the video bitrate cap in bits per second, null: the browser's own */
+  #videoBitrateCap = null;
 
   /** @param {CallOptions} options */
   constructor(options) {
@@ -365,6 +423,66 @@ export class Call {
   /** True after `close()`. */
   get closed() {
     return this.#closed;
+  }
+
+  /**
+   * Relay-only, and the last gathering found no relay candidate: why (a page that subscribes
+   * after a prepared call gathered reads it here). Null otherwise.
+   */
+  get relayUnavailable() {
+    return this.#relayUnavailable;
+  }
+
+  /** Whether this side asked for an audio-only call. */
+  get audioOnly() {
+    return this.#audioOnly;
+  }
+
+  /**
+   * Switch audio only on or off: every video transceiver goes `inactive` (nothing sent, nothing
+   * received, renegotiated through perfect negotiation) or back to what it was; the other side
+   * hears of it on the data channel, not through the server. Keeps the same peer connection,
+   * so switching back needs no new admission.
+   * @param {boolean} on
+   */
+  setAudioOnly(on) {
+    if (this.#closed || on === this.#audioOnly) return;
+    this.#audioOnly = on;
+    const pc = this.#pc;
+    if (pc) this.#applyVideoDirection(pc);
+    this.#sendMode();
+    this.#emit("mode", { audioOnly: on });
+  }
+
+  /**
+   * Cap the bitrate of the video this side sends (`RTCRtpSender.setParameters`), e.g. from the
+   * measured bandwidth on a weak connection; null removes the cap.
+   * @param {number | null} bitsPerSecond
+   */
+  async setVideoBitrateCap(bitsPerSecond) {
+    this.#videoBitrateCap = bitsPerSecond;
+    const pc = this.#pc;
+    if (pc) await this.#applyBitrateCap(pc);
+  }
+
+  /** The video bitrate cap in force, in bits per second (null: none). */
+  get videoBitrateCap() {
+    return this.#videoBitrateCap;
+  }
+
+  /**
+   * New ICE servers (fresh TURN credentials) for the running peer connection and any later one.
+   * @param {RTCConfiguration} configuration
+   */
+  setConfiguration(configuration) {
+    this.#options.configuration = configuration;
+    const pc = this.#pc;
+    if (!pc || pc.signalingState === "closed") return;
+    try {
+      pc.setConfiguration({ ...pc.getConfiguration(), iceServers: configuration.iceServers });
+    } catch (error) {
+      this.#problem("configuration", error);
+    }
   }
 
   /**
@@ -497,10 +615,32 @@ export class Call {
         }
       }
     }
+    if (this.#audioOnly) this.#applyVideoDirection(pc);
     this.#setUpSafetyChannel(pc);
 
+    const relayOnly = this.#options.configuration.iceTransportPolicy === "relay";
+    let gathered = 0;
+    /** @type {"refused" | "unreachable" | null} */
+    let relayError = null;
+    pc.onicecandidateerror = (event) => {
+      const code = /** @type {RTCPeerConnectionIceErrorEvent} */ (event).errorCode;
+      if (RELAY_REFUSED_CODES.has(code)) relayError = "refused";
+      else relayError ??= "unreachable";
+    };
+    pc.onicegatheringstatechange = () => {
+      if (pc !== this.#pc) return;
+      if (pc.iceGatheringState === "gathering") {
+        gathered = 0;
+        relayError = null;
+        this.#relayUnavailable = null;
+      } else if (pc.iceGatheringState === "complete" && relayOnly && gathered === 0) {
+        this.#relayUnavailable = relayError ?? "unreachable";
+        this.#emit("relay-unavailable", { reason: this.#relayUnavailable });
+      }
+    };
     pc.onnegotiationneeded = () => void this.#negotiate(pc);
     pc.onicecandidate = ({ candidate }) => {
+      if (candidate?.candidate) gathered += 1;
       // in standby the candidates travel inside the offer that `start` sends
       if (pc !== this.#pc || this.#standby || !candidate || !candidate.candidate) return;
       this.#options.send(relayCandidate(candidate));
@@ -527,6 +667,8 @@ export class Call {
     if (pc) {
       pc.onnegotiationneeded = null;
       pc.onicecandidate = null;
+      pc.onicecandidateerror = null;
+      pc.onicegatheringstatechange = null;
       pc.ontrack = null;
       pc.oniceconnectionstatechange = null;
       pc.onconnectionstatechange = null;
@@ -549,6 +691,9 @@ export class Call {
     if (pc !== this.#pc) return;
     const iceState = pc.iceConnectionState;
     this.#emit("connection-state", { state: pc.connectionState, iceState });
+    if (pc.connectionState === "connected" && this.#videoBitrateCap !== null) {
+      void this.#applyBitrateCap(pc);
+    }
     if (iceState === "failed" || pc.connectionState === "failed") {
       pc.restartIce();
     } else if (iceState === "disconnected") {
@@ -641,6 +786,51 @@ export class Call {
     }
   }
 
+  // --- modes: audio only, bitrate cap --------------------------------------------------------
+
+  /**
+   * Video transceivers `inactive` in audio-only mode; otherwise sending when there is a camera
+   * track and receiving always.
+   * @param {RTCPeerConnection} pc
+   */
+  #applyVideoDirection(pc) {
+    for (const transceiver of pc.getTransceivers()) {
+      if (transceiver.receiver.track.kind !== "video" || transceiver.currentDirection === "stopped") {
+        continue;
+      }
+      const sending = transceiver.sender.track !== null;
+      /** @type {RTCRtpTransceiverDirection} */
+      const direction = this.#audioOnly ? "inactive" : sending ? "sendrecv" : "recvonly";
+      if (transceiver.direction !== direction) transceiver.direction = direction;
+    }
+  }
+
+  /** @param {RTCPeerConnection} pc */
+  async #applyBitrateCap(pc) {
+    for (const sender of pc.getSenders()) {
+      if (sender.track?.kind !== "video") continue;
+      const parameters = sender.getParameters();
+      if (!parameters.encodings?.length) continue; // not negotiated yet: applied once connected
+      for (const encoding of parameters.encodings) {
+        if (this.#videoBitrateCap === null) delete encoding.maxBitrate;
+        else encoding.maxBitrate = this.#videoBitrateCap;
+      }
+      try {
+        await sender.setParameters(parameters);
+      } catch (error) {
+        this.#problem("bitrate", error);
+      }
+    }
+  }
+
+  /** Tell the other side this side's mode, peer to peer on the data channel. */
+  #sendMode() {
+    const channel = this.#channel;
+    if (channel?.readyState === "open") {
+      channel.send(JSON.stringify({ t: MODE_MESSAGE, audioOnly: this.#audioOnly }));
+    }
+  }
+
   // --- the safety code -----------------------------------------------------------------------
 
   /** @param {RTCPeerConnection} pc */
@@ -676,6 +866,7 @@ export class Call {
     };
 
     channel.onopen = () => {
+      if (pc === this.#pc && this.#audioOnly) this.#sendMode();
       if (this.#polite) return;
       serial(async () => {
         const initiator = await CommitRevealInitiator.create(freshNonce());
@@ -694,6 +885,11 @@ export class Call {
       const fields = message !== null && typeof message === "object" ? message : null;
       if (fields && "t" in fields && fields.t === CONFIRM_MESSAGE && Object.keys(fields).length === 1) {
         if (pc === this.#pc) this.#emit("peer-confirmed", {});
+        return;
+      }
+      const mode = modeMessage(fields);
+      if (mode) {
+        if (pc === this.#pc) this.#emit("peer-mode", mode);
         return;
       }
       serial(async () => {

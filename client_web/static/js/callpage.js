@@ -11,15 +11,35 @@
  *
  * Both pages have the same element ids in their call section: `call-status`, `remote-video`,
  * `self-video`, `mute-button`, `camera-button`, `sound-button`, `safety-code`, `codes-match`,
- * `safety-note`, `quality-level`, `quality-detail`.
+ * `safety-note`, `quality-level`, `quality-detail`, `audio-only-button`, `audio-only-hint`,
+ * `call-mode`.
+ *
+ * Poor connections: "Audio only" makes the call's video transceivers inactive (no video either
+ * way, same peer connection, no new admission); the other page hears of it peer to peer on
+ * the call's data channel and says so. The hint suggests it while the measured quality is
+ * poor, and the video bitrate is capped from the measured bandwidth while it is not good.
+ * ICE servers come from `GET /api/v1/ice` at load (the connection check needs them before
+ * the socket opens), then from every `welcome`, and are fetched again before the TURN
+ * credentials expire in a long session.
  */
 
-import { Call, fetchIceConfiguration } from "./call.js";
+import { Call, fetchIceConfiguration, qualityLevel, videoBitrateCapFor } from "./call.js";
 import { bindMediaToggles, byId, playStream, renderQuality, safetyCodeView } from "./callview.js";
 import { describeMediaError, openMedia, stopMedia } from "./devices.js";
 import { SessionConnection } from "./protocol.js";
 
 const QUALITY_INTERVAL_MS = 2000;
+/** Fresh TURN credentials this long before the old ones expire (or at half their life). */
+const ICE_REFRESH_MARGIN_S = 300;
+/** What the page says when relay-only media cannot reach the TURN server. */
+export const RELAY_PROBLEMS = Object.freeze({
+  refused:
+    "Video cannot start: the relay server that keeps your address private refused the connection. " +
+    "Please reload the page; if it happens again, the clinic needs to check its relay server.",
+  unreachable:
+    "Video cannot start: the relay server that keeps your address private could not be reached. " +
+    "Please check your internet connection and reload the page.",
+});
 /** Used when /api/v1/ice cannot be read: host candidates only (same network). */
 const NO_ICE_SERVERS = Object.freeze({ iceServers: [], iceTransportPolicy: "all" });
 
@@ -27,7 +47,7 @@ const NO_ICE_SERVERS = Object.freeze({ iceServers: [], iceTransportPolicy: "all"
  * @typedef {import("./protocol.js").ConnectionState} ConnectionState
  * @typedef {import("./protocol.js").ClosedEvent} ClosedEvent
  * @typedef {import("./devices.js").DeviceChoice} DeviceChoice
- * @typedef {{stream: MediaStream | null, pc: RTCPeerConnection | null}} Media
+ * @typedef {{stream: MediaStream | null, pc: RTCPeerConnection | null, videoOff: boolean}} Media
  * @typedef {{refresh(): void, stop(): void}} Extras  check-ins, cues, feature stream
  * @typedef {{box: HTMLElement, title: HTMLElement, help: HTMLElement}} ProblemParts
  */
@@ -59,6 +79,9 @@ function callElements() {
     safetyNote: byId("safety-note"),
     qualityLevel: byId("quality-level"),
     qualityDetail: byId("quality-detail"),
+    audioOnly: /** @type {HTMLButtonElement} */ (byId("audio-only-button")),
+    audioOnlyHint: byId("audio-only-hint"),
+    callMode: byId("call-mode"),
   };
 }
 
@@ -98,6 +121,14 @@ export class CallPage {
   #qualityTimer = null;
   #safety;
   #toggles;
+  /** Audio only by this person's choice. */
+  #audioOnly = false;
+  /** The other person said (peer to peer) that they chose audio only. */
+  #peerAudioOnly = false;
+  /** @type {string | null} why relay-only media cannot start, shown until it connects */
+  #relayProblem = null;
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  #iceRefreshTimer = null;
 
   /** @param {CallPageOptions} options */
   constructor(options) {
@@ -106,8 +137,8 @@ export class CallPage {
     this.iceConfiguration = fetchIceConfiguration()
       .catch(() => /** @type {RTCConfiguration} */ ({ ...NO_ICE_SERVERS }))
       .then((ice) => {
-        this.configuration = ice;
-        return ice;
+        this.configuration ??= ice; // a `welcome` that came first is fresher
+        return this.configuration;
       });
     this.#safety = safetyCodeView({
       code: el.safetyCode,
@@ -120,6 +151,7 @@ export class CallPage {
       this.call?.confirmSafetyCode();
       this.#safety.confirmedByMe();
     });
+    el.audioOnly.addEventListener("click", () => this.setAudioOnly(!this.#audioOnly));
     el.sound.addEventListener("click", () => {
       el.remoteVideo.muted = false;
       void el.remoteVideo.play().catch(() => {});
@@ -184,7 +216,14 @@ export class CallPage {
     this.extras = this.#options.mountExtras(connection, () => ({
       stream: this.localStream,
       pc: this.call?.pc ?? null,
+      videoOff: this.videoOff,
     }));
+    connection.on("welcome", (welcome) => {
+      this.setIceConfiguration(
+        { iceServers: [...welcome.ice_servers], iceTransportPolicy: welcome.ice_transport_policy },
+        welcome.ice_ttl_seconds,
+      );
+    });
     connection.on("state", ({ state }) => {
       if (!this.finished) this.#options.onConnectionState(state);
     });
@@ -202,6 +241,64 @@ export class CallPage {
    */
   #relay(payload) {
     return this.connection?.send({ type: "relay", payload }) ?? false;
+  }
+
+  // --- ICE servers ---------------------------------------------------------------------------
+
+  /**
+   * Use these ICE servers from now on (the running call too), and fetch fresh ones before
+   * their TURN credentials expire.
+   * @param {RTCConfiguration} configuration
+   * @param {number} ttlSeconds  the TURN credentials' lifetime (0: none to refresh)
+   */
+  setIceConfiguration(configuration, ttlSeconds) {
+    this.configuration = configuration;
+    if (this.call && !this.call.closed) this.call.setConfiguration(configuration);
+    if (this.#iceRefreshTimer !== null) clearTimeout(this.#iceRefreshTimer);
+    this.#iceRefreshTimer = null;
+    if (!(ttlSeconds > 0) || this.finished) return;
+    const refreshIn = Math.max(ttlSeconds / 2, ttlSeconds - ICE_REFRESH_MARGIN_S);
+    this.#iceRefreshTimer = setTimeout(() => {
+      this.#iceRefreshTimer = null;
+      fetchIceConfiguration()
+        .then((fresh) => this.setIceConfiguration(fresh, fresh.ttlSeconds))
+        .catch(() => this.setIceConfiguration(configuration, Math.min(ttlSeconds, 60)));
+    }, refreshIn * 1000);
+  }
+
+  // --- poor-connection modes -----------------------------------------------------------------
+
+  /** Video is off by choice: audio only on either side, or this camera switched off. */
+  get videoOff() {
+    const cameraOff = this.elements.camera.getAttribute("aria-pressed") === "true";
+    return this.#audioOnly || this.#peerAudioOnly || cameraOff;
+  }
+
+  /**
+   * Audio only on or off for this person (no video either way while on).
+   * @param {boolean} on
+   */
+  setAudioOnly(on) {
+    this.#audioOnly = on;
+    this.elements.audioOnly.setAttribute("aria-pressed", String(on));
+    this.call?.setAudioOnly(on);
+    this.#renderMode();
+  }
+
+  #renderMode() {
+    const el = this.elements;
+    const peer = this.#options.peerName;
+    const Peer = peer.charAt(0).toUpperCase() + peer.slice(1);
+    if (this.#audioOnly) {
+      el.callMode.textContent = "You switched to audio only: video is off both ways.";
+    } else if (this.#peerAudioOnly) {
+      el.callMode.textContent = `${Peer} switched to audio only.`;
+    } else {
+      el.callMode.textContent = "";
+    }
+    // the stage shows "Audio only" instead of the last frame that arrived
+    el.remoteVideo.parentElement?.classList.toggle("video-off", this.#audioOnly || this.#peerAudioOnly);
+    if (this.#audioOnly || this.#peerAudioOnly) el.audioOnlyHint.hidden = true;
   }
 
   // --- the call ------------------------------------------------------------------------------
@@ -226,6 +323,23 @@ export class CallPage {
     const call = make();
     this.call = call;
     const el = this.elements;
+    call.setAudioOnly(this.#audioOnly);
+    call.on("peer-mode", ({ audioOnly }) => {
+      this.#peerAudioOnly = audioOnly;
+      this.#renderMode();
+    });
+    call.on("safety-code-reset", () => {
+      // a fresh peer connection: the other side says its mode again on the new channel
+      this.#peerAudioOnly = false;
+      this.#renderMode();
+    });
+    /** @param {"refused" | "unreachable"} reason */
+    const relayProblem = (reason) => {
+      this.#relayProblem = RELAY_PROBLEMS[reason];
+      el.callStatus.textContent = this.#relayProblem;
+    };
+    call.on("relay-unavailable", ({ reason }) => relayProblem(reason));
+    if (call.relayUnavailable) relayProblem(call.relayUnavailable); // a prepared call gathered
     call.on("remote-stream", ({ stream }) => {
       this.extras?.refresh(); // the peer connection exists now: the feature stream may start
       playStream(el.remoteVideo, stream, { needsGesture: () => (el.sound.hidden = false) });
@@ -235,7 +349,8 @@ export class CallPage {
     call.on("safety-code-failed", () => this.#safety.failed());
     call.on("peer-confirmed", () => this.#safety.confirmedByPeer());
     call.on("connection-state", ({ state }) => {
-      const text = this.#options.videoStatus(state);
+      if (state === "connected") this.#relayProblem = null;
+      const text = this.#relayProblem ?? this.#options.videoStatus(state);
       if (text !== null) el.callStatus.textContent = text;
     });
     this.#safety.waiting();
@@ -269,7 +384,18 @@ export class CallPage {
         return;
       }
       try {
-        renderQuality(parts, await call.quality());
+        let quality = await call.quality();
+        const audioOnly = this.#audioOnly || this.#peerAudioOnly;
+        if (audioOnly) {
+          // no video by choice: its frame rate says nothing about the connection
+          const figures = { ...quality, framesPerSecond: null };
+          quality = { ...figures, level: qualityLevel(figures) };
+        }
+        renderQuality(parts, quality);
+        // on a weak connection: suggest audio only, and keep video within the bandwidth
+        this.elements.audioOnlyHint.hidden = audioOnly || quality.level !== "poor";
+        const cap = this.#audioOnly ? null : videoBitrateCapFor(quality);
+        if (cap !== call.videoBitrateCap) await call.setVideoBitrateCap(cap);
       } catch {
         // the connection closed meanwhile
       }
@@ -281,6 +407,8 @@ export class CallPage {
   /** The session is over for this page: end the call, release the devices, close for good. */
   finish() {
     this.finished = true;
+    if (this.#iceRefreshTimer !== null) clearTimeout(this.#iceRefreshTimer);
+    this.#iceRefreshTimer = null;
     this.endCall();
     if (this.#qualityTimer !== null) clearInterval(this.#qualityTimer);
     this.#qualityTimer = null;

@@ -34,6 +34,9 @@
  *   engine tells a still client (low motion) from a camera that is gone (frozen). No camera
  *   (audio only, or camera turned off) also reads as frozen: there is no picture to read
  *   stillness from, and the engine then ignores `motion`.
+ * - `video_off`: video is off by choice — this side or the other chose
+ *   audio only, or this camera is switched off. The engine then never reads the missing
+ *   picture as frozen or degraded video.
  * - `frame_present`: true/false from the browser's FaceDetector (Shape Detection API, about
  *   once a second on the camera frame) where one exists; null where none exists (most desktop
  *   browsers) and whenever the camera is frozen.
@@ -103,6 +106,7 @@ const MAX_NET_FRAMES = 1000;
  * @property {number} motion
  * @property {boolean | null} frame_present
  * @property {boolean} frozen
+ * @property {boolean} video_off  video is off by choice (audio only, or camera switched off)
  * @property {NetStats} [net]
  */
 
@@ -115,6 +119,8 @@ const MAX_NET_FRAMES = 1000;
  * @property {number} [intervalMs]  window length, 200–5000 (default 1000)
  * @property {() => number} [clock]  milliseconds, monotonic (default performance.now)
  * @property {number} [clockOriginMs]  the clock() reading that is session time 0
+ * @property {() => boolean} [videoOff]  whether video is off by choice right now (audio only
+ *   on either side, or this camera switched off): the engine then reads no frozen picture
  */
 
 /**
@@ -136,6 +142,7 @@ export function startFeatureStream({
   intervalMs = 1000,
   clock = () => performance.now(),
   clockOriginMs,
+  videoOff = () => false,
 }) {
   if (role !== "therapist" && role !== "client") throw new RangeError(`unknown role ${role}`);
   if (!(intervalMs >= MIN_WINDOW_MS && intervalMs <= MAX_WINDOW_MS)) {
@@ -195,6 +202,7 @@ export function startFeatureStream({
       motion: picture.motion,
       frame_present: picture.framePresent,
       frozen: picture.frozen,
+      video_off: videoOff(),
     };
     if (!net) {
       deliver(message);

@@ -58,6 +58,7 @@ const FORGET_RESUME_CLOSE_CODES = new Set([
   CloseCode.DENIED,
   CloseCode.SESSION_ENDED,
   CloseCode.UNAUTHORIZED,
+  CloseCode.NOT_FOUND,
 ]);
 /**
  * Local only, never sent by the server and so not in the protocol contract: this module closes
@@ -73,6 +74,8 @@ export const CLOSE_REASONS = Object.freeze({
   [CloseCode.SESSION_ENDED]: "The session has ended.",
   [CloseCode.HANDSHAKE_FAILED]: "Something went wrong while connecting. Please reload the page.",
   [CloseCode.UNAUTHORIZED]: "This link does not work any more.",
+  [CloseCode.NOT_FOUND]: "This session could not be found. Please check the link you opened.",
+  [CloseCode.CONSENT_REQUIRED]: "Please agree to the telehealth consent first, then reload the page.",
 });
 
 /** @typedef {"connecting" | "open" | "reconnecting" | "closed"} ConnectionState */

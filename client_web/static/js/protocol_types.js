@@ -17,11 +17,13 @@ export const CloseCode = Object.freeze({
   SESSION_ENDED: 4004,
   HANDSHAKE_FAILED: 4400,
   UNAUTHORIZED: 4401,
+  NOT_FOUND: 4404,
   IDLE_TIMEOUT: 4408,
+  CONSENT_REQUIRED: 4412,
 });
 
 /** After these close codes a client shows the reason and does not reconnect. */
-export const NO_RECONNECT_CLOSE_CODES = Object.freeze([4001, 4002, 4003, 4004, 4400, 4401]);
+export const NO_RECONNECT_CLOSE_CODES = Object.freeze([4001, 4002, 4003, 4004, 4400, 4401, 4404, 4412]);
 
 /** Limits the browser keeps to (sizes in UTF-8 bytes, times in milliseconds). */
 export const MAX_FRAME_BYTES = 65536;
@@ -44,6 +46,8 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * @property {"absent" | "in-call" | "reconnecting"} peer
  * @property {Array<{urls: string | Array<string>, username?: string, credential?: string}>} ice_servers
  * @property {Partial<Record<"telehealth" | "checkin_storage" | "cue_analysis" | "contact" | "research", "granted" | "withdrawn" | "never_asked" | "needs_reconsent">>} consents
+ * @property {"all" | "relay"} ice_transport_policy
+ * @property {number} ice_ttl_seconds
  * @property {string} [knock_id]
  * @property {string} [resume_token]
  */

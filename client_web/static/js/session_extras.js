@@ -10,7 +10,7 @@ import { startFeatureStream } from "./features.js";
 
 /**
  * @typedef {import("./protocol.js").SessionConnection} SessionConnection
- * @typedef {{stream: MediaStream | null, pc: RTCPeerConnection | null}} Media
+ * @typedef {{stream: MediaStream | null, pc: RTCPeerConnection | null, videoOff: boolean}} Media
  */
 
 /**
@@ -51,6 +51,7 @@ function featureStreamer(connection, role, media) {
     } else if (should && !running && stream && pc) {
       running = startFeatureStream({
         stream, pc, role, send: (message) => void connection.send(message),
+        videoOff: () => media().videoOff,
       });
     }
   };

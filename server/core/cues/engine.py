@@ -65,6 +65,7 @@ class CueEngine:
         "_tick",
         "_turns",
         "_video",
+        "_video_off",
         "_withdrawal",
         "stale_frames",
     )
@@ -76,6 +77,7 @@ class CueEngine:
         self._now = _NEVER
         self._tick = _NEVER
         self._last_seen = [_NEVER, _NEVER]
+        self._video_off = [False, False]  # each role's latest `video_off`
         self._policy = PromptPolicy(cfg.rate_limit_ms)
         self._turns = TurnTracker(
             join_ms=cfg.run_join_ms, max_skew_ms=cfg.max_skew_ms, max_run_ms=cfg.max_run_ms
@@ -118,12 +120,17 @@ class CueEngine:
 
         net = frame.net
         lag = self._lag
+        # video off by choice (audio only, camera off) is no frozen or degraded picture
+        video_off = self._video_off
+        video_off[role] = frame.video_off
+        if video_off[THERAPIST] or video_off[CLIENT]:
+            self._video.pause()
         if net is not None:
             if net.rtt_ms is not None:
                 lag.observe_rtt(role, net.rtt_ms, t)
-            if net.frames_decoded is not None:
+            if net.frames_decoded is not None and not video_off[CLIENT - role]:
                 self._video.observe_net(role, t, window, net)
-        if frame.frozen:
+        if frame.frozen and not frame.video_off:
             self._video.observe_frozen_camera(role, t, window)
         # rules look at the world once per tick: their thresholds are seconds to minutes
         tick = now // _TICK_MS

@@ -65,6 +65,7 @@ class FeatureFrame:
     frame_present: bool | None = None  # None: the browser cannot tell
     frozen: bool = False  # this browser's own camera track is frozen or stalled
     net: NetStats | None = None
+    video_off: bool = False  # video is off by choice: audio only (either side) or camera off
 
     def __post_init__(self) -> None:
         if type(self.role) is not SessionRole:
@@ -106,6 +107,8 @@ class FeatureFrame:
             "frame_present": self.frame_present,
             "frozen": self.frozen,
         }
+        if self.video_off:
+            message["video_off"] = True
         if self.net is not None:
             message["net"] = {
                 name: getattr(self.net, name)
@@ -128,6 +131,7 @@ MESSAGE_FIELDS: Final = (
     "motion",
     "frame_present",
     "frozen",
+    "video_off",
     "net",
 )  # every top-level field of the message, in documentation order
 _ALLOWED: Final = frozenset(MESSAGE_FIELDS)
@@ -163,6 +167,9 @@ def parse_features(obj: Mapping[str, Any]) -> FeatureFrame:
     frozen = obj.get("frozen", False)
     if type(frozen) is not bool:
         raise FeatureError(f"frozen: expected true or false, got {frozen!r}")
+    video_off = obj.get("video_off", False)
+    if type(video_off) is not bool:
+        raise FeatureError(f"video_off: expected true or false, got {video_off!r}")
     return FeatureFrame(
         role,
         _integer("t_ms", obj["t_ms"]),
@@ -173,6 +180,7 @@ def parse_features(obj: Mapping[str, Any]) -> FeatureFrame:
         frame_present,
         frozen,
         _net(obj.get("net")),
+        video_off,
     )
 
 

@@ -423,6 +423,11 @@ class VideoRule:
         self._healthy = [False, False]
         self._last_bad_ms = _NOT_SINCE  # the latest degraded report, either direction
 
+    def pause(self) -> None:
+        """Video is off by choice: when it returns, count low frame rates only once it has
+        been healthy again (so switching video back on is a start-up, not "degraded")."""
+        self._healthy[THERAPIST] = self._healthy[CLIENT] = False
+
     def observe_frozen_camera(self, role: int, t_ms: int, window_ms: int) -> None:
         """This role's own camera reported frozen for the window."""
         self._sender_ms[role].add(t_ms, window_ms)

@@ -15,6 +15,8 @@ MAX_ANSWERS: Final = 100
 MAX_ANSWER_TEXT_CHARS: Final = 10_000
 MAX_ANSWER_INT: Final = 1_000_000
 MAX_ERROR_MESSAGE_CHARS: Final = 500
+MAX_ICE_TTL_SECONDS: Final = 7 * 24 * 3600
+MAX_CLOSE_REASON_BYTES: Final = 123  # RFC 6455: a close frame's reason fits in 123 bytes
 RATE_LIMIT_PER_SECOND: Final = 20
 RATE_LIMIT_BURST: Final = 40
 HELLO_TIMEOUT_S: Final = 10
@@ -28,6 +30,13 @@ class SessionRole(StrEnum):
 
     THERAPIST = "therapist"
     CLIENT = "client"
+
+
+class IceTransportPolicy(StrEnum):
+    """Which ICE candidates a browser may use: all, or only TURN relays (hides its address)."""
+
+    ALL = "all"
+    RELAY = "relay"
 
 
 class Presence(StrEnum):
@@ -86,7 +95,9 @@ class ErrorCode(StrEnum):
 
 
 class CloseCode(IntEnum):
-    """WebSocket close codes the server uses; clients must not auto-reconnect after 4001–4004."""
+    """WebSocket close codes the server uses; clients do not reconnect after the final ones
+    (NO_RECONNECT_CLOSE_CODES). 44xx mirror HTTP statuses: a refused upgrade is accepted and
+    closed at once with one of them and a reason in words, so the page can explain."""
 
     NORMAL = 1000  # the page closed its own connection; the server does not send it
     GOING_AWAY = 1001  # server shutdown or restart: reconnect and resume
@@ -97,7 +108,9 @@ class CloseCode(IntEnum):
     SESSION_ENDED = 4004
     HANDSHAKE_FAILED = 4400  # no `hello` in time, or an unsupported version
     UNAUTHORIZED = 4401  # the sign-in or the invite link is no longer valid
+    NOT_FOUND = 4404  # no such session, or not one this sign-in or link may open
     IDLE_TIMEOUT = 4408  # nothing heard for DROP_AFTER_IDLE_S: reconnect and resume
+    CONSENT_REQUIRED = 4412  # the client has not (or no longer) agreed to telehealth
 
 
 NO_RECONNECT_CLOSE_CODES: Final = frozenset(
@@ -106,8 +119,10 @@ NO_RECONNECT_CLOSE_CODES: Final = frozenset(
         CloseCode.RESUMED_ELSEWHERE,
         CloseCode.DENIED,
         CloseCode.SESSION_ENDED,
-        CloseCode.HANDSHAKE_FAILED,  # reconnecting cannot fix these two either
+        CloseCode.HANDSHAKE_FAILED,  # reconnecting cannot fix these either
         CloseCode.UNAUTHORIZED,
+        CloseCode.NOT_FOUND,
+        CloseCode.CONSENT_REQUIRED,
     }
 )
 """After these a client shows the reason and stays closed; after any other it reconnects."""

@@ -21,10 +21,12 @@ from privacy.consent import ConsentDecision, ConsentState, Purpose
 from server.core.checkins.instruments import KINDS, InstrumentKind
 from server.core.protocol.codes import (
     MAX_ERROR_MESSAGE_CHARS,
+    MAX_ICE_TTL_SECONDS,
     PROTOCOL_VERSION,
     ClientSignal,
     EndReason,
     ErrorCode,
+    IceTransportPolicy,
     Presence,
     ProtocolError,
     SessionRole,
@@ -184,6 +186,10 @@ class WelcomeMessage(SharedMessage):
     peer: Literal[Presence.ABSENT, Presence.IN_CALL, Presence.RECONNECTING]
     ice_servers: IceServers
     consents: Mapping[Purpose, ConsentState]
+    # relay: only TURN relays (the client's address stays hidden); with the servers above, a
+    # reconnect needs no second fetch of /api/v1/ice
+    ice_transport_policy: IceTransportPolicy = IceTransportPolicy.ALL
+    ice_ttl_seconds: int = 0  # lifetime of the TURN credentials above; 0: none to refresh
     knock_id: str | None = None  # clients only
     resume_token: str | None = None  # clients only
 
@@ -198,6 +204,9 @@ class WelcomeMessage(SharedMessage):
         ice_servers = f.array("ice_servers", 16)
         if not all(isinstance(s, Mapping) and "urls" in s for s in ice_servers):
             invalid("welcome.ice_servers: each entry is an object with `urls`")
+        policy = f.choice("ice_transport_policy", tuple(IceTransportPolicy))
+        self._normalise("ice_transport_policy", policy)
+        f.integer("ice_ttl_seconds", 0, MAX_ICE_TTL_SECONDS)
         self._normalise("consents", consent_states(f.mapping("consents")))
         if role is SessionRole.CLIENT:
             f.text("knock_id", KNOCK_ID)

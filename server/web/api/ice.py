@@ -26,7 +26,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "GET",
         "/api/v1/ice",
         ice_servers,
-        "ICE servers (STUN, TURN with short-lived credentials) and the transport policy",
+        "ICE servers (STUN, TURN with short-lived credentials), the transport policy and"
+        " the credentials' lifetime in seconds (ttlSeconds)",
         "iceServers",
         auth="account_or_client",
         responses={200: ("RTCConfiguration fields", {"type": "object"})},

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from privacy.consent import Channel, ConsentState
 from server.core.ice import ice_configuration_for
@@ -158,7 +158,9 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         await _read_loop(request, connection)
     finally:
         if joined:
-            hub.execute(hub.rooms.leave(session.id, connection.conn_id, _now_ms()))
+            # without a goodbye (close 1000) the therapist's seat is held for resume too
+            dropped = ws.close_code != WSCloseCode.OK
+            hub.execute(hub.rooms.leave(session.id, connection.conn_id, _now_ms(), dropped=dropped))
         hub.remove(connection.conn_id)
         if not ws.closed:
             await ws.close()

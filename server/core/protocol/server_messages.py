@@ -185,7 +185,8 @@ class WelcomeMessage(SharedMessage):
     ice_servers: IceServers
     consents: Mapping[Purpose, ConsentState]
     knock_id: str | None = None  # clients only
-    resume_token: str | None = None  # clients only
+    resume_token: str | None = None  # hello.resume with it returns to this place (once)
+    resumed: bool = False  # True when hello.resume returned to a held place: keep the call
 
     def _check(self, f: Fields) -> None:
         role = f.choice("role", tuple(SessionRole))
@@ -199,9 +200,12 @@ class WelcomeMessage(SharedMessage):
         if not all(isinstance(s, Mapping) and "urls" in s for s in ice_servers):
             invalid("welcome.ice_servers: each entry is an object with `urls`")
         self._normalise("consents", consent_states(f.mapping("consents")))
+        f.boolean("resumed")
         if role is SessionRole.CLIENT:
             f.text("knock_id", KNOCK_ID)
             f.text("resume_token", TOKEN, 128)
+        else:
+            f.optional_text("resume_token", TOKEN, 128)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

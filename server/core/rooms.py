@@ -696,6 +696,14 @@ class RoomRegistry:
         """The live room of a session, if anyone is (or was just) in it."""
         return self._rooms.get(session_id)
 
+    def adopt(self, room: Room) -> None:
+        """Hold a room rebuilt elsewhere (`Room.from_state`): this process took it over."""
+        self._rooms[room.session_id] = room
+
+    def forget(self, session_id: str) -> None:
+        """Stop holding a room (another process holds it now); nobody is told."""
+        self._rooms.pop(session_id, None)
+
     def join(
         self,
         session_id: str,

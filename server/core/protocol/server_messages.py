@@ -456,3 +456,16 @@ def server_message(type: str, **fields: Any) -> dict[str, Any]:
     except TypeError as exc:  # a missing or unknown field
         raise ValueError(f"server message {type!r}: {exc}") from None
     return message.to_json()
+
+
+def parse_server_message(data: Mapping[str, Any]) -> ServerMessage:
+    """The typed message a `to_json()` gave (ValueError for anything else): for messages that
+    travel between processes before they reach a socket."""
+    cls = _BY_TYPE.get(str(data.get("type")))
+    if cls is None:
+        raise ValueError(f"unknown server message type {data.get('type')!r}")
+    fields = {name: value for name, value in data.items() if name != "type"}
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise ValueError(f"server message {cls.TYPE!r}: {exc}") from None

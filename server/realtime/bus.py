@@ -503,6 +503,9 @@ class RedisBus:
                             await self._save(session_id)
             except Exception:  # Redis away: leases lapse by themselves; keep trying
                 log.warning("could not renew leases", exc_info=True)
+                for session_id in list(self._owned):
+                    if not self.owns(session_id):  # our own clock says the lease is over
+                        self._lose(session_id)
 
     # --- effects and control ----------------------------------------------------------
 

@@ -138,14 +138,23 @@ class LiveSessions:
         )
 
     def live_snapshot(self, session_id: str) -> dict[str, Any]:
-        """What another process needs to go on with this session's live state (plain JSON).
-        The cue engine's windows are not in it: a new owner starts them afresh."""
-        return {"before_checkin_done": not self.before_checkin_due(session_id)}
+        """What another process needs to go on with this session's live state (plain JSON):
+        the cue engine's clock and prompt policy, not its windows (docs/architecture.md)."""
+        return {
+            "before_checkin_done": not self.before_checkin_due(session_id),
+            "cues": self.cues.snapshot(session_id),
+        }
 
     def restore_live(self, session_id: str, snapshot: Mapping[str, Any]) -> None:
         """Go on from `live_snapshot` taken by the process that held the session before."""
         if snapshot.get("before_checkin_done") is True:
             self._before_done.add(session_id)
+        cues = snapshot.get("cues")
+        if isinstance(cues, Mapping) and not self.cues.active(session_id):
+            try:
+                self.cues.restore(session_id, cues)
+            except (KeyError, TypeError, ValueError):
+                log.warning("a cue snapshot could not be restored; the engine starts afresh")
 
     async def mark_live(self, session_id: str) -> None:
         """The first admission turns a scheduled session live."""

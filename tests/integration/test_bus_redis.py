@@ -7,6 +7,7 @@ test). Sockets land on either app; the room runs on the app that owns it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -244,3 +245,50 @@ async def test_a_consent_withdrawn_through_another_process_ends_the_clients_part
     changed = await therapist.expect("consent-changed")
     assert (changed["purpose"], changed["decision"]) == ("telehealth", "withdrawn")
     assert await visitor.closed_with() == 4004
+
+
+async def _until(condition: Any, within: float = 5.0) -> None:
+    """Poll an async condition (a lease lapsing in Redis) until true, with a deadline."""
+    async with asyncio.timeout(within):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.05)  # Redis tells nobody when a key expires: poll it
+
+
+async def test_a_process_that_froze_past_its_lease_gives_the_room_up_and_its_sockets_resume(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any, redis_prefix: str
+) -> None:
+    first, second = two_apps
+    therapist, visitor_first, _ = await _setup(first, aiohttp_client)
+    visitor = await _on(second, aiohttp_client, visitor_first)
+    therapist_welcome, _client_welcome = await _admitted(therapist, visitor)
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    owner_key = f"{redis_prefix}room:{therapist.session_id}:owner"
+    try:
+        # A freezes (a long pause, or cut off from Redis): its lease and liveness lapse.
+        _bus(first).renewing = False
+        await _until(lambda: _gone(redis, owner_key))
+        # The client's next message, on B, claims the room; A's therapist socket counts as
+        # dropped there, so the client is told the therapist is reconnecting.
+        await visitor.send({"type": "ping"})
+        left = await visitor.expect("peer-left")  # the takeover's news comes before the pong
+        assert (left["role"], left["reconnecting"]) == ("therapist", True)
+        await visitor.expect("pong")
+        assert await redis.get(owner_key) == _bus(second).process_id
+        # A wakes up: its renewal fails, so it forgets the room and sends its socket away...
+        _bus(first).renewing = True
+        assert await therapist.closed_with() == 1001
+        assert not _bus(first).owns(therapist.session_id)
+        # ...and the therapist resumes (here through B) without disturbing the client.
+        therapist_b = await _on(second, aiohttp_client, therapist)
+        back = await therapist_b.connect(resume=therapist_welcome["resume_token"])
+        assert back["resumed"] is True
+        assert (await visitor.expect("peer-joined"))["resumed"] is True
+        await _pulse_goes_through(therapist_b, visitor, "c" * 32)
+    finally:
+        await redis.aclose()
+
+
+async def _gone(redis: Redis, key: str) -> bool:
+    return not await redis.exists(key)

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from tests.multiproc.harness import NGINX, PG_ADMIN, REDIS_URL, Cluster
 
 
-def _unavailable(what: str, why: object) -> None:
+def unavailable(what: str, why: object) -> None:
     """Missing in CI is a failure (`make services` and `make system-deps` provide it)."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{what} is needed for tests/multiproc in CI: {why}")
@@ -25,16 +25,16 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     """Two `attune serve` processes, PostgreSQL, Redis and nginx; not yet started (the test
     prepares the database first, then calls `start`)."""
     if not os.access(NGINX, os.X_OK):
-        _unavailable("nginx", f"{NGINX} is missing; `make system-deps` installs it")
+        unavailable("nginx", f"{NGINX} is missing; `make system-deps` installs it")
     try:
         await (await asyncpg.connect(timeout=5, **PG_ADMIN)).close()  # type: ignore[arg-type]
     except (OSError, asyncpg.PostgresError) as exc:
-        _unavailable("PostgreSQL", exc)
+        unavailable("PostgreSQL", exc)
     redis = Redis.from_url(REDIS_URL)
     try:
         await redis.ping()
     except OSError as exc:
-        _unavailable("Redis", exc)
+        unavailable("Redis", exc)
     finally:
         await redis.aclose()
     made = Cluster(workdir=tmp_path)

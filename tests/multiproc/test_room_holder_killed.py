@@ -35,6 +35,7 @@ from tests.browser.video_helpers import (
     wait_for_video,
 )
 from tests.conftest import PASSWORD
+from tests.multiproc.conftest import unavailable
 from tests.multiproc.harness import Cluster, pin
 
 pytestmark = pytest.mark.browser
@@ -136,7 +137,7 @@ async def _prepare(cluster: Cluster) -> Prepared:
 @pytest.fixture
 async def harness() -> AsyncIterator[BrowserHarness]:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing; `make system-deps` installs it")
+        unavailable("Chromium", f"{CHROMIUM} is missing; `make system-deps` installs it")
     async with async_playwright() as playwright:
         browser: Browser = await playwright.chromium.launch(
             executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *MEDIA_ARGS], headless=True

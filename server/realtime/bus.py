@@ -42,6 +42,14 @@ _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
 """
+# Write (or, with no state given, delete) a room's state only while still its owner: a process
+# that lost its lease mid-action cannot overwrite the new owner's state (a fencing check).
+_SAVE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then return redis.call('del', KEYS[2]) end
+redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -264,6 +272,7 @@ class RedisBus:
         self._pubsub: PubSub | None = None
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
+        self._save_script = redis.register_script(_SAVE)
         self.renewing = True  # tests stop renewal to play a process that froze
 
     # --- keys and channels ------------------------------------------------------------
@@ -456,8 +465,9 @@ class RedisBus:
         """Write the room's state (or, once it is gone, remove it and hand the lease back)."""
         assert self._hub is not None and self._runner is not None
         room = self._hub.rooms.get(session_id)
+        keys = [self._owner_key(session_id), self._state_key(session_id)]
         if room is None:
-            await self._redis.delete(self._state_key(session_id))
+            await self._save_script(keys=keys, args=[self.process_id, "", 0])
             await self._release(keys=[self._owner_key(session_id)], args=[self.process_id])
             self._owned.pop(session_id, None)
             self._loaded.discard(session_id)
@@ -469,7 +479,10 @@ class RedisBus:
             "client_id": self._hub.room_clients.get(session_id, ""),
             "live": self._runner.snapshot(session_id),
         }
-        await self._redis.set(self._state_key(session_id), json.dumps(blob), px=STATE_TTL_MS)
+        if not await self._save_script(
+            keys=keys, args=[self.process_id, json.dumps(blob), STATE_TTL_MS]
+        ):
+            log.warning("a room's state was not written: its lease is held elsewhere now")
 
     def _lose(self, session_id: str) -> None:
         """Our lease lapsed (a pause, a partition): forget the room and send our sockets of it

@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 import aiohttp
 import asyncpg
+import pytest
 from aiohttp.test_utils import unused_port
 from redis.asyncio import Redis
 
@@ -31,6 +32,30 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "postgres"}
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 START_TIMEOUT_S = 30.0
+
+
+def unavailable(what: str, why: object) -> None:
+    """Missing in CI is a failure (`make services` and `make system-deps` provide it)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is needed for tests/multiproc in CI: {why}")
+    pytest.skip(f"{what} unavailable: {why}")
+
+
+async def check_services() -> None:
+    """nginx, PostgreSQL and Redis are there (else skip, or fail in CI)."""
+    if not os.access(NGINX, os.X_OK):
+        unavailable("nginx", f"{NGINX} is missing; `make system-deps` installs it")
+    try:
+        await (await asyncpg.connect(timeout=5, **PG_ADMIN)).close()  # type: ignore[arg-type]
+    except (OSError, asyncpg.PostgresError) as exc:
+        unavailable("PostgreSQL", exc)
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.ping()
+    except OSError as exc:
+        unavailable("Redis", exc)
+    finally:
+        await redis.aclose()
 
 
 def pin(n: int) -> str:

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -35,8 +36,7 @@ from tests.browser.video_helpers import (
     wait_for_video,
 )
 from tests.conftest import PASSWORD
-from tests.multiproc.conftest import unavailable
-from tests.multiproc.harness import Cluster, pin
+from tests.multiproc.harness import Cluster, check_services, pin, unavailable
 
 pytestmark = pytest.mark.browser
 
@@ -138,6 +138,20 @@ async def _prepare(cluster: Cluster) -> Prepared:
             now=now,
         )
     return Prepared(session.id, f"{cluster.base_url}/join/{invite.token}")
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    """Two `attune serve` processes, PostgreSQL, Redis and nginx; not yet started (the test
+    prepares the database first, then calls `start`). Kept here rather than in conftest.py,
+    beside the other multi-process tests' fixtures."""
+    await check_services()
+    made = Cluster(workdir=tmp_path)
+    await made.create_database()
+    try:
+        yield made
+    finally:
+        await made.stop()
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from server.keys import HUB
 from server.realtime.bus import RedisBus
 from server.settings import Settings
 from tests.conftest import FakeClock
+from tests.integration.test_checkins import _grant
+from tests.integration.test_live_cues import _send_lagging_frames
 from tests.integration.test_signaling import OFFER, Party, _setup
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -80,6 +82,7 @@ async def two_apps(
         redis_url=REDIS_URL,
         redis_prefix=redis_prefix,
         redis_lease_ms=1500,
+        cue_time_scale=0.05,  # rules that watch minutes fire within a few frames
     )
     first = await aiohttp_client(create_app(settings, clock=clock))
     second = await aiohttp_client(create_app(settings, clock=clock))
@@ -292,3 +295,54 @@ async def test_a_process_that_froze_past_its_lease_gives_the_room_up_and_its_soc
 
 async def _gone(redis: Redis, key: str) -> bool:
     return not await redis.exists(key)
+
+
+async def test_the_cue_engines_prompt_policy_goes_on_after_a_takeover(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any
+) -> None:
+    first, second = two_apps
+    therapist, visitor, _ = await _setup(first, aiohttp_client)
+    await _grant(visitor, "cue_analysis")
+    therapist_welcome, client_welcome = await _admitted(therapist, visitor)
+    await _send_lagging_frames(therapist, visitor)
+    prompt = (await therapist.expect("prompt"))["prompt"]
+    await therapist.send(
+        {"type": "prompt-feedback", "prompt_id": prompt["id"], "feedback": "mute-category"}
+    )
+    await therapist.send({"type": "ping"})
+    await therapist.expect("pong")
+
+    await _bus(first).vanish()
+    for party in (therapist, visitor):
+        assert party.ws is not None
+        transport = party.ws._response.connection.transport  # type: ignore[union-attr]
+        assert transport is not None
+        transport.abort()
+    therapist_b = await _on(second, aiohttp_client, therapist)
+    visitor_b = await _on(second, aiohttp_client, visitor)
+    await visitor_b.connect(resume=client_welcome["resume_token"])
+    await therapist_b.connect(resume=therapist_welcome["resume_token"])
+
+    # B knows the prompt A raised (feedback on it is accepted, not "no such prompt")...
+    await therapist_b.send(
+        {"type": "prompt-feedback", "prompt_id": prompt["id"], "feedback": "helpful", "id": "f1"}
+    )
+    await therapist_b.send({"type": "ping"})
+    answers = await _until_type(therapist_b, "pong")
+    assert [m for m in answers if m["type"] == "error"] == []
+    # ...and the muted category stays muted while the conversation goes on.
+    await _send_lagging_frames(therapist_b, visitor_b, count=12)
+    await therapist_b.send({"type": "ping"})
+    seen = await _until_type(therapist_b, "pong")
+    prompts = [m["prompt"] for m in seen if m["type"] == "prompt"]
+    assert [p for p in prompts if p["category"] == prompt["category"]] == []
+
+
+async def _until_type(party: Party, kind: str, within: float = 5) -> list[dict[str, Any]]:
+    """Every message up to and including the next one of type `kind`."""
+    assert party.ws is not None
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(within):
+        while not seen or seen[-1]["type"] != kind:
+            seen.append(await party.ws.receive_json())
+    return seen

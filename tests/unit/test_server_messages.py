@@ -55,6 +55,7 @@ BUILT = [
             "consents": {"telehealth": "granted"},
             "knock_id": "k1",
             "resume_token": TOKEN,
+            "resumed": False,
         },
         id="welcome",
     ),

@@ -50,6 +50,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * @property {number} ice_ttl_seconds
  * @property {string} [knock_id]
  * @property {string} [resume_token]
+ * @property {boolean} resumed
  */
 
 /**

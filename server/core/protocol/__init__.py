@@ -94,6 +94,7 @@ from server.core.protocol.server_messages import (
     TherapistOnlyMessage,
     WelcomeMessage,
     consent_states,
+    parse_server_message,
     server_message,
 )
 
@@ -177,5 +178,6 @@ __all__ = [
     "consent_states",
     "parse_client_message",
     "parse_relay_payload",
+    "parse_server_message",
     "server_message",
 ]

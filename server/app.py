@@ -22,6 +22,7 @@ from server.keys import (
     ADDRESS_HASHER,
     AUDIT,
     CHECKINS,
+    CLIENT_WRITES,
     CLOCK,
     CONSENTS,
     CUE_RECORDS,
@@ -38,6 +39,7 @@ from server.realtime.conncheck import CONNCHECK_OPERATIONS, conncheck_cleanup_ct
 from server.realtime.hub import Hub
 from server.realtime.signaling import add_signaling_routes, expire_rooms_loop
 from server.runtime import open_audit_trail, open_database, open_vault
+from server.security.client_writes import ClientWriteLimiter
 from server.security.denials import DenialLimiter
 from server.security.throttle import AddressHasher, FailureThrottle, Limit
 from server.services.checkins import Checkins
@@ -155,6 +157,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         Limit(settings.invite_max_failures, settings.invite_window_seconds)
     )
     app[ADDRESS_HASHER] = AddressHasher()
+    app[CLIENT_WRITES] = ClientWriteLimiter()
     app[DENIAL_LIMITER] = DenialLimiter()
 
     web_dir = client_web_dir()

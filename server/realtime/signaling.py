@@ -25,9 +25,13 @@ from server.core.models import Account, Role, TherapySession
 from server.core.protocol import (
     CALL_ONLY_TYPES,
     DROP_AFTER_IDLE_S,
+    FLOOD_CLOSE_AFTER_DROPPED,
+    FLOOD_FORGIVE_PER_SECOND,
     HARD_FRAME_LIMIT_BYTES,
     HELLO_TIMEOUT_S,
+    MAX_KNOCKS_PER_CLIENT_ACCESS,
     PING_AFTER_IDLE_S,
+    AccessEnd,
     Admit,
     CheckinAckMessage,
     CheckinAnswer,
@@ -61,7 +65,7 @@ from server.keys import CLOCK, CONSENTS, DB, HUB, LIVE, SETTINGS
 from server.middlewares import is_same_origin
 from server.realtime.hub import Connection, Hub
 from server.services.live_session import LiveSessions
-from server.web.identity import client_visit, signed_in
+from server.web.identity import after_session_visit, signed_in
 
 log = logging.getLogger("attune.realtime")
 
@@ -79,6 +83,8 @@ class _Member:
     session: TherapySession
     label: str
     account: Account | None
+    sign_in_id: str | None = None
+    client_access_id: str | None = None
 
 
 async def _who(request: web.Request, session_id: str) -> _Member:
@@ -88,10 +94,23 @@ async def _who(request: web.Request, session_id: str) -> _Member:
         async with request.app[DB].read() as conn:
             session = await session_queries.session_for(conn, account.account.id, session_id)
         if session is not None:
-            return _Member(SessionRole.THERAPIST, session, "Therapist", account.account)
-    visit = client_visit(request)
-    if visit is not None and visit.session.id == session_id:
-        return _Member(SessionRole.CLIENT, visit.session, visit.session.client_alias, None)
+            return _Member(
+                SessionRole.THERAPIST,
+                session,
+                "Therapist",
+                account.account,
+                sign_in_id=account.sign_in_id,
+            )
+    visit = after_session_visit(request)  # an ended session's cookie gets "not found"
+    if visit is not None and visit.session.id == session_id and not visit.after_session:
+        alias = visit.session.client_alias
+        return _Member(
+            SessionRole.CLIENT,
+            visit.session,
+            f"{alias} (another device)" if visit.another_device else alias,
+            None,
+            client_access_id=visit.access_id,
+        )
     if account is None and visit is None:
         raise Unauthenticated("Sign in or open your session link first.")
     raise NotFound("No such session.")
@@ -120,6 +139,12 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=HARD_FRAME_LIMIT_BYTES, autoping=False)
     await ws.prepare(request)
     hub = app[HUB]
+    access_id = member.client_access_id
+    if access_id is not None and (
+        hub.connections_of_client_access(access_id) >= MAX_KNOCKS_PER_CLIENT_ACCESS
+    ):
+        await _refuse_knock(ws)
+        return ws
     connection = Connection(
         conn_id=hub.new_conn_id(),
         ws=ws,
@@ -127,6 +152,8 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         session_id=session.id,
         client_id=session.client_id,
         account=member.account,
+        sign_in_id=member.sign_in_id,
+        client_access_id=access_id,
     )
     hub.add(connection)
     joined = False
@@ -161,8 +188,25 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
             hub.execute(hub.rooms.leave(session.id, connection.conn_id, _now_ms()))
         hub.remove(connection.conn_id)
         if not ws.closed:
-            await ws.close()
+            code, reason = connection.revoked_with or (CloseCode.NORMAL, "")
+            await ws.close(code=code, message=reason.encode()[:120])
     return ws
+
+
+async def _refuse_knock(ws: web.WebSocketResponse) -> None:
+    """One client cookie already has MAX_KNOCKS_PER_CLIENT_ACCESS sockets: say so and close
+    for good (4429), so the page does not reconnect into the same refusal."""
+    log.info("refused a knock: too many sockets of one client link")
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await ws.send_json(
+            ErrorMessage(
+                code=ErrorCode.TOO_MANY_KNOCKS,
+                message="This link is already open in too many windows; close one and reload.",
+            ).to_json()
+        )
+        await ws.close(
+            code=CloseCode.TOO_MANY_MESSAGES, message=AccessEnd.TOO_MANY_KNOCKS.value.encode()
+        )
 
 
 async def _handshake(ws: web.WebSocketResponse) -> Hello | None:
@@ -219,8 +263,19 @@ async def _frames(ws: web.WebSocketResponse) -> AsyncIterator[str]:
 async def _read_loop(request: web.Request, connection: Connection) -> None:
     hub = request.app[HUB]
     limiter = RateLimiter(_now_ms())
+    # Dropped messages spend from a second bucket: a burst is forgiven, a flood is not.
+    patience = RateLimiter(
+        _now_ms(), per_second=FLOOD_FORGIVE_PER_SECOND, burst=FLOOD_CLOSE_AFTER_DROPPED
+    )
     async for text in _frames(connection.ws):
+        if connection.revoked:
+            return  # access ended: a message read after that is never processed
         if not limiter.allow(_now_ms()):
+            if not patience.allow(_now_ms()):
+                # One log line per connection, then the socket is gone for good (no reconnect).
+                log.warning("closing a connection that kept exceeding the message rate")
+                connection.revoke(CloseCode.TOO_MANY_MESSAGES, AccessEnd.TOO_MANY_MESSAGES.value)
+                return
             connection.queue(
                 ErrorMessage(code=ErrorCode.RATE_LIMITED, message="Too many messages; slow down.")
             )
@@ -282,6 +337,9 @@ async def _relay(ctx: _Context, message: Relay) -> None:
 async def _admit(ctx: _Context, message: Admit) -> None:
     ctx.hub.execute(ctx.room.admit(ctx.connection.conn_id, message.knock_id))
     await ctx.live.mark_live(ctx.connection.session_id)
+    admitted = ctx.hub.connection(ctx.room.admitted_conn_id)
+    if admitted is not None and admitted.client_access_id is not None:
+        await ctx.live.admit_device(ctx.connection.session_id, admitted.client_access_id)
 
 
 async def _deny(ctx: _Context, message: Deny) -> None:

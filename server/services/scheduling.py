@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.audit import AuditTrail
 from server.core.links import LinkState, LinkWindow, SessionStatus, link_closes_at, link_state
 from server.core.models import Account, Client, IssuedInvite, TherapySession
+from server.core.protocol import AccessEnd
 from server.db import scheduling as q
 from server.db.engine import Database
 from server.errors import Conflict, InvalidInput, NotFound
 from server.security.tokens import looks_like_token, new_id, new_token, token_hash
+from server.services.access import LiveAccess, access_ref
 
 MAX_ALIAS_CHARS = 64
 MIN_SESSION_MINUTES = 5
@@ -192,9 +194,15 @@ def _require_open(session: TherapySession) -> None:
 
 
 async def reissue_invite(
-    db: Database, audit: AuditTrail, therapist: Account, session_id: str, now: datetime
+    db: Database,
+    audit: AuditTrail,
+    live: LiveAccess,
+    therapist: Account,
+    session_id: str,
+    now: datetime,
 ) -> IssuedInvite:
-    """Revoke the current link and mint a new one."""
+    """Revoke the current link and mint a new one; the old link's cookies and their open
+    sockets end now (4401, "link-replaced")."""
     async with db.write() as conn:
         session = await q.session_for(conn, therapist.id, session_id)
         if session is None:
@@ -208,13 +216,22 @@ async def reissue_invite(
                 action="invite.revoke",
                 targets=(f"session:{session_id}",),
             )
-        return await _issue_invite(conn, audit, therapist, session_id, now)
+        await q.delete_client_sessions(conn, session_id)
+        issued = await _issue_invite(conn, audit, therapist, session_id, now)
+    live.end_client_access(AccessEnd.LINK_REPLACED, session_id=session_id)
+    return issued
 
 
 async def revoke_invite(
-    db: Database, audit: AuditTrail, therapist: Account, session_id: str, now: datetime
+    db: Database,
+    audit: AuditTrail,
+    live: LiveAccess,
+    therapist: Account,
+    session_id: str,
+    now: datetime,
 ) -> None:
-    """Revoke the session's link; clients already inside keep nothing (their cookie dies)."""
+    """Revoke the session's link: its cookies end everywhere, also after the session's end,
+    and their open sockets close now (4401, "link-revoked")."""
     async with db.write() as conn:
         session = await q.session_for(conn, therapist.id, session_id)
         if session is None:
@@ -228,6 +245,21 @@ async def revoke_invite(
                 action="invite.revoke",
                 targets=(f"session:{session_id}",),
             )
+        await q.delete_client_sessions(conn, session_id)
+    live.end_client_access(AccessEnd.LINK_REVOKED, session_id=session_id)
+
+
+async def keep_only_device(db: Database, session_id: str, client_access_id: str) -> list[str]:
+    """The therapist admitted this cookie's device: when it was "another device", it becomes
+    the link's one device and the session's other client cookies end. Returns the ended
+    cookies' access ids (none when the admitted device already was the link's)."""
+    async with db.write() as conn:
+        devices = await q.client_session_devices(conn, session_id)
+        mine = next((d for d in devices if access_ref(d[0]) == client_access_id), None)
+        if mine is None or not mine[1]:
+            return []
+        ended = await q.keep_only_client_session(conn, session_id, mine[0])
+    return [access_ref(h) for h in ended]
 
 
 async def close_session(
@@ -280,6 +312,9 @@ async def redeem_invite(
             return state
         cookie_token = new_token()
         expires_at = link_closes_at(facts, window)
+        # One device at a time: while another cookie of this session lives, this one waits
+        # as "another device" until the therapist admits it.
+        another_device = await q.has_live_client_session(conn, session_id, now)
         await q.insert_client_session(
             conn,
             token_hash=token_hash(cookie_token),
@@ -288,6 +323,7 @@ async def redeem_invite(
             csrf_token=secrets.token_urlsafe(32),
             now=now,
             expires_at=expires_at,
+            another_device=another_device,
         )
         await q.mark_invite_redeemed(conn, invite_id, now)
         await audit.record(
@@ -306,6 +342,19 @@ class ClientVisit:
 
     session: TherapySession
     csrf_token: str
+    access_id: str = ""  # this cookie's id for live sockets and limits (never the token)
+    another_device: bool = False  # opened while another device held the link; not admitted
+
+    @property
+    def after_session(self) -> bool:
+        """The session has ended: the cookie is good for the after-session check-in only."""
+        return self.session.status is SessionStatus.ENDED
+
+    @property
+    def may_act(self) -> bool:
+        """Whether this cookie may change anything for the client (consents, export, erasure,
+        check-ins): only while the session is open and on the link's admitted device."""
+        return not self.after_session and not self.another_device
 
 
 async def resolve_client(db: Database, cookie_token: str, now: datetime) -> ClientVisit | None:
@@ -319,4 +368,9 @@ async def resolve_client(db: Database, cookie_token: str, now: datetime) -> Clie
         session = await q.session_by_id(conn, found[0])
     if session is None:
         return None
-    return ClientVisit(session=session, csrf_token=found[1])
+    return ClientVisit(
+        session=session,
+        csrf_token=found[1],
+        access_id=access_ref(token_hash(cookie_token)),
+        another_device=found[2],
+    )

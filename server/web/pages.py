@@ -21,6 +21,7 @@ from server.web.api.auth import sign_in
 from server.web.denials import record_denial
 from server.web.guard import SIGNED_IN, page_guarded
 from server.web.identity import (
+    after_session_visit,
     clear_cookie,
     client_address,
     client_visit,
@@ -96,7 +97,7 @@ async def logout_submit(request: web.Request) -> web.StreamResponse:
     current = signed_in(request)
     if current is not None:
         await account_service.end_sign_in(
-            request.app[DB], request.app[AUDIT], current, request.app[CLOCK]()
+            request.app[DB], request.app[AUDIT], request.app[LIVE], current, request.app[CLOCK]()
         )
     response = web.HTTPSeeOther("/login")
     clear_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account)
@@ -242,12 +243,14 @@ async def session_action(request: web.Request) -> web.StreamResponse:
     try:
         if action == "reissue":
             invite = await scheduling.reissue_invite(
-                app[DB], app[AUDIT], current.account, session_id, now
+                app[DB], app[AUDIT], app[LIVE], current.account, session_id, now
             )
             session = await scheduling.get_session(app[DB], current.account, session_id)
             return _link_page(request, session, join_url(request, invite.token))
         if action == "revoke":
-            await scheduling.revoke_invite(app[DB], app[AUDIT], current.account, session_id, now)
+            await scheduling.revoke_invite(
+                app[DB], app[AUDIT], app[LIVE], current.account, session_id, now
+            )
         elif action == "cancel":
             await app[LIVE].end_session(current.account, session_id, SessionStatus.CANCELLED)
         else:
@@ -354,6 +357,8 @@ async def visit(request: web.Request) -> web.StreamResponse:
     """The client's token-free landing page."""
     current = client_visit(request)
     if current is None:
+        if after_session_visit(request) is not None:  # ended: the after-session check-in only
+            raise web.HTTPSeeOther("/visit/after")
         return aiohttp_jinja2.render_template(
             "link_problem.html", request, {"too_early": False}, status=404
         )

@@ -7,7 +7,7 @@ from typing import Final
 from aiohttp import web
 
 from server.core.models import Role
-from server.keys import AUDIT, CLOCK, DB
+from server.keys import AUDIT, CLOCK, DB, LIVE
 from server.services import accounts as account_service
 from server.services import admin_accounts
 from server.web.admin.common import admin_operation
@@ -60,6 +60,7 @@ async def api_disable_account(request: web.Request) -> web.StreamResponse:
     account = await admin_accounts.disable_account(
         request.app[DB],
         request.app[AUDIT],
+        request.app[LIVE],
         current.account,
         path_id(request, "account_id"),
         request.app[CLOCK](),
@@ -86,6 +87,7 @@ async def api_reset_password(request: web.Request) -> web.StreamResponse:
     await admin_accounts.reset_password(
         request.app[DB],
         request.app[AUDIT],
+        request.app[LIVE],
         current.account,
         account_id,
         body["password"],

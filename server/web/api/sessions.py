@@ -64,7 +64,12 @@ async def reissue_invite(request: web.Request) -> web.StreamResponse:
     therapist = request[SIGNED_IN].account
     session_id = path_id(request, "session_id")
     invite = await scheduling.reissue_invite(
-        request.app[DB], request.app[AUDIT], therapist, session_id, request.app[CLOCK]()
+        request.app[DB],
+        request.app[AUDIT],
+        request.app[LIVE],
+        therapist,
+        session_id,
+        request.app[CLOCK](),
     )
     session = await scheduling.get_session(request.app[DB], therapist, session_id)
     payload = {
@@ -79,6 +84,7 @@ async def revoke_invite(request: web.Request) -> web.StreamResponse:
     await scheduling.revoke_invite(
         request.app[DB],
         request.app[AUDIT],
+        request.app[LIVE],
         therapist,
         path_id(request, "session_id"),
         request.app[CLOCK](),

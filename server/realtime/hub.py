@@ -44,6 +44,7 @@ class Connection:
     account: Account | None = None  # the therapist's account; None for a client
     sign_in_id: str | None = None  # the therapist's sign-in it was opened with (access_ref)
     client_access_id: str | None = None  # the client cookie it was opened with (access_ref)
+    another_device: bool = False  # that cookie waits as "another device" until admitted
     # Set synchronously when access ends: nothing more is read, processed or sent but the close.
     revoked: bool = False
     revoked_with: tuple[CloseCode, str] | None = None  # the close that revocation queued

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from privacy.consent import Channel, ConsentState
+from privacy.consent import Channel, ConsentDecision, ConsentState, Purpose
 from server.core.ice import ice_configuration_for
 from server.core.links import SessionStatus
 from server.core.models import Account, Role, TherapySession
@@ -60,12 +60,18 @@ from server.core.protocol import (
 )
 from server.core.rooms import Room
 from server.db import scheduling as session_queries
-from server.errors import AttuneError, Forbidden, NotFound, Unauthenticated
-from server.keys import CLOCK, CONSENTS, DB, HUB, LIVE, SETTINGS
+from server.errors import AttuneError, Forbidden, NotFound, RateLimited, Unauthenticated
+from server.keys import CLIENT_WRITES, CLOCK, CONSENTS, DB, HUB, LIVE, SETTINGS
 from server.middlewares import is_same_origin
 from server.realtime.hub import Connection, Hub
+from server.security.client_writes import ClientWrite
 from server.services.live_session import LiveSessions
-from server.web.identity import after_session_visit, signed_in
+from server.web.identity import (
+    ANOTHER_DEVICE_MESSAGE,
+    after_session_visit,
+    resolve_identity,
+    signed_in,
+)
 
 log = logging.getLogger("attune.realtime")
 
@@ -85,6 +91,7 @@ class _Member:
     account: Account | None
     sign_in_id: str | None = None
     client_access_id: str | None = None
+    another_device: bool = False
 
 
 async def _who(request: web.Request, session_id: str) -> _Member:
@@ -110,6 +117,7 @@ async def _who(request: web.Request, session_id: str) -> _Member:
             f"{alias} (another device)" if visit.another_device else alias,
             None,
             client_access_id=visit.access_id,
+            another_device=visit.another_device,
         )
     if account is None and visit is None:
         raise Unauthenticated("Sign in or open your session link first.")
@@ -154,12 +162,16 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         account=member.account,
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,
+        another_device=member.another_device,
     )
     hub.add(connection)
     joined = False
     try:
+        # Access that ended while this socket was being set up missed `close_connections`:
+        # look again now that the connection is tracked.
+        await _recheck_access(request, connection)
         hello = await _handshake(ws)
-        if hello is None:
+        if hello is None or connection.revoked:
             return ws
         settings = app[SETTINGS]
         ice = ice_configuration_for(
@@ -191,6 +203,23 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
             code, reason = connection.revoked_with or (CloseCode.NORMAL, "")
             await ws.close(code=code, message=reason.encode()[:120])
     return ws
+
+
+async def _recheck_access(request: web.Request, connection: Connection) -> None:
+    """Revoke the connection if the sign-in or cookie it was opened with has ended since."""
+    await resolve_identity(request)
+    try:
+        again = await _who(request, connection.session_id)
+    except AttuneError:
+        again = None
+    if (
+        again is None
+        or again.role is not connection.role
+        or again.sign_in_id != connection.sign_in_id
+        or again.client_access_id != connection.client_access_id
+    ):
+        reason = AccessEnd.SIGNED_OUT if connection.account else AccessEnd.LINK_REVOKED
+        connection.revoke(CloseCode.UNAUTHORIZED, reason.value)
 
 
 async def _refuse_knock(ws: web.WebSocketResponse) -> None:
@@ -340,6 +369,7 @@ async def _admit(ctx: _Context, message: Admit) -> None:
     admitted = ctx.hub.connection(ctx.room.admitted_conn_id)
     if admitted is not None and admitted.client_access_id is not None:
         await ctx.live.admit_device(ctx.connection.session_id, admitted.client_access_id)
+        admitted.another_device = False  # its cookie is the link's one device now
 
 
 async def _deny(ctx: _Context, message: Deny) -> None:
@@ -374,8 +404,25 @@ async def _prompt_feedback(ctx: _Context, message: PromptFeedbackMessage) -> Non
     )
 
 
+def _spend_client_write(
+    ctx: _Context, kind: ClientWrite, *, another_device_may: bool = False
+) -> None:
+    """The same per-cookie write limits as over HTTP; a device still waiting as "another
+    device" may not act for the client (but where `another_device_may`)."""
+    access_id = ctx.connection.client_access_id
+    if access_id is None:
+        return
+    if ctx.connection.another_device and not another_device_may:
+        raise ProtocolError(ErrorCode.FORBIDDEN, ANOTHER_DEVICE_MESSAGE)
+    try:
+        ctx.app[CLIENT_WRITES].spend(kind, access_id, ctx.app[CLOCK]().timestamp())
+    except RateLimited as exc:
+        raise ProtocolError(ErrorCode.RATE_LIMITED, exc.message) from None
+
+
 async def _checkin_answer(ctx: _Context, message: CheckinAnswer) -> None:
     """Acknowledged only after the durable write (the live operation returns after it)."""
+    _spend_client_write(ctx, ClientWrite.CHECKIN)
     await ctx.live.submit_checkin(
         ctx.connection.session_id,
         instrument_id=message.instrument_id,
@@ -390,6 +437,10 @@ async def _checkin_launch(ctx: _Context, message: CheckinLaunch) -> None:
 
 
 async def _consent(ctx: _Context, message: Consent) -> None:
+    agrees_to_telehealth = (
+        message.purpose is Purpose.TELEHEALTH and message.decision is ConsentDecision.GRANTED
+    )
+    _spend_client_write(ctx, ClientWrite.CONSENT, another_device_may=agrees_to_telehealth)
     await ctx.live.decide_consent(
         ctx.connection.client_id,
         message.purpose,

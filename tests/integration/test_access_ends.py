@@ -400,3 +400,32 @@ async def test_every_client_operation_that_writes_or_exports_counts_against_a_li
     for op in client.app[API_OPERATIONS]:
         if op.auth.startswith("client") and (op.method != "GET" or "export" in op.path):
             assert op.operation_id in CLIENT_WRITE_OPERATIONS, op.operation_id
+
+
+async def test_a_second_device_waiting_cannot_withdraw_consents_or_send_checkins_over_its_socket(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    _, visitor, _ = await _setup(client, aiohttp_client)
+    intruder = await _second_device(client, aiohttp_client, visitor)
+    await intruder.connect()
+    await intruder.send(
+        {"type": "consent", "purpose": "telehealth", "decision": "withdrawn", "notice_version": 1}
+    )
+    assert (await intruder.expect("error"))["code"] == "forbidden"
+    await intruder.send({**PULSE, "idempotency_key": "w" * 16})
+    assert (await intruder.expect("error"))["code"] == "forbidden"
+    consents = await (await visitor.http.get("/api/v1/visit/consents")).json()
+    states = {item["purpose"]: item["state"] for item in consents["items"]}
+    assert states["telehealth"] == "granted"
+
+
+async def test_a_client_cannot_send_checkins_over_the_socket_in_a_loop_either(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await _admitted(therapist, visitor)
+    for n in range(20):
+        await visitor.send({**PULSE, "idempotency_key": f"{n:016}"})
+        await visitor.expect("checkin-ack")
+    await visitor.send({**PULSE, "idempotency_key": "x" * 16})
+    assert (await visitor.expect("error"))["code"] == "rate-limited"

@@ -192,7 +192,12 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         joined = True
         live = app[LIVE]
         live.note_consents(session.client_id, consents)
-        if role is SessionRole.CLIENT and live.before_checkin_due(session.id):
+        waiting_to_act = member.another_device  # it could not answer it yet
+        if (
+            role is SessionRole.CLIENT
+            and not waiting_to_act
+            and live.before_checkin_due(session.id)
+        ):
             connection.queue(live.checkin_open("before"))
         await _read_loop(request, connection)
     finally:

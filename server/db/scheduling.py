@@ -275,6 +275,23 @@ async def insert_client_session(
     )
 
 
+async def take_client_session(
+    conn: AsyncConnection, token_hash: str, session_id: str
+) -> bool | None:
+    """Delete one client cookie of this session (being replaced in the same browser); its
+    "another device" flag, or None when there is no such cookie."""
+    flag = await conn.scalar(
+        sa.select(client_sessions.c.another_device).where(
+            client_sessions.c.token_hash == token_hash,
+            client_sessions.c.session_id == session_id,
+        )
+    )
+    if flag is None:
+        return None
+    await conn.execute(client_sessions.delete().where(client_sessions.c.token_hash == token_hash))
+    return bool(flag)
+
+
 async def has_live_client_session(conn: AsyncConnection, session_id: str, now: datetime) -> bool:
     """Whether a client cookie of this session is still live (a new one is another device)."""
     found = await conn.scalar(

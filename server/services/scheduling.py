@@ -297,9 +297,17 @@ class ClientEntry:
 
 
 async def redeem_invite(
-    db: Database, audit: AuditTrail, token: str, window: LinkWindow, now: datetime
+    db: Database,
+    audit: AuditTrail,
+    token: str,
+    window: LinkWindow,
+    now: datetime,
+    *,
+    replacing: str | None = None,
 ) -> ClientEntry | LinkState:
-    """Swap a valid invite token for a client cookie; otherwise say why (never which)."""
+    """Swap a valid invite token for a client cookie; otherwise say why (never which).
+    `replacing` is the client cookie this browser already holds: opening the link again in
+    the same browser replaces it (and keeps its standing) instead of being another device."""
     if not looks_like_token(token):
         return LinkState.EXPIRED
     async with db.write() as conn:
@@ -314,7 +322,13 @@ async def redeem_invite(
         expires_at = link_closes_at(facts, window)
         # One device at a time: while another cookie of this session lives, this one waits
         # as "another device" until the therapist admits it.
-        another_device = await q.has_live_client_session(conn, session_id, now)
+        kept = None
+        if replacing is not None and looks_like_token(replacing):
+            kept = await q.take_client_session(conn, token_hash(replacing), session_id)
+        if kept is not None:
+            another_device = kept
+        else:
+            another_device = await q.has_live_client_session(conn, session_id, now)
         await q.insert_client_session(
             conn,
             token_hash=token_hash(cookie_token),

@@ -330,7 +330,12 @@ async def join(request: web.Request) -> web.StreamResponse:
     )
     now = app[CLOCK]()
     outcome = await scheduling.redeem_invite(
-        app[DB], app[AUDIT], request.match_info["token"], window, now
+        app[DB],
+        app[AUDIT],
+        request.match_info["token"],
+        window,
+        now,
+        replacing=request.cookies.get(cookie_names(settings).client),
     )
     if isinstance(outcome, LinkState):
         if outcome is not LinkState.TOO_EARLY:

@@ -429,3 +429,17 @@ async def test_a_client_cannot_send_checkins_over_the_socket_in_a_loop_either(
         await visitor.expect("checkin-ack")
     await visitor.send({**PULSE, "idempotency_key": "x" * 16})
     assert (await visitor.expect("error"))["code"] == "rate-limited"
+
+
+async def test_opening_the_link_again_in_the_same_browser_is_not_another_device(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    _, visitor, _ = await _setup(client, aiohttp_client)
+    again = await visitor.http.get(f"/join/{visitor.join_token}", allow_redirects=False)
+    assert again.status == 303
+    assert (await visitor.http.get("/api/v1/visit/export")).status == 200
+    welcome = await visitor.connect()
+    assert welcome["state"] == "waiting"
+    # and a different browser still is another device
+    elsewhere = await _second_device(client, aiohttp_client, visitor)
+    assert (await elsewhere.http.get("/api/v1/visit/export")).status == 403

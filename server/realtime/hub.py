@@ -87,15 +87,17 @@ class Connection:
                 self.writer.cancel()
             self.closer = asyncio.ensure_future(self.ws.close(code=CloseCode.GOING_AWAY))
 
-    def revoke(self, code: CloseCode, reason: str) -> None:
-        """End this connection's rights now (synchronously): what is queued is dropped, the
-        close goes out next, and the read loop processes nothing more."""
+    def revoke(self, code: CloseCode, reason: str, *, keep_queued: bool = False) -> None:
+        """End this connection's rights now (synchronously): what is queued is dropped (unless
+        `keep_queued`, e.g. the `session-ended` just queued), the close goes out next, and the
+        read loop processes nothing more."""
         if self.revoked:
             return
         self.revoked = True
         self.revoked_with = (code, reason)
-        while not self.outbox.empty():
-            self.outbox.get_nowait()
+        if not keep_queued or self.outbox.full():
+            while not self.outbox.empty():
+                self.outbox.get_nowait()
         self.outbox.put_nowait((int(code), reason))
 
 
@@ -178,7 +180,10 @@ class Hub:
             code, why = CloseCode.FORBIDDEN, AccessEnd.CONSENT_WITHDRAWN.value
         else:
             code, why = CloseCode.SESSION_ENDED, str(reason)
-        self.execute(Close(c, code, why) for c in room.client_conn_ids)
+        for conn_id in room.client_conn_ids:
+            connection = self._connections.get(conn_id)
+            if connection is not None:  # nothing it sends from now on is processed
+                connection.revoke(code, why, keep_queued=True)
 
     def close_connections(
         self,

@@ -23,6 +23,7 @@ from server.keys import (
     ADDRESS_HASHER,
     AUDIT,
     CHECKINS,
+    CLIENT_WRITES,
     CLOCK,
     CONSENTS,
     CUE_RECORDS,
@@ -42,6 +43,7 @@ from server.realtime.conncheck import CONNCHECK_OPERATIONS, conncheck_cleanup_ct
 from server.realtime.hub import LIVE_CALLS, Hub
 from server.realtime.signaling import SessionRunner, add_signaling_routes, expire_rooms_loop
 from server.runtime import open_audit_trail, open_database, open_vault
+from server.security.client_writes import ClientWriteLimiter
 from server.security.denials import DenialLimiter
 from server.security.throttle import AddressHasher, FailureThrottle, Limit
 from server.services.checkins import Checkins
@@ -150,6 +152,7 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
     bus.bind(hub, SessionRunner(app), LIVE_CALLS)
     # A consent change reaches every process: each reacts for the rooms it holds.
     bus.on_control("consent", lambda payload: live.on_consent_changed(consent_event(payload)))
+    bus.on_control("close-connections", hub.on_close_connections)
     unsubscribe = app[CONSENTS].events.subscribe(
         lambda event: bus.broadcast("consent", consent_event_json(event))
     )
@@ -186,6 +189,7 @@ def create_app(
         Limit(settings.invite_max_failures, settings.invite_window_seconds)
     )
     app[ADDRESS_HASHER] = AddressHasher()
+    app[CLIENT_WRITES] = ClientWriteLimiter()
     app[DENIAL_LIMITER] = DenialLimiter()
 
     web_dir = client_web_dir()

@@ -10,6 +10,7 @@ from aiohttp import web
 from server.audit import AuditTrail
 from server.db.engine import Database
 from server.realtime.hub import Hub
+from server.security.client_writes import ClientWriteLimiter
 from server.security.denials import DenialLimiter
 from server.security.login_guard import LoginGuard
 from server.security.throttle import AddressHasher, FailureThrottle
@@ -31,6 +32,7 @@ AUDIT = web.AppKey("audit", AuditTrail)
 LOGIN_GUARD = web.AppKey("login_guard", LoginGuard)
 DENIAL_LIMITER = web.AppKey("denial_limiter", DenialLimiter)
 LINK_THROTTLE = web.AppKey("link_throttle", FailureThrottle)
+CLIENT_WRITES = web.AppKey("client_writes", ClientWriteLimiter)
 ADDRESS_HASHER = web.AppKey("address_hasher", AddressHasher)
 VAULT = web.AppKey("vault", ClientVault)
 CONSENTS = web.AppKey("consents", Consents)

@@ -186,6 +186,16 @@ async def delete_auth_session(conn: AsyncConnection, token_hash: str) -> None:
     await conn.execute(auth_sessions.delete().where(auth_sessions.c.token_hash == token_hash))
 
 
+async def delete_auth_sessions_of(
+    conn: AsyncConnection, account_id: str, *, keep_token_hash: str | None = None
+) -> None:
+    """End every sign-in of an account, but the one whose token hash is `keep_token_hash`."""
+    condition = auth_sessions.c.account_id == account_id
+    if keep_token_hash is not None:
+        condition = sa.and_(condition, auth_sessions.c.token_hash != keep_token_hash)
+    await conn.execute(auth_sessions.delete().where(condition))
+
+
 async def delete_stale_auth_sessions(
     conn: AsyncConnection, *, idle_before: datetime, created_before: datetime
 ) -> int:

@@ -280,6 +280,7 @@ async def insert_client_session(
     csrf_token: str,
     now: datetime,
     expires_at: datetime,
+    another_device: bool = False,
 ) -> None:
     """Remember a client's cookie (by hash) for one therapy session."""
     await conn.execute(
@@ -290,29 +291,110 @@ async def insert_client_session(
             csrf_token=csrf_token,
             created_at=now,
             expires_at=expires_at,
+            another_device=another_device,
         )
     )
 
 
+async def take_client_session(
+    conn: AsyncConnection, token_hash: str, session_id: str
+) -> bool | None:
+    """Delete one client cookie of this session (being replaced in the same browser); its
+    "another device" flag, or None when there is no such cookie."""
+    flag = await conn.scalar(
+        sa.select(client_sessions.c.another_device).where(
+            client_sessions.c.token_hash == token_hash,
+            client_sessions.c.session_id == session_id,
+        )
+    )
+    if flag is None:
+        return None
+    await conn.execute(client_sessions.delete().where(client_sessions.c.token_hash == token_hash))
+    return bool(flag)
+
+
+async def has_live_client_session(conn: AsyncConnection, session_id: str, now: datetime) -> bool:
+    """Whether a client cookie of this session is still live (a new one is another device)."""
+    found = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(client_sessions)
+        .where(client_sessions.c.session_id == session_id, client_sessions.c.expires_at > now)
+    )
+    return int(found or 0) > 0
+
+
+async def delete_client_sessions(conn: AsyncConnection, session_id: str) -> list[str]:
+    """End every client cookie of a session; returns their token hashes."""
+    hashes = list(
+        await conn.scalars(
+            sa.select(client_sessions.c.token_hash).where(
+                client_sessions.c.session_id == session_id
+            )
+        )
+    )
+    await conn.execute(client_sessions.delete().where(client_sessions.c.session_id == session_id))
+    return hashes
+
+
+async def client_session_devices(conn: AsyncConnection, session_id: str) -> list[tuple[str, bool]]:
+    """(token hash, another device?) of a session's client cookies (a handful at most)."""
+    rows = await conn.execute(
+        sa.select(client_sessions.c.token_hash, client_sessions.c.another_device).where(
+            client_sessions.c.session_id == session_id
+        )
+    )
+    return [(row[0], bool(row[1])) for row in rows]
+
+
+async def keep_only_client_session(
+    conn: AsyncConnection, session_id: str, token_hash: str
+) -> list[str]:
+    """The cookie `token_hash` becomes the session's one device: the others end (their token
+    hashes are returned) and it is no longer "another device"."""
+    others = sa.and_(
+        client_sessions.c.session_id == session_id, client_sessions.c.token_hash != token_hash
+    )
+    hashes = list(await conn.scalars(sa.select(client_sessions.c.token_hash).where(others)))
+    await conn.execute(client_sessions.delete().where(others))
+    await conn.execute(
+        client_sessions.update()
+        .where(client_sessions.c.token_hash == token_hash)
+        .values(another_device=False)
+    )
+    return hashes
+
+
 async def client_session(
     conn: AsyncConnection, token_hash: str, now: datetime
-) -> tuple[str, str] | None:
-    """(therapy session id, csrf token) for a live client cookie whose invite still stands."""
+) -> tuple[str, str, bool] | None:
+    """(therapy session id, csrf token, another device?) for a live client cookie whose invite
+    still stands, or whose invite ended with the session (not before it)."""
     row = (
         await conn.execute(
-            sa.select(client_sessions.c.session_id, client_sessions.c.csrf_token)
+            sa.select(
+                client_sessions.c.session_id,
+                client_sessions.c.csrf_token,
+                client_sessions.c.another_device,
+            )
             .join(invites, invites.c.id == client_sessions.c.invite_id)
             .join(therapy_sessions, therapy_sessions.c.id == client_sessions.c.session_id)
             .where(
                 client_sessions.c.token_hash == token_hash,
                 client_sessions.c.expires_at > now,
-                # A re-issued link ends the old cookie; an ended session keeps it until the
-                # grace period is over, for the after-session check-in only.
+                # A revoked or re-issued link ends its cookies (they are also deleted); an
+                # ended session keeps them until the grace period is over, for the
+                # after-session check-in only — unless the link was revoked before the end.
                 sa.or_(
                     invites.c.revoked_at.is_(None),
-                    therapy_sessions.c.status == SessionStatus.ENDED.value,
+                    sa.and_(
+                        therapy_sessions.c.status == SessionStatus.ENDED.value,
+                        invites.c.revoked_at >= therapy_sessions.c.ended_at,
+                    ),
                 ),
             )
         )
     ).first()
-    return (row._mapping["session_id"], row._mapping["csrf_token"]) if row else None
+    if row is None:
+        return None
+    m = row._mapping
+    return m["session_id"], m["csrf_token"], bool(m["another_device"])

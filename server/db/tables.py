@@ -134,6 +134,9 @@ client_sessions = sa.Table(
     sa.Column("csrf_token", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    # Opened while another cookie of the link was live: it waits as "another device" and may
+    # not act for the client until the therapist admits it (which ends the other cookies).
+    sa.Column("another_device", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 # --- privacy: vault, consent, audit ---------------------------------------------------------

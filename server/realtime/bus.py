@@ -79,10 +79,16 @@ class ConnRef:
     session_id: str
     client_id: str
     account: Account | None = None  # the therapist's account; None for a client
+    sign_in_id: str | None = None  # which sign-in opened it (a hash, never the token)
+    client_access_id: str | None = None  # which client cookie opened it (a hash)
+    another_device: bool = False  # a second device of the link, not yet admitted
 
     def to_json(self) -> dict[str, Any]:
         account = self.account
         return {
+            "sign_in_id": self.sign_in_id,
+            "client_access_id": self.client_access_id,
+            "another_device": self.another_device,
             "conn_id": self.conn_id,
             "role": self.role.value,
             "session_id": self.session_id,
@@ -118,6 +124,9 @@ class ConnRef:
             session_id=str(data["session_id"]),
             client_id=str(data["client_id"]),
             account=account,
+            sign_in_id=data.get("sign_in_id"),
+            client_access_id=data.get("client_access_id"),
+            another_device=bool(data.get("another_device", False)),
         )
 
 

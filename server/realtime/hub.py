@@ -19,6 +19,7 @@ from aiohttp import web
 
 from server.core.models import Account
 from server.core.protocol import (
+    AccessEnd,
     CloseCode,
     EndReason,
     ServerMessage,
@@ -28,7 +29,7 @@ from server.core.protocol import (
     parse_server_message,
 )
 from server.core.rooms import Audience, Close, Effect, RoomRegistry, Send
-from server.realtime.bus import Bus, LocalBus, new_token
+from server.realtime.bus import Bus, ConnRef, LocalBus, new_token
 
 log = logging.getLogger("attune.realtime")
 _QUEUE_LIMIT = 256  # a peer that cannot keep up is dropped rather than buffered without bound
@@ -44,6 +45,12 @@ class Connection:
     session_id: str
     client_id: str
     account: Account | None = None  # the therapist's account; None for a client
+    sign_in_id: str | None = None  # the therapist's sign-in it was opened with (access_ref)
+    client_access_id: str | None = None  # the client cookie it was opened with (access_ref)
+    another_device: bool = False  # that cookie waits as "another device" until admitted
+    # Set synchronously when access ends: nothing more is read, processed or sent but the close.
+    revoked: bool = False
+    revoked_with: tuple[CloseCode, str] | None = None  # the close that revocation queued
     outbox: asyncio.Queue[dict[str, Any] | tuple[int, str]] = field(
         default_factory=lambda: asyncio.Queue(_QUEUE_LIMIT)
     )
@@ -71,13 +78,30 @@ class Connection:
 
     def put(self, item: dict[str, Any] | tuple[int, str]) -> None:
         """Queue without waiting; a full queue means a stuck peer, which is closed."""
+        if self.revoked:
+            return  # only the close queued by `revoke` still leaves
         try:
             self.outbox.put_nowait(item)
         except asyncio.QueueFull:
+            if self.closer is not None:
+                return  # already closing: one log line per connection
             log.warning("closing a connection whose outbox is full")
             if self.writer is not None:
                 self.writer.cancel()
             self.closer = asyncio.ensure_future(self.ws.close(code=CloseCode.GOING_AWAY))
+
+    def revoke(self, code: CloseCode, reason: str, *, keep_queued: bool = False) -> None:
+        """End this connection's rights now (synchronously): what is queued is dropped (unless
+        `keep_queued`, e.g. the `session-ended` just queued), the close goes out next, and the
+        read loop processes nothing more."""
+        if self.revoked:
+            return
+        self.revoked = True
+        self.revoked_with = (code, reason)
+        if not keep_queued or self.outbox.full():
+            while not self.outbox.empty():
+                self.outbox.get_nowait()
+        self.outbox.put_nowait((int(code), reason))
 
 
 class Hub:
@@ -93,6 +117,8 @@ class Hub:
         self.bus: Bus = bus if bus is not None else LocalBus()
         self.rooms = RoomRegistry(new_token=new_token)
         self.room_clients: dict[str, str] = {}  # session id -> its client id, for owned rooms
+        # connections of the rooms this process owns, as their owner sees them (any process)
+        self.conn_refs: dict[str, ConnRef] = {}
         self._connections: dict[str, Connection] = {}
 
     def new_conn_id(self) -> str:
@@ -104,6 +130,10 @@ class Hub:
         """Track a connection and start its writer."""
         self._connections[connection.conn_id] = connection
         connection.writer = asyncio.create_task(connection.write_loop())
+
+    def connection(self, conn_id: str | None) -> Connection | None:
+        """A live connection of this process by id."""
+        return None if conn_id is None else self._connections.get(conn_id)
 
     def remove(self, conn_id: str) -> None:
         """Forget a connection (its writer ends with the socket)."""
@@ -135,6 +165,14 @@ class Hub:
         for connection in list(self._connections.values()):
             if connection.session_id == session_id:
                 connection.put((int(code), reason))
+
+    def connections_of_client_access(self, client_access_id: str) -> int:
+        """How many sockets of this process were opened with this client cookie."""
+        return sum(
+            1
+            for c in list(self._connections.values())
+            if c.client_access_id == client_access_id and not c.revoked
+        )
 
     # --- LiveRooms: what live operations (server.services.live_session) ask of rooms ---
 
@@ -171,17 +209,94 @@ class Hub:
             self.bus.forward_live(session_id, "terminate", {"reason": reason.value})
 
     def end_client_part(self, session_id: str, reason: EndReason) -> None:
-        """Close the session's client connections (they must not rejoin); the therapist stays."""
+        """Close the session's client connections (they must not rejoin); the therapist stays.
+        Without telehealth consent the client is no longer allowed in: 4403."""
         room = self.rooms.get(session_id)
         if room is None:
             self.bus.forward_live(session_id, "end_client_part", {"reason": reason.value})
             return
-        clients = room.client_conn_ids
         self.execute(room.deliver(SessionEndedMessage(reason=reason), Audience.CLIENTS))
-        why = (
-            "telehealth consent withdrawn" if reason is EndReason.CONSENT_WITHDRAWN else str(reason)
+        if reason is EndReason.CONSENT_WITHDRAWN:
+            code, why = CloseCode.FORBIDDEN, AccessEnd.CONSENT_WITHDRAWN.value
+        else:
+            code, why = CloseCode.SESSION_ENDED, str(reason)
+        for conn_id in room.client_conn_ids:
+            connection = self._connections.get(conn_id)
+            if connection is not None:  # nothing it sends from now on is processed
+                connection.revoke(code, why, keep_queued=True)
+
+    def close_connections(
+        self,
+        *,
+        code: CloseCode,
+        reason: str,
+        account_id: str | None = None,
+        sign_in_id: str | None = None,
+        except_sign_in_id: str | None = None,
+        client_access_id: str | None = None,
+        session_id: str | None = None,
+        role: SessionRole | None = None,
+    ) -> None:
+        """Close every matching socket of every process: this process's at once (marked
+        revoked before this returns), the others' through the bus's control channel."""
+        filters: dict[str, Any] = {
+            "account_id": account_id,
+            "sign_in_id": sign_in_id,
+            "except_sign_in_id": except_sign_in_id,
+            "client_access_id": client_access_id,
+            "session_id": session_id,
+            "role": role.value if role is not None else None,
+        }
+        self.close_local_connections(code=code, reason=reason, **{**filters, "role": role})
+        self.bus.broadcast(
+            "close-connections",
+            {"origin": self.bus.process_id, "code": int(code), "reason": reason, **filters},
         )
-        self.execute(Close(c, CloseCode.SESSION_ENDED, why) for c in clients)
+
+    def on_close_connections(self, payload: Mapping[str, Any]) -> None:
+        """Another process ended some access: close this process's matching sockets."""
+        if payload.get("origin") == self.bus.process_id:
+            return  # done at once where the call was made
+        role = payload.get("role")
+        self.close_local_connections(
+            code=CloseCode(int(payload["code"])),
+            reason=str(payload["reason"]),
+            account_id=payload.get("account_id"),
+            sign_in_id=payload.get("sign_in_id"),
+            except_sign_in_id=payload.get("except_sign_in_id"),
+            client_access_id=payload.get("client_access_id"),
+            session_id=payload.get("session_id"),
+            role=SessionRole(role) if role else None,
+        )
+
+    def close_local_connections(
+        self,
+        *,
+        code: CloseCode,
+        reason: str,
+        account_id: str | None = None,
+        sign_in_id: str | None = None,
+        except_sign_in_id: str | None = None,
+        client_access_id: str | None = None,
+        session_id: str | None = None,
+        role: SessionRole | None = None,
+    ) -> None:
+        """Close every local socket that matches all the given filters (at least one), at once:
+        each is marked revoked before this returns, so a message it already sent is not
+        processed. Plain-data arguments, so a bus can broadcast the very call."""
+        if all(f is None for f in (account_id, sign_in_id, client_access_id, session_id)):
+            raise ValueError("close_connections needs an account, sign-in, client or session")
+        for connection in list(self._connections.values()):
+            owner = connection.account.id if connection.account is not None else None
+            if (
+                (account_id is None or owner == account_id)
+                and (sign_in_id is None or connection.sign_in_id == sign_in_id)
+                and (except_sign_in_id is None or connection.sign_in_id != except_sign_in_id)
+                and (client_access_id is None or connection.client_access_id == client_access_id)
+                and (session_id is None or connection.session_id == session_id)
+                and (role is None or connection.role is role)
+            ):
+                connection.revoke(code, reason)
 
     def live_sessions_of_client(self, client_id: str) -> set[str]:
         """The sessions of this client whose live room this process holds."""

@@ -12,23 +12,27 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from privacy.consent import Channel, ConsentState
+from privacy.consent import Channel, ConsentDecision, ConsentState, Purpose
 from server.core.ice import ice_configuration_for
 from server.core.links import SessionStatus
 from server.core.models import Account, Role, TherapySession
 from server.core.protocol import (
     CALL_ONLY_TYPES,
     DROP_AFTER_IDLE_S,
+    FLOOD_CLOSE_AFTER_DROPPED,
+    FLOOD_FORGIVE_PER_SECOND,
     HARD_FRAME_LIMIT_BYTES,
     HELLO_TIMEOUT_S,
     MAX_CLOSE_REASON_BYTES,
+    MAX_KNOCKS_PER_CLIENT_ACCESS,
     PING_AFTER_IDLE_S,
+    AccessEnd,
     Admit,
     CheckinAckMessage,
     CheckinAnswer,
@@ -59,14 +63,20 @@ from server.core.protocol import (
 )
 from server.core.rooms import Room, Send
 from server.db import scheduling as session_queries
-from server.errors import AttuneError, Forbidden, NotFound, Unauthenticated
-from server.keys import CLOCK, CONSENTS, DB, HUB, LIVE, SETTINGS
+from server.errors import AttuneError, Forbidden, NotFound, RateLimited, Unauthenticated
+from server.keys import CLIENT_WRITES, CLOCK, CONSENTS, DB, HUB, LIVE, SETTINGS
 from server.middlewares import is_same_origin
 from server.realtime.bus import ConnRef, RoomOp
 from server.realtime.hub import Connection, Hub
+from server.security.client_writes import ClientWrite
 from server.services.live_session import LiveSessions
 from server.web.denials import record_denial
-from server.web.identity import client_visit, signed_in
+from server.web.identity import (
+    ANOTHER_DEVICE_MESSAGE,
+    after_session_visit,
+    resolve_identity,
+    signed_in,
+)
 
 log = logging.getLogger("attune.realtime")
 
@@ -84,6 +94,9 @@ class _Member:
     session: TherapySession
     label: str
     account: Account | None
+    sign_in_id: str | None = None
+    client_access_id: str | None = None
+    another_device: bool = False
 
 
 async def _who(request: web.Request, session_id: str) -> _Member:
@@ -93,10 +106,24 @@ async def _who(request: web.Request, session_id: str) -> _Member:
         async with request.app[DB].read() as conn:
             session = await session_queries.session_for(conn, account.account.id, session_id)
         if session is not None:
-            return _Member(SessionRole.THERAPIST, session, "Therapist", account.account)
-    visit = client_visit(request)
-    if visit is not None and visit.session.id == session_id:
-        return _Member(SessionRole.CLIENT, visit.session, visit.session.client_alias, None)
+            return _Member(
+                SessionRole.THERAPIST,
+                session,
+                "Therapist",
+                account.account,
+                sign_in_id=account.sign_in_id,
+            )
+    visit = after_session_visit(request)  # an ended session's cookie gets "not found"
+    if visit is not None and visit.session.id == session_id and not visit.after_session:
+        alias = visit.session.client_alias
+        return _Member(
+            SessionRole.CLIENT,
+            visit.session,
+            f"{alias} (another device)" if visit.another_device else alias,
+            None,
+            client_access_id=visit.access_id,
+            another_device=visit.another_device,
+        )
     if account is None and visit is None:
         raise Unauthenticated("Sign in or open your session link first.")
     raise NotFound("No such session.")
@@ -132,6 +159,12 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=HARD_FRAME_LIMIT_BYTES, autoping=False)
     await ws.prepare(request)
     hub = app[HUB]
+    access_id = member.client_access_id
+    if access_id is not None and (
+        hub.connections_of_client_access(access_id) >= MAX_KNOCKS_PER_CLIENT_ACCESS
+    ):
+        await _refuse_knock(ws)
+        return ws
     connection = Connection(
         conn_id=hub.new_conn_id(),
         ws=ws,
@@ -139,13 +172,28 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         session_id=session.id,
         client_id=session.client_id,
         account=member.account,
+        sign_in_id=member.sign_in_id,
+        client_access_id=access_id,
+        another_device=member.another_device,
     )
-    ref = ConnRef(connection.conn_id, role, session.id, session.client_id, member.account)
+    ref = ConnRef(
+        connection.conn_id,
+        role,
+        session.id,
+        session.client_id,
+        member.account,
+        sign_in_id=member.sign_in_id,
+        client_access_id=access_id,
+        another_device=member.another_device,
+    )
     hub.add(connection)
     joined = False
     try:
+        # Access that ended while this socket was being set up missed `close_connections`:
+        # look again now that the connection is tracked.
+        await _recheck_access(request, connection)
         hello = await _handshake(ws)
-        if hello is None:
+        if hello is None or connection.revoked:
             return ws
         settings = app[SETTINGS]
         ice = ice_configuration_for(
@@ -173,7 +221,8 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                 await hub.bus.submit(RoomOp("leave", ref, dropped=dropped))
         hub.remove(connection.conn_id)
         if not ws.closed:
-            await ws.close()
+            code, reason = connection.revoked_with or (CloseCode.NORMAL, "")
+            await ws.close(code=code, message=reason.encode()[:120])
     return ws
 
 
@@ -188,6 +237,39 @@ async def _refuse(request: web.Request, error: AttuneError, code: CloseCode) -> 
     await ws.prepare(request)
     await ws.close(code=code, message=error.message.encode()[:MAX_CLOSE_REASON_BYTES])
     return ws
+
+
+async def _recheck_access(request: web.Request, connection: Connection) -> None:
+    """Revoke the connection if the sign-in or cookie it was opened with has ended since."""
+    await resolve_identity(request)
+    try:
+        again = await _who(request, connection.session_id)
+    except AttuneError:
+        again = None
+    if (
+        again is None
+        or again.role is not connection.role
+        or again.sign_in_id != connection.sign_in_id
+        or again.client_access_id != connection.client_access_id
+    ):
+        reason = AccessEnd.SIGNED_OUT if connection.account else AccessEnd.LINK_REVOKED
+        connection.revoke(CloseCode.UNAUTHORIZED, reason.value)
+
+
+async def _refuse_knock(ws: web.WebSocketResponse) -> None:
+    """One client cookie already has MAX_KNOCKS_PER_CLIENT_ACCESS sockets: say so and close
+    for good (4429), so the page does not reconnect into the same refusal."""
+    log.info("refused a knock: too many sockets of one client link")
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await ws.send_json(
+            ErrorMessage(
+                code=ErrorCode.TOO_MANY_KNOCKS,
+                message="This link is already open in too many windows; close one and reload.",
+            ).to_json()
+        )
+        await ws.close(
+            code=CloseCode.TOO_MANY_MESSAGES, message=AccessEnd.TOO_MANY_KNOCKS.value.encode()
+        )
 
 
 async def _handshake(ws: web.WebSocketResponse) -> Hello | None:
@@ -244,8 +326,19 @@ async def _frames(ws: web.WebSocketResponse) -> AsyncIterator[str]:
 async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
     """Limits and parsing here, where the socket is; the action runs where the room is."""
     limiter = RateLimiter(_now_ms())
+    # Dropped messages spend from a second bucket: a burst is forgiven, a flood is not.
+    patience = RateLimiter(
+        _now_ms(), per_second=FLOOD_FORGIVE_PER_SECOND, burst=FLOOD_CLOSE_AFTER_DROPPED
+    )
     async for text in _frames(connection.ws):
+        if connection.revoked:
+            return  # access ended: a message read after that is never processed
         if not limiter.allow(_now_ms()):
+            if not patience.allow(_now_ms()):
+                # One log line per connection, then the socket is gone for good (no reconnect).
+                log.warning("closing a connection that kept exceeding the message rate")
+                connection.revoke(CloseCode.TOO_MANY_MESSAGES, AccessEnd.TOO_MANY_MESSAGES.value)
+                return
             connection.queue(
                 ErrorMessage(code=ErrorCode.RATE_LIMITED, message="Too many messages; slow down.")
             )
@@ -273,6 +366,7 @@ class SessionRunner:
             await self._join(op)
         elif op.kind == "leave":
             hub = self._app[HUB]
+            hub.conn_refs.pop(op.ref.conn_id, None)
             hub.execute(
                 hub.rooms.leave(op.ref.session_id, op.ref.conn_id, _now_ms(), dropped=op.dropped)
             )
@@ -298,6 +392,7 @@ class SessionRunner:
     async def _join(self, op: RoomOp) -> None:
         hub, live, ref = self._app[HUB], self._app[LIVE], op.ref
         hub.room_clients[ref.session_id] = ref.client_id
+        hub.conn_refs[ref.conn_id] = ref
         hub.execute(
             hub.rooms.join(
                 ref.session_id,
@@ -315,11 +410,18 @@ class SessionRunner:
         live.note_consents(ref.client_id, op.consents)
         room = hub.rooms.get(ref.session_id)
         in_room = room is not None and room.role_of(ref.conn_id) is not None
-        if in_room and ref.role is SessionRole.CLIENT and live.before_checkin_due(ref.session_id):
+        waiting_to_act = ref.another_device  # "another device" cannot answer it yet
+        if (
+            in_room
+            and ref.role is SessionRole.CLIENT
+            and not waiting_to_act
+            and live.before_checkin_due(ref.session_id)
+        ):
             hub.send(ref.conn_id, live.checkin_open("before"))
 
     async def _message(self, op: RoomOp) -> None:
-        hub, ref = self._app[HUB], op.ref
+        hub = self._app[HUB]
+        ref = hub.conn_refs.get(op.ref.conn_id, op.ref)  # the owner's view is the current one
         message: ClientMessage | None = op.parsed
         try:
             if message is None:
@@ -383,6 +485,15 @@ async def _relay(ctx: _Context, message: Relay) -> None:
 async def _admit(ctx: _Context, message: Admit) -> None:
     ctx.hub.execute(ctx.room.admit(ctx.connection.conn_id, message.knock_id))
     await ctx.live.mark_live(ctx.connection.session_id)
+    admitted_id = ctx.room.admitted_conn_id
+    admitted = ctx.hub.conn_refs.get(admitted_id) if admitted_id is not None else None
+    if admitted is not None and admitted.client_access_id is not None:
+        await ctx.live.admit_device(ctx.connection.session_id, admitted.client_access_id)
+        # its cookie is the link's one device now
+        ctx.hub.conn_refs[admitted.conn_id] = replace(admitted, another_device=False)
+        local = ctx.hub.connection(admitted.conn_id)
+        if local is not None:
+            local.another_device = False
 
 
 async def _deny(ctx: _Context, message: Deny) -> None:
@@ -417,8 +528,25 @@ async def _prompt_feedback(ctx: _Context, message: PromptFeedbackMessage) -> Non
     )
 
 
+def _spend_client_write(
+    ctx: _Context, kind: ClientWrite, *, another_device_may: bool = False
+) -> None:
+    """The same per-cookie write limits as over HTTP; a device still waiting as "another
+    device" may not act for the client (but where `another_device_may`)."""
+    access_id = ctx.connection.client_access_id
+    if access_id is None:
+        return
+    if ctx.connection.another_device and not another_device_may:
+        raise ProtocolError(ErrorCode.FORBIDDEN, ANOTHER_DEVICE_MESSAGE)
+    try:
+        ctx.app[CLIENT_WRITES].spend(kind, access_id, ctx.app[CLOCK]().timestamp())
+    except RateLimited as exc:
+        raise ProtocolError(ErrorCode.RATE_LIMITED, exc.message) from None
+
+
 async def _checkin_answer(ctx: _Context, message: CheckinAnswer) -> None:
     """Acknowledged only after the durable write (the live operation returns after it)."""
+    _spend_client_write(ctx, ClientWrite.CHECKIN)
     await ctx.live.submit_checkin(
         ctx.connection.session_id,
         instrument_id=message.instrument_id,
@@ -433,6 +561,10 @@ async def _checkin_launch(ctx: _Context, message: CheckinLaunch) -> None:
 
 
 async def _consent(ctx: _Context, message: Consent) -> None:
+    agrees_to_telehealth = (
+        message.purpose is Purpose.TELEHEALTH and message.decision is ConsentDecision.GRANTED
+    )
+    _spend_client_write(ctx, ClientWrite.CONSENT, another_device_may=agrees_to_telehealth)
     await ctx.live.decide_consent(
         ctx.connection.client_id,
         message.purpose,

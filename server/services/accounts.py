@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 
 from server.audit import AuditTrail
 from server.core.models import Account, Role
+from server.core.protocol import AccessEnd
 from server.db import accounts as q
 from server.db.engine import Database
 from server.errors import Conflict, InvalidInput, NotFound
 from server.security.passwords import hash_password, password_problem, verify_password
 from server.security.tokens import new_id, new_token, token_hash
+from server.services.access import LiveAccess, access_ref
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,60}$")
 SETUP_LINK_LIFETIME = timedelta(hours=24)
@@ -107,6 +109,11 @@ class SignedIn:
     csrf_token: str
     token_hash: str
 
+    @property
+    def sign_in_id(self) -> str:
+        """This sign-in's id for live sockets (never the token or its hash)."""
+        return access_ref(self.token_hash)
+
 
 async def start_sign_in(db: Database, account: Account, now: datetime) -> SignIn:
     """Create a server-side sign-in session; only the token's hash is stored."""
@@ -140,13 +147,37 @@ async def resolve_sign_in(
     return SignedIn(account=account, csrf_token=csrf, token_hash=hashed)
 
 
-async def end_sign_in(db: Database, audit: AuditTrail, signed_in: SignedIn, now: datetime) -> None:
-    """Sign out."""
+async def end_sign_in(
+    db: Database, audit: AuditTrail, live: LiveAccess, signed_in: SignedIn, now: datetime
+) -> None:
+    """Sign out: this sign-in ends, and so do the sockets opened with it (4401)."""
     async with db.write() as conn:
         await q.delete_auth_session(conn, signed_in.token_hash)
         await audit.record(
             conn, at=now, actor=f"account:{signed_in.account.id}", action="auth.logout"
         )
+    live.end_account_access(
+        signed_in.account.id, AccessEnd.SIGNED_OUT, sign_in_id=signed_in.sign_in_id
+    )
+
+
+async def end_all_sign_ins(
+    db: Database,
+    live: LiveAccess,
+    account_id: str,
+    reason: AccessEnd,
+    *,
+    keep: SignedIn | None = None,
+) -> None:
+    """Every sign-in of the account ends (but `keep`, the caller's own, if given), and every
+    socket opened with them closes now (4401 with `reason`). The one way all sign-ins of an
+    account end: disabling, a password reset or change, "sign out my other sessions". Call it
+    after committing the change that caused it (it is idempotent)."""
+    async with db.write() as conn:
+        await q.delete_auth_sessions_of(
+            conn, account_id, keep_token_hash=keep.token_hash if keep else None
+        )
+    live.end_account_access(account_id, reason, except_sign_in_id=keep.sign_in_id if keep else None)
 
 
 async def issue_setup_link_if_needed(db: Database, now: datetime) -> str | None:

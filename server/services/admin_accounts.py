@@ -13,11 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.audit import AuditTrail
 from server.core.models import Account, Role
+from server.core.protocol import AccessEnd
 from server.db import accounts as q
 from server.db import retention as retention_rows
 from server.db.engine import Database
 from server.errors import Conflict, InvalidInput, NotFound
 from server.security.passwords import hash_password, password_problem
+from server.services.access import LiveAccess
+from server.services.accounts import end_all_sign_ins
 
 
 async def _target(conn: AsyncConnection, account_id: str) -> tuple[Account, datetime | None]:
@@ -42,9 +45,14 @@ async def closed_at(db: Database, account_id: str) -> datetime | None:
 
 
 async def disable_account(
-    db: Database, audit: AuditTrail, admin: Account, account_id: str, now: datetime
+    db: Database,
+    audit: AuditTrail,
+    live: LiveAccess,
+    admin: Account,
+    account_id: str,
+    now: datetime,
 ) -> Account:
-    """Disable an account: its sign-ins end now and its retention clock starts."""
+    """Disable an account: its sign-ins and open sockets end now, its retention clock starts."""
     if account_id == admin.id:
         raise Conflict("You cannot disable your own account.")
     async with db.write() as conn:
@@ -62,6 +70,7 @@ async def disable_account(
             action="account.disable",
             targets=(f"account:{account_id}",),
         )
+    await end_all_sign_ins(db, live, account_id, AccessEnd.ACCOUNT_DISABLED)
     return Account(account.id, account.email, account.role, True, account.created_at)
 
 
@@ -90,12 +99,14 @@ async def enable_account(
 async def reset_password(
     db: Database,
     audit: AuditTrail,
+    live: LiveAccess,
     admin: Account,
     account_id: str,
     password: str,
     now: datetime,
 ) -> Account:
-    """Set a new password chosen by the admin; the account is signed out everywhere."""
+    """Set a new password chosen by the admin; the account is signed out everywhere, its open
+    sockets included."""
     problem = password_problem(password)
     if problem:
         raise InvalidInput(problem)
@@ -112,4 +123,5 @@ async def reset_password(
             action="account.password_reset",
             targets=(f"account:{account_id}",),
         )
+    await end_all_sign_ins(db, live, account_id, AccessEnd.PASSWORD_CHANGED)
     return account

@@ -27,15 +27,18 @@ from server.core.cues.features import FeatureError
 from server.core.links import SessionStatus
 from server.core.models import Account
 from server.core.protocol import (
+    AccessEnd,
     CheckinOpenMessage,
     CheckinResultMessage,
     ClientSignal,
     ClientSignalMessage,
+    CloseCode,
     ConsentChangedMessage,
     EndReason,
     PromptFeedback,
     PromptMessage,
     ServerMessage,
+    SessionRole,
     SharedMessage,
 )
 from server.core.rooms import Audience
@@ -74,6 +77,21 @@ class LiveRooms(Protocol):
 
     def live_sessions_of_client(self, client_id: str) -> set[str]:
         """The sessions of this client that have a live room now."""
+
+    def close_connections(
+        self,
+        *,
+        code: CloseCode,
+        reason: str,
+        account_id: str | None = None,
+        sign_in_id: str | None = None,
+        except_sign_in_id: str | None = None,
+        client_access_id: str | None = None,
+        session_id: str | None = None,
+        role: SessionRole | None = None,
+    ) -> None:
+        """Close at once every socket matching all the given filters (at least one of account,
+        sign-in, client cookie or session); nothing they already sent is processed after."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +221,52 @@ class LiveSessions:
         self._rooms.terminate(session_id, EndReason.THERAPIST_ENDED)
         self._checkins.forget_session(session_id)
         self._before_done.discard(session_id)
+
+    # --- access ending ----------------------------------------------------------------
+
+    def end_account_access(
+        self,
+        account_id: str,
+        reason: AccessEnd,
+        *,
+        sign_in_id: str | None = None,
+        except_sign_in_id: str | None = None,
+    ) -> None:
+        """A sign-in ended (or all of an account's did, but `except_sign_in_id`): its sockets
+        close now with 4401. Called by the account services after the change is committed."""
+        log.info("closing live sockets of an account: %s", reason.value)
+        self._rooms.close_connections(
+            account_id=account_id,
+            sign_in_id=sign_in_id,
+            except_sign_in_id=except_sign_in_id,
+            code=CloseCode.UNAUTHORIZED,
+            reason=reason.value,
+        )
+
+    def end_client_access(
+        self,
+        reason: AccessEnd,
+        *,
+        session_id: str | None = None,
+        client_access_id: str | None = None,
+    ) -> None:
+        """A client's link or cookie ended: its client sockets close now with 4401 (the
+        therapist's stay). Called by the link services after the change is committed."""
+        log.info("closing live client sockets: %s", reason.value)
+        self._rooms.close_connections(
+            session_id=session_id,
+            client_access_id=client_access_id,
+            role=SessionRole.CLIENT,
+            code=CloseCode.UNAUTHORIZED,
+            reason=reason.value,
+        )
+
+    async def admit_device(self, session_id: str, client_access_id: str) -> None:
+        """The therapist admitted a client socket: if its cookie was "another device", it is
+        now the link's one device, and the older cookies end with their sockets (4401)."""
+        ended = await scheduling.keep_only_device(self._db, session_id, client_access_id)
+        for other in ended:
+            self.end_client_access(AccessEnd.ANOTHER_DEVICE, client_access_id=other)
 
     # --- check-ins --------------------------------------------------------------------
 

@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.audit import AuditTrail
 from server.core.links import LinkState, LinkWindow, SessionStatus, link_closes_at, link_state
 from server.core.models import Account, Client, IssuedInvite, TherapySession
+from server.core.protocol import AccessEnd
 from server.db import scheduling as q
 from server.db.engine import Database
 from server.errors import Conflict, InvalidInput, NotFound
 from server.security.tokens import looks_like_token, new_id, new_token, token_hash
+from server.services.access import LiveAccess, access_ref
 
 if TYPE_CHECKING:
     from server.services.email import Mailer
@@ -238,26 +240,54 @@ async def _revoke_links(
 async def reissue_invite(
     db: Database,
     audit: AuditTrail,
+    live: LiveAccess,
     therapist: Account,
     session_id: str,
     now: datetime,
     mail: Mailer | None = None,
 ) -> IssuedInvite:
-    """Revoke the current link and mint a new one (reminders from now on carry the new one)."""
+    """Revoke the current link and mint a new one (reminders from now on carry the new one);
+    the old link's cookies and their open sockets end now (4401, "link-replaced")."""
     async with db.write() as conn:
         session = await _own_session(conn, therapist, session_id)
         _require_open(session)
         await _revoke_links(conn, audit, therapist, session_id, now)
-        return await _issue_invite(conn, audit, therapist, session_id, session.client_id, now, mail)
+        await q.delete_client_sessions(conn, session_id)
+        issued = await _issue_invite(
+            conn, audit, therapist, session_id, session.client_id, now, mail
+        )
+    live.end_client_access(AccessEnd.LINK_REPLACED, session_id=session_id)
+    return issued
 
 
 async def revoke_invite(
-    db: Database, audit: AuditTrail, therapist: Account, session_id: str, now: datetime
+    db: Database,
+    audit: AuditTrail,
+    live: LiveAccess,
+    therapist: Account,
+    session_id: str,
+    now: datetime,
 ) -> None:
-    """Revoke the session's link; clients already inside keep nothing (their cookie dies)."""
+    """Revoke the session's link: its cookies end everywhere, also after the session's end,
+    and their open sockets close now (4401, "link-revoked")."""
     async with db.write() as conn:
         await _own_session(conn, therapist, session_id)
         await _revoke_links(conn, audit, therapist, session_id, now)
+        await q.delete_client_sessions(conn, session_id)
+    live.end_client_access(AccessEnd.LINK_REVOKED, session_id=session_id)
+
+
+async def keep_only_device(db: Database, session_id: str, client_access_id: str) -> list[str]:
+    """The therapist admitted this cookie's device: when it was "another device", it becomes
+    the link's one device and the session's other client cookies end. Returns the ended
+    cookies' access ids (none when the admitted device already was the link's)."""
+    async with db.write() as conn:
+        devices = await q.client_session_devices(conn, session_id)
+        mine = next((d for d in devices if access_ref(d[0]) == client_access_id), None)
+        if mine is None or not mine[1]:
+            return []
+        ended = await q.keep_only_client_session(conn, session_id, mine[0])
+    return [access_ref(h) for h in ended]
 
 
 async def close_session(
@@ -297,9 +327,17 @@ class ClientEntry:
 
 
 async def redeem_invite(
-    db: Database, audit: AuditTrail, token: str, window: LinkWindow, now: datetime
+    db: Database,
+    audit: AuditTrail,
+    token: str,
+    window: LinkWindow,
+    now: datetime,
+    *,
+    replacing: str | None = None,
 ) -> ClientEntry | LinkState:
-    """Swap a valid invite token for a client cookie; otherwise say why (never which)."""
+    """Swap a valid invite token for a client cookie; otherwise say why (never which).
+    `replacing` is the client cookie this browser already holds: opening the link again in
+    the same browser replaces it (and keeps its standing) instead of being another device."""
     if not looks_like_token(token):
         return LinkState.EXPIRED
     async with db.write() as conn:
@@ -312,6 +350,15 @@ async def redeem_invite(
             return state
         cookie_token = new_token()
         expires_at = link_closes_at(facts, window)
+        # One device at a time: while another cookie of this session lives, this one waits
+        # as "another device" until the therapist admits it.
+        kept = None
+        if replacing is not None and looks_like_token(replacing):
+            kept = await q.take_client_session(conn, token_hash(replacing), session_id)
+        if kept is not None:
+            another_device = kept
+        else:
+            another_device = await q.has_live_client_session(conn, session_id, now)
         await q.insert_client_session(
             conn,
             token_hash=token_hash(cookie_token),
@@ -320,6 +367,7 @@ async def redeem_invite(
             csrf_token=secrets.token_urlsafe(32),
             now=now,
             expires_at=expires_at,
+            another_device=another_device,
         )
         await q.mark_invite_redeemed(conn, invite_id, now)
         await audit.record(
@@ -338,6 +386,19 @@ class ClientVisit:
 
     session: TherapySession
     csrf_token: str
+    access_id: str = ""  # this cookie's id for live sockets and limits (never the token)
+    another_device: bool = False  # opened while another device held the link; not admitted
+
+    @property
+    def after_session(self) -> bool:
+        """The session has ended: the cookie is good for the after-session check-in only."""
+        return self.session.status is SessionStatus.ENDED
+
+    @property
+    def may_act(self) -> bool:
+        """Whether this cookie may change anything for the client (consents, export, erasure,
+        check-ins): only while the session is open and on the link's admitted device."""
+        return not self.after_session and not self.another_device
 
 
 async def resolve_client(db: Database, cookie_token: str, now: datetime) -> ClientVisit | None:
@@ -351,4 +412,9 @@ async def resolve_client(db: Database, cookie_token: str, now: datetime) -> Clie
         session = await q.session_by_id(conn, found[0])
     if session is None:
         return None
-    return ClientVisit(session=session, csrf_token=found[1])
+    return ClientVisit(
+        session=session,
+        csrf_token=found[1],
+        access_id=access_ref(token_hash(cookie_token)),
+        another_device=found[2],
+    )

@@ -15,7 +15,7 @@ from privacy.consent import ConsentState, Purpose
 from server.core.checkins import bundle, questionnaire_resource, questionnaire_response
 from server.core.links import SessionStatus
 from server.core.models import Role
-from server.errors import InvalidInput, NotFound
+from server.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, CUE_RECORDS, DB, LIVE, VAULT
 from server.services import erasure, scheduling
 from server.services import notes as note_service
@@ -23,7 +23,7 @@ from server.services.checkins import CheckinResult, result_json
 from server.web.charts import trend_svg
 from server.web.cue_charts import cue_charts
 from server.web.guard import SIGNED_IN, VISIT, page_guarded
-from server.web.identity import path_id, require_client
+from server.web.identity import ANOTHER_DEVICE_MESSAGE, after_session_visit, path_id
 from server.web.openapi import Operation
 from server.web.shapes import ERR
 from server.web.validation import read_json
@@ -51,10 +51,14 @@ def script_json(value: object) -> str:
 async def client_submit(request: web.Request) -> web.StreamResponse:
     """The client submits a check-in (the after-session one arrives here once the call ended)."""
     visit = request[VISIT]
+    if visit.another_device:
+        raise Forbidden(ANOTHER_DEVICE_MESSAGE, code="another-device")
     body = await read_json(request, CHECKIN_SUBMIT_SCHEMA)
     if not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", body["idempotency_key"]):
         raise InvalidInput("idempotency_key: use only letters, digits, - and _.")
     app = request.app
+    if visit.after_session and app[CHECKINS].instrument(body["instrument_id"]).kind != "after":
+        raise Forbidden("This session has ended.", code="session-ended")
     submitted = await app[LIVE].submit_checkin(
         visit.session.id,
         instrument_id=body["instrument_id"],
@@ -73,7 +77,11 @@ async def client_submit(request: web.Request) -> web.StreamResponse:
 
 async def after_page(request: web.Request) -> web.StreamResponse:
     """After the session: the after check-in (reachable from the link for the grace period)."""
-    visit = require_client(request)
+    visit = after_session_visit(request)
+    if visit is None:
+        raise Unauthenticated("Open your session link again.")
+    if visit.another_device:
+        raise Forbidden(ANOTHER_DEVICE_MESSAGE, code="another-device")
     app = request.app
     instrument = app[CHECKINS].instrument_for("after")
     states = await app[CONSENTS].state(app[DB], visit.session.client_id, app[CLOCK]())
@@ -254,7 +262,7 @@ CHECKIN_OPERATIONS: tuple[Operation, ...] = (
         client_submit,
         "Submit a check-in (idempotent per key; 201 stored or kept for the session)",
         "clientSubmitCheckin",
-        auth="client",
+        auth="client_after_session",
         request_schema=CHECKIN_SUBMIT_SCHEMA,
         responses={
             201: ("Accepted", {"type": "object"}),

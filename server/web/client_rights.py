@@ -15,12 +15,13 @@ from privacy.consent import OPTIONAL_PURPOSES, Channel, ConsentState
 from privacy.retention import Category
 from server.errors import InvalidInput
 from server.keys import AUDIT, CLOCK, CONSENTS, DB, VAULT
+from server.security.client_writes import ClientWrite
 from server.services import scheduling
 from server.services.client_rights import ClientRights, ErasureOutcome
 from server.services.retention import Retention
 from server.services.scheduling import ClientVisit
-from server.web.guard import SIGNED_IN, VISIT
-from server.web.identity import client_visit
+from server.web.guard import SIGNED_IN, VISIT, spend_client_write
+from server.web.identity import client_visit, require_client_device
 from server.web.openapi import Operation
 from server.web.shapes import ERR
 from server.web.validation import read_json
@@ -43,6 +44,14 @@ def _page_client(request: web.Request) -> ClientVisit:
     if current is None:
         raise web.HTTPSeeOther("/visit")
     return current
+
+
+def _acting_client(request: web.Request, write: ClientWrite) -> ClientVisit:
+    """The link's admitted device while the session is open, within its write limit."""
+    _page_client(request)
+    visit = require_client_device(request)
+    spend_client_write(request, write, visit)
+    return visit
 
 
 def _years(days: int) -> str:
@@ -99,7 +108,7 @@ async def data_page(request: web.Request) -> web.StreamResponse:
 
 
 async def export_download(request: web.Request) -> web.StreamResponse:
-    visit = _page_client(request)
+    visit = _acting_client(request, ClientWrite.EXPORT)
     client_id = visit.session.client_id
     document = await _export(request, client_id, f"client:{client_id}", notes=False)
     return web.Response(
@@ -110,7 +119,7 @@ async def export_download(request: web.Request) -> web.StreamResponse:
 
 
 async def erase_submit(request: web.Request) -> web.StreamResponse:
-    visit = _page_client(request)
+    visit = _acting_client(request, ClientWrite.ERASE)
     form = await request.post()
     if form.get("confirm") != "yes":
         raise web.HTTPSeeOther("/visit/data")
@@ -196,7 +205,7 @@ CLIENT_RIGHTS_OPERATIONS: Final[tuple[Operation, ...]] = (
         api_client_export,
         "Everything stored about the client of this link, as JSON (audited)",
         "clientExport",
-        auth="client",
+        auth="client_device",
         responses={200: ("The export", EXPORT_SCHEMA)},
         tags=["client"],
     ),
@@ -206,7 +215,7 @@ CLIENT_RIGHTS_OPERATIONS: Final[tuple[Operation, ...]] = (
         api_client_erase,
         "Withdraw every optional consent and delete the data stored under them",
         "clientErase",
-        auth="client",
+        auth="client_device",
         request_schema=ERASE_SCHEMA,
         responses={200: ("What was withdrawn and deleted", OUTCOME_SCHEMA)},
         tags=["client"],

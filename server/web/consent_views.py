@@ -18,10 +18,12 @@ from privacy.consent import (
     Purpose,
     receipt,
 )
+from server.errors import Forbidden
 from server.keys import AUDIT, CLOCK, CONSENTS, DB
+from server.security.client_writes import ClientWrite
 from server.services.scheduling import ClientVisit
-from server.web.guard import VISIT
-from server.web.identity import client_visit
+from server.web.guard import VISIT, spend_client_write
+from server.web.identity import ANOTHER_DEVICE_MESSAGE, client_visit
 from server.web.notice_blocks import notice_blocks
 from server.web.openapi import Operation
 from server.web.shapes import ERR
@@ -82,6 +84,7 @@ async def consent_page(request: web.Request) -> web.StreamResponse:
 async def consent_submit(request: web.Request) -> web.StreamResponse:
     """Save ticked and unticked boxes: a grant or a withdrawal each takes the same one step."""
     visit = _page_client(request)
+    spend_client_write(request, ClientWrite.CONSENT, visit)
     app = request.app
     form = await request.post()
     wanted = {str(v) for v in form.getall("grant", [])}
@@ -96,12 +99,14 @@ async def consent_submit(request: web.Request) -> web.StreamResponse:
             continue
         if not want and status.state is ConsentState.NEVER_ASKED:
             continue  # declining something never granted needs no record
+        decision = ConsentDecision.GRANTED if want else ConsentDecision.WITHDRAWN
+        _may_decide(visit, purpose, decision)
         await app[CONSENTS].decide(
             app[DB],
             app[AUDIT],
             client_id=client_id,
             purpose=purpose,
-            decision=ConsentDecision.GRANTED if want else ConsentDecision.WITHDRAWN,
+            decision=decision,
             notice_version=int(shown_version),
             channel=Channel.PAGE,
             now=now,
@@ -154,16 +159,28 @@ async def api_state(request: web.Request) -> web.StreamResponse:
     return web.json_response({"items": [_status_json(s) for s in states.values()]})
 
 
+def _may_decide(visit: ClientVisit, purpose: Purpose, decision: ConsentDecision) -> None:
+    """A device still waiting as "another device" may only agree to telehealth (it needs that
+    to knock); everything else is the admitted device's, so a leaked link cannot withdraw
+    consents or delete data."""
+    if visit.another_device and (
+        purpose is not Purpose.TELEHEALTH or decision is not ConsentDecision.GRANTED
+    ):
+        raise Forbidden(ANOTHER_DEVICE_MESSAGE, code="another-device")
+
+
 async def api_decide(request: web.Request) -> web.StreamResponse:
     visit = request[VISIT]
     body = await read_json(request, CONSENT_DECISION_SCHEMA)
+    purpose, decision = Purpose(body["purpose"]), ConsentDecision(body["decision"])
+    _may_decide(visit, purpose, decision)
     app = request.app
     record = await app[CONSENTS].decide(
         app[DB],
         app[AUDIT],
         client_id=visit.session.client_id,
-        purpose=Purpose(body["purpose"]),
-        decision=ConsentDecision(body["decision"]),
+        purpose=purpose,
+        decision=decision,
         notice_version=body["notice_version"],
         channel=Channel.API,
         now=app[CLOCK](),

@@ -16,14 +16,17 @@ from aiohttp import web
 
 from server.core.models import Role
 from server.errors import Unauthenticated
-from server.keys import API_OPERATIONS
+from server.keys import API_OPERATIONS, CLIENT_WRITES, CLOCK
+from server.security.client_writes import CLIENT_WRITE_OPERATIONS, ClientWrite
 from server.services.accounts import SignedIn
 from server.services.scheduling import ClientVisit
 from server.web.identity import (
+    after_session_visit,
     client_visit,
     page_account,
     require_account,
     require_client,
+    require_client_device,
     signed_in,
 )
 from server.web.openapi import AUTH_LEVELS, ApiHandler, Auth, Operation
@@ -41,6 +44,15 @@ def authorize(request: web.Request, auth: Auth) -> None:
     if auth == "client":
         request[VISIT] = require_client(request)
         return
+    if auth == "client_device":
+        request[VISIT] = require_client_device(request)
+        return
+    if auth == "client_after_session":
+        visit = after_session_visit(request)
+        if visit is None:
+            raise Unauthenticated("Open your session link again.")
+        request[VISIT] = visit
+        return
     if auth == "account_or_client":
         if signed_in(request) is None and client_visit(request) is None:
             raise Unauthenticated("Sign in or open your session link first.")
@@ -48,14 +60,27 @@ def authorize(request: web.Request, auth: Auth) -> None:
     request[SIGNED_IN] = require_account(request, _ROLE_OF.get(auth))
 
 
-def guarded(handler: ApiHandler, auth: Auth) -> ApiHandler:
-    """The handler behind an auth check; an unknown auth value fails at registration."""
+def spend_client_write(request: web.Request, kind: ClientWrite, visit: ClientVisit) -> None:
+    """Count a client write against its cookie's limit, or 429 (Retry-After) when over it."""
+    now = request.app[CLOCK]().timestamp()
+    request.app[CLIENT_WRITES].spend(kind, visit.access_id, now)
+
+
+def guarded(
+    handler: ApiHandler, auth: Auth, *, client_write: ClientWrite | None = None
+) -> ApiHandler:
+    """The handler behind an auth check (and, for a client write, its rate limit); an unknown
+    auth value fails at registration."""
     if auth not in AUTH_LEVELS:
         raise ValueError(f"unknown auth {auth!r}: one of {', '.join(AUTH_LEVELS)}")
+    if client_write is not None and not auth.startswith("client"):
+        raise ValueError("a client write limit needs a client auth level")
 
     @functools.wraps(handler)
     async def guard(request: web.Request) -> web.StreamResponse:
         authorize(request, auth)
+        if client_write is not None:
+            spend_client_write(request, client_write, request[VISIT])
         return await handler(request)
 
     return guard
@@ -74,7 +99,10 @@ def page_guarded(handler: ApiHandler, role: Role) -> ApiHandler:
 
 def add_operation_route(app: web.Application, op: Operation) -> None:
     """Route one operation through its auth check."""
-    app.router.add_route(op.method, op.path, guarded(op.handler, op.auth), name=op.operation_id)
+    handler = guarded(
+        op.handler, op.auth, client_write=CLIENT_WRITE_OPERATIONS.get(op.operation_id)
+    )
+    app.router.add_route(op.method, op.path, handler, name=op.operation_id)
 
 
 def add_api_routes(app: web.Application, operations: tuple[Operation, ...]) -> None:

@@ -108,7 +108,15 @@ def signed_in(request: web.Request) -> SignedIn | None:
 
 
 def client_visit(request: web.Request) -> ClientVisit | None:
-    """The client session granted by the client cookie, if any."""
+    """The client session granted by the client cookie while the session is open, if any.
+    After the end a cookie is good for the after-session check-in only (`after_session_visit`)."""
+    visit = request.get(CLIENT_KEY)
+    return None if visit is None or visit.after_session else visit
+
+
+def after_session_visit(request: web.Request) -> ClientVisit | None:
+    """The client cookie's visit, also once the session has ended (within its grace period):
+    only the after-session check-in may use this."""
     return request.get(CLIENT_KEY)
 
 
@@ -125,7 +133,7 @@ def require_account(request: web.Request, role: Role | None = None) -> SignedIn:
 def expected_csrf_tokens(request: web.Request) -> list[str]:
     """The CSRF tokens that the request's cookies bind it to."""
     tokens = []
-    account, client = signed_in(request), client_visit(request)
+    account, client = signed_in(request), after_session_visit(request)
     if account is not None:
         tokens.append(account.csrf_token)
     if client is not None:
@@ -134,11 +142,29 @@ def expected_csrf_tokens(request: web.Request) -> list[str]:
 
 
 def require_client(request: web.Request) -> ClientVisit:
-    """The client session from the link's cookie, or Unauthenticated."""
-    current = client_visit(request)
+    """The client session from the link's cookie while the session is open: Unauthenticated
+    without one, Forbidden once the session has ended."""
+    current = after_session_visit(request)
     if current is None:
         raise Unauthenticated("Open your session link again.")
+    if current.after_session:
+        raise Forbidden("This session has ended.", code="session-ended")
     return current
+
+
+def require_client_device(request: web.Request) -> ClientVisit:
+    """Like require_client, and the cookie must be the link's admitted device: a second device
+    waits as "another device" and may not act for the client until the therapist admits it."""
+    current = require_client(request)
+    if current.another_device:
+        raise Forbidden(ANOTHER_DEVICE_MESSAGE, code="another-device")
+    return current
+
+
+ANOTHER_DEVICE_MESSAGE = (
+    "This link is open on another device. Join the waiting room: when your therapist lets "
+    "this device in, it takes over from the other one."
+)
 
 
 def page_account(request: web.Request, role: Role | None = None) -> SignedIn:

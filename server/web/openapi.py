@@ -10,8 +10,19 @@ from aiohttp import web
 
 ApiHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Who may call an operation: nobody in particular, any signed-in account, a therapist, an
-# admin, a client through the session link, or either an account or a client.
-Auth = Literal["none", "account", "therapist", "admin", "client", "account_or_client"]
+# admin, a client through the session link while the session is open ("client"), only from
+# the link's admitted device ("client_device"), also after the end within the grace period
+# ("client_after_session": the after-session check-in), or either an account or a client.
+Auth = Literal[
+    "none",
+    "account",
+    "therapist",
+    "admin",
+    "client",
+    "client_device",
+    "client_after_session",
+    "account_or_client",
+]
 AUTH_LEVELS: Final[tuple[Auth, ...]] = get_args(Auth)
 
 ERROR_SCHEMA: Mapping[str, Any] = {
@@ -37,6 +48,8 @@ _COOKIES: Final[dict[Auth, tuple[str, ...]]] = {
     "therapist": ("sessionCookie",),
     "admin": ("sessionCookie",),
     "client": ("clientCookie",),
+    "client_device": ("clientCookie",),
+    "client_after_session": ("clientCookie",),
     "account_or_client": ("sessionCookie", "clientCookie"),
 }
 

@@ -22,6 +22,7 @@ from server.web.denials import record_denial
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, page_guarded
 from server.web.identity import (
+    after_session_visit,
     clear_cookie,
     client_address,
     client_visit,
@@ -81,7 +82,7 @@ async def logout_submit(request: web.Request) -> web.StreamResponse:
     current = signed_in(request)
     if current is not None:
         await account_service.end_sign_in(
-            request.app[DB], request.app[AUDIT], current, request.app[CLOCK]()
+            request.app[DB], request.app[AUDIT], request.app[LIVE], current, request.app[CLOCK]()
         )
     response = web.HTTPSeeOther("/login")
     clear_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account)
@@ -231,12 +232,14 @@ async def session_action(request: web.Request) -> web.StreamResponse:
     try:
         if action == "reissue":
             invite = await scheduling.reissue_invite(
-                app[DB], app[AUDIT], current.account, session_id, now, mail=app[MAILER]
+                app[DB], app[AUDIT], app[LIVE], current.account, session_id, now, mail=app[MAILER]
             )
             session = await scheduling.get_session(app[DB], current.account, session_id)
             return _link_page(request, session, join_url(request, invite.token))
         if action == "revoke":
-            await scheduling.revoke_invite(app[DB], app[AUDIT], current.account, session_id, now)
+            await scheduling.revoke_invite(
+                app[DB], app[AUDIT], app[LIVE], current.account, session_id, now
+            )
         elif action == "cancel":
             await app[LIVE].end_session(current.account, session_id, SessionStatus.CANCELLED)
         else:
@@ -316,7 +319,12 @@ async def join(request: web.Request) -> web.StreamResponse:
     )
     now = app[CLOCK]()
     outcome = await scheduling.redeem_invite(
-        app[DB], app[AUDIT], request.match_info["token"], window, now
+        app[DB],
+        app[AUDIT],
+        request.match_info["token"],
+        window,
+        now,
+        replacing=request.cookies.get(cookie_names(settings).client),
     )
     if isinstance(outcome, LinkState):
         if outcome is not LinkState.TOO_EARLY:
@@ -343,6 +351,8 @@ async def visit(request: web.Request) -> web.StreamResponse:
     """The client's token-free landing page."""
     current = client_visit(request)
     if current is None:
+        if after_session_visit(request) is not None:  # ended: the after-session check-in only
+            raise web.HTTPSeeOther("/visit/after")
         return aiohttp_jinja2.render_template(
             "link_problem.html", request, {"too_early": False}, status=404
         )

@@ -164,16 +164,20 @@ async def test_deny_send_back_and_end_as_each_person_sees_them(
     ).to_be_visible()
     await expect(therapist.get_by_text("Nobody is waiting.")).to_be_visible()
 
+    # The denied device's cookie still holds the link, so this one knocks as another device
+    # (issue #13: one device per link); admitting it ends the denied device's cookie.
     client = await harness.new_page()
     await client_reaches_waiting_room(client, scheduled.link, consent=False)
-    await admit(therapist, "J.M.")
+    await admit(therapist, "J.M. (another device)")
     await wait_for_video(client)
 
     await therapist.get_by_role("button", name="Send back to waiting room").click()
     await expect(client.get_by_role("heading", name="Waiting room", level=1)).to_be_visible()
     await expect(client.get_by_text("asked you to wait a moment")).to_be_visible()
     assert await client.evaluate("window.__attune.pc === null")
-    await expect(therapist.get_by_role("button", name="Admit J.M.", exact=True)).to_be_visible()
+    await expect(
+        therapist.get_by_role("button", name="Admit J.M. (another device)", exact=True)
+    ).to_be_visible()
 
     await therapist.get_by_role("button", name="End session").click()
     dialog = therapist.get_by_role("dialog", name="End the session for everyone?")

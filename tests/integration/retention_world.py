@@ -30,6 +30,16 @@ DAY = timedelta(days=1)
 YEAR = timedelta(days=365)
 
 
+class NoSockets:
+    """`LiveAccess` for a world without live rooms: there is no socket to close."""
+
+    def end_account_access(self, account_id: str, reason: object, **_filters: object) -> None:
+        """Nothing is connected here."""
+
+    def end_client_access(self, reason: object, **_filters: object) -> None:
+        """Nothing is connected here."""
+
+
 @dataclass
 class World:
     """Handles on a started app, and ways to give it a history."""

@@ -247,7 +247,7 @@ async def test_a_consent_withdrawn_through_another_process_ends_the_clients_part
     assert response.status < 300, await response.text()
     changed = await therapist.expect("consent-changed")
     assert (changed["purpose"], changed["decision"]) == ("telehealth", "withdrawn")
-    assert await visitor.closed_with() == 4004
+    assert await visitor.closed_with() == 4403  # no longer allowed in (telehealth withdrawn)
 
 
 async def _until(condition: Any, within: float = 5.0) -> None:

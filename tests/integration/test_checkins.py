@@ -234,24 +234,24 @@ async def test_another_therapist_gets_404_for_checkins(
         assert (await client.get(path)).status == 404, path
 
 
-async def test_withdrawing_storage_consent_deletes_stored_checkins(
+async def test_after_the_end_the_links_cookie_cannot_withdraw_consents_or_delete_checkins(
     client: TestClient, aiohttp_client: Any
 ) -> None:
+    # Consent changes from the link belong to the open session (issue #13); withdrawing
+    # during the session deleting stored check-ins is tests/integration/test_consent.py's.
     _, visitor = await _after_low_bond(client, aiohttp_client)
-    assert _stored_rows(client)
-    import re
-
-    page = await (await visitor.http.get("/visit/consent")).text()
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token
-    await visitor.http.post(
+    stored = _stored_rows(client)
+    assert stored
+    page = await visitor.http.get("/visit/after")
+    csrf = (await page.text()).split('name="csrf-token" content="')[1].split('"')[0]
+    refused = await visitor.http.post(
         "/api/v1/visit/consents",
-        headers={"X-CSRF-Token": token.group(1)},
+        headers={"X-CSRF-Token": csrf},
         json={"purpose": "checkin_storage", "decision": "withdrawn", "notice_version": 1},
     )
-    assert _stored_rows(client) == []
-    receipt = await (await visitor.http.get("/api/v1/visit/consents/receipt")).json()
-    assert receipt["records"][-1]["triggered"] == ["delete-checkins"]
+    assert refused.status == 403
+    assert (await refused.json())["error"]["code"] == "session-ended"
+    assert _stored_rows(client) == stored
 
 
 async def test_the_client_page_shows_the_trend_as_an_accessible_chart(

@@ -17,7 +17,7 @@ from server.db.tables import accounts, consent_records, cue_prompts, therapy_ses
 from server.services import admin_accounts
 from server.settings import Settings
 from tests.conftest import FakeClock
-from tests.integration.retention_world import DAY, YEAR, World
+from tests.integration.retention_world import DAY, YEAR, NoSockets, World
 from tests.storage.conftest import database_url
 
 __all__ = ["database_url"]  # the fixture: a fresh database of each kind
@@ -39,7 +39,9 @@ async def test_a_purge_of_every_source_kind(
     await world.consent(client.id, Purpose.CUE_ANALYSIS, ConsentDecision.GRANTED, old)
     await world.consent(client.id, Purpose.CUE_ANALYSIS, ConsentDecision.WITHDRAWN, old)
     await world.consent(client.id, Purpose.CHECKIN_STORAGE, ConsentDecision.GRANTED, old)
-    await admin_accounts.disable_account(world.db, world.audit, admin, therapist.id, old)
+    await admin_accounts.disable_account(
+        world.db, world.audit, NoSockets(), admin, therapist.id, old
+    )
     retention = world.retention(batch_size=2)
     await retention.add_hold(held.id, "subpoena", actor="system:test", now=world.now)
 

@@ -42,7 +42,7 @@ from server.services.notes import add_note
 from server.services.retention import PURGE_ACTOR
 from server.settings import Settings
 from tests.conftest import FakeClock
-from tests.integration.retention_world import DAY, YEAR, World
+from tests.integration.retention_world import DAY, YEAR, NoSockets, World
 
 
 @pytest.fixture
@@ -280,7 +280,7 @@ async def test_a_disabled_account_becomes_a_tombstone_after_its_retention(world:
     await world.client(closed, "J.M.", world.now - 11 * YEAR)  # refers to the account
     for account, when in ((closed, 7 * YEAR), (recent, YEAR)):
         await admin_accounts.disable_account(
-            world.db, world.audit, admin, account.id, world.now - when
+            world.db, world.audit, NoSockets(), admin, account.id, world.now - when
         )
 
     report = await world.retention().purge(world.now, trigger="test", actor="system:test")
@@ -300,7 +300,7 @@ async def test_deleting_accounts_waits_for_accounts_nothing_refers_to(world: Wor
     await world.client(referred, "J.M.", world.now - 11 * YEAR)
     for account in (referred, unreferred):
         await admin_accounts.disable_account(
-            world.db, world.audit, admin, account.id, world.now - 7 * YEAR
+            world.db, world.audit, NoSockets(), admin, account.id, world.now - 7 * YEAR
         )
     retention = world.retention()
     await retention.set_policy(

@@ -277,7 +277,7 @@ async def test_withdrawing_telehealth_consent_ends_the_clients_call_at_once(
     assert changed == {"type": "consent-changed", "purpose": "telehealth", "decision": "withdrawn"}
     ended = await visitor.expect("session-ended")
     assert ended["reason"] == "consent-withdrawn"
-    assert await visitor.closed_with() == 4004
+    assert await visitor.closed_with() == 4403  # no longer allowed in: FORBIDDEN, final
     await therapist.expect("peer-left")
 
 

@@ -134,17 +134,44 @@ async def test_ending_revokes_the_link_and_cancelling_also_the_client_cookie(
                 expires_at=NOW + timedelta(hours=2),
             )
         async with db.read() as conn:
-            assert await q.client_session(conn, "k" * 64, NOW) == ("s" * 32, "t")
+            assert await q.client_session(conn, "k" * 64, NOW) == ("s" * 32, "t", False)
         async with db.write() as conn:
             await q.set_session_status(conn, "s" * 32, SessionStatus.ENDED, NOW)
         async with db.read() as conn:
             # The cookie stays for the after-session check-in; the link itself is dead.
-            assert await q.client_session(conn, "k" * 64, NOW) == ("s" * 32, "t")
+            assert await q.client_session(conn, "k" * 64, NOW) == ("s" * 32, "t", False)
             found = await q.invite_by_token_hash(conn, "h" * 64)
         assert found is not None and found[2].revoked_at == NOW
         assert found[2].status is SessionStatus.ENDED
         async with db.write() as conn:
             await q.set_session_status(conn, "s" * 32, SessionStatus.CANCELLED, NOW)
+        async with db.read() as conn:
+            assert await q.client_session(conn, "k" * 64, NOW) is None
+    finally:
+        await db.dispose()
+
+
+async def test_a_cookie_of_a_link_revoked_before_the_end_does_not_come_back_after_the_end(
+    database_url: str,
+) -> None:
+    db = await _db(database_url)
+    try:
+        await _seed_session(db)
+        async with db.write() as conn:
+            await q.insert_client_session(
+                conn,
+                token_hash="k" * 64,
+                session_id="s" * 32,
+                invite_id="i" * 32,
+                csrf_token="t",
+                now=NOW,
+                expires_at=NOW + timedelta(hours=2),
+            )
+            # a row left from before revocation deleted cookies: only the times tell
+            await q.revoke_invites(conn, "s" * 32, NOW)
+        async with db.write() as conn:
+            later = NOW + timedelta(minutes=5)
+            await q.set_session_status(conn, "s" * 32, SessionStatus.ENDED, later)
         async with db.read() as conn:
             assert await q.client_session(conn, "k" * 64, NOW) is None
     finally:

@@ -261,6 +261,30 @@ const scenarios = {
     }
   },
 
+  async "access that ended stays closed, forgets the resume token and says why in words"() {
+    /** @type {Array<[number, string, RegExp]>} */
+    const expected = [
+      [4401, "signed-out", /sign-in ended/],
+      [4401, "password-changed", /password was changed/],
+      [4401, "link-replaced", /replaced by a new one/],
+      [4401, "another-device", /another device/],
+      [4403, "consent-withdrawn", /withdrew your consent/],
+      [4429, "too-many-messages", /Too many messages/],
+      [4429, "too-many-knocks", /too many windows/],
+    ];
+    for (const [code, serverReason, words] of expected) {
+      const c = connection();
+      await handshake(c);
+      c.socket().drop(code, serverReason);
+      // a reconnect would be scheduled synchronously in onclose: none is
+      assert.equal(c.conn.state, "closed", `${code} ${serverReason}`);
+      assert.equal(c.made.length, 1);
+      assert.equal(c.closed[0].code, code);
+      assert.match(c.closed[0].reason, words);
+      assert.equal(c.storage.getItem("attune.resume.s1"), null, `${code} kept its token`);
+    }
+  },
+
   async "denied and ended forget the resume token"() {
     for (const code of [4003, 4004]) {
       const c = connection();

@@ -25,6 +25,7 @@ SCENARIOS = [
     "a reload in the same tab resumes with the token kept in storage",
     "server restart, idle drop and network loss all reconnect",
     "replaced, resumed elsewhere, denied and ended stay closed with their reason",
+    "access that ended stays closed, forgets the resume token and says why in words",
     "denied and ended forget the resume token",
     "failed attempts back off exponentially up to the cap",
     "jitter spreads the wait between a quarter of the ceiling and all of it",

@@ -66,6 +66,7 @@ const page = new CallPage({
   onClosed: ({ code, reason }) => {
     if (code === CloseCode.SESSION_ENDED) ended("The client's link no longer works.");
     else if (code === CloseCode.REPLACED) stopped("This session is open in another tab. Use that tab, or reload this one.");
+    else if (code === CloseCode.UNAUTHORIZED) stopped(reason || "Your sign-in ended — sign in again.");
     else stopped(reason || "The connection closed. Reload the page to rejoin.");
   },
 });

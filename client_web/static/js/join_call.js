@@ -64,7 +64,9 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     onClosed: ({ code, reason }) => {
       if (code === CloseCode.SESSION_ENDED) onEnded("therapist-ended");
       else if (code === CloseCode.DENIED) onDenied();
-      else if (code === CloseCode.UNAUTHORIZED) onStopped("This link does not work any more", "Please ask your therapist for a new link.");
+      else if (code === CloseCode.UNAUTHORIZED) onStopped("This link does not work here any more", reason || "Please ask your therapist for a new link.");
+      else if (code === CloseCode.FORBIDDEN) onStopped("You have left the session", reason);
+      else if (code === CloseCode.TOO_MANY_MESSAGES) onStopped("The connection was closed", reason);
       else onStopped("You have left the session", reason || "Please reload the page to join again.");
     },
   });

@@ -107,6 +107,11 @@ export function mountConsentStep({ show, csrfToken, onAgreed, onLinkGone }) {
             notice_version: item.notice.version,
           }),
         });
+        if (response.status === 403) {
+          // e.g. this device waits as "another device": the server says what to do
+          showError(await refusalText(response));
+          return;
+        }
         if (!response.ok) throw new Error(`consent: ${response.status}`);
         item.state = want ? "granted" : "withdrawn";
       }
@@ -124,6 +129,21 @@ export function mountConsentStep({ show, csrfToken, onAgreed, onLinkGone }) {
   }
 
   return { start };
+}
+
+/**
+ * The server's words for a refusal, or a general sentence.
+ * @param {Response} response
+ * @returns {Promise<string>}
+ */
+async function refusalText(response) {
+  try {
+    const body = /** @type {{error?: {message?: unknown}}} */ (await response.json());
+    if (typeof body.error?.message === "string") return body.error.message;
+  } catch {
+    // not JSON: fall through
+  }
+  return "Your choices could not be saved from this device.";
 }
 
 /**

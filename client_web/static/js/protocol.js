@@ -16,7 +16,7 @@
  *     sessionStorage, so a reload of the same tab resumes too);
  *   - reconnects after a drop with exponential backoff and full jitter, except after the close
  *     codes that mean "stop" (4001–4004 replaced / resumed elsewhere / denied / ended, and
- *     4400 / 4401 where a retry cannot succeed), and except when a socket that never opened
+ *     4400 / 4401 / 4403 / 4429 where a retry cannot succeed), and except when a socket that never opened
  *     turns out to have lost its access (the `probe`, by default `GET /api/v1/ice`);
  *   - sends `ping` after 20 s without sending, and treats a socket that answers nothing for
  *     `deadAfterMs` after a ping as dead (a half-open connection after a network change);
@@ -26,6 +26,7 @@
  */
 
 import {
+  AccessEnd,
   CloseCode,
   NO_RECONNECT_CLOSE_CODES,
   PING_AFTER_IDLE_MS,
@@ -34,7 +35,7 @@ import {
 
 // The contract generated from the Python protocol (server/core/protocol/), re-exported for the
 // pages: nothing here repeats a code, a version or a message shape by hand.
-export { CloseCode, NO_RECONNECT_CLOSE_CODES, PING_AFTER_IDLE_MS, PROTOCOL_VERSION };
+export { AccessEnd, CloseCode, NO_RECONNECT_CLOSE_CODES, PING_AFTER_IDLE_MS, PROTOCOL_VERSION };
 
 /**
  * @typedef {import("./protocol_types.js").ServerMessage} ServerMessage
@@ -59,6 +60,8 @@ const FORGET_RESUME_CLOSE_CODES = new Set([
   CloseCode.SESSION_ENDED,
   CloseCode.UNAUTHORIZED,
   CloseCode.NOT_FOUND,
+  CloseCode.FORBIDDEN,
+  CloseCode.TOO_MANY_MESSAGES,
 ]);
 /**
  * Local only, never sent by the server and so not in the protocol contract: this module closes
@@ -76,6 +79,21 @@ export const CLOSE_REASONS = Object.freeze({
   [CloseCode.UNAUTHORIZED]: "This link does not work any more.",
   [CloseCode.NOT_FOUND]: "This session could not be found. Please check the link you opened.",
   [CloseCode.CONSENT_REQUIRED]: "Please agree to the telehealth consent first, then reload the page.",
+  [CloseCode.FORBIDDEN]: "You are no longer part of this session.",
+  [CloseCode.TOO_MANY_MESSAGES]: "Too many messages were sent; reload the page.",
+});
+
+/** Why access ended, as the server names it in the close reason (4401, 4403, 4429). */
+export const ACCESS_END_WORDS = Object.freeze({
+  [AccessEnd.SIGNED_OUT]: "Your sign-in ended — sign in again.",
+  [AccessEnd.ACCOUNT_DISABLED]: "Your account was disabled; ask your administrator.",
+  [AccessEnd.PASSWORD_CHANGED]: "Your password was changed, so this sign-in ended — sign in again.",
+  [AccessEnd.LINK_REVOKED]: "Your therapist withdrew this link. Please ask for a new one.",
+  [AccessEnd.LINK_REPLACED]: "This link was replaced by a new one. Please use the new link.",
+  [AccessEnd.ANOTHER_DEVICE]: "The session was opened on another device, and that device was let in.",
+  [AccessEnd.CONSENT_WITHDRAWN]: "You withdrew your consent to video sessions, so you have left the session.",
+  [AccessEnd.TOO_MANY_MESSAGES]: "Too many messages were sent; reload the page.",
+  [AccessEnd.TOO_MANY_KNOCKS]: "This link is open in too many windows. Close the others and reload this page.",
 });
 
 /** @typedef {"connecting" | "open" | "reconnecting" | "closed"} ConnectionState */
@@ -459,7 +477,8 @@ export class SessionConnection {
     if (FORGET_RESUME_CLOSE_CODES.has(code)) {
       this.#storageRemove(this.#resumeKey()); // nothing left to resume
     }
-    const known = /** @type {Record<number, string>} */ (CLOSE_REASONS)[code];
+    const words = /** @type {Record<string, string>} */ (ACCESS_END_WORDS)[reason];
+    const known = words ?? /** @type {Record<number, string>} */ (CLOSE_REASONS)[code];
     this.#setState("closed", { code });
     this.#emit("closed", { code, reason: known ?? reason ?? "" });
     for (const entry of this.#outbox.values()) {

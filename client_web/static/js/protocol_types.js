@@ -17,13 +17,28 @@ export const CloseCode = Object.freeze({
   SESSION_ENDED: 4004,
   HANDSHAKE_FAILED: 4400,
   UNAUTHORIZED: 4401,
+  FORBIDDEN: 4403,
   NOT_FOUND: 4404,
   IDLE_TIMEOUT: 4408,
   CONSENT_REQUIRED: 4412,
+  TOO_MANY_MESSAGES: 4429,
+});
+
+/** Why access ended: the close reason the server sends with 4401, 4403 and 4429. */
+export const AccessEnd = Object.freeze({
+  SIGNED_OUT: "signed-out",
+  ACCOUNT_DISABLED: "account-disabled",
+  PASSWORD_CHANGED: "password-changed",
+  LINK_REVOKED: "link-revoked",
+  LINK_REPLACED: "link-replaced",
+  ANOTHER_DEVICE: "another-device",
+  CONSENT_WITHDRAWN: "consent-withdrawn",
+  TOO_MANY_MESSAGES: "too-many-messages",
+  TOO_MANY_KNOCKS: "too-many-knocks",
 });
 
 /** After these close codes a client shows the reason and does not reconnect. */
-export const NO_RECONNECT_CLOSE_CODES = Object.freeze([4001, 4002, 4003, 4004, 4400, 4401, 4404, 4412]);
+export const NO_RECONNECT_CLOSE_CODES = Object.freeze([4001, 4002, 4003, 4004, 4400, 4401, 4403, 4404, 4412, 4429]);
 
 /** Limits the browser keeps to (sizes in UTF-8 bytes, times in milliseconds). */
 export const MAX_FRAME_BYTES = 65536;
@@ -170,7 +185,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * A refused message; the connection stays up.
  * @typedef {object} ErrorMessage
  * @property {"error"} type
- * @property {"too-large" | "bad-json" | "unknown-type" | "invalid" | "hello-required" | "unsupported-version" | "forbidden" | "not-admitted" | "no-peer" | "no-such-knock" | "call-full" | "consent-required" | "rate-limited" | "internal"} code
+ * @property {"too-large" | "bad-json" | "unknown-type" | "invalid" | "hello-required" | "unsupported-version" | "forbidden" | "not-admitted" | "no-peer" | "no-such-knock" | "call-full" | "consent-required" | "rate-limited" | "too-many-knocks" | "internal"} code
  * @property {string} message
  * @property {string} [ref]
  */

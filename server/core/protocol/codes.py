@@ -19,6 +19,12 @@ MAX_ICE_TTL_SECONDS: Final = 7 * 24 * 3600
 MAX_CLOSE_REASON_BYTES: Final = 123  # RFC 6455: a close frame's reason fits in 123 bytes
 RATE_LIMIT_PER_SECOND: Final = 20
 RATE_LIMIT_BURST: Final = 40
+# A connection over the rate limit has its messages dropped; each drop spends from a second
+# bucket (FLOOD_CLOSE_AFTER_DROPPED at once, FLOOD_FORGIVE_PER_SECOND back per second), and
+# when that is empty the connection is closed with 4429: a burst is forgiven, a flood is not.
+FLOOD_CLOSE_AFTER_DROPPED: Final = 100
+FLOOD_FORGIVE_PER_SECOND: Final = 5
+MAX_KNOCKS_PER_CLIENT_ACCESS: Final = 3  # concurrent sockets of one client cookie
 HELLO_TIMEOUT_S: Final = 10
 PING_AFTER_IDLE_S: Final = 20
 DROP_AFTER_IDLE_S: Final = 45
@@ -75,6 +81,20 @@ class EndReason(StrEnum):
     LINK_EXPIRED = "link-expired"  # the session's time window and grace period are over
 
 
+class AccessEnd(StrEnum):
+    """Why access ended, sent as the close reason with 4401, 4403 or 4429 (pages word it)."""
+
+    SIGNED_OUT = "signed-out"
+    ACCOUNT_DISABLED = "account-disabled"
+    PASSWORD_CHANGED = "password-changed"  # noqa: S105 - a reason, not a secret
+    LINK_REVOKED = "link-revoked"
+    LINK_REPLACED = "link-replaced"
+    ANOTHER_DEVICE = "another-device"  # the link was opened and admitted on another device
+    CONSENT_WITHDRAWN = "consent-withdrawn"
+    TOO_MANY_MESSAGES = "too-many-messages"
+    TOO_MANY_KNOCKS = "too-many-knocks"
+
+
 class ErrorCode(StrEnum):
     """The `code` of an `error` message; only a failed handshake also closes the connection."""
 
@@ -91,6 +111,7 @@ class ErrorCode(StrEnum):
     CALL_FULL = "call-full"
     CONSENT_REQUIRED = "consent-required"
     RATE_LIMITED = "rate-limited"
+    TOO_MANY_KNOCKS = "too-many-knocks"
     INTERNAL = "internal"
 
 
@@ -107,10 +128,14 @@ class CloseCode(IntEnum):
     DENIED = 4003  # the therapist did not admit this knock
     SESSION_ENDED = 4004
     HANDSHAKE_FAILED = 4400  # no `hello` in time, or an unsupported version
-    UNAUTHORIZED = 4401  # the sign-in or the invite link is no longer valid
+    UNAUTHORIZED = (
+        4401  # the sign-in or the link (or this device's cookie) is not, or no longer, valid
+    )
+    FORBIDDEN = 4403  # still known, no longer allowed: the client withdrew telehealth consent
     NOT_FOUND = 4404  # no such session, or not one this sign-in or link may open
     IDLE_TIMEOUT = 4408  # nothing heard for DROP_AFTER_IDLE_S: reconnect and resume
     CONSENT_REQUIRED = 4412  # the client has not (or no longer) agreed to telehealth
+    TOO_MANY_MESSAGES = 4429  # kept over the rate limit, or too many waiting knocks
 
 
 NO_RECONNECT_CLOSE_CODES: Final = frozenset(
@@ -123,6 +148,8 @@ NO_RECONNECT_CLOSE_CODES: Final = frozenset(
         CloseCode.UNAUTHORIZED,
         CloseCode.NOT_FOUND,
         CloseCode.CONSENT_REQUIRED,
+        CloseCode.FORBIDDEN,
+        CloseCode.TOO_MANY_MESSAGES,  # reconnecting would only flood again
     }
 )
 """After these a client shows the reason and stays closed; after any other it reconnects."""

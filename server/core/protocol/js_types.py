@@ -28,6 +28,7 @@ from server.core.protocol.codes import (
     NO_RECONNECT_CLOSE_CODES,
     PING_AFTER_IDLE_S,
     PROTOCOL_VERSION,
+    AccessEnd,
     CloseCode,
 )
 from server.core.protocol.relay import DESCRIPTION_TYPES, IceCandidate, SessionDescription
@@ -161,8 +162,8 @@ def _union(name: str, summary: str, members: Sequence[str]) -> list[str]:
     return ["/**", f" * {summary}", f" * @typedef {{{' | '.join(members)}}} {name}", " */"]
 
 
-def _frozen_object(name: str, entries: Mapping[str, int]) -> list[str]:
-    body = [f"  {key}: {value}," for key, value in entries.items()]
+def _frozen_object(name: str, entries: Mapping[str, int | str]) -> list[str]:
+    body = [f"  {key}: {_literal(value)}," for key, value in entries.items()]
     return [f"export const {name} = Object.freeze({{", *body, "});"]
 
 
@@ -182,6 +183,9 @@ def js_types() -> str:
         "",
         "/** WebSocket close codes: the standard ones the protocol uses, and its own. */",
         *_frozen_object("CloseCode", {code.name: code.value for code in CloseCode}),
+        "",
+        "/** Why access ended: the close reason the server sends with 4401, 4403 and 4429. */",
+        *_frozen_object("AccessEnd", {end.name: end.value for end in AccessEnd}),
         "",
         "/** After these close codes a client shows the reason and does not reconnect. */",
         "export const NO_RECONNECT_CLOSE_CODES = Object.freeze(["

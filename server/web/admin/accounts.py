@@ -6,7 +6,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.errors import AttuneError, InvalidInput, NotFound
-from server.keys import AUDIT, CLOCK, DB
+from server.keys import AUDIT, CLOCK, DB, LIVE
 from server.services import admin_accounts
 from server.web.admin.common import page_context
 from server.web.forms import read_form
@@ -46,7 +46,7 @@ async def account_action(request: web.Request) -> web.StreamResponse:
     try:
         if action == "disable":
             await admin_accounts.disable_account(
-                app[DB], app[AUDIT], current.account, account_id, now
+                app[DB], app[AUDIT], app[LIVE], current.account, account_id, now
             )
             done = "Disabled: its sign-ins have ended."
         elif action == "enable":
@@ -59,7 +59,13 @@ async def account_action(request: web.Request) -> web.StreamResponse:
             if form.get("password") != form.get("password_again"):
                 raise InvalidInput("The two passwords differ.")
             await admin_accounts.reset_password(
-                app[DB], app[AUDIT], current.account, account_id, form.get("password", ""), now
+                app[DB],
+                app[AUDIT],
+                app[LIVE],
+                current.account,
+                account_id,
+                form.get("password", ""),
+                now,
             )
             done = "Password reset: the account was signed out everywhere."
         else:

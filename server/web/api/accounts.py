@@ -11,7 +11,7 @@ from aiohttp import web
 from server.audit import AuditTrail
 from server.core.models import Account, Role
 from server.db.engine import Database
-from server.keys import AUDIT, CLOCK, DB
+from server.keys import AUDIT, CLOCK, DB, LIVE
 from server.services import accounts as account_service
 from server.services import admin_accounts
 from server.web.admin.common import admin_operation
@@ -76,7 +76,14 @@ async def _change_account(request: web.Request, change: AccountChange) -> web.St
 
 
 async def api_disable_account(request: web.Request) -> web.StreamResponse:
-    return await _change_account(request, admin_accounts.disable_account)
+    live = request.app[LIVE]  # a disabled account's open sockets close at once
+
+    async def disable(
+        db: Database, audit: AuditTrail, admin: Account, account_id: str, now: datetime
+    ) -> Account:
+        return await admin_accounts.disable_account(db, audit, live, admin, account_id, now)
+
+    return await _change_account(request, disable)
 
 
 async def api_enable_account(request: web.Request) -> web.StreamResponse:
@@ -90,6 +97,7 @@ async def api_reset_password(request: web.Request) -> web.StreamResponse:
     await admin_accounts.reset_password(
         request.app[DB],
         request.app[AUDIT],
+        request.app[LIVE],
         current.account,
         account_id,
         body["password"],

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from server.core.models import Account
 from server.errors import Unauthenticated
-from server.keys import AUDIT, CLOCK, DB, SETTINGS
+from server.keys import AUDIT, CLOCK, DB, LIVE, SETTINGS
 from server.services import accounts as account_service
 from server.web.guard import SIGNED_IN
 from server.web.identity import clear_cookie, cookie_names, set_cookie
@@ -61,7 +61,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
     await account_service.end_sign_in(
-        request.app[DB], request.app[AUDIT], current, request.app[CLOCK]()
+        request.app[DB], request.app[AUDIT], request.app[LIVE], current, request.app[CLOCK]()
     )
     response = web.Response(status=204)
     clear_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account)

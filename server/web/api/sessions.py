@@ -67,6 +67,7 @@ async def reissue_invite(request: web.Request) -> web.StreamResponse:
     invite = await scheduling.reissue_invite(
         request.app[DB],
         request.app[AUDIT],
+        request.app[LIVE],
         therapist,
         session_id,
         request.app[CLOCK](),
@@ -85,6 +86,7 @@ async def revoke_invite(request: web.Request) -> web.StreamResponse:
     await scheduling.revoke_invite(
         request.app[DB],
         request.app[AUDIT],
+        request.app[LIVE],
         therapist,
         path_id(request, "session_id"),
         request.app[CLOCK](),

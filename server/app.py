@@ -45,6 +45,7 @@ from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.live_session import LiveSessions
 from server.settings import Settings
+from server.web.account_pages import add_account_pages
 from server.web.admin import add_admin_pages
 from server.web.api import OPERATIONS
 from server.web.audit_views import AUDIT_OPERATIONS, add_audit_pages
@@ -187,6 +188,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     add_audit_pages(app)
     add_checkin_pages(app)
     add_admin_pages(app)
+    add_account_pages(app)
     add_client_rights_pages(app)
     add_signaling_routes(app)
     app.router.add_static("/static", web_dir / "static", append_version=False)

@@ -1,4 +1,4 @@
-"""What an admin does to an existing account: disable, re-enable, reset its password.
+"""What an admin does to an existing account: disable, re-enable, reset it (a one-time link).
 
 Disabling ends the account's sign-ins at once (`server.db.accounts.set_disabled`) and starts the
 `account` retention clock (`account_closures`); re-enabling stops it. An account reduced to a
@@ -7,7 +7,7 @@ tombstone by retention cannot come back.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,8 +18,13 @@ from server.db import accounts as q
 from server.db.engine import Database
 from server.db.retention_tables import account_closures
 from server.db.tables import accounts
-from server.errors import Conflict, InvalidInput, NotFound
-from server.security.passwords import hash_password, password_problem
+from server.errors import Conflict, NotFound
+from server.security.tokens import new_id, new_token, token_hash
+from server.services.accounts import NOTICE_ADMIN_RESET, EndReason, end_all_sign_ins
+
+RESET_LINK_LIFETIME = timedelta(hours=24)
+# Not an Argon2 hash: no password verifies against it until the holder uses the reset link.
+RESET_PASSWORD_HASH = "!reset"  # noqa: S105
 
 
 async def _target(conn: AsyncConnection, account_id: str) -> tuple[Account, datetime | None]:
@@ -81,6 +86,9 @@ async def disable_account(
             action="account.disable",
             targets=(f"account:{account_id}",),
         )
+    await end_all_sign_ins(
+        db, audit, account_id, EndReason.ACCOUNT_DISABLED, now, actor=f"account:{admin.id}"
+    )
     return Account(account.id, account.email, account.role, True, account.created_at)
 
 
@@ -108,29 +116,42 @@ async def enable_account(
     return Account(account.id, account.email, account.role, False, account.created_at)
 
 
-async def reset_password(
-    db: Database,
-    audit: AuditTrail,
-    admin: Account,
-    account_id: str,
-    password: str,
-    now: datetime,
-) -> Account:
-    """Set a new password chosen by the admin; the account is signed out everywhere."""
-    problem = password_problem(password)
-    if problem:
-        raise InvalidInput(problem)
-    password_hash = await hash_password(password)
+async def issue_reset_link(
+    db: Database, audit: AuditTrail, admin: Account, account_id: str, now: datetime
+) -> tuple[Account, str, datetime]:
+    """Reset an account: its password stops working, its sign-ins end, its two-factor setup is
+    removed, its holder is told at next sign-in, and a one-time link (returned once, only its
+    SHA-256 stored) lets the holder choose a new password. The admin never sets or learns one.
+    Returns the account, the link token and when it expires."""
+    if account_id == admin.id:
+        raise Conflict("Change your own password on your account page.")
+    token = new_token()
+    expires_at = now + RESET_LINK_LIFETIME
     async with db.write() as conn:
         account, anonymized_at = await _target(conn, account_id)
         if anonymized_at is not None:
             raise Conflict("This account was anonymised under the retention policy.")
-        await q.set_password_hash(conn, account_id, password_hash, now)
+        await q.set_password_hash(conn, account_id, RESET_PASSWORD_HASH, now)
+        await q.clear_totp(conn, account_id)
+        await q.insert_reset_link(
+            conn,
+            token_hash=token_hash(token),
+            account_id=account_id,
+            created_by=admin.id,
+            now=now,
+            expires_at=expires_at,
+        )
+        await q.add_notice(
+            conn, notice_id=new_id(), account_id=account_id, kind=NOTICE_ADMIN_RESET, now=now
+        )
         await audit.record(
             conn,
             at=now,
             actor=f"account:{admin.id}",
-            action="account.password_reset",
+            action="account.reset_link.issue",
             targets=(f"account:{account_id}",),
         )
-    return account
+    await end_all_sign_ins(
+        db, audit, account_id, EndReason.PASSWORD_RESET, now, actor=f"account:{admin.id}"
+    )
+    return account, token, expires_at

@@ -14,7 +14,7 @@ from server.web.admin.common import admin_operation
 from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
 from server.web.openapi import Operation
-from server.web.shapes import ACCOUNT_SCHEMA, ERR, account_json, list_of
+from server.web.shapes import ACCOUNT_SCHEMA, ERR, account_json, list_of, reset_url
 from server.web.validation import read_json
 
 ACCOUNT_CREATE_SCHEMA = {
@@ -26,12 +26,6 @@ ACCOUNT_CREATE_SCHEMA = {
         "password": {"type": "string", "minLength": 1, "maxLength": 1024},
         "role": {"type": "string", "enum": [role.value for role in Role]},
     },
-}
-PASSWORD_SCHEMA: Final = {
-    "type": "object",
-    "required": ["password"],
-    "additionalProperties": False,
-    "properties": {"password": {"type": "string", "minLength": 1, "maxLength": 1024}},
 }
 
 
@@ -79,19 +73,20 @@ async def api_enable_account(request: web.Request) -> web.StreamResponse:
     return web.json_response(account_json(account))
 
 
-async def api_reset_password(request: web.Request) -> web.StreamResponse:
+async def api_reset_account(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
-    account_id = path_id(request, "account_id")
-    body = await read_json(request, PASSWORD_SCHEMA)
-    await admin_accounts.reset_password(
+    _account, token, expires_at = await admin_accounts.issue_reset_link(
         request.app[DB],
         request.app[AUDIT],
         current.account,
-        account_id,
-        body["password"],
+        path_id(request, "account_id"),
         request.app[CLOCK](),
     )
-    return web.Response(status=204)
+    response = web.json_response(
+        {"reset_url": reset_url(request, token), "expires_at": expires_at.isoformat()}
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 OPERATIONS: Final[tuple[Operation, ...]] = (
@@ -134,11 +129,16 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     ),
     admin_operation(
         "POST",
-        "/api/v1/accounts/{account_id}/password",
-        api_reset_password,
-        "Reset an account's password (signs it out everywhere)",
-        "resetPassword",
-        {204: ("Reset", None), 404: ("Not found", ERR), 409: ("Refused", ERR)},
-        PASSWORD_SCHEMA,
+        "/api/v1/accounts/{account_id}/reset",
+        api_reset_account,
+        "Reset an account: its password stops working, its sign-ins end, its two-factor setup"
+        " is removed, and a one-time link (shown once, valid 24 h) lets its holder choose a new"
+        " password",
+        "resetAccount",
+        {
+            200: ("The one-time reset link, for hand delivery", {"type": "object"}),
+            404: ("Not found", ERR),
+            409: ("Refused (own account, anonymised)", ERR),
+        },
     ),
 )

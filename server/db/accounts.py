@@ -197,6 +197,28 @@ async def clear_totp(conn: AsyncConnection, account_id: str) -> None:
     await conn.execute(recovery_codes.delete().where(recovery_codes.c.account_id == account_id))
 
 
+async def sealed_totp_keys(conn: AsyncConnection) -> list[tuple[str, bytes | None, bytes | None]]:
+    """(account id, sealed key, sealed pending key) of every account holding one."""
+    rows = await conn.execute(
+        sa.select(
+            accounts.c.id, accounts.c.totp_secret_ciphertext, accounts.c.totp_pending_ciphertext
+        ).where(
+            sa.or_(
+                accounts.c.totp_secret_ciphertext.is_not(None),
+                accounts.c.totp_pending_ciphertext.is_not(None),
+            )
+        )
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def replace_sealed_totp_keys(
+    conn: AsyncConnection, account_id: str, values: dict[str, bytes | None]
+) -> None:
+    """Store re-sealed keys (column name to sealed value)."""
+    await conn.execute(accounts.update().where(accounts.c.id == account_id).values(**values))
+
+
 async def claim_totp_step(conn: AsyncConnection, account_id: str, step: int) -> bool:
     """Record `step` as used unless it (or a later one) was: one winner per code."""
     result = await conn.execute(

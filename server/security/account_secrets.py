@@ -61,3 +61,11 @@ def open_sealed(ring: MasterKeyring, account_id: str, column: str, blob: bytes) 
         return AESGCM(_key(ring, version)).decrypt(nonce, sealed, _aad(account_id, column))
     except (InvalidTag, UnknownKeyVersion):
         raise SealedSecretError("the sealed account secret does not open") from None
+
+
+def sealed_version(blob: bytes) -> int:
+    """The master key version a sealed value needs (0 when it is not one)."""
+    if len(blob) < 6 or blob[:2] != _MAGIC:
+        return 0
+    version: int = struct.unpack(">I", blob[2:6])[0]
+    return version

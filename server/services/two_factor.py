@@ -17,7 +17,7 @@ from server.db import accounts as q
 from server.db.engine import Database
 from server.errors import Conflict, InvalidInput
 from server.security import totp
-from server.security.account_secrets import SealedSecretError, open_sealed, seal
+from server.security.account_secrets import SealedSecretError, open_sealed, seal, sealed_version
 from server.security.passwords import verify_password
 from server.services.accounts import EndReason, SignedIn, end_all_sign_ins
 
@@ -251,3 +251,36 @@ async def regenerate_recovery_codes(
             targets=(f"account:{current.account.id}",),
         )
     return codes
+
+
+async def reseal_all(db: Database, old: MasterKeyring, new: MasterKeyring) -> int:
+    """Re-seal every account's TOTP keys under `new`'s current master version (rotation);
+    returns how many accounts were re-sealed. A key that does not open is left as it is."""
+    done = 0
+    async with db.write() as conn:
+        for account_id, sealed, pending in await q.sealed_totp_keys(conn):
+            values: dict[str, bytes | None] = {}
+            for column, blob in ((_SECRET_COLUMN, sealed), (_PENDING_COLUMN, pending)):
+                if blob is None:
+                    continue
+                try:
+                    plain = open_sealed(old, account_id, column, blob)
+                except SealedSecretError:
+                    continue
+                values[column] = seal(new, account_id, column, plain)
+            if values:
+                await q.replace_sealed_totp_keys(conn, account_id, values)
+                done += 1
+    return done
+
+
+async def master_versions_in_use(db: Database) -> set[int]:
+    """Master key versions that still seal at least one account's TOTP key."""
+    async with db.read() as conn:
+        rows = await q.sealed_totp_keys(conn)
+    return {
+        sealed_version(blob)
+        for _account_id, sealed, pending in rows
+        for blob in (sealed, pending)
+        if blob is not None
+    }

@@ -4,6 +4,7 @@ past an attacker's back-off."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from server.app import create_app
+from server.cli import main
 from server.core.models import Role
 from server.db.tables import accounts
 from server.keys import DB, VAULT
@@ -236,3 +238,22 @@ async def test_password_and_code_sign_in_while_an_attacker_keeps_the_account_und
     clock.advance(seconds=30)
     guess = await attempt("203.0.113.99", password="wrong guess", code=code_at(secret, clock.now))
     assert guess.status == 429
+
+
+async def test_two_factor_keys_follow_a_master_key_rotation_and_retirement(
+    aiohttp_client: Any, data_dir: Path, clock: FakeClock
+) -> None:
+    first = await aiohttp_client(create_app(Settings(data_dir=data_dir), clock=clock))
+    account = await add_account(first.app, EMAIL)
+    secret, _ = await enrol(first.app, account, clock.now)
+    await first.close()
+    args = ["--data-dir", str(data_dir)]
+    assert await asyncio.to_thread(main, ["keys", "rotate", *args]) == 0
+    assert await asyncio.to_thread(main, ["keys", "retire", "1", *args]) == 0
+
+    clock.advance(seconds=30)
+    later = await aiohttp_client(create_app(Settings(data_dir=data_dir), clock=clock))
+    signed = await later.post(
+        LOGIN, json={"email": EMAIL, "password": PASSWORD, "code": code_at(secret, clock.now)}
+    )
+    assert signed.status == 200 and (await signed.json())["stage"] == "full"

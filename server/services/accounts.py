@@ -18,6 +18,8 @@ from server.security.tokens import looks_like_token, new_id, new_token, token_ha
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,60}$")
 SETUP_LINK_LIFETIME = timedelta(hours=24)
+# Not an Argon2 hash: no password verifies against it until the holder uses a one-time link.
+UNUSABLE_PASSWORD_HASH = "!reset"  # noqa: S105
 
 
 def normalize_email(raw: str) -> str:
@@ -33,17 +35,21 @@ async def create_account(
     audit: AuditTrail,
     *,
     email: str,
-    password: str,
+    password: str | None,
     role: Role,
     actor: str,
     now: datetime,
 ) -> Account:
-    """Add a therapist or admin account with an Argon2id password."""
+    """Add a therapist or admin account with an Argon2id password, or with none that works
+    (`password=None`) until its holder sets one through a one-time link."""
     email = normalize_email(email)
-    problem = password_problem(password)
-    if problem:
-        raise InvalidInput(problem)
-    password_hash = await hash_password(password)
+    if password is None:
+        password_hash = UNUSABLE_PASSWORD_HASH
+    else:
+        problem = password_problem(password)
+        if problem:
+            raise InvalidInput(problem)
+        password_hash = await hash_password(password)
     account_id = new_id()
     async with db.write() as conn:
         if await q.email_taken(conn, email):

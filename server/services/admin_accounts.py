@@ -20,11 +20,15 @@ from server.db.retention_tables import account_closures
 from server.db.tables import accounts
 from server.errors import Conflict, NotFound
 from server.security.tokens import new_id, new_token, token_hash
-from server.services.accounts import NOTICE_ADMIN_RESET, EndReason, end_all_sign_ins
+from server.services.accounts import (
+    NOTICE_ADMIN_RESET,
+    UNUSABLE_PASSWORD_HASH,
+    EndReason,
+    create_account,
+    end_all_sign_ins,
+)
 
 RESET_LINK_LIFETIME = timedelta(hours=24)
-# Not an Argon2 hash: no password verifies against it until the holder uses the reset link.
-RESET_PASSWORD_HASH = "!reset"  # noqa: S105
 
 
 async def _target(conn: AsyncConnection, account_id: str) -> tuple[Account, datetime | None]:
@@ -131,7 +135,7 @@ async def issue_reset_link(
         account, anonymized_at = await _target(conn, account_id)
         if anonymized_at is not None:
             raise Conflict("This account was anonymised under the retention policy.")
-        await q.set_password_hash(conn, account_id, RESET_PASSWORD_HASH, now)
+        await q.set_password_hash(conn, account_id, UNUSABLE_PASSWORD_HASH, now)
         await q.clear_totp(conn, account_id)
         await q.insert_reset_link(
             conn,
@@ -154,4 +158,34 @@ async def issue_reset_link(
     await end_all_sign_ins(
         db, audit, account_id, EndReason.PASSWORD_RESET, now, actor=f"account:{admin.id}"
     )
+    return account, token, expires_at
+
+
+async def add_account_with_link(
+    db: Database, audit: AuditTrail, admin: Account, *, email: str, role: Role, now: datetime
+) -> tuple[Account, str, datetime]:
+    """Add an account without a password: its holder chooses one through a one-time link
+    (returned once, like a reset link), so the admin never knows it."""
+    account = await create_account(
+        db, audit, email=email, password=None, role=role, actor=f"account:{admin.id}", now=now
+    )
+    token = new_token()
+    expires_at = now + RESET_LINK_LIFETIME
+    async with db.write() as conn:
+        await q.insert_reset_link(
+            conn,
+            token_hash=token_hash(token),
+            account_id=account.id,
+            created_by=admin.id,
+            now=now,
+            expires_at=expires_at,
+        )
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{admin.id}",
+            action="account.reset_link.issue",
+            targets=(f"account:{account.id}",),
+            details={"first_password": True},
+        )
     return account, token, expires_at

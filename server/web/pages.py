@@ -15,7 +15,7 @@ from server.errors import AttuneError, InvalidInput, NotFound, RateLimited, Unau
 from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, LIVE, SETTINGS
 from server.security.redirects import safe_next
 from server.services import accounts as account_service
-from server.services import scheduling, two_factor
+from server.services import admin_accounts, scheduling, two_factor
 from server.web.account_pages import after_password, after_sign_in
 from server.web.api.auth import sign_in
 from server.web.denials import record_denial
@@ -29,7 +29,7 @@ from server.web.identity import (
     set_cookie,
     signed_in,
 )
-from server.web.shapes import join_url, qr_svg
+from server.web.shapes import join_url, qr_svg, reset_url
 from server.web.sign_in_guard import set_device_cookie
 from server.web.validation import parse_datetime
 
@@ -311,20 +311,33 @@ async def admin_add_account(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     try:
         role = Role(form.get("role", Role.THERAPIST.value))
-        account = await account_service.create_account(
+        account, token, expires_at = await admin_accounts.add_account_with_link(
             request.app[DB],
             request.app[AUDIT],
+            current.account,
             email=form.get("email", ""),
-            password=form.get("password", ""),
             role=role,
-            actor=f"account:{current.account.id}",
             now=request.app[CLOCK](),
         )
     except ValueError:
         return await _admin(request, error="Choose a role.", status=422)
     except AttuneError as exc:
         return await _admin(request, error=exc.message, status=exc.status)
-    return await _admin(request, notice=f"Added {account.email}.")
+    url = reset_url(request, token)
+    response = aiohttp_jinja2.render_template(
+        "admin_reset_link.html",
+        request,
+        _context(
+            request,
+            target=account,
+            reset_url=url,
+            qr_svg=qr_svg(url),
+            expires_at=expires_at,
+            first_password=True,
+        ),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def admin_two_factor(request: web.Request) -> web.StreamResponse:

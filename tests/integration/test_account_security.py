@@ -265,3 +265,41 @@ async def test_an_admin_cannot_reset_their_own_account_by_link(
         f"/api/v1/accounts/{admin.id}/reset", headers={"X-CSRF-Token": csrf}
     )
     assert refused.status == 409
+
+
+async def test_a_new_account_gets_a_set_up_link_so_the_admin_never_knows_its_password(
+    client: TestClient[Any, Any], aiohttp_client: Any
+) -> None:
+    await add_account(client.app, ADMIN, Role.ADMIN)
+    await sign_in(client, ADMIN)
+    csrf = await form_csrf(client, "/admin")
+    page = await client.post(
+        "/admin/accounts", data={"csrf_token": csrf, "email": EMAIL, "role": "therapist"}
+    )
+    assert page.status == 200 and page.headers["Cache-Control"] == "no-store"
+    text = await page.text()
+    assert "Set-up link for" in text
+    admin_page = await (await client.get("/admin")).text()
+    assert 'type="password"' not in admin_page  # the console no longer asks for one
+    start = text.index("/reset/")
+    link = text[start : text.index('"', start)]
+    holder = await aiohttp_client(client.server)
+    assert (await holder.post(LOGIN, json={"email": EMAIL, "password": "!reset"})).status == 401
+    assert await _set_password(holder, link, NEW_PASSWORD) == 303
+    first = await (await holder.post(LOGIN, json={"email": EMAIL, "password": NEW_PASSWORD})).json()
+    assert first["stage"] == "full" and first["notices"] == []  # no reset happened
+
+
+async def test_the_api_adds_an_account_with_a_one_time_set_up_link(
+    client: TestClient[Any, Any],
+) -> None:
+    await add_account(client.app, ADMIN, Role.ADMIN)
+    csrf = await sign_in(client, ADMIN)
+    created = await client.post(
+        "/api/v1/accounts",
+        json={"email": EMAIL, "role": "therapist"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert created.status == 201
+    body = await created.json()
+    assert "/reset/" in body["setup_url"] and body["email"] == EMAIL

@@ -19,7 +19,7 @@ from server.web.validation import read_json
 
 ACCOUNT_CREATE_SCHEMA = {
     "type": "object",
-    "required": ["email", "password", "role"],
+    "required": ["email", "role"],
     "additionalProperties": False,
     "properties": {
         "email": {"type": "string", "minLength": 3, "maxLength": 254},
@@ -37,16 +37,31 @@ async def list_accounts(request: web.Request) -> web.StreamResponse:
 async def create_account(request: web.Request) -> web.StreamResponse:
     admin = request[SIGNED_IN].account
     body = await read_json(request, ACCOUNT_CREATE_SCHEMA)
-    account = await account_service.create_account(
-        request.app[DB],
-        request.app[AUDIT],
-        email=body["email"],
-        password=body["password"],
-        role=Role(body["role"]),
-        actor=f"account:{admin.id}",
-        now=request.app[CLOCK](),
+    app = request.app
+    if "password" in body:
+        account = await account_service.create_account(
+            app[DB],
+            app[AUDIT],
+            email=body["email"],
+            password=body["password"],
+            role=Role(body["role"]),
+            actor=f"account:{admin.id}",
+            now=app[CLOCK](),
+        )
+        return web.json_response(account_json(account), status=201)
+    account, token, expires_at = await admin_accounts.add_account_with_link(
+        app[DB], app[AUDIT], admin, email=body["email"], role=Role(body["role"]), now=app[CLOCK]()
     )
-    return web.json_response(account_json(account), status=201)
+    response = web.json_response(
+        {
+            **account_json(account),
+            "setup_url": reset_url(request, token),
+            "setup_url_expires_at": expires_at.isoformat(),
+        },
+        status=201,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def api_disable_account(request: web.Request) -> web.StreamResponse:
@@ -104,7 +119,9 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "POST",
         "/api/v1/accounts",
         create_account,
-        "Add an account",
+        "Add an account. Without `password` (preferred: the admin never knows it) the answer"
+        " carries a one-time `setup_url` for the holder to choose one; a `password` is"
+        " accepted for scripted provisioning",
         "createAccount",
         auth="admin",
         request_schema=ACCOUNT_CREATE_SCHEMA,

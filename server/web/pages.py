@@ -26,6 +26,7 @@ from server.web.identity import (
     client_visit,
     cookie_names,
     page_account,
+    pending_sign_in,
     set_cookie,
     signed_in,
 )
@@ -113,7 +114,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def logout_submit(request: web.Request) -> web.StreamResponse:
-    current = signed_in(request)
+    current = signed_in(request) or pending_sign_in(request)
     if current is not None:
         await account_service.end_sign_in(
             request.app[DB], request.app[AUDIT], current, request.app[CLOCK]()

@@ -257,3 +257,21 @@ async def test_two_factor_keys_follow_a_master_key_rotation_and_retirement(
         LOGIN, json={"email": EMAIL, "password": PASSWORD, "code": code_at(secret, clock.now)}
     )
     assert signed.status == 200 and (await signed.json())["stage"] == "full"
+
+
+async def test_cancelling_the_second_step_ends_the_pending_sign_in(
+    client: TestClient[Any, Any], clock: FakeClock
+) -> None:
+    account = await add_account(client.app, EMAIL)
+    secret, _ = await enrol(client.app, account, clock.now)
+    await client.post("/login", data={"email": EMAIL, "password": PASSWORD})
+    csrf = await form_csrf(client, "/login/two-factor")
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))["attune"].value
+    cancelled = await client.post("/logout", data={"csrf_token": csrf}, allow_redirects=False)
+    assert cancelled.headers["Location"] == "/login"
+    client.session.cookie_jar.update_cookies({"attune": cookie})
+    clock.advance(seconds=30)
+    late = await client.post(
+        SECOND, json={"code": code_at(secret, clock.now)}, headers={"X-CSRF-Token": csrf}
+    )
+    assert late.status == 401

@@ -16,8 +16,9 @@ from server.app import create_app
 from server.cli import main
 from server.core.models import Role
 from server.db.tables import accounts
-from server.keys import DB, VAULT
+from server.keys import AUDIT, DB, VAULT
 from server.security.account_secrets import SealedSecretError, open_sealed
+from server.services import two_factor
 from server.settings import Settings
 from tests.conftest import PASSWORD, FakeClock, add_account, sign_in
 from tests.integration.account_helpers import code_at, enrol, form_csrf
@@ -275,3 +276,61 @@ async def test_cancelling_the_second_step_ends_the_pending_sign_in(
         SECOND, json={"code": code_at(secret, clock.now)}, headers={"X-CSRF-Token": csrf}
     )
     assert late.status == 401
+
+
+async def test_new_recovery_codes_and_turning_off_need_the_password_and_a_code(
+    client: TestClient[Any, Any], clock: FakeClock
+) -> None:
+    account = await add_account(client.app, EMAIL)
+    secret, old_codes = await enrol(client.app, account, clock.now)
+    clock.advance(seconds=30)
+    await client.post(
+        LOGIN, json={"email": EMAIL, "password": PASSWORD, "code": code_at(secret, clock.now)}
+    )
+    csrf = await form_csrf(client, "/account")
+    clock.advance(seconds=30)
+    stolen_session = await client.post(
+        "/account/recovery-codes",
+        data={
+            "csrf_token": csrf,
+            "password": "not the password",
+            "code": code_at(secret, clock.now),
+        },
+    )
+    assert stolen_session.status == 422
+    fresh = await client.post(
+        "/account/recovery-codes",
+        data={"csrf_token": csrf, "password": PASSWORD, "code": code_at(secret, clock.now)},
+    )
+    assert fresh.status == 200 and "Your recovery codes" in await fresh.text()
+    # The old codes stopped working.
+    refused = await client.post(
+        "/account/two-factor-off",
+        data={"csrf_token": csrf, "password": PASSWORD, "code": old_codes[1]},
+    )
+    assert refused.status == 422
+    clock.advance(seconds=30)
+    off = await client.post(
+        "/account/two-factor-off",
+        data={"csrf_token": csrf, "password": PASSWORD, "code": code_at(secret, clock.now)},
+    )
+    assert off.status == 200
+    assert "Off." in await off.text()
+
+
+async def test_two_factor_cannot_be_turned_off_while_the_clinic_requires_it(
+    client: TestClient[Any, Any], clock: FakeClock
+) -> None:
+    admin = await add_account(client.app, "admin@example.org", Role.ADMIN)
+    account = await add_account(client.app, EMAIL)
+    secret, codes = await enrol(client.app, account, clock.now)
+    await two_factor.set_required(client.app[DB], client.app[AUDIT], admin, True, clock.now)
+    await client.post(LOGIN, json={"email": EMAIL, "password": PASSWORD, "code": codes[0]})
+    csrf = await form_csrf(client, "/account")
+    assert "Your clinic requires two-factor sign-in." in await (await client.get("/account")).text()
+    clock.advance(seconds=30)
+    refused = await client.post(
+        "/account/two-factor-off",
+        data={"csrf_token": csrf, "password": PASSWORD, "code": code_at(secret, clock.now)},
+    )
+    assert refused.status == 409

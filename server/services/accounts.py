@@ -299,6 +299,14 @@ async def list_sign_ins(db: Database, current: SignedIn) -> list[SignInRecord]:
     ]
 
 
+async def other_sign_in_count(db: Database, account_id: str) -> int:
+    """How many full sign-ins the account has besides the newest one (the caller's own, right
+    after signing in)."""
+    async with db.read() as conn:
+        rows = await q.account_auth_sessions(conn, account_id)
+    return max(0, sum(1 for row in rows if row[2] == Stage.FULL.value) - 1)
+
+
 async def end_own_sign_in(
     db: Database, audit: AuditTrail, current: SignedIn, public_id: str, now: datetime
 ) -> bool:

@@ -41,9 +41,12 @@ def _with_next(path: str, next_path: str) -> str:
 
 
 async def after_sign_in(request: web.Request, account_id: str, next_path: str) -> str:
-    """Where a completed sign-in goes: the security notices first, if any are unseen."""
-    unseen = await account_service.account_notices(request.app[DB], account_id, unseen_only=True)
-    return _with_next("/account/notices", next_path) if unseen else next_path
+    """Where a completed sign-in goes: first the unseen security notices and the account's
+    other sign-ins (to end them), if there are any; then where it was going."""
+    db = request.app[DB]
+    unseen = await account_service.account_notices(db, account_id, unseen_only=True)
+    others = await account_service.other_sign_in_count(db, account_id)
+    return _with_next("/account/notices", next_path) if unseen or others else next_path
 
 
 def after_password(stage: Stage, next_path: str) -> str | None:
@@ -274,14 +277,30 @@ async def end_sign_in(request: web.Request) -> web.StreamResponse:
 
 async def notices_page(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
-    found = await account_service.account_notices(
-        request.app[DB], current.account.id, unseen_only=True
-    )
+    db = request.app[DB]
+    found = await account_service.account_notices(db, current.account.id, unseen_only=True)
+    others = [s for s in await account_service.list_sign_ins(db, current) if not s.current]
     return aiohttp_jinja2.render_template(
         "account_notices.html",
         request,
-        _context(current, notices=found, next=safe_next(request.query.get("next"))),
+        _context(current, notices=found, others=others, next=safe_next(request.query.get("next"))),
     )
+
+
+async def end_others_and_continue(request: web.Request) -> web.StreamResponse:
+    current = request[SIGNED_IN]
+    form = await read_form(request)
+    app = request.app
+    await account_service.end_all_sign_ins(
+        app[DB],
+        app[AUDIT],
+        current.account.id,
+        account_service.EndReason.ENDED_BY_OWNER,
+        app[CLOCK](),
+        except_session=current.token_hash,
+    )
+    await account_service.mark_notices_seen(app[DB], current.account.id, app[CLOCK]())
+    raise web.HTTPSeeOther(safe_next(form.get("next")))
 
 
 async def notices_seen(request: web.Request) -> web.StreamResponse:
@@ -343,6 +362,7 @@ def add_account_pages(app: web.Application) -> None:
     r.add_post("/account/sign-ins/{sign_in_id}/end", page_guarded(end_sign_in, None))
     r.add_get("/account/notices", page_guarded(notices_page, None))
     r.add_post("/account/notices", page_guarded(notices_seen, None))
+    r.add_post("/account/notices/end-others", page_guarded(end_others_and_continue, None))
     r.add_post("/account/{action}", page_guarded(account_action, None))
     r.add_get("/reset/{token}", reset_page)
     r.add_post("/reset/{token}", reset_submit)

@@ -85,5 +85,12 @@ async def test_a_therapist_on_a_phone_sets_up_two_factor_and_signs_in_with_a_cod
         totp.at(datetime.now(UTC) + timedelta(seconds=30))
     )
     await phone.get_by_role("button", name="Continue").click()
+    # Signing in again lists the other sign-in and can end it.
+    await expect(phone.get_by_role("heading", name="Your other sign-ins")).to_be_visible()
+    await expect(phone.get_by_role("list", name="You are also signed in here")).to_be_visible()
+    await fits_a_phone(phone)
+    await phone.get_by_role("button", name="End all other sessions and continue").click()
     await expect(phone.get_by_role("heading", name="Your practice")).to_be_visible()
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     harness.assert_no_policy_violations()

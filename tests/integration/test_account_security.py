@@ -204,7 +204,10 @@ async def test_the_reset_notice_greets_the_next_page_sign_in_and_stays_on_the_ac
     later = await again.post(
         "/login", data={"email": EMAIL, "password": NEW_PASSWORD}, allow_redirects=False
     )
-    assert later.headers["Location"] == "/"
+    # The notice was read; only the holder's other sign-in is listed now.
+    assert later.headers["Location"] == "/account/notices"
+    listed = await (await again.get("/account/notices")).text()
+    assert "Your other sign-ins" in listed and "An administrator reset" not in listed
     assert "An administrator reset your password on" in await (await again.get("/account")).text()
 
 

@@ -74,8 +74,18 @@ async def test_enrolment_counts_only_after_a_matching_code_and_then_sign_in_asks
         data={"csrf_token": csrf2, "code": code_at(secret, clock.now), "next": "/dashboard"},
         allow_redirects=False,
     )
-    assert finished.status == 303 and finished.headers["Location"] == "/dashboard"
+    # Signing in again lists the account's other sign-in, which can be ended from there.
+    assert finished.headers["Location"] == "/account/notices?next=/dashboard"
+    listed = await (await other.get("/account/notices?next=/dashboard")).text()
+    assert "You are also signed in here" in listed
+    ended = await other.post(
+        "/account/notices/end-others",
+        data={"csrf_token": csrf2, "next": "/dashboard"},
+        allow_redirects=False,
+    )
+    assert ended.headers["Location"] == "/dashboard"
     assert (await other.get("/dashboard")).status == 200
+    assert (await client.get("/api/v1/auth/me")).status == 401
 
 
 async def test_the_api_second_step_signs_in_and_a_replayed_code_is_refused(

@@ -44,11 +44,26 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "auth.login.success": "An account signed in.",
         "auth.login.failure": "A sign-in attempt failed (wrong password, unknown or disabled).",
         "auth.logout": "An account signed out.",
+        "auth.sessions.end": (
+            "Sign-ins of an account were ended (by its owner, a password change or reset,"
+            " disabling, a two-factor change); `details` say why and how many."
+        ),
+        "auth.second_factor.failure": "A wrong or reused two-factor code was entered.",
+        "auth.recovery_code.use": "An account signed in (or confirmed) with a recovery code.",
         "account.create": "An admin created a therapist or admin account.",
         "account.disable": "An admin disabled an account; it can no longer sign in.",
         "account.enable": "An admin re-enabled a disabled account.",
-        "account.password_reset": "An account's password was reset.",
+        "account.password_reset": "An account's holder set a new password through a reset link.",
+        "account.password_change": "An account's holder changed their own password.",
+        "account.reset_link.issue": (
+            "An admin reset an account: password void, sign-ins ended, two-factor removed,"
+            " one-time link issued."
+        ),
+        "account.two_factor.enable": "An account turned two-factor sign-in on.",
+        "account.two_factor.disable": "An account turned two-factor sign-in off.",
+        "account.recovery_codes.replace": "An account made new recovery codes (old ones void).",
         "account.setup": "An account was set up through its one-time setup link.",
+        "settings.two_factor_required": "An admin required (or stopped requiring) two-factor.",
         "client.create": "A therapist created a client record (pseudonymous alias only).",
         "client.erase": "A client's data was erased: data key destroyed, then rows deleted.",
         "session.create": "A therapist scheduled a session.",

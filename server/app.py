@@ -53,6 +53,7 @@ from server.services.email import Mailer
 from server.services.live_session import LiveSessions
 from server.settings import Settings
 from server.smtp import SmtpTransport, Transport
+from server.web.account_pages import add_account_pages
 from server.web.admin import add_admin_pages
 from server.web.api import OPERATIONS
 from server.web.audit_views import AUDIT_OPERATIONS, add_audit_pages
@@ -224,6 +225,7 @@ def create_app(
     add_audit_pages(app)
     add_checkin_pages(app)
     add_admin_pages(app)
+    add_account_pages(app)
     add_client_rights_pages(app)
     add_email_pages(app)
     add_signaling_routes(app)

@@ -130,16 +130,19 @@ async def _keys_rotate(rt: Runtime, args: argparse.Namespace) -> int:
     from privacy.keyfiles import save_keyring
     from privacy.vault import generate_data_key
     from server.runtime import keyring_path
+    from server.services import two_factor
 
     if rt.settings.master_key:
         raise StartupError(
             "Rotation needs the master keyring file; ATTUNE_MASTER_KEY holds a single key. "
             "Unset it to use the keyring file in the data directory."
         )
-    ring = rt.vault.ring.with_new_version(generate_data_key())
+    old_ring = rt.vault.ring
+    ring = old_ring.with_new_version(generate_data_key())
     # Save first: if rewrapping stops half way, both versions are still on disk.
     save_keyring(keyring_path(rt.settings), ring)
     count = await rt.vault.rewrap_all(rt.db, ring)
+    await two_factor.reseal_all(rt.db, old_ring, ring)
     async with rt.db.write() as conn:
         await rt.audit.record(
             conn,
@@ -158,11 +161,13 @@ async def _keys_rotate(rt: Runtime, args: argparse.Namespace) -> int:
 async def _keys_retire(rt: Runtime, args: argparse.Namespace) -> int:
     from privacy.keyfiles import save_keyring
     from server.runtime import keyring_path
+    from server.services import two_factor
 
     in_use = await rt.vault.versions_in_use(rt.db)
+    in_use |= await two_factor.master_versions_in_use(rt.db)
     if args.version in in_use:
         raise StartupError(
-            f"Master key version {args.version} still wraps data keys; "
+            f"Master key version {args.version} still wraps data keys or two-factor keys; "
             "run `attune keys rotate` first."
         )
     try:

@@ -29,6 +29,7 @@ from privacy.retention import Action, Category
 from server.db.retention_tables import account_closures, anonymized_sessions
 from server.db.tables import (
     UTCDateTime,
+    account_notices,
     accounts,
     checkin_responses,
     client_contacts,
@@ -38,6 +39,8 @@ from server.db.tables import (
     cue_prompts,
     cue_summaries,
     email_outbox,
+    password_reset_links,
+    recovery_codes,
     signal_events,
     therapy_sessions,
 )
@@ -367,9 +370,19 @@ class AccountSource:
             result = await conn.execute(
                 accounts.update()
                 .where(accounts.c.id == key)
-                .values(email=tombstone_email(key), password_hash=TOMBSTONE_PASSWORD_HASH)
+                .values(
+                    email=tombstone_email(key),
+                    password_hash=TOMBSTONE_PASSWORD_HASH,
+                    totp_secret_ciphertext=None,
+                    totp_pending_ciphertext=None,
+                    totp_enabled_at=None,
+                    totp_last_step=None,
+                )
             )
             changed += result.rowcount
+        # A tombstone keeps nothing that could sign in or identify its holder.
+        for table in (recovery_codes, password_reset_links, account_notices):
+            await conn.execute(table.delete().where(table.c.account_id.in_(keys)))
         await conn.execute(
             account_closures.update()
             .where(account_closures.c.account_id.in_(keys))

@@ -53,16 +53,69 @@ accounts = sa.Table(
     sa.Column("disabled", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("password_changed_at", UTCDateTime, nullable=False),
+    # Two-factor (TOTP): the secret sealed under the master key (server/security/account_secrets),
+    # the one being enrolled until a code confirms it, and the last time step accepted (replay).
+    sa.Column("totp_secret_ciphertext", sa.LargeBinary),
+    sa.Column("totp_pending_ciphertext", sa.LargeBinary),
+    sa.Column("totp_enabled_at", UTCDateTime),
+    sa.Column("totp_last_step", sa.BigInteger),
 )
 
 auth_sessions = sa.Table(
     "auth_sessions",
     metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),
+    # What the account's own session list names it by (never the token or its hash).
+    sa.Column("public_id", ID, nullable=False, unique=True),
     sa.Column("account_id", ID, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     sa.Column("csrf_token", sa.String(64), nullable=False),
+    # "full", or a pending step after the password: "second_factor" or "enrol".
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("device", sa.String(80), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_seen_at", UTCDateTime, nullable=False),
+)
+
+recovery_codes = sa.Table(
+    "recovery_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+)
+
+password_reset_links = sa.Table(
+    "password_reset_links",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_by", ID, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+)
+
+# Security events an account holder is told about at their next sign-in (and on their
+# account page): e.g. "an administrator reset your password".
+account_notices = sa.Table(
+    "account_notices",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("account_id", ID, sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("seen_at", UTCDateTime),
+)
+
+# Deployment-wide switches an admin sets in the console (audited).
+app_settings = sa.Table(
+    "app_settings",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.Column("changed_by", sa.String(80), nullable=False),
 )
 
 setup_tokens = sa.Table(

@@ -51,6 +51,7 @@ class LoginGuard:
         self._addresses = FailureThrottle(per_address)
         self._accounts = BackoffThrottle(per_account)
         self._devices = BackoffThrottle(per_device)
+        self._codes = BackoffThrottle(per_account)
 
     def attempt(
         self, email: str, address_key: str, device_cookie: str | None, wall_now: float
@@ -63,16 +64,39 @@ class LoginGuard:
             device_id=self.cookies.device_id(device_cookie, subject, wall_now),
         )
 
-    def blocked_for(self, attempt: Attempt, now: float) -> int | None:
-        """Seconds to wait before this attempt may check a password, or None."""
+    def blocked_for(
+        self, attempt: Attempt, now: float, *, account_backoff: bool = True
+    ) -> int | None:
+        """Seconds to wait before this attempt may check a password, or None. Without
+        `account_backoff`, only this address's own limits count: for an attempt that brings a
+        second-factor code too (see `server/web/api/auth.py: sign_in`)."""
         if attempt.device_id is not None:
             return self._devices.blocked_for(attempt.device_key, now)
-        waits = (
+        waits = [
             self._pairs.blocked_for(attempt.pair_key, now),
             self._addresses.blocked_for(attempt.address_key, now),
-            self._accounts.blocked_for(attempt.account_key, now),
-        )
+        ]
+        if account_backoff:
+            waits.append(self._accounts.blocked_for(attempt.account_key, now))
         return max((wait for wait in waits if wait), default=None)
+
+    def failed_from_address(self, attempt: Attempt, now: float) -> None:
+        """Count a failed password-plus-code attempt against this address only (counting it
+        against the account would let an attacker block the owner's way around the back-off)."""
+        if attempt.device_id is not None:
+            self._devices.record_failure(attempt.device_key, now)
+            return
+        self._pairs.record_failure(attempt.pair_key, now)
+        self._addresses.record_failure(attempt.address_key, now)
+
+    def code_blocked_for(self, account_id: str, now: float) -> int | None:
+        """Seconds to wait before another second-factor code may be tried for the account
+        (after its password): wrong codes back off exponentially, every wait ends."""
+        return self._codes.blocked_for(account_id, now)
+
+    def code_failed(self, account_id: str, now: float) -> None:
+        """Count a wrong second-factor code."""
+        self._codes.record_failure(account_id, now)
 
     def failed(self, attempt: Attempt, now: float) -> None:
         """Count a wrong password against the device, or against address, pair and account."""

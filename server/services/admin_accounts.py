@@ -1,4 +1,4 @@
-"""What an admin does to an existing account: disable, re-enable, reset its password.
+"""What an admin does to an existing account: disable, re-enable, reset it (a one-time link).
 
 Disabling ends the account's sign-ins at once (`server.db.accounts.set_disabled`) and starts the
 `account` retention clock (`account_closures`); re-enabling stops it. An account reduced to a
@@ -7,20 +7,27 @@ tombstone by retention cannot come back.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.audit import AuditTrail
 from server.core.models import Account, Role
-from server.core.protocol import AccessEnd
 from server.db import accounts as q
 from server.db import retention as retention_rows
 from server.db.engine import Database
-from server.errors import Conflict, InvalidInput, NotFound
-from server.security.passwords import hash_password, password_problem
+from server.errors import Conflict, NotFound
+from server.security.tokens import new_id, new_token, token_hash
 from server.services.access import LiveAccess
-from server.services.accounts import end_all_sign_ins
+from server.services.accounts import (
+    NOTICE_ADMIN_RESET,
+    UNUSABLE_PASSWORD_HASH,
+    EndReason,
+    create_account,
+    end_all_sign_ins,
+)
+
+RESET_LINK_LIFETIME = timedelta(hours=24)
 
 
 async def _target(conn: AsyncConnection, account_id: str) -> tuple[Account, datetime | None]:
@@ -70,7 +77,15 @@ async def disable_account(
             action="account.disable",
             targets=(f"account:{account_id}",),
         )
-    await end_all_sign_ins(db, live, account_id, AccessEnd.ACCOUNT_DISABLED)
+    await end_all_sign_ins(
+        db,
+        audit,
+        account_id,
+        EndReason.ACCOUNT_DISABLED,
+        now,
+        actor=f"account:{admin.id}",
+        live=live,
+    )
     return Account(account.id, account.email, account.role, True, account.created_at)
 
 
@@ -96,32 +111,83 @@ async def enable_account(
     return Account(account.id, account.email, account.role, False, account.created_at)
 
 
-async def reset_password(
+async def issue_reset_link(
     db: Database,
     audit: AuditTrail,
-    live: LiveAccess,
+    live: LiveAccess | None,
     admin: Account,
     account_id: str,
-    password: str,
     now: datetime,
-) -> Account:
-    """Set a new password chosen by the admin; the account is signed out everywhere, its open
-    sockets included."""
-    problem = password_problem(password)
-    if problem:
-        raise InvalidInput(problem)
-    password_hash = await hash_password(password)
+) -> tuple[Account, str, datetime]:
+    """Reset an account: its password stops working, its sign-ins end, its two-factor setup is
+    removed, its holder is told at next sign-in, and a one-time link (returned once, only its
+    SHA-256 stored) lets the holder choose a new password. The admin never sets or learns one.
+    Returns the account, the link token and when it expires."""
+    if account_id == admin.id:
+        raise Conflict("Change your own password on your account page.")
+    token = new_token()
+    expires_at = now + RESET_LINK_LIFETIME
     async with db.write() as conn:
         account, anonymized_at = await _target(conn, account_id)
         if anonymized_at is not None:
             raise Conflict("This account was anonymised under the retention policy.")
-        await q.set_password_hash(conn, account_id, password_hash, now)
+        await q.set_password_hash(conn, account_id, UNUSABLE_PASSWORD_HASH, now)
+        await q.clear_totp(conn, account_id)
+        await q.insert_reset_link(
+            conn,
+            token_hash=token_hash(token),
+            account_id=account_id,
+            created_by=admin.id,
+            now=now,
+            expires_at=expires_at,
+        )
+        await q.add_notice(
+            conn, notice_id=new_id(), account_id=account_id, kind=NOTICE_ADMIN_RESET, now=now
+        )
         await audit.record(
             conn,
             at=now,
             actor=f"account:{admin.id}",
-            action="account.password_reset",
+            action="account.reset_link.issue",
             targets=(f"account:{account_id}",),
         )
-    await end_all_sign_ins(db, live, account_id, AccessEnd.PASSWORD_CHANGED)
-    return account
+    await end_all_sign_ins(
+        db,
+        audit,
+        account_id,
+        EndReason.PASSWORD_RESET,
+        now,
+        actor=f"account:{admin.id}",
+        live=live,
+    )
+    return account, token, expires_at
+
+
+async def add_account_with_link(
+    db: Database, audit: AuditTrail, admin: Account, *, email: str, role: Role, now: datetime
+) -> tuple[Account, str, datetime]:
+    """Add an account without a password: its holder chooses one through a one-time link
+    (returned once, like a reset link), so the admin never knows it."""
+    account = await create_account(
+        db, audit, email=email, password=None, role=role, actor=f"account:{admin.id}", now=now
+    )
+    token = new_token()
+    expires_at = now + RESET_LINK_LIFETIME
+    async with db.write() as conn:
+        await q.insert_reset_link(
+            conn,
+            token_hash=token_hash(token),
+            account_id=account.id,
+            created_by=admin.id,
+            now=now,
+            expires_at=expires_at,
+        )
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{admin.id}",
+            action="account.reset_link.issue",
+            targets=(f"account:{account.id}",),
+            details={"first_password": True},
+        )
+    return account, token, expires_at

@@ -86,8 +86,9 @@ def guarded(
     return guard
 
 
-def page_guarded(handler: ApiHandler, role: Role) -> ApiHandler:
-    """A console page for `role`: a signed-out visitor is sent to sign in, others get 403."""
+def page_guarded(handler: ApiHandler, role: Role | None) -> ApiHandler:
+    """A console page for `role` (None: any signed-in account): a signed-out visitor is sent
+    to sign in, others get 403."""
 
     @functools.wraps(handler)
     async def guard(request: web.Request) -> web.StreamResponse:

@@ -10,14 +10,17 @@ from aiohttp import web
 
 from server.core.models import Role
 from server.errors import Forbidden, NotFound, Unauthenticated
-from server.keys import CLOCK, DB, SETTINGS
+from server.keys import AUDIT, CLOCK, DB, SETTINGS
 from server.security import forwarded
 from server.security.forwarded import parse_trusted_proxies
-from server.services.accounts import SignedIn, resolve_sign_in
+from server.services.accounts import SignedIn, Stage, resolve_sign_in
 from server.services.scheduling import ClientVisit, resolve_client
 from server.settings import Settings
 
 ACCOUNT_KEY: web.RequestKey[SignedIn | None] = web.RequestKey("account")
+# A sign-in past its password but not yet its second factor (or enrolment): it is NOT signed
+# in anywhere; only the second-step and enrolment routes read it.
+PENDING_KEY: web.RequestKey[SignedIn | None] = web.RequestKey("pending_sign_in")
 CLIENT_KEY: web.RequestKey[ClientVisit | None] = web.RequestKey("client")
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -87,16 +90,22 @@ async def resolve_identity(request: web.Request) -> None:
     settings, db, now = request.app[SETTINGS], request.app[DB], request.app[CLOCK]()
     names = cookie_names(settings)
     request[ACCOUNT_KEY] = None
+    request[PENDING_KEY] = None
     request[CLIENT_KEY] = None
     token = request.cookies.get(names.account)
     if token:
-        request[ACCOUNT_KEY] = await resolve_sign_in(
+        found = await resolve_sign_in(
             db,
+            request.app[AUDIT],
             token,
             now=now,
             idle=timedelta(minutes=settings.session_idle_minutes),
             absolute=timedelta(hours=settings.session_absolute_hours),
         )
+        if found is not None and found.stage is Stage.FULL:
+            request[ACCOUNT_KEY] = found
+        else:
+            request[PENDING_KEY] = found
     client_token = request.cookies.get(names.client)
     if client_token:
         request[CLIENT_KEY] = await resolve_client(db, client_token, now)
@@ -105,6 +114,11 @@ async def resolve_identity(request: web.Request) -> None:
 def signed_in(request: web.Request) -> SignedIn | None:
     """The signed-in account, if any."""
     return request.get(ACCOUNT_KEY)
+
+
+def pending_sign_in(request: web.Request) -> SignedIn | None:
+    """The pending sign-in (password done, second factor or enrolment due), if any."""
+    return request.get(PENDING_KEY)
 
 
 def client_visit(request: web.Request) -> ClientVisit | None:
@@ -133,7 +147,7 @@ def require_account(request: web.Request, role: Role | None = None) -> SignedIn:
 def expected_csrf_tokens(request: web.Request) -> list[str]:
     """The CSRF tokens that the request's cookies bind it to."""
     tokens = []
-    account, client = signed_in(request), after_session_visit(request)
+    account, client = signed_in(request) or pending_sign_in(request), after_session_visit(request)
     if account is not None:
         tokens.append(account.csrf_token)
     if client is not None:

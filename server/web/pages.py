@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp_jinja2
-import segno
 from aiohttp import web
 
 from server.core.links import LinkState, LinkWindow, SessionStatus
@@ -16,7 +15,8 @@ from server.errors import AttuneError, InvalidInput, NotFound, RateLimited, Unau
 from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, LIVE, MAILER, SETTINGS
 from server.security.redirects import safe_next
 from server.services import accounts as account_service
-from server.services import scheduling
+from server.services import admin_accounts, scheduling, two_factor
+from server.web.account_pages import after_password, after_sign_in
 from server.web.api.auth import sign_in
 from server.web.denials import record_denial
 from server.web.forms import read_form
@@ -27,10 +27,11 @@ from server.web.identity import (
     client_address,
     client_visit,
     cookie_names,
+    pending_sign_in,
     set_cookie,
     signed_in,
 )
-from server.web.shapes import join_url
+from server.web.shapes import join_url, qr_svg, reset_url
 from server.web.sign_in_guard import set_device_cookie
 from server.web.validation import parse_datetime
 
@@ -53,33 +54,53 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 @aiohttp_jinja2.template("login.html")
 async def login_page(request: web.Request) -> dict[str, Any]:
-    return _context(request, next=safe_next(request.query.get("next")), error=None, email="")
+    done = request.query.get("reset") == "done"
+    return _context(
+        request,
+        next=safe_next(request.query.get("next")),
+        error=None,
+        email="",
+        throttled=False,
+        message="Your new password is set. Sign in with it." if done else None,
+    )
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     email, next_path = form.get("email", ""), safe_next(form.get("next"))
+    code = form.get("code", "").strip() or None
     try:
-        _account, token, _csrf = await sign_in(request, email, form.get("password", ""))
+        outcome = await sign_in(request, email, form.get("password", ""), code)
     except (Unauthenticated, RateLimited) as exc:
         response = aiohttp_jinja2.render_template(
             "login.html",
             request,
-            _context(request, next=next_path, error=exc.message, email=email[:254]),
+            _context(
+                request,
+                next=next_path,
+                error=exc.message,
+                email=email[:254],
+                throttled=isinstance(exc, RateLimited),
+            ),
             status=exc.status,
         )
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
             await record_denial(request, exc.status, exc.code)
         return response
-    response = web.HTTPSeeOther(next_path)
-    set_cookie(response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account, token)
+    target = after_password(outcome.stage, next_path) or await after_sign_in(
+        request, outcome.account.id, next_path
+    )
+    response = web.HTTPSeeOther(target)
+    set_cookie(
+        response, request.app[SETTINGS], cookie_names(request.app[SETTINGS]).account, outcome.token
+    )
     set_device_cookie(request, response)
     raise response
 
 
 async def logout_submit(request: web.Request) -> web.StreamResponse:
-    current = signed_in(request)
+    current = signed_in(request) or pending_sign_in(request)
     if current is not None:
         await account_service.end_sign_in(
             request.app[DB], request.app[AUDIT], request.app[LIVE], current, request.app[CLOCK]()
@@ -164,17 +185,11 @@ async def add_client(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/dashboard")
 
 
-def _qr_svg(url: str) -> str:
-    """An inline SVG QR code (generated here: no external service sees the link)."""
-    svg: str = segno.make(url, error="m").svg_inline(scale=4, border=2, dark="#1d2a33")
-    return svg
-
-
 def _link_page(request: web.Request, session: Any, url: str) -> web.StreamResponse:
     return aiohttp_jinja2.render_template(
         "link_issued.html",
         request,
-        _context(request, session=session, join_url=url, qr_svg=_qr_svg(url)),
+        _context(request, session=session, join_url=url, qr_svg=qr_svg(url)),
     )
 
 
@@ -269,7 +284,13 @@ async def _admin(
     return aiohttp_jinja2.render_template(
         "admin.html",
         request,
-        _context(request, accounts=accounts, error=error, notice=notice),
+        _context(
+            request,
+            accounts=accounts,
+            two_factor_required=await two_factor.required(request.app[DB]),
+            error=error,
+            notice=notice,
+        ),
         status=status,
     )
 
@@ -283,20 +304,51 @@ async def admin_add_account(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     try:
         role = Role(form.get("role", Role.THERAPIST.value))
-        account = await account_service.create_account(
+        account, token, expires_at = await admin_accounts.add_account_with_link(
             request.app[DB],
             request.app[AUDIT],
+            current.account,
             email=form.get("email", ""),
-            password=form.get("password", ""),
             role=role,
-            actor=f"account:{current.account.id}",
             now=request.app[CLOCK](),
         )
     except ValueError:
         return await _admin(request, error="Choose a role.", status=422)
     except AttuneError as exc:
         return await _admin(request, error=exc.message, status=exc.status)
-    return await _admin(request, notice=f"Added {account.email}.")
+    url = reset_url(request, token)
+    response = aiohttp_jinja2.render_template(
+        "admin_reset_link.html",
+        request,
+        _context(
+            request,
+            target=account,
+            reset_url=url,
+            qr_svg=qr_svg(url),
+            expires_at=expires_at,
+            first_password=True,
+        ),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def admin_two_factor(request: web.Request) -> web.StreamResponse:
+    current = request[SIGNED_IN]
+    form = await read_form(request)
+    required = form.get("required") == "on"
+    await two_factor.set_required(
+        request.app[DB], request.app[AUDIT], current.account, required, request.app[CLOCK]()
+    )
+    return await _admin(
+        request,
+        notice=(
+            "Two-factor sign-in is now required: accounts without it set it up at their next"
+            " sign-in."
+            if required
+            else "Two-factor sign-in is no longer required (accounts that use it keep it)."
+        ),
+    )
 
 
 # --- clients arriving through a link -----------------------------------------------------------
@@ -378,5 +430,6 @@ def add_page_routes(app: web.Application) -> None:
     r.add_get("/host/{session_id}", page_guarded(host_page, therapist))
     r.add_get("/admin", page_guarded(admin, admin_only))
     r.add_post("/admin/accounts", page_guarded(admin_add_account, admin_only))
+    r.add_post("/admin/two-factor", page_guarded(admin_two_factor, admin_only))
     r.add_get("/join/{token}", join)
     r.add_get("/visit", visit)

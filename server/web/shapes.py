@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+import segno
 from aiohttp import web
 
 from privacy.retention import Action, Category
@@ -191,6 +192,17 @@ def host_url(request: web.Request, session_id: str) -> str:
 def join_url(request: web.Request, token: str) -> str:
     """The client's invite link."""
     return f"{request.app[SETTINGS].base_url}/join/{token}"
+
+
+def reset_url(request: web.Request, token: str) -> str:
+    """An account holder's one-time password reset link."""
+    return f"{request.app[SETTINGS].base_url}/reset/{token}"
+
+
+def qr_svg(text: str) -> str:
+    """An inline SVG QR code made here: no external service sees the link or secret."""
+    svg: str = segno.make(text, error="m").svg_inline(scale=4, border=2, dark="#1d2a33")
+    return svg
 
 
 def session_json(request: web.Request, session: TherapySession) -> dict[str, Any]:

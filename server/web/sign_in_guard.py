@@ -52,14 +52,16 @@ async def login_guard_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-def begin_sign_in(request: web.Request, email: str) -> Attempt:
-    """The attempt's throttling keys; RateLimited while it must wait (same for every email)."""
+def begin_sign_in(request: web.Request, email: str, *, allow_code_bypass: bool = False) -> Attempt:
+    """The attempt's throttling keys; RateLimited while it must wait (same for every email).
+    With `allow_code_bypass` (the attempt brings a second-factor code), the account's back-off
+    does not refuse it here: the caller then needs the password and the code both right."""
     app = request.app
     address_key = app[ADDRESS_HASHER].key(client_address(request), time.time())
     device_cookie = request.cookies.get(cookie_names(app[SETTINGS]).device)
     guard = app[LOGIN_GUARD]
     attempt = guard.attempt(email, address_key, device_cookie, time.time())
-    wait = guard.blocked_for(attempt, time.monotonic())
+    wait = guard.blocked_for(attempt, time.monotonic(), account_backoff=not allow_code_bypass)
     if wait:
         raise RateLimited(THROTTLED_MESSAGE, retry_after=wait)
     return attempt

@@ -56,7 +56,7 @@ async def _actions(world: World, action_prefix: str) -> list[tuple[str, str, lis
 # --- accounts -------------------------------------------------------------------------------
 
 
-async def test_disable_enable_and_reset_password_are_audited_and_take_effect(
+async def test_disable_enable_and_reset_are_audited_and_take_effect(
     client: TestClient[Any, Any], world: World, aiohttp_client: Any
 ) -> None:
     admin, headers = await _admin(client)
@@ -74,9 +74,25 @@ async def test_disable_enable_and_reset_password_are_audited_and_take_effect(
     assert refused.status == 401
 
     assert (await client.post(f"{base}/enable", headers=headers)).status == 200
+    assert (
+        await other.post("/api/v1/auth/login", json={"email": THERAPIST, "password": PASSWORD})
+    ).status == 200
+    reset = await client.post(f"{base}/reset", headers=headers)
+    assert reset.status == 200
+    assert reset.headers["Cache-Control"] == "no-store"
+    assert (await other.get("/api/v1/auth/me")).status == 401  # the reset ended its sign-in
+    link = (await reset.json())["reset_url"]
+    token = link.rsplit("/reset/", 1)[1]
     new_password = "another long passphrase"
-    reset = await client.post(f"{base}/password", json={"password": new_password}, headers=headers)
-    assert reset.status == 204
+    holder = await aiohttp_client(client.server)
+    page = await holder.get(f"/reset/{token}")
+    assert page.status == 200
+    chosen = await holder.post(
+        f"/reset/{token}",
+        data={"password": new_password, "password_again": new_password},
+        allow_redirects=False,
+    )
+    assert chosen.status == 303
     assert (
         await other.post("/api/v1/auth/login", json={"email": THERAPIST, "password": PASSWORD})
     ).status == 401
@@ -89,7 +105,8 @@ async def test_disable_enable_and_reset_password_are_audited_and_take_effect(
         ("account.create", "system:test", [f"account:{therapist.id}"]),
         ("account.disable", f"account:{admin.id}", [f"account:{therapist.id}"]),
         ("account.enable", f"account:{admin.id}", [f"account:{therapist.id}"]),
-        ("account.password_reset", f"account:{admin.id}", [f"account:{therapist.id}"]),
+        ("account.reset_link.issue", f"account:{admin.id}", [f"account:{therapist.id}"]),
+        ("account.password_reset", f"account:{therapist.id}", [f"account:{therapist.id}"]),
     ]
 
 

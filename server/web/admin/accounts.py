@@ -1,17 +1,18 @@
-"""Admin console: one account's page and its actions (disable, enable, reset password)."""
+"""Admin console: one account's page and its actions (disable, enable, reset: a one-time link
+for the holder to choose a new password; the admin never sets or sees one)."""
 
 from __future__ import annotations
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from server.errors import AttuneError, InvalidInput, NotFound
+from server.errors import AttuneError, NotFound
 from server.keys import AUDIT, CLOCK, DB, LIVE
 from server.services import admin_accounts
 from server.web.admin.common import page_context
-from server.web.forms import read_form
 from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
+from server.web.shapes import qr_svg, reset_url
 
 
 async def account_page(
@@ -54,20 +55,20 @@ async def account_action(request: web.Request) -> web.StreamResponse:
                 app[DB], app[AUDIT], current.account, account_id, now
             )
             done = "Enabled again."
-        elif action == "password":
-            form = await read_form(request)
-            if form.get("password") != form.get("password_again"):
-                raise InvalidInput("The two passwords differ.")
-            await admin_accounts.reset_password(
-                app[DB],
-                app[AUDIT],
-                app[LIVE],
-                current.account,
-                account_id,
-                form.get("password", ""),
-                now,
+        elif action == "reset":
+            target, token, expires_at = await admin_accounts.issue_reset_link(
+                app[DB], app[AUDIT], app[LIVE], current.account, account_id, now
             )
-            done = "Password reset: the account was signed out everywhere."
+            url = reset_url(request, token)
+            response = aiohttp_jinja2.render_template(
+                "admin_reset_link.html",
+                request,
+                page_context(
+                    current, target=target, reset_url=url, qr_svg=qr_svg(url), expires_at=expires_at
+                ),
+            )
+            response.headers["Cache-Control"] = "no-store"
+            return response
         else:
             raise NotFound("Not found.")
     except AttuneError as exc:

@@ -18,24 +18,18 @@ from server.web.admin.common import admin_operation
 from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
 from server.web.openapi import Operation
-from server.web.shapes import ACCOUNT_SCHEMA, ERR, account_json, list_of
+from server.web.shapes import ACCOUNT_SCHEMA, ERR, account_json, list_of, reset_url
 from server.web.validation import read_json
 
 ACCOUNT_CREATE_SCHEMA = {
     "type": "object",
-    "required": ["email", "password", "role"],
+    "required": ["email", "role"],
     "additionalProperties": False,
     "properties": {
         "email": {"type": "string", "minLength": 3, "maxLength": 254},
         "password": {"type": "string", "minLength": 1, "maxLength": 1024},
         "role": {"type": "string", "enum": [role.value for role in Role]},
     },
-}
-PASSWORD_SCHEMA: Final = {
-    "type": "object",
-    "required": ["password"],
-    "additionalProperties": False,
-    "properties": {"password": {"type": "string", "minLength": 1, "maxLength": 1024}},
 }
 
 
@@ -47,16 +41,31 @@ async def list_accounts(request: web.Request) -> web.StreamResponse:
 async def create_account(request: web.Request) -> web.StreamResponse:
     admin = request[SIGNED_IN].account
     body = await read_json(request, ACCOUNT_CREATE_SCHEMA)
-    account = await account_service.create_account(
-        request.app[DB],
-        request.app[AUDIT],
-        email=body["email"],
-        password=body["password"],
-        role=Role(body["role"]),
-        actor=f"account:{admin.id}",
-        now=request.app[CLOCK](),
+    app = request.app
+    if "password" in body:
+        account = await account_service.create_account(
+            app[DB],
+            app[AUDIT],
+            email=body["email"],
+            password=body["password"],
+            role=Role(body["role"]),
+            actor=f"account:{admin.id}",
+            now=app[CLOCK](),
+        )
+        return web.json_response(account_json(account), status=201)
+    account, token, expires_at = await admin_accounts.add_account_with_link(
+        app[DB], app[AUDIT], admin, email=body["email"], role=Role(body["role"]), now=app[CLOCK]()
     )
-    return web.json_response(account_json(account), status=201)
+    response = web.json_response(
+        {
+            **account_json(account),
+            "setup_url": reset_url(request, token),
+            "setup_url_expires_at": expires_at.isoformat(),
+        },
+        status=201,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 AccountChange = Callable[[Database, AuditTrail, Account, str, datetime], Awaitable[Account]]
@@ -90,20 +99,21 @@ async def api_enable_account(request: web.Request) -> web.StreamResponse:
     return await _change_account(request, admin_accounts.enable_account)
 
 
-async def api_reset_password(request: web.Request) -> web.StreamResponse:
+async def api_reset_account(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
-    account_id = path_id(request, "account_id")
-    body = await read_json(request, PASSWORD_SCHEMA)
-    await admin_accounts.reset_password(
+    _account, token, expires_at = await admin_accounts.issue_reset_link(
         request.app[DB],
         request.app[AUDIT],
         request.app[LIVE],
         current.account,
-        account_id,
-        body["password"],
+        path_id(request, "account_id"),
         request.app[CLOCK](),
     )
-    return web.Response(status=204)
+    response = web.json_response(
+        {"reset_url": reset_url(request, token), "expires_at": expires_at.isoformat()}
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 OPERATIONS: Final[tuple[Operation, ...]] = (
@@ -121,7 +131,9 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "POST",
         "/api/v1/accounts",
         create_account,
-        "Add an account",
+        "Add an account. Without `password` (preferred: the admin never knows it) the answer"
+        " carries a one-time `setup_url` for the holder to choose one; a `password` is"
+        " accepted for scripted provisioning",
         "createAccount",
         auth="admin",
         request_schema=ACCOUNT_CREATE_SCHEMA,
@@ -146,11 +158,16 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     ),
     admin_operation(
         "POST",
-        "/api/v1/accounts/{account_id}/password",
-        api_reset_password,
-        "Reset an account's password (signs it out everywhere)",
-        "resetPassword",
-        {204: ("Reset", None), 404: ("Not found", ERR), 409: ("Refused", ERR)},
-        PASSWORD_SCHEMA,
+        "/api/v1/accounts/{account_id}/reset",
+        api_reset_account,
+        "Reset an account: its password stops working, its sign-ins end, its two-factor setup"
+        " is removed, and a one-time link (shown once, valid 24 h) lets its holder choose a new"
+        " password",
+        "resetAccount",
+        {
+            200: ("The one-time reset link, for hand delivery", {"type": "object"}),
+            404: ("Not found", ERR),
+            409: ("Refused (own account, anonymised)", ERR),
+        },
     ),
 )

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from server.core.models import Role
 from server.db.tables import checkin_responses
 from server.keys import DB, HUB
-from tests.conftest import PASSWORD, add_account, sign_in
+from tests.conftest import add_account, sign_in
 from tests.integration.test_signaling import Party, _admitted, _setup
 
 PULSE = {"type": "checkin-answer", "instrument_id": "pulse", "answers": {"pulse": 4}}

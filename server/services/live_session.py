@@ -210,7 +210,7 @@ class LiveSessions:
                 CheckinResultMessage(
                     instrument_id=result.instrument.id,
                     kind=result.instrument.kind,
-                    scores=scores_json(result.scores),
+                    scores=scores_json(result.scores, result.instrument),
                     alerts=[alert_json(a) for a in result.alerts],
                 ),
             )

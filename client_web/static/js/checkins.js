@@ -227,13 +227,21 @@ function headline(result) {
 export function resultCard(result) {
   const card = el("article", { class: `checkin-result severity-${result.alerts.length ? "attention" : "none"}` });
   card.append(el("h3", {}, `${result.kind[0].toUpperCase()}${result.kind.slice(1)} check-in: ${headline(result)}`));
-  const values = Object.entries(result.scores.values ?? {});
+  /** @type {{answers: {label: string, text: string}[], skipped: string[], rupture: string | null, repair: string | null} | null} */
+  const words = result.scores.readable ?? null;
+  /** @type {[string, string][]} */
+  const values = words
+    ? words.answers.map((a) => [a.label, a.text])
+    : Object.entries(result.scores.values ?? {}).map(([name, value]) => [name, String(value)]);
+  if (words?.rupture) values.push(["Uneasy moment", words.repair ? `${words.rupture} (talked through: ${words.repair})` : words.rupture]);
   if (values.length) {
     const list = el("dl", { class: "facts" });
-    for (const [name, value] of values) list.append(el("dt", {}, name), el("dd", {}, String(value)));
+    for (const [name, value] of values) list.append(el("dt", {}, name), el("dd", {}, value));
     card.append(list);
   }
-  if ((result.scores.skipped ?? []).length) card.append(el("p", { class: "hint" }, `Skipped: ${result.scores.skipped.join(", ")}`));
+  if (typeof result.scores.free_text === "string" && result.scores.free_text) card.append(el("blockquote", {}, result.scores.free_text));
+  const skipped = words ? words.skipped : (result.scores.skipped ?? []);
+  if (skipped.length) card.append(el("p", { class: "hint" }, `Skipped: ${skipped.join(", ")}`));
   for (const alert of result.alerts) {
     const box = el("div", { class: "alert", role: "note" });
     box.append(el("p", {}, alert.reason), el("p", { class: "repair" }, `Try: ${alert.repair}`));

@@ -10,7 +10,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.audit import AuditTrail
-from server.core.links import LinkState, LinkWindow, SessionStatus, link_closes_at, link_state
+from server.core.links import (
+    LinkState,
+    LinkWindow,
+    SessionStatus,
+    link_closes_at,
+    link_opens_at,
+    link_state,
+)
 from server.core.models import Account, Client, IssuedInvite, TherapySession
 from server.db import scheduling as q
 from server.db.engine import Database
@@ -264,9 +271,18 @@ class ClientEntry:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class TooEarly:
+    """A real link opened before its window: when it opens and when the session starts (told
+    to the client, since it says nothing another visitor could use)."""
+
+    opens_at: datetime
+    starts_at: datetime
+
+
 async def redeem_invite(
     db: Database, audit: AuditTrail, token: str, window: LinkWindow, now: datetime
-) -> ClientEntry | LinkState:
+) -> ClientEntry | TooEarly | LinkState:
     """Swap a valid invite token for a client cookie; otherwise say why (never which)."""
     if not looks_like_token(token):
         return LinkState.EXPIRED
@@ -276,6 +292,8 @@ async def redeem_invite(
             return LinkState.EXPIRED
         invite_id, session_id, facts = found
         state = link_state(facts, window, now)
+        if state is LinkState.TOO_EARLY:
+            return TooEarly(link_opens_at(facts, window), facts.starts_at)
         if state is not LinkState.VALID:
             return state
         cookie_token = new_token()

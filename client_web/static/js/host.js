@@ -9,9 +9,10 @@ import { byId } from "./callview.js";
 import { CallPage } from "./callpage.js";
 import { CloseCode } from "./protocol_types.js";
 import { mountTherapistExtras } from "./session_extras.js";
+import { formatLocal } from "./localtime.js";
 
 // Made once, now: the first use of Intl loads locale data, which must not delay an admission.
-const CLOCK_TIME = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+formatLocal(new Date(), "time");
 
 const root = byId("host");
 const sessionId = root.dataset.sessionId ?? "";
@@ -113,7 +114,7 @@ function renderLobby(waiting) {
     who.textContent = knock.label;
     const since = document.createElement("span");
     since.className = "hint";
-    since.textContent = ` waiting since ${CLOCK_TIME.format(new Date(waitingSince(knock)))}`;
+    since.textContent = ` waiting since ${formatLocal(new Date(waitingSince(knock)), "time")}`;
     const admit = document.createElement("button");
     admit.type = "button";
     admit.className = "primary";

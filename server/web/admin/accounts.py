@@ -13,6 +13,14 @@ from server.web.forms import read_form
 from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
 
+# Post/redirect/get: an action redirects here with ?done=<action>, which names what happened.
+_DONE = {
+    "added": "Added.",
+    "disable": "Disabled: its sign-ins have ended.",
+    "enable": "Enabled again.",
+    "password": "Password reset: the account was signed out everywhere.",
+}
+
 
 async def account_page(
     request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
@@ -31,7 +39,7 @@ async def account_page(
             closed_at=closed,
             is_self=target.id == current.account.id,
             error=error,
-            notice=notice,
+            notice=notice or _DONE.get(request.query.get("done", "")),
         ),
         status=status,
     )
@@ -48,12 +56,12 @@ async def account_action(request: web.Request) -> web.StreamResponse:
             await admin_accounts.disable_account(
                 app[DB], app[AUDIT], current.account, account_id, now
             )
-            done = "Disabled: its sign-ins have ended."
+            pass
         elif action == "enable":
             await admin_accounts.enable_account(
                 app[DB], app[AUDIT], current.account, account_id, now
             )
-            done = "Enabled again."
+            pass
         elif action == "password":
             form = await read_form(request)
             if form.get("password") != form.get("password_again"):
@@ -61,11 +69,11 @@ async def account_action(request: web.Request) -> web.StreamResponse:
             await admin_accounts.reset_password(
                 app[DB], app[AUDIT], current.account, account_id, form.get("password", ""), now
             )
-            done = "Password reset: the account was signed out everywhere."
+            pass
         else:
             raise NotFound("Not found.")
     except AttuneError as exc:
         if isinstance(exc, NotFound):
             raise
         return await account_page(request, error=exc.message, status=exc.status)
-    return await account_page(request, notice=done)
+    raise web.HTTPSeeOther(f"/admin/accounts/{account_id}?done={action}")

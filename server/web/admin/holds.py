@@ -13,6 +13,8 @@ from server.web.forms import read_form
 from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
 
+_DONE = {"placed": "Hold placed.", "lifted": "Hold lifted."}
+
 
 async def holds_page(
     request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
@@ -27,7 +29,7 @@ async def holds_page(
             current,
             holds=[hold_json(h, now) for h in holds],
             error=error,
-            notice=notice,
+            notice=notice or _DONE.get(request.query.get("done", "")),
         ),
         status=status,
     )
@@ -45,7 +47,8 @@ async def holds_add(request: web.Request) -> web.StreamResponse:
         )
     except AttuneError as exc:
         return await holds_page(request, error=exc.message, status=exc.status)
-    return await holds_page(request, notice=f"Hold placed on client {hold.client_id}.")
+    del hold
+    raise web.HTTPSeeOther("/admin/holds?done=placed")
 
 
 async def holds_release(request: web.Request) -> web.StreamResponse:
@@ -58,4 +61,4 @@ async def holds_release(request: web.Request) -> web.StreamResponse:
         )
     except AttuneError as exc:
         return await holds_page(request, error=exc.message, status=exc.status)
-    return await holds_page(request, notice=f"Hold on client {client_id} lifted.")
+    raise web.HTTPSeeOther("/admin/holds?done=lifted")

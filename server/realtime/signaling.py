@@ -155,6 +155,8 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         live.note_consents(session.client_id, consents)
         if role is SessionRole.CLIENT and live.before_checkin_due(session.id):
             connection.queue(live.checkin_open("before"))
+        if role is SessionRole.THERAPIST and member.account is not None:
+            await live.send_panel_state(session.id, member.account.id)
         await _read_loop(request, connection)
     finally:
         if joined:

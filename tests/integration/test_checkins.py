@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from fhir.resources.R4B.bundle import Bundle
 
@@ -308,3 +309,29 @@ async def test_a_summary_with_a_reconnect_gap_still_shows_the_after_answers_in_w
     assert MARKER in text and "Try:" in text and "Connection delay" in text
     assert "Skipped: The way we worked (approach)" in text
     assert "rupture-talked-through" not in text
+
+
+async def test_a_therapist_who_reconnects_gets_the_panel_so_far_and_the_client_does_not(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor = await _in_call(client, aiohttp_client, storage=False)
+    first = await therapist.expect("panel-state")
+    assert first["checkins"] == [] and first["signals"] == []
+    await therapist.send({"type": "checkin-launch", "instrument_id": "pulse"})
+    await visitor.expect("checkin-open")
+    answer = {"instrument_id": "pulse", "idempotency_key": KEY, "answers": {"pulse": 2}}
+    await visitor.send({"type": "checkin-answer", **answer})
+    await therapist.expect("checkin-result")
+    await visitor.send({"type": "signal", "signal": "need-a-moment"})
+    await therapist.expect("client-signal")
+    assert therapist.ws is not None
+    await therapist.ws.close()  # a reload: a new socket for the same therapist
+
+    await therapist.connect()
+    panel = await therapist.expect("panel-state")
+    (pulse,) = panel["checkins"]
+    assert pulse["kind"] == "pulse" and pulse["scores"]["pulse"] == 2
+    assert [a["code"] for a in pulse["alerts"]] == ["pulse-low"]
+    assert [s["signal"] for s in panel["signals"]] == ["need-a-moment"]
+    with pytest.raises(TimeoutError):
+        await visitor.expect("panel-state", within=0.5)

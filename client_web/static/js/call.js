@@ -36,6 +36,8 @@ import {
 export const SAFETY_CHANNEL = Object.freeze({ label: "attune-safety", id: 0 });
 const DISCONNECTED_GRACE_MS = 2500;
 const CONFIRM_MESSAGE = "sas-match";
+/** Peer to peer: whether this side's microphone and camera are on (never via the server). */
+const MEDIA_MESSAGE = "media";
 
 /** @typedef {"therapist" | "client"} CallRole */
 
@@ -48,6 +50,7 @@ const CONFIRM_MESSAGE = "sas-match";
  * @property {{}} safety-code-reset
  * @property {{reason: string}} safety-code-failed
  * @property {{}} peer-confirmed
+ * @property {{audio: boolean, video: boolean}} peer-media
  * @property {{where: string, error: unknown}} problem
  */
 
@@ -259,6 +262,7 @@ function freshNonce() {
  *   "safety-code-reset" {}         a fresh peer connection: the old code no longer applies
  *   "safety-code-failed" {reason}  the exchange broke its rules: show no code
  *   "peer-confirmed" {}            the other person pressed "Codes match"
+ *   "peer-media" {audio, video}    the other person's microphone and camera are on or off
  *   "problem" {where, error}       something failed that the call works around (for logs)
  */
 export class Call {
@@ -284,6 +288,8 @@ export class Call {
   #listeners = new Map();
   /** @type {string | null} */
   #safetyCode = null;
+  /** What this side sends, told to the other side whenever the data channel opens. */
+  #mediaState = { audio: true, video: true };
   #meter = new QualityMeter();
   /** @type {Array<() => void>} */
   #unlisten = [];
@@ -462,6 +468,17 @@ export class Call {
   confirmSafetyCode() {
     const channel = this.#channel;
     if (channel?.readyState === "open") channel.send(JSON.stringify({ t: CONFIRM_MESSAGE }));
+  }
+
+  /**
+   * Tell the other side whether this person's microphone and camera are on, over the call's
+   * own data channel (peer to peer: the server never learns it). Sent again on reconnects.
+   * @param {{audio: boolean, video: boolean}} state
+   */
+  sendMediaState(state) {
+    this.#mediaState = { audio: state.audio, video: state.video };
+    const channel = this.#channel;
+    if (channel?.readyState === "open") channel.send(JSON.stringify({ t: MEDIA_MESSAGE, ...this.#mediaState }));
   }
 
   /**
@@ -675,6 +692,9 @@ export class Call {
       this.#emit("safety-code", { code });
     };
 
+    channel.addEventListener("open", () => {
+      channel.send(JSON.stringify({ t: MEDIA_MESSAGE, ...this.#mediaState }));
+    });
     channel.onopen = () => {
       if (this.#polite) return;
       serial(async () => {
@@ -694,6 +714,11 @@ export class Call {
       const fields = message !== null && typeof message === "object" ? message : null;
       if (fields && "t" in fields && fields.t === CONFIRM_MESSAGE && Object.keys(fields).length === 1) {
         if (pc === this.#pc) this.#emit("peer-confirmed", {});
+        return;
+      }
+      if (fields && "t" in fields && fields.t === MEDIA_MESSAGE) {
+        const media = /** @type {{audio?: unknown, video?: unknown}} */ (fields);
+        if (pc === this.#pc) this.#emit("peer-media", { audio: media.audio !== false, video: media.video !== false });
         return;
       }
       serial(async () => {

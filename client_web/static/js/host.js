@@ -5,11 +5,12 @@
  * private panel. The call itself, media, safety code and quality are callpage.js's.
  */
 
-import { byId } from "./callview.js";
+import { byId, runSessionTimer } from "./callview.js";
 import { CallPage } from "./callpage.js";
 import { CloseCode } from "./protocol_types.js";
 import { mountTherapistExtras } from "./session_extras.js";
 import { formatLocal } from "./localtime.js";
+import { mountSidePanel } from "./host_panel.js";
 
 // Made once, now: the first use of Intl loads locale data, which must not delay an admission.
 formatLocal(new Date(), "time");
@@ -42,6 +43,15 @@ const el = {
 /** Whether an admitted client is connected (or held while reconnecting). */
 let clientInCall = false;
 
+const side = mountSidePanel({
+  column: byId("side-column"),
+  toggle: /** @type {HTMLButtonElement} */ (byId("panel-toggle")),
+  content: byId("side-content"),
+  latest: byId("panel-latest"),
+  sound: /** @type {HTMLInputElement | null} */ (document.getElementById("panel-sound")),
+});
+const timer = runSessionTimer(byId("session-timer"), Date.parse(root.dataset.startsAt ?? "") || Date.now());
+
 const page = new CallPage({
   role: "therapist",
   sessionId,
@@ -56,7 +66,7 @@ const page = new CallPage({
   },
   mountExtras: (connection, media) => {
     const panel = document.getElementById("therapist-panel");
-    return panel ? mountTherapistExtras(connection, { panel, media }) : null;
+    return panel ? mountTherapistExtras(connection, { panel, media, notify: side.announce }) : null;
   },
   onConnectionState: (state) => {
     el.connectionState.textContent =
@@ -88,6 +98,8 @@ el.mediaRetry.addEventListener("click", () => void startMedia());
 
 // --- the waiting list ------------------------------------------------------------------------
 
+/** Knocks already announced in the side column. */
+const announcedKnocks = new Set();
 /** When this page first saw each knock, for a `since_ms` that is not a wall-clock time. */
 const firstSeen = new Map();
 const YEAR_2000_MS = 946_684_800_000;
@@ -106,6 +118,10 @@ function waitingSince(knock) {
  * @param {Array<{knock_id: string, label: string, since_ms: number}>} waiting
  */
 function renderLobby(waiting) {
+  for (const knock of waiting) {
+    if (!announcedKnocks.has(knock.knock_id)) side.announce(`${knock.label} is waiting to be let in`, { urgent: true });
+    announcedKnocks.add(knock.knock_id);
+  }
   const items = waiting.map((knock) => {
     const item = document.createElement("li");
     item.className = "knock";
@@ -298,6 +314,7 @@ function stopped(text) {
 }
 
 function shutDown() {
+  clearInterval(timer);
   page.finish();
   standby?.close();
   standby = null;

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.core.links import InviteFacts, SessionStatus
 from server.core.models import Client, TherapySession
+from server.db import tables
 from server.db.tables import AnyRow, client_sessions, clients, invites, therapy_sessions
 
 
@@ -295,3 +296,15 @@ async def client_session(
         )
     ).first()
     return (row._mapping["session_id"], row._mapping["csrf_token"]) if row else None
+
+
+async def all_clients_for_holds(conn: AsyncConnection) -> list[tuple[str, str, datetime]]:
+    """(client id, therapist's email, when the client was added) of every client, for the
+    admin's legal holds: who treats them and since when — not even the alias, which admins
+    never see."""
+    rows = await conn.execute(
+        sa.select(tables.clients.c.id, tables.accounts.c.email, tables.clients.c.created_at)
+        .join(tables.accounts, tables.accounts.c.id == tables.clients.c.therapist_id)
+        .order_by(tables.accounts.c.email, tables.clients.c.created_at)
+    )
+    return [(row.id, row.email, row.created_at) for row in rows]

@@ -249,7 +249,28 @@ class ClientRights:
     async def erase_consent_based(
         self, client_id: str, *, channel: Channel, retention: Retention, now: datetime
     ) -> ErasureOutcome:
-        """Withdraw every optional consent, then delete what was stored only under one."""
+        """Withdraw every optional consent, then delete what was stored only under one.
+
+        The counts are of what was stored before: withdrawing a consent already deletes its
+        data (the consent event's own effect), so counting only the last step said 0."""
+        sources = [
+            source
+            for source in self.registry.table_sources()
+            if source.consent_purpose in OPTIONAL_PURPOSES and source.client_column is not None
+        ]
+        before: dict[str, int] = {}
+        async with self.db.read() as conn:
+            for source in sources:
+                column = source.table.c[str(source.client_column)]
+                before[source.label] = int(
+                    (
+                        await conn.execute(
+                            sa.select(sa.func.count())
+                            .select_from(source.table)
+                            .where(column == client_id)
+                        )
+                    ).scalar_one()
+                )
         states = await self.consents.state(self.db, client_id, now)
         withdrawn: list[Purpose] = []
         for purpose, status in states.items():
@@ -271,17 +292,16 @@ class ClientRights:
         deleted: dict[str, int] = {}
         async with self.db.write() as conn:
             held = await retention.is_held(conn, client_id, now)
-            if not held:
-                for source in self.registry.table_sources():
-                    if source.consent_purpose not in OPTIONAL_PURPOSES:
-                        continue
-                    if source.client_column is None:
-                        continue
-                    table = source.table
-                    result = await conn.execute(
-                        table.delete().where(table.c[source.client_column] == client_id)
+            for source in sources:
+                table, column = source.table, source.table.c[str(source.client_column)]
+                if not held:
+                    await conn.execute(table.delete().where(column == client_id))
+                left = (
+                    await conn.execute(
+                        sa.select(sa.func.count()).select_from(table).where(column == client_id)
                     )
-                    deleted[source.label] = result.rowcount
+                ).scalar_one()
+                deleted[source.label] = max(before[source.label] - int(left), 0)
             await self.audit.record(
                 conn,
                 at=now,

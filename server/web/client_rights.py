@@ -23,6 +23,7 @@ from server.services.scheduling import ClientVisit
 from server.web.guard import SIGNED_IN, VISIT
 from server.web.identity import client_visit
 from server.web.openapi import Operation
+from server.web.times import duration_words
 from server.web.validation import read_json
 
 _ERR: Final[Mapping[str, Any]] = {"type": "object"}
@@ -47,8 +48,7 @@ def _page_client(request: web.Request) -> ClientVisit:
 
 
 def _years(days: int) -> str:
-    years = days / 365.25
-    return f"{years:.0f}" if abs(years - round(years)) < 0.05 else f"{years:.1f}"
+    return duration_words(days)
 
 
 def outcome_json(outcome: ErasureOutcome) -> dict[str, Any]:

@@ -114,7 +114,7 @@ async def test_a_low_pulse_and_a_low_after_session_bond_reach_the_therapist_as_a
     await therapist.get_by_role("button", name="Ask a pulse question").click()
     await client.get_by_role("button", name=re.compile(r"^1 – ")).click()
     panel = therapist.get_by_role("complementary", name="Private panel")
-    await expect(panel.get_by_text("Pulse 1/5")).to_be_visible()
+    await expect(panel.get_by_role("heading", name="Pulse check-in: Pulse 1/5")).to_be_visible()
     await expect(panel.get_by_text(re.compile("^Try: "))).to_be_visible()
 
     await therapist.get_by_role("button", name="End session").click()

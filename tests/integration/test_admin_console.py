@@ -392,6 +392,8 @@ async def test_no_admin_page_or_admin_api_answer_holds_clinical_content(
     leaks = {where for where, text in answers.items() if MARKER in text or ALIAS_MARKER in text}
     assert not leaks
     assert client_id in answers["/admin/holds"]  # metadata is there: ids, reasons, counts
+    # A hold is placed by choosing the client by therapist and date, not by typing an id.
+    assert f'<option value="{client_id}">client of ' in answers["/admin/holds"]
     # And the clinical endpoints refuse an admin outright.
     for path in (f"/api/v1/clients/{client_id}/notes", f"/api/v1/clients/{client_id}/export"):
         assert (await client.get(path)).status == 403, path

@@ -170,6 +170,17 @@ async def session_by_id(conn: AsyncConnection, session_id: str) -> TherapySessio
     return _session(row) if row else None
 
 
+async def set_session_times(
+    conn: AsyncConnection, session_id: str, starts_at: datetime, ends_at: datetime
+) -> None:
+    """Move a session to a new time window."""
+    await conn.execute(
+        therapy_sessions.update()
+        .where(therapy_sessions.c.id == session_id)
+        .values(starts_at=starts_at, ends_at=ends_at)
+    )
+
+
 async def set_session_status(
     conn: AsyncConnection, session_id: str, status: SessionStatus, now: datetime
 ) -> None:

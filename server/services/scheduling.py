@@ -198,6 +198,57 @@ def _require_open(session: TherapySession) -> None:
         raise Conflict(f"This session is {session.status.value}; its link cannot change.")
 
 
+async def reschedule_session(
+    db: Database,
+    audit: AuditTrail,
+    therapist: Account,
+    session_id: str,
+    *,
+    starts_at: datetime,
+    minutes: int,
+    new_link: bool,
+    now: datetime,
+) -> IssuedInvite | None:
+    """Move a scheduled session to a new time (audited as `session.reschedule`, with the old
+    and new times). The client's link keeps working for the new time, or, when the therapist
+    asks for it, is replaced by a new one (returned)."""
+    starts_at, ends_at = session_window(starts_at, minutes)
+    if ends_at <= now:
+        raise InvalidInput("That session would already be over; pick a later time.")
+    if starts_at - now > MAX_SCHEDULE_AHEAD:
+        raise InvalidInput("Sessions can be scheduled up to two years ahead.")
+    async with db.write() as conn:
+        session = await q.session_for(conn, therapist.id, session_id)
+        if session is None:
+            raise NotFound("No such session.")
+        _require_open(session)
+        await q.set_session_times(conn, session_id, starts_at, ends_at)
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{therapist.id}",
+            action="session.reschedule",
+            targets=(f"session:{session_id}", f"client:{session.client_id}"),
+            details={
+                "from": session.starts_at.isoformat(),
+                "to": starts_at.isoformat(),
+                "minutes": minutes,
+                "new_link": new_link,
+            },
+        )
+        if not new_link:
+            return None
+        if await q.revoke_invites(conn, session_id, now):
+            await audit.record(
+                conn,
+                at=now,
+                actor=f"account:{therapist.id}",
+                action="invite.revoke",
+                targets=(f"session:{session_id}",),
+            )
+        return await _issue_invite(conn, audit, therapist, session_id, now)
+
+
 async def reissue_invite(
     db: Database, audit: AuditTrail, therapist: Account, session_id: str, now: datetime
 ) -> IssuedInvite:

@@ -278,6 +278,8 @@ def _local_form_time(value: str, offset_minutes: str) -> datetime:
 async def session_action(request: web.Request) -> web.StreamResponse:
     current = page_account(request, Role.THERAPIST)
     session_id, action = request.match_info["session_id"], request.match_info["action"]
+    if action == "edit":
+        return await edit_session_submit(request)
     app = request.app
     now = app[CLOCK]()
     try:
@@ -296,6 +298,57 @@ async def session_action(request: web.Request) -> web.StreamResponse:
         if isinstance(exc, NotFound):
             raise
         return await _dashboard(request, error=exc.message, status=exc.status)
+    raise web.HTTPSeeOther("/dashboard")
+
+
+async def edit_session_page(
+    request: web.Request, *, error: str | None = None, status: int = 200
+) -> web.StreamResponse:
+    """Reschedule a session: a new time and length, and whether to send a new link."""
+    current = request[SIGNED_IN]
+    session = await scheduling.get_session(
+        request.app[DB], current.account, request.match_info["session_id"]
+    )
+    minutes = int((session.ends_at - session.starts_at).total_seconds() // 60)
+    return aiohttp_jinja2.render_template(
+        "session_edit.html",
+        request,
+        _context(request, session=session, minutes=minutes, error=error),
+        status=status,
+    )
+
+
+async def edit_session_submit(request: web.Request) -> web.StreamResponse:
+    current = request[SIGNED_IN]
+    session_id = request.match_info["session_id"]
+    form = await _form(request)
+    app = request.app
+    try:
+        minutes = int(form.get("minutes", "50") or "50")
+    except ValueError:
+        minutes = 0
+    if not 5 <= minutes <= 480:
+        return await edit_session_page(
+            request, error="Enter the length in whole minutes (5 to 480).", status=422
+        )
+    try:
+        starts_at = _local_form_time(form.get("starts_at", ""), form.get("tz_offset_minutes", "0"))
+        invite = await scheduling.reschedule_session(
+            app[DB],
+            app[AUDIT],
+            current.account,
+            session_id,
+            starts_at=starts_at,
+            minutes=minutes,
+            new_link=form.get("link") == "new",
+            now=app[CLOCK](),
+        )
+    except AttuneError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return await edit_session_page(request, error=exc.message, status=exc.status)
+    if invite is not None:
+        raise _show_link_after_redirect(request, session_id, invite.token)
     raise web.HTTPSeeOther("/dashboard")
 
 
@@ -419,6 +472,7 @@ def add_page_routes(app: web.Application) -> None:
     r.add_post("/dashboard/clients", page_guarded(add_client, therapist))
     r.add_post("/dashboard/sessions", page_guarded(add_session, therapist))
     r.add_get("/dashboard/sessions/{session_id}/link", page_guarded(link_page, therapist))
+    r.add_get("/dashboard/sessions/{session_id}/edit", page_guarded(edit_session_page, therapist))
     r.add_post("/dashboard/sessions/{session_id}/{action}", page_guarded(session_action, therapist))
     r.add_get("/host/{session_id}", page_guarded(host_page, therapist))
     r.add_get("/admin", page_guarded(admin, admin_only))

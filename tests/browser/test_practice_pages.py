@@ -5,12 +5,13 @@ sessions first, and a question before anything destructive."""
 from __future__ import annotations
 
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.async_api import Dialog, expect
 
-from server.keys import AUDIT, DB
+from server.keys import AUDIT, DB, SETTINGS
 from server.services import scheduling
 from tests.browser.conftest import THERAPIST_EMAIL, BrowserHarness, LiveSite
 from tests.browser.test_foundation_flows import sign_in_with_form
@@ -51,6 +52,25 @@ async def test_a_session_booked_at_7_16_local_shows_7_16_with_the_zone_and_a_rel
     await expect(upcoming.get_by_role("row", name=re.compile("J.M."))).to_contain_text(
         re.compile(r"07:16 AM CST")
     )
+
+    # Reschedule to 09:30 keeping the link: the same link still opens the session (audited).
+    await upcoming.get_by_role(
+        "link", name=re.compile(r"^Reschedule the session with J\.M\.")
+    ).click()
+    await expect(page.get_by_label("Starts at")).to_have_value(f"{tomorrow}T07:16")
+    await page.get_by_label("Starts at").fill(f"{tomorrow}T09:30")
+    await page.get_by_role("button", name="Save the new time").click()
+    await expect(page).to_have_url(live_site.url("/dashboard"))
+    await expect(upcoming.get_by_role("row", name=re.compile("J.M."))).to_contain_text(
+        re.compile(r"09:30 AM CST")
+    )
+    (moved,) = await scheduling.list_sessions(live_site.app[DB], therapist_account)
+    assert moved.starts_at.strftime("%H:%M") == "15:30" and moved.invite_active
+    with sqlite3.connect(live_site.app[SETTINGS].data_dir / "attune.db") as conn:
+        (details,) = conn.execute(
+            "SELECT details FROM audit_log WHERE action = 'session.reschedule'"
+        ).fetchone()
+    assert '"new_link":false' in details.replace(" ", "")
 
     # Cancel asks first; saying no keeps the session, saying yes moves it to the past.
     asked: list[str] = []

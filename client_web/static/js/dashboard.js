@@ -13,6 +13,15 @@ for (const field of document.querySelectorAll("[data-local-now]")) {
   }
 }
 
+/** A stored time shown in a datetime-local field in the therapist's own zone. */
+for (const field of document.querySelectorAll("[data-local-value]")) {
+  const input = /** @type {HTMLInputElement} */ (field);
+  const when = new Date(input.dataset.localValue ?? "");
+  if (!input.value && !Number.isNaN(when.getTime())) {
+    input.value = new Date(when.getTime() - when.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  }
+}
+
 const PRESENCE_EVERY_MS = 5000;
 const badges = /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-waiting-for]"));
 const baseTitle = document.title;

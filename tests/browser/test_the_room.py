@@ -161,8 +161,7 @@ async def test_after_reloads_on_either_side_the_call_and_the_panel_come_back(
     await expect(answer).to_be_in_viewport()
     await expect(client.locator("#remote-video")).to_be_in_viewport()
     await shot(client, "client-360-pulse")
-    width: int = await client.evaluate("document.documentElement.scrollWidth")
-    assert width <= 360
+    assert await client.evaluate("document.documentElement.scrollWidth") <= 360
     await answer.click()
     panel = therapist.get_by_role("complementary", name="Private panel")
     await expect(panel.get_by_role("heading", name="Pulse check-in: Pulse 4/5")).to_be_visible()
@@ -182,9 +181,19 @@ async def test_after_reloads_on_either_side_the_call_and_the_panel_come_back(
     # The client reloads: back in the call within 10 s, without the device check.
     started = time.monotonic()
     await client.reload()
+    await shot(therapist, "therapist-1280-client-reconnecting")
     await expect(client.get_by_role("heading", name="Welcome", level=1)).to_be_hidden()
     await wait_for_video(client)
     assert time.monotonic() - started < RECOVERY_S
     await expect(client.get_by_role("button", name="Leave")).to_be_visible()
     await shot(client, "client-360-after-reload")
+
+    # The other sizes: the therapist on a phone, the client on a laptop.
+    await therapist.set_viewport_size({"width": 360, "height": 640})
+    await client.set_viewport_size({"width": 1280, "height": 720})
+    await expect(therapist.get_by_role("button", name="End session")).to_be_visible()
+    await shot(therapist, "therapist-360-in-call")
+    await shot(client, "client-1280-in-call")
+    width: int = await therapist.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360
     harness.assert_no_policy_violations()

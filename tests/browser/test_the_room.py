@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, WebSocketRoute, async_playwright, expect
 
 from server.app import create_app
 from server.settings import Settings
@@ -36,6 +36,7 @@ pytestmark = pytest.mark.browser
 LAPTOP = {"viewport": {"width": 1280, "height": 720}}
 SHOTS = Path("/tmp/room-shots")
 RECOVERY_S = 10
+COMMENT = "I felt rushed near the end."
 
 
 @pytest.fixture
@@ -138,6 +139,17 @@ async def test_the_therapist_sees_the_client_largest_and_is_told_of_a_signal_and
     await expect(therapist.get_by_text("J.M. turned off the microphone")).to_be_visible()
     await therapist.get_by_role("button", name="Turn off camera").click()
     await expect(client.get_by_text("Your therapist turned off the camera")).to_be_visible()
+
+    # The network drops for good: after a while the phone says what to do, never spins.
+    async def unreachable(ws: WebSocketRoute) -> None:
+        await ws.close(code=1011)
+
+    await client.route_web_socket(re.compile(r"/ws/session/"), unreachable)
+    await client.evaluate("window.__attune.connection.socket.close()")
+    await expect(
+        client.get_by_text(re.compile("reloading this page brings you straight back"))
+    ).to_be_visible(timeout=20_000)
+    await shot(client, "client-360-reconnecting")
     harness.assert_no_policy_violations()
 
 
@@ -196,4 +208,25 @@ async def test_after_reloads_on_either_side_the_call_and_the_panel_come_back(
     await shot(client, "client-1280-in-call")
     width: int = await therapist.evaluate("document.documentElement.scrollWidth")
     assert width <= 360
+
+    # After the reconnects the session ends; the client's low after-session answers, rupture
+    # and comment read as words in the summary (item 1: this page once answered 500).
+    await therapist.set_viewport_size({"width": 1280, "height": 720})
+    await client.set_viewport_size({"width": 360, "height": 640})
+    await therapist.get_by_role("button", name="End session").click()
+    await therapist.get_by_role("button", name="Yes, end the session").click()
+    await client.get_by_role("link", name="Tell your therapist how today's session was").click()
+    for question in ("understood and taken seriously", "spent the time on what matters"):
+        await client.get_by_label(re.compile(question, re.IGNORECASE)).evaluate(
+            "(el) => { el.value = '2'; el.dispatchEvent(new Event('change')); }"
+        )
+    await client.get_by_label("Quite a bit").check()
+    await client.get_by_label(re.compile("Anything you would like")).fill(COMMENT)
+    await client.get_by_role("button", name="Send to my therapist").click()
+    await expect(client.get_by_text("Your answers reached your therapist")).to_be_visible()
+    response = await therapist.goto(site.url(f"/host/{scheduled.session_id}/summary"))
+    assert response is not None and response.status == 200
+    await expect(therapist.get_by_text(COMMENT)).to_be_visible()
+    await expect(therapist.get_by_text(re.compile("Uneasy moment: Quite a bit"))).to_be_visible()
+    await expect(therapist.get_by_text(re.compile("^Try: ")).first).to_be_visible()
     harness.assert_no_policy_violations()

@@ -205,3 +205,43 @@ export function runSessionTimer(element, startMs) {
   render();
   return setInterval(render, 1000);
 }
+
+/** How long a connection may try before the person is told what they can do. */
+export const STALL_HELP_MS = 12_000;
+
+/**
+ * Say what to do when something keeps trying for too long, instead of spinning forever:
+ * `arm()` when trying starts, `disarm()` when it worked; after `ms` the text is shown.
+ * @param {HTMLElement} element  a status line
+ * @param {string} text
+ * @param {number} [ms]
+ */
+export function stallHelp(element, text, ms = STALL_HELP_MS) {
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let timer = null;
+  let unhidden = false;
+  return {
+    arm() {
+      if (timer !== null) return;
+      timer = setTimeout(() => {
+        timer = null;
+        element.textContent = text;
+        element.classList.add("is-warning");
+        if (element.hidden) {
+          element.hidden = false;
+          unhidden = true;
+        }
+      }, ms);
+    },
+    /** It worked: stop waiting, and take the help back if it is still what the line says. */
+    disarm() {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      if (element.textContent !== text) return;
+      element.textContent = "";
+      element.classList.remove("is-warning");
+      if (unhidden) element.hidden = true;
+      unhidden = false;
+    },
+  };
+}

@@ -5,7 +5,7 @@
  * private panel. The call itself, media, safety code and quality are callpage.js's.
  */
 
-import { byId, runSessionTimer } from "./callview.js";
+import { byId, runSessionTimer, stallHelp } from "./callview.js";
 import { CallPage } from "./callpage.js";
 import { CloseCode } from "./protocol_types.js";
 import { mountTherapistExtras } from "./session_extras.js";
@@ -57,6 +57,8 @@ const page = new CallPage({
   sessionId,
   peerName: clientLabel,
   videoStatus: (state) => {
+    if (state === "connected" || !clientInCall) videoStall.disarm();
+    else videoStall.arm();
     if (!clientInCall) return null;
     return state === "connected"
       ? `In the call with ${clientLabel}`
@@ -69,6 +71,8 @@ const page = new CallPage({
     return panel ? mountTherapistExtras(connection, { panel, media, notify: side.announce }) : null;
   },
   onConnectionState: (state) => {
+    if (state === "open") connectionStall.disarm();
+    else connectionStall.arm();
     el.connectionState.textContent =
       state === "open" ? "Connected" : state === "reconnecting" ? "Reconnecting…" : "Connecting…";
     el.connectionState.classList.toggle("is-warning", state === "reconnecting");
@@ -81,6 +85,14 @@ const page = new CallPage({
   },
 });
 const callStatus = page.elements.callStatus;
+const videoStall = stallHelp(
+  callStatus,
+  `The video with ${clientLabel} is taking long to connect. Reloading this page usually helps; the client stays in the session.`,
+);
+const connectionStall = stallHelp(
+  el.alert,
+  "Still reconnecting to the server. Check that you are online; reloading this page keeps the session and brings the panel back.",
+);
 
 // --- camera and microphone -------------------------------------------------------------------
 
@@ -315,6 +327,8 @@ function stopped(text) {
 
 function shutDown() {
   clearInterval(timer);
+  videoStall.disarm();
+  connectionStall.disarm();
   page.finish();
   standby?.close();
   standby = null;

@@ -6,7 +6,7 @@
  */
 
 import { CallPage } from "./callpage.js";
-import { runSessionTimer } from "./callview.js";
+import { runSessionTimer, stallHelp } from "./callview.js";
 import { CloseCode } from "./protocol_types.js";
 import { mountClientExtras } from "./session_extras.js";
 
@@ -50,6 +50,8 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     sessionId,
     peerName: "Your therapist",
     videoStatus: (state) => {
+      if (state === "connected") videoStall.disarm();
+      else videoStall.arm();
       if (page.connection?.state !== "open") return null;
       return state === "connected"
         ? ""
@@ -73,6 +75,10 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
   });
   const callStatus = page.elements.callStatus;
   void page.iceConfiguration.then(() => prerequisiteReady());
+  const RELOAD_HELP =
+    "This is taking longer than it should. Check that you are online; reloading this page brings you straight back.";
+  const videoStall = stallHelp(callStatus, RELOAD_HELP);
+  const connectionStall = stallHelp(callStatus, RELOAD_HELP);
 
   // Leave (asks first), the session timer, and the safety code folded away once confirmed.
   const leaveDialog = /** @type {HTMLDialogElement | null} */ (document.getElementById("leave-dialog"));
@@ -157,6 +163,8 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
   /** @param {ConnectionState} state */
   function onConnectionState(state) {
     const reconnecting = state === "reconnecting";
+    if (state === "open") connectionStall.disarm();
+    else if (!step.hidden) connectionStall.arm();
     if (!step.hidden) {
       callStatus.textContent = reconnecting ? "Reconnecting…" : "";
       callStatus.classList.toggle("is-warning", reconnecting);
@@ -217,6 +225,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
   }
 
   function endCall() {
+    videoStall.disarm();
     if (offerFallback !== null) clearTimeout(offerFallback);
     offerFallback = null;
     startWhenReady = false;
@@ -241,6 +250,8 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     },
     /** The session is over for this page. */
     finish() {
+      videoStall.disarm();
+      connectionStall.disarm();
       if (timer !== null) clearInterval(timer);
       timer = null;
       endCall();

@@ -167,6 +167,12 @@ function renderLobby(waiting) {
   });
   el.lobbyList.replaceChildren(...items);
   el.lobbyEmpty.hidden = items.length > 0;
+  el.lobbyList.closest("section")?.classList.toggle("has-waiting", items.length > 0);
+  if (!clientInCall && !page.finished) {
+    callStatus.textContent = waiting.length
+      ? `${waiting.map((k) => k.label).join(", ")} ${waiting.length === 1 ? "is" : "are"} waiting: admit from the waiting room beside the video.`
+      : `${clientLabel} is not in the call.`;
+  }
 }
 
 /** @param {string} text */

@@ -130,6 +130,13 @@ async def test_the_account_page_disables_with_one_button(client: TestClient[Any,
     text = await response.text()
     assert response.status == 200 and "Disabled: its sign-ins have ended." in text
     assert "Enable this account" in text
+    # Post/redirect/get: the page after the action has its own address, so a reload repeats
+    # nothing (issue #11, item 6); the disable form and "Run the purge now" ask first.
+    assert str(response.url).endswith(f"{page}?done=disable")
+    await client.post(f"{page}/enable", data={"csrf_token": await _form_csrf(client, page)})
+    assert 'data-confirm="Disable therapist@example.org?' in await (await client.get(page)).text()
+    retention = await (await client.get("/admin/retention")).text()
+    assert 'value="run" class="danger" data-confirm="Run the purge now?' in retention
 
 
 # --- retention policies: preview first, then confirm ------------------------------------------

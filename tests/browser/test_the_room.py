@@ -140,6 +140,16 @@ async def test_the_therapist_sees_the_client_largest_and_is_told_of_a_signal_and
     await therapist.get_by_role("button", name="Turn off camera").click()
     await expect(client.get_by_text("Your therapist turned off the camera")).to_be_visible()
 
+    # The client leaves (asked first) and joins again without redoing the checks.
+    await client.get_by_role("button", name="Leave").click()
+    await client.get_by_role("button", name="Yes, leave").click()
+    await expect(client.get_by_role("heading", name="You have left the session")).to_be_visible()
+    await client.get_by_role("link", name="Join again").click()
+    await expect(client.get_by_role("heading", name="Welcome", level=1)).to_be_hidden()
+    # within the resume grace the admitted place is still held: straight back into the call
+    await wait_for_video(client)
+    await expect(client.get_by_role("button", name="Leave")).to_be_visible()
+
     # The network drops for good: after a while the phone says what to do, never spins.
     async def unreachable(ws: WebSocketRoute) -> None:
         await ws.close(code=1011)

@@ -68,6 +68,7 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "client.erase": "A client's data was erased: data key destroyed, then rows deleted.",
         "session.create": "A therapist scheduled a session.",
         "session.cancel": "A scheduled session was cancelled.",
+        "session.reschedule": "A therapist moved a session to a new time.",
         "session.end": "A session ended.",
         "invite.issue": "An invite link was minted for a session.",
         "invite.revoke": "An invite link was revoked before use or expiry.",

@@ -64,6 +64,7 @@ from server.web.email_views import add_email_pages
 from server.web.guard import add_api_routes
 from server.web.pages import add_page_routes
 from server.web.sign_in_guard import login_guard_ctx
+from server.web.times import time_element
 
 log = logging.getLogger("attune")
 
@@ -199,6 +200,7 @@ def create_app(
         loader=jinja2.FileSystemLoader(str(web_dir / "templates")),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    aiohttp_jinja2.get_env(app).globals["when"] = time_element
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_vault)
     app.cleanup_ctx.append(_consents)

@@ -43,6 +43,14 @@ async def table_rows(
     return [dict(row._mapping) for row in rows]
 
 
+async def count_rows(
+    conn: AsyncConnection, table: sa.Table, *, client_column: str, client_id: str
+) -> int:
+    """How many rows of one table are the client's."""
+    query = sa.select(sa.func.count()).select_from(table).where(table.c[client_column] == client_id)
+    return int((await conn.execute(query)).scalar_one())
+
+
 async def delete_rows(
     conn: AsyncConnection, table: sa.Table, *, client_column: str, client_id: str
 ) -> int:

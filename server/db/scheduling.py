@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.core.links import InviteFacts, SessionStatus
 from server.core.models import Client, TherapySession
+from server.db import tables
 from server.db.tables import (
     AnyRow,
     client_sessions,
@@ -187,6 +188,17 @@ async def session_by_id(conn: AsyncConnection, session_id: str) -> TherapySessio
         )
     ).first()
     return _session(row) if row else None
+
+
+async def set_session_times(
+    conn: AsyncConnection, session_id: str, starts_at: datetime, ends_at: datetime
+) -> None:
+    """Move a session to a new time window."""
+    await conn.execute(
+        therapy_sessions.update()
+        .where(therapy_sessions.c.id == session_id)
+        .values(starts_at=starts_at, ends_at=ends_at)
+    )
 
 
 async def set_session_status(
@@ -398,3 +410,15 @@ async def client_session(
         return None
     m = row._mapping
     return m["session_id"], m["csrf_token"], bool(m["another_device"])
+
+
+async def all_clients_for_holds(conn: AsyncConnection) -> list[tuple[str, str, datetime]]:
+    """(client id, therapist's email, when the client was added) of every client, for the
+    admin's legal holds: who treats them and since when — not even the alias, which admins
+    never see."""
+    rows = await conn.execute(
+        sa.select(tables.clients.c.id, tables.accounts.c.email, tables.clients.c.created_at)
+        .join(tables.accounts, tables.accounts.c.id == tables.clients.c.therapist_id)
+        .order_by(tables.accounts.c.email, tables.clients.c.created_at)
+    )
+    return [(row.id, row.email, row.created_at) for row in rows]

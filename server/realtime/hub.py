@@ -298,6 +298,14 @@ class Hub:
             ):
                 connection.revoke(code, reason)
 
+    def presence(self, session_id: str) -> tuple[tuple[str, ...], bool]:
+        """Who is waiting (labels) and whether a client is in the call, for the dashboard."""
+        room = self.rooms.get(session_id)
+        if room is None:
+            return (), False
+        knocks = room.knocks()
+        return tuple(k.label for k in knocks if not k.admitted), any(k.admitted for k in knocks)
+
     def live_sessions_of_client(self, client_id: str) -> set[str]:
         """The sessions of this client whose live room this process holds."""
         local = {c.session_id for c in list(self._connections.values()) if c.client_id == client_id}

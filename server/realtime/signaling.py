@@ -418,6 +418,9 @@ class SessionRunner:
             and live.before_checkin_due(ref.session_id)
         ):
             hub.send(ref.conn_id, live.checkin_open("before"))
+        if in_room and ref.role is SessionRole.THERAPIST and ref.account is not None:
+            # the panel so far, so a reload (or a takeover) rebuilds it
+            await live.send_panel_state(ref.session_id, ref.account.id)
 
     async def _message(self, op: RoomOp) -> None:
         hub = self._app[HUB]

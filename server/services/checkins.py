@@ -29,6 +29,7 @@ from server.core.checkins import (
     score,
     validate_answers,
 )
+from server.core.checkins.instruments import ScoreRole
 from server.core.models import TherapySession
 from server.db import checkins as checkin_rows
 from server.db.checkins import StoredCheckin
@@ -56,9 +57,53 @@ class CheckinResult:
     stored: bool
 
 
-def scores_json(scores: Scores) -> dict[str, Any]:
-    """Scores as plain JSON for the therapist's panel and the API."""
+def _answer_text(instrument: Instrument, link_id: str, value: int | str) -> tuple[str, str]:
+    """(the item's therapist label, the answer in words) for one stored answer."""
+    try:
+        item = instrument.item(link_id)
+    except KeyError:
+        return link_id, str(value)
+    for option in item.options:
+        if option.code == value:
+            return item.label, option.display
+    if item.type == "integer" and item.max_value is not None:
+        return item.label, f"{value}/{item.max_value}"
+    return item.label, str(value)
+
+
+def readable_answers(instrument: Instrument, scores: Scores) -> dict[str, Any]:
+    """The answers in the therapist's words: item labels and option displays, never raw ids.
+    Free text and the rupture items have their own lines, so `answers` leaves them out."""
+
+    def by_role(role: ScoreRole, value: str | None) -> str | None:
+        items = instrument.items_with_role(role)
+        if value is None or not items:
+            return value
+        return _answer_text(instrument, items[0].link_id, value)[1]
+
+    own_line = ("free-text", "rupture", "rupture-repair")
+    shown = {item.link_id for item in instrument.items if item.role not in own_line}
     return {
+        "answers": [
+            {"label": label, "text": text}
+            for label, text in (
+                _answer_text(instrument, link_id, value)
+                for link_id, value in scores.values.items()
+                if link_id in shown
+            )
+        ],
+        "skipped": [_answer_text(instrument, link_id, "")[0] for link_id in scores.skipped],
+        "rupture": by_role("rupture", scores.rupture),
+        "repair": by_role("rupture-repair", scores.repair),
+    }
+
+
+def scores_json(scores: Scores, instrument: Instrument | None = None) -> dict[str, Any]:
+    """Scores as plain JSON for the therapist's panel and the API (with the instrument, also
+    `readable`: the answers in words for display)."""
+    readable = readable_answers(instrument, scores) if instrument is not None else None
+    return {
+        "readable": readable,
         "values": dict(scores.values),
         "skipped": list(scores.skipped),
         "alliance_total": scores.alliance_total,
@@ -284,6 +329,6 @@ def result_json(result: CheckinResult) -> dict[str, Any]:
         "title": result.instrument.title,
         "submitted_at": result.submitted_at.isoformat(),
         "stored": result.stored,
-        "scores": scores_json(result.scores),
+        "scores": scores_json(result.scores, result.instrument),
         "alerts": [alert_json(a) for a in result.alerts],
     }

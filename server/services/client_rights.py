@@ -228,7 +228,21 @@ class ClientRights:
     async def erase_consent_based(
         self, client_id: str, *, channel: Channel, retention: Retention, now: datetime
     ) -> ErasureOutcome:
-        """Withdraw every optional consent, then delete what was stored only under one."""
+        """Withdraw every optional consent, then delete what was stored only under one.
+
+        The counts are of what was stored before: withdrawing a consent already deletes its
+        data (the consent event's own effect), so counting only the last step said 0."""
+        sources = [
+            source
+            for source in self.registry.table_sources()
+            if source.consent_purpose in OPTIONAL_PURPOSES and source.client_column is not None
+        ]
+        before: dict[str, int] = {}
+        async with self.db.read() as conn:
+            for source in sources:
+                before[source.label] = await client_data.count_rows(
+                    conn, source.table, client_column=str(source.client_column), client_id=client_id
+                )
         states = await self.consents.state(self.db, client_id, now)
         withdrawn: list[Purpose] = []
         for purpose, status in states.items():
@@ -250,15 +264,12 @@ class ClientRights:
         deleted: dict[str, int] = {}
         async with self.db.write() as conn:
             held = await retention.is_held(conn, client_id, now)
-            if not held:
-                for source in self.registry.table_sources():
-                    if source.consent_purpose not in OPTIONAL_PURPOSES:
-                        continue
-                    if source.client_column is None:
-                        continue
-                    deleted[source.label] = await client_data.delete_rows(
-                        conn, source.table, client_column=source.client_column, client_id=client_id
-                    )
+            for source in sources:
+                where = {"client_column": str(source.client_column), "client_id": client_id}
+                if not held:
+                    await client_data.delete_rows(conn, source.table, **where)
+                left = await client_data.count_rows(conn, source.table, **where)
+                deleted[source.label] = max(before[source.label] - left, 0)
             await self.audit.record(
                 conn,
                 at=now,

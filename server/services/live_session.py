@@ -14,6 +14,7 @@ Errors are domain errors (`server.errors`); each edge maps them to its own answe
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,12 +36,14 @@ from server.core.protocol import (
     CloseCode,
     ConsentChangedMessage,
     EndReason,
+    PanelStateMessage,
     PromptFeedback,
     PromptMessage,
     ServerMessage,
     SessionRole,
     SharedMessage,
 )
+from server.core.protocol.server_messages import MAX_PANEL_ITEMS
 from server.core.rooms import Audience
 from server.db import scheduling as session_queries
 from server.db.engine import Database
@@ -131,6 +134,9 @@ class LiveSessions:
         self._cue_allowed: dict[str, bool] = {}
         # Sessions whose before-session check-in was answered in another process (takeover).
         self._before_done: set[str] = set()
+        # Signals shown to the therapist this session (kept for the session only, as the
+        # panel shows them; stored only with cue consent), so a reload can show them again.
+        self._shown_signals: dict[str, deque[dict[str, Any]]] = {}
 
     # --- joining ----------------------------------------------------------------------
 
@@ -221,6 +227,7 @@ class LiveSessions:
         self._rooms.terminate(session_id, EndReason.THERAPIST_ENDED)
         self._checkins.forget_session(session_id)
         self._before_done.discard(session_id)
+        self._shown_signals.pop(session_id, None)
 
     # --- access ending ----------------------------------------------------------------
 
@@ -268,6 +275,48 @@ class LiveSessions:
         for other in ended:
             self.end_client_access(AccessEnd.ANOTHER_DEVICE, client_access_id=other)
 
+    # --- the therapist's panel --------------------------------------------------------
+
+    async def send_panel_state(self, session_id: str, therapist_id: str) -> None:
+        """After the therapist's `welcome`: the panel so far (check-ins, prompts, signals),
+        so a reload rebuilds it. Goes to the session's therapist only; a read of stored
+        clinical content is audited like the summary's."""
+        stored = await self._checkins.stored_for_session(self._db, session_id)
+        seen = {r.id for r in stored}
+        live = [r for r in self._checkins.live_results(session_id) if r.id not in seen]
+        results = sorted([*stored, *live], key=lambda r: r.submitted_at)
+        cue_rows = await self._cue_records.for_session(self._db, session_id)
+        prompts = [p for p in cue_rows.get("cue_prompts", []) if isinstance(p, Mapping)]
+        signals = list(self._shown_signals.get(session_id, ()))
+        if stored or prompts:
+            async with self._db.write() as conn:
+                session = await session_queries.session_by_id(conn, session_id)
+                await self._audit.record(
+                    conn,
+                    at=self._clock(),
+                    actor=f"account:{therapist_id}",
+                    action="clinical.read",
+                    targets=(f"client:{session.client_id}",) if session else (),
+                    details={"what": "panel-state", "count": len(stored) + len(prompts)},
+                )
+        limit = MAX_PANEL_ITEMS
+        self._rooms.deliver_to_therapist(
+            session_id,
+            PanelStateMessage(
+                checkins=[
+                    {
+                        "instrument_id": r.instrument.id,
+                        "kind": r.instrument.kind,
+                        "scores": scores_json(r.scores, r.instrument),
+                        "alerts": [alert_json(a) for a in r.alerts],
+                    }
+                    for r in results[-limit:]
+                ],
+                prompts=prompts[-limit:],
+                signals=signals[-limit:],
+            ),
+        )
+
     # --- check-ins --------------------------------------------------------------------
 
     def launch_checkin(self, session_id: str, instrument_id: str) -> None:
@@ -305,7 +354,7 @@ class LiveSessions:
                 CheckinResultMessage(
                     instrument_id=result.instrument.id,
                     kind=result.instrument.kind,
-                    scores=scores_json(result.scores),
+                    scores=scores_json(result.scores, result.instrument),
                     alerts=[alert_json(a) for a in result.alerts],
                 ),
             )
@@ -330,6 +379,8 @@ class LiveSessions:
     async def record_signal(self, session_id: str, client_id: str, signal: ClientSignal) -> None:
         """A client's nonverbal signal: shown to the therapist; kept only with cue consent."""
         self._rooms.deliver_to_therapist(session_id, ClientSignalMessage(signal=signal))
+        shown = self._shown_signals.setdefault(session_id, deque(maxlen=MAX_PANEL_ITEMS))
+        shown.append({"signal": signal.value, "at_ms": int(self._clock().timestamp() * 1000)})
         if self.cue_analysis_live(client_id):
             t_ms = self.cues.signal(session_id, signal.value)
             await self._cue_records.store_signal(

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.audit import AuditTrail
-from server.core.links import LinkState, LinkWindow, SessionStatus, link_closes_at, link_state
+from server.core.links import (
+    LinkState,
+    LinkWindow,
+    SessionStatus,
+    link_closes_at,
+    link_opens_at,
+    link_state,
+)
 from server.core.models import Account, Client, IssuedInvite, TherapySession
 from server.core.protocol import AccessEnd
 from server.db import scheduling as q
@@ -237,6 +244,61 @@ async def _revoke_links(
         )
 
 
+async def reschedule_session(
+    db: Database,
+    audit: AuditTrail,
+    live: LiveAccess,
+    therapist: Account,
+    session_id: str,
+    *,
+    starts_at: datetime,
+    minutes: int,
+    new_link: bool,
+    now: datetime,
+    mail: Mailer | None = None,
+) -> IssuedInvite | None:
+    """Move a scheduled session to a new time (audited as `session.reschedule`, with the old
+    and new times). The client's link keeps working for the new time, or, when the therapist
+    asks for it, is replaced by a new one (returned; the old link's sockets close). With
+    `mail`, the client's calendar entry moves too (same UID, higher SEQUENCE)."""
+    starts_at, ends_at = session_window(starts_at, minutes)
+    if ends_at <= now:
+        raise InvalidInput("That session would already be over; pick a later time.")
+    if starts_at - now > MAX_SCHEDULE_AHEAD:
+        raise InvalidInput("Sessions can be scheduled up to two years ahead.")
+    async with db.write() as conn:
+        session = await _own_session(conn, therapist, session_id)
+        _require_open(session)
+        await q.set_session_times(conn, session_id, starts_at, ends_at)
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{therapist.id}",
+            action="session.reschedule",
+            targets=(f"session:{session_id}", f"client:{session.client_id}"),
+            details={
+                "from": session.starts_at.isoformat(),
+                "to": starts_at.isoformat(),
+                "minutes": minutes,
+                "new_link": new_link,
+            },
+        )
+        issued = None
+        if new_link:
+            await _revoke_links(conn, audit, therapist, session_id, now)
+            await q.delete_client_sessions(conn, session_id)
+            issued = await _issue_invite(
+                conn, audit, therapist, session_id, session.client_id, now, mail
+            )
+        if mail is not None:
+            moved = await q.session_by_id(conn, session_id)
+            if moved is not None:
+                await mail.queue_reschedule_email(conn, moved, now)
+    if issued is not None:
+        live.end_client_access(AccessEnd.LINK_REPLACED, session_id=session_id)
+    return issued
+
+
 async def reissue_invite(
     db: Database,
     audit: AuditTrail,
@@ -326,6 +388,15 @@ class ClientEntry:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class TooEarly:
+    """A real link opened before its window: when it opens and when the session starts (told
+    to the client, since it says nothing another visitor could use)."""
+
+    opens_at: datetime
+    starts_at: datetime
+
+
 async def redeem_invite(
     db: Database,
     audit: AuditTrail,
@@ -334,7 +405,7 @@ async def redeem_invite(
     now: datetime,
     *,
     replacing: str | None = None,
-) -> ClientEntry | LinkState:
+) -> ClientEntry | TooEarly | LinkState:
     """Swap a valid invite token for a client cookie; otherwise say why (never which).
     `replacing` is the client cookie this browser already holds: opening the link again in
     the same browser replaces it (and keeps its standing) instead of being another device."""
@@ -346,6 +417,8 @@ async def redeem_invite(
             return LinkState.EXPIRED
         invite_id, session_id, facts = found
         state = link_state(facts, window, now)
+        if state is LinkState.TOO_EARLY:
+            return TooEarly(link_opens_at(facts, window), facts.starts_at)
         if state is not LinkState.VALID:
             return state
         cookie_token = new_token()

@@ -29,6 +29,14 @@ from server.web.shapes import ERR
 from server.web.validation import read_json
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
+# What each signal button says to the client (cues.js SIGNALS), for the summary page.
+SIGNAL_WORDS: dict[str, str] = {
+    "need-a-moment": "I need a moment",
+    "that-landed": "That landed",
+    "confused": "I'm confused",
+    "slow-down": "Slow down",
+    "hard-to-hear-see": "Hard to hear/see",
+}
 
 CHECKIN_SUBMIT_SCHEMA = {
     "type": "object",
@@ -195,6 +203,7 @@ async def summary_page(request: web.Request) -> web.StreamResponse:
             "cue_charts": cue_charts(summary) if summary else [],
             "prompts": cues["cue_prompts"],
             "signals": cues["signal_events"],
+            "signal_words": SIGNAL_WORDS,
         },
     )
 

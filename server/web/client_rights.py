@@ -24,6 +24,7 @@ from server.web.guard import SIGNED_IN, VISIT, spend_client_write
 from server.web.identity import client_visit, require_client_device
 from server.web.openapi import Operation
 from server.web.shapes import ERR
+from server.web.times import duration_words
 from server.web.validation import read_json
 
 _EXPORT_FILENAME: Final = "attune-my-data.json"
@@ -55,8 +56,7 @@ def _acting_client(request: web.Request, write: ClientWrite) -> ClientVisit:
 
 
 def _years(days: int) -> str:
-    years = days / 365.25
-    return f"{years:.0f}" if abs(years - round(years)) < 0.05 else f"{years:.1f}"
+    return duration_words(days)
 
 
 def outcome_json(outcome: ErasureOutcome) -> dict[str, Any]:

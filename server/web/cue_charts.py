@@ -94,21 +94,40 @@ def _minutes(ms: float) -> float:
     return ms / 60_000
 
 
+def _number(value: object) -> float | None:
+    """A finite number from stored JSON, or None (a missing measurement is not zero)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _rows(summary: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    """The summary's list under `key`, keeping only objects (partial data draws what it has)."""
+    rows = summary.get(key)
+    if not isinstance(rows, list):
+        return []
+    return [row for row in rows if isinstance(row, Mapping)]
+
+
+def _duration_minutes(summary: Mapping[str, Any]) -> float:
+    return max(_minutes(_number(summary.get("duration_ms")) or 0.0), 1.0)
+
+
 def talk_share_chart(summary: Mapping[str, Any]) -> Chart:
     """The client's share of speech per minute, with the 25 % line the imbalance rule uses."""
-    duration = _minutes(summary.get("duration_ms", 0))
     chart = Chart(
         "Client's share of talk, minute by minute",
         "Bars show the client's share of all speech in each minute; the line marks 25 percent.",
-        x_max=max(duration, 1),
+        x_max=_duration_minutes(summary),
         y_min=0,
         y_max=100,
         y_ticks=(0, 25, 50, 75, 100),
     )
-    for bucket in summary.get("talk_share", []):
-        share = bucket.get("client_share")
-        if share is not None:
-            start = _minutes(bucket["start_ms"])
+    for bucket in _rows(summary, "talk_share"):
+        share, start_ms = _number(bucket.get("client_share")), _number(bucket.get("start_ms"))
+        if share is not None and start_ms is not None:
+            start = _minutes(start_ms)
             chart.bars.append(("bar-client", start, start + 1, share * 100))
     chart.rules.append(("guide", 25))
     return chart
@@ -117,10 +136,15 @@ def talk_share_chart(summary: Mapping[str, Any]) -> Chart:
 def turn_gap_chart(summary: Mapping[str, Any]) -> Chart:
     """How long the client took to answer (negative: they started before the therapist ended)."""
     gaps = next(
-        (g for g in summary.get("turn_gaps", []) if g.get("direction") == "therapist_to_client"),
+        (g for g in _rows(summary, "turn_gaps") if g.get("direction") == "therapist_to_client"),
         None,
     )
-    bins = gaps["bins"] if gaps else []
+    bins: list[tuple[float, float, float]] = []
+    for entry in (gaps or {}).get("bins") or []:
+        if isinstance(entry, list | tuple) and len(entry) == 3:
+            low, high, count = (_number(v) for v in entry)
+            if low is not None and high is not None and count is not None:
+                bins.append((low, high, count))
     most = max((b[2] for b in bins), default=1) or 1
     chart = Chart(
         "Client's response gaps",
@@ -141,60 +165,82 @@ def turn_gap_chart(summary: Mapping[str, Any]) -> Chart:
 
 def timeline_chart(summary: Mapping[str, Any]) -> Chart:
     """Prompts and the client's signals along the session."""
-    duration = _minutes(summary.get("duration_ms", 0))
     chart = Chart(
         "Prompts and signals over the session",
         "Each mark is a prompt shown to you "
         "or a signal button the client pressed; hover for its words.",
-        x_max=max(duration, 1),
+        x_max=_duration_minutes(summary),
         y_min=0,
         y_max=1,
         y_ticks=(),
     )
-    for event in summary.get("timeline", []):
+    for event in _rows(summary, "timeline"):
+        at = _number(event.get("t_ms"))
+        if at is None:
+            continue
         css = "mark-signal" if event.get("kind") == "signal" else "mark-prompt"
-        chart.marks.append(
-            (css, _minutes(event["t_ms"]), str(event.get("text") or event.get("label", "")))
-        )
+        chart.marks.append((css, _minutes(at), str(event.get("text") or event.get("label", ""))))
     return chart
 
 
 def connection_chart(summary: Mapping[str, Any]) -> Chart:
-    """One-way delay per minute, with the 150 ms and 400 ms lag tiers."""
-    rows = summary.get("connection", [])
-    duration = _minutes(summary.get("duration_ms", 0))
-    top = max([500.0, *(r["one_way_ms"] for r in rows)])
+    """One-way delay per minute, with the 150 ms and 400 ms lag tiers.
+
+    A minute without a round-trip measurement (a reconnect, one side's stats missing) breaks
+    the line rather than drawing a zero delay.
+    """
+    points: list[tuple[float, float] | None] = []
+    for row in _rows(summary, "connection"):
+        start, delay = _number(row.get("start_ms")), _number(row.get("one_way_ms"))
+        points.append(None if start is None or delay is None else (_minutes(start) + 0.5, delay))
+    measured = [p for p in points if p is not None]
+    description = (
+        "One-way delay each minute in milliseconds; lines mark "
+        "150 ms (hand-offs get harder) and 400 ms (timing cues switched off)."
+    )
+    if not measured:
+        description += " No delay was measured in this session."
+    elif len(measured) < len(points):
+        description += " Gaps are minutes without a measurement (for example a reconnect)."
     chart = Chart(
         "Connection delay",
-        "One-way delay each minute in milliseconds; lines mark "
-        "150 ms (hand-offs get harder) and 400 ms (timing cues switched off).",
-        x_max=max(duration, 1),
+        description,
+        x_max=_duration_minutes(summary),
         y_min=0,
-        y_max=top,
+        y_max=max([500.0, *(delay for _x, delay in measured)]),
         y_ticks=(0, 150, 400),
     )
-    chart.lines.append(
-        ("line-delay", [(_minutes(r["start_ms"]) + 0.5, r["one_way_ms"]) for r in rows])
-    )
+    segment: list[tuple[float, float]] = []
+    for point in [*points, None]:
+        if point is not None:
+            segment.append(point)
+        elif segment:
+            chart.lines.append(("line-delay", segment))
+            segment = []
     chart.rules += [("guide", 150), ("guide-strong", 400)]
     return chart
 
 
 def loudness_chart(summary: Mapping[str, Any]) -> Chart:
     """Voice level per minute for both people."""
-    duration = _minutes(summary.get("duration_ms", 0))
     chart = Chart(
         "Voice level",
         "Average voice level in dBFS each minute; the teal line is "
         "the therapist, the amber line the client.",
-        x_max=max(duration, 1),
+        x_max=_duration_minutes(summary),
         y_min=-60,
         y_max=0,
         y_ticks=(-60, -40, -20, 0),
     )
-    for trend in summary.get("loudness", []):
+    for trend in _rows(summary, "loudness"):
         css = "line-therapist" if trend.get("role") == "therapist" else "line-client"
-        chart.lines.append((css, [(_minutes(t), level) for t, level in trend.get("levels", [])]))
+        points: list[tuple[float, float]] = []
+        for entry in trend.get("levels") or []:
+            if isinstance(entry, list | tuple) and len(entry) == 2:
+                at, level = _number(entry[0]), _number(entry[1])
+                if at is not None and level is not None:
+                    points.append((_minutes(at), level))
+        chart.lines.append((css, points))
     return chart
 
 

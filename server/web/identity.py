@@ -33,15 +33,21 @@ class CookieNames:
     account: str
     client: str
     device: str
+    new_link: str  # a just-issued invite link, kept a few minutes for post/redirect/get
 
 
 def cookie_names(settings: Settings) -> CookieNames:
     """The cookie names for this deployment."""
     if settings.uses_tls:
         return CookieNames(
-            account="__Host-attune", client="__Host-attune-client", device="__Host-attune-device"
+            account="__Host-attune",
+            client="__Host-attune-client",
+            device="__Host-attune-device",
+            new_link="__Host-attune-new-link",
         )
-    return CookieNames(account="attune", client="attune-client", device="attune-device")
+    return CookieNames(
+        account="attune", client="attune-client", device="attune-device", new_link="attune-new-link"
+    )
 
 
 def set_cookie(

@@ -152,15 +152,26 @@ async def _dashboard(
 ) -> web.StreamResponse:
     current = request[SIGNED_IN]
     db = request.app[DB]
+    now = request.app[CLOCK]()
+    sessions = await scheduling.list_sessions(db, current.account)
+    open_states = (SessionStatus.SCHEDULED, SessionStatus.LIVE)
+    upcoming = sorted(
+        (s for s in sessions if s.status in open_states and s.ends_at > now),
+        key=lambda s: s.starts_at,
+    )
+    past = sorted(
+        (s for s in sessions if s not in upcoming), key=lambda s: s.starts_at, reverse=True
+    )
     context = _context(
         request,
         clients=await scheduling.list_clients(db, current.account),
-        sessions=await scheduling.list_sessions(db, current.account),
+        upcoming=upcoming,
+        past=past,
         email_enabled=request.app[MAILER].enabled,
         email_status=await request.app[MAILER].statuses(db, current.account.id),
         alert_emails=await request.app[MAILER].alert_emails_on(db, current.account.id),
         error=error,
-        now=request.app[CLOCK](),
+        now=now,
     )
     return aiohttp_jinja2.render_template("dashboard.html", request, context, status=status)
 
@@ -185,11 +196,41 @@ async def add_client(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/dashboard")
 
 
-def _link_page(request: web.Request, session: Any, url: str) -> web.StreamResponse:
+_NEW_LINK_SHOWN_FOR = timedelta(minutes=10)
+
+
+def _show_link_after_redirect(
+    request: web.Request, session_id: str, token: str
+) -> web.HTTPSeeOther:
+    """Post/redirect/get for a new invite link: the token rides a short-lived HttpOnly cookie
+    to the link page, so a reload shows the same link instead of booking or minting another."""
+    response = web.HTTPSeeOther(f"/dashboard/sessions/{session_id}/link")
+    now = request.app[CLOCK]()
+    settings = request.app[SETTINGS]
+    set_cookie(
+        response,
+        settings,
+        cookie_names(settings).new_link,
+        f"{session_id}.{token}",
+        expires_at=now + _NEW_LINK_SHOWN_FOR,
+        now=now,
+    )
+    return response
+
+
+async def link_page(request: web.Request) -> web.StreamResponse:
+    """The invite link just issued for a session (or, later, a way to issue a new one)."""
+    current = request[SIGNED_IN]
+    session = await scheduling.get_session(
+        request.app[DB], current.account, request.match_info["session_id"]
+    )
+    carried = request.cookies.get(cookie_names(request.app[SETTINGS]).new_link, "")
+    session_id, _, token = carried.partition(".")
+    url = join_url(request, token) if session_id == session.id and token else None
     return aiohttp_jinja2.render_template(
         "link_issued.html",
         request,
-        _context(request, session=session, join_url=url, qr_svg=qr_svg(url)),
+        _context(request, session=session, join_url=url, qr_svg=qr_svg(url) if url else None),
     )
 
 
@@ -215,7 +256,7 @@ async def add_session(request: web.Request) -> web.StreamResponse:
         return await _dashboard(request, error="Enter the length in whole minutes.", status=422)
     except AttuneError as exc:
         return await _dashboard(request, error=exc.message, status=exc.status)
-    return _link_page(request, session, join_url(request, invite.token))
+    raise _show_link_after_redirect(request, session.id, invite.token)
 
 
 def _local_form_time(value: str, offset_minutes: str) -> datetime:
@@ -242,6 +283,8 @@ def _local_form_time(value: str, offset_minutes: str) -> datetime:
 async def session_action(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
     session_id, action = request.match_info["session_id"], request.match_info["action"]
+    if action == "edit":
+        return await edit_session_submit(request)
     app = request.app
     now = app[CLOCK]()
     try:
@@ -249,8 +292,7 @@ async def session_action(request: web.Request) -> web.StreamResponse:
             invite = await scheduling.reissue_invite(
                 app[DB], app[AUDIT], app[LIVE], current.account, session_id, now, mail=app[MAILER]
             )
-            session = await scheduling.get_session(app[DB], current.account, session_id)
-            return _link_page(request, session, join_url(request, invite.token))
+            raise _show_link_after_redirect(request, session_id, invite.token)
         if action == "revoke":
             await scheduling.revoke_invite(
                 app[DB], app[AUDIT], app[LIVE], current.account, session_id, now
@@ -263,6 +305,59 @@ async def session_action(request: web.Request) -> web.StreamResponse:
         if isinstance(exc, NotFound):
             raise
         return await _dashboard(request, error=exc.message, status=exc.status)
+    raise web.HTTPSeeOther("/dashboard")
+
+
+async def edit_session_page(
+    request: web.Request, *, error: str | None = None, status: int = 200
+) -> web.StreamResponse:
+    """Reschedule a session: a new time and length, and whether to send a new link."""
+    current = request[SIGNED_IN]
+    session = await scheduling.get_session(
+        request.app[DB], current.account, request.match_info["session_id"]
+    )
+    minutes = int((session.ends_at - session.starts_at).total_seconds() // 60)
+    return aiohttp_jinja2.render_template(
+        "session_edit.html",
+        request,
+        _context(request, session=session, minutes=minutes, error=error),
+        status=status,
+    )
+
+
+async def edit_session_submit(request: web.Request) -> web.StreamResponse:
+    current = request[SIGNED_IN]
+    session_id = request.match_info["session_id"]
+    form = await read_form(request)
+    app = request.app
+    try:
+        minutes = int(form.get("minutes", "50") or "50")
+    except ValueError:
+        minutes = 0
+    if not 5 <= minutes <= 480:
+        return await edit_session_page(
+            request, error="Enter the length in whole minutes (5 to 480).", status=422
+        )
+    try:
+        starts_at = _local_form_time(form.get("starts_at", ""), form.get("tz_offset_minutes", "0"))
+        invite = await scheduling.reschedule_session(
+            app[DB],
+            app[AUDIT],
+            app[LIVE],
+            current.account,
+            session_id,
+            starts_at=starts_at,
+            minutes=minutes,
+            new_link=form.get("link") == "new",
+            now=app[CLOCK](),
+            mail=app[MAILER],
+        )
+    except AttuneError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return await edit_session_page(request, error=exc.message, status=exc.status)
+    if invite is not None:
+        raise _show_link_after_redirect(request, session_id, invite.token)
     raise web.HTTPSeeOther("/dashboard")
 
 
@@ -378,14 +473,17 @@ async def join(request: web.Request) -> web.StreamResponse:
         now,
         replacing=request.cookies.get(cookie_names(settings).client),
     )
-    if isinstance(outcome, LinkState):
-        if outcome is not LinkState.TOO_EARLY:
-            throttle.record_failure(address, now_mono)
+    if isinstance(outcome, scheduling.TooEarly):
         return aiohttp_jinja2.render_template(
             "link_problem.html",
             request,
-            {"too_early": outcome is LinkState.TOO_EARLY},
-            status=403 if outcome is LinkState.TOO_EARLY else 404,
+            {"too_early": True, "opens_at": outcome.opens_at, "starts_at": outcome.starts_at},
+            status=403,
+        )
+    if isinstance(outcome, LinkState):
+        throttle.record_failure(address, now_mono)
+        return aiohttp_jinja2.render_template(
+            "link_problem.html", request, {"too_early": False}, status=404
         )
     response = web.HTTPSeeOther("/visit")
     set_cookie(
@@ -426,6 +524,8 @@ def add_page_routes(app: web.Application) -> None:
     r.add_get("/dashboard", page_guarded(dashboard, therapist))
     r.add_post("/dashboard/clients", page_guarded(add_client, therapist))
     r.add_post("/dashboard/sessions", page_guarded(add_session, therapist))
+    r.add_get("/dashboard/sessions/{session_id}/link", page_guarded(link_page, therapist))
+    r.add_get("/dashboard/sessions/{session_id}/edit", page_guarded(edit_session_page, therapist))
     r.add_post("/dashboard/sessions/{session_id}/{action}", page_guarded(session_action, therapist))
     r.add_get("/host/{session_id}", page_guarded(host_page, therapist))
     r.add_get("/admin", page_guarded(admin, admin_only))

@@ -9,7 +9,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Dialog, Page, expect
 
 from tests.browser.conftest import MOBILE, PHONE_WIDTH, THERAPIST_EMAIL, BrowserHarness, LiveSite
 from tests.conftest import PASSWORD
@@ -63,9 +63,17 @@ async def test_therapist_invites_a_client_who_joins_without_an_account_until_rev
     await expect(client.get_by_text("You do not need an account")).to_be_visible()
 
     await therapist.get_by_role("link", name="Back to the dashboard").click()
+    questions: list[str] = []
+
+    async def agree(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        await dialog.accept()
+
+    therapist.once("dialog", agree)  # revoking asks first (issue #11, item 6)
     await therapist.get_by_role("button", name=re.compile(r"^Revoke link for J\.M\. ")).click()
     session_row = therapist.get_by_role("row", name=re.compile(r"J\.M\."))
     await expect(session_row.get_by_role("cell", name="revoked", exact=True)).to_be_visible()
+    assert questions == ["Revoke the link for J.M.? It stops working at once."]
 
     latecomer = await harness.new_page()
     response = await latecomer.goto(join_link)

@@ -94,9 +94,10 @@ async def _in_call(site: LiveSite, therapist: Page, client: Page, *, storage: bo
     await client_reaches_waiting_room(client, scheduled.link, consent=False)
     # The before-session check-in opens in the waiting room; this client skips it.
     await client.get_by_role("button", name="Skip this check-in").click()
-    await expect(
-        client.get_by_role("status").filter(has_text="reached your therapist")
-    ).to_be_visible()
+    # A skip is not called an answer (issue #11, item 9).
+    skipped = client.get_by_role("status").filter(has_text="Skipped — that is fine")
+    await expect(skipped).to_be_visible()
+    await expect(client.get_by_text("reached your therapist")).to_have_count(0)
     await admit(therapist, scheduled.alias)
     await wait_for_video(client)
     await wait_for_video(therapist)
@@ -113,7 +114,7 @@ async def test_a_low_pulse_and_a_low_after_session_bond_reach_the_therapist_as_a
     await therapist.get_by_role("button", name="Ask a pulse question").click()
     await client.get_by_role("button", name=re.compile(r"^1 – ")).click()
     panel = therapist.get_by_role("complementary", name="Private panel")
-    await expect(panel.get_by_text("Pulse 1/5")).to_be_visible()
+    await expect(panel.get_by_role("heading", name="Pulse check-in: Pulse 1/5")).to_be_visible()
     await expect(panel.get_by_text(re.compile("^Try: "))).to_be_visible()
 
     await therapist.get_by_role("button", name="End session").click()
@@ -153,7 +154,7 @@ async def test_a_pulse_answered_while_the_connection_is_down_arrives_exactly_onc
         client.get_by_role("status").filter(has_text="reached your therapist")
     ).to_be_visible(timeout=30_000)
     panel = therapist.get_by_role("complementary", name="Private panel")
-    await expect(panel.get_by_text("Pulse 4/5")).to_have_count(1)
+    await expect(panel.get_by_role("heading", name="Pulse check-in: Pulse 4/5")).to_have_count(1)
     assert _stored(live_site, "pulse") == 1
 
 

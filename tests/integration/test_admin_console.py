@@ -147,6 +147,13 @@ async def test_the_account_page_disables_with_one_button(client: TestClient[Any,
     text = await response.text()
     assert response.status == 200 and "Disabled: its sign-ins have ended." in text
     assert "Enable this account" in text
+    # Post/redirect/get: the page after the action has its own address, so a reload repeats
+    # nothing (issue #11, item 6); the disable form and "Run the purge now" ask first.
+    assert str(response.url).endswith(f"{page}?done=disable")
+    await client.post(f"{page}/enable", data={"csrf_token": await _form_csrf(client, page)})
+    assert 'data-confirm="Disable therapist@example.org?' in await (await client.get(page)).text()
+    retention = await (await client.get("/admin/retention")).text()
+    assert 'value="run" class="danger" data-confirm="Run the purge now?' in retention
 
 
 # --- retention policies: preview first, then confirm ------------------------------------------
@@ -409,6 +416,8 @@ async def test_no_admin_page_or_admin_api_answer_holds_clinical_content(
     leaks = {where for where, text in answers.items() if MARKER in text or ALIAS_MARKER in text}
     assert not leaks
     assert client_id in answers["/admin/holds"]  # metadata is there: ids, reasons, counts
+    # A hold is placed by choosing the client by therapist and date, not by typing an id.
+    assert f'<option value="{client_id}">client of ' in answers["/admin/holds"]
     # And the clinical endpoints refuse an admin outright.
     for path in (f"/api/v1/clients/{client_id}/notes", f"/api/v1/clients/{client_id}/export"):
         assert (await client.get(path)).status == 403, path

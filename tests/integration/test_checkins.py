@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from fhir.resources.R4B.bundle import Bundle
 
@@ -263,3 +264,74 @@ async def test_the_client_page_shows_the_trend_as_an_accessible_chart(
     assert '<svg class="trend"' in page and 'role="img"' in page
     assert 'class="cutoff"' in page
     assert "<td>27</td>" in page  # alliance total: bond 3 + goals 8 + approach 8 + overall 8
+
+
+async def test_a_summary_with_a_reconnect_gap_still_shows_the_after_answers_in_words(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    """Issue #11 item 1: a minute without RTT (a reconnect) once made the summary a 500."""
+    from datetime import UTC, datetime
+
+    from server.keys import CUE_RECORDS, DB
+
+    therapist, visitor = await _in_call(client, aiohttp_client, storage=True)
+    await therapist.send({"type": "end"})
+    await visitor.expect("session-ended")
+    page = await visitor.http.get("/visit/after")
+    csrf = (await page.text()).split('name="csrf-token" content="')[1].split('"')[0]
+    answers = {"bond": 2, "goals": 3, "rupture": "quite-a-bit", "note": MARKER}
+    response = await visitor.http.post(
+        "/api/v1/visit/checkins",
+        headers={"X-CSRF-Token": csrf},
+        json={"instrument_id": "after", "answers": answers, "idempotency_key": KEY},
+    )
+    assert response.status == 201
+    session = await (await client.get(f"/api/v1/sessions/{therapist.session_id}")).json()
+    partial = {
+        "duration_ms": 240_000,
+        "connection": [
+            {"start_ms": 0, "one_way_ms": 35.0},
+            {"start_ms": 60_000, "one_way_ms": None},
+        ],
+        "talk_share": [],
+    }
+    await client.app[CUE_RECORDS].store_summary(
+        client.app[DB],
+        session_id=therapist.session_id,
+        client_id=session["client_id"],
+        summary=partial,
+        now=datetime.now(UTC),
+    )
+    summary = await client.get(f"/host/{therapist.session_id}/summary")
+    assert summary.status == 200
+    text = await summary.text()
+    assert "Quite a bit" in text and "quite-a-bit" not in text
+    assert MARKER in text and "Try:" in text and "Connection delay" in text
+    assert "Skipped: The way we worked (approach)" in text
+    assert "rupture-talked-through" not in text
+
+
+async def test_a_therapist_who_reconnects_gets_the_panel_so_far_and_the_client_does_not(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor = await _in_call(client, aiohttp_client, storage=False)
+    first = await therapist.expect("panel-state")
+    assert first["checkins"] == [] and first["signals"] == []
+    await therapist.send({"type": "checkin-launch", "instrument_id": "pulse"})
+    await visitor.expect("checkin-open")
+    answer = {"instrument_id": "pulse", "idempotency_key": KEY, "answers": {"pulse": 2}}
+    await visitor.send({"type": "checkin-answer", **answer})
+    await therapist.expect("checkin-result")
+    await visitor.send({"type": "signal", "signal": "need-a-moment"})
+    await therapist.expect("client-signal")
+    assert therapist.ws is not None
+    await therapist.ws.close()  # a reload: a new socket for the same therapist
+
+    await therapist.connect()
+    panel = await therapist.expect("panel-state")
+    (pulse,) = panel["checkins"]
+    assert pulse["kind"] == "pulse" and pulse["scores"]["pulse"] == 2
+    assert [a["code"] for a in pulse["alerts"]] == ["pulse-low"]
+    assert [s["signal"] for s in panel["signals"]] == ["need-a-moment"]
+    with pytest.raises(TimeoutError):
+        await visitor.expect("panel-state", within=0.5)

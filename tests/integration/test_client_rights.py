@@ -200,6 +200,8 @@ async def test_erasure_withdraws_optional_consents_and_deletes_their_data_only(
     outcome = await response.json()
     assert sorted(outcome["withdrawn"]) == ["checkin_storage", "cue_analysis"]
     assert outcome["held"] is False
+    # What was deleted is counted before the withdrawals deleted it (issue #11, item 9).
+    assert outcome["deleted_total"] > 0, outcome
     for table in (checkin_responses, signal_events, cue_prompts):
         assert await world.ids(table, "client_id") == (
             {other} if table is not cue_prompts else set()
@@ -229,7 +231,7 @@ async def test_the_erasure_page_says_what_is_kept_and_asks_to_confirm(
         assert kept in page
     assert "about 10 years" in page and "about 6 years" in page
     assert unconfirmed.status == 303
-    assert "Deleted" in await done.text()
+    assert "Deleted" in await done.text() and "Deleted 0 stored" not in await done.text()
     assert mine not in await world.ids(checkin_responses, "client_id")
 
 

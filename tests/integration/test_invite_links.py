@@ -52,6 +52,9 @@ async def test_link_opens_15_minutes_early_and_closes_after_grace(
     _, token = await _schedule(client, csrf, "2026-11-23T10:00:00Z")  # now is 09:00
     status, _, body = await _open(client, token)
     assert status == 403 and "a little early" in body
+    # it says when, in UTC without JavaScript and as a <time> the browser rewrites to local
+    assert 'datetime="2026-11-23T10:00:00Z"' in body and "10:00 UTC" in body
+    assert 'datetime="2026-11-23T09:45:00Z" data-local="time">09:45 UTC' in body
     clock.advance(minutes=45)  # 09:45, exactly 15 min before
     assert (await _open(client, token))[0] == 303
     clock.advance(minutes=15 + 50 + 29)  # 10:59: session ended 10:50, grace 30 min

@@ -111,3 +111,50 @@ async def test_malformed_ids_answer_404_not_500(
         response = await client.get(path)
         assert response.status == 404
         assert (await response.json())["error"]["code"] == "not_found"
+
+
+async def test_rescheduling_with_a_new_link_replaces_the_old_one_and_is_audited(
+    client: TestClient, therapist: tuple[Account, str]
+) -> None:
+    """Issue #11 item 8: reschedule from the dashboard, re-issuing the link by choice."""
+    import sqlite3
+
+    from server.keys import SETTINGS
+
+    _, csrf = therapist
+    headers = {"X-CSRF-Token": csrf}
+    created = await (
+        await client.post("/api/v1/clients", json={"alias": "R.S."}, headers=headers)
+    ).json()
+    body = await (
+        await client.post(
+            "/api/v1/sessions",
+            json={"client_id": created["id"], "starts_at": "2026-11-23T10:00:00Z"},
+            headers=headers,
+        )
+    ).json()
+    session_id = body["session"]["id"]
+    form = {
+        "csrf_token": csrf,
+        "starts_at": "2026-11-24T11:00",
+        "tz_offset_minutes": "0",
+        "minutes": "45",
+        "link": "new",
+    }
+    moved = await client.post(
+        f"/dashboard/sessions/{session_id}/edit", data=form, allow_redirects=False
+    )
+    assert moved.status == 303
+    assert moved.headers["Location"] == f"/dashboard/sessions/{session_id}/link"
+    page = await (await client.get(moved.headers["Location"])).text()
+    assert "/join/" in page and body["join_url"] not in page
+    session = await (await client.get(f"/api/v1/sessions/{session_id}")).json()
+    assert session["starts_at"].startswith("2026-11-24T11:00")
+    old_token = body["join_url"].split("/join/")[1]
+    old = await client.get(f"/join/{old_token}", allow_redirects=False)
+    assert old.status == 404
+    bad = await client.post(f"/dashboard/sessions/{session_id}/edit", data={**form, "minutes": "x"})
+    assert bad.status == 422 and "whole minutes" in await bad.text()
+    with sqlite3.connect(client.app[SETTINGS].data_dir / "attune.db") as conn:
+        actions = [a for (a,) in conn.execute("SELECT action FROM audit_log ORDER BY seq")]
+    assert actions[-3:] == ["session.reschedule", "invite.revoke", "invite.issue"]

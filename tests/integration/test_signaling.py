@@ -289,3 +289,20 @@ async def test_client_signals_reach_only_the_therapist(
     await _admitted(therapist, visitor)
     await visitor.send({"type": "signal", "signal": signal})
     assert (await therapist.expect("client-signal"))["signal"] == signal
+
+
+async def test_the_dashboard_sees_who_is_waiting_and_who_is_in_the_call(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    assert (await (await client.get("/api/v1/sessions/presence")).json()) == {"items": []}
+    await therapist.connect()
+    welcome = await visitor.connect()
+    (waiting,) = (await (await client.get("/api/v1/sessions/presence")).json())["items"]
+    assert waiting == {"session_id": therapist.session_id, "waiting": ["J.M."], "in_call": False}
+    await therapist.send({"type": "admit", "knock_id": welcome["knock_id"]})
+    await visitor.expect("admitted")
+    (in_call,) = (await (await client.get("/api/v1/sessions/presence")).json())["items"]
+    assert in_call["waiting"] == [] and in_call["in_call"] is True
+    # the client's own cookie cannot ask
+    assert (await visitor.http.get("/api/v1/sessions/presence")).status in (401, 403)

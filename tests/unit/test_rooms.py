@@ -25,6 +25,7 @@ from server.core.protocol import (
     ErrorCode,
     IceCandidate,
     LobbyMessage,
+    PanelStateMessage,
     PromptMessage,
     SessionDescription,
     SessionRole,
@@ -443,6 +444,7 @@ THERAPIST_ONLY_EXAMPLES = [
     CheckinResultMessage(instrument_id="pulse", kind="pulse", scores={"pulse": 2}, alerts=()),
     PromptMessage(prompt={"id": "p-1", "text": "Consider checking in."}),
     ClientSignalMessage(signal=ClientSignal.SLOW_DOWN),
+    PanelStateMessage(checkins=(), prompts=(), signals=({"signal": "slow-down", "at_ms": 1},)),
 ]
 
 

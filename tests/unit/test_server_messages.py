@@ -150,6 +150,7 @@ def test_a_bad_lobby_entry_is_refused_when_it_is_built() -> None:
         LobbyEntry(knock_id="k1", label="J.M.", since_ms=-1)
 
 
-def test_the_therapist_only_types_are_the_four_the_protocol_names() -> None:
-    assert {"lobby", "checkin-result", "prompt", "client-signal"} == THERAPIST_ONLY_SERVER_TYPES
+def test_the_therapist_only_types_are_the_five_the_protocol_names() -> None:
+    therapist_only = {"lobby", "checkin-result", "prompt", "client-signal", "panel-state"}
+    assert therapist_only == THERAPIST_ONLY_SERVER_TYPES
     assert len({cls.TYPE for cls in SERVER_MESSAGE_CLASSES}) == len(SERVER_MESSAGE_CLASSES)

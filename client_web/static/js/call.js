@@ -52,6 +52,8 @@ export function modeMessage(fields) {
   if (message.t !== MODE_MESSAGE || Object.keys(message).length !== 2) return null;
   return typeof message.audioOnly === "boolean" ? { audioOnly: message.audioOnly } : null;
 }
+/** Peer to peer: whether this side's microphone and camera are on (never via the server). */
+const MEDIA_MESSAGE = "media";
 
 /** @typedef {"therapist" | "client"} CallRole */
 
@@ -64,6 +66,7 @@ export function modeMessage(fields) {
  * @property {{}} safety-code-reset
  * @property {{reason: string}} safety-code-failed
  * @property {{}} peer-confirmed
+ * @property {{audio: boolean, video: boolean}} peer-media
  * @property {{where: string, error: unknown}} problem
  * @property {{reason: "refused" | "unreachable"}} relay-unavailable
  * @property {{audioOnly: boolean}} peer-mode
@@ -307,6 +310,7 @@ function freshNonce() {
  *   "safety-code-reset" {}         a fresh peer connection: the old code no longer applies
  *   "safety-code-failed" {reason}  the exchange broke its rules: show no code
  *   "peer-confirmed" {}            the other person pressed "Codes match"
+ *   "peer-media" {audio, video}    the other person's microphone and camera are on or off
  *   "problem" {where, error}       something failed that the call works around (for logs)
  *   "relay-unavailable" {reason}   relay-only, and no relay candidate could be gathered: the
  *                                  TURN server refused the credentials or could not be reached
@@ -336,6 +340,8 @@ export class Call {
   #listeners = new Map();
   /** @type {string | null} */
   #safetyCode = null;
+  /** What this side sends, told to the other side whenever the data channel opens. */
+  #mediaState = { audio: true, video: true };
   #meter = new QualityMeter();
   /** @type {Array<() => void>} */
   #unlisten = [];
@@ -580,6 +586,17 @@ export class Call {
   confirmSafetyCode() {
     const channel = this.#channel;
     if (channel?.readyState === "open") channel.send(JSON.stringify({ t: CONFIRM_MESSAGE }));
+  }
+
+  /**
+   * Tell the other side whether this person's microphone and camera are on, over the call's
+   * own data channel (peer to peer: the server never learns it). Sent again on reconnects.
+   * @param {{audio: boolean, video: boolean}} state
+   */
+  sendMediaState(state) {
+    this.#mediaState = { audio: state.audio, video: state.video };
+    const channel = this.#channel;
+    if (channel?.readyState === "open") channel.send(JSON.stringify({ t: MEDIA_MESSAGE, ...this.#mediaState }));
   }
 
   /**
@@ -865,6 +882,9 @@ export class Call {
       this.#emit("safety-code", { code });
     };
 
+    channel.addEventListener("open", () => {
+      channel.send(JSON.stringify({ t: MEDIA_MESSAGE, ...this.#mediaState }));
+    });
     channel.onopen = () => {
       if (pc === this.#pc && this.#audioOnly) this.#sendMode();
       if (this.#polite) return;
@@ -890,6 +910,11 @@ export class Call {
       const mode = modeMessage(fields);
       if (mode) {
         if (pc === this.#pc) this.#emit("peer-mode", mode);
+        return;
+      }
+      if (fields && "t" in fields && fields.t === MEDIA_MESSAGE) {
+        const media = /** @type {{audio?: unknown, video?: unknown}} */ (fields);
+        if (pc === this.#pc) this.#emit("peer-media", { audio: media.audio !== false, video: media.video !== false });
         return;
       }
       serial(async () => {

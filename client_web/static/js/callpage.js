@@ -82,6 +82,8 @@ function callElements() {
     audioOnly: /** @type {HTMLButtonElement} */ (byId("audio-only-button")),
     audioOnlyHint: byId("audio-only-hint"),
     callMode: byId("call-mode"),
+    /** Over the other person's video: their microphone or camera is off (optional element). */
+    peerMedia: document.getElementById("peer-media"),
   };
 }
 
@@ -146,7 +148,11 @@ export class CallPage {
       note: el.safetyNote,
       peerName: options.peerName,
     });
-    this.#toggles = bindMediaToggles({ mute: el.mute, camera: el.camera }, () => this.localStream);
+    this.#toggles = bindMediaToggles(
+      { mute: el.mute, camera: el.camera },
+      () => this.localStream,
+      (state) => this.call?.sendMediaState(state),
+    );
     el.codesMatch.addEventListener("click", () => {
       this.call?.confirmSafetyCode();
       this.#safety.confirmedByMe();
@@ -270,7 +276,7 @@ export class CallPage {
 
   /** Video is off by choice: audio only on either side, or this camera switched off. */
   get videoOff() {
-    const cameraOff = this.elements.camera.getAttribute("aria-pressed") === "true";
+    const cameraOff = this.elements.camera.dataset.on === "true";
     return this.#audioOnly || this.#peerAudioOnly || cameraOff;
   }
 
@@ -348,6 +354,8 @@ export class CallPage {
     call.on("safety-code-reset", () => this.#safety.waiting());
     call.on("safety-code-failed", () => this.#safety.failed());
     call.on("peer-confirmed", () => this.#safety.confirmedByPeer());
+    call.on("peer-media", (state) => this.#showPeerMedia(state));
+    call.sendMediaState(this.#toggles.state());
     call.on("connection-state", ({ state }) => {
       if (state === "connected") this.#relayProblem = null;
       const text = this.#relayProblem ?? this.#options.videoStatus(state);
@@ -366,6 +374,22 @@ export class CallPage {
     this.call = null;
     this.elements.remoteVideo.srcObject = null;
     this.#safety.idle();
+    this.#showPeerMedia({ audio: true, video: true });
+  }
+
+  /**
+   * Say over the other person's video that their microphone or camera is off (instead of a
+   * silent black tile).
+   * @param {{audio: boolean, video: boolean}} state
+   */
+  #showPeerMedia(state) {
+    const badge = this.elements.peerMedia;
+    if (!badge) return;
+    const name = this.#options.peerName;
+    const off = [!state.audio ? "microphone" : "", !state.video ? "camera" : ""].filter(Boolean);
+    const text = off.length ? `${name} turned off ${off.length === 2 ? "microphone and camera" : `the ${off[0]}`}` : "";
+    if (badge.textContent !== text) badge.textContent = text;
+    badge.hidden = !text;
   }
 
   /** @param {string} name  who is on the other end, for the safety-code note */
@@ -423,7 +447,10 @@ export class CallPage {
       if (event.persisted) location.reload(); // back from the back-forward cache: start afresh
     });
     window.addEventListener("pagehide", () => {
-      // leaving the page: close cleanly so the other side knows at once
+      // leaving the page (a reload too): close cleanly so the other side knows at once, but
+      // as the page's own doing, not as a session that stopped (the page forgets its passed
+      // checks and resume token only when the session stops)
+      this.finished = true;
       this.call?.close();
       this.connection?.close();
     });

@@ -54,35 +54,54 @@ export function playStream(video, stream, { muted = false, needsGesture } = {}) 
 }
 
 /**
- * A toggle button: `aria-pressed` carries the state, the name stays the same.
+ * A switch that says what pressing it does next ("Mute microphone" / "Unmute microphone"),
+ * so its words and its colour never disagree; the state is in `data-on` for the styling.
  * @param {HTMLButtonElement} button
- * @param {(pressed: boolean) => void} onChange
+ * @param {[string, string]} labels  [while off, while on]
+ * @param {(on: boolean) => void} onChange
  */
-export function bindToggle(button, onChange) {
+export function bindSwitch(button, labels, onChange) {
+  const render = (/** @type {boolean} */ on) => {
+    button.dataset.on = String(on);
+    button.textContent = on ? labels[1] : labels[0];
+  };
+  render(button.dataset.on === "true");
   button.addEventListener("click", () => {
-    const pressed = button.getAttribute("aria-pressed") !== "true";
-    button.setAttribute("aria-pressed", String(pressed));
-    onChange(pressed);
+    const on = button.dataset.on !== "true";
+    render(on);
+    onChange(on);
   });
 }
 
 /**
- * Mute and camera toggles for the local stream (`track.enabled`, nothing renegotiated).
+ * Mute and camera switches for the local stream (`track.enabled`, nothing renegotiated).
+ * `changed` hears the new state (for telling the other side).
  * @param {{mute: HTMLButtonElement, camera: HTMLButtonElement}} buttons
  * @param {() => MediaStream | null} localStream
+ * @param {(state: {audio: boolean, video: boolean}) => void} [changed]
  */
-export function bindMediaToggles(buttons, localStream) {
-  bindToggle(buttons.mute, (muted) => setTracksEnabled(localStream(), "audio", !muted));
-  bindToggle(buttons.camera, (off) => setTracksEnabled(localStream(), "video", !off));
+export function bindMediaToggles(buttons, localStream, changed) {
+  const state = () => ({ audio: buttons.mute.dataset.on !== "true", video: buttons.camera.dataset.on !== "true" });
+  bindSwitch(buttons.mute, ["Mute microphone", "Unmute microphone"], (muted) => {
+    setTracksEnabled(localStream(), "audio", !muted);
+    changed?.(state());
+  });
+  bindSwitch(buttons.camera, ["Turn off camera", "Turn on camera"], (off) => {
+    setTracksEnabled(localStream(), "video", !off);
+    changed?.(state());
+  });
   return {
     /** Reflect which devices exist (a toggle for a missing device is disabled). */
     refresh() {
       const stream = localStream();
       buttons.mute.disabled = !stream?.getAudioTracks().length;
       buttons.camera.disabled = !stream?.getVideoTracks().length;
-      setTracksEnabled(stream, "audio", buttons.mute.getAttribute("aria-pressed") !== "true");
-      setTracksEnabled(stream, "video", buttons.camera.getAttribute("aria-pressed") !== "true");
+      const now = state();
+      setTracksEnabled(stream, "audio", now.audio);
+      setTracksEnabled(stream, "video", now.video);
     },
+    /** What this person sends now: microphone on, camera on. */
+    state,
   };
 }
 
@@ -169,4 +188,60 @@ export function renderQuality(parts, quality) {
   if (quality.lossPercent !== null) figures.push(`loss ${quality.lossPercent.toFixed(1)} %`);
   if (quality.framesPerSecond !== null) figures.push(`${Math.round(quality.framesPerSecond)} fps`);
   parts.detail.textContent = figures.join(", ");
+}
+
+/**
+ * Minutes and seconds since `startMs` (before it: the time until it), in an element, every second.
+ * @param {HTMLElement} element
+ * @param {number} startMs
+ */
+export function runSessionTimer(element, startMs) {
+  const render = () => {
+    const ms = Date.now() - startMs;
+    const total = Math.floor(Math.abs(ms) / 1000);
+    const text = `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
+    element.textContent = ms < 0 ? `starts in ${text}` : text;
+  };
+  render();
+  return setInterval(render, 1000);
+}
+
+/** How long a connection may try before the person is told what they can do. */
+export const STALL_HELP_MS = 12_000;
+
+/**
+ * Say what to do when something keeps trying for too long, instead of spinning forever:
+ * `arm()` when trying starts, `disarm()` when it worked; after `ms` the text is shown.
+ * @param {HTMLElement} element  a status line
+ * @param {string} text
+ * @param {number} [ms]
+ */
+export function stallHelp(element, text, ms = STALL_HELP_MS) {
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let timer = null;
+  let unhidden = false;
+  return {
+    arm() {
+      if (timer !== null) return;
+      timer = setTimeout(() => {
+        timer = null;
+        element.textContent = text;
+        element.classList.add("is-warning");
+        if (element.hidden) {
+          element.hidden = false;
+          unhidden = true;
+        }
+      }, ms);
+    },
+    /** It worked: stop waiting, and take the help back if it is still what the line says. */
+    disarm() {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      if (element.textContent !== text) return;
+      element.textContent = "";
+      element.classList.remove("is-warning");
+      if (unhidden) element.hidden = true;
+      unhidden = false;
+    },
+  };
 }

@@ -5,6 +5,8 @@
  */
 
 const EXT = "https://attune.example/fhir/StructureDefinition/";
+/** How long "Thank you" stays before the check-in area empties again. */
+const THANKS_SHOWN_MS = 4000;
 const FHIR_EXT = "http://hl7.org/fhir/StructureDefinition/";
 
 /**
@@ -47,11 +49,18 @@ export function renderCheckinForm(container, questionnaire, options) {
   const formId = `checkin-${questionnaire.id}`;
   const form = el("form", { class: "checkin-form stack", id: formId, "aria-labelledby": `${formId}-title` });
   form.append(el("h2", { id: `${formId}-title` }, questionnaire.title));
+  const isPulse = questionnaire.item.length === 1
+    && ext(questionnaire.item[0].extension, `${FHIR_EXT}questionnaire-itemControl`)?.valueCodeableConcept?.coding[0]?.code === "radio-button"
+    && questionnaire.item[0].type === "integer";
+  // The words around the questions; for the one-tap pulse they fold away under the question,
+  // so the question is what a phone shows first.
+  const about = isPulse ? el("details", { class: "checkin-about" }) : form;
+  if (isPulse) about.append(el("summary", {}, "About your answer"));
   const intro = ext(questionnaire.extension, `${EXT}intro`)?.valueString;
-  if (intro) form.append(el("p", {}, intro));
+  if (intro) about.append(el("p", {}, intro));
   const note = ext(questionnaire.extension, `${EXT}client-note`)?.valueString;
-  if (note) form.append(el("p", { class: "hint" }, note));
-  form.append(el("p", { class: "hint" }, options.storing
+  if (note) about.append(el("p", { class: "hint" }, note));
+  about.append(el("p", { class: "hint" }, options.storing
     ? "Your answers are kept, encrypted, for your therapist."
     : "Your answers are shown to your therapist during this session only and are not kept afterwards."));
 
@@ -59,9 +68,6 @@ export function renderCheckinForm(container, questionnaire, options) {
   const answers = {};
   /** @type {Map<string, HTMLElement>} */
   const blocks = new Map();
-  const isPulse = questionnaire.item.length === 1
-    && ext(questionnaire.item[0].extension, `${FHIR_EXT}questionnaire-itemControl`)?.valueCodeableConcept?.coding[0]?.code === "radio-button"
-    && questionnaire.item[0].type === "integer";
 
   const refreshEnabled = () => {
     for (const item of questionnaire.item) {
@@ -95,7 +101,7 @@ export function renderCheckinForm(container, questionnaire, options) {
   } else {
     const skip = el("button", { type: "button" }, "Skip");
     skip.addEventListener("click", () => options.onSubmit({ [questionnaire.item[0].linkId]: null }));
-    form.append(skip);
+    form.append(skip, about);
   }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -123,8 +129,13 @@ function itemBlock(item, answers, changed, submitOnTap) {
       group.append(el("legend", {}, item.text));
       const row = el("div", { class: "pulse-row" });
       for (let value = min; value <= max; value++) {
-        const label = value === min ? `${value} – ${low}` : value === max ? `${value} – ${high}` : String(value);
-        const button = el("button", { type: "button", class: "pulse-button" }, label);
+        const anchor = value === min ? low : value === max ? high : "";
+        const button = el("button", { type: "button", class: "pulse-button" });
+        button.append(el("span", { class: "pulse-number" }, String(value)));
+        if (anchor) {
+          button.append(el("span", { class: "pulse-anchor" }, anchor));
+          button.setAttribute("aria-label", `${value} – ${anchor}`);
+        }
         button.addEventListener("click", () => {
           answers[item.linkId] = value;
           submitOnTap();
@@ -204,10 +215,26 @@ export function mountClientCheckins(connection, area, options) {
         const key = newIdempotencyKey();
         area.replaceChildren(el("p", { role: "status" }, "Sending…"));
         connection.sendReliable({ type: "checkin-answer", instrument_id: msg.instrument_id, answers, idempotency_key: key })
-          .then(() => area.replaceChildren(el("p", { role: "status" }, "Thank you. Your answers reached your therapist.")));
+          .then(() => {
+            area.replaceChildren(el("p", { role: "status" }, afterSending(answers)));
+            // the thank-you folds away by itself, so the sheet never stays over the call
+            setTimeout(() => {
+              if (area.querySelector("form") === null) area.replaceChildren();
+            }, THANKS_SHOWN_MS);
+          });
       },
     });
   });
+}
+
+/**
+ * What the client is told once the server has the answers: a skip is not called an answer.
+ * @param {Answers} answers
+ */
+function afterSending(answers) {
+  return Object.values(answers).every((value) => value === null)
+    ? "Skipped — that is fine. Your therapist only sees that this check-in was skipped."
+    : "Thank you. Your answers reached your therapist.";
 }
 
 /** @param {{scores: Record<string, any>, kind: string}} result */
@@ -226,14 +253,22 @@ function headline(result) {
  */
 export function resultCard(result) {
   const card = el("article", { class: `checkin-result severity-${result.alerts.length ? "attention" : "none"}` });
-  card.append(el("h3", {}, `${result.kind[0].toUpperCase()}${result.kind.slice(1)} check-in: ${headline(result)}`));
-  const values = Object.entries(result.scores.values ?? {});
+  card.append(el("h3", {}, `${kindName(result.kind)} check-in: ${headline(result)}`));
+  /** @type {{answers: {label: string, text: string}[], skipped: string[], rupture: string | null, repair: string | null} | null} */
+  const words = result.scores.readable ?? null;
+  /** @type {[string, string][]} */
+  const values = words
+    ? words.answers.map((a) => [a.label, a.text])
+    : Object.entries(result.scores.values ?? {}).map(([name, value]) => [name, String(value)]);
+  if (words?.rupture) values.push(["Uneasy moment", words.repair ? `${words.rupture} (talked through: ${words.repair})` : words.rupture]);
   if (values.length) {
     const list = el("dl", { class: "facts" });
-    for (const [name, value] of values) list.append(el("dt", {}, name), el("dd", {}, String(value)));
+    for (const [name, value] of values) list.append(el("dt", {}, name), el("dd", {}, value));
     card.append(list);
   }
-  if ((result.scores.skipped ?? []).length) card.append(el("p", { class: "hint" }, `Skipped: ${result.scores.skipped.join(", ")}`));
+  if (typeof result.scores.free_text === "string" && result.scores.free_text) card.append(el("blockquote", {}, result.scores.free_text));
+  const skipped = words ? words.skipped : (result.scores.skipped ?? []);
+  if (skipped.length) card.append(el("p", { class: "hint" }, `Skipped: ${skipped.join(", ")}`));
   for (const alert of result.alerts) {
     const box = el("div", { class: "alert", role: "note" });
     box.append(el("p", {}, alert.reason), el("p", { class: "repair" }, `Try: ${alert.repair}`));
@@ -243,11 +278,13 @@ export function resultCard(result) {
 }
 
 /**
- * The therapist's private panel: results as they arrive and a one-click pulse.
+ * The therapist's private panel: results as they arrive and a one-click pulse; `panel-state`
+ * rebuilds the results so far (after a reload), newest first.
  * @param {SessionConnection} connection
  * @param {HTMLElement} panel
+ * @param {(text: string, options?: {urgent?: boolean, item?: Element | null}) => void} [notify]
  */
-export function mountTherapistCheckins(connection, panel) {
+export function mountTherapistCheckins(connection, panel, notify = () => {}) {
   const section = el("section", { class: "stack", "aria-labelledby": "checkins-title" });
   section.append(el("h2", { id: "checkins-title" }, "Check-ins"));
   const launch = el("button", { type: "button" }, "Ask a pulse question");
@@ -255,7 +292,20 @@ export function mountTherapistCheckins(connection, panel) {
   const log = el("div", { class: "checkin-log", "aria-live": "polite" });
   section.append(launch, log);
   panel.append(section);
-  connection.on("checkin-result", (msg) => log.prepend(resultCard(msg)));
+  connection.on("checkin-result", (msg) => {
+    const card = resultCard(msg);
+    log.prepend(card);
+    const alerts = msg.alerts.length ? ` (${msg.alerts.length === 1 ? "an alert" : `${msg.alerts.length} alerts`})` : "";
+    notify(`${kindName(msg.kind)} check-in: ${headline(msg)}${alerts}`, { urgent: msg.alerts.length > 0, item: card });
+  });
+  connection.on("panel-state", (msg) => {
+    log.replaceChildren(...msg.checkins.map((result) => resultCard(result)).reverse());
+  });
+}
+
+/** @param {string} kind */
+function kindName(kind) {
+  return `${kind[0].toUpperCase()}${kind.slice(1)}`;
 }
 
 /**
@@ -276,7 +326,7 @@ export function mountAfterCheckin(area, questionnaire, options) {
     });
     if (response.ok) {
       localStorage.removeItem(outboxKey);
-      area.replaceChildren(el("p", { role: "status" }, "Thank you. Your answers reached your therapist."));
+      area.replaceChildren(el("p", { role: "status" }, afterSending(body.answers)));
     } else {
       area.replaceChildren(el("p", { role: "alert" }, "That did not go through. Please try again in a moment."));
     }

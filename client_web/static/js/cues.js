@@ -3,6 +3,7 @@
  * Nonverbal cues in the session page: the client's signal buttons and the therapist's private
  * prompt panel. Prompts are suggestions, shown discreetly; every control is a real button.
  */
+import { formatLocal } from "./localtime.js";
 
 /** @param {string} tag @param {Record<string, string>} [attrs] @param {string} [text] */
 function el(tag, attrs = {}, text) {
@@ -45,54 +46,86 @@ export function mountSignalButtons(connection, section) {
   section.append(row, status);
 }
 
-/** @param {number} ms */
-function clock(ms) {
-  const minutes = Math.floor(ms / 60000);
-  const seconds = Math.floor((ms % 60000) / 1000);
-  return `${minutes}:${String(seconds).padStart(2, "0")}`;
+/** @typedef {import("./protocol_types.js").PromptMessage["prompt"]} Prompt */
+
+/**
+ * One prompt with its feedback controls.
+ * @param {SessionConnection} connection
+ * @param {Prompt} prompt
+ */
+function promptCard(connection, prompt) {
+  const { id, text, category } = prompt;
+  const card = el("article", { class: "prompt-card", "data-category": category });
+  card.append(el("p", {}, text));
+  const actions = el("div", { class: "prompt-actions" });
+  /** @type {[string, import("./protocol_types.js").PromptFeedbackMessage["feedback"], {minutes?: number}][]} */
+  const choices = [
+    ["Helpful", "helpful", {}],
+    ["Not now", "not-now", {}],
+    ["Snooze 10 min", "snooze-category", { minutes: 10 }],
+    ["Mute this kind", "mute-category", {}],
+  ];
+  for (const [label, feedback, extra] of choices) {
+    const button = el("button", { type: "button", class: "small" }, label);
+    button.addEventListener("click", () => {
+      connection.send({ type: "prompt-feedback", prompt_id: id, feedback, ...extra });
+      actions.replaceChildren(el("span", { class: "hint" }, `Noted: ${label.toLowerCase()}.`));
+    });
+    actions.append(button);
+  }
+  card.append(actions);
+  return card;
+}
+
+/** @param {string} signal */
+function signalLabel(signal) {
+  return SIGNALS.find(([value]) => value === signal)?.[1] ?? signal;
 }
 
 /**
- * The therapist's private panel: prompts with their feedback controls, and client signals.
+ * A client's signal, with the local time it was shown.
+ * @param {string} signal
+ * @param {number} atMs
+ */
+function signalNote(signal, atMs) {
+  return el("p", { class: "signal-note", "data-signal": signal },
+    `${formatLocal(new Date(atMs), "time")} · Client: “${signalLabel(signal)}”`);
+}
+
+/**
+ * The therapist's private panel: prompts with their feedback controls, and client signals;
+ * `panel-state` rebuilds both (after a reload), newest first.
  * @param {SessionConnection} connection
  * @param {HTMLElement} panel
+ * @param {(text: string, options?: {urgent?: boolean, item?: Element | null}) => void} [notify]
  */
-export function mountPromptPanel(connection, panel) {
+export function mountPromptPanel(connection, panel, notify = () => {}) {
   const section = el("section", { class: "stack", "aria-labelledby": "prompts-title" });
-  section.append(el("h2", { id: "prompts-title" }, "Cues"));
+  section.append(el("h2", { id: "prompts-title" }, "Cues and signals"));
   const log = el("div", { class: "prompt-log", "aria-live": "polite" });
   section.append(log);
-  panel.append(section);
-  const shownAt = Date.now();
+  // signals and prompts above the check-ins: they are about this very moment
+  panel.prepend(section);
 
   connection.on("prompt", (msg) => {
-    const { id, text, category } = msg.prompt;
-    const card = el("article", { class: "prompt-card", "data-category": category });
-    card.append(el("p", {}, text));
-    const actions = el("div", { class: "prompt-actions" });
-    /** @type {[string, import("./protocol_types.js").PromptFeedbackMessage["feedback"], {minutes?: number}][]} */
-    const choices = [
-      ["Helpful", "helpful", {}],
-      ["Not now", "not-now", {}],
-      ["Snooze 10 min", "snooze-category", { minutes: 10 }],
-      ["Mute this kind", "mute-category", {}],
-    ];
-    for (const [label, feedback, extra] of choices) {
-      const button = el("button", { type: "button", class: "small" }, label);
-      button.addEventListener("click", () => {
-        connection.send({ type: "prompt-feedback", prompt_id: id, feedback, ...extra });
-        actions.replaceChildren(el("span", { class: "hint" }, `Noted: ${label.toLowerCase()}.`));
-      });
-      actions.append(button);
-    }
-    card.append(actions);
+    const card = promptCard(connection, msg.prompt);
     log.prepend(card);
+    notify(`Cue: ${msg.prompt.text}`, { item: card });
   });
 
   connection.on("client-signal", (msg) => {
-    const label = SIGNALS.find(([value]) => value === msg.signal)?.[1] ?? msg.signal;
-    const item = el("p", { class: "signal-note", "data-signal": msg.signal },
-      `${clock(Date.now() - shownAt)} · Client: “${label}”`);
+    const item = signalNote(msg.signal, Date.now());
     log.prepend(item);
+    notify(`Client: “${signalLabel(msg.signal)}”`, { urgent: msg.signal === "need-a-moment", item });
+  });
+
+  connection.on("panel-state", (msg) => {
+    /** @type {Array<[number, Element]>} */
+    const items = [
+      ...msg.prompts.map((prompt) => /** @type {[number, Element]} */ ([prompt.t_ms, promptCard(connection, prompt)])),
+      ...msg.signals.map((s) => /** @type {[number, Element]} */ ([s.at_ms, signalNote(s.signal, s.at_ms)])),
+    ];
+    // prompts carry session time and signals wall-clock time: keep each kind's own order
+    log.replaceChildren(...items.map(([, node]) => node).reverse());
   });
 }

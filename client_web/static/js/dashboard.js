@@ -12,3 +12,46 @@ for (const field of document.querySelectorAll("[data-local-now]")) {
     input.value = now.toISOString().slice(0, 16);
   }
 }
+
+/** A stored time shown in a datetime-local field in the therapist's own zone. */
+for (const field of document.querySelectorAll("[data-local-value]")) {
+  const input = /** @type {HTMLInputElement} */ (field);
+  const when = new Date(input.dataset.localValue ?? "");
+  if (!input.value && !Number.isNaN(when.getTime())) {
+    input.value = new Date(when.getTime() - when.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  }
+}
+
+const PRESENCE_EVERY_MS = 5000;
+const badges = /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-waiting-for]"));
+const baseTitle = document.title;
+
+/** Who is waiting, live: the badge beside each upcoming session, and a count in the tab title. */
+async function showPresence() {
+  try {
+    const response = await fetch("/api/v1/sessions/presence", { headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    /** @type {{items: {session_id: string, waiting: string[], in_call: boolean}[]}} */
+    const body = await response.json();
+    const bySession = new Map(body.items.map((item) => [item.session_id, item]));
+    let waitingCount = 0;
+    for (const badge of badges) {
+      const item = bySession.get(badge.dataset.waitingFor ?? "");
+      const text = item?.waiting.length
+        ? `${item.waiting.join(", ")} ${item.waiting.length === 1 ? "is" : "are"} waiting`
+        : item?.in_call ? "in the call" : "";
+      waitingCount += item?.waiting.length ?? 0;
+      if (badge.textContent !== text) badge.textContent = text;
+      badge.hidden = !text;
+      badge.classList.toggle("is-waiting", Boolean(item?.waiting.length));
+    }
+    document.title = waitingCount ? `(${waitingCount} waiting) ${baseTitle}` : baseTitle;
+  } catch {
+    // offline for a moment: the next poll tries again
+  }
+}
+
+if (badges.length) {
+  void showPresence();
+  setInterval(() => void showPresence(), PRESENCE_EVERY_MS);
+}

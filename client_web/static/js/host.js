@@ -5,13 +5,15 @@
  * private panel. The call itself, media, safety code and quality are callpage.js's.
  */
 
-import { byId } from "./callview.js";
+import { byId, runSessionTimer, stallHelp } from "./callview.js";
 import { CallPage } from "./callpage.js";
 import { CloseCode } from "./protocol_types.js";
 import { mountTherapistExtras } from "./session_extras.js";
+import { formatLocal } from "./localtime.js";
+import { mountSidePanel } from "./host_panel.js";
 
 // Made once, now: the first use of Intl loads locale data, which must not delay an admission.
-const CLOCK_TIME = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+formatLocal(new Date(), "time");
 
 const root = byId("host");
 const sessionId = root.dataset.sessionId ?? "";
@@ -41,11 +43,22 @@ const el = {
 /** Whether an admitted client is connected (or held while reconnecting). */
 let clientInCall = false;
 
+const side = mountSidePanel({
+  column: byId("side-column"),
+  toggle: /** @type {HTMLButtonElement} */ (byId("panel-toggle")),
+  content: byId("side-content"),
+  latest: byId("panel-latest"),
+  sound: /** @type {HTMLInputElement | null} */ (document.getElementById("panel-sound")),
+});
+const timer = runSessionTimer(byId("session-timer"), Date.parse(root.dataset.startsAt ?? "") || Date.now());
+
 const page = new CallPage({
   role: "therapist",
   sessionId,
   peerName: clientLabel,
   videoStatus: (state) => {
+    if (state === "connected" || !clientInCall) videoStall.disarm();
+    else videoStall.arm();
     if (!clientInCall) return null;
     return state === "connected"
       ? `In the call with ${clientLabel}`
@@ -55,9 +68,11 @@ const page = new CallPage({
   },
   mountExtras: (connection, media) => {
     const panel = document.getElementById("therapist-panel");
-    return panel ? mountTherapistExtras(connection, { panel, media }) : null;
+    return panel ? mountTherapistExtras(connection, { panel, media, notify: side.announce }) : null;
   },
   onConnectionState: (state) => {
+    if (state === "open") connectionStall.disarm();
+    else connectionStall.arm();
     el.connectionState.textContent =
       state === "open" ? "Connected" : state === "reconnecting" ? "Reconnecting…" : "Connecting…";
     el.connectionState.classList.toggle("is-warning", state === "reconnecting");
@@ -71,6 +86,14 @@ const page = new CallPage({
   },
 });
 const callStatus = page.elements.callStatus;
+const videoStall = stallHelp(
+  callStatus,
+  `The video with ${clientLabel} is taking long to connect. Reloading this page usually helps; the client stays in the session.`,
+);
+const connectionStall = stallHelp(
+  el.alert,
+  "Still reconnecting to the server. Check that you are online; reloading this page keeps the session and brings the panel back.",
+);
 
 // --- camera and microphone -------------------------------------------------------------------
 
@@ -88,6 +111,8 @@ el.mediaRetry.addEventListener("click", () => void startMedia());
 
 // --- the waiting list ------------------------------------------------------------------------
 
+/** Knocks already announced in the side column. */
+const announcedKnocks = new Set();
 /** When this page first saw each knock, for a `since_ms` that is not a wall-clock time. */
 const firstSeen = new Map();
 const YEAR_2000_MS = 946_684_800_000;
@@ -106,6 +131,10 @@ function waitingSince(knock) {
  * @param {Array<{knock_id: string, label: string, since_ms: number}>} waiting
  */
 function renderLobby(waiting) {
+  for (const knock of waiting) {
+    if (!announcedKnocks.has(knock.knock_id)) side.announce(`${knock.label} is waiting to be let in`, { urgent: true });
+    announcedKnocks.add(knock.knock_id);
+  }
   const items = waiting.map((knock) => {
     const item = document.createElement("li");
     item.className = "knock";
@@ -114,7 +143,7 @@ function renderLobby(waiting) {
     who.textContent = knock.label;
     const since = document.createElement("span");
     since.className = "hint";
-    since.textContent = ` waiting since ${CLOCK_TIME.format(new Date(waitingSince(knock)))}`;
+    since.textContent = ` waiting since ${formatLocal(new Date(waitingSince(knock)), "time")}`;
     const admit = document.createElement("button");
     admit.type = "button";
     admit.className = "primary";
@@ -139,6 +168,12 @@ function renderLobby(waiting) {
   });
   el.lobbyList.replaceChildren(...items);
   el.lobbyEmpty.hidden = items.length > 0;
+  el.lobbyList.closest("section")?.classList.toggle("has-waiting", items.length > 0);
+  if (!clientInCall && !page.finished) {
+    callStatus.textContent = waiting.length
+      ? `${waiting.map((k) => k.label).join(", ")} ${waiting.length === 1 ? "is" : "are"} waiting: admit from the waiting room beside the video.`
+      : `${clientLabel} is not in the call.`;
+  }
 }
 
 /** @param {string} text */
@@ -307,6 +342,9 @@ function stopped(text) {
 }
 
 function shutDown() {
+  clearInterval(timer);
+  videoStall.disarm();
+  connectionStall.disarm();
   page.finish();
   standby?.close();
   standby = null;

@@ -55,6 +55,8 @@ const session = mountClientCall({
   onEnded: sessionEnded,
   onDenied: denied,
   onStopped: stop,
+  onLeft: left,
+  startsAtMs: Date.parse(root.dataset.startsAt ?? "") || undefined,
 });
 const page = session.page;
 const devices = mountDeviceCheck({
@@ -163,6 +165,17 @@ function sessionEnded(reason) {
         ? "The time for this session is over. Thank you. You can close this page now."
         : "Thank you for today. You can close this page now.";
   show(steps.ended);
+}
+
+/** The client chose to leave: the checks stay passed, so joining again goes straight in. */
+function left() {
+  if (page.finished) return;
+  session.finish();
+  devices.stopMeter();
+  byId("stopped-title").textContent = "You have left the session";
+  byId("stopped-text").textContent = "You can join again with the same link while the session lasts.";
+  byId("stopped-rejoin").hidden = false;
+  show(steps.stopped);
 }
 
 function denied() {

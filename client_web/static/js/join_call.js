@@ -6,6 +6,7 @@
  */
 
 import { CallPage } from "./callpage.js";
+import { runSessionTimer, stallHelp } from "./callview.js";
 import { CloseCode } from "./protocol_types.js";
 import { mountClientExtras } from "./session_extras.js";
 
@@ -29,8 +30,10 @@ const OFFER_FALLBACK_MS = 1500;
  * @param {(reason: string) => void} options.onEnded  the session ended (reason as on the wire)
  * @param {() => void} options.onDenied  the therapist did not let this device in
  * @param {(title: string, text: string) => void} options.onStopped  the connection ended
+ * @param {() => void} [options.onLeft]  the client chose to leave (they may join again)
+ * @param {number} [options.startsAtMs]  when the session starts, for the timer
  */
-export function mountClientCall({ sessionId, step, show, waiting, checkinArea, onEnded, onDenied, onStopped }) {
+export function mountClientCall({ sessionId, step, show, waiting, checkinArea, onEnded, onDenied, onStopped, onLeft, startsAtMs }) {
   let admitted = false;
   let therapistPresent = false;
   /** Camera and microphone have been asked for (opened or refused): a call may start. */
@@ -47,6 +50,8 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     sessionId,
     peerName: "Your therapist",
     videoStatus: (state) => {
+      if (state === "connected") videoStall.disarm();
+      else videoStall.arm();
       if (page.connection?.state !== "open") return null;
       return state === "connected"
         ? ""
@@ -72,6 +77,26 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
   });
   const callStatus = page.elements.callStatus;
   void page.iceConfiguration.then(() => prerequisiteReady());
+  const RELOAD_HELP =
+    "This is taking longer than it should. Check that you are online; reloading this page brings you straight back.";
+  const videoStall = stallHelp(callStatus, RELOAD_HELP);
+  const connectionStall = stallHelp(callStatus, RELOAD_HELP);
+
+  // Leave (asks first), the session timer, and the safety code folded away once confirmed.
+  const leaveDialog = /** @type {HTMLDialogElement | null} */ (document.getElementById("leave-dialog"));
+  document.getElementById("leave-button")?.addEventListener("click", () => leaveDialog?.showModal());
+  document.getElementById("leave-cancel")?.addEventListener("click", () => leaveDialog?.close());
+  document.getElementById("leave-confirm")?.addEventListener("click", () => {
+    leaveDialog?.close();
+    onLeft?.();
+  });
+  const timerElement = document.getElementById("session-timer");
+  /** @type {ReturnType<typeof setInterval> | null} */
+  let timer = null;
+  page.elements.codesMatch.addEventListener("click", () => {
+    const details = page.elements.codesMatch.closest("details");
+    if (details) details.open = false;
+  });
 
   function waitingText() {
     return therapistPresent
@@ -151,6 +176,8 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
   /** @param {ConnectionState} state */
   function onConnectionState(state) {
     const reconnecting = state === "reconnecting";
+    if (state === "open") connectionStall.disarm();
+    else if (!step.hidden) connectionStall.arm();
     if (!step.hidden) {
       callStatus.textContent = reconnecting ? "Reconnecting…" : "";
       callStatus.classList.toggle("is-warning", reconnecting);
@@ -169,6 +196,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
   function enterCall({ eager }) {
     if (page.finished) return;
     if (step.hidden) show();
+    if (timer === null && timerElement) timer = runSessionTimer(timerElement, startsAtMs ?? Date.now());
     callStatus.textContent = therapistPresent ? "" : "Waiting for your therapist…";
     callStatus.classList.remove("is-warning");
     if (therapistPresent) {
@@ -210,6 +238,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
   }
 
   function endCall() {
+    videoStall.disarm();
     if (offerFallback !== null) clearTimeout(offerFallback);
     offerFallback = null;
     startWhenReady = false;
@@ -234,6 +263,10 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     },
     /** The session is over for this page. */
     finish() {
+      videoStall.disarm();
+      connectionStall.disarm();
+      if (timer !== null) clearInterval(timer);
+      timer = null;
       endCall();
       page.finish();
     },

@@ -160,6 +160,15 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * The private panel so far (check-ins, prompts, signals, oldest first), sent to the
+ * @typedef {object} PanelStateMessage
+ * @property {"panel-state"} type
+ * @property {Array<{instrument_id: string, kind: "before" | "pulse" | "after", scores: Record<string, any>, alerts: Array<{code: string, category: string, severity: string, reason: string, repair: string, items: Array<string>}>}>} checkins
+ * @property {Array<{id: string, category: string, t_ms: number, severity: string, text: string, reasons: Array<Record<string, unknown>>}>} prompts
+ * @property {Array<{signal: "need-a-moment" | "that-landed" | "confused" | "slow-down" | "hard-to-hear-see", at_ms: number}>} signals
+ */
+
+/**
  * A consent was granted or withdrawn, and takes effect now.
  * @typedef {object} ConsentChangedMessage
  * @property {"consent-changed"} type
@@ -192,7 +201,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message the server sends.
- * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | PeerJoinedMessage | PeerLeftMessage | SignalRelayMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
+ * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | PeerJoinedMessage | PeerLeftMessage | SignalRelayMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
  */
 
 // --- client → server messages ---

@@ -91,14 +91,18 @@ export function mountClientExtras(connection, parts) {
 }
 
 /**
- * The therapist's private panel: check-in results, pulse, cue prompts, client signals.
+ * The therapist's private panel: check-in results, pulse, cue prompts, client signals. Each
+ * new item is announced through `notify`; `panel-state` (after every welcome) rebuilds what
+ * came before, without announcing it again.
  * @param {SessionConnection} connection
- * @param {{panel: HTMLElement, media: () => Media}} parts
+ * @param {{panel: HTMLElement, media: () => Media,
+ *   notify?: (text: string, options?: {urgent?: boolean, item?: Element | null}) => void}} parts
  */
 export function mountTherapistExtras(connection, parts) {
   const streamer = featureStreamer(connection, "therapist", parts.media);
   trackConsents(connection, (c) => streamer.allow(c.cue_analysis === "granted"));
-  mountTherapistCheckins(connection, parts.panel);
-  mountPromptPanel(connection, parts.panel);
+  const notify = parts.notify ?? (() => {});
+  mountTherapistCheckins(connection, parts.panel, notify);
+  mountPromptPanel(connection, parts.panel, notify);
   return streamer;
 }

@@ -368,6 +368,48 @@ class ClientSignalMessage(TherapistOnlyMessage):
         self._normalise("signal", f.choice("signal", tuple(ClientSignal)))
 
 
+PanelCheckins = Annotated[
+    Sequence[Mapping[str, Any]],
+    JsType(
+        'Array<{instrument_id: string, kind: "before" | "pulse" | "after",'
+        " scores: Record<string, any>, alerts: Array<{code: string, category: string,"
+        " severity: string, reason: string, repair: string, items: Array<string>}>}>"
+    ),
+]
+PanelSignals = Annotated[
+    Sequence[Mapping[str, Any]],
+    JsType(
+        'Array<{signal: "need-a-moment" | "that-landed" | "confused" |'
+        ' "slow-down" | "hard-to-hear-see", at_ms: number}>'
+    ),
+]
+PanelPrompts = Annotated[
+    Sequence[Mapping[str, Any]],
+    JsType(
+        "Array<{id: string, category: string, t_ms: number, severity: string, text: string,"
+        " reasons: Array<Record<string, unknown>>}>"
+    ),
+]
+MAX_PANEL_ITEMS: Final = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PanelStateMessage(TherapistOnlyMessage):
+    """The private panel so far (check-ins, prompts, signals, oldest first), sent to the
+    therapist after each `welcome`, so a reload or a second tab rebuilds it."""
+
+    TYPE: ClassVar[str] = "panel-state"
+    checkins: PanelCheckins
+    prompts: PanelPrompts
+    signals: PanelSignals
+
+    def _check(self, f: Fields) -> None:
+        for name in ("checkins", "prompts", "signals"):
+            entries = f.array(name, MAX_PANEL_ITEMS)
+            if not all(isinstance(entry, Mapping) for entry in entries):
+                invalid(f"panel-state.{name}: every entry must be an object")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConsentChangedMessage(SharedMessage):
     """A consent was granted or withdrawn, and takes effect now."""
@@ -432,6 +474,7 @@ SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
     CheckinAckMessage,
     PromptMessage,
     ClientSignalMessage,
+    PanelStateMessage,
     ConsentChangedMessage,
     SessionEndedMessage,
     PongMessage,

@@ -14,6 +14,13 @@ from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
 from server.web.shapes import qr_svg, reset_url
 
+# Post/redirect/get: an action redirects here with ?done=<action>, which names what happened.
+_DONE = {
+    "added": "Added.",
+    "disable": "Disabled: its sign-ins have ended.",
+    "enable": "Enabled again.",
+}
+
 
 async def account_page(
     request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
@@ -32,7 +39,7 @@ async def account_page(
             closed_at=closed,
             is_self=target.id == current.account.id,
             error=error,
-            notice=notice,
+            notice=notice or _DONE.get(request.query.get("done", "")),
         ),
         status=status,
     )
@@ -49,12 +56,10 @@ async def account_action(request: web.Request) -> web.StreamResponse:
             await admin_accounts.disable_account(
                 app[DB], app[AUDIT], app[LIVE], current.account, account_id, now
             )
-            done = "Disabled: its sign-ins have ended."
         elif action == "enable":
             await admin_accounts.enable_account(
                 app[DB], app[AUDIT], current.account, account_id, now
             )
-            done = "Enabled again."
         elif action == "reset":
             target, token, expires_at = await admin_accounts.issue_reset_link(
                 app[DB], app[AUDIT], app[LIVE], current.account, account_id, now
@@ -75,4 +80,4 @@ async def account_action(request: web.Request) -> web.StreamResponse:
         if isinstance(exc, NotFound):
             raise
         return await account_page(request, error=exc.message, status=exc.status)
-    return await account_page(request, notice=done)
+    raise web.HTTPSeeOther(f"/admin/accounts/{account_id}?done={action}")

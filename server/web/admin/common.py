@@ -19,6 +19,7 @@ from server.services.accounts import SignedIn
 from server.services.retention import CATEGORY_NOUNS, Retention
 from server.web.openapi import Operation
 from server.web.shapes import ERR
+from server.web.times import duration_words
 
 
 def actor(current: SignedIn) -> str:
@@ -38,9 +39,8 @@ def page_context(current: SignedIn, **values: Any) -> dict[str, Any]:
 
 
 def years(days: int) -> str:
-    """Days as years for people: whole years when close, else one decimal."""
-    years = days / 365.25
-    return f"{years:.0f}" if abs(years - round(years)) < 0.05 else f"{years:.1f}"
+    """A retention period in words ("7 days", "about 6 years")."""
+    return duration_words(days)
 
 
 def preview_message(policy: Policy, counts: Mapping[Action, int], stored: bool) -> str:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import aiohttp_jinja2
 from aiohttp import web
 
+from server.db import scheduling as scheduling_rows
 from server.errors import AttuneError
-from server.keys import CLOCK
+from server.keys import CLOCK, DB
 from server.services.retention import hold_json
 from server.web.admin.common import actor, page_context, retention_service
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
+
+_DONE = {"placed": "Hold placed.", "lifted": "Hold lifted."}
 
 
 async def holds_page(
@@ -20,14 +23,21 @@ async def holds_page(
     current = request[SIGNED_IN]
     now = request.app[CLOCK]()
     holds = await retention_service(request).holds()
+    async with request.app[DB].read() as conn:
+        clients = await scheduling_rows.all_clients_for_holds(conn)
+    names = {
+        client_id: f"client of {email}, added {added:%d %b %Y} ({client_id[:8]}…)"
+        for client_id, email, added in clients
+    }
     return aiohttp_jinja2.render_template(
         "admin_holds.html",
         request,
         page_context(
             current,
             holds=[hold_json(h, now) for h in holds],
+            names=names,
             error=error,
-            notice=notice,
+            notice=notice or _DONE.get(request.query.get("done", "")),
         ),
         status=status,
     )
@@ -45,7 +55,8 @@ async def holds_add(request: web.Request) -> web.StreamResponse:
         )
     except AttuneError as exc:
         return await holds_page(request, error=exc.message, status=exc.status)
-    return await holds_page(request, notice=f"Hold placed on client {hold.client_id}.")
+    del hold
+    raise web.HTTPSeeOther("/admin/holds?done=placed")
 
 
 async def holds_release(request: web.Request) -> web.StreamResponse:
@@ -58,4 +69,4 @@ async def holds_release(request: web.Request) -> web.StreamResponse:
         )
     except AttuneError as exc:
         return await holds_page(request, error=exc.message, status=exc.status)
-    return await holds_page(request, notice=f"Hold on client {client_id} lifted.")
+    raise web.HTTPSeeOther("/admin/holds?done=lifted")

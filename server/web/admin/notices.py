@@ -24,7 +24,12 @@ async def notices_page(
             notices=notices_json(request),
             purposes=[p.value for p in OFFERED_PURPOSES],
             error=error,
-            notice=notice,
+            notice=notice
+            or (
+                "Published a new version: clients will be asked again."
+                if request.query.get("done") == "published"
+                else None
+            ),
         ),
         status=status,
     )
@@ -39,8 +44,5 @@ async def notices_publish(request: web.Request) -> web.StreamResponse:
         )
     except AttuneError as exc:
         return await notices_page(request, error=exc.message, status=exc.status)
-    return await notices_page(
-        request,
-        notice=f"Published version {published.version} of {published.purpose.value}: "
-        "clients will be asked again.",
-    )
+    del published
+    raise web.HTTPSeeOther("/admin/notices?done=published")

@@ -7,7 +7,7 @@ from typing import Final
 from aiohttp import web
 
 from server.core.links import SessionStatus
-from server.keys import AUDIT, CLOCK, DB, LIVE, MAILER
+from server.keys import AUDIT, CLOCK, DB, HUB, LIVE, MAILER
 from server.services import scheduling
 from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
@@ -31,6 +31,19 @@ async def list_sessions(request: web.Request) -> web.StreamResponse:
     therapist = request[SIGNED_IN].account
     items = await scheduling.list_sessions(request.app[DB], therapist)
     return web.json_response({"items": [session_json(request, s) for s in items]})
+
+
+async def presence(request: web.Request) -> web.StreamResponse:
+    """Who is waiting in, or in the call of, each of my open sessions (the dashboard polls)."""
+    therapist = request[SIGNED_IN].account
+    items = []
+    for session in await scheduling.list_sessions(request.app[DB], therapist):
+        if session.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
+            continue
+        waiting, in_call = request.app[HUB].presence(session.id)
+        if waiting or in_call:
+            items.append({"session_id": session.id, "waiting": list(waiting), "in_call": in_call})
+    return web.json_response({"items": items})
 
 
 async def create_session(request: web.Request) -> web.StreamResponse:
@@ -102,7 +115,34 @@ async def cancel_session(request: web.Request) -> web.StreamResponse:
     return web.json_response(session_json(request, session))
 
 
+PRESENCE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "session_id": {"type": "string"},
+                    "waiting": {"type": "array", "items": {"type": "string"}},
+                    "in_call": {"type": "boolean"},
+                },
+            },
+        }
+    },
+}
+
 OPERATIONS: Final[tuple[Operation, ...]] = (
+    Operation(
+        "GET",
+        "/api/v1/sessions/presence",
+        presence,
+        "Who is waiting or in the call in my open sessions, now",
+        "sessionPresence",
+        auth="therapist",
+        responses={200: ("Presence", PRESENCE_SCHEMA)},
+        tags=["sessions"],
+    ),
     Operation(
         "GET",
         "/api/v1/sessions",

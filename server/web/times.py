@@ -1,0 +1,54 @@
+"""Times on pages: rendered in UTC with the zone named, and rewritten by `localtime.js` into
+the viewer's own zone (so a page without JavaScript still tells the truth)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from markupsafe import Markup, escape
+
+TimeStyle = Literal["datetime", "date", "time"]
+_FORMATS: dict[TimeStyle, str] = {
+    "datetime": "%a %d %b %Y, %H:%M UTC",
+    "date": "%d %b %Y",
+    "time": "%H:%M UTC",
+}
+
+
+def utc_text(moment: datetime, style: TimeStyle = "datetime") -> str:
+    """The no-JavaScript text of a time: UTC, to the minute, with the zone named."""
+    return moment.astimezone(UTC).strftime(_FORMATS[style])
+
+
+def time_element(moment: datetime | str | None, style: TimeStyle = "datetime") -> Markup:
+    """`<time datetime=… data-local=…>` with the UTC text (to the minute: never microseconds);
+    empty for no time. An ISO string is read first; one that is not a time is shown as is."""
+    if moment is None:
+        return Markup("")
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment)
+        except ValueError:
+            return Markup("{}").format(moment)
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    iso = aware.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return Markup('<time datetime="{}" data-local="{}">{}</time>').format(
+        iso, style, escape(utc_text(aware, style))
+    )
+
+
+def duration_words(days: int) -> str:
+    """A retention period as people say it: "7 days", "3 weeks", "6 months", "about 6 years"
+    (never "about 0 years")."""
+    if days < 21:
+        return f"{days} day" if days == 1 else f"{days} days"
+    if days < 60:
+        weeks = round(days / 7)
+        return f"about {weeks} weeks"
+    if days < 365:
+        months = round(days / 30.44)
+        return f"about {months} months"
+    years = days / 365.25
+    text = f"{years:.0f}" if abs(years - round(years)) < 0.05 else f"{years:.1f}"
+    return f"about {text} year" if text == "1" else f"about {text} years"

@@ -1,0 +1,39 @@
+"""Times and durations as pages show them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from server.web.times import duration_words, time_element
+
+
+def test_a_time_is_rendered_in_utc_with_the_zone_named_for_the_browser_to_localise() -> None:
+    html = str(time_element(datetime(2026, 12, 4, 13, 16, 42, 123456, tzinfo=UTC), "time"))
+    assert html == '<time datetime="2026-12-04T13:16:42Z" data-local="time">13:16 UTC</time>'
+
+
+@pytest.mark.parametrize(
+    ("days", "words"),
+    [
+        (1, "1 day"),
+        (7, "7 days"),
+        (30, "about 4 weeks"),
+        (90, "about 3 months"),
+        (365, "about 1 year"),
+        (2192, "about 6 years"),
+        (3653, "about 10 years"),
+        (500, "about 1.4 years"),
+    ],
+)
+def test_a_retention_period_reads_as_people_say_it_never_about_0_years(
+    days: int, words: str
+) -> None:
+    assert duration_words(days) == words
+
+
+def test_a_receipt_time_given_as_iso_text_shows_no_microseconds() -> None:
+    html = str(time_element("2026-12-04T13:16:42.123456+00:00"))
+    assert "123456" not in html.split(">", 1)[1] and "Fri 04 Dec 2026, 13:16 UTC" in html
+    assert str(time_element("not a time")) == "not a time"

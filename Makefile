@@ -17,13 +17,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/attune serve --data-dir ./data
 
-# Debian packages the browser and media tests need (installed only when missing).
+# Debian packages the browser, media and multi-process tests need (installed only when missing;
+# nginx lives in /usr/sbin, which is not always on PATH).
 system-deps:
 	@missing=""; \
 	for cmd in chromium espeak-ng sox ffmpeg; do command -v $$cmd >/dev/null || missing="$$missing $$cmd"; done; \
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium espeak-ng sox ffmpeg >/dev/null; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 # PostgreSQL and Redis run on these machines; start them if they have stopped.

@@ -27,6 +27,7 @@ from server.keys import (
     CUE_RECORDS,
     DB,
     DENIAL_LIMITER,
+    DRAINING,
     HUB,
     LINK_THROTTLE,
     LIVE,
@@ -142,6 +143,10 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
     unsubscribe()
 
 
+async def _start_draining(app: web.Application) -> None:
+    app[DRAINING].set()
+
+
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
     """Build the application: state, resources, middlewares, routes."""
 
@@ -156,6 +161,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     )
     app[ADDRESS_HASHER] = AddressHasher()
     app[DENIAL_LIMITER] = DenialLimiter()
+    app[DRAINING] = asyncio.Event()
+    app.on_shutdown.append(_start_draining)
 
     web_dir = client_web_dir()
     aiohttp_jinja2.setup(

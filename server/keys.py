@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -37,3 +38,5 @@ CHECKINS = web.AppKey("checkins", Checkins)
 CUE_RECORDS = web.AppKey("cue_records", CueRecords)
 HUB = web.AppKey("hub", Hub)
 LIVE = web.AppKey("live", LiveSessions)
+# Set when shutdown begins: /readyz answers 503 so balancers stop sending new work here.
+DRAINING = web.AppKey("draining", asyncio.Event)

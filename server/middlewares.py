@@ -34,7 +34,7 @@ _TOKEN_EXEMPT_PATHS = frozenset({"/login", "/api/v1/auth/login"})
 
 def wants_json(request: web.Request) -> bool:
     """API and WebSocket paths answer errors as JSON; pages answer with an HTML page."""
-    return request.path.startswith(("/api/", "/ws/", "/healthz"))
+    return request.path.startswith(("/api/", "/ws/", "/healthz", "/readyz", "/metrics"))
 
 
 def _csp(nonce: str) -> str:

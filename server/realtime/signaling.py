@@ -56,6 +56,7 @@ from server.core.protocol import (
 )
 from server.core.rooms import Room
 from server.db import scheduling as session_queries
+from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE, is_database_outage
 from server.errors import AttuneError, Forbidden, NotFound, Unauthenticated
 from server.keys import CLOCK, CONSENTS, DB, HUB, LIVE, SETTINGS
 from server.middlewares import is_same_origin
@@ -243,6 +244,13 @@ async def _read_loop(request: web.Request, connection: Connection) -> None:
             connection.put(exc.to_message(ref=ref))
         except AttuneError as exc:  # a live operation refused: the socket stays up
             connection.put(_as_protocol_error(exc).to_message(ref=message.id if message else None))
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            # Not acknowledged, so the page keeps the answer and sends it again later.
+            log.warning("database unreachable during a live operation (%s)", type(exc).__name__)
+            unavailable = ProtocolError(ErrorCode.INTERNAL, DATABASE_UNAVAILABLE_MESSAGE)
+            connection.put(unavailable.to_message(ref=message.id if message else None))
 
 
 def _as_protocol_error(exc: AttuneError) -> ProtocolError:

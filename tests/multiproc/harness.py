@@ -443,3 +443,32 @@ async def cluster(
         yield group
     finally:
         group.stop()
+
+
+# --- a database outage without stopping the machine's PostgreSQL -----------------------------
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(
+        ["psql", "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-d", "postgres", "-qc", sql],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+def database_name(url: str) -> str:
+    """The database name at the end of a PostgreSQL URL."""
+    return url.rsplit("/", 1)[1]
+
+
+def cut_off_database(url: str) -> None:
+    """Refuse new connections to this run's database and end the open ones (an outage)."""
+    name = database_name(url)
+    _psql(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+    _psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+
+
+def restore_database(url: str) -> None:
+    """Accept connections to this run's database again."""
+    _psql(f'ALTER DATABASE "{database_name(url)}" WITH ALLOW_CONNECTIONS true')

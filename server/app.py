@@ -31,9 +31,11 @@ from server.keys import (
     HUB,
     LINK_THROTTLE,
     LIVE,
+    METRICS,
     SETTINGS,
     VAULT,
 )
+from server.metrics import Metrics, serve_metrics_ctx
 from server.middlewares import errors, identity_and_csrf, security_headers
 from server.realtime.conncheck import CONNCHECK_OPERATIONS, conncheck_cleanup_ctx
 from server.realtime.hub import Hub
@@ -67,6 +69,15 @@ def utc_now() -> datetime:
 def client_web_dir() -> Path:
     """Where templates and static files are installed."""
     return Path(str(resources.files("client_web")))
+
+
+async def _metrics_site(app: web.Application) -> AsyncIterator[None]:
+    """/metrics on its own admin port when `metrics_port` is set; never on the public port."""
+    settings = app[SETTINGS]
+    async for _runner in serve_metrics_ctx(
+        app[METRICS], settings.metrics_host, settings.metrics_port
+    ):
+        yield
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -119,7 +130,8 @@ async def _audit(app: web.Application) -> AsyncIterator[None]:
 
 async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
     """The rooms of this process and the one owner of live-session operations."""
-    hub = Hub()
+    hub = Hub(relay_written=app[METRICS].relay_written)
+    app[METRICS].watch(hub.connection_count, lambda: len(hub.rooms))
     live = LiveSessions(
         db=app[DB],
         audit=app[AUDIT],
@@ -162,6 +174,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app[ADDRESS_HASHER] = AddressHasher()
     app[DENIAL_LIMITER] = DenialLimiter()
     app[DRAINING] = asyncio.Event()
+    app[METRICS] = Metrics()
     app.on_shutdown.append(_start_draining)
 
     web_dir = client_web_dir()
@@ -170,6 +183,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         loader=jinja2.FileSystemLoader(str(web_dir / "templates")),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    app.cleanup_ctx.append(_metrics_site)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_vault)
     app.cleanup_ctx.append(_consents)

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from server.audit import AuditTrail
 from server.db.engine import Database
+from server.metrics import Metrics
 from server.realtime.hub import Hub
 from server.security.denials import DenialLimiter
 from server.security.login_guard import LoginGuard
@@ -38,5 +39,6 @@ CHECKINS = web.AppKey("checkins", Checkins)
 CUE_RECORDS = web.AppKey("cue_records", CueRecords)
 HUB = web.AppKey("hub", Hub)
 LIVE = web.AppKey("live", LiveSessions)
+METRICS = web.AppKey("metrics", Metrics)
 # Set when shutdown begins: /readyz answers 503 so balancers stop sending new work here.
 DRAINING = web.AppKey("draining", asyncio.Event)

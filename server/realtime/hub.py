@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,17 @@ log = logging.getLogger("attune.realtime")
 _QUEUE_LIMIT = 256  # a peer that cannot keep up is dropped rather than buffered without bound
 
 
+@dataclass(frozen=True)
+class Timed:
+    """A queued message that carries when its cause was received (relay latency, in metrics)."""
+
+    message: dict[str, Any]
+    received_at: float  # time.monotonic()
+
+
+Outgoing = dict[str, Any] | tuple[int, str] | Timed
+
+
 @dataclass(eq=False)
 class Connection:
     """One WebSocket: who it is, where it is, and its outgoing queue."""
@@ -41,14 +53,13 @@ class Connection:
     session_id: str
     client_id: str
     account: Account | None = None  # the therapist's account; None for a client
-    outbox: asyncio.Queue[dict[str, Any] | tuple[int, str]] = field(
-        default_factory=lambda: asyncio.Queue(_QUEUE_LIMIT)
-    )
+    outbox: asyncio.Queue[Outgoing] = field(default_factory=lambda: asyncio.Queue(_QUEUE_LIMIT))
     writer: asyncio.Task[None] | None = None
     closer: asyncio.Task[bool] | None = None
 
-    async def write_loop(self) -> None:
-        """Send queued messages in order; a queued (code, reason) closes the socket."""
+    async def write_loop(self, written: Callable[[float], None] = lambda _s: None) -> None:
+        """Send queued messages in order; a queued (code, reason) closes the socket.
+        `written` hears how long after its receipt each Timed message went out."""
         while True:
             item = await self.outbox.get()
             if isinstance(item, tuple):
@@ -58,7 +69,11 @@ class Connection:
             if self.ws.closed:
                 return
             try:
-                await self.ws.send_json(item)
+                if isinstance(item, Timed):
+                    await self.ws.send_json(item.message)
+                    written(time.monotonic() - item.received_at)
+                else:
+                    await self.ws.send_json(item)
             except (ConnectionResetError, RuntimeError):
                 return
 
@@ -66,7 +81,7 @@ class Connection:
         """Queue a message for this connection alone (answers to its own requests)."""
         self.put(message.to_json())
 
-    def put(self, item: dict[str, Any] | tuple[int, str]) -> None:
+    def put(self, item: Outgoing) -> None:
         """Queue without waiting; a full queue means a stuck peer, which is closed."""
         try:
             self.outbox.put_nowait(item)
@@ -80,9 +95,14 @@ class Connection:
 class Hub:
     """Live connections by id and the rooms they are in; the in-process `LiveRooms`."""
 
-    def __init__(self) -> None:
+    def __init__(self, relay_written: Callable[[float], None] = lambda _s: None) -> None:
         self.rooms = RoomRegistry(new_token=lambda: secrets.token_urlsafe(24))
         self._connections: dict[str, Connection] = {}
+        self._relay_written = relay_written
+
+    def connection_count(self) -> int:
+        """Open connections in this process (a metrics gauge)."""
+        return len(self._connections)
 
     def new_conn_id(self) -> str:
         """A fresh connection id."""
@@ -91,7 +111,7 @@ class Hub:
     def add(self, connection: Connection) -> None:
         """Track a connection and start its writer."""
         self._connections[connection.conn_id] = connection
-        connection.writer = asyncio.create_task(connection.write_loop())
+        connection.writer = asyncio.create_task(connection.write_loop(self._relay_written))
 
     def remove(self, conn_id: str) -> None:
         """Forget a connection (its writer ends with the socket)."""
@@ -99,14 +119,15 @@ class Hub:
         if connection is not None and connection.writer is not None:
             connection.writer.cancel()
 
-    def execute(self, effects: Iterable[Effect]) -> None:
-        """Carry out what the room core decided."""
+    def execute(self, effects: Iterable[Effect], *, received_at: float | None = None) -> None:
+        """Carry out what the room core decided; `received_at` (monotonic) times the sends."""
         for effect in effects:
             connection = self._connections.get(effect.conn_id)
             if connection is None:
                 continue
             if isinstance(effect, Send):
-                connection.put(dict(effect.message))
+                message = dict(effect.message)
+                connection.put(message if received_at is None else Timed(message, received_at))
             elif isinstance(effect, Close):
                 connection.put((int(effect.code), effect.reason))
 

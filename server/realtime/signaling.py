@@ -58,7 +58,7 @@ from server.core.rooms import Room
 from server.db import scheduling as session_queries
 from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE, is_database_outage
 from server.errors import AttuneError, Forbidden, NotFound, Unauthenticated
-from server.keys import CLOCK, CONSENTS, DB, HUB, LIVE, SETTINGS
+from server.keys import CLOCK, CONSENTS, DB, HUB, LIVE, METRICS, SETTINGS
 from server.middlewares import is_same_origin
 from server.realtime.hub import Connection, Hub
 from server.services.live_session import LiveSessions
@@ -221,6 +221,7 @@ async def _read_loop(request: web.Request, connection: Connection) -> None:
     hub = request.app[HUB]
     limiter = RateLimiter(_now_ms())
     async for text in _frames(connection.ws):
+        received_at = time.monotonic()
         if not limiter.allow(_now_ms()):
             connection.queue(
                 ErrorMessage(code=ErrorCode.RATE_LIMITED, message="Too many messages; slow down.")
@@ -238,7 +239,7 @@ async def _read_loop(request: web.Request, connection: Connection) -> None:
             handler = _HANDLERS.get(type(message))
             if handler is None:
                 raise ProtocolError(ErrorCode.INVALID, f"`{message.TYPE}` is not available yet.")
-            await handler(_Context(request.app, connection, room), message)
+            await handler(_Context(request.app, connection, room, received_at), message)
         except ProtocolError as exc:
             ref = exc.ref or (message.id if message is not None else None)
             connection.put(exc.to_message(ref=ref))
@@ -269,6 +270,7 @@ class _Context:
     app: web.Application
     connection: Connection
     room: Room
+    received_at: float  # time.monotonic() when the frame arrived
 
     @property
     def live(self) -> LiveSessions:
@@ -284,7 +286,9 @@ async def _ping(ctx: _Context, _message: Ping) -> None:
 
 
 async def _relay(ctx: _Context, message: Relay) -> None:
-    ctx.hub.execute(ctx.room.relay(ctx.connection.conn_id, message.payload))
+    ctx.hub.execute(
+        ctx.room.relay(ctx.connection.conn_id, message.payload), received_at=ctx.received_at
+    )
 
 
 async def _admit(ctx: _Context, message: Admit) -> None:
@@ -313,6 +317,7 @@ async def _signal(ctx: _Context, message: Signal) -> None:
 
 
 async def _features(ctx: _Context, message: Features) -> None:
+    ctx.app[METRICS].features_frame()
     if message.body.get("role") != ctx.connection.role.value:
         raise ProtocolError(ErrorCode.INVALID, "features.role must be your own role.")
     await ctx.live.feed_features(ctx.connection.session_id, ctx.connection.client_id, message.body)

@@ -29,7 +29,7 @@ PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # A browser whose User-Agent carries this marker followed by a digit is pinned to that backend.
 PIN_MARKER = "attune-backend-"
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 90.0  # generous: shared CI machines can be very loaded
 STOP_TIMEOUT_S = 20.0
 
 

@@ -41,7 +41,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.multiproc.harness import (
+from tests.multiproc.processes import (
     PG_HOST,
     PG_PORT,
     PG_USER,

@@ -38,7 +38,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.multiproc.harness import (
+from tests.multiproc.processes import (
     attune_command,
     child_env,
     free_port,
@@ -50,6 +50,7 @@ THERAPIST = "load@example.org"
 FEATURES_PERIOD_S = 1.0
 RELAY_PERIOD_S = 5.0
 TICKS = os.sysconf("SC_CLK_TCK")
+Pair = tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]
 CANDIDATE = "candidate:842163049 1 udp 1677729535 192.0.2.10 46154 typ srflx raddr 0.0.0.0 rport 0"
 
 
@@ -200,10 +201,9 @@ async def _connect_attune(
     ) as response:
         assert response.status == 200, await response.text()
         therapist_cookie = cookie_header(response)
-    pairs = []
     semaphore = asyncio.Semaphore(20)
 
-    async def one(session_id: str, join: str) -> Any:
+    async def one(session_id: str, join: str) -> Pair:
         async with semaphore:
             async with http.get(base + join, allow_redirects=False) as response:
                 visit_cookie = cookie_header(response)
@@ -223,8 +223,7 @@ async def _connect_attune(
                     pass
             return t_ws, c_ws
 
-    pairs = await asyncio.gather(*(one(s, j) for s, j in sessions))
-    return pairs
+    return list(await asyncio.gather(*(one(s, j) for s, j in sessions)))
 
 
 async def _connect_bare(
@@ -232,14 +231,14 @@ async def _connect_bare(
 ) -> list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]]:
     semaphore = asyncio.Semaphore(20)
 
-    async def one(i: int) -> Any:
+    async def one(i: int) -> Pair:
         async with semaphore:
             return (
                 await http.ws_connect(f"{base}/pair/{i}/a"),
                 await http.ws_connect(f"{base}/pair/{i}/b"),
             )
 
-    return await asyncio.gather(*(one(i) for i in range(count)))
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
 async def drive(

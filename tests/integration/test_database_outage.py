@@ -14,7 +14,7 @@ from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE
 from server.keys import DB
 from tests.conftest import add_account, sign_in
 from tests.integration.test_checkins import _in_call
-from tests.multiproc.harness import free_port
+from tests.multiproc.processes import free_port
 
 
 @pytest.fixture

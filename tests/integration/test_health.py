@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.settings import Settings
-from tests.multiproc.harness import free_port
+from tests.multiproc.processes import free_port
 
 
 async def test_readyz_answers_ready_when_the_database_answers(client: TestClient) -> None:

@@ -13,7 +13,7 @@ from server.keys import METRICS, SETTINGS
 from server.settings import Settings
 from tests.conftest import FakeClock
 from tests.integration.test_signaling import OFFER, _setup
-from tests.multiproc.harness import free_port
+from tests.multiproc.processes import free_port
 
 
 async def _scrape(port: int) -> str:

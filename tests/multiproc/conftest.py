@@ -1,4 +1,4 @@
-"""Fixtures for tests that run real `attune serve` processes (see harness.py).
+"""Fixtures for tests that run real `attune serve` processes (see processes.py).
 
 `pg_database_url` — a fresh PostgreSQL database for the test, dropped after.
 `redis_url` — a Redis database number of the test's own, flushed after.
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.multiproc.harness import (
+from tests.multiproc.processes import (
     Cluster,
     HarnessError,
     cluster,
@@ -29,11 +29,11 @@ from tests.multiproc.harness import (
 MakeCluster = Callable[..., Awaitable[Cluster]]
 
 
-def unavailable(reason: str) -> None:
-    """Skip on a developer machine without the service; fail in CI, where it must exist."""
+def unavailable(what: str, why: object) -> None:
+    """Missing in CI is a failure (`make services` and `make system-deps` provide it)."""
     if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI must provide it)")
-    pytest.skip(reason)
+        pytest.fail(f"{what} is needed for tests/multiproc in CI: {why}")
+    pytest.skip(f"{what} unavailable: {why}")
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def pg_database_url() -> Iterator[str]:
         with fresh_postgres_database() as url:
             yield url
     except HarnessError as exc:
-        unavailable(str(exc))
+        unavailable("a service", exc)
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def redis_url() -> Iterator[str]:
         with fresh_redis_database() as url:
             yield url
     except HarnessError as exc:
-        unavailable(str(exc))
+        unavailable("a service", exc)
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ async def make_cluster(tmp_path: Path) -> AsyncIterator[MakeCluster]:
                 try:
                     find_nginx()
                 except HarnessError as exc:
-                    unavailable(str(exc))
+                    unavailable("a service", exc)
             try:
                 if backend == "postgresql":
                     url = stack.enter_context(fresh_postgres_database())
@@ -78,7 +78,7 @@ async def make_cluster(tmp_path: Path) -> AsyncIterator[MakeCluster]:
                     url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'attune.db'}"
                 redis_at = stack.enter_context(fresh_redis_database()) if redis else ""
             except HarnessError as exc:
-                unavailable(str(exc))
+                unavailable("a service", exc)
             started: Any = await stack.enter_async_context(
                 cluster(
                     tmp_path,

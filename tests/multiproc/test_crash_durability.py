@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 from tests.multiproc.conftest import unavailable
-from tests.multiproc.harness import HarnessError
+from tests.multiproc.processes import HarnessError
 
 SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "crash_soak.py"
 
@@ -33,7 +33,7 @@ async def test_every_acknowledged_answer_survives_ten_kills_exactly_once(
     try:
         result = await soak.soak(backend, 10, tmp_path, traffic_s=0.3)
     except HarnessError as exc:
-        unavailable(str(exc))
+        unavailable("a service", exc)
     assert result.acknowledged > 10 and result.retries > 0  # real traffic, real lost acks
     assert result.missing == 0
     assert result.duplicates == 0

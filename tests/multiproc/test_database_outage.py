@@ -9,7 +9,7 @@ import aiohttp
 
 from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE
 from tests.multiproc.conftest import MakeCluster
-from tests.multiproc.harness import cut_off_database, restore_database
+from tests.multiproc.processes import cut_off_database, restore_database
 
 PASSWORD = "a calm and long passphrase"
 

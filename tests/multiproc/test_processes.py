@@ -1,11 +1,11 @@
-"""The multi-process harness itself: processes on one database, nginx in front, kill, restart."""
+"""The harness (processes.py) itself: processes on one database, nginx in front, kill, restart."""
 
 from __future__ import annotations
 
 import aiohttp
 
 from tests.multiproc.conftest import MakeCluster
-from tests.multiproc.harness import PIN_MARKER
+from tests.multiproc.processes import PIN_MARKER
 
 
 async def _status(url: str, user_agent: str = "test") -> int:

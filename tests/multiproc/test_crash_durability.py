@@ -13,6 +13,8 @@ import pytest
 from tests.multiproc.conftest import unavailable
 from tests.multiproc.processes import HarnessError
 
+pytestmark = pytest.mark.multiproc
+
 SOAK = Path(__file__).resolve().parents[2] / "benchmarks" / "crash_soak.py"
 
 

@@ -6,10 +6,13 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 
 from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE
 from tests.multiproc.conftest import MakeCluster
 from tests.multiproc.processes import cut_off_database, restore_database
+
+pytestmark = pytest.mark.multiproc
 
 PASSWORD = "a calm and long passphrase"
 

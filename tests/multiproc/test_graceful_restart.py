@@ -6,8 +6,11 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 
 from tests.multiproc.conftest import MakeCluster
+
+pytestmark = pytest.mark.multiproc
 
 PASSWORD = "a calm and long passphrase"
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from tests.multiproc.conftest import MakeCluster
 from tests.multiproc.processes import PIN_MARKER
+
+pytestmark = pytest.mark.multiproc
 
 
 async def _status(url: str, user_agent: str = "test") -> int:

@@ -38,6 +38,8 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import contextlib
+
 from tests.multiproc.processes import (
     attune_command,
     child_env,
@@ -134,7 +136,13 @@ class Load:
     frames_sent: int = 0
     relays_received: int = 0
     errors: int = 0
+    dropped: int = 0  # sockets the server closed during the run
     measuring: bool = False
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def read(self, *sockets: aiohttp.ClientWebSocketResponse) -> None:
+        """Start reading at once: an unread socket cannot answer the server's pings."""
+        self.readers.extend(asyncio.create_task(_reader(ws, self)) for ws in sockets)
 
 
 def relay_ping(sent: float) -> dict[str, Any]:
@@ -159,6 +167,13 @@ def cookie_header(response: aiohttp.ClientResponse) -> str:
 
 
 async def _reader(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
+    with contextlib.suppress(aiohttp.ClientError):
+        await _read(ws, load)
+    if load.measuring:
+        load.dropped += 1
+
+
+async def _read(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
     async for msg in ws:
         if msg.type != aiohttp.WSMsgType.TEXT:
             continue
@@ -180,21 +195,31 @@ async def _peer_traffic(
     await asyncio.sleep(offset)
     tick = 0
     while time.monotonic() < stop and not ws.closed:
-        await ws.send_str(json.dumps({
-            "type": "features", "role": role, "t_ms": 1000 * tick, "window_ms": 1000,
-            "voiced": [], "level_dbfs": -40.0, "motion": 0.0,
-        }))  # fmt: skip
-        load.frames_sent += 1
-        if relays and tick % int(RELAY_PERIOD_S / FEATURES_PERIOD_S) == 0:
-            payload = relay_ping(time.monotonic())
-            await ws.send_str(json.dumps({"type": "relay", "payload": payload}))
-            load.frames_sent += 1
+        try:
+            await _send_tick(ws, role, relays, tick, load)
+        except aiohttp.ClientError:
+            return
         tick += 1
         await asyncio.sleep(FEATURES_PERIOD_S)
 
 
+async def _send_tick(
+    ws: aiohttp.ClientWebSocketResponse, role: str, relays: bool, tick: int, load: Load
+) -> None:
+    """One second's frames: features, and every fifth second the client's relay ping."""
+    await ws.send_str(json.dumps({
+        "type": "features", "role": role, "t_ms": 1000 * tick, "window_ms": 1000,
+        "voiced": [], "level_dbfs": -40.0, "motion": 0.0,
+    }))  # fmt: skip
+    load.frames_sent += 1
+    if relays and tick % int(RELAY_PERIOD_S / FEATURES_PERIOD_S) == 0:
+        payload = relay_ping(time.monotonic())
+        await ws.send_str(json.dumps({"type": "relay", "payload": payload}))
+        load.frames_sent += 1
+
+
 async def _connect_attune(
-    http: aiohttp.ClientSession, base: str, sessions: list[tuple[str, str]]
+    http: aiohttp.ClientSession, base: str, sessions: list[tuple[str, str]], load: Load
 ) -> list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]]:
     async with http.post(
         base + "/api/v1/auth/login", json={"email": THERAPIST, "password": PASSWORD}
@@ -221,22 +246,25 @@ async def _connect_attune(
                 await t_ws.send_json({"type": "admit", "knock_id": knock})
                 while (await c_ws.receive_json())["type"] != "admitted":
                     pass
+            load.read(t_ws, c_ws)
             return t_ws, c_ws
 
     return list(await asyncio.gather(*(one(s, j) for s, j in sessions)))
 
 
 async def _connect_bare(
-    http: aiohttp.ClientSession, base: str, count: int
+    http: aiohttp.ClientSession, base: str, count: int, load: Load
 ) -> list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]]:
     semaphore = asyncio.Semaphore(20)
 
     async def one(i: int) -> Pair:
         async with semaphore:
-            return (
+            pair = (
                 await http.ws_connect(f"{base}/pair/{i}/a"),
                 await http.ws_connect(f"{base}/pair/{i}/b"),
             )
+            load.read(*pair)
+            return pair
 
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
@@ -245,12 +273,11 @@ async def drive(
     pairs: list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]],
     server_pid: int,
     seconds: float,
+    load: Load,
 ) -> dict[str, float]:
     """Run the traffic; measure the middle `seconds` (after a warm-up of one relay period)."""
-    load = Load()
     warmup = RELAY_PERIOD_S
     stop = time.monotonic() + warmup + seconds + 1
-    readers = [asyncio.create_task(_reader(ws, load)) for pair in pairs for ws in pair]
     senders = []
     for i, (t_ws, c_ws) in enumerate(pairs):
         offset = (i / len(pairs)) * FEATURES_PERIOD_S  # spread evenly over the second
@@ -274,7 +301,7 @@ async def drive(
     for pair in pairs:
         for ws in pair:
             await ws.close()
-    for task in readers:
+    for task in load.readers:
         task.cancel()
     lat = sorted(load.latencies) or [float("nan")]
     return {
@@ -286,6 +313,7 @@ async def drive(
         "server_cpu_per_1000_sessions": round(cpu / wall * 1000 / len(pairs), 3),
         "frames_per_cpu_s": round(frames / cpu) if cpu else float("inf"),
         "errors": load.errors,
+        "dropped": load.dropped,
     }  # fmt: skip
 
 
@@ -312,8 +340,9 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
         bare = start([sys.executable, __file__, "--bare-relay", str(port)])
         try:
             await wait_listening(port)
-            pairs = await _connect_bare(http, f"http://127.0.0.1:{port}", count)
-            results["bare"] = await drive(pairs, bare.pid, seconds)
+            load = Load()
+            pairs = await _connect_bare(http, f"http://127.0.0.1:{port}", count, load)
+            results["bare"] = await drive(pairs, bare.pid, seconds, load)
         finally:
             bare.terminate()
             bare.wait(timeout=20)
@@ -328,8 +357,9 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
         server = start([*attune_command(), "serve"], env)
         try:
             await wait_listening(port)
-            pairs = await _connect_attune(http, f"http://127.0.0.1:{port}", sessions)
-            results["attune"] = await drive(pairs, server.pid, seconds)
+            load = Load()
+            pairs = await _connect_attune(http, f"http://127.0.0.1:{port}", sessions, load)
+            results["attune"] = await drive(pairs, server.pid, seconds, load)
         finally:
             server.terminate()
             server.wait(timeout=30)

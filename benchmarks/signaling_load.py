@@ -4,7 +4,8 @@
 same run.
 
 Reported per server: relay latency p50/p99 measured end to end by the load generator (send to
-receipt on the other peer's socket, so it includes the generator's own scheduling), frames the
+receipt on the other peer's socket, so it includes the generator's own scheduling; for Attune
+also inside the server, from its `attune_relay_latency_seconds` histogram), frames the
 server handled per second, its CPU time (from /proc, user+system) per 1,000 sessions per
 second of traffic, and frames per CPU-second — the throughput the server could reach if the
 CPU were its alone. The ratio Attune / bare is of frames per CPU-second.
@@ -317,6 +318,33 @@ async def drive(
     }  # fmt: skip
 
 
+async def server_side_relay_quantiles(
+    http: aiohttp.ClientSession, metrics_port: int
+) -> dict[str, float]:
+    """p50/p99 of attune_relay_latency_seconds (receipt to write, inside the server), as the
+    upper bound of the histogram bucket holding the quantile."""
+    async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+        text = await response.text()
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith("attune_relay_latency_seconds_bucket{"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets.append((float(bound), float(line.split()[-1])))
+    total = buckets[-1][1] if buckets else 0.0
+
+    def quantile(q: float) -> float:
+        for bound, count in buckets:
+            if total and count >= q * total:
+                return round(1000 * bound, 2)
+        return float("nan")
+
+    return {
+        "server_relays": total,
+        "server_p50_ms_le": quantile(0.5),
+        "server_p99_ms_le": quantile(0.99),
+    }
+
+
 async def wait_listening(port: int, deadline_s: float = 60) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
@@ -347,11 +375,12 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
             bare.terminate()
             bare.wait(timeout=20)
         # Attune, one process on SQLite.
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
         data = workdir / f"data-{count}"
         env = child_env({
             "ATTUNE_DATA_DIR": str(data), "ATTUNE_MASTER_KEY": master_key(),
             "ATTUNE_PORT": str(port), "ATTUNE_LOG_LEVEL": "WARNING",
+            "ATTUNE_METRICS_PORT": str(metrics_port),
         })  # fmt: skip
         sessions = await create_sessions(env, count)
         server = start([*attune_command(), "serve"], env)
@@ -360,13 +389,16 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
             load = Load()
             pairs = await _connect_attune(http, f"http://127.0.0.1:{port}", sessions, load)
             results["attune"] = await drive(pairs, server.pid, seconds, load)
+            results["attune"] |= await server_side_relay_quantiles(http, metrics_port)
         finally:
             server.terminate()
             server.wait(timeout=30)
+    attune_rate = results["attune"]["frames_per_cpu_s"]
+    bare_rate = results["bare"]["frames_per_cpu_s"]
+    measurable = 0 < attune_rate < float("inf") and 0 < bare_rate < float("inf")
+    # Below one clock tick of CPU (10 ms) there is nothing to compare.
     results["ratio"] = {
-        "frames_per_cpu_s": round(
-            results["attune"]["frames_per_cpu_s"] / results["bare"]["frames_per_cpu_s"], 3
-        )
+        "frames_per_cpu_s": round(attune_rate / bare_rate, 3) if measurable else float("nan")
     }
     return results
 

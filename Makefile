@@ -18,14 +18,14 @@ run: $(STAMP)
 	$(BIN)/attune serve --data-dir ./data
 
 # Debian packages the browser, media and multi-process tests need (installed only when missing;
-# nginx lives in /usr/sbin, which is not always on PATH).
+# nginx is the load balancer of tests/multiproc and lives in /usr/sbin).
 system-deps:
 	@missing=""; \
-	for cmd in chromium espeak-ng sox ffmpeg; do command -v $$cmd >/dev/null || missing="$$missing $$cmd"; done; \
-	command -v nginx >/dev/null || test -x /usr/sbin/nginx || missing="$$missing nginx"; \
+	for cmd in chromium espeak-ng sox ffmpeg nginx; do \
+	  command -v $$cmd >/dev/null || test -x /usr/sbin/$$cmd || missing="$$missing $$cmd"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium espeak-ng sox ffmpeg nginx >/dev/null; \
 	fi
 
 # PostgreSQL and Redis run on these machines; start them if they have stopped.

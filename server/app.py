@@ -37,9 +37,10 @@ from server.keys import (
 )
 from server.metrics import Metrics, serve_metrics_ctx
 from server.middlewares import errors, identity_and_csrf, security_headers
+from server.realtime.bus import consent_event, consent_event_json, open_bus
 from server.realtime.conncheck import CONNCHECK_OPERATIONS, conncheck_cleanup_ctx
-from server.realtime.hub import Hub
-from server.realtime.signaling import add_signaling_routes, expire_rooms_loop
+from server.realtime.hub import LIVE_CALLS, Hub
+from server.realtime.signaling import SessionRunner, add_signaling_routes, expire_rooms_loop
 from server.runtime import open_audit_trail, open_database, open_vault
 from server.security.denials import DenialLimiter
 from server.security.throttle import AddressHasher, FailureThrottle, Limit
@@ -129,8 +130,10 @@ async def _audit(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
-    """The rooms of this process and the one owner of live-session operations."""
-    hub = Hub(relay_written=app[METRICS].relay_written)
+    """The rooms of this process, the bus to the others, and the owner of live operations."""
+    settings = app[SETTINGS]
+    bus = open_bus(settings)
+    hub = Hub(bus, relay_written=app[METRICS].relay_written)
     app[METRICS].watch(hub.connection_count, lambda: len(hub.rooms))
     live = LiveSessions(
         db=app[DB],
@@ -140,19 +143,26 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
         cue_records=app[CUE_RECORDS],
         rooms=hub,
         clock=app[CLOCK],
-        cue_config=CueConfig().scaled(app[SETTINGS].cue_time_scale),
+        cue_config=CueConfig().scaled(settings.cue_time_scale),
     )
     app[HUB], app[LIVE] = hub, live
-    unsubscribe = app[CONSENTS].events.subscribe(live.on_consent_changed)
+    bus.bind(hub, SessionRunner(app), LIVE_CALLS)
+    # A consent change reaches every process: each reacts for the rooms it holds.
+    bus.on_control("consent", lambda payload: live.on_consent_changed(consent_event(payload)))
+    unsubscribe = app[CONSENTS].events.subscribe(
+        lambda event: bus.broadcast("consent", consent_event_json(event))
+    )
 
     async def stop_feature_stream(_conn: Any, client_id: str) -> None:
         live.stop_cues_for_client(client_id)
 
     app[CONSENTS].on_withdrawal(Purpose.CUE_ANALYSIS, "stop-feature-stream", stop_feature_stream)
+    await bus.start()
     timer = asyncio.create_task(expire_rooms_loop(hub))
     yield
     timer.cancel()
     unsubscribe()
+    await bus.stop()
 
 
 async def _start_draining(app: web.Application) -> None:

@@ -58,6 +58,8 @@ class Settings:
     redis_url: str = ""
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
+    redis_prefix: str = "attune:"
+    redis_lease_ms: int = 3000
     purge_interval_seconds: int = 3600
     max_body_bytes: int = 64 * 1024
     instruments_dir: Path | None = None
@@ -88,6 +90,7 @@ class Settings:
             "turn_ttl_seconds",
             "purge_interval_seconds",
             "max_body_bytes",
+            "redis_lease_ms",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
@@ -102,6 +105,10 @@ class Settings:
                 ipaddress.ip_address(self.conncheck_advertised_address)
             except ValueError:
                 raise SettingsError("conncheck_advertised_address must be an IP address") from None
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("redis_url must start with redis://, rediss:// or unix://")
+        if not self.redis_prefix or any(c.isspace() for c in self.redis_prefix):
+            raise SettingsError("redis_prefix must be a non-empty word without spaces")
         if self.login_backoff_max_seconds < self.login_backoff_seconds:
             raise SettingsError("login_backoff_max_seconds must be at least login_backoff_seconds")
         if self.invite_early_minutes < 0:

@@ -42,7 +42,10 @@ from server.core.protocol import (
 )
 
 RESUME_GRACE_MS: Final = 60_000
-"""How long an admitted client's slot waits for its connection to come back."""
+"""How long an admitted client's slot (or a dropped therapist's seat) waits for its connection."""
+
+STATE_VERSION: Final = 1
+"""The version of `Room.to_state()`; `Room.from_state` refuses any other."""
 
 REASON_REPLACED: Final = "opened in another tab"
 REASON_RESUMED_ELSEWHERE: Final = "resumed on another connection"
@@ -120,10 +123,12 @@ class _Greeting:
     consents: Mapping[Purpose, ConsentState]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Therapist:
-    conn_id: str
+    conn_id: str | None  # None: the connection dropped and the seat is held for resume
     label: str
+    resume_token: str
+    held_until_ms: int | None = None
 
 
 class Room:
@@ -159,8 +164,14 @@ class Room:
 
     @property
     def therapist_conn_id(self) -> str | None:
-        """The therapist's live connection, if any."""
+        """The therapist's live connection, if any (None while the seat is held for resume)."""
         return self._therapist.conn_id if self._therapist else None
+
+    @property
+    def conn_ids(self) -> list[str]:
+        """Every live connection in the room, the therapist's first."""
+        therapist = self.therapist_conn_id
+        return ([therapist] if therapist is not None else []) + self._client_conns()
 
     @property
     def client_conn_ids(self) -> list[str]:
@@ -175,7 +186,7 @@ class Room:
 
     def role_of(self, conn_id: str) -> SessionRole | None:
         """Which side this connection speaks for, or None if it is not in the room."""
-        if self._therapist is not None and self._therapist.conn_id == conn_id:
+        if self.therapist_conn_id == conn_id:
             return SessionRole.THERAPIST
         return SessionRole.CLIENT if conn_id in self._knock_of else None
 
@@ -195,6 +206,8 @@ class Room:
     def next_deadline_ms(self) -> int | None:
         """When `expire` next has work to do (a held slot runs out), or None."""
         deadlines = [s.held_until_ms for s in self._slots.values() if s.held_until_ms is not None]
+        if self._therapist is not None and self._therapist.held_until_ms is not None:
+            deadlines.append(self._therapist.held_until_ms)
         return min(deadlines, default=None)
 
     # --- connections -----------------------------------------------------------------
@@ -225,15 +238,30 @@ class Room:
         greeting = _Greeting(tuple(ice_servers), consent_states(consents or {}))
         effects = self.expire(now_ms)  # a token whose grace ran out must not resume
         if role is SessionRole.THERAPIST:
+            seat = self._therapist
+            if seat is not None and resume_token and _same(seat.resume_token, resume_token):
+                return effects + self._resume_therapist(seat, conn_id, greeting)
             return effects + self._join_therapist(conn_id, label, greeting)
         slot = self._resumable(resume_token)
         if slot is None:
             return effects + self._knock(conn_id, label, now_ms, greeting)
         return effects + self._resume(slot, conn_id, greeting)
 
-    def leave(self, conn_id: str, now_ms: int) -> list[Effect]:
-        """A connection closed; unknown (already replaced or closed) connections are ignored."""
+    def leave(self, conn_id: str, now_ms: int, *, dropped: bool = False) -> list[Effect]:
+        """A connection closed; unknown (already replaced or closed) connections are ignored.
+
+        `dropped`: the therapist's connection ended without a goodbye (network, a process
+        dying): the seat is held for resume and the clients are told the therapist is
+        reconnecting, so their calls go on. A client's admitted slot is always held.
+        """
         if self._therapist is not None and self._therapist.conn_id == conn_id:
+            if dropped:
+                self._therapist.conn_id = None
+                self._therapist.held_until_ms = now_ms + self._grace_ms
+                return self.deliver(
+                    PeerLeftMessage(role=SessionRole.THERAPIST, reconnecting=True),
+                    Audience.CLIENTS,
+                )
             self._therapist = None
             return self.deliver(
                 PeerLeftMessage(role=SessionRole.THERAPIST, reconnecting=False), Audience.CLIENTS
@@ -254,6 +282,12 @@ class Room:
     def expire(self, now_ms: int) -> list[Effect]:
         """Release held slots whose grace period is over; a later rejoin is a new knock."""
         effects: list[Effect] = []
+        seat = self._therapist
+        if seat is not None and seat.held_until_ms is not None and seat.held_until_ms <= now_ms:
+            self._therapist = None
+            effects += self.deliver(
+                PeerLeftMessage(role=SessionRole.THERAPIST, reconnecting=False), Audience.CLIENTS
+            )
         for slot in list(self._slots.values()):
             if slot.held_until_ms is not None and slot.held_until_ms <= now_ms:
                 del self._slots[slot.knock_id]
@@ -281,6 +315,7 @@ class Room:
             del self._slots[current.knock_id]
         slot.admitted = True
         assert slot.conn_id is not None  # waiting slots are always connected
+        assert therapist.conn_id is not None  # _require_therapist found it by its connection
         return [
             self._send(slot.conn_id, AdmittedMessage(resumed=False)),
             self._send(
@@ -371,7 +406,7 @@ class Room:
             )
         if not isinstance(message, SharedMessage):
             raise TypeError(f"deliver takes a SharedMessage, not {type(message).__name__}")
-        therapist = [self._therapist.conn_id] if self._therapist else []
+        therapist = [c for c in (self.therapist_conn_id,) if c is not None]
         admitted = [c for c in (self.admitted_conn_id,) if c is not None]
         conns = {
             Audience.THERAPIST: therapist,
@@ -385,15 +420,43 @@ class Room:
 
     def deliver_to_therapist(self, message: ServerMessage) -> list[Effect]:
         """Send any message, therapist-only ones included, to the therapist if connected."""
-        return [Send(self._therapist.conn_id, message.to_json())] if self._therapist else []
+        conn_id = self.therapist_conn_id
+        return [Send(conn_id, message.to_json())] if conn_id is not None else []
 
     # --- internals -------------------------------------------------------------------
 
     def _join_therapist(self, conn_id: str, label: str, greeting: _Greeting) -> list[Effect]:
         effects: list[Effect] = []
-        if self._therapist is not None:
-            effects.append(Close(self._therapist.conn_id, CloseCode.REPLACED, REASON_REPLACED))
-        self._therapist = _Therapist(conn_id, label)
+        old = self.therapist_conn_id
+        if old is not None:
+            effects.append(Close(old, CloseCode.REPLACED, REASON_REPLACED))
+        self._therapist = _Therapist(conn_id, label, self._new_token())
+        joined = PeerJoinedMessage(role=SessionRole.THERAPIST, label=label, resumed=False)
+        effects += self._therapist_welcome(self._therapist, greeting, resumed=False)
+        effects += self.deliver(joined, Audience.CLIENTS)
+        return effects
+
+    def _resume_therapist(
+        self, seat: _Therapist, conn_id: str, greeting: _Greeting
+    ) -> list[Effect]:
+        """The therapist's connection came back with its token: the call goes on undisturbed."""
+        effects: list[Effect] = []
+        if seat.conn_id is not None:  # the old connection has not noticed it is dead yet
+            effects.append(
+                Close(seat.conn_id, CloseCode.RESUMED_ELSEWHERE, REASON_RESUMED_ELSEWHERE)
+            )
+        seat.conn_id = conn_id
+        seat.held_until_ms = None
+        seat.resume_token = self._new_token()  # a token resumes once
+        joined = PeerJoinedMessage(role=SessionRole.THERAPIST, label=seat.label, resumed=True)
+        effects += self._therapist_welcome(seat, greeting, resumed=True)
+        effects += self.deliver(joined, Audience.CLIENTS)
+        return effects
+
+    def _therapist_welcome(
+        self, seat: _Therapist, greeting: _Greeting, *, resumed: bool
+    ) -> list[Effect]:
+        assert seat.conn_id is not None
         welcome = WelcomeMessage(
             role=SessionRole.THERAPIST,
             session_id=self.session_id,
@@ -401,11 +464,13 @@ class Room:
             peer=self._client_presence(),
             ice_servers=greeting.ice_servers,
             consents=greeting.consents,
+            resume_token=seat.resume_token,
+            resumed=resumed,
         )
-        joined = PeerJoinedMessage(role=SessionRole.THERAPIST, label=label, resumed=False)
-        effects += [self._send(conn_id, welcome), *self.deliver_to_therapist(self._lobby_message())]
-        effects += self.deliver(joined, Audience.CLIENTS)
-        return effects
+        return [
+            self._send(seat.conn_id, welcome),
+            *self.deliver_to_therapist(self._lobby_message()),
+        ]
 
     def _knock(self, conn_id: str, alias: str, now_ms: int, greeting: _Greeting) -> list[Effect]:
         self._knocks_issued += 1
@@ -434,7 +499,7 @@ class Room:
         slot.held_until_ms = None
         slot.resume_token = self._new_token()  # a token resumes once
         self._knock_of[conn_id] = slot.knock_id
-        effects.append(self._send(conn_id, self._client_welcome(slot, greeting)))
+        effects.append(self._send(conn_id, self._client_welcome(slot, greeting, resumed=True)))
         if slot.admitted:
             effects.append(self._send(conn_id, AdmittedMessage(resumed=True)))
             effects += self.deliver_to_therapist(
@@ -446,11 +511,13 @@ class Room:
         if not token:
             return None
         for slot in self._slots.values():
-            if hmac.compare_digest(slot.resume_token.encode(), token.encode()):
+            if _same(slot.resume_token, token):
                 return slot
         return None
 
-    def _client_welcome(self, slot: _Slot, greeting: _Greeting) -> WelcomeMessage:
+    def _client_welcome(
+        self, slot: _Slot, greeting: _Greeting, *, resumed: bool = False
+    ) -> WelcomeMessage:
         return WelcomeMessage(
             role=SessionRole.CLIENT,
             session_id=self.session_id,
@@ -460,6 +527,7 @@ class Room:
             consents=greeting.consents,
             knock_id=slot.knock_id,
             resume_token=slot.resume_token,
+            resumed=resumed,
         )
 
     def _client_presence(
@@ -494,6 +562,83 @@ class Room:
         assert self._therapist is not None
         return self._therapist
 
+    # --- state, for a room that outlives the process holding it ----------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything the room knows, as plain JSON data (see `from_state`)."""
+        seat = self._therapist
+        return {
+            "v": STATE_VERSION,
+            "session_id": self.session_id,
+            "therapist": None
+            if seat is None
+            else {
+                "conn_id": seat.conn_id,
+                "label": seat.label,
+                "resume_token": seat.resume_token,
+                "held_until_ms": seat.held_until_ms,
+            },
+            "slots": [
+                {
+                    "knock_id": s.knock_id,
+                    "label": s.label,
+                    "device": s.device,
+                    "since_ms": s.since_ms,
+                    "resume_token": s.resume_token,
+                    "conn_id": s.conn_id,
+                    "admitted": s.admitted,
+                    "held_until_ms": s.held_until_ms,
+                }
+                for s in self._slots.values()
+            ],
+            "knocks_issued": self._knocks_issued,
+            "ended": None if self._ended_because is None else self._ended_because.value,
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Mapping[str, Any],
+        *,
+        new_token: Callable[[], str],
+        resume_grace_ms: int = RESUME_GRACE_MS,
+    ) -> Room:
+        """The room `to_state` described; ValueError for anything else."""
+        try:
+            if state["v"] != STATE_VERSION:
+                raise ValueError(f"room state version {state['v']!r} is not {STATE_VERSION}")
+            room = cls(
+                str(state["session_id"]), new_token=new_token, resume_grace_ms=resume_grace_ms
+            )
+            seat = state["therapist"]
+            if seat is not None:
+                room._therapist = _Therapist(
+                    _opt_str(seat["conn_id"]),
+                    str(seat["label"]),
+                    str(seat["resume_token"]),
+                    _opt_int(seat["held_until_ms"]),
+                )
+            for s in state["slots"]:
+                slot = _Slot(
+                    knock_id=str(s["knock_id"]),
+                    label=str(s["label"]),
+                    device=int(s["device"]),
+                    since_ms=int(s["since_ms"]),
+                    resume_token=str(s["resume_token"]),
+                    conn_id=_opt_str(s["conn_id"]),
+                    admitted=bool(s["admitted"]),
+                    held_until_ms=_opt_int(s["held_until_ms"]),
+                )
+                room._slots[slot.knock_id] = slot
+                if slot.conn_id is not None:
+                    room._knock_of[slot.conn_id] = slot.knock_id
+            room._knocks_issued = int(state["knocks_issued"])
+            ended = state["ended"]
+            room._ended_because = None if ended is None else EndReason(ended)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a room state: {exc!r}") from None
+        return room
+
     def _lobby_message(self) -> LobbyMessage:
         waiting = tuple(
             LobbyEntry(knock_id=s.knock_id, label=s.label, since_ms=s.since_ms)
@@ -509,6 +654,23 @@ class Room:
     def _send(conn_id: str, message: SharedMessage) -> Send:
         """One shared message to one connection, whichever side it is."""
         return Send(conn_id, message.to_json())
+
+
+def _same(token: str, offered: str) -> bool:
+    """Compare resume tokens in constant time."""
+    return hmac.compare_digest(token.encode(), offered.encode())
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _opt_int(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int):
+        raise TypeError(f"expected an integer, not {value!r}")
+    return value
 
 
 class RoomRegistry:
@@ -533,6 +695,14 @@ class RoomRegistry:
     def get(self, session_id: str) -> Room | None:
         """The live room of a session, if anyone is (or was just) in it."""
         return self._rooms.get(session_id)
+
+    def adopt(self, room: Room) -> None:
+        """Hold a room rebuilt elsewhere (`Room.from_state`): this process took it over."""
+        self._rooms[room.session_id] = room
+
+    def forget(self, session_id: str) -> None:
+        """Stop holding a room (another process holds it now); nobody is told."""
+        self._rooms.pop(session_id, None)
 
     def join(
         self,
@@ -563,12 +733,14 @@ class RoomRegistry:
         self._drop_if_empty(room)
         return effects
 
-    def leave(self, session_id: str, conn_id: str, now_ms: int) -> list[Effect]:
+    def leave(
+        self, session_id: str, conn_id: str, now_ms: int, *, dropped: bool = False
+    ) -> list[Effect]:
         """A connection closed (see `Room.leave`); the room goes when nothing is left."""
         room = self._rooms.get(session_id)
         if room is None:
             return []
-        effects = room.leave(conn_id, now_ms)
+        effects = room.leave(conn_id, now_ms, dropped=dropped)
         self._drop_if_empty(room)
         return effects
 

@@ -11,8 +11,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
@@ -25,8 +26,10 @@ from server.core.protocol import (
     SessionEndedMessage,
     SessionRole,
     SharedMessage,
+    parse_server_message,
 )
 from server.core.rooms import Audience, Close, Effect, RoomRegistry, Send
+from server.realtime.bus import Bus, LocalBus, new_token
 
 log = logging.getLogger("attune.realtime")
 _QUEUE_LIMIT = 256  # a peer that cannot keep up is dropped rather than buffered without bound
@@ -93,10 +96,22 @@ class Connection:
 
 
 class Hub:
-    """Live connections by id and the rooms they are in; the in-process `LiveRooms`."""
+    """Live connections of this process by id, the rooms it holds, and the `LiveRooms`.
 
-    def __init__(self, relay_written: Callable[[float], None] = lambda _s: None) -> None:
-        self.rooms = RoomRegistry(new_token=lambda: secrets.token_urlsafe(24))
+    Which process holds a room is the bus's business (server.realtime.bus): with the local bus
+    every room is here; with Redis, `rooms` holds only the rooms this process owns, an effect
+    for a connection on another process travels there, and a LiveRooms call for a room held
+    elsewhere is carried to its owner.
+    """
+
+    def __init__(
+        self,
+        bus: Bus | None = None,
+        relay_written: Callable[[float], None] = lambda _s: None,
+    ) -> None:
+        self.bus: Bus = bus if bus is not None else LocalBus()
+        self.rooms = RoomRegistry(new_token=new_token)
+        self.room_clients: dict[str, str] = {}  # session id -> its client id, for owned rooms
         self._connections: dict[str, Connection] = {}
         self._relay_written = relay_written
 
@@ -105,8 +120,9 @@ class Hub:
         return len(self._connections)
 
     def new_conn_id(self) -> str:
-        """A fresh connection id."""
-        return secrets.token_hex(8)
+        """A fresh connection id, naming this process when there are several."""
+        process = self.bus.process_id
+        return f"{process}.{secrets.token_hex(8)}" if process else secrets.token_hex(8)
 
     def add(self, connection: Connection) -> None:
         """Track a connection and start its writer."""
@@ -119,17 +135,32 @@ class Hub:
         if connection is not None and connection.writer is not None:
             connection.writer.cancel()
 
+    def holds(self, conn_id: str) -> bool:
+        """Whether the connection's socket is open in this process."""
+        return conn_id in self._connections
+
     def execute(self, effects: Iterable[Effect], *, received_at: float | None = None) -> None:
-        """Carry out what the room core decided; `received_at` (monotonic) times the sends."""
+        """Carry out what the room core decided, here or on the process holding the socket;
+        `received_at` (monotonic) times this process's sends for the relay latency metric."""
         for effect in effects:
             connection = self._connections.get(effect.conn_id)
             if connection is None:
-                continue
-            if isinstance(effect, Send):
+                self.bus.forward_effect(effect)
+            elif isinstance(effect, Send):
                 message = dict(effect.message)
                 connection.put(message if received_at is None else Timed(message, received_at))
             elif isinstance(effect, Close):
                 connection.put((int(effect.code), effect.reason))
+
+    def send(self, conn_id: str, message: ServerMessage) -> None:
+        """One message to one connection, wherever its socket is (answers to its requests)."""
+        self.execute([Send(conn_id, message.to_json())])
+
+    def close_session_connections(self, session_id: str, code: CloseCode, reason: str) -> None:
+        """Close this process's sockets of a session (they reconnect and resume)."""
+        for connection in list(self._connections.values()):
+            if connection.session_id == session_id:
+                connection.put((int(code), reason))
 
     # --- LiveRooms: what live operations (server.services.live_session) ask of rooms ---
 
@@ -138,26 +169,38 @@ class Hub:
         room = self.rooms.get(session_id)
         if room is not None:
             self.execute(room.deliver(message, audience))
+        else:
+            self.bus.forward_live(
+                session_id, "deliver", {"message": message.to_json(), "audience": audience.value}
+            )
 
     def deliver_to_therapist(self, session_id: str, message: ServerMessage) -> None:
         """Send a message to the session's therapist only, if connected."""
         room = self.rooms.get(session_id)
         if room is not None:
             self.execute(room.deliver_to_therapist(message))
+        else:
+            self.bus.forward_live(
+                session_id, "deliver_to_therapist", {"message": message.to_json()}
+            )
 
     def has_admitted_client(self, session_id: str) -> bool:
-        """Whether a client is in the call now."""
+        """Whether a client is in the call now (asked by actions that run on the owner)."""
         room = self.rooms.get(session_id)
         return room is not None and room.admitted_conn_id is not None
 
     def terminate(self, session_id: str, reason: EndReason) -> None:
         """Tell everyone in a session it is over and close their sockets."""
-        self.execute(self.rooms.terminate(session_id, reason))
+        if self.rooms.get(session_id) is not None:
+            self.execute(self.rooms.terminate(session_id, reason))
+        else:
+            self.bus.forward_live(session_id, "terminate", {"reason": reason.value})
 
     def end_client_part(self, session_id: str, reason: EndReason) -> None:
         """Close the session's client connections (they must not rejoin); the therapist stays."""
         room = self.rooms.get(session_id)
         if room is None:
+            self.bus.forward_live(session_id, "end_client_part", {"reason": reason.value})
             return
         clients = room.client_conn_ids
         self.execute(room.deliver(SessionEndedMessage(reason=reason), Audience.CLIENTS))
@@ -167,8 +210,10 @@ class Hub:
         self.execute(Close(c, CloseCode.SESSION_ENDED, why) for c in clients)
 
     def live_sessions_of_client(self, client_id: str) -> set[str]:
-        """The sessions of this client with a live connection in this process."""
-        return {c.session_id for c in list(self._connections.values()) if c.client_id == client_id}
+        """The sessions of this client whose live room this process holds."""
+        local = {c.session_id for c in list(self._connections.values()) if c.client_id == client_id}
+        held = {s for s, c in self.room_clients.items() if c == client_id and s in self.rooms}
+        return {s for s in local | held if self.bus.owns(s) and s in self.rooms}
 
     async def close_all(self) -> None:
         """On shutdown: close every socket with GOING_AWAY so clients reconnect and resume."""
@@ -176,3 +221,33 @@ class Hub:
             with contextlib.suppress(Exception):
                 await connection.ws.close(code=CloseCode.GOING_AWAY, message=b"server restart")
             self.remove(connection.conn_id)
+
+
+def _deliver(hub: Hub, session_id: str, args: Mapping[str, Any]) -> None:
+    message = parse_server_message(args["message"])
+    if not isinstance(message, SharedMessage):
+        raise TypeError(f"{message.TYPE!r} is not a shared message")
+    hub.deliver(session_id, message, Audience(args["audience"]))
+
+
+def _deliver_to_therapist(hub: Hub, session_id: str, args: Mapping[str, Any]) -> None:
+    hub.deliver_to_therapist(session_id, parse_server_message(args["message"]))
+
+
+def _terminate(hub: Hub, session_id: str, args: Mapping[str, Any]) -> None:
+    hub.terminate(session_id, EndReason(args["reason"]))
+
+
+def _end_client_part(hub: Hub, session_id: str, args: Mapping[str, Any]) -> None:
+    hub.end_client_part(session_id, EndReason(args["reason"]))
+
+
+LIVE_CALLS: Mapping[str, Callable[[Hub, str, Mapping[str, Any]], None]] = MappingProxyType(
+    {
+        "deliver": _deliver,
+        "deliver_to_therapist": _deliver_to_therapist,
+        "terminate": _terminate,
+        "end_client_part": _end_client_part,
+    }
+)
+"""The LiveRooms calls that travel to a room's owner, run there by the same Hub methods."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from privacy.consent import Channel, ConsentState
 from server.core.ice import ice_configuration_for
@@ -48,18 +48,20 @@ from server.core.protocol import (
     RateLimiter,
     Relay,
     SendBack,
+    ServerMessage,
     SessionRole,
     Signal,
     check_role,
     check_version,
     parse_client_message,
 )
-from server.core.rooms import Room
+from server.core.rooms import Room, Send
 from server.db import scheduling as session_queries
 from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE, is_database_outage
 from server.errors import AttuneError, Forbidden, NotFound, Unauthenticated
 from server.keys import CLOCK, CONSENTS, DB, HUB, LIVE, METRICS, SETTINGS
 from server.middlewares import is_same_origin
+from server.realtime.bus import ConnRef, RoomOp
 from server.realtime.hub import Connection, Hub
 from server.services.live_session import LiveSessions
 from server.web.identity import client_visit, signed_in
@@ -129,6 +131,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         client_id=session.client_id,
         account=member.account,
     )
+    ref = ConnRef(connection.conn_id, role, session.id, session.client_id, member.account)
     hub.add(connection)
     joined = False
     try:
@@ -139,27 +142,24 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         ice = ice_configuration_for(
             settings, now_unix=int(app[CLOCK]().timestamp()), opaque_id=secrets.token_hex(8)
         )
-        hub.execute(
-            hub.rooms.join(
-                session.id,
-                connection.conn_id,
-                role,
-                member.label,
-                _now_ms(),
-                resume_token=hello.resume,
+        joined = True
+        await hub.bus.submit(
+            RoomOp(
+                "join",
+                ref,
+                label=member.label,
+                resume=hello.resume,
                 ice_servers=ice["iceServers"],
                 consents=consents,
             )
         )
-        joined = True
-        live = app[LIVE]
-        live.note_consents(session.client_id, consents)
-        if role is SessionRole.CLIENT and live.before_checkin_due(session.id):
-            connection.queue(live.checkin_open("before"))
-        await _read_loop(request, connection)
+        await _read_loop(hub, connection, ref)
     finally:
         if joined:
-            hub.execute(hub.rooms.leave(session.id, connection.conn_id, _now_ms()))
+            # without a goodbye (close 1000) the therapist's seat is held for resume too
+            dropped = ws.close_code != WSCloseCode.OK
+            with contextlib.suppress(Exception):  # the bus may be gone on shutdown
+                await hub.bus.submit(RoomOp("leave", ref, dropped=dropped))
         hub.remove(connection.conn_id)
         if not ws.closed:
             await ws.close()
@@ -217,8 +217,8 @@ async def _frames(ws: web.WebSocketResponse) -> AsyncIterator[str]:
             return
 
 
-async def _read_loop(request: web.Request, connection: Connection) -> None:
-    hub = request.app[HUB]
+async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
+    """Limits and parsing here, where the socket is; the action runs where the room is."""
     limiter = RateLimiter(_now_ms())
     async for text in _frames(connection.ws):
         received_at = time.monotonic()
@@ -231,27 +231,102 @@ async def _read_loop(request: web.Request, connection: Connection) -> None:
         try:
             message = parse_client_message(text)
             check_role(connection.role, message)
-            room = hub.rooms.get(connection.session_id)
+        except ProtocolError as exc:
+            ref_id = exc.ref or (message.id if message is not None else None)
+            connection.put(exc.to_message(ref=ref_id))
+            continue
+        await hub.bus.submit(
+            RoomOp("message", ref, text=text, parsed=message, received_at=received_at)
+        )
+
+
+class SessionRunner:
+    """What the owner of a room does with each action: the room core, then the live
+    operations, whichever process the socket is on (server.realtime.bus.RoomRunner)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    async def run(self, op: RoomOp) -> None:
+        if op.kind == "join":
+            await self._join(op)
+        elif op.kind == "leave":
+            hub = self._app[HUB]
+            hub.execute(
+                hub.rooms.leave(op.ref.session_id, op.ref.conn_id, _now_ms(), dropped=op.dropped)
+            )
+        elif op.kind == "message":
+            await self._message(op)
+        else:
+            log.warning("unknown room action %r", op.kind)
+
+    async def adopt(self, session_id: str, client_id: str, live: Mapping[str, Any]) -> None:
+        """A room taken over: consent flags from the database (the durable copy), the rest of
+        what the live operations keep from the stored snapshot."""
+        app = self._app
+        if client_id:
+            states = await app[CONSENTS].state(app[DB], client_id, app[CLOCK]())
+            app[LIVE].note_consents(
+                client_id, {purpose.value: st.state.value for purpose, st in states.items()}
+            )
+        app[LIVE].restore_live(session_id, live)
+
+    def snapshot(self, session_id: str) -> dict[str, Any]:
+        return self._app[LIVE].live_snapshot(session_id)
+
+    async def _join(self, op: RoomOp) -> None:
+        hub, live, ref = self._app[HUB], self._app[LIVE], op.ref
+        hub.room_clients[ref.session_id] = ref.client_id
+        hub.execute(
+            hub.rooms.join(
+                ref.session_id,
+                ref.conn_id,
+                ref.role,
+                op.label,
+                _now_ms(),
+                resume_token=op.resume,
+                ice_servers=op.ice_servers,
+                consents=op.consents,
+            )
+        )
+        live.note_consents(ref.client_id, op.consents)
+        room = hub.rooms.get(ref.session_id)
+        in_room = room is not None and room.role_of(ref.conn_id) is not None
+        if in_room and ref.role is SessionRole.CLIENT and live.before_checkin_due(ref.session_id):
+            hub.send(ref.conn_id, live.checkin_open("before"))
+
+    async def _message(self, op: RoomOp) -> None:
+        hub, ref = self._app[HUB], op.ref
+        message: ClientMessage | None = op.parsed
+        try:
+            if message is None:
+                message = parse_client_message(op.text)
+                check_role(ref.role, message)
+            room = hub.rooms.get(ref.session_id)
             if room is None:
                 raise ProtocolError(ErrorCode.INTERNAL, "The room is gone; reconnect.")
-            if message.TYPE in CALL_ONLY_TYPES and not room.in_call(connection.conn_id):
+            if message.TYPE in CALL_ONLY_TYPES and not room.in_call(ref.conn_id):
                 raise ProtocolError(ErrorCode.NOT_ADMITTED, "Wait until you are admitted.")
             handler = _HANDLERS.get(type(message))
             if handler is None:
                 raise ProtocolError(ErrorCode.INVALID, f"`{message.TYPE}` is not available yet.")
-            await handler(_Context(request.app, connection, room, received_at), message)
+            received_at = op.received_at if op.received_at is not None else time.monotonic()
+            await handler(_Context(self._app, ref, room, received_at), message)
         except ProtocolError as exc:
-            ref = exc.ref or (message.id if message is not None else None)
-            connection.put(exc.to_message(ref=ref))
+            ref_id = exc.ref or (message.id if message is not None else None)
+            hub.execute([Send(ref.conn_id, exc.to_message(ref=ref_id))])
         except AttuneError as exc:  # a live operation refused: the socket stays up
-            connection.put(_as_protocol_error(exc).to_message(ref=message.id if message else None))
+            error = _as_protocol_error(exc).to_message(ref=message.id if message else None)
+            hub.execute([Send(ref.conn_id, error)])
         except Exception as exc:
             if not is_database_outage(exc):
                 raise
             # Not acknowledged, so the page keeps the answer and sends it again later.
             log.warning("database unreachable during a live operation (%s)", type(exc).__name__)
             unavailable = ProtocolError(ErrorCode.INTERNAL, DATABASE_UNAVAILABLE_MESSAGE)
-            connection.put(unavailable.to_message(ref=message.id if message else None))
+            hub.execute(
+                [Send(ref.conn_id, unavailable.to_message(ref=message.id if message else None))]
+            )
 
 
 def _as_protocol_error(exc: AttuneError) -> ProtocolError:
@@ -268,7 +343,7 @@ class _Context:
     """What a message handler works with: the app's services, the connection, its room."""
 
     app: web.Application
-    connection: Connection
+    connection: ConnRef
     room: Room
     received_at: float  # time.monotonic() when the frame arrived
 
@@ -280,9 +355,13 @@ class _Context:
     def hub(self) -> Hub:
         return self.app[HUB]
 
+    def reply(self, message: ServerMessage) -> None:
+        """Answer the connection that sent the message, wherever its socket is."""
+        self.hub.send(self.connection.conn_id, message)
+
 
 async def _ping(ctx: _Context, _message: Ping) -> None:
-    ctx.connection.queue(PongMessage())
+    ctx.reply(PongMessage())
 
 
 async def _relay(ctx: _Context, message: Relay) -> None:
@@ -337,7 +416,7 @@ async def _checkin_answer(ctx: _Context, message: CheckinAnswer) -> None:
         answers=message.answers,
         idempotency_key=message.idempotency_key,
     )
-    ctx.connection.queue(CheckinAckMessage(idempotency_key=message.idempotency_key, ref=message.id))
+    ctx.reply(CheckinAckMessage(idempotency_key=message.idempotency_key, ref=message.id))
 
 
 async def _checkin_launch(ctx: _Context, message: CheckinLaunch) -> None:
@@ -376,7 +455,8 @@ the live operation's (server.services.live_session)."""
 
 
 async def expire_rooms_loop(hub: Hub) -> None:
-    """Once a second: resume slots whose grace ran out are given up."""
+    """Once a second: resume slots whose grace ran out are given up (in the rooms this process
+    holds; with several processes the bus writes the change with its next renewal)."""
     while True:
         await asyncio.sleep(1.0)
         hub.execute(hub.rooms.expire(_now_ms()))

@@ -101,11 +101,15 @@ class LiveCues:
     ) -> bool:
         """Record the therapist's answer; mute or snooze the prompt's category."""
         cues = self._sessions.get(session_id)
-        prompt = cues.prompts.get(prompt_id) if cues else None
-        if cues is None or prompt is None:
+        if cues is None:
+            return False
+        prompt = cues.prompts.get(prompt_id)
+        # a prompt raised before a takeover is known to the restored policy only
+        found = prompt.category if prompt else cues.engine.category_of(prompt_id)
+        if found is None:
             return False
         t_ms = cues.session_t(_now_ms() if now_ms is None else now_ms)
-        category: Category = prompt.category
+        category: Category = found
         if feedback is PromptFeedback.MUTE_CATEGORY:
             cues.engine.mute(category)
         elif feedback is PromptFeedback.SNOOZE_CATEGORY:
@@ -122,6 +126,32 @@ class LiveCues:
         t_ms = cues.session_t(now_ms)
         cues.summary.add_signal(ClientSignal(t_ms=t_ms, kind=kind))
         return t_ms
+
+    def snapshot(self, session_id: str, *, now_ms: int | None = None) -> dict[str, Any] | None:
+        """What another process needs to go on (plain JSON), or None without cue state: the
+        session clock (as wall time) and the engine's prompt policy. The engine's windows,
+        baselines and the summary so far stay behind (docs/architecture.md)."""
+        cues = self._sessions.get(session_id)
+        if cues is None:
+            return None
+        now_ms = _now_ms() if now_ms is None else now_ms
+        return {
+            "session_t_ms": cues.session_t(now_ms),
+            "wall_ms": int(time.time() * 1000),
+            "engine": cues.engine.policy_state(),
+        }
+
+    def restore(
+        self, session_id: str, snapshot: Mapping[str, Any], *, now_ms: int | None = None
+    ) -> None:
+        """Go on from `snapshot`: the session clock keeps running (the wall time elapsed since
+        it was taken is added) and cooldowns, snoozes, mutes and prompt ids carry on."""
+        now_ms = _now_ms() if now_ms is None else now_ms
+        elapsed = max(0, int(time.time() * 1000) - int(snapshot["wall_ms"]))
+        session_t = int(snapshot["session_t_ms"]) + elapsed
+        engine = CueEngine(self._config)
+        engine.restore_policy(snapshot["engine"])
+        self._sessions[session_id] = _SessionCues(engine, SummaryBuilder(), now_ms - session_t)
 
     def active(self, session_id: str) -> bool:
         """Whether this session has live cue state."""

@@ -4,8 +4,9 @@ Ending a session, submitting a check-in, recording a client signal, feeding cue 
 applying prompt feedback and reacting to a consent change each live here, once. Every edge —
 the WebSocket loop, the REST API, the pages, the CLI — calls these functions; they write to
 the database, audit and encrypt, and only then tell the rooms through `LiveRooms`, which the
-hub implements (and a bus between processes can implement later). Messages reach a room only
-through its audience rules, so a therapist-only message has no path to a client.
+hub implements (carrying a call to the process that holds the room when there are several).
+Messages reach a room only through its audience rules, so a therapist-only message has no
+path to a client.
 
 Errors are domain errors (`server.errors`); each edge maps them to its own answer.
 """
@@ -106,6 +107,8 @@ class LiveSessions:
         self.cues = LiveCues(cue_config or CueConfig())
         # Whether each client's cue_analysis consent is live, kept current by consent events.
         self._cue_allowed: dict[str, bool] = {}
+        # Sessions whose before-session check-in was answered in another process (takeover).
+        self._before_done: set[str] = set()
 
     # --- joining ----------------------------------------------------------------------
 
@@ -128,9 +131,30 @@ class LiveSessions:
 
     def before_checkin_due(self, session_id: str) -> bool:
         """The before-session check-in opens in the waiting room, once per session."""
+        if session_id in self._before_done:
+            return False
         return not any(
             r.instrument.kind == "before" for r in self._checkins.live_results(session_id)
         )
+
+    def live_snapshot(self, session_id: str) -> dict[str, Any]:
+        """What another process needs to go on with this session's live state (plain JSON):
+        the cue engine's clock and prompt policy, not its windows (docs/architecture.md)."""
+        return {
+            "before_checkin_done": not self.before_checkin_due(session_id),
+            "cues": self.cues.snapshot(session_id),
+        }
+
+    def restore_live(self, session_id: str, snapshot: Mapping[str, Any]) -> None:
+        """Go on from `live_snapshot` taken by the process that held the session before."""
+        if snapshot.get("before_checkin_done") is True:
+            self._before_done.add(session_id)
+        cues = snapshot.get("cues")
+        if isinstance(cues, Mapping) and not self.cues.active(session_id):
+            try:
+                self.cues.restore(session_id, cues)
+            except (KeyError, TypeError, ValueError):
+                log.warning("a cue snapshot could not be restored; the engine starts afresh")
 
     async def mark_live(self, session_id: str) -> None:
         """The first admission turns a scheduled session live."""
@@ -172,6 +196,7 @@ class LiveSessions:
             self._rooms.deliver(session_id, self.checkin_open("after"), Audience.CLIENTS)
         self._rooms.terminate(session_id, EndReason.THERAPIST_ENDED)
         self._checkins.forget_session(session_id)
+        self._before_done.discard(session_id)
 
     # --- check-ins --------------------------------------------------------------------
 

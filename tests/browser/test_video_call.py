@@ -225,6 +225,32 @@ async def test_call_survives_a_dropped_websocket_without_reopening_the_link(
     harness.assert_no_policy_violations()
 
 
+async def test_the_therapists_dropped_websocket_resumes_without_restarting_either_call(
+    site: LiveSite, harness: BrowserHarness
+) -> None:
+    therapist, client, alias = await in_call(site, harness)
+    client_pc = await client.evaluate_handle("window.__attune.pc")
+    therapist_pc = await therapist.evaluate_handle("window.__attune.pc")
+    for page in (client, therapist):
+        await page.evaluate(WATCH_CALL_STATUS)
+
+    await therapist.evaluate("window.__attune.connection.socket.close(4000, 'test: network drop')")
+
+    await client.wait_for_function(
+        STATUS_SEEN, arg="Your therapist is reconnecting…", timeout=5000, polling="raf"
+    )
+    await therapist.wait_for_function(
+        "() => window.__attune.connection.state === 'open'", timeout=10_000, polling=100
+    )
+    await expect(therapist.get_by_text(f"In the call with {alias}", exact=True)).to_be_visible()
+    await expect(client.get_by_text("Your therapist is reconnecting…")).to_have_count(0)
+    assert await client.evaluate("(pc) => pc === window.__attune.pc", client_pc)
+    assert await therapist.evaluate("(pc) => pc === window.__attune.pc", therapist_pc)
+    await wait_for_video(client, more_than=await frames_decoded(client))
+    await wait_for_video(therapist, more_than=await frames_decoded(therapist))
+    harness.assert_no_policy_violations()
+
+
 WITHDRAW_TELEHEALTH = """
 async () => {
   const csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");

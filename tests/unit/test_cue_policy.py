@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from itertools import pairwise
 
@@ -149,3 +150,53 @@ def test_policy_gate(events: list[tuple[str, int]], open_at_12_min: bool) -> Non
         else:
             getattr(policy, action)(Category.LAG)
     assert policy.is_open(Category.LAG, 12 * MIN) is open_at_12_min
+
+
+# --- what survives a takeover by another process --------------------------------------
+
+
+def test_a_policy_rebuilt_from_its_state_keeps_cooldowns_snoozes_mutes_and_feedback() -> None:
+    policy = PromptPolicy(10 * MIN)
+    policy.record(prompt("p1", Category.OUT_OF_FRAME, 5_000))
+    policy.record(prompt("p2", Category.LAG, 6_000))
+    policy.snooze(Category.VIDEO, 30 * MIN)
+    policy.mute(Category.TALK_OVER)
+    policy.feedback("p2", Verdict.NOT_NOW, 7_000)
+
+    state = json.loads(json.dumps(policy.to_state()))
+    rebuilt = PromptPolicy.from_state(state, 10 * MIN)
+    assert rebuilt.to_state() == policy.to_state()
+    assert rebuilt.open_at == policy.open_at
+    assert not rebuilt.is_open(Category.OUT_OF_FRAME, 5_000 + 10 * MIN - 1)
+    assert rebuilt.is_open(Category.OUT_OF_FRAME, 5_000 + 10 * MIN)
+    assert rebuilt.is_muted(Category.TALK_OVER)
+    assert rebuilt.tally(Category.LAG) == FeedbackTally(helpful=0, not_now=1)
+    assert rebuilt.category_of("p1") is Category.OUT_OF_FRAME
+    record = rebuilt.feedback("p1", Verdict.HELPFUL, 8_000)
+    assert record.category is Category.OUT_OF_FRAME
+
+
+def test_an_engine_restored_from_its_policy_state_keeps_counting_and_holds_the_cooldown() -> None:
+    frames = client_out_of_frame(12)
+    first = CueEngine()
+    early = [f for f in frames if f.t_ms <= 60_000]
+    raised = feed_all(first, early)
+    assert [p.category for p in raised] == [Category.OUT_OF_FRAME]
+    second = CueEngine()
+    second.restore_policy(first.policy_state())
+    rest = [f for f in frames if f.t_ms > 60_000]
+    later = feed_all(second, rest)
+    unrestored = feed_all(CueEngine(), rest)
+    assert later and unrestored[0].t_ms - raised[0].t_ms < 10 * MIN  # what the state prevents
+    assert unrestored[0].id == "p1"
+    # the fresh engine sees the client out of frame again, but the cooldown still holds: the
+    # next prompt comes 10 min after the first, and its id follows the first one's
+    assert [p.t_ms - raised[0].t_ms >= 10 * MIN for p in later] == [True] * len(later)
+    assert [p.id for p in later] == [f"p{n}" for n in range(2, 2 + len(later))]
+    assert second.category_of(raised[0].id) is Category.OUT_OF_FRAME
+
+
+@pytest.mark.parametrize("state", [{}, {"last": {"nope": 1}}, {"last": [], "snoozed": {}}])
+def test_a_state_that_is_not_a_policy_is_refused(state: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        PromptPolicy.from_state(state, 10 * MIN)

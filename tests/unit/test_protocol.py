@@ -572,9 +572,9 @@ MALFORMED_SERVER = [
             "peer": "absent",
             "ice_servers": [],
             "consents": {},
-            "resume_token": TOKEN,
+            "resume_token": "not a token!",
         },
-        id="therapist-welcome-with-resume-token",
+        id="therapist-welcome-with-a-malformed-resume-token",
     ),
     pytest.param(
         "welcome",

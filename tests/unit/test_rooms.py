@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -116,7 +117,9 @@ def test_a_client_knocks_and_waits_with_the_therapists_presence(
     assert (welcome["state"], welcome["peer"]) == ("waiting", peer)
     assert welcome["knock_id"] == "k1"
     assert welcome["ice_servers"] == ICE
-    assert welcome["resume_token"] == "resume-token-0001"
+    assert welcome["resume_token"] == (
+        "resume-token-0002" if therapist_first else "resume-token-0001"
+    )
     assert to(effects, "c1") == ["welcome"]
     assert room.in_call("c1") is False
 
@@ -155,7 +158,7 @@ def test_a_waiting_client_who_leaves_disappears_from_the_lobby() -> None:
     room.join("c1", CLIENT, "J.M.", T0)
     effects = room.leave("c1", T0 + 1)
     assert the(effects, "t1", "lobby")["waiting"] == []
-    rejoin = room.join("c1b", CLIENT, "J.M.", T0 + 2, resume_token="resume-token-0001")
+    rejoin = room.join("c1b", CLIENT, "J.M.", T0 + 2, resume_token="resume-token-0002")
     assert the(rejoin, "c1b", "welcome")["knock_id"] == "k2"
 
 
@@ -312,11 +315,11 @@ def test_resuming_within_the_grace_period_returns_straight_into_the_call() -> No
     room = room_in_call()
     room.leave("c1", T0 + 100)
     effects = room.join(
-        "c1b", CLIENT, "J.M.", T0 + 100 + RESUME_GRACE_MS - 1, resume_token="resume-token-0001"
+        "c1b", CLIENT, "J.M.", T0 + 100 + RESUME_GRACE_MS - 1, resume_token="resume-token-0002"
     )
     welcome = the(effects, "c1b", "welcome")
     assert (welcome["state"], welcome["knock_id"]) == ("in-call", "k1")
-    assert welcome["resume_token"] == "resume-token-0002"  # a token resumes once
+    assert welcome["resume_token"] == "resume-token-0003"  # a token resumes once
     assert the(effects, "c1b", "admitted")["resumed"] is True
     assert the(effects, "t1", "peer-joined")["resumed"] is True
     assert room.admitted_conn_id == "c1b"
@@ -327,15 +330,15 @@ def test_resuming_within_the_grace_period_returns_straight_into_the_call() -> No
 def test_a_used_resume_token_does_not_work_twice() -> None:
     room = room_in_call()
     room.leave("c1", T0)
-    room.join("c1b", CLIENT, "J.M.", T0 + 1, resume_token="resume-token-0001")
-    effects = room.join("c1c", CLIENT, "J.M.", T0 + 2, resume_token="resume-token-0001")
+    room.join("c1b", CLIENT, "J.M.", T0 + 1, resume_token="resume-token-0002")
+    effects = room.join("c1c", CLIENT, "J.M.", T0 + 2, resume_token="resume-token-0002")
     assert the(effects, "c1c", "welcome")["state"] == "waiting"
     assert waiting_labels(effects) == ["J.M. (device 2)"]
 
 
 def test_resuming_while_the_old_connection_lingers_closes_the_old_one() -> None:
     room = room_in_call()
-    effects = room.join("c1b", CLIENT, "J.M.", T0 + 5, resume_token="resume-token-0001")
+    effects = room.join("c1b", CLIENT, "J.M.", T0 + 5, resume_token="resume-token-0002")
     assert closed(effects) == {"c1": CloseCode.RESUMED_ELSEWHERE}
     assert to(effects, "c1b") == ["welcome", "admitted"]
     assert room.leave("c1", T0 + 6) == []  # the stale connection's goodbye changes nothing
@@ -351,7 +354,7 @@ def test_after_the_grace_period_a_rejoin_is_a_new_knock(sweep: bool) -> None:
         expired = room.expire(deadline)
         assert the(expired, "t1", "peer-left")["reconnecting"] is False
         assert room.next_deadline_ms() is None
-    effects = room.join("c1b", CLIENT, "J.M.", deadline, resume_token="resume-token-0001")
+    effects = room.join("c1b", CLIENT, "J.M.", deadline, resume_token="resume-token-0002")
     assert the(effects, "c1b", "welcome")["state"] == "waiting"
     assert to(effects, "t1")[-1] == "lobby"
     assert waiting_labels(effects) == ["J.M."]
@@ -371,7 +374,7 @@ def test_admitting_another_knock_releases_a_held_slot() -> None:
     room.join("c2", CLIENT, "J.M.", T0 + 1)
     effects = room.admit("t1", "k2")
     assert to(effects, "c2") == ["admitted"]
-    late = room.join("c1b", CLIENT, "J.M.", T0 + 2, resume_token="resume-token-0001")
+    late = room.join("c1b", CLIENT, "J.M.", T0 + 2, resume_token="resume-token-0002")
     assert the(late, "c1b", "welcome")["state"] == "waiting"
 
 
@@ -583,7 +586,7 @@ def test_room_invariants_hold_for_any_sequence_of_events(
                 effects = room.join(conn, role, "J.M.", now, resume_token=token)
                 live.add(conn)
             elif action == "leave":
-                effects = room.leave(conn, now)
+                effects = room.leave(conn, now, dropped=n % 2 == 0)
                 live.discard(conn)
             elif action in ("admit", "deny"):
                 effects = getattr(room, action)(conn, knock_id)
@@ -610,3 +613,113 @@ def test_room_invariants_hold_for_any_sequence_of_events(
         assert {c for c in live if room.role_of(c) is not None} == live
         therapists = [c for c in live if room.role_of(c) is THERAPIST]
         assert len(therapists) <= 1
+        # whoever takes the room over next sees exactly this room
+        state = room.to_state()
+        room = Room.from_state(json.loads(json.dumps(state)), new_token=room._new_token)
+        assert room.to_state() == state
+
+
+# --- the therapist resumes too ---------------------------------------------------------
+
+
+def test_a_therapist_whose_connection_drops_keeps_the_seat_and_the_call_goes_on() -> None:
+    room = room_in_call()
+    effects = room.leave("t1", T0 + 1, dropped=True)
+    assert the(effects, "c1", "peer-left") == {
+        "type": "peer-left",
+        "role": "therapist",
+        "reconnecting": True,
+    }
+    assert room.in_call("c1")
+    assert room.next_deadline_ms() == T0 + 1 + RESUME_GRACE_MS
+    back = room.join("t2", THERAPIST, "Dr. Rivera", T0 + 2, resume_token="resume-token-0001")
+    welcome = the(back, "t2", "welcome")
+    assert (welcome["resumed"], welcome["peer"]) == (True, "in-call")
+    assert welcome["resume_token"] == "resume-token-0003"  # a token resumes once
+    assert the(back, "c1", "peer-joined")["resumed"] is True  # the client keeps its call
+    assert to(back, "t2") == ["welcome", "lobby"]
+    assert room.next_deadline_ms() is None
+    assert to(room.relay("c1", CANDIDATE), "t2") == ["signal-relay"]
+
+
+def test_a_therapist_who_says_goodbye_leaves_at_once() -> None:
+    room = room_in_call()
+    effects = room.leave("t1", T0 + 1)
+    assert the(effects, "c1", "peer-left")["reconnecting"] is False
+    back = room.join("t2", THERAPIST, "Dr. Rivera", T0 + 2, resume_token="resume-token-0001")
+    assert the(back, "t2", "welcome")["resumed"] is False
+    assert the(back, "c1", "peer-joined")["resumed"] is False
+
+
+def test_a_held_therapist_seat_runs_out_after_the_grace_period() -> None:
+    room = room_in_call()
+    room.leave("t1", T0, dropped=True)
+    expired = room.expire(T0 + RESUME_GRACE_MS)
+    assert the(expired, "c1", "peer-left")["reconnecting"] is False
+    late = room.join(
+        "t2", THERAPIST, "Dr. Rivera", T0 + RESUME_GRACE_MS + 1, resume_token="resume-token-0001"
+    )
+    assert the(late, "t2", "welcome")["resumed"] is False
+
+
+def test_a_therapist_resuming_while_the_old_connection_lingers_closes_the_old_one() -> None:
+    room = room_in_call()
+    effects = room.join("t2", THERAPIST, "Dr. Rivera", T0 + 5, resume_token="resume-token-0001")
+    assert closed(effects) == {"t1": CloseCode.RESUMED_ELSEWHERE}
+    assert room.leave("t1", T0 + 6) == []
+    assert room.therapist_conn_id == "t2"
+
+
+# --- state round trip (a room outlives the process that held it) -------------------------
+
+
+def _rooms_in_every_state() -> list[Room]:
+    empty_waiting = new_room()
+    empty_waiting.join("c1", CLIENT, "J.M.", T0)
+    lobby = new_room()
+    lobby.join("t1", THERAPIST, "Dr. Rivera", T0)
+    lobby.join("c1", CLIENT, "J.M.", T0 + 1)
+    lobby.join("c2", CLIENT, "J.M.", T0 + 2)
+    held_client = room_in_call()
+    held_client.join("c2", CLIENT, "J.M.", T0 + 3)
+    held_client.leave("c1", T0 + 4)
+    held_therapist = room_in_call()
+    held_therapist.leave("t1", T0 + 5, dropped=True)
+    ended = room_in_call()
+    ended.terminate(EndReason.CONSENT_WITHDRAWN)
+    return [empty_waiting, lobby, room_in_call(), held_client, held_therapist, ended]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_a_room_rebuilt_from_its_state_has_the_same_state(index: int) -> None:
+    room = _rooms_in_every_state()[index]
+    state = json.loads(json.dumps(room.to_state()))  # it travels as JSON
+    rebuilt = Room.from_state(state, new_token=token_factory())
+    assert rebuilt.to_state() == room.to_state()
+    assert rebuilt.knocks() == room.knocks()
+    assert rebuilt.conn_ids == room.conn_ids
+    assert rebuilt.next_deadline_ms() == room.next_deadline_ms()
+
+
+def test_a_rebuilt_room_resumes_admits_and_relays_like_the_original() -> None:
+    room = room_in_call()
+    room.join("c2", CLIENT, "J.M.", T0 + 1)
+    room.leave("c1", T0 + 2)
+    rebuilt = Room.from_state(room.to_state(), new_token=lambda: "resume-token-new")
+    back = rebuilt.join("c1b", CLIENT, "J.M.", T0 + 3, resume_token="resume-token-0002")
+    assert the(back, "c1b", "welcome")["resumed"] is True
+    assert to(back, "t1") == ["peer-joined"]
+    assert to(rebuilt.relay("t1", OFFER), "c1b") == ["signal-relay"]
+    assert refused(lambda: rebuilt.admit("t1", "k2")) is ErrorCode.CALL_FULL
+    knock = rebuilt.join("c3", CLIENT, "J.M.", T0 + 4)
+    assert the(knock, "c3", "welcome")["knock_id"] == "k3"  # knock ids keep counting
+
+
+@pytest.mark.parametrize(
+    "state",
+    [{}, {"v": 99}, {"v": 1, "session_id": "s", "therapist": None, "slots": "x"}],
+    ids=["empty", "future-version", "slots-not-a-list"],
+)
+def test_a_state_that_is_not_a_room_is_refused(state: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        Room.from_state(state, new_token=token_factory())

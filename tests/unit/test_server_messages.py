@@ -53,6 +53,7 @@ BUILT = [
             "consents": {"telehealth": "granted"},
             "knock_id": "k1",
             "resume_token": TOKEN,
+            "resumed": False,
         },
         id="welcome",
     ),

@@ -224,9 +224,18 @@ const ERROR_WORDS = Object.freeze({
 
 /** @param {import("./protocol.js").SessionConnection} conn */
 function subscribe(conn) {
-  conn.on("welcome", ({ peer }) => {
+  conn.on("welcome", ({ peer, resumed }) => {
+    const call = page.call;
+    if (resumed && call && !call.closed && peer !== "absent") {
+      // only signaling reconnected (resume): the media never stopped, keep the call
+      clientInCall = true;
+      el.sendBack.disabled = false;
+      callStatus.textContent =
+        peer === "in-call" ? `In the call with ${clientLabel}` : `${clientLabel} is reconnecting…`;
+      call.resync();
+    }
     // a new therapist connection: the client's browser starts a fresh peer connection too
-    if (peer === "in-call") freshCall();
+    else if (peer === "in-call") freshCall();
     else if (peer === "reconnecting") {
       page.endCall();
       clientInCall = true;

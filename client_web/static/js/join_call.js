@@ -94,18 +94,29 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
       enterCall({ eager: resumed === true });
       if (resumed) page.call?.resync();
     });
-    conn.on("peer-joined", ({ role }) => {
+    conn.on("peer-joined", ({ role, resumed }) => {
       if (role !== "therapist") return;
       therapistPresent = true;
-      if (admitted) {
+      const call = page.call;
+      if (admitted && resumed && call && !call.closed) {
+        // only the therapist's signaling came back: the media never stopped, keep the call
+        callStatus.textContent = "";
+        callStatus.classList.remove("is-warning");
+        call.resync();
+      } else if (admitted) {
         endCall(); // the therapist's browser starts a fresh peer connection; so do we
         enterCall({ eager: false });
       } else {
         waiting.show(waitingText());
       }
     });
-    conn.on("peer-left", ({ role }) => {
+    conn.on("peer-left", ({ role, reconnecting }) => {
       if (role !== "therapist") return;
+      if (reconnecting && admitted) {
+        // the therapist's signaling dropped; the peer connection carries on meanwhile
+        callStatus.textContent = "Your therapist is reconnecting…";
+        return;
+      }
       therapistPresent = false;
       if (admitted) {
         endCall();

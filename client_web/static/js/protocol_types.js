@@ -46,6 +46,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * @property {Partial<Record<"telehealth" | "checkin_storage" | "cue_analysis" | "research", "granted" | "withdrawn" | "never_asked" | "needs_reconsent">>} consents
  * @property {string} [knock_id]
  * @property {string} [resume_token]
+ * @property {boolean} resumed
  */
 
 /**

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from server.core.cues.config import CueConfig
 from server.core.cues.features import CLIENT, THERAPIST, FeatureFrame
@@ -285,6 +286,26 @@ class CueEngine:
     def feedback_tally(self, category: Category) -> FeedbackTally:
         """Feedback counts for a category so far."""
         return self._policy.tally(category)
+
+    def category_of(self, prompt_id: str) -> Category | None:
+        """The category of a recent prompt of this engine, or None."""
+        return self._policy.category_of(prompt_id)
+
+    # -- what survives a takeover by another process ----------------------------------------
+
+    def policy_state(self) -> dict[str, Any]:
+        """The prompt numbering and the prompt policy (cooldowns, snoozes, mutes, feedback) as
+        plain data; the observation windows and baselines are not in it."""
+        return {"seq": self._seq, "policy": self._policy.to_state()}
+
+    def restore_policy(self, state: Mapping[str, Any]) -> None:
+        """Go on from `policy_state`: prompt ids keep counting, cooldowns keep running."""
+        try:
+            seq = int(state["seq"])
+            policy = PromptPolicy.from_state(state["policy"], self._cfg.rate_limit_ms)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not an engine policy state: {exc!r}") from None
+        self._seq, self._policy = seq, policy
 
     # -- introspection ----------------------------------------------------------------------
 

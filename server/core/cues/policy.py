@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from server.core.cues.features import CueError
 from server.core.cues.prompts import Category, Prompt
@@ -119,6 +120,44 @@ class PromptPolicy:
     def state_size(self) -> int:
         """Remembered prompts (the only part that grows, up to a cap)."""
         return len(self._recent)
+
+    def category_of(self, prompt_id: str) -> Category | None:
+        """The category of a recent prompt, or None."""
+        found = self._recent.get(prompt_id)
+        return found[0] if found else None
+
+    def to_state(self) -> dict[str, Any]:
+        """Cooldowns, snoozes, mutes, recent prompts and tallies as plain JSON data."""
+        return {
+            "last": {c.value: t for c, t in self._last.items()},
+            "snoozed": {c.value: t for c, t in self._snoozed.items()},
+            "muted": sorted(c.value for c in self._muted),
+            "recent": [
+                [pid, c.value, v.value if v else None] for pid, (c, v) in self._recent.items()
+            ],
+            "tally": {c.value: [t.helpful, t.not_now] for c, t in self._tally.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], rate_limit_ms: int) -> PromptPolicy:
+        """The policy `to_state` described (ValueError for anything else)."""
+        policy = cls(rate_limit_ms)
+        try:
+            policy._last = {Category(c): int(t) for c, t in state["last"].items()}
+            policy._snoozed = {Category(c): int(t) for c, t in state["snoozed"].items()}
+            policy._muted = {Category(c) for c in state["muted"]}
+            for pid, category, verdict in state["recent"][-_REMEMBERED_PROMPTS:]:
+                policy._recent[str(pid)] = (
+                    Category(category),
+                    Verdict(verdict) if verdict else None,
+                )
+            for c, (helpful, not_now) in state["tally"].items():
+                policy._tally[Category(c)] = FeedbackTally(int(helpful), int(not_now))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a prompt policy state: {exc!r}") from None
+        for category in Category:
+            policy._reopen(category)
+        return policy
 
     def _reopen(self, category: Category) -> None:
         if category in self._muted:

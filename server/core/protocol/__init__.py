@@ -92,6 +92,7 @@ from server.core.protocol.server_messages import (
     TherapistOnlyMessage,
     WelcomeMessage,
     consent_states,
+    parse_server_message,
     server_message,
 )
 
@@ -173,5 +174,6 @@ __all__ = [
     "consent_states",
     "parse_client_message",
     "parse_relay_payload",
+    "parse_server_message",
     "server_message",
 ]

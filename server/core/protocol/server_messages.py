@@ -185,7 +185,8 @@ class WelcomeMessage(SharedMessage):
     ice_servers: IceServers
     consents: Mapping[Purpose, ConsentState]
     knock_id: str | None = None  # clients only
-    resume_token: str | None = None  # clients only
+    resume_token: str | None = None  # hello.resume with it returns to this place (once)
+    resumed: bool = False  # True when hello.resume returned to a held place: keep the call
 
     def _check(self, f: Fields) -> None:
         role = f.choice("role", tuple(SessionRole))
@@ -199,9 +200,12 @@ class WelcomeMessage(SharedMessage):
         if not all(isinstance(s, Mapping) and "urls" in s for s in ice_servers):
             invalid("welcome.ice_servers: each entry is an object with `urls`")
         self._normalise("consents", consent_states(f.mapping("consents")))
+        f.boolean("resumed")
         if role is SessionRole.CLIENT:
             f.text("knock_id", KNOCK_ID)
             f.text("resume_token", TOKEN, 128)
+        else:
+            f.optional_text("resume_token", TOKEN, 128)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -452,3 +456,16 @@ def server_message(type: str, **fields: Any) -> dict[str, Any]:
     except TypeError as exc:  # a missing or unknown field
         raise ValueError(f"server message {type!r}: {exc}") from None
     return message.to_json()
+
+
+def parse_server_message(data: Mapping[str, Any]) -> ServerMessage:
+    """The typed message a `to_json()` gave (ValueError for anything else): for messages that
+    travel between processes before they reach a socket."""
+    cls = _BY_TYPE.get(str(data.get("type")))
+    if cls is None:
+        raise ValueError(f"unknown server message type {data.get('type')!r}")
+    fields = {name: value for name, value in data.items() if name != "type"}
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise ValueError(f"server message {cls.TYPE!r}: {exc}") from None

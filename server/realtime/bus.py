@@ -1,0 +1,635 @@
+"""The bus between processes: where a room's actions run, and how effects reach sockets.
+
+Without Redis (`LocalBus`) every room lives in this process and an action runs at once, as it
+always did. With Redis (`RedisBus`) any process accepts any socket; a room is *owned* by one
+process at a time (a lease key renewed while the owner lives), its state is written to Redis
+after every change, and sockets on other processes forward their actions to the owner, which
+runs them and routes each effect to the process holding the socket. When an owner dies, the
+next process that needs the room claims it and rebuilds it from the stored state; the
+connections of dead processes count as dropped, so their places are held for resume.
+The design, keys, TTLs and failure cases are written down in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from privacy.consent import ConsentChanged, ConsentDecision, Purpose
+from server.core.models import Account, Role
+from server.core.protocol import CloseCode, SessionRole
+from server.core.rooms import Close, Effect, Room, Send
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+
+    from server.realtime.hub import Hub
+    from server.settings import Settings
+
+log = logging.getLogger("attune.bus")
+
+# Renew the lease only while we still hold it; release it only if we still hold it.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+# Write (or, with no state given, delete) a room's state only while still its owner: a process
+# that lost its lease mid-action cannot overwrite the new owner's state (a fencing check).
+_SAVE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then return redis.call('del', KEYS[2]) end
+redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+STATE_TTL_MS = 120_000
+"""A room's state outlives its last owner this long: longer than the resume grace (60 s)."""
+MAX_HOPS = 3
+"""An action forwarded this often without finding its owner is dropped (and logged)."""
+
+
+def new_token() -> str:
+    """A resume token: 24 random bytes, base64url."""
+    return secrets.token_urlsafe(24)
+
+
+def process_of(conn_id: str) -> str:
+    """The process holding a connection: its id is `<process id>.<random>`."""
+    return conn_id.split(".", 1)[0] if "." in conn_id else ""
+
+
+@dataclass(frozen=True)
+class ConnRef:
+    """A connection as the room's owner sees it, wherever its socket is."""
+
+    conn_id: str
+    role: SessionRole
+    session_id: str
+    client_id: str
+    account: Account | None = None  # the therapist's account; None for a client
+
+    def to_json(self) -> dict[str, Any]:
+        account = self.account
+        return {
+            "conn_id": self.conn_id,
+            "role": self.role.value,
+            "session_id": self.session_id,
+            "client_id": self.client_id,
+            "account": None
+            if account is None
+            else {
+                "id": account.id,
+                "email": account.email,
+                "role": account.role.value,
+                "disabled": account.disabled,
+                "created_at": account.created_at.isoformat(),
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ConnRef:
+        raw = data["account"]
+        account = (
+            None
+            if raw is None
+            else Account(
+                id=str(raw["id"]),
+                email=str(raw["email"]),
+                role=Role(raw["role"]),
+                disabled=bool(raw["disabled"]),
+                created_at=datetime.fromisoformat(raw["created_at"]),
+            )
+        )
+        return cls(
+            conn_id=str(data["conn_id"]),
+            role=SessionRole(data["role"]),
+            session_id=str(data["session_id"]),
+            client_id=str(data["client_id"]),
+            account=account,
+        )
+
+
+@dataclass(frozen=True)
+class RoomOp:
+    """One action on a room, from one connection: joining, a message, or leaving."""
+
+    kind: str  # "join" | "message" | "leave"
+    ref: ConnRef
+    label: str = ""
+    resume: str | None = None
+    ice_servers: Sequence[Mapping[str, Any]] = ()
+    consents: Mapping[str, str] = field(default_factory=dict)
+    text: str = ""
+    dropped: bool = False
+    parsed: Any = None  # the parsed client message, when it never left this process
+    received_at: float | None = None  # time.monotonic() of the frame's receipt, likewise
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "ref": self.ref.to_json(),
+            "label": self.label,
+            "resume": self.resume,
+            "ice_servers": list(self.ice_servers),
+            "consents": dict(self.consents),
+            "text": self.text,
+            "dropped": self.dropped,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RoomOp:
+        return cls(
+            kind=str(data["kind"]),
+            ref=ConnRef.from_json(data["ref"]),
+            label=str(data["label"]),
+            resume=data["resume"],
+            ice_servers=tuple(data["ice_servers"]),
+            consents=dict(data["consents"]),
+            text=str(data["text"]),
+            dropped=bool(data["dropped"]),
+        )
+
+
+class RoomRunner(Protocol):
+    """What the owner of a room does with an action (server.realtime.signaling)."""
+
+    async def run(self, op: RoomOp) -> None:
+        """Carry out one action on the room (join, message, leave)."""
+
+    async def adopt(self, session_id: str, client_id: str, live: Mapping[str, Any]) -> None:
+        """This process took the room over: reload what the live operations need."""
+
+    def snapshot(self, session_id: str) -> dict[str, Any]:
+        """What the live operations need to go on after a takeover (plain JSON)."""
+
+
+LiveCall = Callable[["Hub", str, Mapping[str, Any]], None]
+"""A LiveRooms call carried to the owner: (hub, session id, arguments)."""
+
+
+class Bus(Protocol):
+    """Where room actions run and how effects reach sockets on other processes."""
+
+    process_id: str
+
+    def bind(self, hub: Hub, runner: RoomRunner, live_calls: Mapping[str, LiveCall]) -> None:
+        """Wire the bus to the hub, the room runner and the LiveRooms calls it may forward."""
+
+    async def start(self) -> None:
+        """Open connections and start background tasks."""
+
+    async def stop(self) -> None:
+        """Hand rooms over and close."""
+
+    async def submit(self, op: RoomOp) -> None:
+        """Run an action on its room's owner."""
+
+    def owns(self, session_id: str) -> bool:
+        """Whether this process holds the room now."""
+
+    def forward_effect(self, effect: Effect) -> None:
+        """Deliver an effect to a connection held by another process."""
+
+    def forward_live(self, session_id: str, call: str, args: Mapping[str, Any]) -> None:
+        """Run a LiveRooms call on the room's owner (nothing when no process holds it)."""
+
+    def broadcast(self, kind: str, payload: Mapping[str, Any]) -> None:
+        """Tell every process (this one included) on the control channel."""
+
+    def on_control(self, kind: str, handler: Callable[[Mapping[str, Any]], object]) -> None:
+        """Handle control messages of a kind, from any process."""
+
+
+class LocalBus:
+    """One process: every room is here and every action runs at once."""
+
+    process_id = ""
+
+    def __init__(self) -> None:
+        self._runner: RoomRunner | None = None
+        self._control: dict[str, Callable[[Mapping[str, Any]], object]] = {}
+
+    def bind(self, hub: Hub, runner: RoomRunner, live_calls: Mapping[str, LiveCall]) -> None:
+        self._runner = runner
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def submit(self, op: RoomOp) -> None:
+        assert self._runner is not None, "bind the bus first"
+        await self._runner.run(op)
+
+    def owns(self, session_id: str) -> bool:
+        return True
+
+    def forward_effect(self, effect: Effect) -> None:
+        return None  # every connection is here: an unknown one has simply closed
+
+    def forward_live(self, session_id: str, call: str, args: Mapping[str, Any]) -> None:
+        return None  # every live room is here: no room, nothing to do
+
+    def broadcast(self, kind: str, payload: Mapping[str, Any]) -> None:
+        handler = self._control.get(kind)
+        if handler is not None:
+            handler(payload)
+
+    def on_control(self, kind: str, handler: Callable[[Mapping[str, Any]], object]) -> None:
+        self._control[kind] = handler
+
+
+class RedisBus:
+    """Several processes sharing rooms through Redis: leases, stored state, forwarding."""
+
+    def __init__(self, redis: Redis, *, prefix: str, lease_ms: int) -> None:
+        self.process_id = secrets.token_hex(6)
+        self._redis = redis
+        self._prefix = prefix
+        self._lease_ms = lease_ms
+        self._owned: dict[str, float] = {}  # session id -> monotonic time the lease holds until
+        self._loaded: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._hub: Hub | None = None
+        self._runner: RoomRunner | None = None
+        self._live_calls: Mapping[str, LiveCall] = {}
+        self._control: dict[str, Callable[[Mapping[str, Any]], object]] = {}
+        self._outgoing: asyncio.Queue[tuple[str, str, asyncio.Future[int] | None]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._pubsub: PubSub | None = None
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+        self._save_script = redis.register_script(_SAVE)
+        self.renewing = True  # tests stop renewal to play a process that froze
+
+    # --- keys and channels ------------------------------------------------------------
+
+    def _owner_key(self, session_id: str) -> str:
+        return f"{self._prefix}room:{session_id}:owner"
+
+    def _state_key(self, session_id: str) -> str:
+        return f"{self._prefix}room:{session_id}:state"
+
+    def _alive_key(self, process_id: str) -> str:
+        return f"{self._prefix}proc:{process_id}:alive"
+
+    def _channel(self, process_id: str) -> str:
+        return f"{self._prefix}proc:{process_id}"
+
+    @property
+    def _control_channel(self) -> str:
+        return f"{self._prefix}control"
+
+    # --- lifetime ---------------------------------------------------------------------
+
+    def bind(self, hub: Hub, runner: RoomRunner, live_calls: Mapping[str, LiveCall]) -> None:
+        self._hub, self._runner, self._live_calls = hub, runner, live_calls
+
+    async def start(self) -> None:
+        await self._redis.set(self._alive_key(self.process_id), "1", px=self._lease_ms)
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(self._channel(self.process_id), self._control_channel)
+        self._tasks = [
+            asyncio.create_task(self._listen()),
+            asyncio.create_task(self._publish_loop()),
+            asyncio.create_task(self._renew_loop()),
+        ]
+
+    async def stop(self) -> None:
+        """Save and hand over every owned room (the next process claims it at once)."""
+        for session_id in list(self._owned):
+            with contextlib.suppress(Exception):
+                async with self._lock(session_id):
+                    await self._save(session_id)
+                    await self._release(keys=[self._owner_key(session_id)], args=[self.process_id])
+        self._owned.clear()
+        for task in self._tasks + list(self._background):
+            task.cancel()
+        for task in self._tasks + list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self._redis.delete(self._alive_key(self.process_id))
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+        await self._redis.aclose()
+
+    async def vanish(self) -> None:
+        """Stop at once as if killed: no renewal, no hand-over, no goodbye (tests)."""
+        self.renewing = False
+        for task in self._tasks + list(self._background):
+            task.cancel()
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+        self._owned.clear()
+
+    # --- ownership --------------------------------------------------------------------
+
+    def owns(self, session_id: str) -> bool:
+        until = self._owned.get(session_id)
+        return until is not None and time.monotonic() < until
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = self._locks[session_id] = asyncio.Lock()
+        return lock
+
+    async def _owner(self, session_id: str, *, claim: bool) -> str | None:
+        """The process owning the room; with `claim`, this one when nobody does."""
+        while True:
+            if self.owns(session_id):
+                return self.process_id
+            started = time.monotonic()
+            owner = await self._redis.get(self._owner_key(session_id))
+            if owner == self.process_id:  # our lease, but our clock says it lapsed: renew it
+                if await self._renew(
+                    keys=[self._owner_key(session_id)], args=[self.process_id, self._lease_ms]
+                ):
+                    self._owned[session_id] = started + self._lease_ms / 1000
+                    return self.process_id
+                continue
+            if owner is not None:
+                return str(owner)
+            if not claim:
+                return None
+            if await self._redis.set(
+                self._owner_key(session_id), self.process_id, nx=True, px=self._lease_ms
+            ):
+                self._owned[session_id] = started + self._lease_ms / 1000
+                self._loaded.discard(session_id)
+                log.info("claimed a room", extra={"process": self.process_id})
+                return self.process_id
+
+    async def _free_lease_of(self, session_id: str, owner: str) -> None:
+        """The owner's channel has no listener: it is gone, so its lease is lifted now."""
+        await self._release(keys=[self._owner_key(session_id)], args=[owner])
+
+    async def _alive(self, process_id: str) -> bool:
+        if process_id == self.process_id:
+            return True
+        if not await self._redis.exists(self._alive_key(process_id)):
+            return False
+        counts = await self._redis.pubsub_numsub(self._channel(process_id))
+        return bool(counts and int(counts[0][1]) > 0)
+
+    # --- running actions where the room is ----------------------------------------------
+
+    async def submit(self, op: RoomOp) -> None:
+        await self._route(op.ref.session_id, {"k": "op", "op": op.to_json()}, op, claim=True)
+
+    def forward_live(self, session_id: str, call: str, args: Mapping[str, Any]) -> None:
+        payload = {"k": "live", "session_id": session_id, "call": call, "args": dict(args)}
+        self._spawn(self._route(session_id, payload, None, claim=False))
+
+    async def _route(
+        self, session_id: str, payload: dict[str, Any], op: RoomOp | None, *, claim: bool
+    ) -> None:
+        hops = int(payload.get("hops", 0))
+        for _ in range(MAX_HOPS + 1):
+            owner = await self._owner(session_id, claim=claim)
+            if owner is None:
+                return  # no live room anywhere: nothing to tell
+            if owner == self.process_id:
+                if await self._run_here(session_id, payload, op):
+                    return
+                continue
+            if hops >= MAX_HOPS:
+                break
+            receivers = await self._publish(self._channel(owner), {**payload, "hops": hops + 1})
+            if receivers > 0:
+                return
+            await self._free_lease_of(session_id, owner)
+        log.warning("dropped an action whose room has no reachable owner")
+
+    async def _run_here(
+        self, session_id: str, payload: Mapping[str, Any], op: RoomOp | None
+    ) -> bool:
+        """Run under the room's lock if still the owner; False to route again."""
+        assert self._hub is not None and self._runner is not None
+        async with self._lock(session_id):
+            if not self.owns(session_id):
+                return False
+            if session_id not in self._loaded:
+                await self._load(session_id)
+            if payload["k"] == "op":
+                await self._runner.run(op if op is not None else RoomOp.from_json(payload["op"]))
+            else:
+                call = self._live_calls.get(str(payload["call"]))
+                if call is not None:
+                    call(self._hub, session_id, payload["args"])
+            await self._save(session_id)
+        return True
+
+    async def _load(self, session_id: str) -> None:
+        """Take the room over: its stored state, minus connections of processes that died."""
+        assert self._hub is not None and self._runner is not None
+        hub = self._hub
+        self._loaded.add(session_id)
+        raw = await self._redis.get(self._state_key(session_id))
+        if raw is None or hub.rooms.get(session_id) is not None:
+            return
+        blob = json.loads(raw)
+        room = Room.from_state(blob["room"], new_token=new_token)
+        hub.rooms.adopt(room)
+        hub.room_clients[session_id] = str(blob["client_id"])
+        now_ms = int(time.time() * 1000)
+        for conn_id in room.conn_ids:
+            process = process_of(conn_id)
+            gone = (
+                not hub.holds(conn_id)
+                if process == self.process_id
+                else not await self._alive(process)
+            )
+            if gone:
+                hub.execute(room.leave(conn_id, now_ms, dropped=True))
+        await self._runner.adopt(session_id, str(blob["client_id"]), blob.get("live", {}))
+        log.info("took a room over", extra={"process": self.process_id})
+
+    async def _save(self, session_id: str) -> None:
+        """Write the room's state (or, once it is gone, remove it and hand the lease back)."""
+        assert self._hub is not None and self._runner is not None
+        room = self._hub.rooms.get(session_id)
+        keys = [self._owner_key(session_id), self._state_key(session_id)]
+        if room is None:
+            await self._save_script(keys=keys, args=[self.process_id, "", 0])
+            await self._release(keys=[self._owner_key(session_id)], args=[self.process_id])
+            self._owned.pop(session_id, None)
+            self._loaded.discard(session_id)
+            self._locks.pop(session_id, None)
+            self._hub.room_clients.pop(session_id, None)
+            return
+        blob = {
+            "room": room.to_state(),
+            "client_id": self._hub.room_clients.get(session_id, ""),
+            "live": self._runner.snapshot(session_id),
+        }
+        if not await self._save_script(
+            keys=keys, args=[self.process_id, json.dumps(blob), STATE_TTL_MS]
+        ):
+            log.warning("a room's state was not written: its lease is held elsewhere now")
+
+    def _lose(self, session_id: str) -> None:
+        """Our lease lapsed (a pause, a partition): forget the room and send our sockets of it
+        to reconnect, so they resume through whoever owns it now."""
+        assert self._hub is not None
+        self._owned.pop(session_id, None)
+        self._loaded.discard(session_id)
+        self._hub.rooms.forget(session_id)
+        self._hub.close_session_connections(session_id, CloseCode.GOING_AWAY, "reconnect")
+        log.warning("lost a room's lease", extra={"process": self.process_id})
+
+    async def _renew_loop(self) -> None:
+        interval = self._lease_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            if not self.renewing:
+                continue
+            try:
+                await self._redis.set(self._alive_key(self.process_id), "1", px=self._lease_ms)
+                for session_id in list(self._owned):
+                    started = time.monotonic()
+                    held = await self._renew(
+                        keys=[self._owner_key(session_id)], args=[self.process_id, self._lease_ms]
+                    )
+                    if not held:
+                        self._lose(session_id)
+                        continue
+                    self._owned[session_id] = started + self._lease_ms / 1000
+                    async with self._lock(session_id):
+                        if self.owns(session_id) and session_id in self._loaded:
+                            await self._save(session_id)
+            except Exception:  # Redis away: leases lapse by themselves; keep trying
+                log.warning("could not renew leases", exc_info=True)
+                for session_id in list(self._owned):
+                    if not self.owns(session_id):  # our own clock says the lease is over
+                        self._lose(session_id)
+
+    # --- effects and control ----------------------------------------------------------
+
+    def forward_effect(self, effect: Effect) -> None:
+        process = process_of(effect.conn_id)
+        if not process or process == self.process_id:
+            return  # ours and already closed
+        payload: dict[str, Any]
+        if isinstance(effect, Send):
+            payload = {"k": "send", "conn_id": effect.conn_id, "message": dict(effect.message)}
+        else:
+            payload = {
+                "k": "close",
+                "conn_id": effect.conn_id,
+                "code": int(effect.code),
+                "reason": effect.reason,
+            }
+        self._outgoing.put_nowait((self._channel(process), json.dumps(payload), None))
+
+    def broadcast(self, kind: str, payload: Mapping[str, Any]) -> None:
+        message = json.dumps({"k": "control", "kind": kind, "payload": dict(payload)})
+        self._outgoing.put_nowait((self._control_channel, message, None))
+
+    def on_control(self, kind: str, handler: Callable[[Mapping[str, Any]], object]) -> None:
+        self._control[kind] = handler
+
+    async def _publish(self, channel: str, payload: Mapping[str, Any]) -> int:
+        """Publish in order with everything else this process sends; the receivers' count."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._outgoing.put_nowait((channel, json.dumps(payload), done))
+        return await done
+
+    async def _publish_loop(self) -> None:
+        """One publisher, so messages from this process arrive in the order they were sent."""
+        while True:
+            channel, message, done = await self._outgoing.get()
+            try:
+                receivers = int(await self._redis.publish(channel, message))
+            except Exception as exc:
+                if done is not None and not done.done():
+                    done.set_exception(exc)
+                continue
+            if done is not None and not done.done():
+                done.set_result(receivers)
+
+    async def _listen(self) -> None:
+        assert self._pubsub is not None
+        async for message in self._pubsub.listen():
+            if message.get("type") != "message":
+                continue
+            try:
+                self._on_message(json.loads(message["data"]))
+            except Exception:
+                log.exception("a bus message could not be handled")
+
+    def _on_message(self, data: Mapping[str, Any]) -> None:
+        assert self._hub is not None
+        kind = data.get("k")
+        if kind == "send":
+            self._hub.execute([Send(str(data["conn_id"]), data["message"])])
+        elif kind == "close":
+            code = CloseCode(int(data["code"]))
+            self._hub.execute([Close(str(data["conn_id"]), code, str(data["reason"]))])
+        elif kind in ("op", "live"):
+            session_id = (
+                str(data["op"]["ref"]["session_id"]) if kind == "op" else str(data["session_id"])
+            )
+            self._spawn(self._route(session_id, dict(data), None, claim=kind == "op"))
+        elif kind == "control":
+            handler = self._control.get(str(data["kind"]))
+            if handler is not None:
+                handler(data["payload"])
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("a forwarded action failed")
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def open_bus(settings: Settings) -> Bus:
+    """The Redis bus when `redis_url` is set, else the in-process one."""
+    if not settings.redis_url:
+        return LocalBus()
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    return RedisBus(redis, prefix=settings.redis_prefix, lease_ms=settings.redis_lease_ms)
+
+
+def consent_event_json(event: ConsentChanged) -> dict[str, Any]:
+    """A consent change as it travels on the control channel (no clinical content)."""
+    return {
+        "client_id": event.client_id,
+        "purpose": event.purpose.value,
+        "decision": event.decision.value,
+        "at": event.at.isoformat(),
+    }
+
+
+def consent_event(payload: Mapping[str, Any]) -> ConsentChanged:
+    """The consent change `consent_event_json` described."""
+    return ConsentChanged(
+        str(payload["client_id"]),
+        Purpose(payload["purpose"]),
+        ConsentDecision(payload["decision"]),
+        datetime.fromisoformat(payload["at"]),
+    )

@@ -1,0 +1,348 @@
+"""Two app processes, one clinic: rooms routed through the real Redis, one shared PostgreSQL.
+
+Each test starts two `create_app`s in this process with the same `redis_url` (a key prefix
+of their own, removed afterwards) and the same PostgreSQL database (created and dropped per
+test). Sockets land on either app; the room runs on the app that owns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+from yarl import URL
+
+from server.app import create_app
+from server.keys import HUB
+from server.realtime.bus import RedisBus
+from server.settings import Settings
+from tests.conftest import FakeClock
+from tests.integration.test_checkins import _grant
+from tests.integration.test_live_cues import _send_lagging_frames
+from tests.integration.test_signaling import OFFER, Party, _setup
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} must be reachable in CI: {exc}")
+    pytest.skip(f"{what} not reachable: {exc}")
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    try:
+        admin = await asyncpg.connect(database="postgres", timeout=5, **PG)  # type: ignore[arg-type]
+    except (OSError, asyncpg.PostgresError) as exc:
+        _unavailable("PostgreSQL", exc)
+    name = f"attune_bus_{secrets.token_hex(6)}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        await redis.ping()
+    except OSError as exc:
+        await redis.aclose()
+        _unavailable("Redis", exc)
+    prefix = f"attune-test-{secrets.token_hex(4)}:"
+    yield prefix
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+@pytest.fixture
+async def two_apps(
+    database_url: str, redis_prefix: str, aiohttp_client: Any, tmp_path: Path, clock: FakeClock
+) -> tuple[TestClient, TestClient]:
+    """App A and app B: one database, one Redis, one keyring (the same data_dir)."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        redis_prefix=redis_prefix,
+        redis_lease_ms=1500,
+        cue_time_scale=0.05,  # rules that watch minutes fire within a few frames
+    )
+    first = await aiohttp_client(create_app(settings, clock=clock))
+    second = await aiohttp_client(create_app(settings, clock=clock))
+    return first, second
+
+
+async def _on(app_client: TestClient, aiohttp_client: Any, party: Party) -> Party:
+    """The same person (same cookies) reaching the clinic through another process."""
+    other = cast(TestClient, await aiohttp_client(app_client.server))
+    jar = {morsel.key: morsel.value for morsel in party.http.session.cookie_jar}
+    other.session.cookie_jar.update_cookies(jar, URL(str(other.make_url("/"))))
+    moved = Party(other, party.session_id)
+    moved.join_token = party.join_token
+    return moved
+
+
+def _bus(app_client: TestClient) -> RedisBus:
+    bus = app_client.app[HUB].bus
+    assert isinstance(bus, RedisBus)
+    return bus
+
+
+async def _admitted(therapist: Party, visitor: Party) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Therapist and client connected; the client knocks and is admitted. Both welcomes."""
+    therapist_welcome = await therapist.connect()
+    welcome = await visitor.connect()
+    lobby = await therapist.expect("lobby")
+    while not lobby["waiting"]:
+        lobby = await therapist.expect("lobby")
+    (knock,) = lobby["waiting"]
+    await therapist.send({"type": "admit", "knock_id": knock["knock_id"]})
+    await visitor.expect("admitted")
+    await therapist.expect("peer-joined")
+    return therapist_welcome, welcome
+
+
+async def _pulse_goes_through(therapist: Party, visitor: Party, key: str) -> None:
+    await therapist.send({"type": "checkin-launch", "instrument_id": "pulse"})
+    assert (await visitor.expect("checkin-open"))["kind"] == "pulse"
+    await visitor.send(
+        {
+            "type": "checkin-answer",
+            "instrument_id": "pulse",
+            "idempotency_key": key,
+            "answers": {"pulse": 4},
+        }
+    )
+    await visitor.expect("checkin-ack")
+    assert (await therapist.expect("checkin-result"))["kind"] == "pulse"
+
+
+async def test_a_therapist_on_one_process_and_a_client_on_another_share_one_room(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any
+) -> None:
+    first, second = two_apps
+    therapist, visitor_first, _ = await _setup(first, aiohttp_client)
+    visitor = await _on(second, aiohttp_client, visitor_first)
+    await _admitted(therapist, visitor)
+    assert visitor.ws is not None
+    room_owners = [_bus(c).owns(therapist.session_id) for c in (first, second)]
+    assert room_owners == [True, False]  # the therapist came first, so A holds the room
+
+    await visitor.send({"type": "relay", "payload": OFFER})
+    assert (await therapist.expect("signal-relay"))["payload"] == OFFER
+    await therapist.send({"type": "relay", "payload": OFFER})
+    assert (await visitor.expect("signal-relay"))["payload"] == OFFER
+    await visitor.send({"type": "signal", "signal": "slow-down"})
+    assert (await therapist.expect("client-signal"))["signal"] == "slow-down"
+    await _pulse_goes_through(therapist, visitor, "a" * 32)
+
+    await therapist.send({"type": "end"})
+    assert (await visitor.expect("session-ended"))["reason"] == "therapist-ended"
+    assert await visitor.closed_with() == 4004
+
+
+async def test_when_the_process_holding_the_room_dies_both_resume_on_another_without_a_knock(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any
+) -> None:
+    first, second = two_apps
+    therapist, visitor, _ = await _setup(first, aiohttp_client)
+    therapist_welcome = await therapist.connect()
+    assert therapist_welcome["resume_token"]
+    client_welcome = await visitor.connect()
+    lobby = await therapist.expect("lobby")
+    while not lobby["waiting"]:
+        lobby = await therapist.expect("lobby")
+    await therapist.send({"type": "admit", "knock_id": lobby["waiting"][0]["knock_id"]})
+    await visitor.expect("admitted")
+    await therapist.expect("peer-joined")
+    assert _bus(first).owns(therapist.session_id)
+
+    # A dies: no renewal, no goodbye, its sockets cut without a close frame.
+    await _bus(first).vanish()
+    for party in (therapist, visitor):
+        assert party.ws is not None
+        transport = party.ws._response.connection.transport  # type: ignore[union-attr]
+        assert transport is not None
+        transport.abort()
+
+    # Both come back through B, each with its resume token, within a second.
+    therapist_b = await _on(second, aiohttp_client, therapist)
+    visitor_b = await _on(second, aiohttp_client, visitor)
+    back = await visitor_b.connect(resume=client_welcome["resume_token"])
+    assert (back["state"], back["knock_id"], back["resumed"]) == (
+        "in-call",
+        client_welcome["knock_id"],
+        True,
+    )
+    assert (await visitor_b.expect("admitted"))["resumed"] is True
+    assert _bus(second).owns(therapist.session_id)
+    therapist_back = await therapist_b.connect(resume=therapist_welcome["resume_token"])
+    assert (therapist_back["resumed"], therapist_back["peer"]) == (True, "in-call")
+    assert (await therapist_b.expect("lobby"))["waiting"] == []  # no new knock
+    joined = await visitor_b.expect("peer-joined")
+    assert (joined["role"], joined["resumed"]) == ("therapist", True)
+
+    await therapist_b.send({"type": "relay", "payload": OFFER})
+    assert (await visitor_b.expect("signal-relay"))["payload"] == OFFER
+    await _pulse_goes_through(therapist_b, visitor_b, "b" * 32)
+
+
+async def test_a_process_that_stops_gracefully_hands_its_rooms_over(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any
+) -> None:
+    first, second = two_apps
+    therapist, visitor_first, _ = await _setup(first, aiohttp_client)
+    visitor = await _on(second, aiohttp_client, visitor_first)
+    therapist_welcome, client_welcome = await _admitted(therapist, visitor)
+    therapist_b = await _on(second, aiohttp_client, therapist)
+    assert _bus(first).owns(therapist.session_id)
+
+    await first.server.close()  # SIGTERM-like: sockets closed with GOING_AWAY, rooms saved
+    assert await therapist.closed_with() == 1001
+    assert not _bus(first).owns(therapist.session_id)
+
+    # the client on B never lost its socket; its next message claims the room on B
+    await visitor.send({"type": "ping"})
+    await visitor.expect("pong")
+    assert _bus(second).owns(therapist.session_id)
+    assert client_welcome["knock_id"] == "k1"
+    # the therapist's seat was held (a dropped connection), so the resume is quiet
+    welcome = await therapist_b.connect(resume=therapist_welcome["resume_token"])
+    assert welcome["resumed"] is True
+    assert (await visitor.expect("peer-joined"))["resumed"] is True
+
+
+async def test_a_consent_withdrawn_through_another_process_ends_the_clients_part_live(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any
+) -> None:
+    first, second = two_apps
+    therapist, visitor, _ = await _setup(first, aiohttp_client)
+    await _admitted(therapist, visitor)
+    visitor_b = await _on(second, aiohttp_client, visitor)
+    page = await (await visitor_b.http.get("/visit/consent")).text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    response = await visitor_b.http.post(
+        "/api/v1/visit/consents",
+        headers={"X-CSRF-Token": token.group(1)},
+        json={"purpose": "telehealth", "decision": "withdrawn", "notice_version": 1},
+    )
+    assert response.status < 300, await response.text()
+    changed = await therapist.expect("consent-changed")
+    assert (changed["purpose"], changed["decision"]) == ("telehealth", "withdrawn")
+    assert await visitor.closed_with() == 4004
+
+
+async def _until(condition: Any, within: float = 5.0) -> None:
+    """Poll an async condition (a lease lapsing in Redis) until true, with a deadline."""
+    async with asyncio.timeout(within):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.05)  # Redis tells nobody when a key expires: poll it
+
+
+async def test_a_process_that_froze_past_its_lease_gives_the_room_up_and_its_sockets_resume(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any, redis_prefix: str
+) -> None:
+    first, second = two_apps
+    therapist, visitor_first, _ = await _setup(first, aiohttp_client)
+    visitor = await _on(second, aiohttp_client, visitor_first)
+    therapist_welcome, _client_welcome = await _admitted(therapist, visitor)
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    owner_key = f"{redis_prefix}room:{therapist.session_id}:owner"
+    try:
+        # A freezes (a long pause, or cut off from Redis): its lease and liveness lapse.
+        _bus(first).renewing = False
+        await _until(lambda: _gone(redis, owner_key))
+        # The client's next message, on B, claims the room; A's therapist socket counts as
+        # dropped there, so the client is told the therapist is reconnecting.
+        await visitor.send({"type": "ping"})
+        left = await visitor.expect("peer-left")  # the takeover's news comes before the pong
+        assert (left["role"], left["reconnecting"]) == ("therapist", True)
+        await visitor.expect("pong")
+        assert await redis.get(owner_key) == _bus(second).process_id
+        # A wakes up: its renewal fails, so it forgets the room and sends its socket away...
+        _bus(first).renewing = True
+        assert await therapist.closed_with() == 1001
+        assert not _bus(first).owns(therapist.session_id)
+        # ...and the therapist resumes (here through B) without disturbing the client.
+        therapist_b = await _on(second, aiohttp_client, therapist)
+        back = await therapist_b.connect(resume=therapist_welcome["resume_token"])
+        assert back["resumed"] is True
+        assert (await visitor.expect("peer-joined"))["resumed"] is True
+        await _pulse_goes_through(therapist_b, visitor, "c" * 32)
+    finally:
+        await redis.aclose()
+
+
+async def _gone(redis: Redis, key: str) -> bool:
+    return not await redis.exists(key)
+
+
+async def test_the_cue_engines_prompt_policy_goes_on_after_a_takeover(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any
+) -> None:
+    first, second = two_apps
+    therapist, visitor, _ = await _setup(first, aiohttp_client)
+    await _grant(visitor, "cue_analysis")
+    therapist_welcome, client_welcome = await _admitted(therapist, visitor)
+    await _send_lagging_frames(therapist, visitor)
+    prompt = (await therapist.expect("prompt"))["prompt"]
+    await therapist.send(
+        {"type": "prompt-feedback", "prompt_id": prompt["id"], "feedback": "mute-category"}
+    )
+    await therapist.send({"type": "ping"})
+    await therapist.expect("pong")
+
+    await _bus(first).vanish()
+    for party in (therapist, visitor):
+        assert party.ws is not None
+        transport = party.ws._response.connection.transport  # type: ignore[union-attr]
+        assert transport is not None
+        transport.abort()
+    therapist_b = await _on(second, aiohttp_client, therapist)
+    visitor_b = await _on(second, aiohttp_client, visitor)
+    await visitor_b.connect(resume=client_welcome["resume_token"])
+    await therapist_b.connect(resume=therapist_welcome["resume_token"])
+
+    # B knows the prompt A raised (feedback on it is accepted, not "no such prompt")...
+    await therapist_b.send(
+        {"type": "prompt-feedback", "prompt_id": prompt["id"], "feedback": "helpful", "id": "f1"}
+    )
+    await therapist_b.send({"type": "ping"})
+    answers = await _until_type(therapist_b, "pong")
+    assert [m for m in answers if m["type"] == "error"] == []
+    # ...and the muted category stays muted while the conversation goes on.
+    await _send_lagging_frames(therapist_b, visitor_b, count=12)
+    await therapist_b.send({"type": "ping"})
+    seen = await _until_type(therapist_b, "pong")
+    prompts = [m["prompt"] for m in seen if m["type"] == "prompt"]
+    assert [p for p in prompts if p["category"] == prompt["category"]] == []
+
+
+async def _until_type(party: Party, kind: str, within: float = 5) -> list[dict[str, Any]]:
+    """Every message up to and including the next one of type `kind`."""
+    assert party.ws is not None
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(within):
+        while not seen or seen[-1]["type"] != kind:
+            seen.append(await party.ws.receive_json())
+    return seen

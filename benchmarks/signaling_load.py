@@ -14,7 +14,11 @@ Setup goes through the service layer (accounts, clients, sessions, telehealth co
 SQLite database before the server starts; each client then opens its link (GET /join/…) and
 both peers connect, say hello, and the therapist admits the client.
 
-    .venv/bin/python benchmarks/signaling_load.py --sessions 250 1000 --seconds 20
+With `--two-processes`, the same sessions also run on two processes sharing one PostgreSQL
+database and one Redis (the bus): therapists on one process, clients on the other, so every
+message between peers crosses Redis; CPU is both processes' together.
+
+    .venv/bin/python benchmarks/signaling_load.py --sessions 250 1000 --seconds 20 [--two-processes]
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from tests.multiproc.processes import (
     attune_command,
     child_env,
     free_port,
+    fresh_postgres_database,
+    fresh_redis_database,
     master_key,
 )
 
@@ -220,8 +226,15 @@ async def _send_tick(
 
 
 async def _connect_attune(
-    http: aiohttp.ClientSession, base: str, sessions: list[tuple[str, str]], load: Load
+    http: aiohttp.ClientSession,
+    base: str,
+    sessions: list[tuple[str, str]],
+    load: Load,
+    client_base: str | None = None,
 ) -> list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]]:
+    """Therapists connect to `base`, clients to `client_base` (another process: every
+    message between the two peers then crosses Redis)."""
+    client_base = client_base or base
     async with http.post(
         base + "/api/v1/auth/login", json={"email": THERAPIST, "password": PASSWORD}
     ) as response:
@@ -231,12 +244,12 @@ async def _connect_attune(
 
     async def one(session_id: str, join: str) -> Pair:
         async with semaphore:
-            async with http.get(base + join, allow_redirects=False) as response:
+            async with http.get(client_base + join, allow_redirects=False) as response:
                 visit_cookie = cookie_header(response)
-            url = f"{base}/ws/session/{session_id}"
-            t_ws = await http.ws_connect(url, headers={"Cookie": therapist_cookie})
+            path = f"/ws/session/{session_id}"
+            t_ws = await http.ws_connect(base + path, headers={"Cookie": therapist_cookie})
             await t_ws.send_json({"type": "hello", "version": 1})
-            c_ws = await http.ws_connect(url, headers={"Cookie": visit_cookie})
+            c_ws = await http.ws_connect(client_base + path, headers={"Cookie": visit_cookie})
             await c_ws.send_json({"type": "hello", "version": 1})
             async with asyncio.timeout(30):
                 while True:
@@ -272,7 +285,7 @@ async def _connect_bare(
 
 async def drive(
     pairs: list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]],
-    server_pid: int,
+    server_pids: list[int],
     seconds: float,
     load: Load,
 ) -> dict[str, float]:
@@ -290,11 +303,11 @@ async def drive(
     load.measuring = True
     sent_before, cpu_before, wall_before = (
         load.frames_sent,
-        cpu_seconds(server_pid),
+        sum(cpu_seconds(pid) for pid in server_pids),
         time.monotonic(),
     )
     await asyncio.sleep(seconds)
-    cpu = cpu_seconds(server_pid) - cpu_before
+    cpu = sum(cpu_seconds(pid) for pid in server_pids) - cpu_before
     wall = time.monotonic() - wall_before
     frames = load.frames_sent - sent_before
     load.measuring = False
@@ -370,7 +383,7 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
             await wait_listening(port)
             load = Load()
             pairs = await _connect_bare(http, f"http://127.0.0.1:{port}", count, load)
-            results["bare"] = await drive(pairs, bare.pid, seconds, load)
+            results["bare"] = await drive(pairs, [bare.pid], seconds, load)
         finally:
             bare.terminate()
             bare.wait(timeout=20)
@@ -388,7 +401,7 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
             await wait_listening(port)
             load = Load()
             pairs = await _connect_attune(http, f"http://127.0.0.1:{port}", sessions, load)
-            results["attune"] = await drive(pairs, server.pid, seconds, load)
+            results["attune"] = await drive(pairs, [server.pid], seconds, load)
             results["attune"] |= await server_side_relay_quantiles(http, metrics_port)
         finally:
             server.terminate()
@@ -403,11 +416,45 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
     return results
 
 
+async def measure_two_processes(count: int, seconds: float, workdir: Path) -> dict[str, float]:
+    """Two processes on one PostgreSQL and one Redis: therapists on one, clients on the other."""
+    with fresh_postgres_database("attune_load") as url, fresh_redis_database() as redis_url:
+        shared = {
+            "ATTUNE_DATA_DIR": str(workdir / "data"), "ATTUNE_MASTER_KEY": master_key(),
+            "ATTUNE_DATABASE_URL": url, "ATTUNE_REDIS_URL": redis_url,
+            "ATTUNE_LOG_LEVEL": "WARNING",
+        }  # fmt: skip
+        sessions = await create_sessions(child_env(shared), count)
+        ports = [free_port(), free_port()]
+        servers = [start([*attune_command(), "serve"], child_env(shared | {"ATTUNE_PORT": str(p)}))
+                   for p in ports]  # fmt: skip
+        try:
+            for port in ports:
+                await wait_listening(port)
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar()
+            ) as http:
+                load = Load()
+                pairs = await _connect_attune(
+                    http, f"http://127.0.0.1:{ports[0]}", sessions, load,
+                    client_base=f"http://127.0.0.1:{ports[1]}",
+                )  # fmt: skip
+                return await drive(pairs, [s.pid for s in servers], seconds, load)
+        finally:
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.wait(timeout=30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[250, 1000])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--bare-relay", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--two-processes", action="store_true", help="also run two processes through Redis"
+    )
     args = parser.parse_args()
     if args.bare_relay:
         run_bare_relay(args.bare_relay)
@@ -418,6 +465,10 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="attune-load-") as tmp:
             result = asyncio.run(measure(count, args.seconds, Path(tmp)))
         print(json.dumps(result), flush=True)
+        if args.two_processes:
+            with tempfile.TemporaryDirectory(prefix="attune-load-") as tmp:
+                two = asyncio.run(measure_two_processes(count, args.seconds, Path(tmp)))
+            print(json.dumps({"attune_two_processes_redis": two}), flush=True)
     return 0
 
 

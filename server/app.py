@@ -132,7 +132,7 @@ async def _audit(app: web.Application) -> AsyncIterator[None]:
 async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
     """The rooms of this process, the bus to the others, and the owner of live operations."""
     settings = app[SETTINGS]
-    bus = open_bus(settings)
+    bus = open_bus(settings, round_trip=app[METRICS].redis_round_trip)
     hub = Hub(bus, relay_written=app[METRICS].relay_written)
     app[METRICS].watch(hub.connection_count, lambda: len(hub.rooms))
     live = LiveSessions(

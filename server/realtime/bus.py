@@ -605,13 +605,27 @@ class RedisBus:
         task.add_done_callback(self._background.discard)
 
 
-def open_bus(settings: Settings) -> Bus:
-    """The Redis bus when `redis_url` is set, else the in-process one."""
+def open_bus(
+    settings: Settings, round_trip: Callable[[float], None] = lambda _seconds: None
+) -> Bus:
+    """The Redis bus when `redis_url` is set, else the in-process one. `round_trip` hears
+    the duration of every Redis command (the metrics' attune_redis_round_trip_seconds)."""
     if not settings.redis_url:
         return LocalBus()
     from redis.asyncio import Redis
 
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    class TimedRedis(Redis):
+        """Every command (not the pub/sub listener) timed from send to reply."""
+
+        async def execute_command(self, *args: Any, **options: Any) -> Any:
+            started = time.monotonic()
+            try:
+                # redis-py leaves execute_command untyped
+                return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            finally:
+                round_trip(time.monotonic() - started)
+
+    redis = TimedRedis.from_url(settings.redis_url, decode_responses=True)
     return RedisBus(redis, prefix=settings.redis_prefix, lease_ms=settings.redis_lease_ms)
 
 

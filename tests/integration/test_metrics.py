@@ -13,7 +13,8 @@ from server.keys import METRICS, SETTINGS
 from server.settings import Settings
 from tests.conftest import FakeClock
 from tests.integration.test_signaling import OFFER, _setup
-from tests.multiproc.processes import free_port
+from tests.multiproc.conftest import unavailable
+from tests.multiproc.processes import HarnessError, free_port, fresh_redis_database
 
 
 async def _scrape(port: int) -> str:
@@ -82,3 +83,18 @@ async def test_the_admin_port_counts_sockets_rooms_relays_and_features_without_i
     assert _value(text, "attune_redis_round_trip_seconds_count") == 1
     for secret in (therapist.session_id, "J.M.", "t@example.org", welcome["knock_id"]):
         assert secret not in text
+
+
+async def test_the_bus_reports_its_redis_round_trips(
+    aiohttp_client: Any, data_dir: Path, clock: FakeClock
+) -> None:
+    try:
+        with fresh_redis_database() as redis_url:
+            port = free_port()
+            settings = Settings(data_dir=data_dir, metrics_port=port, redis_url=redis_url)
+            client = await aiohttp_client(create_app(settings, clock=clock))
+            text = await _scrape(port)
+            await client.close()
+    except HarnessError as exc:
+        unavailable("Redis", exc)
+    assert _value(text, "attune_redis_round_trip_seconds_count") > 0  # the lease, at least

@@ -374,7 +374,7 @@ class RedisBus:
             ):
                 self._owned[session_id] = started + self._lease_ms / 1000
                 self._loaded.discard(session_id)
-                log.info("claimed a room", extra={"process": self.process_id})
+                log.info("claimed a room", extra={"process_id": self.process_id})
                 return self.process_id
 
     async def _free_lease_of(self, session_id: str, owner: str) -> None:
@@ -460,7 +460,7 @@ class RedisBus:
             if gone:
                 hub.execute(room.leave(conn_id, now_ms, dropped=True))
         await self._runner.adopt(session_id, str(blob["client_id"]), blob.get("live", {}))
-        log.info("took a room over", extra={"process": self.process_id})
+        log.info("took a room over", extra={"process_id": self.process_id})
 
     async def _save(self, session_id: str) -> None:
         """Write the room's state (or, once it is gone, remove it and hand the lease back)."""
@@ -493,7 +493,7 @@ class RedisBus:
         self._loaded.discard(session_id)
         self._hub.rooms.forget(session_id)
         self._hub.close_session_connections(session_id, CloseCode.GOING_AWAY, "reconnect")
-        log.warning("lost a room's lease", extra={"process": self.process_id})
+        log.warning("lost a room's lease", extra={"process_id": self.process_id})
 
     async def _renew_loop(self) -> None:
         interval = self._lease_ms / 3000

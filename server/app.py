@@ -29,14 +29,17 @@ from server.keys import (
     CUE_RECORDS,
     DB,
     DENIAL_LIMITER,
+    DRAINING,
     HUB,
     LINK_THROTTLE,
     LIVE,
     MAILER,
+    METRICS,
     SETTINGS,
     SMTP_TRANSPORT,
     VAULT,
 )
+from server.metrics import Metrics, serve_metrics_ctx
 from server.middlewares import errors, identity_and_csrf, security_headers
 from server.realtime.bus import consent_event, consent_event_json, open_bus
 from server.realtime.conncheck import CONNCHECK_OPERATIONS, conncheck_cleanup_ctx
@@ -77,6 +80,15 @@ def utc_now() -> datetime:
 def client_web_dir() -> Path:
     """Where templates and static files are installed."""
     return Path(str(resources.files("client_web")))
+
+
+async def _metrics_site(app: web.Application) -> AsyncIterator[None]:
+    """/metrics on its own admin port when `metrics_port` is set; never on the public port."""
+    settings = app[SETTINGS]
+    async for _runner in serve_metrics_ctx(
+        app[METRICS], settings.metrics_host, settings.metrics_port
+    ):
+        yield
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -137,8 +149,9 @@ async def _audit(app: web.Application) -> AsyncIterator[None]:
 async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
     """The rooms of this process, the bus to the others, and the owner of live operations."""
     settings = app[SETTINGS]
-    bus = open_bus(settings)
-    hub = Hub(bus)
+    bus = open_bus(settings, round_trip=app[METRICS].redis_round_trip)
+    hub = Hub(bus, relay_written=app[METRICS].relay_written)
+    app[METRICS].watch(hub.connection_count, lambda: len(hub.rooms))
     live = LiveSessions(
         db=app[DB],
         audit=app[AUDIT],
@@ -171,6 +184,10 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
     await bus.stop()
 
 
+async def _start_draining(app: web.Application) -> None:
+    app[DRAINING].set()
+
+
 def create_app(
     settings: Settings,
     *,
@@ -193,6 +210,9 @@ def create_app(
     app[ADDRESS_HASHER] = AddressHasher()
     app[CLIENT_WRITES] = ClientWriteLimiter()
     app[DENIAL_LIMITER] = DenialLimiter()
+    app[DRAINING] = asyncio.Event()
+    app[METRICS] = Metrics()
+    app.on_shutdown.append(_start_draining)
 
     web_dir = client_web_dir()
     aiohttp_jinja2.setup(
@@ -201,6 +221,7 @@ def create_app(
         autoescape=jinja2.select_autoescape(default=True),
     )
     aiohttp_jinja2.get_env(app).globals["when"] = time_element
+    app.cleanup_ctx.append(_metrics_site)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_vault)
     app.cleanup_ctx.append(_consents)

@@ -24,6 +24,8 @@ from server.settings import Settings, SettingsError, load_settings
 from server.web.validation import parse_datetime
 
 Command = Callable[[Runtime, argparse.Namespace], Awaitable[int]]
+# On SIGTERM: stop listening, close sockets with 1001, then give requests this long to finish.
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -307,6 +309,7 @@ def _serve(args: argparse.Namespace) -> int:
         ssl_context=ssl_context,
         access_log_class=AccessLogger,
         print=None,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
     )
     return 0
 

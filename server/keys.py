@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from aiohttp import web
 
 from server.audit import AuditTrail
 from server.db.engine import Database
+from server.metrics import Metrics
 from server.realtime.hub import Hub
 from server.security.client_writes import ClientWriteLimiter
 from server.security.denials import DenialLimiter
@@ -43,3 +45,6 @@ HUB = web.AppKey("hub", Hub)
 LIVE = web.AppKey("live", LiveSessions)
 MAILER = web.AppKey("mailer", Mailer)
 SMTP_TRANSPORT: web.AppKey[Transport] = web.AppKey("smtp_transport")
+METRICS = web.AppKey("metrics", Metrics)
+# Set when shutdown begins: /readyz answers 503 so balancers stop sending new work here.
+DRAINING = web.AppKey("draining", asyncio.Event)

@@ -12,6 +12,11 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from privacy.vault import VaultError
+from server.db.outage import (
+    DATABASE_UNAVAILABLE_MESSAGE,
+    RETRY_AFTER_SECONDS,
+    is_database_outage,
+)
 from server.errors import AttuneError, Forbidden
 from server.keys import SETTINGS
 from server.web.denials import record_denial
@@ -30,11 +35,13 @@ NONCE_KEY = web.RequestKey("csp_nonce", str)
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Signing in does not act with the current cookie, so it needs no token (Origin still applies).
 _TOKEN_EXEMPT_PATHS = frozenset({"/login", "/api/v1/auth/login"})
+# Probes act for no one: they skip cookies, so a database outage shows as their own answer.
+_PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def wants_json(request: web.Request) -> bool:
     """API and WebSocket paths answer errors as JSON; pages answer with an HTML page."""
-    return request.path.startswith(("/api/", "/ws/", "/healthz"))
+    return request.path.startswith(("/api/", "/ws/", "/healthz", "/readyz", "/metrics"))
 
 
 def _csp(nonce: str) -> str:
@@ -110,7 +117,7 @@ def _same_site_request(request: web.Request) -> bool:
 async def identity_and_csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve cookies once; refuse cross-site writes and cookie-authenticated writes without
     the session's CSRF token (header for the API, hidden field for forms)."""
-    if request.path.startswith("/static/"):
+    if request.path.startswith("/static/") or request.path in _PROBE_PATHS:
         return await handler(request)
     await resolve_identity(request)
     if request.method in _UNSAFE_METHODS:
@@ -163,6 +170,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    503: "unavailable",
 }
 
 
@@ -193,7 +201,21 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             "integrity_error",
             "Stored data failed its integrity check and was not shown. Please tell the clinic.",
         )
-    except Exception:
+    except Exception as exc:
+        if is_database_outage(exc):
+            # No traceback and no driver message (it can name hosts): the class says enough.
+            log.warning(
+                "database unreachable (%s)",
+                type(exc).__name__,
+                extra={"request_id": request.get(REQUEST_ID_KEY)},
+            )
+            return _error_response(
+                request,
+                503,
+                "database_unavailable",
+                DATABASE_UNAVAILABLE_MESSAGE,
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID_KEY)})
         return _error_response(
             request, 500, "internal", "Something went wrong on our side. Please try again."

@@ -57,6 +57,8 @@ class Settings:
     relay_only: bool = False
     conncheck_advertised_address: str = ""
     redis_url: str = ""
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     redis_prefix: str = "attune:"
     redis_lease_ms: int = 3000
     purge_interval_seconds: int = 3600
@@ -80,6 +82,10 @@ class Settings:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise SettingsError(f"port must be between 1 and 65535, not {self.port}")
+        if not 0 <= self.metrics_port < 65536:
+            raise SettingsError("metrics_port must be between 0 (off) and 65535")
+        if self.metrics_port and self.metrics_port == self.port:
+            raise SettingsError("metrics_port must differ from port")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError("log_level must be DEBUG, INFO, WARNING or ERROR")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):

@@ -145,6 +145,7 @@ class RoomOp:
     text: str = ""
     dropped: bool = False
     parsed: Any = None  # the parsed client message, when it never left this process
+    received_at: float | None = None  # time.monotonic() of the frame's receipt, likewise
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -388,7 +389,7 @@ class RedisBus:
             ):
                 self._owned[session_id] = started + self._lease_ms / 1000
                 self._loaded.discard(session_id)
-                log.info("claimed a room", extra={"process": self.process_id})
+                log.info("claimed a room", extra={"process_id": self.process_id})
                 return self.process_id
 
     async def _free_lease_of(self, session_id: str, owner: str) -> None:
@@ -474,7 +475,7 @@ class RedisBus:
             if gone:
                 hub.execute(room.leave(conn_id, now_ms, dropped=True))
         await self._runner.adopt(session_id, str(blob["client_id"]), blob.get("live", {}))
-        log.info("took a room over", extra={"process": self.process_id})
+        log.info("took a room over", extra={"process_id": self.process_id})
 
     async def _save(self, session_id: str) -> None:
         """Write the room's state (or, once it is gone, remove it and hand the lease back)."""
@@ -507,7 +508,7 @@ class RedisBus:
         self._loaded.discard(session_id)
         self._hub.rooms.forget(session_id)
         self._hub.close_session_connections(session_id, CloseCode.GOING_AWAY, "reconnect")
-        log.warning("lost a room's lease", extra={"process": self.process_id})
+        log.warning("lost a room's lease", extra={"process_id": self.process_id})
 
     async def _renew_loop(self) -> None:
         interval = self._lease_ms / 3000
@@ -619,13 +620,27 @@ class RedisBus:
         task.add_done_callback(self._background.discard)
 
 
-def open_bus(settings: Settings) -> Bus:
-    """The Redis bus when `redis_url` is set, else the in-process one."""
+def open_bus(
+    settings: Settings, round_trip: Callable[[float], None] = lambda _seconds: None
+) -> Bus:
+    """The Redis bus when `redis_url` is set, else the in-process one. `round_trip` hears
+    the duration of every Redis command (the metrics' attune_redis_round_trip_seconds)."""
     if not settings.redis_url:
         return LocalBus()
     from redis.asyncio import Redis
 
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    class TimedRedis(Redis):
+        """Every command (not the pub/sub listener) timed from send to reply."""
+
+        async def execute_command(self, *args: Any, **options: Any) -> Any:
+            started = time.monotonic()
+            try:
+                # redis-py leaves execute_command untyped
+                return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            finally:
+                round_trip(time.monotonic() - started)
+
+    redis = TimedRedis.from_url(settings.redis_url, decode_responses=True)
     return RedisBus(redis, prefix=settings.redis_prefix, lease_ms=settings.redis_lease_ms)
 
 

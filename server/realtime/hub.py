@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -35,6 +36,17 @@ log = logging.getLogger("attune.realtime")
 _QUEUE_LIMIT = 256  # a peer that cannot keep up is dropped rather than buffered without bound
 
 
+@dataclass(frozen=True)
+class Timed:
+    """A queued message that carries when its cause was received (relay latency, in metrics)."""
+
+    message: dict[str, Any]
+    received_at: float  # time.monotonic()
+
+
+Outgoing = dict[str, Any] | tuple[int, str] | Timed
+
+
 @dataclass(eq=False)
 class Connection:
     """One WebSocket: who it is, where it is, and its outgoing queue."""
@@ -51,14 +63,13 @@ class Connection:
     # Set synchronously when access ends: nothing more is read, processed or sent but the close.
     revoked: bool = False
     revoked_with: tuple[CloseCode, str] | None = None  # the close that revocation queued
-    outbox: asyncio.Queue[dict[str, Any] | tuple[int, str]] = field(
-        default_factory=lambda: asyncio.Queue(_QUEUE_LIMIT)
-    )
+    outbox: asyncio.Queue[Outgoing] = field(default_factory=lambda: asyncio.Queue(_QUEUE_LIMIT))
     writer: asyncio.Task[None] | None = None
     closer: asyncio.Task[bool] | None = None
 
-    async def write_loop(self) -> None:
-        """Send queued messages in order; a queued (code, reason) closes the socket."""
+    async def write_loop(self, written: Callable[[float], None] = lambda _s: None) -> None:
+        """Send queued messages in order; a queued (code, reason) closes the socket.
+        `written` hears how long after its receipt each Timed message went out."""
         while True:
             item = await self.outbox.get()
             if isinstance(item, tuple):
@@ -68,7 +79,11 @@ class Connection:
             if self.ws.closed:
                 return
             try:
-                await self.ws.send_json(item)
+                if isinstance(item, Timed):
+                    await self.ws.send_json(item.message)
+                    written(time.monotonic() - item.received_at)
+                else:
+                    await self.ws.send_json(item)
             except (ConnectionResetError, RuntimeError):
                 return
 
@@ -76,7 +91,7 @@ class Connection:
         """Queue a message for this connection alone (answers to its own requests)."""
         self.put(message.to_json())
 
-    def put(self, item: dict[str, Any] | tuple[int, str]) -> None:
+    def put(self, item: Outgoing) -> None:
         """Queue without waiting; a full queue means a stuck peer, which is closed."""
         if self.revoked:
             return  # only the close queued by `revoke` still leaves
@@ -113,13 +128,22 @@ class Hub:
     elsewhere is carried to its owner.
     """
 
-    def __init__(self, bus: Bus | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus | None = None,
+        relay_written: Callable[[float], None] = lambda _s: None,
+    ) -> None:
         self.bus: Bus = bus if bus is not None else LocalBus()
         self.rooms = RoomRegistry(new_token=new_token)
         self.room_clients: dict[str, str] = {}  # session id -> its client id, for owned rooms
         # connections of the rooms this process owns, as their owner sees them (any process)
         self.conn_refs: dict[str, ConnRef] = {}
         self._connections: dict[str, Connection] = {}
+        self._relay_written = relay_written
+
+    def connection_count(self) -> int:
+        """Open connections in this process (a metrics gauge)."""
+        return len(self._connections)
 
     def new_conn_id(self) -> str:
         """A fresh connection id, naming this process when there are several."""
@@ -129,7 +153,7 @@ class Hub:
     def add(self, connection: Connection) -> None:
         """Track a connection and start its writer."""
         self._connections[connection.conn_id] = connection
-        connection.writer = asyncio.create_task(connection.write_loop())
+        connection.writer = asyncio.create_task(connection.write_loop(self._relay_written))
 
     def connection(self, conn_id: str | None) -> Connection | None:
         """A live connection of this process by id."""
@@ -145,14 +169,16 @@ class Hub:
         """Whether the connection's socket is open in this process."""
         return conn_id in self._connections
 
-    def execute(self, effects: Iterable[Effect]) -> None:
-        """Carry out what the room core decided, here or on the process holding the socket."""
+    def execute(self, effects: Iterable[Effect], *, received_at: float | None = None) -> None:
+        """Carry out what the room core decided, here or on the process holding the socket;
+        `received_at` (monotonic) times this process's sends for the relay latency metric."""
         for effect in effects:
             connection = self._connections.get(effect.conn_id)
             if connection is None:
                 self.bus.forward_effect(effect)
             elif isinstance(effect, Send):
-                connection.put(dict(effect.message))
+                message = dict(effect.message)
+                connection.put(message if received_at is None else Timed(message, received_at))
             elif isinstance(effect, Close):
                 connection.put((int(effect.code), effect.reason))
 

@@ -63,8 +63,9 @@ from server.core.protocol import (
 )
 from server.core.rooms import Room, Send
 from server.db import scheduling as session_queries
+from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE, is_database_outage
 from server.errors import AttuneError, Forbidden, NotFound, RateLimited, Unauthenticated
-from server.keys import CLIENT_WRITES, CLOCK, CONSENTS, DB, HUB, LIVE, SETTINGS
+from server.keys import CLIENT_WRITES, CLOCK, CONSENTS, DB, HUB, LIVE, METRICS, SETTINGS
 from server.middlewares import is_same_origin
 from server.realtime.bus import ConnRef, RoomOp
 from server.realtime.hub import Connection, Hub
@@ -333,6 +334,7 @@ async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
     async for text in _frames(connection.ws):
         if connection.revoked:
             return  # access ended: a message read after that is never processed
+        received_at = time.monotonic()
         if not limiter.allow(_now_ms()):
             if not patience.allow(_now_ms()):
                 # One log line per connection, then the socket is gone for good (no reconnect).
@@ -351,7 +353,9 @@ async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
             ref_id = exc.ref or (message.id if message is not None else None)
             connection.put(exc.to_message(ref=ref_id))
             continue
-        await hub.bus.submit(RoomOp("message", ref, text=text, parsed=message))
+        await hub.bus.submit(
+            RoomOp("message", ref, text=text, parsed=message, received_at=received_at)
+        )
 
 
 class SessionRunner:
@@ -438,13 +442,23 @@ class SessionRunner:
             handler = _HANDLERS.get(type(message))
             if handler is None:
                 raise ProtocolError(ErrorCode.INVALID, f"`{message.TYPE}` is not available yet.")
-            await handler(_Context(self._app, ref, room), message)
+            received_at = op.received_at if op.received_at is not None else time.monotonic()
+            await handler(_Context(self._app, ref, room, received_at), message)
         except ProtocolError as exc:
             ref_id = exc.ref or (message.id if message is not None else None)
             hub.execute([Send(ref.conn_id, exc.to_message(ref=ref_id))])
         except AttuneError as exc:  # a live operation refused: the socket stays up
             error = _as_protocol_error(exc).to_message(ref=message.id if message else None)
             hub.execute([Send(ref.conn_id, error)])
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            # Not acknowledged, so the page keeps the answer and sends it again later.
+            log.warning("database unreachable during a live operation (%s)", type(exc).__name__)
+            unavailable = ProtocolError(ErrorCode.INTERNAL, DATABASE_UNAVAILABLE_MESSAGE)
+            hub.execute(
+                [Send(ref.conn_id, unavailable.to_message(ref=message.id if message else None))]
+            )
 
 
 def _as_protocol_error(exc: AttuneError) -> ProtocolError:
@@ -463,6 +477,7 @@ class _Context:
     app: web.Application
     connection: ConnRef
     room: Room
+    received_at: float  # time.monotonic() when the frame arrived
 
     @property
     def live(self) -> LiveSessions:
@@ -482,7 +497,9 @@ async def _ping(ctx: _Context, _message: Ping) -> None:
 
 
 async def _relay(ctx: _Context, message: Relay) -> None:
-    ctx.hub.execute(ctx.room.relay(ctx.connection.conn_id, message.payload))
+    ctx.hub.execute(
+        ctx.room.relay(ctx.connection.conn_id, message.payload), received_at=ctx.received_at
+    )
 
 
 async def _admit(ctx: _Context, message: Admit) -> None:
@@ -520,6 +537,7 @@ async def _signal(ctx: _Context, message: Signal) -> None:
 
 
 async def _features(ctx: _Context, message: Features) -> None:
+    ctx.app[METRICS].features_frame()
     if message.body.get("role") != ctx.connection.role.value:
         raise ProtocolError(ErrorCode.INVALID, "features.role must be your own role.")
     await ctx.live.feed_features(ctx.connection.session_id, ctx.connection.client_id, message.body)

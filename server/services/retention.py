@@ -282,6 +282,13 @@ def _audit_client(actor: str, targets: tuple[str, ...], held: set[str]) -> str |
 # --- the service --------------------------------------------------------------------------------
 
 
+STOPPED_FOR_SHUTDOWN: Final = "stopped after a finished batch for a shutdown; the next run goes on"
+
+
+class _PurgeStopped(Exception):
+    """Raised between batches once a stop was requested (never escapes `purge`)."""
+
+
 class Retention:
     """Policies, holds and purge runs over one database."""
 
@@ -305,6 +312,7 @@ class Retention:
         self.max_batch_size = max(batch_size, max_batch_size)
         self.batch_budget_seconds = batch_budget_seconds
         self.pause_seconds = pause_seconds
+        self._stop_requested = False
         self._sizer()  # refuse impossible sizes now, not in the middle of a run
 
     def _sizer(self) -> BatchSizer:
@@ -468,14 +476,17 @@ class Retention:
                 await retention_rows.start_report(
                     conn, run.report_id, started_at=now, trigger=trigger, actor=actor
                 )
-        for category in PURGE_ORDER:
-            policy = policies[category].policy
-            try:
-                validate_policy(policy)
-            except PolicyError as exc:
-                run.problems.append(f"{category} skipped: {exc}")
-                continue
-            await self._purge_category(policy, now, run)
+        try:
+            for category in PURGE_ORDER:
+                policy = policies[category].policy
+                try:
+                    validate_policy(policy)
+                except PolicyError as exc:
+                    run.problems.append(f"{category} skipped: {exc}")
+                    continue
+                await self._purge_category(policy, now, run)
+        except _PurgeStopped:
+            run.problems.append(STOPPED_FOR_SHUTDOWN)
         duration_ms = round((time.monotonic() - clock_started) * 1000)
         finished_at = now + timedelta(milliseconds=duration_ms)
         if run.report_id is not None:
@@ -534,8 +545,16 @@ class Retention:
             async with self.db.write() as conn:
                 yield conn
 
+    def request_stop(self) -> None:
+        """Shutting down: the run in progress ends after its current batch commits."""
+        self._stop_requested = True
+
     async def _yield_between_batches(self) -> None:
+        if self._stop_requested:
+            raise _PurgeStopped
         await asyncio.sleep(self.pause_seconds)
+        if self._stop_requested:
+            raise _PurgeStopped
 
     async def _purge_category(self, policy: Policy, now: datetime, run: _Run) -> None:
         if policy.category is Category.AUDIT:

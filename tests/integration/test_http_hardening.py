@@ -135,7 +135,7 @@ async def test_openapi_documents_every_api_route(client: TestClient) -> None:
         (route.method, route.resource.canonical)
         for route in client.app.router.routes()
         if route.resource is not None
-        and route.resource.canonical.startswith(("/api/", "/healthz"))
+        and route.resource.canonical.startswith(("/api/", "/healthz", "/readyz"))
         and route.method != "HEAD"
     }
     assert routed == documented

@@ -39,7 +39,7 @@ from server.db.tables import (
 )
 from server.services import admin_accounts
 from server.services.notes import add_note
-from server.services.retention import PURGE_ACTOR
+from server.services.retention import PURGE_ACTOR, STOPPED_FOR_SHUTDOWN, Retention
 from server.settings import Settings
 from tests.conftest import FakeClock
 from tests.integration.retention_world import DAY, YEAR, NoSockets, World
@@ -452,3 +452,42 @@ async def test_notes_are_never_purged(world: World) -> None:
     await world.retention().purge(world.now, trigger="test", actor="system:test")
 
     assert len(await world.ids(client_notes)) == 1
+
+
+class StopsAfterFirstBatch(DiesOnBatch):
+    """A source whose first batch asks the run to stop, as a shutdown would mid-run."""
+
+    retention: Retention | None = None
+
+    async def apply(self, conn: AsyncConnection, keys: Any, action: Action, now: datetime) -> int:
+        changed = await self.inner.apply(conn, keys, action, now)
+        self.batches.append(changed)
+        assert self.retention is not None
+        self.retention.request_stop()
+        return changed
+
+
+async def test_a_stop_request_ends_the_run_after_its_current_batch_with_a_report(
+    world: World,
+) -> None:
+    therapist = await _therapist(world)
+    client = await world.client(therapist, "J.M.", world.now - YEAR)
+    session = await world.session(therapist, client, world.now - 40 * DAY)
+    for _ in range(5):
+        await world.clinical_row(cue_prompts, session, world.now - 40 * DAY)
+    [prompts] = [s for s in DEFAULT_SOURCES.table_sources() if s.table is cue_prompts]
+    stopping = StopsAfterFirstBatch(prompts, dies_on=0)
+    registry = SourceRegistry(
+        tuple(stopping if s is prompts else s for s in DEFAULT_SOURCES.sources),
+        DEFAULT_SOURCES.other_client_tables,
+    )
+    retention = world.retention(registry=registry, batch_size=2, max_batch_size=2)
+    stopping.retention = retention
+
+    report = await retention.purge(world.now, trigger="test", actor="system:test")
+
+    assert STOPPED_FOR_SHUTDOWN in report.problems
+    assert report.count(Category.CUE, Action.DELETE) == 2
+    assert len(await world.ids(cue_prompts)) == 3  # the first batch is whole, nothing after it
+    [written] = await world.retention().reports()
+    assert written.finished

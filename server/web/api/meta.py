@@ -1,4 +1,4 @@
-"""API: the OpenAPI document and the liveness probe."""
+"""API: the OpenAPI document, the liveness probe and the readiness probe."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Final
 
 from aiohttp import web
 
-from server.keys import API_OPERATIONS
+from server.health import readiness
+from server.keys import API_OPERATIONS, DB, DRAINING, SETTINGS
 from server.web.openapi import Operation, openapi_document
 
 
@@ -26,6 +27,16 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 
 async def healthz(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    """200 when the database (and Redis, if configured) answer; 503 with the reason if not."""
+    if request.app[DRAINING].is_set():
+        return web.json_response({"status": "unavailable", "reason": "shutting down"}, status=503)
+    state = await readiness(request.app[DB], request.app[SETTINGS].redis_url)
+    if not state.ready:
+        return web.json_response({"status": "unavailable", "reason": state.reason}, status=503)
+    return web.json_response({"status": "ready"})
 
 
 OPERATIONS: Final[tuple[Operation, ...]] = (
@@ -47,6 +58,19 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "healthz",
         auth="none",
         responses={200: ("Alive", {"type": "object"})},
+        tags=["meta"],
+    ),
+    Operation(
+        "GET",
+        "/readyz",
+        readyz,
+        "Readiness: the database (and Redis, when configured) answer",
+        "readyz",
+        auth="none",
+        responses={
+            200: ("Ready", {"type": "object"}),
+            503: ("Not ready, with a short reason", {"type": "object"}),
+        },
         tags=["meta"],
     ),
 )

@@ -1,0 +1,476 @@
+"""Signaling load: N live sessions on one `attune serve` process, both peers sending
+`features` at 1 Hz and the client a `relay` every 5 s, against a bare aiohttp WebSocket relay
+(pairs of sockets, each JSON frame parsed and written to the peer) under the same load, in the
+same run.
+
+Reported per server: relay latency p50/p99 measured end to end by the load generator (send to
+receipt on the other peer's socket, so it includes the generator's own scheduling; for Attune
+also inside the server, from its `attune_relay_latency_seconds` histogram), frames the
+server handled per second, its CPU time (from /proc, user+system) per 1,000 sessions per
+second of traffic, and frames per CPU-second — the throughput the server could reach if the
+CPU were its alone. The ratio Attune / bare is of frames per CPU-second.
+
+Setup goes through the service layer (accounts, clients, sessions, telehealth consent) into a
+SQLite database before the server starts; each client then opens its link (GET /join/…) and
+both peers connect, say hello, and the therapist admits the client.
+
+With `--two-processes`, the same sessions also run on two processes sharing one PostgreSQL
+database and one Redis (the bus): therapists on one process, clients on the other, so every
+message between peers crosses Redis; CPU is both processes' together.
+
+    .venv/bin/python benchmarks/signaling_load.py --sessions 250 1000 --seconds 20 [--two-processes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import contextlib
+
+from tests.multiproc.processes import (
+    attune_command,
+    child_env,
+    free_port,
+    fresh_postgres_database,
+    fresh_redis_database,
+    master_key,
+)
+
+PASSWORD = "a calm and long passphrase"
+THERAPIST = "load@example.org"
+FEATURES_PERIOD_S = 1.0
+RELAY_PERIOD_S = 5.0
+TICKS = os.sysconf("SC_CLK_TCK")
+Pair = tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]
+CANDIDATE = "candidate:842163049 1 udp 1677729535 192.0.2.10 46154 typ srflx raddr 0.0.0.0 rport 0"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+# --- the bare relay baseline ---------------------------------------------------------------
+
+
+def run_bare_relay(port: int) -> None:
+    """A bare aiohttp relay: /pair/{id}/{a|b}; every text frame is parsed and sent to the peer."""
+    peers: dict[tuple[str, str], web.WebSocketResponse] = {}
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        pair, side = request.match_info["pair"], request.match_info["side"]
+        other = (pair, "b" if side == "a" else "a")
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        peers[(pair, side)] = ws
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                if data.get("type") == "relay" and (peer := peers.get(other)) is not None:
+                    await peer.send_json({"type": "signal-relay", "payload": data["payload"]})
+        finally:
+            peers.pop((pair, side), None)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/pair/{pair}/{side}", socket)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+# --- setup of N Attune sessions --------------------------------------------------------------
+
+
+async def create_sessions(env: dict[str, str], count: int) -> list[tuple[str, str]]:
+    """(session id, join path) for `count` sessions of one therapist, consents granted."""
+    from privacy.consent import Channel, ConsentDecision, Purpose
+    from server.core.models import Role
+    from server.runtime import runtime
+    from server.services import scheduling
+    from server.services.accounts import create_account
+    from server.services.consents import Consents
+    from server.settings import load_settings
+
+    settings = load_settings(environ=env)
+    now = datetime.now(UTC)
+    out = []
+    async with runtime(settings) as rt:
+        therapist = await create_account(
+            rt.db, rt.audit, email=THERAPIST, password=PASSWORD, role=Role.THERAPIST,
+            actor="system:bench", now=now,
+        )  # fmt: skip
+        consents = await Consents.load(rt.db)
+        for i in range(count):
+            client = await scheduling.create_client(rt.db, rt.audit, therapist, f"C.{i}", now)
+            session, invite = await scheduling.create_session(
+                rt.db, rt.audit, therapist, client_id=client.id, starts_at=now, minutes=120,
+                now=now,
+            )  # fmt: skip
+            await consents.decide(
+                rt.db, rt.audit, client_id=client.id, purpose=Purpose.TELEHEALTH,
+                decision=ConsentDecision.GRANTED, notice_version=1, channel=Channel.API, now=now,
+            )  # fmt: skip
+            out.append((session.id, f"/join/{invite.token}"))
+    return out
+
+
+# --- the load generator ----------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    latencies: list[float] = field(default_factory=list)
+    frames_sent: int = 0
+    relays_received: int = 0
+    errors: int = 0
+    dropped: int = 0  # sockets the server closed during the run
+    measuring: bool = False
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def read(self, *sockets: aiohttp.ClientWebSocketResponse) -> None:
+        """Start reading at once: an unread socket cannot answer the server's pings."""
+        self.readers.extend(asyncio.create_task(_reader(ws, self)) for ws in sockets)
+
+
+def relay_ping(sent: float) -> dict[str, Any]:
+    """A valid ICE candidate payload whose username fragment carries the send time."""
+    return {
+        "kind": "candidate",
+        "candidate": {
+            "candidate": CANDIDATE,
+            "sdpMid": "0",
+            "sdpMLineIndex": 0,
+            "usernameFragment": repr(sent),
+        },
+    }
+
+
+def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+
+
+def cookie_header(response: aiohttp.ClientResponse) -> str:
+    return "; ".join(f"{k}={v.value}" for k, v in response.cookies.items())
+
+
+async def _reader(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
+    with contextlib.suppress(aiohttp.ClientError):
+        await _read(ws, load)
+    if load.measuring:
+        load.dropped += 1
+
+
+async def _read(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
+    async for msg in ws:
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            continue
+        data = json.loads(msg.data)
+        if data.get("type") == "signal-relay":
+            sent = float(data["payload"]["candidate"]["usernameFragment"])
+            if load.measuring:
+                load.latencies.append(time.monotonic() - sent)
+                load.relays_received += 1
+        elif data.get("type") == "error":
+            load.errors += 1
+
+
+async def _peer_traffic(
+    ws: aiohttp.ClientWebSocketResponse, role: str, relays: bool, offset: float, stop: float,
+    load: Load,
+) -> None:  # fmt: skip
+    """features at 1 Hz; the client also relays a timestamped payload every 5 s."""
+    await asyncio.sleep(offset)
+    tick = 0
+    while time.monotonic() < stop and not ws.closed:
+        try:
+            await _send_tick(ws, role, relays, tick, load)
+        except aiohttp.ClientError:
+            return
+        tick += 1
+        await asyncio.sleep(FEATURES_PERIOD_S)
+
+
+async def _send_tick(
+    ws: aiohttp.ClientWebSocketResponse, role: str, relays: bool, tick: int, load: Load
+) -> None:
+    """One second's frames: features, and every fifth second the client's relay ping."""
+    await ws.send_str(json.dumps({
+        "type": "features", "role": role, "t_ms": 1000 * tick, "window_ms": 1000,
+        "voiced": [], "level_dbfs": -40.0, "motion": 0.0,
+    }))  # fmt: skip
+    load.frames_sent += 1
+    if relays and tick % int(RELAY_PERIOD_S / FEATURES_PERIOD_S) == 0:
+        payload = relay_ping(time.monotonic())
+        await ws.send_str(json.dumps({"type": "relay", "payload": payload}))
+        load.frames_sent += 1
+
+
+async def _connect_attune(
+    http: aiohttp.ClientSession,
+    base: str,
+    sessions: list[tuple[str, str]],
+    load: Load,
+    client_base: str | None = None,
+) -> list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]]:
+    """Therapists connect to `base`, clients to `client_base` (another process: every
+    message between the two peers then crosses Redis)."""
+    client_base = client_base or base
+    async with http.post(
+        base + "/api/v1/auth/login", json={"email": THERAPIST, "password": PASSWORD}
+    ) as response:
+        assert response.status == 200, await response.text()
+        therapist_cookie = cookie_header(response)
+    semaphore = asyncio.Semaphore(20)
+
+    async def one(session_id: str, join: str) -> Pair:
+        async with semaphore:
+            async with http.get(client_base + join, allow_redirects=False) as response:
+                visit_cookie = cookie_header(response)
+            path = f"/ws/session/{session_id}"
+            t_ws = await http.ws_connect(base + path, headers={"Cookie": therapist_cookie})
+            await t_ws.send_json({"type": "hello", "version": 1})
+            c_ws = await http.ws_connect(client_base + path, headers={"Cookie": visit_cookie})
+            await c_ws.send_json({"type": "hello", "version": 1})
+            async with asyncio.timeout(30):
+                while True:
+                    data = await c_ws.receive_json()
+                    if data["type"] == "welcome":
+                        knock = data["knock_id"]
+                        break
+                await t_ws.send_json({"type": "admit", "knock_id": knock})
+                while (await c_ws.receive_json())["type"] != "admitted":
+                    pass
+            load.read(t_ws, c_ws)
+            return t_ws, c_ws
+
+    return list(await asyncio.gather(*(one(s, j) for s, j in sessions)))
+
+
+async def _connect_bare(
+    http: aiohttp.ClientSession, base: str, count: int, load: Load
+) -> list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]]:
+    semaphore = asyncio.Semaphore(20)
+
+    async def one(i: int) -> Pair:
+        async with semaphore:
+            pair = (
+                await http.ws_connect(f"{base}/pair/{i}/a"),
+                await http.ws_connect(f"{base}/pair/{i}/b"),
+            )
+            load.read(*pair)
+            return pair
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def drive(
+    pairs: list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]],
+    server_pids: list[int],
+    seconds: float,
+    load: Load,
+) -> dict[str, float]:
+    """Run the traffic; measure the middle `seconds` (after a warm-up of one relay period)."""
+    warmup = RELAY_PERIOD_S
+    stop = time.monotonic() + warmup + seconds + 1
+    senders = []
+    for i, (t_ws, c_ws) in enumerate(pairs):
+        offset = (i / len(pairs)) * FEATURES_PERIOD_S  # spread evenly over the second
+        senders.append(
+            asyncio.create_task(_peer_traffic(t_ws, "therapist", False, offset, stop, load))
+        )
+        senders.append(asyncio.create_task(_peer_traffic(c_ws, "client", True, offset, stop, load)))
+    await asyncio.sleep(warmup)
+    load.measuring = True
+    sent_before, cpu_before, wall_before = (
+        load.frames_sent,
+        sum(cpu_seconds(pid) for pid in server_pids),
+        time.monotonic(),
+    )
+    await asyncio.sleep(seconds)
+    cpu = sum(cpu_seconds(pid) for pid in server_pids) - cpu_before
+    wall = time.monotonic() - wall_before
+    frames = load.frames_sent - sent_before
+    load.measuring = False
+    await asyncio.gather(*senders)
+    for pair in pairs:
+        for ws in pair:
+            await ws.close()
+    for task in load.readers:
+        task.cancel()
+    lat = sorted(load.latencies) or [float("nan")]
+    return {
+        "sessions": len(pairs),
+        "relays_measured": len(load.latencies),
+        "p50_ms": round(1000 * statistics.median(lat), 2),
+        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 2),
+        "frames_per_s": round(frames / wall),
+        "server_cpu_per_1000_sessions": round(cpu / wall * 1000 / len(pairs), 3),
+        "frames_per_cpu_s": round(frames / cpu) if cpu else float("inf"),
+        "errors": load.errors,
+        "dropped": load.dropped,
+    }  # fmt: skip
+
+
+async def server_side_relay_quantiles(
+    http: aiohttp.ClientSession, metrics_port: int
+) -> dict[str, float]:
+    """p50/p99 of attune_relay_latency_seconds (receipt to write, inside the server), as the
+    upper bound of the histogram bucket holding the quantile."""
+    async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+        text = await response.text()
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith("attune_relay_latency_seconds_bucket{"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets.append((float(bound), float(line.split()[-1])))
+    total = buckets[-1][1] if buckets else 0.0
+
+    def quantile(q: float) -> float:
+        for bound, count in buckets:
+            if total and count >= q * total:
+                return round(1000 * bound, 2)
+        return float("nan")
+
+    return {
+        "server_relays": total,
+        "server_p50_ms_le": quantile(0.5),
+        "server_p99_ms_le": quantile(0.99),
+    }
+
+
+async def wait_listening(port: int, deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[str, float]]:
+    results = {}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+    ) as http:
+        # Bare relay first.
+        port = free_port()
+        bare = start([sys.executable, __file__, "--bare-relay", str(port)])
+        try:
+            await wait_listening(port)
+            load = Load()
+            pairs = await _connect_bare(http, f"http://127.0.0.1:{port}", count, load)
+            results["bare"] = await drive(pairs, [bare.pid], seconds, load)
+        finally:
+            bare.terminate()
+            bare.wait(timeout=20)
+        # Attune, one process on SQLite.
+        port, metrics_port = free_port(), free_port()
+        data = workdir / f"data-{count}"
+        env = child_env({
+            "ATTUNE_DATA_DIR": str(data), "ATTUNE_MASTER_KEY": master_key(),
+            "ATTUNE_PORT": str(port), "ATTUNE_LOG_LEVEL": "WARNING",
+            "ATTUNE_METRICS_PORT": str(metrics_port),
+        })  # fmt: skip
+        sessions = await create_sessions(env, count)
+        server = start([*attune_command(), "serve"], env)
+        try:
+            await wait_listening(port)
+            load = Load()
+            pairs = await _connect_attune(http, f"http://127.0.0.1:{port}", sessions, load)
+            results["attune"] = await drive(pairs, [server.pid], seconds, load)
+            results["attune"] |= await server_side_relay_quantiles(http, metrics_port)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    attune_rate = results["attune"]["frames_per_cpu_s"]
+    bare_rate = results["bare"]["frames_per_cpu_s"]
+    measurable = 0 < attune_rate < float("inf") and 0 < bare_rate < float("inf")
+    # Below one clock tick of CPU (10 ms) there is nothing to compare.
+    results["ratio"] = {
+        "frames_per_cpu_s": round(attune_rate / bare_rate, 3) if measurable else float("nan")
+    }
+    return results
+
+
+async def measure_two_processes(count: int, seconds: float, workdir: Path) -> dict[str, float]:
+    """Two processes on one PostgreSQL and one Redis: therapists on one, clients on the other."""
+    with fresh_postgres_database("attune_load") as url, fresh_redis_database() as redis_url:
+        shared = {
+            "ATTUNE_DATA_DIR": str(workdir / "data"), "ATTUNE_MASTER_KEY": master_key(),
+            "ATTUNE_DATABASE_URL": url, "ATTUNE_REDIS_URL": redis_url,
+            "ATTUNE_LOG_LEVEL": "WARNING",
+        }  # fmt: skip
+        sessions = await create_sessions(child_env(shared), count)
+        ports = [free_port(), free_port()]
+        servers = [start([*attune_command(), "serve"], child_env(shared | {"ATTUNE_PORT": str(p)}))
+                   for p in ports]  # fmt: skip
+        try:
+            for port in ports:
+                await wait_listening(port)
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar()
+            ) as http:
+                load = Load()
+                pairs = await _connect_attune(
+                    http, f"http://127.0.0.1:{ports[0]}", sessions, load,
+                    client_base=f"http://127.0.0.1:{ports[1]}",
+                )  # fmt: skip
+                return await drive(pairs, [s.pid for s in servers], seconds, load)
+        finally:
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.wait(timeout=30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, nargs="+", default=[250, 1000])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--bare-relay", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--two-processes", action="store_true", help="also run two processes through Redis"
+    )
+    args = parser.parse_args()
+    if args.bare_relay:
+        run_bare_relay(args.bare_relay)
+        return 0
+    print(f"# {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.1f}")
+    for count in args.sessions:
+        with tempfile.TemporaryDirectory(prefix="attune-load-") as tmp:
+            result = asyncio.run(measure(count, args.seconds, Path(tmp)))
+        print(json.dumps(result), flush=True)
+        if args.two_processes:
+            with tempfile.TemporaryDirectory(prefix="attune-load-") as tmp:
+                two = asyncio.run(measure_two_processes(count, args.seconds, Path(tmp)))
+            print(json.dumps({"attune_two_processes_redis": two}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,8 +27,7 @@ from privacy.retention import Action, Category
 from server.app import create_app
 from server.core.email_schedule import OutboxStatus
 from server.db import email as outbox_queries
-from server.db import scheduling as session_queries
-from server.db.tables import email_outbox, metadata, therapy_sessions
+from server.db.tables import email_outbox, metadata
 from server.jobs.email import run_once
 from server.keys import AUDIT, DB, LIVE, MAILER, SMTP_TRANSPORT, VAULT
 from server.services import accounts, scheduling
@@ -284,19 +283,18 @@ async def test_cancelling_and_rescheduling_update_the_same_calendar_entry(
     session_id = booked["session"]["id"]
     await _round(client, clock)
 
-    app = client.app
-    async with app[DB].write() as conn:  # what h-room's reschedule will do, then the hook
-        await conn.execute(
-            therapy_sessions.update()
-            .where(therapy_sessions.c.id == session_id)
-            .values(
-                starts_at=datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
-                ends_at=datetime(2026, 11, 26, 10, 50, tzinfo=UTC),
-            )
-        )
-        session = await session_queries.session_by_id(conn, session_id)
-        assert session is not None
-        assert await app[MAILER].queue_reschedule_email(conn, session, clock())
+    moved_to = await client.post(  # the therapist reschedules on the session's edit page
+        f"/dashboard/sessions/{session_id}/edit",
+        data={
+            "csrf_token": practice.headers["X-CSRF-Token"],
+            "starts_at": "2026-11-26T10:00",
+            "tz_offset_minutes": "0",
+            "minutes": "50",
+            "link": "keep",
+        },
+        allow_redirects=False,
+    )
+    assert moved_to.status == 303, await moved_to.text()
     await _round(client, clock)
     cancelled = await client.post(f"/api/v1/sessions/{session_id}/cancel", headers=practice.headers)
     assert cancelled.status in (200, 204)

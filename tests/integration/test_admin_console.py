@@ -421,3 +421,13 @@ async def test_no_admin_page_or_admin_api_answer_holds_clinical_content(
     # And the clinical endpoints refuse an admin outright.
     for path in (f"/api/v1/clients/{client_id}/notes", f"/api/v1/clients/{client_id}/export"):
         assert (await client.get(path)).status == 403, path
+
+
+async def test_admin_pages_show_times_for_the_viewers_zone_not_as_raw_utc(
+    client: TestClient[Any, Any],
+) -> None:
+    await _admin(client)
+    for path in ("/admin", "/admin/audit"):
+        page = await (await client.get(path)).text()
+        assert re.search(r'<time datetime="[^"]+Z" data-local="(date|datetime)">', page), path
+        assert "(UTC)" not in page and not re.search(r"\d{2}:\d{2}:\d{2}\.\d", page), path

@@ -620,6 +620,10 @@ class RedisBus:
         task.add_done_callback(self._background.discard)
 
 
+_REDIS_MAX_CONNECTIONS = 64
+_REDIS_POOL_WAIT_S = 5.0
+
+
 def open_bus(
     settings: Settings, round_trip: Callable[[float], None] = lambda _seconds: None
 ) -> Bus:
@@ -627,7 +631,7 @@ def open_bus(
     the duration of every Redis command (the metrics' attune_redis_round_trip_seconds)."""
     if not settings.redis_url:
         return LocalBus()
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
 
     class TimedRedis(Redis):
         """Every command (not the pub/sub listener) timed from send to reply."""
@@ -640,7 +644,15 @@ def open_bus(
             finally:
                 round_trip(time.monotonic() - started)
 
-    redis = TimedRedis.from_url(settings.redis_url, decode_responses=True)
+    # A burst of room actions waits for a free connection instead of failing: the default pool
+    # raises "Too many connections" past 100, which broke rooms at ~1,000 sessions under load.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=_REDIS_MAX_CONNECTIONS,
+        timeout=_REDIS_POOL_WAIT_S,
+        decode_responses=True,
+    )
+    redis = TimedRedis(connection_pool=pool)
     return RedisBus(redis, prefix=settings.redis_prefix, lease_ms=settings.redis_lease_ms)
 
 

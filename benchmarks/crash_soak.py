@@ -264,7 +264,9 @@ async def soak(
             url = stack.enter_context(fresh_postgres_database("attune_soak"))
         else:
             url = f"sqlite+aiosqlite:///{workdir / 'data' / 'attune.db'}"
-        async with cluster(workdir, url, processes=1) as group:
+        # one client sends far more than a person could: lift the per-link write limits
+        lifted = {"ATTUNE_CLIENT_WRITE_LIMIT_SCALE": "1000"}
+        async with cluster(workdir, url, processes=1, settings=lifted) as group:
             session_id, join_path = group.add_therapist_session("t@example.org", "J.M.", PASSWORD)
             server = group.processes[0]
             visitor = Visitor(server.url, session_id)

@@ -208,7 +208,7 @@ def create_app(
         Limit(settings.invite_max_failures, settings.invite_window_seconds)
     )
     app[ADDRESS_HASHER] = AddressHasher()
-    app[CLIENT_WRITES] = ClientWriteLimiter()
+    app[CLIENT_WRITES] = ClientWriteLimiter(scale=settings.client_write_limit_scale)
     app[DENIAL_LIMITER] = DenialLimiter()
     app[DRAINING] = asyncio.Event()
     app[METRICS] = Metrics()

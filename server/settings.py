@@ -65,6 +65,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     instruments_dir: Path | None = None
     cue_time_scale: float = 1.0
+    client_write_limit_scale: float = 1.0
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_security: str = "starttls"
@@ -114,6 +115,8 @@ class Settings:
                 raise SettingsError(f"{name} must be positive")
         if not 0.001 <= self.cue_time_scale <= 10:
             raise SettingsError("cue_time_scale must be between 0.001 and 10")
+        if not 0.1 <= self.client_write_limit_scale <= 10_000:
+            raise SettingsError("client_write_limit_scale must be between 0.1 and 10000")
         try:
             parse_trusted_proxies(self.trusted_proxies)
         except ValueError as exc:

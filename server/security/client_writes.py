@@ -55,8 +55,15 @@ CLIENT_WRITE_OPERATIONS: Final[Mapping[str, ClientWrite]] = MappingProxyType(
 class ClientWriteLimiter:
     """Counts each client cookie's writes per kind; bounded in memory like every throttle."""
 
-    def __init__(self, limits: Mapping[ClientWrite, Limit] = CLIENT_WRITE_LIMITS) -> None:
-        self._throttles = {kind: FailureThrottle(limit) for kind, limit in limits.items()}
+    def __init__(
+        self, limits: Mapping[ClientWrite, Limit] = CLIENT_WRITE_LIMITS, *, scale: float = 1.0
+    ) -> None:
+        self._throttles = {
+            kind: FailureThrottle(
+                Limit(max(1, round(limit.max_failures * scale)), limit.window_seconds)
+            )
+            for kind, limit in limits.items()
+        }
 
     def spend(self, kind: ClientWrite, access_id: str, now: float) -> None:
         """Count one write, or raise RateLimited (429 with Retry-After) when over the limit."""

@@ -652,7 +652,7 @@ def open_bus(
         timeout=_REDIS_POOL_WAIT_S,
         decode_responses=True,
     )
-    redis = TimedRedis(connection_pool=pool)
+    redis = TimedRedis.from_pool(pool)  # owns the pool: closing the client closes it
     return RedisBus(redis, prefix=settings.redis_prefix, lease_ms=settings.redis_lease_ms)
 
 

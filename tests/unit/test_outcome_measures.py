@@ -26,6 +26,7 @@ from server.core.measures import (
     not_on_track,
     reliable_change_index,
     reliable_change_threshold,
+    safety_alert,
     score_measure,
     severity,
     validate_measure_answers,
@@ -171,6 +172,19 @@ def test_not_at_all_or_skipped_on_item_9_is_no_safety_concern() -> None:
     assert not scored(PHQ9, 3, 3, 3, 3, 3, 3, 3, 3, 0).safety_concern
     assert not scored(PHQ9, 3, 3, 3, 3, 3, 3, 3, 3, None).safety_concern
     assert not scored(GAD7, 3, 3, 3, 3, 3, 3, 3).safety_concern
+
+
+def test_a_safety_concern_is_a_safety_alert_that_names_the_question_not_the_answer() -> None:
+    alert = safety_alert(PHQ9, scored(PHQ9, 0, 0, 0, 0, 0, 0, 0, 0, 3))
+    assert alert is not None
+    assert (alert.category, alert.code, alert.items) == (
+        "safety",
+        "measure-safety-item",
+        ("phq9-9",),
+    )
+    assert "Nearly every day" not in alert.reason
+    assert safety_alert(PHQ9, scored(PHQ9, 3, 3, 3, 3, 3, 3, 3, 3, 0)) is None
+    assert safety_alert(GAD7, scored(GAD7, 3, 3, 3, 3, 3, 3, 3)) is None
 
 
 def test_answers_outside_the_options_or_to_unknown_items_are_refused() -> None:

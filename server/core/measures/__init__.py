@@ -21,6 +21,7 @@ from server.core.measures.scoring import (
     not_on_track,
     reliable_change_index,
     reliable_change_threshold,
+    safety_alert,
     score_measure,
     severity,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "not_on_track",
     "reliable_change_index",
     "reliable_change_threshold",
+    "safety_alert",
     "score_measure",
     "severity",
     "validate_measure_answers",

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
+from server.core.checkins.alerts import Alert
 from server.core.measures.questionnaires import Measure, MeasureResponse
 
 Direction: TypeAlias = Literal["improved", "worsened", "no-reliable-change"]
@@ -175,3 +176,25 @@ def not_on_track(
             )
         )
     return tuple(flags)
+
+
+def safety_alert(measure: Measure, result: MeasureScore) -> Alert | None:
+    """The therapist's safety alert when the safety item was answered above its lowest option.
+
+    The reason names the question, never the answer given; the move is to check in with the
+    client about safety now.
+    """
+    item = measure.safety_item
+    if item is None or not result.safety_concern:
+        return None
+    return Alert(
+        code="measure-safety-item",
+        category="safety",
+        severity="attention",
+        reason=(
+            f"On the {measure.title}, the client reported thoughts of being better off dead or "
+            "of hurting themselves on at least several days."
+        ),
+        repair="Ask about safety today, before anything else, and follow your risk protocol.",
+        items=(item.link_id,),
+    )

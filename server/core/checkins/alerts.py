@@ -21,7 +21,9 @@ from server.core.checkins.instruments import (
 from server.core.checkins.scoring import Scores, alliance_values
 
 Severity: TypeAlias = Literal["info", "attention"]
-Category: TypeAlias = Literal["alliance", "technology", "ceiling", "pulse", "rupture", "wellbeing"]
+Category: TypeAlias = Literal[
+    "alliance", "technology", "ceiling", "pulse", "rupture", "wellbeing", "safety"
+]
 
 ALLIANCE_TOTAL_LOW: Final = "alliance-total-low"
 ALLIANCE_ITEM_LOW: Final = "alliance-item-low"

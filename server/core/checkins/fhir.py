@@ -49,7 +49,7 @@ def questionnaire_response(
         "questionnaire": instrument.canonical,
         "status": status,
         "subject": {"reference": subject_ref},
-        "authored": _fhir_datetime(authored),
+        "authored": fhir_datetime(authored),
     }
     if items:
         resource["item"] = items
@@ -68,7 +68,7 @@ def bundle(
         "resourceType": "Bundle",
         "id": bundle_id,
         "type": "collection",
-        "timestamp": _fhir_datetime(timestamp),
+        "timestamp": fhir_datetime(timestamp),
         "entry": [{"resource": dict(resource)} for resource in (*questionnaires, *responses)],
     }
 
@@ -90,7 +90,7 @@ def _response_item(item: Item, value: int | str | None) -> dict[str, Any]:
     return entry
 
 
-def _fhir_datetime(moment: datetime) -> str:
+def fhir_datetime(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("FHIR date-times need a time zone: pass an aware datetime")
     text = moment.isoformat()

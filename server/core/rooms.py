@@ -30,6 +30,7 @@ from server.core.protocol import (
     PeerLeftMessage,
     Presence,
     ProtocolError,
+    QuickExitMessage,
     RelayPayload,
     SentBackMessage,
     ServerMessage,
@@ -366,6 +367,23 @@ class Room:
             *self.deliver_to_therapist(peer_left),
             *self._lobby_update(),
         ]
+
+    def quick_exit(self, conn_id: str) -> list[Effect]:
+        """A client left with the quick exit: its place goes at once (nothing is held for
+        resume) and the therapist gets the safety notice rather than "reconnecting"."""
+        knock_id = self._knock_of.pop(conn_id, None)
+        if knock_id is None:
+            return []
+        slot = self._slots.pop(knock_id)
+        notice = QuickExitMessage(label=slot.label, in_call=slot.admitted)
+        if slot.admitted:
+            return [
+                *self.deliver_to_therapist(
+                    PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False)
+                ),
+                *self.deliver_to_therapist(notice),
+            ]
+        return [*self.deliver_to_therapist(notice), *self._lobby_update()]
 
     def end(self, conn_id: str) -> list[Effect]:
         """The therapist ends the session for everyone."""

@@ -47,6 +47,7 @@ from server.core.protocol import (
     Features,
     Hello,
     IceTransportPolicy,
+    Leave,
     Ping,
     PongMessage,
     PromptFeedbackMessage,
@@ -530,6 +531,11 @@ async def _end(ctx: _Context, _message: End) -> None:
     await ctx.live.end_session(account, ctx.connection.session_id)
 
 
+async def _leave(ctx: _Context, _message: Leave) -> None:
+    """The client's quick exit; its page closes the socket (1000) right after."""
+    ctx.hub.execute(ctx.room.quick_exit(ctx.connection.conn_id))
+
+
 async def _signal(ctx: _Context, message: Signal) -> None:
     await ctx.live.record_signal(
         ctx.connection.session_id, ctx.connection.client_id, message.signal
@@ -604,6 +610,7 @@ _HANDLERS: Mapping[type[ClientMessage], _Handler] = MappingProxyType(
         Deny: _deny,
         SendBack: _send_back,
         End: _end,
+        Leave: _leave,
         Signal: _signal,
         Features: _features,
         PromptFeedbackMessage: _prompt_feedback,

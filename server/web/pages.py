@@ -507,7 +507,13 @@ async def visit(request: web.Request) -> web.StreamResponse:
             "link_problem.html", request, {"too_early": False}, status=404
         )
     return aiohttp_jinja2.render_template(
-        "visit.html", request, {"session": current.session, "csrf_token": current.csrf_token}
+        "visit.html",
+        request,
+        {
+            "session": current.session,
+            "csrf_token": current.csrf_token,
+            "quick_exit_url": request.app[SETTINGS].quick_exit_url,
+        },
     )
 
 

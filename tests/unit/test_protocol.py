@@ -36,6 +36,8 @@ from server.core.protocol import (
     Features,
     Hello,
     IceCandidate,
+    Leave,
+    LeaveReason,
     Ping,
     PromptFeedback,
     PromptFeedbackMessage,
@@ -171,6 +173,9 @@ VALID = [
         id="feedback-snooze",
     ),
     pytest.param({"type": "end"}, End(), id="end"),
+    pytest.param(
+        {"type": "leave", "reason": "quick-exit"}, Leave(LeaveReason.QUICK_EXIT), id="leave"
+    ),
     pytest.param({"type": "ping", "id": "beat-1"}, Ping("beat-1"), id="ping"),
 ]
 

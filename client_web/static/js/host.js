@@ -38,6 +38,7 @@ const el = {
   endDialog: /** @type {HTMLDialogElement} */ (byId("end-dialog")),
   endConfirm: /** @type {HTMLButtonElement} */ (byId("end-confirm")),
   endCancel: /** @type {HTMLButtonElement} */ (byId("end-cancel")),
+  safetyNotices: byId("safety-notices"),
 };
 
 /** Whether an admitted client is connected (or held while reconnecting). */
@@ -232,6 +233,24 @@ function freshCall() {
   ensureCall();
 }
 
+/**
+ * A safety signal on top of the private panel, announced (urgent) until looked at.
+ * @param {string} text
+ * @param {string} detail
+ */
+function safetyNotice(text, detail) {
+  const item = document.createElement("li");
+  item.className = "safety-notice";
+  item.textContent = text;
+  const when = document.createElement("span");
+  when.className = "hint";
+  when.textContent = `${detail}, ${formatLocal(new Date(), "time")}`;
+  item.append(when);
+  el.safetyNotices.prepend(item);
+  el.safetyNotices.hidden = false;
+  side.announce(text, { urgent: true, item });
+}
+
 function noClient(/** @type {string} */ status) {
   clientInCall = false;
   page.endCall();
@@ -305,6 +324,11 @@ function subscribe(conn) {
     } else {
       noClient(`${clientLabel} left the call.`);
     }
+  });
+  conn.on("quick-exit", ({ label, in_call }) => {
+    const text = `${label} left using quick exit`;
+    if (in_call) noClient(`${text}.`);
+    safetyNotice(text, in_call ? "from the call" : "from the waiting room");
   });
   conn.on("signal-relay", ({ payload }) => {
     if (!clientInCall || page.finished) return;

@@ -112,6 +112,14 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * A safety signal: a client left with the quick exit (not a dropped connection).
+ * @typedef {object} QuickExitMessage
+ * @property {"quick-exit"} type
+ * @property {string} label
+ * @property {boolean} in_call
+ */
+
+/**
  * The other party's SDP or ICE, as validated.
  * @typedef {object} SignalRelayMessage
  * @property {"signal-relay"} type
@@ -201,7 +209,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message the server sends.
- * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | PeerJoinedMessage | PeerLeftMessage | SignalRelayMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
+ * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | SignalRelayMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
  */
 
 // --- client → server messages ---
@@ -305,6 +313,14 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * A client leaves at once; `quick-exit` tells the therapist it was a quick exit.
+ * @typedef {object} LeaveMessage
+ * @property {"leave"} type
+ * @property {"quick-exit"} reason
+ * @property {string} [id]
+ */
+
+/**
  * A keep-alive; the server answers `pong`.
  * @typedef {object} PingMessage
  * @property {"ping"} type
@@ -313,7 +329,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message a browser may send.
- * @typedef {HelloMessage | AdmitMessage | DenyMessage | SendBackMessage | RelayMessage | CheckinAnswerMessage | CheckinLaunchMessage | FeaturesMessage | SignalMessage | ConsentMessage | PromptFeedbackMessage | EndMessage | PingMessage} ClientMessage
+ * @typedef {HelloMessage | AdmitMessage | DenyMessage | SendBackMessage | RelayMessage | CheckinAnswerMessage | CheckinLaunchMessage | FeaturesMessage | SignalMessage | ConsentMessage | PromptFeedbackMessage | EndMessage | LeaveMessage | PingMessage} ClientMessage
  */
 
 // --- parts of messages ---

@@ -23,6 +23,7 @@ from server.core.protocol.codes import (
     SNOOZE_MINUTES_RANGE,
     ClientSignal,
     ErrorCode,
+    LeaveReason,
     PromptFeedback,
     ProtocolError,
     SessionRole,
@@ -246,6 +247,20 @@ class End:
 
 
 @dataclass(frozen=True, slots=True)
+class Leave:
+    """A client leaves at once; `quick-exit` tells the therapist it was a quick exit."""
+
+    TYPE: ClassVar[str] = "leave"
+    reason: LeaveReason
+    id: str | None = None
+
+    @classmethod
+    def from_fields(cls, f: Fields, id: str | None) -> Leave:
+        """Read the fields of a `leave`."""
+        return cls(f.choice("reason", tuple(LeaveReason)), id)
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     """A keep-alive; the server answers `pong`."""
 
@@ -271,6 +286,7 @@ ClientMessage = (
     | Consent
     | PromptFeedbackMessage
     | End
+    | Leave
     | Ping
 )
 
@@ -287,6 +303,7 @@ CLIENT_MESSAGE_CLASSES: Final[tuple[type[ClientMessage], ...]] = (
     Consent,
     PromptFeedbackMessage,
     End,
+    Leave,
     Ping,
 )
 """Every client→server message class, in the order docs/protocol.md lists them."""
@@ -305,6 +322,7 @@ _CLIENT_PARSERS: Final[Mapping[str, _FieldParser]] = MappingProxyType(
         Consent.TYPE: Consent.from_fields,
         PromptFeedbackMessage.TYPE: PromptFeedbackMessage.from_fields,
         End.TYPE: End.from_fields,
+        Leave.TYPE: Leave.from_fields,
         Ping.TYPE: Ping.from_fields,
     }
 )
@@ -323,7 +341,7 @@ ROLE_ALLOWED: Final[Mapping[SessionRole, frozenset[str]]] = MappingProxyType(
             PromptFeedbackMessage.TYPE,
             End.TYPE,
         },
-        SessionRole.CLIENT: _BOTH | {CheckinAnswer.TYPE, Signal.TYPE, Consent.TYPE},
+        SessionRole.CLIENT: _BOTH | {CheckinAnswer.TYPE, Signal.TYPE, Consent.TYPE, Leave.TYPE},
     }
 )
 """Which client→server types each role may send; anything else gets `forbidden`."""

@@ -81,6 +81,12 @@ class EndReason(StrEnum):
     LINK_EXPIRED = "link-expired"  # the session's time window and grace period are over
 
 
+class LeaveReason(StrEnum):
+    """Why a client says goodbye with `leave` (a plain leave just closes the socket)."""
+
+    QUICK_EXIT = "quick-exit"  # the client left in a hurry: the therapist sees a safety notice
+
+
 class AccessEnd(StrEnum):
     """Why access ended, sent as the close reason with 4401, 4403 or 4429 (pages word it)."""
 

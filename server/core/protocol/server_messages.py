@@ -283,6 +283,19 @@ class PeerLeftMessage(SharedMessage):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QuickExitMessage(TherapistOnlyMessage):
+    """A safety signal: a client left with the quick exit (not a dropped connection)."""
+
+    TYPE: ClassVar[str] = "quick-exit"
+    label: str  # the client's alias, as in the lobby and `peer-joined`
+    in_call: bool  # whether they were in the call (else: in the waiting room)
+
+    def _check(self, f: Fields) -> None:
+        f.text("label", max_chars=128)
+        f.boolean("in_call")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SignalRelayMessage(SharedMessage):
     """The other party's SDP or ICE, as validated."""
 
@@ -468,6 +481,7 @@ SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
     DeniedMessage,
     PeerJoinedMessage,
     PeerLeftMessage,
+    QuickExitMessage,
     SignalRelayMessage,
     CheckinOpenMessage,
     CheckinResultMessage,

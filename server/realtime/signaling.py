@@ -58,6 +58,7 @@ from server.core.protocol import (
     ServerMessage,
     SessionRole,
     Signal,
+    WaitingNote,
     check_role,
     check_version,
     parse_client_message,
@@ -531,6 +532,11 @@ async def _end(ctx: _Context, _message: End) -> None:
     await ctx.live.end_session(account, ctx.connection.session_id)
 
 
+async def _waiting_note(ctx: _Context, message: WaitingNote) -> None:
+    """Relayed to the waiting clients; neither stored nor logged."""
+    ctx.hub.execute(ctx.room.waiting_note(ctx.connection.conn_id, message.text, _now_ms()))
+
+
 async def _leave(ctx: _Context, _message: Leave) -> None:
     """The client's quick exit; its page closes the socket (1000) right after."""
     ctx.hub.execute(ctx.room.quick_exit(ctx.connection.conn_id))
@@ -611,6 +617,7 @@ _HANDLERS: Mapping[type[ClientMessage], _Handler] = MappingProxyType(
         SendBack: _send_back,
         End: _end,
         Leave: _leave,
+        WaitingNote: _waiting_note,
         Signal: _signal,
         Features: _features,
         PromptFeedbackMessage: _prompt_feedback,

@@ -7,6 +7,7 @@ Screenshots go to /tmp/safety-shots/ (outside the repository) for looking at.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from tests.browser.video_helpers import (
     client_reaches_waiting_room,
     fits_a_phone,
     grant_telehealth,
+    safety_code,
     schedule_session,
     therapist_opens_room,
     wait_for_video,
@@ -37,6 +39,8 @@ LAPTOP = {"viewport": {"width": 1280, "height": 720}}
 PHONE = {"width": 360, "height": 640}
 SHOTS = Path("/tmp/safety-shots")
 QUICK_EXIT_WITHIN_MS = 1_000
+CLIENT_MARKER = "chat-marker-c41"
+THERAPIST_MARKER = "chat-marker-t97"
 
 
 @pytest.fixture
@@ -143,4 +147,69 @@ async def test_a_client_in_danger_leaves_at_once_and_the_therapist_sees_why(
     await expect(panel.get_by_text("Nobody is waiting.")).to_be_visible()
     await therapist.set_viewport_size(PHONE)
     await shot(therapist, "therapist-360-quick-exit")
+    harness.assert_no_policy_violations()
+
+
+async def test_the_two_people_write_to_each_other_and_the_server_never_sees_a_word(
+    site: LiveSite, harness: BrowserHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    scheduled = await schedule_session(site)
+    await grant_telehealth(site, scheduled.client_id)
+    frames: list[str] = []
+
+    def record(ws: WebSocket) -> None:
+        ws.on("framesent", lambda payload: frames.append(str(payload)))
+        ws.on("framereceived", lambda payload: frames.append(str(payload)))
+
+    therapist = await harness.new_page(**LAPTOP)
+    therapist.on("websocket", record)
+    await therapist_opens_room(therapist, site, scheduled.session_id)
+    client = await harness.new_page(**MOBILE)
+    client.on("websocket", record)
+    await client_reaches_waiting_room(client, scheduled.link, consent=False)
+
+    # Before admission: a short note through the server, shown in the waiting room.
+    panel = therapist.get_by_role("complementary", name="Private panel")
+    await expect(panel.get_by_role("list", name="Waiting room")).to_contain_text("J.M.")
+    await panel.get_by_label("Note to the waiting room").fill("Running five minutes late")
+    await panel.get_by_label("Note to the waiting room").press("Enter")
+    await expect(
+        client.get_by_role("status").filter(has_text="Note from your therapist")
+    ).to_have_text("Note from your therapist: Running five minutes late")
+    await shot_wide(client, "client-waiting-note")
+
+    await admit(therapist, scheduled.alias)
+    await wait_for_video(client)
+    await wait_for_video(therapist)
+    await safety_code(client)  # the data channel is open: the code came over it
+
+    # The client writes; Enter sends; it appears in the therapist's side column, counted.
+    await expect(client.get_by_text(re.compile("never receives or stores them"))).to_be_visible()
+    await client.get_by_label("Message", exact=True).fill(f"Can you hear me? {CLIENT_MARKER}")
+    await client.get_by_label("Message", exact=True).press("Enter")
+    await expect(client.get_by_role("log", name="Messages")).to_contain_text(CLIENT_MARKER)
+    therapist_log = panel.get_by_role("log", name="Messages")
+    await expect(therapist_log).to_contain_text(f"J.M.: Can you hear me? {CLIENT_MARKER}")
+    assert (await therapist.title()).startswith("(")
+    await expect(
+        panel.get_by_role("status").filter(has_text="New message from J.M.")
+    ).to_be_visible()
+
+    # The therapist answers; the phone shows it with who wrote it.
+    await panel.get_by_label("Message", exact=True).fill(f"Yes, clearly. {THERAPIST_MARKER}")
+    await panel.get_by_label("Message", exact=True).press("Enter")
+    await expect(client.get_by_role("log", name="Messages")).to_contain_text(
+        f"Your therapist: Yes, clearly. {THERAPIST_MARKER}"
+    )
+    await fits_a_phone(client)
+    await shot(therapist, "therapist-1280-chat")
+    await client.get_by_role("log", name="Messages").scroll_into_view_if_needed()
+    await shot_wide(client, "client-chat")
+
+    # Not a word of it passed the server: not in any WebSocket frame, not in its log.
+    assert frames, "the WebSocket frames were recorded"
+    for marker in (CLIENT_MARKER, THERAPIST_MARKER):
+        assert not [frame for frame in frames if marker in frame]
+        assert marker not in caplog.text
     harness.assert_no_policy_violations()

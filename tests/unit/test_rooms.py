@@ -16,6 +16,7 @@ from privacy.consent import ConsentDecision, Purpose
 from server.core.protocol import (
     SERVER_MESSAGE_CLASSES,
     THERAPIST_ONLY_SERVER_TYPES,
+    WAITING_NOTES_PER_MINUTE,
     CheckinResultMessage,
     ClientSignal,
     ClientSignalMessage,
@@ -190,6 +191,27 @@ def test_a_client_who_quick_exits_the_call_leaves_no_seat_held_for_resume() -> N
     assert room.next_deadline_ms() is None
     back = room.join("c1b", CLIENT, "J.M.", T0 + 2, resume_token="resume-token-0002")
     assert the(back, "c1b", "welcome")["state"] == "waiting"  # no way back in by resume
+
+
+def test_a_note_reaches_only_the_clients_still_waiting_and_only_a_few_a_minute() -> None:
+    room = room_in_call()
+    room.join("c2", CLIENT, "A.B.", T0)
+    effects = room.waiting_note("t1", "Running five minutes late", T0)
+    assert [e.conn_id for e in effects] == ["c2"]
+    assert the(effects, "c2", "therapist-note") == {
+        "type": "therapist-note",
+        "text": "Running five minutes late",
+    }
+    for n in range(1, WAITING_NOTES_PER_MINUTE):
+        room.waiting_note("t1", "Still a moment", T0 + n)
+    assert refused(lambda: room.waiting_note("t1", "Again", T0 + 10)) is ErrorCode.RATE_LIMITED
+    assert room.waiting_note("t1", "Now", T0 + 60_001)  # a minute later, one more
+    assert refused(lambda: room.waiting_note("c2", "Hi", T0 + 60_002)) is ErrorCode.FORBIDDEN
+
+
+def test_a_note_with_nobody_waiting_is_refused() -> None:
+    room = room_in_call()
+    assert refused(lambda: room.waiting_note("t1", "Hello", T0)) is ErrorCode.NO_SUCH_KNOCK
 
 
 def test_the_therapist_cannot_quick_exit_for_a_client() -> None:

@@ -39,6 +39,9 @@ const el = {
   endConfirm: /** @type {HTMLButtonElement} */ (byId("end-confirm")),
   endCancel: /** @type {HTMLButtonElement} */ (byId("end-cancel")),
   safetyNotices: byId("safety-notices"),
+  noteForm: /** @type {HTMLFormElement} */ (byId("note-form")),
+  noteInput: /** @type {HTMLInputElement} */ (byId("note-input")),
+  noteStatus: byId("note-status"),
 };
 
 /** Whether an admitted client is connected (or held while reconnecting). */
@@ -79,6 +82,7 @@ const page = new CallPage({
     el.connectionState.classList.toggle("is-warning", state === "reconnecting");
     if (state !== "open") updateStandby();
   },
+  onChatReceived: () => side.announce(`New message from ${clientLabel}`),
   onClosed: ({ code, reason }) => {
     if (code === CloseCode.SESSION_ENDED) ended("The client's link no longer works.");
     else if (code === CloseCode.REPLACED) stopped("This session is open in another tab. Use that tab, or reload this one.");
@@ -259,6 +263,15 @@ function noClient(/** @type {string} */ status) {
   updateStandby();
 }
 
+el.noteForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = el.noteInput.value.trim();
+  if (!text) return;
+  const sent = page.connection?.send({ type: "waiting-note", text }) ?? false;
+  el.noteStatus.textContent = sent ? "Note sent to the waiting room." : "Not sent: not connected to the server.";
+  if (sent) el.noteInput.value = "";
+});
+
 el.sendBack.addEventListener("click", () => {
   page.connection?.send({ type: "send-back" });
 });
@@ -274,7 +287,8 @@ el.endConfirm.addEventListener("click", () => {
 /** @type {Readonly<Partial<Record<import("./protocol_types.js").ErrorMessage["code"], string>>>} */
 const ERROR_WORDS = Object.freeze({
   "call-full": "Someone is already in the call. Send them back to the waiting room first.",
-  "no-such-knock": "That person is no longer waiting.",
+  "no-such-knock": "That person is no longer waiting (or nobody is waiting for a note).",
+  "rate-limited": "Too many notes at once; please wait a moment.",
 });
 
 /** @param {import("./protocol.js").SessionConnection} conn */

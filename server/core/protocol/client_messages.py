@@ -19,6 +19,7 @@ from server.core.protocol.codes import (
     MAX_ANSWERS,
     MAX_FEATURES_BYTES,
     MAX_FRAME_BYTES,
+    MAX_WAITING_NOTE_CHARS,
     PROTOCOL_VERSION,
     SNOOZE_MINUTES_RANGE,
     ClientSignal,
@@ -247,6 +248,23 @@ class End:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingNote:
+    """The therapist's short note to whoever is waiting ("running five minutes late")."""
+
+    TYPE: ClassVar[str] = "waiting-note"
+    text: str
+    id: str | None = None
+
+    @classmethod
+    def from_fields(cls, f: Fields, id: str | None) -> WaitingNote:
+        """Read the fields of a `waiting-note`: 1..MAX_WAITING_NOTE_CHARS characters."""
+        text = f.text("text", max_chars=MAX_WAITING_NOTE_CHARS)
+        if not text.strip():
+            invalid("waiting-note.text: write something")
+        return cls(text, id)
+
+
+@dataclass(frozen=True, slots=True)
 class Leave:
     """A client leaves at once; `quick-exit` tells the therapist it was a quick exit."""
 
@@ -286,6 +304,7 @@ ClientMessage = (
     | Consent
     | PromptFeedbackMessage
     | End
+    | WaitingNote
     | Leave
     | Ping
 )
@@ -303,6 +322,7 @@ CLIENT_MESSAGE_CLASSES: Final[tuple[type[ClientMessage], ...]] = (
     Consent,
     PromptFeedbackMessage,
     End,
+    WaitingNote,
     Leave,
     Ping,
 )
@@ -322,6 +342,7 @@ _CLIENT_PARSERS: Final[Mapping[str, _FieldParser]] = MappingProxyType(
         Consent.TYPE: Consent.from_fields,
         PromptFeedbackMessage.TYPE: PromptFeedbackMessage.from_fields,
         End.TYPE: End.from_fields,
+        WaitingNote.TYPE: WaitingNote.from_fields,
         Leave.TYPE: Leave.from_fields,
         Ping.TYPE: Ping.from_fields,
     }
@@ -340,6 +361,7 @@ ROLE_ALLOWED: Final[Mapping[SessionRole, frozenset[str]]] = MappingProxyType(
             CheckinLaunch.TYPE,
             PromptFeedbackMessage.TYPE,
             End.TYPE,
+            WaitingNote.TYPE,
         },
         SessionRole.CLIENT: _BOTH | {CheckinAnswer.TYPE, Signal.TYPE, Consent.TYPE, Leave.TYPE},
     }

@@ -29,6 +29,8 @@ HELLO_TIMEOUT_S: Final = 10
 PING_AFTER_IDLE_S: Final = 20
 DROP_AFTER_IDLE_S: Final = 45
 SNOOZE_MINUTES_RANGE: Final = (1, 60)
+MAX_WAITING_NOTE_CHARS: Final = 200  # "Running five minutes late", not a conversation
+WAITING_NOTES_PER_MINUTE: Final = 5  # per room; a note is never stored
 
 
 class SessionRole(StrEnum):

@@ -22,6 +22,7 @@ from server.core.checkins.instruments import KINDS, InstrumentKind
 from server.core.protocol.codes import (
     MAX_ERROR_MESSAGE_CHARS,
     MAX_ICE_TTL_SECONDS,
+    MAX_WAITING_NOTE_CHARS,
     PROTOCOL_VERSION,
     ClientSignal,
     EndReason,
@@ -283,6 +284,17 @@ class PeerLeftMessage(SharedMessage):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TherapistNoteMessage(SharedMessage):
+    """To a waiting client: the therapist's short note (relayed, never stored)."""
+
+    TYPE: ClassVar[str] = "therapist-note"
+    text: str
+
+    def _check(self, f: Fields) -> None:
+        f.text("text", max_chars=MAX_WAITING_NOTE_CHARS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QuickExitMessage(TherapistOnlyMessage):
     """A safety signal: a client left with the quick exit (not a dropped connection)."""
 
@@ -479,6 +491,7 @@ SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
     AdmittedMessage,
     SentBackMessage,
     DeniedMessage,
+    TherapistNoteMessage,
     PeerJoinedMessage,
     PeerLeftMessage,
     QuickExitMessage,

@@ -15,6 +15,8 @@ import { MAX_CHAT_CHARS } from "./call.js";
  * @property {HTMLFormElement} form
  * @property {HTMLInputElement} input
  * @property {HTMLElement} status  a line saying why a message was not sent
+ * @property {HTMLAnchorElement | null} unread  a link to the chat with the count of messages
+ *   that arrived while the chat was out of view (the phone's call step), or null
  */
 
 /**
@@ -25,8 +27,29 @@ import { MAX_CHAT_CHARS } from "./call.js";
  * @param {(text: string) => void} [options.onReceived]  after a message is shown
  */
 export function mountChat(parts, { send, peerName, onReceived = () => {} }) {
-  const { log, form, input, status } = parts;
+  const { log, form, input, status, unread } = parts;
   input.maxLength = MAX_CHAT_CHARS;
+  let unseen = 0;
+  let inView = false;
+  const renderUnread = () => {
+    if (!unread) return;
+    unread.hidden = unseen === 0;
+    unread.textContent = unseen === 1 ? "1 new message" : `${unseen} new messages`;
+  };
+  if (unread) {
+    new IntersectionObserver((entries) => {
+      inView = entries.some((entry) => entry.isIntersecting);
+      if (inView) {
+        unseen = 0;
+        renderUnread();
+      }
+    }).observe(form);
+    unread.addEventListener("click", (event) => {
+      event.preventDefault();
+      form.scrollIntoView({ block: "end" });
+      input.focus();
+    });
+  }
 
   /**
    * @param {string} who
@@ -65,12 +88,18 @@ export function mountChat(parts, { send, peerName, onReceived = () => {} }) {
      */
     received(text) {
       add(peerName(), text, "theirs");
+      if (!inView) {
+        unseen += 1;
+        renderUnread();
+      }
       onReceived(text);
     },
     /** The call is over: the messages go with it. */
     clear() {
       log.replaceChildren();
       status.textContent = "";
+      unseen = 0;
+      renderUnread();
     },
   };
 }
@@ -84,5 +113,6 @@ export function chatParts() {
   if (!log || !(form instanceof HTMLFormElement) || !(input instanceof HTMLInputElement) || !status) {
     return null;
   }
-  return { log, form, input, status };
+  const unread = document.getElementById("chat-unread");
+  return { log, form, input, status, unread: unread instanceof HTMLAnchorElement ? unread : null };
 }

@@ -88,6 +88,7 @@ class Settings:
     email_max_attempts: int = 8
     email_retry_base_seconds: int = 60
     quick_exit_url: str = "/weather"
+    clinic_emergency_number: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -142,6 +143,12 @@ class Settings:
         if self.invite_early_minutes < 0:
             raise SettingsError("invite_early_minutes must not be negative")
         self._check_email()
+        if len(self.clinic_emergency_number) > 40 or not set(self.clinic_emergency_number) <= set(
+            "0123456789+-() "
+        ):
+            raise SettingsError(
+                "clinic_emergency_number must be a phone number: digits, spaces, + - ( )"
+            )
         if not _is_quick_exit_url(self.quick_exit_url):
             raise SettingsError(
                 "quick_exit_url must be a path on this server such as /weather, "

@@ -366,7 +366,10 @@ async def host_page(request: web.Request) -> web.StreamResponse:
     session = await scheduling.get_session(
         request.app[DB], current.account, request.match_info["session_id"]
     )
-    return aiohttp_jinja2.render_template("host.html", request, _context(request, session=session))
+    emergency = request.app[SETTINGS].clinic_emergency_number
+    return aiohttp_jinja2.render_template(
+        "host.html", request, _context(request, session=session, emergency_number=emergency)
+    )
 
 
 # --- admin ------------------------------------------------------------------------------------

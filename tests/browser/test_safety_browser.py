@@ -47,7 +47,9 @@ THERAPIST_MARKER = "chat-marker-t97"
 async def site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
     """The app on a loopback port."""
     port = unused_port()
-    settings = Settings(data_dir=tmp_path / "data", host="127.0.0.1", port=port)
+    settings = Settings(
+        data_dir=tmp_path / "data", host="127.0.0.1", port=port, clinic_emergency_number="112"
+    )
     app = create_app(settings)
     await aiohttp_server(app, host="127.0.0.1", port=port)
     return LiveSite(app=app, base_url=settings.base_url)
@@ -134,6 +136,7 @@ async def test_a_client_in_danger_leaves_at_once_and_the_therapist_sees_why(
     notices = panel.get_by_role("list", name="Safety notices")
     await expect(notices).to_contain_text("J.M. left using quick exit")
     await expect(notices).to_contain_text("from the call")
+    await expect(panel.get_by_role("link", name="112")).to_have_attribute("href", "tel:112")
     await expect(therapist.locator("#call-status")).to_have_text("J.M. left using quick exit.")
     await expect(therapist.get_by_text(re.compile("reconnecting", re.I))).to_have_count(0)
     assert (await therapist.title()).startswith("(")

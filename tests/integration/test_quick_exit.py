@@ -89,3 +89,21 @@ async def test_a_configured_quick_exit_address_reaches_the_visit_page(
     _, visitor, _ = await _setup(therapist_http, aiohttp_client)
     page = await (await visitor.http.get("/visit")).text()
     assert 'data-quick-exit-url="https://news.example/"' in page
+
+
+async def test_the_therapists_room_shows_the_clinics_emergency_number_when_one_is_set(
+    aiohttp_client: Any, settings: Settings, clock: FakeClock
+) -> None:
+    app = create_app(replace(settings, clinic_emergency_number="+49 30 112"), clock=clock)
+    http = await aiohttp_client(app)
+    therapist, _, _ = await _setup(http, aiohttp_client)
+    page = await (await http.get(f"/host/{therapist.session_id}")).text()
+    assert 'Emergency: <a href="tel:+4930112">+49 30 112</a>' in page
+
+
+async def test_without_an_emergency_number_the_room_shows_none(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, _, _ = await _setup(client, aiohttp_client)
+    page = await (await client.get(f"/host/{therapist.session_id}")).text()
+    assert "Emergency:" not in page

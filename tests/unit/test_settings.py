@@ -56,6 +56,7 @@ def test_types_are_parsed_from_text() -> None:
         ({"ATTUNE_SESSION_IDLE_MINUTES": "0"}, "session_idle_minutes"),
         ({"ATTUNE_TLS_CERT_FILE": "/only/cert.pem"}, "tls_key_file"),
         ({"ATTUNE_QUICK_EXIT_URL": "javascript:alert(1)"}, "quick_exit_url"),
+        ({"ATTUNE_CLINIC_EMERGENCY_NUMBER": "call <b>me</b>"}, "clinic_emergency_number"),
         ({"ATTUNE_QUICK_EXIT_URL": "//elsewhere.example/"}, "quick_exit_url"),
         ({"ATTUNE_QUICK_EXIT_URL": "http://plain.example/"}, "quick_exit_url"),
         ({"ATTUNE_QUICK_EXIT_URL": '/weather"><script>'}, "quick_exit_url"),

@@ -65,6 +65,7 @@ from server.web.client_rights import CLIENT_RIGHTS_OPERATIONS, add_client_rights
 from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
 from server.web.email_views import add_email_pages
 from server.web.guard import add_api_routes
+from server.web.neutral_page import add_neutral_page_routes
 from server.web.pages import add_page_routes
 from server.web.sign_in_guard import login_guard_ctx
 from server.web.times import time_element
@@ -244,6 +245,7 @@ def create_app(
         + CONNCHECK_OPERATIONS,
     )
     add_page_routes(app)
+    add_neutral_page_routes(app)
     add_consent_pages(app)
     add_audit_pages(app)
     add_checkin_pages(app)

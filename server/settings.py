@@ -24,6 +24,15 @@ class SettingsError(ValueError):
     """A setting is missing, malformed or out of range."""
 
 
+def _is_quick_exit_url(url: str) -> bool:
+    """A path here ("/weather", not "//host") or an https:// address, without spaces."""
+    if not url or any(c.isspace() or c in "<>\"'\\" for c in url):
+        return False
+    if url.startswith("/"):
+        return not url.startswith("//")
+    return url.startswith("https://") and len(url) > len("https://")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything Attune can be configured with."""
@@ -79,6 +88,8 @@ class Settings:
     email_interval_seconds: int = 30
     email_max_attempts: int = 8
     email_retry_base_seconds: int = 60
+    quick_exit_url: str = "/weather"
+    clinic_emergency_number: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -135,6 +146,17 @@ class Settings:
         if self.invite_early_minutes < 0:
             raise SettingsError("invite_early_minutes must not be negative")
         self._check_email()
+        if len(self.clinic_emergency_number) > 40 or not set(self.clinic_emergency_number) <= set(
+            "0123456789+-() "
+        ):
+            raise SettingsError(
+                "clinic_emergency_number must be a phone number: digits, spaces, + - ( )"
+            )
+        if not _is_quick_exit_url(self.quick_exit_url):
+            raise SettingsError(
+                "quick_exit_url must be a path on this server such as /weather, "
+                "or an https:// address"
+            )
 
     def _check_email(self) -> None:
         if self.smtp_security not in {"starttls", "tls", "none"}:

@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 
 from privacy.consent import ConsentState, Purpose
 from server.core.protocol import (
+    WAITING_NOTES_PER_MINUTE,
     AdmittedMessage,
     CloseCode,
     DeniedMessage,
@@ -30,6 +31,7 @@ from server.core.protocol import (
     PeerLeftMessage,
     Presence,
     ProtocolError,
+    QuickExitMessage,
     RelayPayload,
     SentBackMessage,
     ServerMessage,
@@ -37,6 +39,7 @@ from server.core.protocol import (
     SessionRole,
     SharedMessage,
     SignalRelayMessage,
+    TherapistNoteMessage,
     TherapistOnlyMessage,
     WelcomeMessage,
     consent_states,
@@ -152,6 +155,7 @@ class Room:
         self._knock_of: dict[str, str] = {}  # client conn id -> knock id
         self._knocks_issued = 0
         self._ended_because: EndReason | None = None
+        self._notes_sent_ms: list[int] = []  # live only: a new owner starts the count afresh
 
     # --- queries ---------------------------------------------------------------------
 
@@ -366,6 +370,39 @@ class Room:
             *self.deliver_to_therapist(peer_left),
             *self._lobby_update(),
         ]
+
+    def waiting_note(self, conn_id: str, text: str, now_ms: int) -> list[Effect]:
+        """The therapist's short note to every client still waiting (relayed, never stored);
+        at most WAITING_NOTES_PER_MINUTE a minute."""
+        self._require_therapist(conn_id)
+        waiting = [s.conn_id for s in self._slots.values() if not s.admitted and s.conn_id]
+        if not waiting:
+            raise RoomError(ErrorCode.NO_SUCH_KNOCK, "nobody is waiting")
+        recent = [at for at in self._notes_sent_ms if now_ms - at < 60_000]
+        if len(recent) >= WAITING_NOTES_PER_MINUTE:
+            raise RoomError(
+                ErrorCode.RATE_LIMITED, "a few notes a minute at most; try again shortly"
+            )
+        self._notes_sent_ms = [*recent, now_ms]
+        note = TherapistNoteMessage(text=text)
+        return [self._send(conn, note) for conn in waiting]
+
+    def quick_exit(self, conn_id: str) -> list[Effect]:
+        """A client left with the quick exit: its place goes at once (nothing is held for
+        resume) and the therapist gets the safety notice rather than "reconnecting"."""
+        knock_id = self._knock_of.pop(conn_id, None)
+        if knock_id is None:
+            return []
+        slot = self._slots.pop(knock_id)
+        notice = QuickExitMessage(label=slot.label, in_call=slot.admitted)
+        if slot.admitted:
+            return [
+                *self.deliver_to_therapist(
+                    PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False)
+                ),
+                *self.deliver_to_therapist(notice),
+            ]
+        return [*self.deliver_to_therapist(notice), *self._lobby_update()]
 
     def end(self, conn_id: str) -> list[Effect]:
         """The therapist ends the session for everyone."""

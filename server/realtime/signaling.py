@@ -47,6 +47,7 @@ from server.core.protocol import (
     Features,
     Hello,
     IceTransportPolicy,
+    Leave,
     Ping,
     PongMessage,
     PromptFeedbackMessage,
@@ -57,6 +58,7 @@ from server.core.protocol import (
     ServerMessage,
     SessionRole,
     Signal,
+    WaitingNote,
     check_role,
     check_version,
     parse_client_message,
@@ -530,6 +532,16 @@ async def _end(ctx: _Context, _message: End) -> None:
     await ctx.live.end_session(account, ctx.connection.session_id)
 
 
+async def _waiting_note(ctx: _Context, message: WaitingNote) -> None:
+    """Relayed to the waiting clients; neither stored nor logged."""
+    ctx.hub.execute(ctx.room.waiting_note(ctx.connection.conn_id, message.text, _now_ms()))
+
+
+async def _leave(ctx: _Context, _message: Leave) -> None:
+    """The client's quick exit; its page closes the socket (1000) right after."""
+    ctx.hub.execute(ctx.room.quick_exit(ctx.connection.conn_id))
+
+
 async def _signal(ctx: _Context, message: Signal) -> None:
     await ctx.live.record_signal(
         ctx.connection.session_id, ctx.connection.client_id, message.signal
@@ -604,6 +616,8 @@ _HANDLERS: Mapping[type[ClientMessage], _Handler] = MappingProxyType(
         Deny: _deny,
         SendBack: _send_back,
         End: _end,
+        Leave: _leave,
+        WaitingNote: _waiting_note,
         Signal: _signal,
         Features: _features,
         PromptFeedbackMessage: _prompt_feedback,

@@ -366,7 +366,10 @@ async def host_page(request: web.Request) -> web.StreamResponse:
     session = await scheduling.get_session(
         request.app[DB], current.account, request.match_info["session_id"]
     )
-    return aiohttp_jinja2.render_template("host.html", request, _context(request, session=session))
+    emergency = request.app[SETTINGS].clinic_emergency_number
+    return aiohttp_jinja2.render_template(
+        "host.html", request, _context(request, session=session, emergency_number=emergency)
+    )
 
 
 # --- admin ------------------------------------------------------------------------------------
@@ -507,7 +510,13 @@ async def visit(request: web.Request) -> web.StreamResponse:
             "link_problem.html", request, {"too_early": False}, status=404
         )
     return aiohttp_jinja2.render_template(
-        "visit.html", request, {"session": current.session, "csrf_token": current.csrf_token}
+        "visit.html",
+        request,
+        {
+            "session": current.session,
+            "csrf_token": current.csrf_token,
+            "quick_exit_url": request.app[SETTINGS].quick_exit_url,
+        },
     )
 
 

@@ -36,6 +36,8 @@ from server.core.protocol import (
     Features,
     Hello,
     IceCandidate,
+    Leave,
+    LeaveReason,
     Ping,
     PromptFeedback,
     PromptFeedbackMessage,
@@ -46,6 +48,7 @@ from server.core.protocol import (
     SessionDescription,
     SessionRole,
     Signal,
+    WaitingNote,
     check_role,
     check_version,
     parse_client_message,
@@ -171,6 +174,14 @@ VALID = [
         id="feedback-snooze",
     ),
     pytest.param({"type": "end"}, End(), id="end"),
+    pytest.param(
+        {"type": "waiting-note", "text": "Running five minutes late"},
+        WaitingNote("Running five minutes late"),
+        id="waiting-note",
+    ),
+    pytest.param(
+        {"type": "leave", "reason": "quick-exit"}, Leave(LeaveReason.QUICK_EXIT), id="leave"
+    ),
     pytest.param({"type": "ping", "id": "beat-1"}, Ping("beat-1"), id="ping"),
 ]
 
@@ -237,6 +248,12 @@ REFUSED = [
         id="short-token",
     ),
     pytest.param(frame(type="admit"), ErrorCode.INVALID, "knock_id", id="admit-no-knock"),
+    pytest.param(
+        frame(type="waiting-note", text="   "), ErrorCode.INVALID, "text", id="blank-note"
+    ),
+    pytest.param(
+        frame(type="waiting-note", text="x" * 201), ErrorCode.INVALID, "text", id="long-note"
+    ),
     pytest.param(
         frame(type="admit", knock_id="k 1"), ErrorCode.INVALID, "knock_id", id="bad-knock"
     ),

@@ -16,6 +16,7 @@ from privacy.consent import ConsentDecision, Purpose
 from server.core.protocol import (
     SERVER_MESSAGE_CLASSES,
     THERAPIST_ONLY_SERVER_TYPES,
+    WAITING_NOTES_PER_MINUTE,
     CheckinResultMessage,
     ClientSignal,
     ClientSignalMessage,
@@ -27,6 +28,7 @@ from server.core.protocol import (
     LobbyMessage,
     PanelStateMessage,
     PromptMessage,
+    QuickExitMessage,
     SessionDescription,
     SessionRole,
     SharedMessage,
@@ -161,6 +163,61 @@ def test_a_waiting_client_who_leaves_disappears_from_the_lobby() -> None:
     assert the(effects, "t1", "lobby")["waiting"] == []
     rejoin = room.join("c1b", CLIENT, "J.M.", T0 + 2, resume_token="resume-token-0002")
     assert the(rejoin, "c1b", "welcome")["knock_id"] == "k2"
+
+
+def test_a_waiting_client_who_quick_exits_is_a_safety_notice_not_a_plain_leave() -> None:
+    room = new_room()
+    room.join("t1", THERAPIST, "Dr. Rivera", T0)
+    room.join("c1", CLIENT, "J.M.", T0)
+    effects = room.quick_exit("c1")
+    assert the(effects, "t1", "quick-exit") == {
+        "type": "quick-exit",
+        "label": "J.M.",
+        "in_call": False,
+    }
+    assert the(effects, "t1", "lobby")["waiting"] == []
+    assert to(effects, "c1") == []
+    assert room.role_of("c1") is None
+    assert room.leave("c1", T0 + 1) == []  # the socket's close that follows changes nothing
+
+
+def test_a_client_who_quick_exits_the_call_leaves_no_seat_held_for_resume() -> None:
+    room = room_in_call()
+    effects = room.quick_exit("c1")
+    assert to(effects, "t1") == ["peer-left", "quick-exit"]
+    assert the(effects, "t1", "peer-left")["reconnecting"] is False
+    assert the(effects, "t1", "quick-exit")["in_call"] is True
+    assert room.knocks() == ()
+    assert room.next_deadline_ms() is None
+    back = room.join("c1b", CLIENT, "J.M.", T0 + 2, resume_token="resume-token-0002")
+    assert the(back, "c1b", "welcome")["state"] == "waiting"  # no way back in by resume
+
+
+def test_a_note_reaches_only_the_clients_still_waiting_and_only_a_few_a_minute() -> None:
+    room = room_in_call()
+    room.join("c2", CLIENT, "A.B.", T0)
+    effects = room.waiting_note("t1", "Running five minutes late", T0)
+    assert [e.conn_id for e in effects] == ["c2"]
+    assert the(effects, "c2", "therapist-note") == {
+        "type": "therapist-note",
+        "text": "Running five minutes late",
+    }
+    for n in range(1, WAITING_NOTES_PER_MINUTE):
+        room.waiting_note("t1", "Still a moment", T0 + n)
+    assert refused(lambda: room.waiting_note("t1", "Again", T0 + 10)) is ErrorCode.RATE_LIMITED
+    assert room.waiting_note("t1", "Now", T0 + 60_001)  # a minute later, one more
+    assert refused(lambda: room.waiting_note("c2", "Hi", T0 + 60_002)) is ErrorCode.FORBIDDEN
+
+
+def test_a_note_with_nobody_waiting_is_refused() -> None:
+    room = room_in_call()
+    assert refused(lambda: room.waiting_note("t1", "Hello", T0)) is ErrorCode.NO_SUCH_KNOCK
+
+
+def test_the_therapist_cannot_quick_exit_for_a_client() -> None:
+    room = room_in_call()
+    assert room.quick_exit("t1") == []
+    assert room.in_call("c1")
 
 
 # --- admit, deny, send back ------------------------------------------------------------
@@ -445,6 +502,7 @@ THERAPIST_ONLY_EXAMPLES = [
     PromptMessage(prompt={"id": "p-1", "text": "Consider checking in."}),
     ClientSignalMessage(signal=ClientSignal.SLOW_DOWN),
     PanelStateMessage(checkins=(), prompts=(), signals=({"signal": "slow-down", "at_ms": 1},)),
+    QuickExitMessage(label="J.M.", in_call=True),
 ]
 
 
@@ -552,6 +610,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "deny": BY_THERAPIST,
     "send_back": BY_THERAPIST,
     "end": BY_THERAPIST,
+    "quick_exit": CONNS,
 }
 WEIGHTED = ["join", "join", "admit", "admit", "relay", "relay", *ACTIONS]
 events = st.lists(
@@ -601,6 +660,10 @@ def test_room_invariants_hold_for_any_sequence_of_events(
                 assert all(e.conn_id in in_call_before for e in effects)
             elif action == "expire":
                 effects = room.expire(now)
+            elif action == "quick_exit":
+                effects = room.quick_exit(conn)
+                if room.role_of(conn) is None:
+                    live.discard(conn)
             else:
                 effects = room.end(conn)
         except RoomError:

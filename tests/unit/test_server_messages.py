@@ -19,6 +19,7 @@ from server.core.protocol import (
     PeerLeftMessage,
     Presence,
     ProtocolError,
+    QuickExitMessage,
     ServerMessage,
     SessionDescription,
     SessionEndedMessage,
@@ -121,6 +122,7 @@ def test_a_message_is_frozen_and_slotted() -> None:
         pytest.param(lambda: ErrorMessage(code=ErrorCode.INVALID, message="x" * 501), id="long"),
         pytest.param(lambda: PeerLeftMessage(role="admin", reconnecting=True), id="bad-role"),
         pytest.param(lambda: PeerLeftMessage(role="client", reconnecting=1), id="not-a-bool"),
+        pytest.param(lambda: QuickExitMessage(label="x" * 129, in_call=True), id="long-label"),
         pytest.param(
             lambda: LobbyMessage(
                 waiting=({"knock_id": "k1", "label": "x", "since_ms": 1, "ip": "192.0.2.1"},)
@@ -150,7 +152,14 @@ def test_a_bad_lobby_entry_is_refused_when_it_is_built() -> None:
         LobbyEntry(knock_id="k1", label="J.M.", since_ms=-1)
 
 
-def test_the_therapist_only_types_are_the_five_the_protocol_names() -> None:
-    therapist_only = {"lobby", "checkin-result", "prompt", "client-signal", "panel-state"}
+def test_the_therapist_only_types_are_the_six_the_protocol_names() -> None:
+    therapist_only = {
+        "lobby",
+        "quick-exit",
+        "checkin-result",
+        "prompt",
+        "client-signal",
+        "panel-state",
+    }
     assert therapist_only == THERAPIST_ONLY_SERVER_TYPES
     assert len({cls.TYPE for cls in SERVER_MESSAGE_CLASSES}) == len(SERVER_MESSAGE_CLASSES)

@@ -55,6 +55,11 @@ def test_types_are_parsed_from_text() -> None:
         ({"ATTUNE_LOG_LEVEL": "LOUD"}, "log_level"),
         ({"ATTUNE_SESSION_IDLE_MINUTES": "0"}, "session_idle_minutes"),
         ({"ATTUNE_TLS_CERT_FILE": "/only/cert.pem"}, "tls_key_file"),
+        ({"ATTUNE_QUICK_EXIT_URL": "javascript:alert(1)"}, "quick_exit_url"),
+        ({"ATTUNE_CLINIC_EMERGENCY_NUMBER": "call <b>me</b>"}, "clinic_emergency_number"),
+        ({"ATTUNE_QUICK_EXIT_URL": "//elsewhere.example/"}, "quick_exit_url"),
+        ({"ATTUNE_QUICK_EXIT_URL": "http://plain.example/"}, "quick_exit_url"),
+        ({"ATTUNE_QUICK_EXIT_URL": '/weather"><script>'}, "quick_exit_url"),
     ],
 )
 def test_bad_values_are_refused_with_the_setting_named(
@@ -120,3 +125,8 @@ def test_reminder_offsets_are_whole_minutes_largest_first() -> None:
         60,
         10,
     )
+
+
+@pytest.mark.parametrize("url", ["/weather", "/some/page?x=1", "https://news.example/"])
+def test_the_quick_exit_goes_to_a_page_here_or_an_https_address(url: str) -> None:
+    assert load_settings(environ={"ATTUNE_QUICK_EXIT_URL": url}).quick_exit_url == url

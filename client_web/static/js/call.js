@@ -54,6 +54,24 @@ export function modeMessage(fields) {
 }
 /** Peer to peer: whether this side's microphone and camera are on (never via the server). */
 const MEDIA_MESSAGE = "media";
+/** Chat, peer to peer only: `{t: "chat", text}`; the server never sees it, nothing stores it. */
+const CHAT_MESSAGE = "chat";
+/** The longest chat message sent or accepted, in characters. */
+export const MAX_CHAT_CHARS = 1000;
+
+/**
+ * A data-channel chat message's text, or null for any other (or a malformed) message.
+ * @param {unknown} fields
+ * @returns {string | null}
+ */
+export function chatText(fields) {
+  if (fields === null || typeof fields !== "object") return null;
+  const message = /** @type {Record<string, unknown>} */ (fields);
+  if (message.t !== CHAT_MESSAGE || Object.keys(message).length !== 2) return null;
+  const text = message.text;
+  if (typeof text !== "string" || !text.trim() || text.length > MAX_CHAT_CHARS) return null;
+  return text;
+}
 
 /** @typedef {"therapist" | "client"} CallRole */
 
@@ -71,6 +89,7 @@ const MEDIA_MESSAGE = "media";
  * @property {{reason: "refused" | "unreachable"}} relay-unavailable
  * @property {{audioOnly: boolean}} peer-mode
  * @property {{audioOnly: boolean}} mode
+ * @property {{text: string}} peer-chat
  */
 
 /**
@@ -316,6 +335,7 @@ function freshNonce() {
  *                                  TURN server refused the credentials or could not be reached
  *   "mode" {audioOnly}             this side switched audio only on or off
  *   "peer-mode" {audioOnly}        the other side said (on the data channel) it switched
+ *   "peer-chat" {text}             a chat message from the other side (data channel only)
  */
 export class Call {
   /** @type {CallOptions} */
@@ -597,6 +617,23 @@ export class Call {
     this.#mediaState = { audio: state.audio, video: state.video };
     const channel = this.#channel;
     if (channel?.readyState === "open") channel.send(JSON.stringify({ t: MEDIA_MESSAGE, ...this.#mediaState }));
+  }
+
+  /**
+   * Send a chat message to the other side over the call's data channel (end to end: never
+   * through the server). False when the channel is not open (the call is not connected).
+   * @param {string} text  1..MAX_CHAT_CHARS characters
+   * @returns {boolean}
+   */
+  sendChat(text) {
+    const channel = this.#channel;
+    if (channel?.readyState !== "open" || !text.trim() || text.length > MAX_CHAT_CHARS) return false;
+    try {
+      channel.send(JSON.stringify({ t: CHAT_MESSAGE, text }));
+    } catch {
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -907,6 +944,12 @@ export class Call {
         if (pc === this.#pc) this.#emit("peer-confirmed", {});
         return;
       }
+      const chat = chatText(fields);
+      if (chat !== null) {
+        if (pc === this.#pc) this.#emit("peer-chat", { text: chat });
+        return;
+      }
+      if (fields && "t" in fields && fields.t === CHAT_MESSAGE) return; // malformed: dropped
       const mode = modeMessage(fields);
       if (mode) {
         if (pc === this.#pc) this.#emit("peer-mode", mode);

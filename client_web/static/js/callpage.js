@@ -12,7 +12,7 @@
  * Both pages have the same element ids in their call section: `call-status`, `remote-video`,
  * `self-video`, `mute-button`, `camera-button`, `sound-button`, `safety-code`, `codes-match`,
  * `safety-note`, `quality-level`, `quality-detail`, `audio-only-button`, `audio-only-hint`,
- * `call-mode`.
+ * `call-mode`, and the chat's `chat-log`, `chat-form`, `chat-input`, `chat-status`.
  *
  * Poor connections: "Audio only" makes the call's video transceivers inactive (no video either
  * way, same peer connection, no new admission); the other page hears of it peer to peer on
@@ -25,6 +25,7 @@
 
 import { Call, fetchIceConfiguration, qualityLevel, videoBitrateCapFor } from "./call.js";
 import { bindMediaToggles, byId, playStream, renderQuality, safetyCodeView } from "./callview.js";
+import { chatParts, mountChat } from "./chat.js";
 import { describeMediaError, openMedia, stopMedia } from "./devices.js";
 import { SessionConnection } from "./protocol.js";
 
@@ -63,6 +64,7 @@ const NO_ICE_SERVERS = Object.freeze({ iceServers: [], iceTransportPolicy: "all"
  * @property {(state: ConnectionState) => void} onConnectionState  until the page finished
  * @property {(event: ClosedEvent) => void} onClosed  the connection gave up for good (unless
  *   the page finished first)
+ * @property {(text: string) => void} [onChatReceived]  a chat message arrived (after it is shown)
  */
 
 /** The call section's elements, the same ids on both pages. */
@@ -131,6 +133,9 @@ export class CallPage {
   #relayProblem = null;
   /** @type {ReturnType<typeof setTimeout> | null} */
   #iceRefreshTimer = null;
+  #peerName;
+  /** Chat over the call's data channel (chat.js), if the page has a `#chat` section. */
+  chat;
 
   /** @param {CallPageOptions} options */
   constructor(options) {
@@ -142,6 +147,15 @@ export class CallPage {
         this.configuration ??= ice; // a `welcome` that came first is fresher
         return this.configuration;
       });
+    this.#peerName = options.peerName;
+    const chat = chatParts();
+    this.chat = chat
+      ? mountChat(chat, {
+          send: (text) => this.call?.sendChat(text) ?? false,
+          peerName: () => this.#peerName,
+          onReceived: (text) => options.onChatReceived?.(text),
+        })
+      : null;
     this.#safety = safetyCodeView({
       code: el.safetyCode,
       confirm: el.codesMatch,
@@ -355,6 +369,7 @@ export class CallPage {
     call.on("safety-code-failed", () => this.#safety.failed());
     call.on("peer-confirmed", () => this.#safety.confirmedByPeer());
     call.on("peer-media", (state) => this.#showPeerMedia(state));
+    call.on("peer-chat", ({ text }) => this.chat?.received(text));
     call.sendMediaState(this.#toggles.state());
     call.on("connection-state", ({ state }) => {
       if (state === "connected") this.#relayProblem = null;
@@ -394,6 +409,7 @@ export class CallPage {
 
   /** @param {string} name  who is on the other end, for the safety-code note */
   setPeerName(name) {
+    this.#peerName = name;
     this.#safety.setPeerName(name);
   }
 
@@ -439,6 +455,7 @@ export class CallPage {
     stopMedia(this.localStream);
     this.localStream = null;
     this.connection?.close();
+    this.chat?.clear();
   }
 
   #bindPageLifetime() {

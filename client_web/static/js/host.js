@@ -38,6 +38,10 @@ const el = {
   endDialog: /** @type {HTMLDialogElement} */ (byId("end-dialog")),
   endConfirm: /** @type {HTMLButtonElement} */ (byId("end-confirm")),
   endCancel: /** @type {HTMLButtonElement} */ (byId("end-cancel")),
+  safetyNotices: byId("safety-notices"),
+  noteForm: /** @type {HTMLFormElement} */ (byId("note-form")),
+  noteInput: /** @type {HTMLInputElement} */ (byId("note-input")),
+  noteStatus: byId("note-status"),
 };
 
 /** Whether an admitted client is connected (or held while reconnecting). */
@@ -78,6 +82,7 @@ const page = new CallPage({
     el.connectionState.classList.toggle("is-warning", state === "reconnecting");
     if (state !== "open") updateStandby();
   },
+  onChatReceived: () => side.announce(`New message from ${clientLabel}`),
   onClosed: ({ code, reason }) => {
     if (code === CloseCode.SESSION_ENDED) ended("The client's link no longer works.");
     else if (code === CloseCode.REPLACED) stopped("This session is open in another tab. Use that tab, or reload this one.");
@@ -232,6 +237,24 @@ function freshCall() {
   ensureCall();
 }
 
+/**
+ * A safety signal on top of the private panel, announced (urgent) until looked at.
+ * @param {string} text
+ * @param {string} detail
+ */
+function safetyNotice(text, detail) {
+  const item = document.createElement("li");
+  item.className = "safety-notice";
+  item.textContent = text;
+  const when = document.createElement("span");
+  when.className = "hint";
+  when.textContent = `${detail}, ${formatLocal(new Date(), "time")}`;
+  item.append(when);
+  el.safetyNotices.prepend(item);
+  el.safetyNotices.hidden = false;
+  side.announce(text, { urgent: true, item });
+}
+
 function noClient(/** @type {string} */ status) {
   clientInCall = false;
   page.endCall();
@@ -239,6 +262,15 @@ function noClient(/** @type {string} */ status) {
   callStatus.textContent = status;
   updateStandby();
 }
+
+el.noteForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = el.noteInput.value.trim();
+  if (!text) return;
+  const sent = page.connection?.send({ type: "waiting-note", text }) ?? false;
+  el.noteStatus.textContent = sent ? "Note sent to the waiting room." : "Not sent: not connected to the server.";
+  if (sent) el.noteInput.value = "";
+});
 
 el.sendBack.addEventListener("click", () => {
   page.connection?.send({ type: "send-back" });
@@ -255,7 +287,8 @@ el.endConfirm.addEventListener("click", () => {
 /** @type {Readonly<Partial<Record<import("./protocol_types.js").ErrorMessage["code"], string>>>} */
 const ERROR_WORDS = Object.freeze({
   "call-full": "Someone is already in the call. Send them back to the waiting room first.",
-  "no-such-knock": "That person is no longer waiting.",
+  "no-such-knock": "That person is no longer waiting (or nobody is waiting for a note).",
+  "rate-limited": "Too many notes at once; please wait a moment.",
 });
 
 /** @param {import("./protocol.js").SessionConnection} conn */
@@ -305,6 +338,11 @@ function subscribe(conn) {
     } else {
       noClient(`${clientLabel} left the call.`);
     }
+  });
+  conn.on("quick-exit", ({ label, in_call }) => {
+    const text = `${label} left using quick exit`;
+    if (in_call) noClient(`${text}.`);
+    safetyNotice(text, in_call ? "from the call" : "from the waiting room");
   });
   conn.on("signal-relay", ({ payload }) => {
     if (!clientInCall || page.finished) return;

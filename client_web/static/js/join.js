@@ -7,6 +7,9 @@
  *
  * A tab that has passed the three checks remembers it (sessionStorage), so a reload goes
  * straight back to the waiting room — or, with a resume token, straight back into the call.
+ *
+ * Quick exit (quick_exit.js): the button in the waiting room and the call, or Escape three
+ * times, leaves at once for a neutral page.
  */
 
 import { byId, playStream, showOnly } from "./callview.js";
@@ -16,6 +19,7 @@ import { mountConnectionCheck } from "./join_conncheck.js";
 import { mountConsentStep } from "./join_consent.js";
 import { mountDeviceCheck } from "./join_devices.js";
 import { mountWaitingRoom } from "./join_waiting.js";
+import { mountQuickExit, replaceWithNeutralPage } from "./quick_exit.js";
 
 /** @typedef {import("./join_devices.js").Progress} Progress */
 
@@ -24,6 +28,7 @@ const sessionId = root.dataset.sessionId ?? "";
 const csrfToken =
   document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") ?? "";
 const progressKey = `attune.visit.${sessionId}`;
+const quickExitUrl = root.dataset.quickExitUrl ?? "/weather";
 
 const steps = {
   devices: byId("step-devices"),
@@ -198,7 +203,22 @@ function stop(title, text) {
   show(steps.stopped);
 }
 
+/**
+ * Quick exit: tell the therapist it was a quick exit (not a dropped connection), release the
+ * camera and microphone, and replace the page with the neutral one at once.
+ */
+function quickExit() {
+  page.connection?.send({ type: "leave", reason: "quick-exit" });
+  if (!page.finished) finish();
+  replaceWithNeutralPage(quickExitUrl);
+}
+
 // --- start -----------------------------------------------------------------------------------
+
+mountQuickExit({
+  buttons: /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-quick-exit]")),
+  onExit: quickExit,
+});
 
 if (progress.passed) {
   // this tab already passed the checks: back to the waiting room (or the call, on resume),

@@ -160,6 +160,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
       }
       void page.ensureCall().handleSignal(payload);
     });
+    conn.on("therapist-note", ({ text }) => waiting.showNote(text));
     conn.on("sent-back", () => {
       admitted = false;
       endCall();

@@ -18,6 +18,7 @@ export function mountWaitingRoom({ step, show, onJoinPressed, statusAfterJoin })
     status: byId("waiting-status"),
     joinButton: /** @type {HTMLButtonElement} */ (byId("join-button")),
     joinHint: byId("join-hint"),
+    note: byId("waiting-note"),
   };
 
   el.joinButton.addEventListener("click", () => {
@@ -43,6 +44,13 @@ export function mountWaitingRoom({ step, show, onJoinPressed, statusAfterJoin })
       const activated = navigator.userActivation?.hasBeenActive ?? true;
       el.joinButton.hidden = activated;
       el.joinHint.hidden = activated;
+    },
+    /**
+     * The therapist's note to the waiting room (`therapist-note`), replacing any earlier one.
+     * @param {string} text
+     */
+    showNote(text) {
+      el.note.textContent = `Note from your therapist: ${text}`;
     },
     /**
      * Change the status line only.

@@ -95,6 +95,13 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * To a waiting client: the therapist's short note (relayed, never stored).
+ * @typedef {object} TherapistNoteMessage
+ * @property {"therapist-note"} type
+ * @property {string} text
+ */
+
+/**
  * The other party's connection is new (or resumed).
  * @typedef {object} PeerJoinedMessage
  * @property {"peer-joined"} type
@@ -109,6 +116,14 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * @property {"peer-left"} type
  * @property {"therapist" | "client"} role
  * @property {boolean} reconnecting
+ */
+
+/**
+ * A safety signal: a client left with the quick exit (not a dropped connection).
+ * @typedef {object} QuickExitMessage
+ * @property {"quick-exit"} type
+ * @property {string} label
+ * @property {boolean} in_call
  */
 
 /**
@@ -201,7 +216,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message the server sends.
- * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | PeerJoinedMessage | PeerLeftMessage | SignalRelayMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
+ * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | SignalRelayMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
  */
 
 // --- client → server messages ---
@@ -305,6 +320,22 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * The therapist's short note to whoever is waiting ("running five minutes late").
+ * @typedef {object} WaitingNoteMessage
+ * @property {"waiting-note"} type
+ * @property {string} text
+ * @property {string} [id]
+ */
+
+/**
+ * A client leaves at once; `quick-exit` tells the therapist it was a quick exit.
+ * @typedef {object} LeaveMessage
+ * @property {"leave"} type
+ * @property {"quick-exit"} reason
+ * @property {string} [id]
+ */
+
+/**
  * A keep-alive; the server answers `pong`.
  * @typedef {object} PingMessage
  * @property {"ping"} type
@@ -313,7 +344,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message a browser may send.
- * @typedef {HelloMessage | AdmitMessage | DenyMessage | SendBackMessage | RelayMessage | CheckinAnswerMessage | CheckinLaunchMessage | FeaturesMessage | SignalMessage | ConsentMessage | PromptFeedbackMessage | EndMessage | PingMessage} ClientMessage
+ * @typedef {HelloMessage | AdmitMessage | DenyMessage | SendBackMessage | RelayMessage | CheckinAnswerMessage | CheckinLaunchMessage | FeaturesMessage | SignalMessage | ConsentMessage | PromptFeedbackMessage | EndMessage | WaitingNoteMessage | LeaveMessage | PingMessage} ClientMessage
  */
 
 // --- parts of messages ---

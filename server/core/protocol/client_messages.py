@@ -19,10 +19,12 @@ from server.core.protocol.codes import (
     MAX_ANSWERS,
     MAX_FEATURES_BYTES,
     MAX_FRAME_BYTES,
+    MAX_WAITING_NOTE_CHARS,
     PROTOCOL_VERSION,
     SNOOZE_MINUTES_RANGE,
     ClientSignal,
     ErrorCode,
+    LeaveReason,
     PromptFeedback,
     ProtocolError,
     SessionRole,
@@ -246,6 +248,37 @@ class End:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingNote:
+    """The therapist's short note to whoever is waiting ("running five minutes late")."""
+
+    TYPE: ClassVar[str] = "waiting-note"
+    text: str
+    id: str | None = None
+
+    @classmethod
+    def from_fields(cls, f: Fields, id: str | None) -> WaitingNote:
+        """Read the fields of a `waiting-note`: 1..MAX_WAITING_NOTE_CHARS characters."""
+        text = f.text("text", max_chars=MAX_WAITING_NOTE_CHARS)
+        if not text.strip():
+            invalid("waiting-note.text: write something")
+        return cls(text, id)
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """A client leaves at once; `quick-exit` tells the therapist it was a quick exit."""
+
+    TYPE: ClassVar[str] = "leave"
+    reason: LeaveReason
+    id: str | None = None
+
+    @classmethod
+    def from_fields(cls, f: Fields, id: str | None) -> Leave:
+        """Read the fields of a `leave`."""
+        return cls(f.choice("reason", tuple(LeaveReason)), id)
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     """A keep-alive; the server answers `pong`."""
 
@@ -271,6 +304,8 @@ ClientMessage = (
     | Consent
     | PromptFeedbackMessage
     | End
+    | WaitingNote
+    | Leave
     | Ping
 )
 
@@ -287,6 +322,8 @@ CLIENT_MESSAGE_CLASSES: Final[tuple[type[ClientMessage], ...]] = (
     Consent,
     PromptFeedbackMessage,
     End,
+    WaitingNote,
+    Leave,
     Ping,
 )
 """Every client→server message class, in the order docs/protocol.md lists them."""
@@ -305,6 +342,8 @@ _CLIENT_PARSERS: Final[Mapping[str, _FieldParser]] = MappingProxyType(
         Consent.TYPE: Consent.from_fields,
         PromptFeedbackMessage.TYPE: PromptFeedbackMessage.from_fields,
         End.TYPE: End.from_fields,
+        WaitingNote.TYPE: WaitingNote.from_fields,
+        Leave.TYPE: Leave.from_fields,
         Ping.TYPE: Ping.from_fields,
     }
 )
@@ -322,8 +361,9 @@ ROLE_ALLOWED: Final[Mapping[SessionRole, frozenset[str]]] = MappingProxyType(
             CheckinLaunch.TYPE,
             PromptFeedbackMessage.TYPE,
             End.TYPE,
+            WaitingNote.TYPE,
         },
-        SessionRole.CLIENT: _BOTH | {CheckinAnswer.TYPE, Signal.TYPE, Consent.TYPE},
+        SessionRole.CLIENT: _BOTH | {CheckinAnswer.TYPE, Signal.TYPE, Consent.TYPE, Leave.TYPE},
     }
 )
 """Which client→server types each role may send; anything else gets `forbidden`."""

@@ -29,6 +29,8 @@ HELLO_TIMEOUT_S: Final = 10
 PING_AFTER_IDLE_S: Final = 20
 DROP_AFTER_IDLE_S: Final = 45
 SNOOZE_MINUTES_RANGE: Final = (1, 60)
+MAX_WAITING_NOTE_CHARS: Final = 200  # "Running five minutes late", not a conversation
+WAITING_NOTES_PER_MINUTE: Final = 5  # per room; a note is never stored
 
 
 class SessionRole(StrEnum):
@@ -79,6 +81,12 @@ class EndReason(StrEnum):
     THERAPIST_ENDED = "therapist-ended"
     CONSENT_WITHDRAWN = "consent-withdrawn"  # the client withdrew telehealth consent
     LINK_EXPIRED = "link-expired"  # the session's time window and grace period are over
+
+
+class LeaveReason(StrEnum):
+    """Why a client says goodbye with `leave` (a plain leave just closes the socket)."""
+
+    QUICK_EXIT = "quick-exit"  # the client left in a hurry: the therapist sees a safety notice
 
 
 class AccessEnd(StrEnum):

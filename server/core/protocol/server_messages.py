@@ -22,6 +22,7 @@ from server.core.checkins.instruments import KINDS, InstrumentKind
 from server.core.protocol.codes import (
     MAX_ERROR_MESSAGE_CHARS,
     MAX_ICE_TTL_SECONDS,
+    MAX_WAITING_NOTE_CHARS,
     PROTOCOL_VERSION,
     ClientSignal,
     EndReason,
@@ -283,6 +284,30 @@ class PeerLeftMessage(SharedMessage):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TherapistNoteMessage(SharedMessage):
+    """To a waiting client: the therapist's short note (relayed, never stored)."""
+
+    TYPE: ClassVar[str] = "therapist-note"
+    text: str
+
+    def _check(self, f: Fields) -> None:
+        f.text("text", max_chars=MAX_WAITING_NOTE_CHARS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuickExitMessage(TherapistOnlyMessage):
+    """A safety signal: a client left with the quick exit (not a dropped connection)."""
+
+    TYPE: ClassVar[str] = "quick-exit"
+    label: str  # the client's alias, as in the lobby and `peer-joined`
+    in_call: bool  # whether they were in the call (else: in the waiting room)
+
+    def _check(self, f: Fields) -> None:
+        f.text("label", max_chars=128)
+        f.boolean("in_call")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SignalRelayMessage(SharedMessage):
     """The other party's SDP or ICE, as validated."""
 
@@ -466,8 +491,10 @@ SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
     AdmittedMessage,
     SentBackMessage,
     DeniedMessage,
+    TherapistNoteMessage,
     PeerJoinedMessage,
     PeerLeftMessage,
+    QuickExitMessage,
     SignalRelayMessage,
     CheckinOpenMessage,
     CheckinResultMessage,

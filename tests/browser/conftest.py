@@ -146,6 +146,21 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
+async def media_browser(chromium: Path) -> AsyncIterator[Browser]:
+    """One headless browser per test with a fake camera and microphone, for the call pages."""
+    from tests.browser.video_helpers import MEDIA_ARGS  # the call tests' media flags
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium, args=[*CHROMIUM_ARGS, *MEDIA_ARGS], headless=True
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
 def harness(browser: Browser) -> BrowserHarness:
     """Page factory plus the CSP and page-error log every browser test checks at its end."""
     return BrowserHarness(browser)

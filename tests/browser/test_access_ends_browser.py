@@ -3,14 +3,11 @@ the room's socket with 4401, and the room page says why and stops reconnecting."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from playwright.async_api import Browser, Error, WebSocket, async_playwright, expect
+from playwright.async_api import Browser, Error, WebSocket, expect
 
-from tests.browser.conftest import CHROMIUM_ARGS, BrowserHarness, LiveSite
-from tests.browser.video_helpers import MEDIA_ARGS, schedule_session, therapist_opens_room
+from tests.browser.conftest import BrowserHarness, LiveSite
+from tests.browser.video_helpers import schedule_session, therapist_opens_room
 
 pytestmark = pytest.mark.browser
 
@@ -20,16 +17,9 @@ NO_RECONNECT_WINDOW_MS = 2_500
 
 
 @pytest.fixture
-async def harness(chromium: Path) -> AsyncIterator[BrowserHarness]:
+def harness(media_browser: Browser) -> BrowserHarness:
     """One headless browser with fake devices (the room page asks for the camera)."""
-    async with async_playwright() as playwright:
-        browser: Browser = await playwright.chromium.launch(
-            executable_path=chromium, args=[*CHROMIUM_ARGS, *MEDIA_ARGS], headless=True
-        )
-        try:
-            yield BrowserHarness(browser)
-        finally:
-            await browser.close()
+    return BrowserHarness(media_browser)
 
 
 async def test_a_therapist_signed_out_in_another_tab_sees_the_room_say_why_and_stop_reconnecting(

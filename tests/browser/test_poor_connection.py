@@ -6,22 +6,21 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from privacy.consent import Channel, ConsentDecision, Purpose
 from server.app import create_app
 from server.keys import AUDIT, CONSENTS, DB, LIVE
 from server.settings import Settings
-from tests.browser.conftest import CHROMIUM_ARGS, MOBILE, BrowserHarness, LiveSite
+from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
 from tests.browser.video_helpers import (
-    MEDIA_ARGS,
     MEDIA_TIMEOUT_MS,
     admit,
     client_reaches_waiting_room,
@@ -84,15 +83,9 @@ async def site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
 
 
 @pytest.fixture
-async def harness(chromium: Path) -> AsyncIterator[BrowserHarness]:
-    async with async_playwright() as playwright:
-        browser: Browser = await playwright.chromium.launch(
-            executable_path=chromium, args=[*CHROMIUM_ARGS, *MEDIA_ARGS], headless=True
-        )
-        try:
-            yield BrowserHarness(browser)
-        finally:
-            await browser.close()
+def harness(media_browser: Browser) -> BrowserHarness:
+    """One headless browser with a fake camera and microphone (see conftest)."""
+    return BrowserHarness(media_browser)
 
 
 async def video_stopped_audio_flowing(page: Page) -> dict[str, Any]:

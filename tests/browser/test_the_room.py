@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
-from playwright.async_api import Page, WebSocketRoute, async_playwright, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from server.app import create_app
 from server.settings import Settings
-from tests.browser.conftest import CHROMIUM_ARGS, MOBILE, BrowserHarness, LiveSite
+from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
 from tests.browser.video_helpers import (
-    MEDIA_ARGS,
     admit,
     client_reaches_waiting_room,
     grant_telehealth,
@@ -50,16 +48,9 @@ async def site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
 
 
 @pytest.fixture
-async def harness(chromium: Path) -> AsyncIterator[BrowserHarness]:
+def harness(media_browser: Browser) -> BrowserHarness:
     """One headless browser with fake camera and microphone for both people."""
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium, args=[*CHROMIUM_ARGS, *MEDIA_ARGS], headless=True
-        )
-        try:
-            yield BrowserHarness(browser)
-        finally:
-            await browser.close()
+    return BrowserHarness(media_browser)
 
 
 async def shot(page: Page, name: str) -> None:

@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from server.app import create_app
 from server.core.ice import turn_credential
 from server.settings import Settings
-from tests.browser.conftest import CHROMIUM_ARGS, BrowserHarness, LiveSite
+from tests.browser.conftest import BrowserHarness, LiveSite
 from tests.browser.test_conncheck_browser import CHECK_PAGE, RUN_CHECK, check_page
 from tests.browser.test_poor_connection import screenshot
 from tests.browser.video_helpers import (
-    MEDIA_ARGS,
     MEDIA_TIMEOUT_MS,
     admit,
     client_reaches_waiting_room,
@@ -95,16 +94,9 @@ async def relay_site(
 
 
 @pytest.fixture
-async def harness(chromium: Path) -> AsyncIterator[BrowserHarness]:
+def harness(media_browser: Browser) -> BrowserHarness:
     """One headless browser with fake devices; records CSP violations and page errors."""
-    async with async_playwright() as playwright:
-        browser: Browser = await playwright.chromium.launch(
-            executable_path=chromium, args=[*CHROMIUM_ARGS, *MEDIA_ARGS], headless=True
-        )
-        try:
-            yield BrowserHarness(browser)
-        finally:
-            await browser.close()
+    return BrowserHarness(media_browser)
 
 
 async def both_in_room(site: LiveSite, harness: BrowserHarness) -> tuple[Page, Page]:

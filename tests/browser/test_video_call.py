@@ -7,20 +7,18 @@ as a screen reader would find them, and media is judged by what the peer connect
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from server.app import create_app
 from server.settings import Settings
-from tests.browser.conftest import CHROMIUM_ARGS, MOBILE, BrowserHarness, LiveSite
+from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
 from tests.browser.video_helpers import (
     INBOUND_MEDIA,
-    MEDIA_ARGS,
     admit,
     client_reaches_waiting_room,
     fits_a_phone,
@@ -49,16 +47,9 @@ async def site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
 
 
 @pytest.fixture
-async def harness(chromium: Path) -> AsyncIterator[BrowserHarness]:
+def harness(media_browser: Browser) -> BrowserHarness:
     """One headless browser with fake devices; records CSP violations and page errors."""
-    async with async_playwright() as playwright:
-        browser: Browser = await playwright.chromium.launch(
-            executable_path=chromium, args=[*CHROMIUM_ARGS, *MEDIA_ARGS], headless=True
-        )
-        try:
-            yield BrowserHarness(browser)
-        finally:
-            await browser.close()
+    return BrowserHarness(media_browser)
 
 
 async def in_call(site: LiveSite, harness: BrowserHarness) -> tuple[Page, Page, str]:

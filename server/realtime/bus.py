@@ -327,16 +327,18 @@ class RedisBus:
     async def stop(self) -> None:
         """Save and hand over every owned room (the next process claims it at once)."""
         for session_id in list(self._owned):
+            # Bounded: a room whose lock or Redis does not answer is left to its lease lapsing
+            # (the next process takes it over then); shutdown must never hang on one room.
             with contextlib.suppress(Exception):
-                async with self._lock(session_id):
+                async with asyncio.timeout(_HAND_OVER_S), self._lock(session_id):
                     await self._save(session_id)
                     await self._release(keys=[self._owner_key(session_id)], args=[self.process_id])
         self._owned.clear()
-        for task in self._tasks + list(self._background):
+        tasks = self._tasks + list(self._background)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks + list(self._background):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:  # bounded too: a task that ignores its cancellation cannot hold shutdown
+            await asyncio.wait(tasks, timeout=_HAND_OVER_S)
         with contextlib.suppress(Exception):
             await self._redis.delete(self._alive_key(self.process_id))
         if self._pubsub is not None:
@@ -620,6 +622,7 @@ class RedisBus:
         task.add_done_callback(self._background.discard)
 
 
+_HAND_OVER_S = 2.0  # per room, on a graceful stop
 _REDIS_MAX_CONNECTIONS = 64
 _REDIS_POOL_WAIT_S = 5.0
 

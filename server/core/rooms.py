@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 
 from privacy.consent import ConsentState, Purpose
 from server.core.protocol import (
+    SCREEN_SHARE_CHANGES_PER_MINUTE,
     WAITING_NOTES_PER_MINUTE,
     AdmittedMessage,
     CloseCode,
@@ -29,10 +30,12 @@ from server.core.protocol import (
     LobbyMessage,
     PeerJoinedMessage,
     PeerLeftMessage,
+    PeerScreenMessage,
     Presence,
     ProtocolError,
     QuickExitMessage,
     RelayPayload,
+    ScreenShareAllowedMessage,
     SentBackMessage,
     ServerMessage,
     SessionEndedMessage,
@@ -137,6 +140,21 @@ class _Therapist:
     held_until_ms: int | None = None
 
 
+@dataclass(slots=True)
+class _Screens:
+    """Screen sharing in the call: which stream each side shares (None: not sharing), and
+    whether the therapist lets the client in the call share (off until allowed, and off
+    again whenever that client leaves the call)."""
+
+    therapist_stream: str | None = None
+    client_stream: str | None = None
+    client_may_share: bool = False
+
+    def client_left_call(self) -> None:
+        self.client_stream = None
+        self.client_may_share = False
+
+
 class Room:
     """One therapy session's live state: who is connected, waiting, in the call or held."""
 
@@ -156,6 +174,8 @@ class Room:
         self._knocks_issued = 0
         self._ended_because: EndReason | None = None
         self._notes_sent_ms: list[int] = []  # live only: a new owner starts the count afresh
+        self._screens = _Screens()
+        self._screen_starts_ms: list[int] = []  # live only, like the notes' count
 
     # --- queries ---------------------------------------------------------------------
 
@@ -278,6 +298,7 @@ class Room:
                     Audience.CLIENTS,
                 )
             self._therapist = None
+            self._screens.therapist_stream = None
             return self.deliver(
                 PeerLeftMessage(role=SessionRole.THERAPIST, reconnecting=False), Audience.CLIENTS
             )
@@ -300,12 +321,14 @@ class Room:
         seat = self._therapist
         if seat is not None and seat.held_until_ms is not None and seat.held_until_ms <= now_ms:
             self._therapist = None
+            self._screens.therapist_stream = None
             effects += self.deliver(
                 PeerLeftMessage(role=SessionRole.THERAPIST, reconnecting=False), Audience.CLIENTS
             )
         for slot in list(self._slots.values()):
             if slot.held_until_ms is not None and slot.held_until_ms <= now_ms:
                 del self._slots[slot.knock_id]
+                self._screens.client_left_call()
                 effects += self.deliver_to_therapist(
                     PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False)
                 )
@@ -328,11 +351,13 @@ class Room:
             )
         if current is not None:
             del self._slots[current.knock_id]
+        self._screens.client_left_call()
         slot.admitted = True
         assert slot.conn_id is not None  # waiting slots are always connected
         assert therapist.conn_id is not None  # _require_therapist found it by its connection
         return [
             self._send(slot.conn_id, AdmittedMessage(resumed=False)),
+            *self._screens_for_client(slot.conn_id),
             self._send(
                 therapist.conn_id,
                 PeerJoinedMessage(role=SessionRole.CLIENT, label=slot.label, resumed=False),
@@ -360,6 +385,7 @@ class Room:
         if slot is None:
             raise RoomError(ErrorCode.NO_PEER, "no client is in the call")
         peer_left = PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False)
+        self._screens.client_left_call()
         if slot.conn_id is None:
             del self._slots[slot.knock_id]
             return self.deliver_to_therapist(peer_left)
@@ -396,6 +422,7 @@ class Room:
         slot = self._slots.pop(knock_id)
         notice = QuickExitMessage(label=slot.label, in_call=slot.admitted)
         if slot.admitted:
+            self._screens.client_left_call()
             return [
                 *self.deliver_to_therapist(
                     PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False)
@@ -417,6 +444,7 @@ class Room:
         conns = [c for c in (self.therapist_conn_id,) if c is not None] + self._client_conns()
         self._ended_because = reason
         self._therapist = None
+        self._screens = _Screens()
         self._slots.clear()
         self._knock_of.clear()
         effects: list[Effect] = []
@@ -440,6 +468,54 @@ class Room:
         if target is None:
             raise RoomError(ErrorCode.NO_PEER, "nobody is on the other side of the call")
         return [self._send(target, SignalRelayMessage(payload=payload))]
+
+    def allow_screen_share(self, conn_id: str, allowed: bool) -> list[Effect]:
+        """The therapist lets the client in the call share a screen, or takes it back (which
+        stops a share in progress: the therapist is told it stopped, the client's page stops
+        it when it hears `screen-share-allowed` false). Both sides hear the new setting."""
+        self._require_therapist(conn_id)
+        if self._admitted_slot() is None:
+            raise RoomError(ErrorCode.NO_PEER, "no client is in the call")
+        self._screens.client_may_share = allowed
+        effects = self.deliver(ScreenShareAllowedMessage(allowed=allowed), Audience.CALL)
+        if not allowed and self._screens.client_stream is not None:
+            self._screens.client_stream = None
+            effects += self.deliver_to_therapist(
+                PeerScreenMessage(role=SessionRole.CLIENT, sharing=False)
+            )
+        return effects
+
+    def screen_share(self, conn_id: str, stream_id: str | None, now_ms: int) -> list[Effect]:
+        """A side in the call starts sharing its screen as the stream `stream_id`, or stops
+        (None); the other side is told. A client may start only while the therapist allows
+        it; stopping is always accepted; saying again what the room knows changes nothing.
+        At most SCREEN_SHARE_CHANGES_PER_MINUTE starts a minute per room."""
+        role = self._require_member(conn_id)
+        if not self.in_call(conn_id):
+            raise RoomError(ErrorCode.NOT_ADMITTED, "you are in the waiting room")
+        screens = self._screens
+        therapist = role is SessionRole.THERAPIST
+        if not therapist and stream_id is not None and not screens.client_may_share:
+            raise RoomError(
+                ErrorCode.SCREEN_SHARE_NOT_ALLOWED,
+                "the therapist has not allowed screen sharing",
+            )
+        if (screens.therapist_stream if therapist else screens.client_stream) == stream_id:
+            return []
+        if stream_id is not None:
+            recent = [at for at in self._screen_starts_ms if now_ms - at < 60_000]
+            if len(recent) >= SCREEN_SHARE_CHANGES_PER_MINUTE:
+                raise RoomError(ErrorCode.RATE_LIMITED, "screen sharing started too often")
+            self._screen_starts_ms = [*recent, now_ms]
+        if therapist:
+            screens.therapist_stream = stream_id
+        else:
+            screens.client_stream = stream_id
+        message = PeerScreenMessage(role=role, sharing=stream_id is not None, stream_id=stream_id)
+        if therapist:
+            admitted = self.admitted_conn_id
+            return [self._send(admitted, message)] if admitted is not None else []
+        return self.deliver_to_therapist(message)
 
     def deliver(self, message: SharedMessage, audience: Audience) -> list[Effect]:
         """Address a message any party may see (consent changes, check-in forms) to an audience.
@@ -479,6 +555,7 @@ class Room:
         if old is not None:
             effects.append(Close(old, CloseCode.REPLACED, REASON_REPLACED))
         self._therapist = _Therapist(conn_id, label, self._new_token())
+        self._screens.therapist_stream = None  # a new page shares nothing yet
         joined = PeerJoinedMessage(role=SessionRole.THERAPIST, label=label, resumed=False)
         effects += self._therapist_welcome(self._therapist, greeting, resumed=False)
         effects += self.deliver(joined, Audience.CLIENTS)
@@ -520,6 +597,7 @@ class Room:
         return [
             self._send(seat.conn_id, welcome),
             *self.deliver_to_therapist(self._lobby_message()),
+            *self._screens_for(seat.conn_id, SessionRole.CLIENT),
         ]
 
     def _knock(self, conn_id: str, alias: str, now_ms: int, greeting: _Greeting) -> list[Effect]:
@@ -552,10 +630,27 @@ class Room:
         effects.append(self._send(conn_id, self._client_welcome(slot, greeting, resumed=True)))
         if slot.admitted:
             effects.append(self._send(conn_id, AdmittedMessage(resumed=True)))
+            effects += self._screens_for_client(conn_id)
             effects += self.deliver_to_therapist(
                 PeerJoinedMessage(role=SessionRole.CLIENT, label=slot.label, resumed=True)
             )
         return effects
+
+    def _screens_for(self, conn_id: str, sharer: SessionRole) -> list[Effect]:
+        """Screen sharing as it stands, for a connection that (re)joins the call: the other
+        side's share, and whether the client may share (only what is on: off is the default)."""
+        screens = self._screens
+        stream = screens.client_stream if sharer is SessionRole.CLIENT else screens.therapist_stream
+        effects: list[Effect] = []
+        if screens.client_may_share:
+            effects.append(self._send(conn_id, ScreenShareAllowedMessage(allowed=True)))
+        if stream is not None:
+            share = PeerScreenMessage(role=sharer, sharing=True, stream_id=stream)
+            effects.append(self._send(conn_id, share))
+        return effects
+
+    def _screens_for_client(self, conn_id: str) -> list[Effect]:
+        return self._screens_for(conn_id, SessionRole.THERAPIST)
 
     def _resumable(self, token: str | None) -> _Slot | None:
         if not token:
@@ -645,6 +740,11 @@ class Room:
             ],
             "knocks_issued": self._knocks_issued,
             "ended": None if self._ended_because is None else self._ended_because.value,
+            "screens": {
+                "therapist_stream": self._screens.therapist_stream,
+                "client_stream": self._screens.client_stream,
+                "client_may_share": self._screens.client_may_share,
+            },
         }
 
     @classmethod
@@ -685,6 +785,12 @@ class Room:
                 if slot.conn_id is not None:
                     room._knock_of[slot.conn_id] = slot.knock_id
             room._knocks_issued = int(state["knocks_issued"])
+            screens = state.get("screens") or {}  # absent in states written before sharing
+            room._screens = _Screens(
+                _opt_str(screens.get("therapist_stream")),
+                _opt_str(screens.get("client_stream")),
+                bool(screens.get("client_may_share", False)),
+            )
             ended = state["ended"]
             room._ended_because = None if ended is None else EndReason(ended)
         except (KeyError, TypeError) as exc:

@@ -54,6 +54,8 @@ from server.core.protocol import (
     ProtocolError,
     RateLimiter,
     Relay,
+    ScreenShare,
+    ScreenShareAllow,
     SendBack,
     ServerMessage,
     SessionRole,
@@ -542,6 +544,16 @@ async def _leave(ctx: _Context, _message: Leave) -> None:
     ctx.hub.execute(ctx.room.quick_exit(ctx.connection.conn_id))
 
 
+async def _screen_share(ctx: _Context, message: ScreenShare) -> None:
+    """Sharing started or stopped: relayed to the other side (the media goes peer to peer)."""
+    stream_id = message.stream_id if message.sharing else None
+    ctx.hub.execute(ctx.room.screen_share(ctx.connection.conn_id, stream_id, _now_ms()))
+
+
+async def _screen_share_allow(ctx: _Context, message: ScreenShareAllow) -> None:
+    ctx.hub.execute(ctx.room.allow_screen_share(ctx.connection.conn_id, message.allowed))
+
+
 async def _signal(ctx: _Context, message: Signal) -> None:
     await ctx.live.record_signal(
         ctx.connection.session_id, ctx.connection.client_id, message.signal
@@ -618,6 +630,8 @@ _HANDLERS: Mapping[type[ClientMessage], _Handler] = MappingProxyType(
         End: _end,
         Leave: _leave,
         WaitingNote: _waiting_note,
+        ScreenShare: _screen_share,
+        ScreenShareAllow: _screen_share_allow,
         Signal: _signal,
         Features: _features,
         PromptFeedbackMessage: _prompt_feedback,

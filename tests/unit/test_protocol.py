@@ -44,6 +44,8 @@ from server.core.protocol import (
     ProtocolError,
     RateLimiter,
     Relay,
+    ScreenShare,
+    ScreenShareAllow,
     SendBack,
     SessionDescription,
     SessionRole,
@@ -58,6 +60,7 @@ from server.core.protocol import (
 
 TOKEN = "resume-token-0001"
 KEY = "answer-key-000001"
+STREAM = "6f1c2a0e-3b5d-4c7e-9f10-2a3b4c5d6e7f"  # a MediaStream id as Chromium makes them
 SDP = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 CANDIDATE = "candidate:842163049 1 udp 1677729535 192.0.2.10 46154 typ srflx raddr 0.0.0.0 rport 0"
 FEATURES = {
@@ -181,6 +184,22 @@ VALID = [
     ),
     pytest.param(
         {"type": "leave", "reason": "quick-exit"}, Leave(LeaveReason.QUICK_EXIT), id="leave"
+    ),
+    pytest.param(
+        {"type": "screen-share", "sharing": True, "stream_id": STREAM},
+        ScreenShare(True, STREAM),
+        id="screen-share-start",
+    ),
+    pytest.param(
+        {"type": "screen-share", "sharing": True, "stream_id": "{" + STREAM + "}"},
+        ScreenShare(True, "{" + STREAM + "}"),
+        id="screen-share-firefox-stream-id",
+    ),
+    pytest.param({"type": "screen-share", "sharing": False}, ScreenShare(False), id="screen-stop"),
+    pytest.param(
+        {"type": "screen-share-allow", "allowed": True},
+        ScreenShareAllow(True),
+        id="screen-share-allow",
     ),
     pytest.param({"type": "ping", "id": "beat-1"}, Ping("beat-1"), id="ping"),
 ]
@@ -420,6 +439,45 @@ REFUSED = [
         "feedback",
         id="unknown-feedback",
     ),
+    pytest.param(
+        frame(type="screen-share", sharing=True),
+        ErrorCode.INVALID,
+        "stream_id",
+        id="share-without-stream",
+    ),
+    pytest.param(
+        frame(type="screen-share", sharing=False, stream_id=STREAM),
+        ErrorCode.INVALID,
+        "stream_id",
+        id="stop-with-stream",
+    ),
+    pytest.param(
+        frame(type="screen-share", sharing=True, stream_id="a b"),
+        ErrorCode.INVALID,
+        "stream_id",
+        id="stream-id-charset",
+    ),
+    pytest.param(
+        frame(type="screen-share", sharing=True, stream_id="s" * 65),
+        ErrorCode.INVALID,
+        "stream_id",
+        id="stream-id-too-long",
+    ),
+    pytest.param(
+        frame(type="screen-share", sharing="yes", stream_id=STREAM),
+        ErrorCode.INVALID,
+        "sharing",
+        id="sharing-not-boolean",
+    ),
+    pytest.param(
+        frame(type="screen-share-allow"), ErrorCode.INVALID, "allowed", id="allow-no-answer"
+    ),
+    pytest.param(
+        frame(type="screen-share-allow", allowed=1),
+        ErrorCode.INVALID,
+        "allowed",
+        id="allow-not-boolean",
+    ),
 ]
 
 
@@ -506,6 +564,10 @@ def test_only_this_servers_protocol_version_is_accepted() -> None:
         (SessionRole.CLIENT, "features", True),
         (SessionRole.THERAPIST, "relay", True),
         (SessionRole.CLIENT, "relay", True),
+        (SessionRole.THERAPIST, "screen-share", True),
+        (SessionRole.CLIENT, "screen-share", True),  # the room checks the therapist's leave
+        (SessionRole.THERAPIST, "screen-share-allow", True),
+        (SessionRole.CLIENT, "screen-share-allow", False),
     ],
     ids=lambda v: str(v),
 )
@@ -551,6 +613,13 @@ WELL_FORMED_SERVER = [
         "consent-changed", {"purpose": "cue_analysis", "decision": "withdrawn"}, id="consent"
     ),
     pytest.param("pong", {"ref": None}, id="pong"),
+    pytest.param(
+        "peer-screen",
+        {"role": "therapist", "sharing": True, "stream_id": STREAM},
+        id="peer-screen",
+    ),
+    pytest.param("peer-screen", {"role": "client", "sharing": False}, id="peer-screen-stopped"),
+    pytest.param("screen-share-allowed", {"allowed": False}, id="screen-share-allowed"),
 ]
 
 
@@ -613,6 +682,12 @@ MALFORMED_SERVER = [
     pytest.param("checkin-open", {"instrument_id": "pulse", "kind": "mid"}, id="unknown-kind"),
     pytest.param(
         "signal-relay", {"payload": {"kind": "media", "data": "x"}}, id="relay-not-signaling"
+    ),
+    pytest.param("peer-screen", {"role": "client", "sharing": True}, id="sharing-without-stream"),
+    pytest.param(
+        "peer-screen",
+        {"role": "client", "sharing": False, "stream_id": STREAM},
+        id="stopped-with-stream",
     ),
 ]
 

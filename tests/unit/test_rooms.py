@@ -611,6 +611,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "send_back": BY_THERAPIST,
     "end": BY_THERAPIST,
     "quick_exit": CONNS,
+    "share": (*CONNS, THE_THERAPIST),
+    "allow_share": BY_THERAPIST,
 }
 WEIGHTED = ["join", "join", "admit", "admit", "relay", "relay", *ACTIONS]
 events = st.lists(
@@ -664,6 +666,11 @@ def test_room_invariants_hold_for_any_sequence_of_events(
                 effects = room.quick_exit(conn)
                 if room.role_of(conn) is None:
                     live.discard(conn)
+            elif action == "share":
+                effects = room.screen_share(conn, None if n == 3 else f"screen-{n}", now)
+                assert conn in in_call_before
+            elif action == "allow_share":
+                effects = room.allow_screen_share(conn, n != 2)
             else:
                 effects = room.end(conn)
         except RoomError:
@@ -678,6 +685,10 @@ def test_room_invariants_hold_for_any_sequence_of_events(
         assert {c for c in live if room.role_of(c) is not None} == live
         therapists = [c for c in live if room.role_of(c) is THERAPIST]
         assert len(therapists) <= 1
+        screens = room.to_state()["screens"]
+        # a client's share stands only while the therapist allows it, and only in the call
+        assert screens["client_stream"] is None or screens["client_may_share"]
+        assert not screens["client_may_share"] or any(k.admitted for k in room.knocks())
         # whoever takes the room over next sees exactly this room
         state = room.to_state()
         room = Room.from_state(json.loads(json.dumps(state)), new_token=room._new_token)

@@ -134,6 +134,22 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * The other party in the call started sharing its screen (the track whose stream has
+ * @typedef {object} PeerScreenMessage
+ * @property {"peer-screen"} type
+ * @property {"therapist" | "client"} role
+ * @property {boolean} sharing
+ * @property {string} [stream_id]
+ */
+
+/**
+ * To the call: whether the therapist lets the client share a screen (off by default).
+ * @typedef {object} ScreenShareAllowedMessage
+ * @property {"screen-share-allowed"} type
+ * @property {boolean} allowed
+ */
+
+/**
  * To a client: show a check-in form.
  * @typedef {object} CheckinOpenMessage
  * @property {"checkin-open"} type
@@ -209,14 +225,14 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * A refused message; the connection stays up.
  * @typedef {object} ErrorMessage
  * @property {"error"} type
- * @property {"too-large" | "bad-json" | "unknown-type" | "invalid" | "hello-required" | "unsupported-version" | "forbidden" | "not-admitted" | "no-peer" | "no-such-knock" | "call-full" | "consent-required" | "rate-limited" | "too-many-knocks" | "internal"} code
+ * @property {"too-large" | "bad-json" | "unknown-type" | "invalid" | "hello-required" | "unsupported-version" | "forbidden" | "not-admitted" | "no-peer" | "no-such-knock" | "call-full" | "consent-required" | "rate-limited" | "too-many-knocks" | "screen-share-not-allowed" | "internal"} code
  * @property {string} message
  * @property {string} [ref]
  */
 
 /**
  * Any message the server sends.
- * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | SignalRelayMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
+ * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | SignalRelayMessage | PeerScreenMessage | ScreenShareAllowedMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
  */
 
 // --- client → server messages ---
@@ -336,6 +352,23 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * This side started (with the shared MediaStream's id) or stopped sharing its screen.
+ * @typedef {object} ScreenShareMessage
+ * @property {"screen-share"} type
+ * @property {boolean} sharing
+ * @property {string} [stream_id]
+ * @property {string} [id]
+ */
+
+/**
+ * The therapist lets the client in the call share a screen, or takes that back.
+ * @typedef {object} ScreenShareAllowMessage
+ * @property {"screen-share-allow"} type
+ * @property {boolean} allowed
+ * @property {string} [id]
+ */
+
+/**
  * A keep-alive; the server answers `pong`.
  * @typedef {object} PingMessage
  * @property {"ping"} type
@@ -344,7 +377,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message a browser may send.
- * @typedef {HelloMessage | AdmitMessage | DenyMessage | SendBackMessage | RelayMessage | CheckinAnswerMessage | CheckinLaunchMessage | FeaturesMessage | SignalMessage | ConsentMessage | PromptFeedbackMessage | EndMessage | WaitingNoteMessage | LeaveMessage | PingMessage} ClientMessage
+ * @typedef {HelloMessage | AdmitMessage | DenyMessage | SendBackMessage | RelayMessage | CheckinAnswerMessage | CheckinLaunchMessage | FeaturesMessage | SignalMessage | ConsentMessage | PromptFeedbackMessage | EndMessage | WaitingNoteMessage | LeaveMessage | ScreenShareMessage | ScreenShareAllowMessage | PingMessage} ClientMessage
  */
 
 // --- parts of messages ---

@@ -34,6 +34,7 @@ from server.core.protocol.fields import (
     INSTRUMENT_ID,
     KNOCK_ID,
     MESSAGE_ID,
+    STREAM_ID,
     TOKEN,
     Fields,
     describe,
@@ -279,6 +280,41 @@ class Leave:
 
 
 @dataclass(frozen=True, slots=True)
+class ScreenShare:
+    """This side started (with the shared MediaStream's id) or stopped sharing its screen."""
+
+    TYPE: ClassVar[str] = "screen-share"
+    sharing: bool
+    stream_id: str | None = None  # required while sharing, absent when stopping
+    id: str | None = None
+
+    @classmethod
+    def from_fields(cls, f: Fields, id: str | None) -> ScreenShare:
+        """Read the fields of a `screen-share`: a stream id exactly when sharing."""
+        sharing = f.boolean("sharing")
+        stream_id = f.optional_text("stream_id", STREAM_ID)
+        if sharing and stream_id is None:
+            invalid("screen-share.stream_id: required while sharing")
+        if not sharing and stream_id is not None:
+            invalid("screen-share.stream_id: only while sharing")
+        return cls(sharing, stream_id, id)
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenShareAllow:
+    """The therapist lets the client in the call share a screen, or takes that back."""
+
+    TYPE: ClassVar[str] = "screen-share-allow"
+    allowed: bool
+    id: str | None = None
+
+    @classmethod
+    def from_fields(cls, f: Fields, id: str | None) -> ScreenShareAllow:
+        """Read the fields of a `screen-share-allow`."""
+        return cls(f.boolean("allowed"), id)
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     """A keep-alive; the server answers `pong`."""
 
@@ -306,6 +342,8 @@ ClientMessage = (
     | End
     | WaitingNote
     | Leave
+    | ScreenShare
+    | ScreenShareAllow
     | Ping
 )
 
@@ -324,6 +362,8 @@ CLIENT_MESSAGE_CLASSES: Final[tuple[type[ClientMessage], ...]] = (
     End,
     WaitingNote,
     Leave,
+    ScreenShare,
+    ScreenShareAllow,
     Ping,
 )
 """Every client→server message class, in the order docs/protocol.md lists them."""
@@ -344,13 +384,15 @@ _CLIENT_PARSERS: Final[Mapping[str, _FieldParser]] = MappingProxyType(
         End.TYPE: End.from_fields,
         WaitingNote.TYPE: WaitingNote.from_fields,
         Leave.TYPE: Leave.from_fields,
+        ScreenShare.TYPE: ScreenShare.from_fields,
+        ScreenShareAllow.TYPE: ScreenShareAllow.from_fields,
         Ping.TYPE: Ping.from_fields,
     }
 )
 
 CLIENT_MESSAGE_TYPES: Final = frozenset({*_CLIENT_PARSERS, Features.TYPE})
 
-_BOTH: Final = frozenset({Hello.TYPE, Relay.TYPE, Features.TYPE, Ping.TYPE})
+_BOTH: Final = frozenset({Hello.TYPE, Relay.TYPE, Features.TYPE, ScreenShare.TYPE, Ping.TYPE})
 ROLE_ALLOWED: Final[Mapping[SessionRole, frozenset[str]]] = MappingProxyType(
     {
         SessionRole.THERAPIST: _BOTH
@@ -362,13 +404,14 @@ ROLE_ALLOWED: Final[Mapping[SessionRole, frozenset[str]]] = MappingProxyType(
             PromptFeedbackMessage.TYPE,
             End.TYPE,
             WaitingNote.TYPE,
+            ScreenShareAllow.TYPE,
         },
         SessionRole.CLIENT: _BOTH | {CheckinAnswer.TYPE, Signal.TYPE, Consent.TYPE, Leave.TYPE},
     }
 )
 """Which client→server types each role may send; anything else gets `forbidden`."""
 
-CALL_ONLY_TYPES: Final = frozenset({Relay.TYPE, Features.TYPE, Signal.TYPE})
+CALL_ONLY_TYPES: Final = frozenset({Relay.TYPE, Features.TYPE, Signal.TYPE, ScreenShare.TYPE})
 """Types a client may send only once admitted (a waiting client gets `not-admitted`)."""
 
 

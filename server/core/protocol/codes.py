@@ -31,6 +31,8 @@ DROP_AFTER_IDLE_S: Final = 45
 SNOOZE_MINUTES_RANGE: Final = (1, 60)
 MAX_WAITING_NOTE_CHARS: Final = 200  # "Running five minutes late", not a conversation
 WAITING_NOTES_PER_MINUTE: Final = 5  # per room; a note is never stored
+# Screen sharing: starts and stops relayed per room a minute (live only, like the notes' count)
+SCREEN_SHARE_CHANGES_PER_MINUTE: Final = 20
 
 
 class SessionRole(StrEnum):
@@ -120,6 +122,7 @@ class ErrorCode(StrEnum):
     CONSENT_REQUIRED = "consent-required"
     RATE_LIMITED = "rate-limited"
     TOO_MANY_KNOCKS = "too-many-knocks"
+    SCREEN_SHARE_NOT_ALLOWED = "screen-share-not-allowed"  # a client shares without leave
     INTERNAL = "internal"
 
 

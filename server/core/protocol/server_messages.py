@@ -37,6 +37,7 @@ from server.core.protocol.fields import (
     INSTRUMENT_ID,
     KNOCK_ID,
     MESSAGE_ID,
+    STREAM_ID,
     TOKEN,
     Fields,
     invalid,
@@ -319,6 +320,35 @@ class SignalRelayMessage(SharedMessage):
             self._normalise("payload", parse_relay_payload(f.mapping("payload")))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerScreenMessage(SharedMessage):
+    """The other party in the call started sharing its screen (the track whose stream has
+    this id is the screen, not the camera) or stopped."""
+
+    TYPE: ClassVar[str] = "peer-screen"
+    role: SessionRole  # who shares
+    sharing: bool
+    stream_id: str | None = None  # while sharing
+
+    def _check(self, f: Fields) -> None:
+        self._normalise("role", f.choice("role", tuple(SessionRole)))
+        sharing = f.boolean("sharing")
+        stream_id = f.optional_text("stream_id", STREAM_ID)
+        if sharing is (stream_id is None):
+            invalid("peer-screen.stream_id: exactly while sharing")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScreenShareAllowedMessage(SharedMessage):
+    """To the call: whether the therapist lets the client share a screen (off by default)."""
+
+    TYPE: ClassVar[str] = "screen-share-allowed"
+    allowed: bool
+
+    def _check(self, f: Fields) -> None:
+        f.boolean("allowed")
+
+
 def _instrument_and_kind(message: ServerMessage, f: Fields) -> None:
     f.text("instrument_id", INSTRUMENT_ID)
     kind = f.text("kind", max_chars=16)
@@ -496,6 +526,8 @@ SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
     PeerLeftMessage,
     QuickExitMessage,
     SignalRelayMessage,
+    PeerScreenMessage,
+    ScreenShareAllowedMessage,
     CheckinOpenMessage,
     CheckinResultMessage,
     CheckinAckMessage,

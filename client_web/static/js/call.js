@@ -90,6 +90,7 @@ export function chatText(fields) {
  * @property {{audioOnly: boolean}} peer-mode
  * @property {{audioOnly: boolean}} mode
  * @property {{text: string}} peer-chat
+ * @property {{stream: MediaStream | null}} remote-screen
  */
 
 /**
@@ -118,6 +119,8 @@ function relayCandidate(candidate) {
  *   false when it could not be sent now (see `resync`)
  * @property {MediaStream | null} localStream  camera and microphone (null: receive only)
  * @property {RTCConfiguration} configuration  iceServers and iceTransportPolicy
+ * @property {MediaStream | null} [screenStream]  a shared screen (getDisplayMedia), sent as a
+ *   separate video track with its own transceiver and stream (see `setScreenStream`)
  */
 
 /**
@@ -336,6 +339,14 @@ function freshNonce() {
  *   "mode" {audioOnly}             this side switched audio only on or off
  *   "peer-mode" {audioOnly}        the other side said (on the data channel) it switched
  *   "peer-chat" {text}             a chat message from the other side (data channel only)
+ *   "remote-screen" {stream}       the other side's shared screen to show large, or null: its
+ *                                  stream was announced (`setRemoteScreen`) and its track is live
+ *
+ * Screen sharing: the shared screen is a video track of its own `MediaStream`, added with its
+ * own transceiver and negotiated like any change (perfect negotiation); stopping stops that
+ * transceiver. The receiver tells it from the camera by its stream id (the SDP's msid, the
+ * same on both ends), which the sharer announces through the server before adding it. Until
+ * the announcement, a track of any stream but the camera's is held back and never shown.
  */
 export class Call {
   /** @type {CallOptions} */
@@ -371,6 +382,16 @@ export class Call {
   #relayUnavailable = null;
   /** @type {number | null} the video bitrate cap in bits per second, null: the browser's own */
   #videoBitrateCap = null;
+  /** @type {RTCRtpTransceiver[]} the transceivers sending this side's shared screen */
+  #screenTransceivers = [];
+  /** @type {string | null} the stream id the other side announced as its shared screen */
+  #remoteScreenId = null;
+  /** @type {string | null} the stream id of the other side's camera and microphone */
+  #remoteCameraId = null;
+  /** @type {Map<string, MediaStream>} the other side's streams besides its camera's */
+  #remoteOther = new Map();
+  /** @type {MediaStream | null} the remote screen last reported ("remote-screen") */
+  #shownScreen = null;
 
   /** @param {CallOptions} options */
   constructor(options) {
@@ -478,6 +499,61 @@ export class Call {
     if (pc) this.#applyVideoDirection(pc);
     this.#sendMode();
     this.#emit("mode", { audioOnly: on });
+  }
+
+  /**
+   * Share a screen (a `getDisplayMedia` stream) as a separate video track, or stop (null):
+   * its own transceiver, added or stopped, renegotiated through perfect negotiation; a later
+   * fresh peer connection adds it again. Announce its stream id to the other side first.
+   * @param {MediaStream | null} stream
+   */
+  setScreenStream(stream) {
+    if (this.#closed || (this.#options.screenStream ?? null) === stream) return;
+    this.#options.screenStream = stream;
+    const pc = this.#pc;
+    if (!pc || pc.signalingState === "closed") return;
+    for (const transceiver of this.#screenTransceivers) {
+      if (transceiver.direction !== "stopped") transceiver.stop();
+    }
+    this.#screenTransceivers = [];
+    if (stream) this.#addScreen(pc, stream);
+  }
+
+  /** The screen this side shares, or null. */
+  get screenStream() {
+    return this.#options.screenStream ?? null;
+  }
+
+  /**
+   * Which of the other side's streams is its shared screen (announced through the server,
+   * `peer-screen`), or null when it shares none.
+   * @param {string | null} streamId
+   */
+  setRemoteScreen(streamId) {
+    this.#remoteScreenId = streamId;
+    this.#reportRemoteScreen();
+  }
+
+  /**
+   * @param {RTCPeerConnection} pc
+   * @param {MediaStream} stream
+   */
+  #addScreen(pc, stream) {
+    for (const track of stream.getVideoTracks()) {
+      const sender = pc.addTrack(track, stream);
+      const transceiver = pc.getTransceivers().find((t) => t.sender === sender);
+      if (transceiver) this.#screenTransceivers.push(transceiver);
+    }
+  }
+
+  /** Tell the page whether the announced remote screen is there to show (only on a change). */
+  #reportRemoteScreen() {
+    const id = this.#remoteScreenId;
+    const stream = id !== null ? this.#remoteOther.get(id) ?? null : null;
+    const live = stream?.getVideoTracks().some((track) => track.readyState === "live") ? stream : null;
+    if (live === this.#shownScreen) return;
+    this.#shownScreen = live;
+    this.#emit("remote-screen", { stream: live });
   }
 
   /**
@@ -661,6 +737,9 @@ export class Call {
 
     const local = this.#options.localStream;
     for (const track of local?.getTracks() ?? []) pc.addTrack(track, local ?? new MediaStream());
+    this.#remoteCameraId = null;
+    this.#remoteOther = new Map();
+    this.#reportRemoteScreen();
     if (!this.#polite) {
       // the impolite side's offer shapes the call: ask to receive what it does not send
       for (const kind of /** @type {const} */ (["audio", "video"])) {
@@ -669,6 +748,9 @@ export class Call {
         }
       }
     }
+    this.#screenTransceivers = [];
+    const screen = this.#options.screenStream ?? null;
+    if (screen) this.#addScreen(pc, screen); // after the camera: the camera's m-lines come first
     if (this.#audioOnly) this.#applyVideoDirection(pc);
     this.#setUpSafetyChannel(pc);
 
@@ -699,8 +781,25 @@ export class Call {
       if (pc !== this.#pc || this.#standby || !candidate || !candidate.candidate) return;
       this.#options.send(relayCandidate(candidate));
     };
-    pc.ontrack = ({ track }) => {
+    pc.ontrack = ({ track, streams }) => {
       if (pc !== this.#pc) return;
+      const id = streams[0]?.id;
+      if (id !== undefined && id !== this.#remoteCameraId) {
+        if (this.#remoteCameraId === null && id !== this.#remoteScreenId) {
+          this.#remoteCameraId = id; // the first stream of a connection is the camera's
+        } else {
+          // a shared screen (or a stream not announced yet): never mixed into the camera's
+          const other = streams[0];
+          this.#remoteOther.set(id, other);
+          const report = () => {
+            if (pc === this.#pc) this.#reportRemoteScreen();
+          };
+          track.addEventListener("ended", report);
+          other.addEventListener("removetrack", report);
+          this.#reportRemoteScreen();
+          return;
+        }
+      }
       for (const old of remote.getTracks()) {
         if (old.kind === track.kind && old !== track) remote.removeTrack(old);
       }
@@ -718,6 +817,10 @@ export class Call {
     const pc = this.#pc;
     this.#pc = null;
     this.#channel = null;
+    this.#screenTransceivers = [];
+    this.#remoteCameraId = null;
+    this.#remoteOther = new Map();
+    this.#reportRemoteScreen();
     if (pc) {
       pc.onnegotiationneeded = null;
       pc.onicecandidate = null;
@@ -849,7 +952,11 @@ export class Call {
    */
   #applyVideoDirection(pc) {
     for (const transceiver of pc.getTransceivers()) {
-      if (transceiver.receiver.track.kind !== "video" || transceiver.currentDirection === "stopped") {
+      if (
+        transceiver.receiver.track.kind !== "video" ||
+        transceiver.currentDirection === "stopped" ||
+        transceiver.direction === "stopped"
+      ) {
         continue;
       }
       const sending = transceiver.sender.track !== null;

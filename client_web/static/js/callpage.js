@@ -12,7 +12,9 @@
  * Both pages have the same element ids in their call section: `call-status`, `remote-video`,
  * `self-video`, `mute-button`, `camera-button`, `sound-button`, `safety-code`, `codes-match`,
  * `safety-note`, `quality-level`, `quality-detail`, `audio-only-button`, `audio-only-hint`,
- * `call-mode`, and the chat's `chat-log`, `chat-form`, `chat-input`, `chat-status`.
+ * `call-mode`, the chat's `chat-log`, `chat-form`, `chat-input`, `chat-status`, and screen
+ * sharing's `remote-screen`, `screen-button`, `screen-status` (screenshare.js; the therapist's
+ * page adds `screen-allow-button`).
  *
  * Poor connections: "Audio only" makes the call's video transceivers inactive (no video either
  * way, same peer connection, no new admission); the other page hears of it peer to peer on
@@ -28,6 +30,7 @@ import { bindMediaToggles, byId, playStream, renderQuality, safetyCodeView } fro
 import { chatParts, mountChat } from "./chat.js";
 import { describeMediaError, openMedia, stopMedia } from "./devices.js";
 import { SessionConnection } from "./protocol.js";
+import { ScreenSharing, screenParts } from "./screenshare.js";
 
 const QUALITY_INTERVAL_MS = 2000;
 /** Fresh TURN credentials this long before the old ones expire (or at half their life). */
@@ -65,6 +68,8 @@ const NO_ICE_SERVERS = Object.freeze({ iceServers: [], iceTransportPolicy: "all"
  * @property {(event: ClosedEvent) => void} onClosed  the connection gave up for good (unless
  *   the page finished first)
  * @property {(text: string) => void} [onChatReceived]  a chat message arrived (after it is shown)
+ * @property {(stream: MediaStream | null) => void} [onScreenChange]  this page started or
+ *   stopped sharing its screen (a call prepared ahead must be prepared again)
  */
 
 /** The call section's elements, the same ids on both pages. */
@@ -136,6 +141,8 @@ export class CallPage {
   #peerName;
   /** Chat over the call's data channel (chat.js), if the page has a `#chat` section. */
   chat;
+  /** Screen sharing (screenshare.js), if the page has its elements. */
+  screen;
 
   /** @param {CallPageOptions} options */
   constructor(options) {
@@ -154,6 +161,16 @@ export class CallPage {
           send: (text) => this.call?.sendChat(text) ?? false,
           peerName: () => this.#peerName,
           onReceived: (text) => options.onChatReceived?.(text),
+        })
+      : null;
+    const screen = screenParts();
+    this.screen = screen
+      ? new ScreenSharing(screen, {
+          role: options.role,
+          peerName: () => this.#peerName,
+          send: (message) => this.connection?.send(message) ?? false,
+          call: () => (this.call && !this.call.closed ? this.call : null),
+          onLocalChange: (stream) => options.onScreenChange?.(stream),
         })
       : null;
     this.#safety = safetyCodeView({
@@ -247,6 +264,7 @@ export class CallPage {
     connection.on("state", ({ state }) => {
       if (!this.finished) this.#options.onConnectionState(state);
     });
+    this.screen?.listen(connection); // before the page: a new call finds the share state set
     subscribe(connection);
     connection.on("closed", (event) => {
       if (!this.finished) this.#options.onClosed(event);
@@ -330,6 +348,7 @@ export class CallPage {
       localStream: this.localStream,
       configuration: this.configuration ?? { ...NO_ICE_SERVERS },
       send: (payload) => this.#relay(payload),
+      screenStream: this.screen?.localStream ?? null,
     });
   }
 
@@ -370,6 +389,7 @@ export class CallPage {
     call.on("peer-confirmed", () => this.#safety.confirmedByPeer());
     call.on("peer-media", (state) => this.#showPeerMedia(state));
     call.on("peer-chat", ({ text }) => this.chat?.received(text));
+    this.screen?.attach(call);
     call.sendMediaState(this.#toggles.state());
     call.on("connection-state", ({ state }) => {
       if (state === "connected") this.#relayProblem = null;
@@ -456,6 +476,7 @@ export class CallPage {
     this.localStream = null;
     this.connection?.close();
     this.chat?.clear();
+    this.screen?.stop({ tell: false, text: "" });
   }
 
   #bindPageLifetime() {
@@ -490,6 +511,9 @@ export class CallPage {
         },
         get localStream() {
           return page.localStream;
+        },
+        get screenStream() {
+          return page.screen?.localStream ?? null;
         },
       }),
     });

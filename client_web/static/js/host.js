@@ -83,6 +83,12 @@ const page = new CallPage({
     if (state !== "open") updateStandby();
   },
   onChatReceived: () => side.announce(`New message from ${clientLabel}`),
+  onScreenChange: () => {
+    // a call prepared ahead holds the old tracks: prepare again with (or without) the screen
+    standby?.close();
+    standby = null;
+    updateStandby();
+  },
   onClosed: ({ code, reason }) => {
     if (code === CloseCode.SESSION_ENDED) ended("The client's link no longer works.");
     else if (code === CloseCode.REPLACED) stopped("This session is open in another tab. Use that tab, or reload this one.");

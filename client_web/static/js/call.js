@@ -544,6 +544,7 @@ export class Call {
       const transceiver = pc.getTransceivers().find((t) => t.sender === sender);
       if (transceiver) this.#screenTransceivers.push(transceiver);
     }
+    if (this.#audioOnly) this.#applyVideoDirection(pc); // no video either way, screens too
   }
 
   /** Tell the page whether the announced remote screen is there to show (only on a change). */
@@ -796,6 +797,7 @@ export class Call {
           };
           track.addEventListener("ended", report);
           other.addEventListener("removetrack", report);
+          if (this.#audioOnly) this.#applyVideoDirection(pc); // no video either way
           this.#reportRemoteScreen();
           return;
         }

@@ -187,13 +187,16 @@ export class ScreenSharing {
     }
     const track = stream.getVideoTracks()[0];
     // the other side was told nothing yet: a share the therapist took back meanwhile is dropped
-    const announced =
-      track !== undefined &&
-      this.#mayShare() &&
-      this.#options.send({ type: "screen-share", sharing: true, stream_id: stream.id });
-    if (!announced) {
+    const problem = !track
+      ? "Your screen could not be shared."
+      : !this.#mayShare()
+        ? "Your therapist turned screen sharing off."
+        : !this.#options.send({ type: "screen-share", sharing: true, stream_id: stream.id })
+          ? "Not shared: not connected to the server."
+          : null;
+    if (problem !== null || !track) {
       for (const t of stream.getTracks()) t.stop();
-      if (track) this.#say("Not shared: not connected to the server.");
+      this.#say(problem ?? "");
       return;
     }
     track.contentHint = "detail"; // text stays sharp rather than motion smooth

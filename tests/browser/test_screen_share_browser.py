@@ -239,3 +239,35 @@ async def test_a_phone_without_screen_capture_has_no_share_button_and_still_sees
     await therapist.get_by_role("button", name="Stop sharing screen").click()
     await screen_state(phone, "!s.layout && s.liveVideoReceivers === 1")
     harness.assert_no_policy_violations()
+
+
+async def test_the_clients_share_survives_a_signaling_drop_and_a_reload_of_the_therapists_page(
+    live_site: LiveSite, media_browser: Browser
+) -> None:
+    harness = BrowserHarness(media_browser)
+    therapist, client, alias = await in_call(
+        live_site, harness, viewport={"width": 1280, "height": 720}
+    )
+    await therapist.get_by_role("button", name=f"Let {alias} share their screen").click()
+    await client.get_by_role("button", name="Share screen").click()
+    await screen_shown_large(therapist)
+
+    # Only the client's socket drops and resumes: the media never stopped, the share goes on.
+    await client.evaluate("window.__attune.connection.socket.close()")
+    await expect(client.get_by_role("button", name="Stop sharing screen")).to_be_visible()
+    frames = (await screen_state(therapist, "s.screenFrames > 0"))["screenFrames"]
+    await screen_state(therapist, f"s.layout && s.screenFrames > {frames + 10}")
+
+    # The therapist reloads: a fresh page and a fresh peer connection, and the client's
+    # screen comes back large there (the room tells the new page; the client adds it again).
+    await therapist.reload()
+    await expect(
+        therapist.get_by_role("status").filter(has_text=re.compile("^Connected$"))
+    ).to_be_visible()
+    await screen_shown_large(therapist)
+    await expect(therapist.locator("#screen-status")).to_have_text(
+        f"{alias} is sharing their screen."
+    )
+    allow = therapist.get_by_role("button", name=f"Let {alias} share their screen")
+    await expect(allow).to_have_attribute("aria-pressed", "true")
+    harness.assert_no_policy_violations()

@@ -202,6 +202,12 @@ async def test_the_client_shares_only_after_the_therapist_allows_it(
     await expect(therapist_status).to_have_text(f"{alias} is sharing their screen.")
     await expect(therapist.get_by_label(f"{alias}'s shared screen")).to_be_visible()
     await shoot(therapist, "therapist-receiving-1280x720")
+    await therapist.set_viewport_size({"width": 360, "height": 640})
+    await screen_shown_large(therapist)
+    width: int = await therapist.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360  # no sideways scrolling on a narrow screen while a screen is shown
+    await shoot(therapist, "therapist-receiving-360x640")
+    await therapist.set_viewport_size({"width": 1280, "height": 720})
 
     # The browser's own "Stop sharing" ends the track (simulated: headless has no such bar).
     await client.evaluate(

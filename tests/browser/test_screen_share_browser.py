@@ -141,6 +141,19 @@ async def test_the_therapist_shares_a_screen_and_the_client_sees_it_large_until_
     await expect(status).to_have_attribute("role", "status")
     await expect(client.get_by_label("Your therapist's shared screen")).to_be_visible()
     await shoot(client, "client-receiving-1280x720")
+    # The cue features' frame counts follow the face, not the screen: the first video m-line
+    # (features.js `firstVideoMid`) is the camera's.
+    mids = await client.evaluate(
+        """async () => {
+          const { firstVideoMid } = await import("/static/js/features.js");
+          const pc = window.__attune.pc;
+          const mid = (id) => pc.getTransceivers().find((t) =>
+            document.getElementById(id).srcObject.getVideoTracks()[0] === t.receiver.track).mid;
+          return { first: firstVideoMid(pc), camera: mid("remote-video"),
+                   screen: mid("remote-screen") };
+        }"""
+    )
+    assert mids["first"] == mids["camera"] != mids["screen"]
     await client.set_viewport_size({"width": 360, "height": 640})
     await shoot(client, "client-receiving-360x640-desktop-browser")
     await client.set_viewport_size({"width": 1280, "height": 720})

@@ -43,7 +43,8 @@
  * - `net` (only when a peer connection is given): the stream this browser RECEIVES, from
  *   `pc.getStats()`: selected candidate pair RTT, inbound audio jitter, inbound loss fraction,
  *   frames decoded and freezes started (the last three as deltas over the window; fields that
- *   cannot be measured yet are left out).
+ *   cannot be measured yet are left out). Frames and freezes are the other person's camera
+ *   only: a shared screen (screenshare.js) comes on a later video m-line and is left out.
  *
  * `stop()` clears the timer, closes the audio graph and releases the video element and
  * buffers; nothing is sent after it returns (the consent-withdrawal path relies on this). The
@@ -801,6 +802,23 @@ class CameraAnalyser {
 /** @type {InboundCounters} a stream that appeared during the window */
 const NO_COUNTS = Object.freeze({ lost: 0, received: 0, decoded: 0, freezes: 0, video: false });
 
+/**
+ * The mid of the call's first video m-line, which carries the camera (screen shares are added
+ * after it), or null when mids are not numbers this can order.
+ * @param {RTCPeerConnection} pc
+ * @returns {string | null}
+ */
+export function firstVideoMid(pc) {
+  let first = null;
+  for (const transceiver of pc.getTransceivers()) {
+    const mid = transceiver.mid;
+    if (mid === null || transceiver.receiver.track.kind !== "video") continue;
+    if (!/^\d+$/.test(mid)) return null;
+    if (first === null || Number(mid) < Number(first)) first = mid;
+  }
+  return first;
+}
+
 /** Connection stats of the received stream, as deltas between successive samples. */
 class NetSampler {
   /** @param {RTCPeerConnection} pc */
@@ -829,8 +847,11 @@ class NetSampler {
     // own fields); they are read defensively below, field by field.
     /** @type {any} */
     let nominatedPair;
+    const cameraMid = firstVideoMid(this.pc);
     report.forEach((/** @type {any} */ s) => {
-      if (s.type === "inbound-rtp") {
+      // a shared screen arrives on a later video m-line: its frames say nothing about the face
+      const screen = s.kind === "video" && cameraMid !== null && typeof s.mid === "string" && s.mid !== cameraMid;
+      if (s.type === "inbound-rtp" && !screen) {
         counters.set(s.id, {
           lost: s.packetsLost ?? 0,
           received: s.packetsReceived ?? 0,

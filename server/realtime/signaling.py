@@ -496,8 +496,8 @@ class _Context:
         self.hub.send(self.connection.conn_id, message)
 
 
-async def _ping(ctx: _Context, _message: Ping) -> None:
-    ctx.reply(PongMessage())
+async def _ping(ctx: _Context, message: Ping) -> None:
+    ctx.reply(PongMessage(ref=message.id))
 
 
 async def _relay(ctx: _Context, message: Relay) -> None:

@@ -164,8 +164,8 @@ async def test_hello_must_come_first_and_bad_frames_get_errors_without_closing(
         assert therapist.ws is not None
         await therapist.ws.send_str(frame)
         assert (await therapist.expect("error"))["code"] == code
-    await therapist.send({"type": "ping"})
-    await therapist.expect("pong")  # still connected
+    await therapist.send({"type": "ping", "id": "beat-9"})
+    assert (await therapist.expect("pong")).get("ref") == "beat-9"  # still connected, echoed
 
 
 async def test_frames_beyond_the_hard_limit_close_the_socket(

@@ -136,19 +136,27 @@ function relayCandidate(candidate) {
 export const VIDEO_CAP_RANGE = Object.freeze({ min: 100_000, max: 1_500_000 });
 
 /**
- * The video bitrate cap for a measured quality (pure): none while the connection is good;
- * on a fair or poor one, 80 % of the browser's upstream bandwidth estimate (the rest is left
- * for audio and retransmissions), in 50 kbit/s steps, or a fixed cap without an estimate.
+ * The video bitrate cap for a measured quality (pure). A cap starts when the connection turns
+ * fair or poor: 80 % of the browser's upstream bandwidth estimate (the rest is left for audio
+ * and retransmissions), in 50 kbit/s steps, or a fixed cap without an estimate. Once set, it
+ * follows the estimate down and up again, also while the level reads good — a call held below
+ * a narrow link's rate shows no loss and a short round trip, which says nothing about the
+ * link having room — and is lifted only when 80 % of the estimate reaches the ceiling (a
+ * sample without an estimate leaves it as it is). A cap is never set at the ceiling or
+ * above: the browser's own limit is as good there.
  * @param {Quality} q
+ * @param {number | null} [current]  the cap in force now, in bits per second (null: none)
  * @returns {number | null}
  */
-export function videoBitrateCapFor(q) {
-  if (q.level === "good" || q.level === "unknown") return null;
+export function videoBitrateCapFor(q, current = null) {
   const estimate = q.availableOutgoingKbps;
-  const fallback = q.level === "poor" ? 150_000 : 500_000;
-  const wanted = typeof estimate === "number" && estimate > 0 ? estimate * 800 : fallback;
-  const stepped = Math.round(wanted / 50_000) * 50_000;
-  return Math.min(VIDEO_CAP_RANGE.max, Math.max(VIDEO_CAP_RANGE.min, stepped));
+  const known = typeof estimate === "number" && estimate > 0;
+  const steady = q.level === "good" || q.level === "unknown";
+  if (current === null && steady) return null;
+  if (!known) return current ?? (q.level === "poor" ? 150_000 : 500_000);
+  const stepped = Math.round((estimate * 800) / 50_000) * 50_000;
+  if (stepped >= VIDEO_CAP_RANGE.max) return null; // room enough: no cap, or the cap is lifted
+  return Math.max(VIDEO_CAP_RANGE.min, stepped);
 }
 
 /**

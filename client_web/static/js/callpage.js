@@ -434,7 +434,7 @@ export class CallPage {
         renderQuality(parts, quality);
         // on a weak connection: suggest audio only, and keep video within the bandwidth
         this.elements.audioOnlyHint.hidden = audioOnly || quality.level !== "poor";
-        const cap = this.#audioOnly ? null : videoBitrateCapFor(quality);
+        const cap = this.#audioOnly ? null : videoBitrateCapFor(quality, call.videoBitrateCap);
         if (cap !== call.videoBitrateCap) await call.setVideoBitrateCap(cap);
       } catch {
         // the connection closed meanwhile

@@ -1,7 +1,10 @@
 """docker-compose.yml's production stack, run natively: nginx from deploy/nginx.conf.template
 with TLS (a certificate made for the test) in front of two `attune serve` processes on one
 fresh PostgreSQL database and a Redis database of their own, and coturn with the shared
-secret — each configured with the `ATTUNE_*` environment the compose file passes.
+secret — each configured with the `ATTUNE_*` environment the compose file passes. Through
+the TLS front door: the probes, a client's session socket, TURN allocations with the app's
+credentials (UDP, TCP, and TLS on the HTTPS port), and a relay-only video call between two
+Chromium pages at https://attune.test.
 
 Docker does not run on these machines; what changes natively is only where things listen:
 compose's service names and container ports become loopback addresses and free ports (the
@@ -31,6 +34,7 @@ import pytest
 import redis
 import yaml
 from aioice import turn
+from playwright.async_api import async_playwright
 
 from privacy.consent import Channel, ConsentDecision, Purpose
 from server.core.models import Role
@@ -39,6 +43,15 @@ from server.services import scheduling
 from server.services.accounts import create_account
 from server.services.consents import Consents
 from server.settings import load_settings
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, THERAPIST_EMAIL, BrowserHarness
+from tests.browser.test_turn_relay import SELECTED_PAIR
+from tests.browser.video_helpers import (
+    MEDIA_ARGS,
+    admit,
+    client_reaches_waiting_room,
+    therapist_opens_room,
+    wait_for_video,
+)
 from tests.conftest import PASSWORD
 from tests.coturn import Coturn, free_port, running_coturn
 from tests.integration.test_production_topology import (
@@ -129,8 +142,8 @@ class Stack:
     native: Native
     tls: ssl.SSLContext
     cert: Path
-    link: str
-    session_id: str
+    socket_visit: Visit
+    call_visit: Visit
 
     def url(self, path: str) -> str:
         return f"https://127.0.0.1:{self.native.front_port}{path}"
@@ -146,37 +159,49 @@ def services() -> Iterator[tuple[str, str]]:
         unavailable("PostgreSQL and Redis", exc)
 
 
-async def prepare(settings_env: dict[str, str]) -> tuple[str, str]:
-    """A therapist, a client with telehealth consent and a session starting now, written with
-    the processes' own settings (the same master key); (session id, invite token)."""
+@dataclass(frozen=True)
+class Visit:
+    """A session starting now and its client's invite path."""
+
+    session_id: str
+    link: str
+
+
+async def prepare(settings_env: dict[str, str]) -> tuple[Visit, Visit]:
+    """A therapist and two clients with telehealth consent, each with a session starting now
+    (one for the raw socket check, one for the browsers), written with the processes' own
+    settings (the same master key)."""
     settings = load_settings(environ=settings_env)
     now = datetime.now(UTC)
+    visits = []
     async with runtime(settings) as rt:
         therapist = await create_account(
             rt.db,
             rt.audit,
-            email="therapist@example.org",
+            email=THERAPIST_EMAIL,
             password=PASSWORD,
             role=Role.THERAPIST,
             actor="system:test",
             now=now,
         )
-        client = await scheduling.create_client(rt.db, rt.audit, therapist, "J.M.", now)
-        session, invite = await scheduling.create_session(
-            rt.db, rt.audit, therapist, client_id=client.id, starts_at=now, minutes=50, now=now
-        )
         consents = await Consents.load(rt.db)
-        await consents.decide(
-            rt.db,
-            rt.audit,
-            client_id=client.id,
-            purpose=Purpose.TELEHEALTH,
-            decision=ConsentDecision.GRANTED,
-            notice_version=consents.catalog.current(Purpose.TELEHEALTH).version,
-            channel=Channel.API,
-            now=now,
-        )
-    return session.id, invite.token
+        for alias in ("A.B.", "J.M."):
+            client = await scheduling.create_client(rt.db, rt.audit, therapist, alias, now)
+            session, invite = await scheduling.create_session(
+                rt.db, rt.audit, therapist, client_id=client.id, starts_at=now, minutes=50, now=now
+            )
+            await consents.decide(
+                rt.db,
+                rt.audit,
+                client_id=client.id,
+                purpose=Purpose.TELEHEALTH,
+                decision=ConsentDecision.GRANTED,
+                notice_version=consents.catalog.current(Purpose.TELEHEALTH).version,
+                channel=Channel.API,
+                now=now,
+            )
+            visits.append(Visit(session.id, f"/join/{invite.token}"))
+    return visits[0], visits[1]
 
 
 @pytest.fixture
@@ -200,7 +225,7 @@ async def stack(tmp_path: Path, services: tuple[str, str]) -> AsyncIterator[Stac
         settings_env = native.apply(compose_env, 0)
         del settings_env["ATTUNE_PORT"]  # each process's own, set by the harness
         async with cluster(tmp_path, database_url, processes=0, settings=settings_env) as group:
-            session_id, token = await prepare(settings_env)  # after the migration
+            socket_visit, call_visit = await prepare(settings_env)  # after the migration
             await group.start(len(APPS))
             values = {
                 "ATTUNE_DOMAIN": ATTUNE_DOMAIN,
@@ -231,8 +256,8 @@ async def stack(tmp_path: Path, services: tuple[str, str]) -> AsyncIterator[Stac
                     native=native,
                     tls=ssl.create_default_context(cafile=str(cert)),
                     cert=cert,
-                    link=f"/join/{token}",
-                    session_id=session_id,
+                    socket_visit=socket_visit,
+                    call_visit=call_visit,
                 )
             finally:
                 proxy.send_signal(signal.SIGQUIT)
@@ -241,6 +266,47 @@ async def stack(tmp_path: Path, services: tuple[str, str]) -> AsyncIterator[Stac
                 except subprocess.TimeoutExpired:
                     proxy.kill()
                     proxy.wait(timeout=5)
+
+
+class PublicSite:
+    """The clinic as browsers see it: its public https:// address (helpers take a site)."""
+
+    def url(self, path: str) -> str:
+        return f"https://{ATTUNE_DOMAIN}{path}"
+
+
+async def relay_only_call_through_the_stack(stack: Stack) -> None:
+    """Therapist and client in two Chromium contexts at https://attune.test (the names
+    resolved to the front door, as DNS would), admitted and decoding each other's video over
+    coturn relays only."""
+    if not CHROMIUM.exists():
+        unavailable("Chromium", f"{CHROMIUM} is missing; `make system-deps` installs it")
+    front = stack.native.front_port
+    resolve = f"MAP {ATTUNE_DOMAIN} 127.0.0.1:{front},MAP {TURN_DOMAIN} 127.0.0.1"
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[*CHROMIUM_ARGS, *MEDIA_ARGS, f"--host-resolver-rules={resolve}"],
+            headless=True,
+        )
+        try:
+            harness = BrowserHarness(browser)
+            site = PublicSite()
+            therapist = await harness.new_page(ignore_https_errors=True)
+            await therapist_opens_room(therapist, site, stack.call_visit.session_id)  # type: ignore[arg-type]
+            client = await harness.new_page(ignore_https_errors=True)
+            await client_reaches_waiting_room(
+                client, site.url(stack.call_visit.link), consent=False
+            )
+            await admit(therapist, "J.M.")
+            await wait_for_video(client)
+            await wait_for_video(therapist)
+            for page in (therapist, client):
+                pair = await page.evaluate(SELECTED_PAIR, {"timeoutMs": 15_000})
+                assert pair["local"] == "relay" and pair["remote"] == "relay", pair
+            harness.assert_no_policy_violations()
+        finally:
+            await browser.close()
 
 
 def process_environment(pid: int) -> dict[str, str]:
@@ -295,14 +361,14 @@ async def test_the_compose_stack_runs_natively_behind_its_tls_front_door(stack: 
 
         # the client opens the invite link and its session socket upgrades through nginx
         async with http.get(
-            stack.url(stack.link),
+            stack.url(stack.socket_visit.link),
             allow_redirects=False,
             ssl=stack.tls,
             server_hostname=ATTUNE_DOMAIN,
         ) as response:
             assert response.status in (302, 303), await response.text()
         async with http.ws_connect(
-            stack.url(f"/ws/session/{stack.session_id}"),
+            stack.url(f"/ws/session/{stack.socket_visit.session_id}"),
             headers={"Origin": f"https://{ATTUNE_DOMAIN}"},
             ssl=stack.tls,
             server_hostname=ATTUNE_DOMAIN,
@@ -346,6 +412,9 @@ async def test_the_compose_stack_runs_natively_behind_its_tls_front_door(stack: 
         if "ALLOCATE processed, success" in line and f"user <{username}>" in line
     ]
     assert len(allocations) == len(turn_server["urls"]), stack.coturn.log()[-3000:]
+
+    # a relay-only video call between two Chromium pages through all of it
+    await relay_only_call_through_the_stack(stack)
 
     # both processes listen on the run's Redis database (the bus: one subscriber each)
     number = int(stack.native.redis_url.rsplit("/", 1)[1])

@@ -27,7 +27,7 @@ from tests.coturn import Coturn, running_coturn
 pytestmark = pytest.mark.browser
 
 SECRET = "the-shared-secret-of-the-bitrate-test"
-NARROW_BPS = 250_000  # a weak mobile uplink
+NARROW_BPS = 200_000  # a weak mobile uplink
 # The page re-measures every 2 s; the browser's estimate needs a few seconds to settle.
 ADAPT_TIMEOUT_MS = 30_000
 WINDOW_MS = 4_000
@@ -148,9 +148,11 @@ async def test_the_video_cap_follows_the_bandwidth_down_and_up_again(
     await wait_for_video(therapist)
     pair = await selected_pair(client)
     assert pair["local"] == "relay" and pair["remote"] == "relay", pair  # through coturn
-    open_link = await outbound(client)
-    assert open_link["caps"][-1] is None, open_link  # a wide link: the browser's own limit
+    # the premise: on the open link the call sends well above what the narrow link carries
+    # (the encoder ramps up over a few seconds, later on a loaded machine)
+    open_link = await outbound_above(client, 1.5 * NARROW_BPS / 1000)
     assert open_link["kbps"] > 1.5 * NARROW_BPS / 1000, open_link
+    assert open_link["caps"][-1] is None, open_link  # a wide link: the browser's own limit
 
     link.set_rate(NARROW_BPS)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page
 
 from server.app import create_app
 from server.settings import Settings
@@ -152,14 +152,13 @@ async def test_the_video_cap_follows_the_bandwidth_down_and_up_again(
     # (the encoder ramps up over a few seconds, later on a loaded machine)
     open_link = await outbound_above(client, 1.5 * NARROW_BPS / 1000)
     assert open_link["kbps"] > 1.5 * NARROW_BPS / 1000, open_link
-    assert open_link["caps"][-1] is None, open_link  # a wide link: the browser's own limit
+    assert open_link["caps"] == [None] * len(open_link["caps"]), open_link  # the browser's own
 
     link.set_rate(NARROW_BPS)
 
     narrowed = await wait_for_cap(client, at_most=NARROW_BPS)
-    # held below the link's rate, the call calms down (no loss, a short round trip) and the
-    # page reads "Good" again: the cap must stay while the link stays narrow
-    await expect(client.locator("#quality-level")).to_have_text("Good", timeout=ADAPT_TIMEOUT_MS)
+    # held below the link's rate the call calms down at once; the cap stays (it is lifted only
+    # after 10 s of calm, tests/unit/test_video_bitrate_cap.py)
     held = await outbound(client)
     assert all(cap is not None and cap <= 1.5 * NARROW_BPS for cap in held["caps"]), held
     assert held["kbps"] * 1000 <= 1.3 * max(held["caps"]), held  # what is sent follows

@@ -32,14 +32,16 @@ NARROW_BPS = 200_000  # a weak mobile uplink
 ADAPT_TIMEOUT_MS = 30_000
 WINDOW_MS = 4_000
 
-# The client's video sender: the cap in force (null: none) and the video bytes sent so far.
+# The client's video sender: the cap in force (null: none) and the video bytes it has sent so
+# far (retransmissions of lost packets left out: the cap governs the encoder).
 SENDER = """
 async () => {
   const pc = window.__attune.pc;
   const sender = pc.getSenders().find((s) => s.track && s.track.kind === "video");
   let bytes = 0;
   (await pc.getStats()).forEach((s) => {
-    if (s.type === "outbound-rtp" && s.kind === "video") bytes += s.bytesSent || 0;
+    if (s.type !== "outbound-rtp" || s.kind !== "video") return;
+    bytes += (s.bytesSent || 0) - (s.retransmittedBytesSent || 0);  // the encoder's output
   });
   const encodings = sender.getParameters().encodings || [];
   return { cap: encodings.length ? encodings[0].maxBitrate ?? null : null, bytes,
@@ -131,11 +133,16 @@ async def outbound(page: Page) -> dict[str, Any]:
     return window
 
 
-async def outbound_above(page: Page, kbps: float) -> dict[str, Any]:
-    """Windows of outbound video until one carries more than `kbps` (or the deadline)."""
+async def outbound_above(page: Page, kbps: float, *, uncapped: bool = False) -> dict[str, Any]:
+    """Windows of outbound video until one carries more than `kbps` (and, if `uncapped`, saw
+    no cap at all), or the deadline; the last window."""
+
+    def enough(window: dict[str, Any]) -> bool:
+        return window["kbps"] > kbps and (not uncapped or set(window["caps"]) == {None})
+
     deadline = time.monotonic() + ADAPT_TIMEOUT_MS / 1000
     window = await outbound(page)
-    while window["kbps"] <= kbps and time.monotonic() < deadline:
+    while not enough(window) and time.monotonic() < deadline:
         window = await outbound(page)
     return window
 
@@ -148,11 +155,12 @@ async def test_the_video_cap_follows_the_bandwidth_down_and_up_again(
     await wait_for_video(therapist)
     pair = await selected_pair(client)
     assert pair["local"] == "relay" and pair["remote"] == "relay", pair  # through coturn
-    # the premise: on the open link the call sends well above what the narrow link carries
-    # (the encoder ramps up over a few seconds, later on a loaded machine)
-    open_link = await outbound_above(client, 1.5 * NARROW_BPS / 1000)
+    # the premise: on the open link the call sends well above what the narrow link carries,
+    # under the browser's own limit (the encoder ramps up over a few seconds; on a loaded
+    # machine a delayed sample can start a cap, lifted again after 10 s of calm)
+    open_link = await outbound_above(client, 1.5 * NARROW_BPS / 1000, uncapped=True)
     assert open_link["kbps"] > 1.5 * NARROW_BPS / 1000, open_link
-    assert open_link["caps"] == [None] * len(open_link["caps"]), open_link  # the browser's own
+    assert set(open_link["caps"]) == {None}, open_link
 
     link.set_rate(NARROW_BPS)
 
@@ -161,7 +169,7 @@ async def test_the_video_cap_follows_the_bandwidth_down_and_up_again(
     # after 10 s of calm, tests/unit/test_video_bitrate_cap.py)
     held = await outbound(client)
     assert all(cap is not None and cap <= 1.5 * NARROW_BPS for cap in held["caps"]), held
-    assert held["kbps"] * 1000 <= 1.3 * max(held["caps"]), held  # what is sent follows
+    assert held["kbps"] * 1000 <= 1.5 * max(held["caps"]), held  # what is sent follows
     assert held["kbps"] < open_link["kbps"] / 1.5, (open_link, held)
     assert link.stats.dropped > 0  # the link really was too narrow for the call at first
 

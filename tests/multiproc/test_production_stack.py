@@ -76,7 +76,7 @@ from tests.multiproc.processes import (
     master_key,
 )
 
-pytestmark = pytest.mark.multiproc
+pytestmark = [pytest.mark.multiproc, pytest.mark.browser]  # a relay-only call in Chromium too
 
 COMPOSE = REPO / "docker-compose.yml"
 APPS = ("app1", "app2")

@@ -138,20 +138,46 @@ function relayCandidate(candidate) {
 /** The video bitrate cap's floor and ceiling, in bits per second. */
 export const VIDEO_CAP_RANGE = Object.freeze({ min: 100_000, max: 1_500_000 });
 
+/** Samples (2 s apart) the network must read good in a row before a cap is lifted. */
+export const CALM_SAMPLES_TO_LIFT = 5;
+
 /**
- * The video bitrate cap for a measured quality (pure): none while the connection is good;
- * on a fair or poor one, 80 % of the browser's upstream bandwidth estimate (the rest is left
- * for audio and retransmissions), in 50 kbit/s steps, or a fixed cap without an estimate.
+ * The network's share of the quality level (pure): round trip and loss only. A low frame rate
+ * alone can be a busy device, not a narrow link, so it never starts a bitrate cap.
  * @param {Quality} q
+ * @returns {"good" | "fair" | "poor" | "unknown"}
+ */
+export function networkLevel(q) {
+  return qualityLevel({ rttMs: q.rttMs, lossPercent: q.lossPercent, framesPerSecond: null });
+}
+
+/**
+ * The video bitrate cap for a measured quality (pure). A cap starts when the network turns
+ * fair or poor (round trip or loss): 80 % of the browser's upstream bandwidth estimate (the
+ * rest is left for audio and retransmissions), in 50 kbit/s steps, 100 kbit/s at least, or a
+ * fixed cap without an estimate. Once set, it follows the estimate down and up, also while
+ * the network reads good again — a call held below a narrow link's rate shows no loss and a
+ * short round trip at once, which says nothing about the link having room — and is lifted
+ * after CALM_SAMPLES_TO_LIFT good samples in a row (the browser's own congestion control
+ * then leads; if the network turns fair again, a new cap starts) or when 80 % of the
+ * estimate reaches the ceiling. A cap is never set at the ceiling or above.
+ * @param {Quality} q
+ * @param {number | null} [current]  the cap in force now, in bits per second (null: none)
+ * @param {number} [calm]  good network samples in a row before this one
  * @returns {number | null}
  */
-export function videoBitrateCapFor(q) {
-  if (q.level === "good" || q.level === "unknown") return null;
+export function videoBitrateCapFor(q, current = null, calm = 0) {
+  const level = networkLevel(q);
+  const steady = level === "good" || level === "unknown";
+  if (current === null && steady) return null;
+  if (current !== null && level === "good" && calm + 1 >= CALM_SAMPLES_TO_LIFT) return null;
   const estimate = q.availableOutgoingKbps;
-  const fallback = q.level === "poor" ? 150_000 : 500_000;
-  const wanted = typeof estimate === "number" && estimate > 0 ? estimate * 800 : fallback;
-  const stepped = Math.round(wanted / 50_000) * 50_000;
-  return Math.min(VIDEO_CAP_RANGE.max, Math.max(VIDEO_CAP_RANGE.min, stepped));
+  if (typeof estimate !== "number" || estimate <= 0) {
+    return current ?? (level === "poor" ? 150_000 : 500_000);
+  }
+  const stepped = Math.round((estimate * 800) / 50_000) * 50_000;
+  if (stepped >= VIDEO_CAP_RANGE.max) return null; // room enough: no cap, or the cap is lifted
+  return Math.max(VIDEO_CAP_RANGE.min, stepped);
 }
 
 /**

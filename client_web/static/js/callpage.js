@@ -25,7 +25,7 @@
  * credentials expire in a long session.
  */
 
-import { Call, fetchIceConfiguration, qualityLevel, videoBitrateCapFor } from "./call.js";
+import { Call, fetchIceConfiguration, networkLevel, qualityLevel, videoBitrateCapFor } from "./call.js";
 import { bindMediaToggles, byId, playStream, renderQuality, safetyCodeView } from "./callview.js";
 import { chatParts, mountChat } from "./chat.js";
 import { describeMediaError, openMedia, stopMedia } from "./devices.js";
@@ -128,6 +128,8 @@ export class CallPage {
   finished = false;
   /** @type {ReturnType<typeof setInterval> | null} */
   #qualityTimer = null;
+  /** good network samples in a row (a video bitrate cap is lifted after enough of them) */
+  #calmSamples = 0;
   #safety;
   #toggles;
   /** Audio only by this person's choice. */
@@ -454,7 +456,9 @@ export class CallPage {
         renderQuality(parts, quality);
         // on a weak connection: suggest audio only, and keep video within the bandwidth
         this.elements.audioOnlyHint.hidden = audioOnly || quality.level !== "poor";
-        const cap = this.#audioOnly ? null : videoBitrateCapFor(quality);
+        const calm = this.#calmSamples;
+        this.#calmSamples = networkLevel(quality) === "good" ? calm + 1 : 0;
+        const cap = this.#audioOnly ? null : videoBitrateCapFor(quality, call.videoBitrateCap, calm);
         if (cap !== call.videoBitrateCap) await call.setVideoBitrateCap(cap);
       } catch {
         // the connection closed meanwhile

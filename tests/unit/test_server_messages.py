@@ -152,13 +152,14 @@ def test_a_bad_lobby_entry_is_refused_when_it_is_built() -> None:
         LobbyEntry(knock_id="k1", label="J.M.", since_ms=-1)
 
 
-def test_the_therapist_only_types_are_the_six_the_protocol_names() -> None:
+def test_the_therapist_only_types_are_the_seven_the_protocol_names() -> None:
     therapist_only = {
         "lobby",
         "quick-exit",
         "checkin-result",
         "prompt",
         "client-signal",
+        "safety-check",
         "panel-state",
     }
     assert therapist_only == THERAPIST_ONLY_SERVER_TYPES

@@ -46,7 +46,7 @@ export function mountSafetyPanel({ label, notify }) {
     const rows = [
       ["Where", check.location],
       ["Private", check.private ? "Yes" : "Not really"],
-      ["Emergency contact", contact],
+      ["Contact", contact],
     ];
     if (check.code_word) rows.push(["Code word", check.code_word]);
     rows.push(["Answered", formatLocal(new Date(check.submitted_at_ms), "time")]);

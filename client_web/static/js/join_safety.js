@@ -163,6 +163,11 @@ export function mountSafetyStep({ enabled, show, csrfToken, onDone, onLinkGone }
     );
   });
 
+  // a correction under way: the old words go (the field keeps its own state)
+  el.form.addEventListener("input", () => {
+    el.error.hidden = true;
+  });
+
   el.form.addEventListener("submit", (event) => {
     event.preventDefault();
     void send();

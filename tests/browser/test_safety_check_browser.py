@@ -174,6 +174,12 @@ async def test_a_client_says_where_they_are_and_the_therapist_sees_it_with_whom_
     assert MARKER in await export.text()
     await therapist.goto(site.url(f"/host/{scheduled.session_id}/summary"))
     await expect(therapist.get_by_role("region", name="Safety check")).to_contain_text(MARKER)
+    await shot_both(therapist, "therapist-summary", back_to=LAPTOP["viewport"])
+    # The client's data page says the answers are kept, and for how long.
+    await client.goto(site.url("/visit/data"))
+    kept = client.get_by_role("listitem").filter(has_text="Your safety check answers")
+    await expect(kept).to_contain_text("kept about 3 months")
+    await shot_both(client, "client-data-page")
 
     # No admin page shows it; the retention page lists the category.
     await add_account(site.app, ADMIN_EMAIL, Role.ADMIN)

@@ -13,7 +13,8 @@ Series, interleaved run by run so machine noise hits them alike (one warm-up of 
           second page navigated at t0 that opens its camera; SDP (with every candidate, no
           trickle) is carried between them by page.evaluate.
   fresh   (--fresh) a first visit: as attune, but the script clicks "Continue" on the device
-          check as soon as it shows and "Skip this check" on the connection check.
+          check as soon as it shows, "Skip this check" on the connection check, and answers
+          the safety check.
   relay   as attune, against a second `attune serve` in relay-only mode with a real coturn
           on loopback (Debian's `turnserver`, started as the tests start it,
           tests/coturn.py): every candidate is a TURN relay, checked after each run on both
@@ -233,6 +234,13 @@ async def attune_run(bench: Bench, *, fresh: bool, relay: bool = False) -> tuple
         if fresh:
             await client.get_by_role("button", name="Continue").click(timeout=TIMEOUT_MS)
             await client.get_by_role("button", name="Skip this check").click(timeout=TIMEOUT_MS)
+            # the safety check before the waiting room, answered as a first-time client would
+            await client.get_by_label("Where are you right now?").fill("At home")
+            await client.get_by_label("Yes", exact=True).check()
+            await client.get_by_label("Name", exact=True).fill("Anna")
+            await client.get_by_label("Phone", exact=True).fill("+49 171 5551234")
+            go_on = client.get_by_role("button", name="Continue", exact=True)
+            await go_on.click(timeout=TIMEOUT_MS)
 
     await therapist.evaluate(AUTO_ADMIT, alias)
     therapist_frames = asyncio.ensure_future(first_frame(therapist))

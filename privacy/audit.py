@@ -81,7 +81,13 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
             "A client submitted an outcome measure (PHQ-9, GAD-7); `details` say which and"
             " whether the answers were stored (never the answers)."
         ),
-        "clinical.read": "A therapist viewed clinical content (check-ins, cue summaries).",
+        "safety.submit": (
+            "A client answered the safety check before the waiting room; `details` say whether"
+            " it replaced an earlier answer of the session (never the answers)."
+        ),
+        "clinical.read": (
+            "A therapist viewed clinical content (check-ins, cue summaries, a safety check)."
+        ),
         "clinical.write": "A therapist wrote clinical content (a note); never the content.",
         "access.denied": "A request was refused (401, 403, 404 for another's id, 429).",
         "export.client": "A client's data was exported.",

@@ -88,6 +88,7 @@ class Category(StrEnum):
     ACCOUNT = "account"
     CONTACT = "contact"
     OUTBOX = "outbox"
+    SAFETY = "safety"
 
 
 class Action(StrEnum):
@@ -111,6 +112,7 @@ ALLOWED_ACTIONS: Mapping[Category, frozenset[Action]] = {
     Category.ACCOUNT: frozenset({Action.DELETE, Action.ANONYMIZE}),
     Category.CONTACT: frozenset({Action.DELETE}),
     Category.OUTBOX: frozenset({Action.DELETE}),
+    Category.SAFETY: frozenset({Action.DELETE}),
 }
 
 
@@ -171,6 +173,7 @@ DEFAULT_POLICIES: Mapping[Category, Policy] = {
     Category.ACCOUNT: Policy(Category.ACCOUNT, 2192, Action.ANONYMIZE),
     Category.CONTACT: Policy(Category.CONTACT, 730, Action.DELETE),
     Category.OUTBOX: Policy(Category.OUTBOX, 30, Action.DELETE),
+    Category.SAFETY: Policy(Category.SAFETY, 90, Action.DELETE),
 }
 
 DEFAULT_REASONS: Mapping[Category, str] = {
@@ -213,6 +216,12 @@ DEFAULT_REASONS: Mapping[Category, str] = {
         "Emails carry an address and a join link but no clinical content; 30 days lets the "
         "therapist see whether a message went out, and whether a reminder was sent, then "
         "they are deleted."
+    ),
+    Category.SAFETY: (
+        "Where a client was, whether they could talk freely and whom to call matter for the "
+        "session itself; a trail of a client's whereabouts is a risk of its own. 90 days "
+        "covers the next few sessions' prefill and any follow-up on an incident; what matters "
+        "for the record (an emergency, a jurisdiction) goes into the therapist's notes."
     ),
 }
 

@@ -35,6 +35,7 @@ from server.keys import (
     LIVE,
     MAILER,
     METRICS,
+    SAFETY,
     SETTINGS,
     SMTP_TRANSPORT,
     VAULT,
@@ -54,6 +55,7 @@ from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
 from server.services.live_session import LiveSessions
+from server.services.safety import SafetyChecks
 from server.settings import Settings
 from server.smtp import SmtpTransport, Transport
 from server.web.account_pages import add_account_pages
@@ -67,6 +69,7 @@ from server.web.email_views import add_email_pages
 from server.web.guard import add_api_routes
 from server.web.neutral_page import add_neutral_page_routes
 from server.web.pages import add_page_routes
+from server.web.safety_views import SAFETY_OPERATIONS
 from server.web.sign_in_guard import login_guard_ctx
 from server.web.times import time_element
 
@@ -132,6 +135,11 @@ async def _cue_records(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _safety(app: web.Application) -> AsyncIterator[None]:
+    app[SAFETY] = SafetyChecks(app[VAULT])
+    yield
+
+
 async def _mailer(app: web.Application) -> AsyncIterator[None]:
     mailer = Mailer(app[SETTINGS], app[VAULT], app[CONSENTS])
     app[CONSENTS].on_withdrawal(Purpose.CONTACT, "delete-contact", mailer.delete_contact_effect)
@@ -163,6 +171,7 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
         cue_config=CueConfig().scaled(settings.cue_time_scale),
         mailer=app[MAILER],
+        safety=app[SAFETY],
     )
     app[HUB], app[LIVE] = hub, live
     bus.bind(hub, SessionRunner(app), LIVE_CALLS)
@@ -228,6 +237,7 @@ def create_app(
     app.cleanup_ctx.append(_consents)
     app.cleanup_ctx.append(_checkins)
     app.cleanup_ctx.append(_cue_records)
+    app.cleanup_ctx.append(_safety)
     app.cleanup_ctx.append(_mailer)
     app.cleanup_ctx.append(conncheck_cleanup_ctx)
     app.cleanup_ctx.append(_audit)
@@ -242,6 +252,7 @@ def create_app(
         + AUDIT_OPERATIONS
         + CHECKIN_OPERATIONS
         + CLIENT_RIGHTS_OPERATIONS
+        + SAFETY_OPERATIONS
         + CONNCHECK_OPERATIONS,
     )
     add_page_routes(app)

@@ -21,6 +21,7 @@ from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
 from server.services.live_session import LiveSessions
+from server.services.safety import SafetyChecks
 from server.settings import Settings
 from server.smtp import Transport
 from server.vault_store import ClientVault
@@ -44,6 +45,7 @@ CUE_RECORDS = web.AppKey("cue_records", CueRecords)
 HUB = web.AppKey("hub", Hub)
 LIVE = web.AppKey("live", LiveSessions)
 MAILER = web.AppKey("mailer", Mailer)
+SAFETY = web.AppKey("safety", SafetyChecks)
 SMTP_TRANSPORT: web.AppKey[Transport] = web.AppKey("smtp_transport")
 METRICS = web.AppKey("metrics", Metrics)
 # Set when shutdown begins: /readyz answers 503 so balancers stop sending new work here.

@@ -78,7 +78,10 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     headers["X-Content-Type-Options"] = "nosniff"
     headers["X-Frame-Options"] = "DENY"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
-    headers["Permissions-Policy"] = "camera=(self), microphone=(self), geolocation=()"
+    # Location only for the client's visit page, where the safety check may ask for it (and
+    # only when the client presses "Use my device's location"); nowhere else.
+    geolocation = "(self)" if request.path == "/visit" else "()"
+    headers["Permissions-Policy"] = f"camera=(self), microphone=(self), geolocation={geolocation}"
     headers["X-Request-Id"] = request[REQUEST_ID_KEY]
     if request.app[SETTINGS].uses_tls:
         headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"

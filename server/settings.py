@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from server.core.safety import is_phone_number
 from server.security.forwarded import parse_trusted_proxies
 
 ENV_PREFIX = "ATTUNE_"
@@ -90,6 +91,7 @@ class Settings:
     email_retry_base_seconds: int = 60
     quick_exit_url: str = "/weather"
     clinic_emergency_number: str = ""
+    safety_check: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -146,9 +148,7 @@ class Settings:
         if self.invite_early_minutes < 0:
             raise SettingsError("invite_early_minutes must not be negative")
         self._check_email()
-        if len(self.clinic_emergency_number) > 40 or not set(self.clinic_emergency_number) <= set(
-            "0123456789+-() "
-        ):
+        if not is_phone_number(self.clinic_emergency_number):
             raise SettingsError(
                 "clinic_emergency_number must be a phone number: digits, spaces, + - ( )"
             )

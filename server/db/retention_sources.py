@@ -41,6 +41,7 @@ from server.db.tables import (
     email_outbox,
     password_reset_links,
     recovery_codes,
+    safety_checks,
     signal_events,
     therapy_sessions,
 )
@@ -460,6 +461,14 @@ DEFAULT_SOURCES = SourceRegistry(
             label="check-in responses",
             session_column="session_id",
             consent_purpose=Purpose.CHECKIN_STORAGE,
+            encrypted=_PAYLOAD,
+        ),
+        TableSource(
+            Category.SAFETY,
+            safety_checks,
+            time_column="submitted_at",
+            label="safety checks",
+            session_column="session_id",
             encrypted=_PAYLOAD,
         ),
         TableSource(

@@ -336,6 +336,33 @@ cue_summaries = _clinical_event_table("cue_summaries")
 # The client's nonverbal signal buttons (category `signal`).
 signal_events = _clinical_event_table("signal_events")
 
+# The client's safety check before the waiting room (category `safety`): one per session, the
+# newest answers; where they are, whether they can talk freely, an emergency contact and an
+# optional code word, only as ciphertext.
+safety_checks = sa.Table(
+    "safety_checks",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "session_id",
+        ID,
+        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column(
+        "client_id",
+        ID,
+        sa.ForeignKey("clients.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("submitted_at", UTCDateTime, nullable=False),
+    sa.Column("payload_ciphertext", sa.LargeBinary, nullable=False),
+    # The purge job walks the table oldest first.
+    sa.Index("ix_safety_checks_submitted_at_id", "submitted_at", "id"),
+)
+
 # --- email: contacts, sealed invite tokens, the outbox (docs/privacy.md "Email") -------------
 
 # A client's email address (category `contact`, by the `contact` consent), vault-encrypted.

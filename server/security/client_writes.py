@@ -25,6 +25,7 @@ class ClientWrite(StrEnum):
     EXPORT = "export"
     ERASE = "erase"
     CONNCHECK = "conncheck"
+    SAFETY = "safety"
 
 
 CLIENT_WRITE_LIMITS: Final[Mapping[ClientWrite, Limit]] = MappingProxyType(
@@ -36,6 +37,8 @@ CLIENT_WRITE_LIMITS: Final[Mapping[ClientWrite, Limit]] = MappingProxyType(
         ClientWrite.EXPORT: Limit(3, 60),
         ClientWrite.ERASE: Limit(3, 60),
         ClientWrite.CONNCHECK: Limit(5, 60),
+        # the safety check is answered once per visit; a few retries after a correction
+        ClientWrite.SAFETY: Limit(10, 60),
     }
 )
 """At most `max_failures` writes of a kind per client cookie within `window_seconds`."""
@@ -47,6 +50,7 @@ CLIENT_WRITE_OPERATIONS: Final[Mapping[str, ClientWrite]] = MappingProxyType(
         "clientExport": ClientWrite.EXPORT,
         "clientErase": ClientWrite.ERASE,
         "startConnectionCheck": ClientWrite.CONNCHECK,
+        "clientSubmitSafety": ClientWrite.SAFETY,
     }
 )
 """The API operations that count against a client's write limits (the pages use the same)."""

@@ -39,6 +39,7 @@ from server.core.protocol import (
     PanelStateMessage,
     PromptFeedback,
     PromptMessage,
+    SafetyCheckMessage,
     ServerMessage,
     SessionRole,
     SharedMessage,
@@ -54,6 +55,7 @@ from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
 from server.services.live_cues import LiveCues
+from server.services.safety import SafetyCheck, SafetyChecks
 
 log = logging.getLogger("attune.live")
 
@@ -120,6 +122,7 @@ class LiveSessions:
         clock: Clock,
         cue_config: CueConfig | None = None,
         mailer: Mailer | None = None,
+        safety: SafetyChecks | None = None,
     ) -> None:
         self._db = db
         self._audit = audit
@@ -129,6 +132,7 @@ class LiveSessions:
         self._rooms = rooms
         self._clock = clock
         self._mailer = mailer
+        self._safety = safety
         self.cues = LiveCues(cue_config or CueConfig())
         # Whether each client's cue_analysis consent is live, kept current by consent events.
         self._cue_allowed: dict[str, bool] = {}
@@ -288,6 +292,7 @@ class LiveSessions:
         cue_rows = await self._cue_records.for_session(self._db, session_id)
         prompts = [p for p in cue_rows.get("cue_prompts", []) if isinstance(p, Mapping)]
         signals = list(self._shown_signals.get(session_id, ()))
+        safety = await self._panel_safety(session_id, therapist_id)
         if stored or prompts:
             async with self._db.write() as conn:
                 session = await session_queries.session_by_id(conn, session_id)
@@ -314,8 +319,44 @@ class LiveSessions:
                 ],
                 prompts=prompts[-limit:],
                 signals=signals[-limit:],
+                safety=safety.to_json() if safety else None,
             ),
         )
+
+    async def _panel_safety(self, session_id: str, therapist_id: str) -> SafetyCheck | None:
+        """The session's safety check for the panel (its read audited), if there is one."""
+        if self._safety is None:
+            return None
+        async with self._db.read() as conn:
+            session = await session_queries.session_by_id(conn, session_id)
+        if session is None:
+            return None
+        return await self._safety.read_for_therapist(
+            self._db,
+            self._audit,
+            session=session,
+            therapist_id=therapist_id,
+            where="panel",
+            now=self._clock(),
+        )
+
+    # --- the safety check -------------------------------------------------------------
+
+    async def submit_safety_check(self, session_id: str, raw: dict[str, Any]) -> SafetyCheck:
+        """The client's safety check before the waiting room: checked, stored through the
+        vault and audited (InvalidInput for an answer to correct), then shown live in the
+        therapist's panel if they are in the room."""
+        if self._safety is None:
+            raise NotFound("The safety check is not offered here.")
+        async with self._db.read() as conn:
+            session = await session_queries.session_by_id(conn, session_id)
+        if session is None:
+            raise NotFound("No such session.")
+        check = await self._safety.submit(
+            self._db, self._audit, session=session, raw=raw, now=self._clock()
+        )
+        self._rooms.deliver_to_therapist(session_id, SafetyCheckMessage(check=check.to_json()))
+        return check
 
     # --- check-ins --------------------------------------------------------------------
 

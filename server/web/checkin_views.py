@@ -16,7 +16,18 @@ from server.core.checkins import bundle, questionnaire_resource, questionnaire_r
 from server.core.links import SessionStatus
 from server.core.models import Role
 from server.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from server.keys import AUDIT, CHECKINS, CLOCK, CONSENTS, CUE_RECORDS, DB, LIVE, VAULT
+from server.keys import (
+    AUDIT,
+    CHECKINS,
+    CLOCK,
+    CONSENTS,
+    CUE_RECORDS,
+    DB,
+    LIVE,
+    SAFETY,
+    SETTINGS,
+    VAULT,
+)
 from server.services import erasure, scheduling
 from server.services import notes as note_service
 from server.services.checkins import CheckinResult, result_json
@@ -191,6 +202,14 @@ async def summary_page(request: web.Request) -> web.StreamResponse:
     summary = cues["cue_summaries"][-1] if cues["cue_summaries"] else None
     read_count = len(results) + sum(len(v) for v in cues.values())
     await _audited_read(request, session.client_id, "session-summary", read_count)
+    safety = await app[SAFETY].read_for_therapist(
+        app[DB],
+        app[AUDIT],
+        session=session,
+        therapist_id=current.account.id,
+        where="summary",
+        now=app[CLOCK](),
+    )
     return aiohttp_jinja2.render_template(
         "session_summary.html",
         request,
@@ -204,6 +223,8 @@ async def summary_page(request: web.Request) -> web.StreamResponse:
             "prompts": cues["cue_prompts"],
             "signals": cues["signal_events"],
             "signal_words": SIGNAL_WORDS,
+            "safety": safety,
+            "safety_check_on": app[SETTINGS].safety_check,
         },
     )
 

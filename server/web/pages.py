@@ -366,9 +366,16 @@ async def host_page(request: web.Request) -> web.StreamResponse:
     session = await scheduling.get_session(
         request.app[DB], current.account, request.match_info["session_id"]
     )
-    emergency = request.app[SETTINGS].clinic_emergency_number
+    settings = request.app[SETTINGS]
     return aiohttp_jinja2.render_template(
-        "host.html", request, _context(request, session=session, emergency_number=emergency)
+        "host.html",
+        request,
+        _context(
+            request,
+            session=session,
+            emergency_number=settings.clinic_emergency_number,
+            safety_check=settings.safety_check,
+        ),
     )
 
 
@@ -516,6 +523,7 @@ async def visit(request: web.Request) -> web.StreamResponse:
             "session": current.session,
             "csrf_token": current.csrf_token,
             "quick_exit_url": request.app[SETTINGS].quick_exit_url,
+            "safety_check": request.app[SETTINGS].safety_check,
         },
     )
 

@@ -136,10 +136,12 @@ async def client_reaches_waiting_room(
     *,
     run_check: bool = False,
     consent: bool = True,
+    safety: bool = True,
     at_each_step: StepCheck = _no_check,
 ) -> None:
-    """Open the invite link and pass the device check, the connection check (or skip it) and,
-    when asked for, the consent step (optional purposes start unticked and stay so)."""
+    """Open the invite link and pass the device check, the connection check (or skip it),
+    when asked for the consent step (optional purposes start unticked and stay so) and the
+    safety check (on unless the clinic switched it off)."""
     await page.goto(link)
     await expect(page.get_by_role("heading", name="Welcome", level=1)).to_be_visible()
     await expect(page.get_by_role("combobox", name="Camera", exact=True)).to_be_enabled()
@@ -161,8 +163,28 @@ async def client_reaches_waiting_room(
             await expect(optional).not_to_be_checked()
         await page.get_by_label(re.compile(r"^I agree to the telehealth consent")).check()
         await page.get_by_role("button", name="Save and continue").click()
+    if safety:
+        await expect(page.get_by_role("heading", name="Before you join", level=1)).to_be_visible()
+        await at_each_step(page)
+        await answer_safety_check(page)
     await expect(page.get_by_role("heading", name="Waiting room", level=1)).to_be_visible()
     await at_each_step(page)
+
+
+async def answer_safety_check(
+    page: Page, place: str = "At home", *, contact: tuple[str, str] = ("Anna", "+49 171 5551234")
+) -> None:
+    """Answer the safety step as a client would: the place, "Yes" to privacy, and the contact
+    (or "Still the same" when the page remembers one)."""
+    await page.get_by_label("Where are you right now?").fill(place)
+    await page.get_by_label("Yes", exact=True).check()
+    same = page.get_by_role("button", name="Still the same")
+    if await same.is_visible():
+        await same.click()
+        return
+    await page.get_by_label("Name", exact=True).fill(contact[0])
+    await page.get_by_label("Phone", exact=True).fill(contact[1])
+    await page.get_by_role("button", name="Continue", exact=True).click()
 
 
 async def admit(page: Page, alias: str) -> None:

@@ -16,7 +16,7 @@ from server.core.models import Account, Client, Role, TherapySession
 from server.db import accounts as account_q
 from server.db import consents as consent_q
 from server.db.engine import Database
-from server.db.tables import checkin_responses, data_keys
+from server.db.tables import checkin_responses, data_keys, safety_checks
 from server.keys import AUDIT, CONSENTS, DB, VAULT
 from server.security.tokens import new_id
 from server.services import scheduling
@@ -111,6 +111,29 @@ class World:
                     client_id=session.client_id,
                     created_at=at,
                     payload_ciphertext=blob,
+                )
+            )
+        return row_id
+
+    async def safety_check(self, session: TherapySession, at: datetime, text: str = MARKER) -> str:
+        """The session's safety check answered at `at`, `text` as the place (encrypted)."""
+        row_id = new_id()
+        ctx = FieldContext("safety_checks", row_id, "payload", session.client_id)
+        answers = {
+            "location": text,
+            "private": False,
+            "contact_name": f"contact {text}",
+            "contact_phone": "112",
+            "code_word": "",
+        }
+        async with self.db.write() as conn:
+            await conn.execute(
+                safety_checks.insert().values(
+                    id=row_id,
+                    session_id=session.id,
+                    client_id=session.client_id,
+                    submitted_at=at,
+                    payload_ciphertext=await self.vault.encrypt_json(conn, ctx, answers),
                 )
             )
         return row_id

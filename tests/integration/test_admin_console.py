@@ -339,6 +339,7 @@ async def _clinical_history(client: TestClient[Any, Any], world: World) -> str:
     live = await world.session(therapist, client_row, world.now + DAY)
     for session in (old, live):
         await world.checkin(session, session.starts_at)
+        await world.safety_check(session, session.starts_at)
         for table in (cue_prompts, cue_summaries, signal_events):
             await world.clinical_row(table, session, session.starts_at)
     await world.consent(client_id, Purpose.CUE_ANALYSIS, ConsentDecision.GRANTED, world.now)

@@ -86,6 +86,22 @@ async def test_security_headers_on_every_response(client: TestClient, path: str)
     assert "Strict-Transport-Security" not in response.headers  # plain HTTP here
 
 
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/visit", "geolocation=(self)"),
+        ("/login", "geolocation=()"),
+        ("/weather", "geolocation=()"),
+    ],
+)
+async def test_only_the_visit_page_may_ask_for_the_devices_location(
+    client: TestClient, path: str, location: str
+) -> None:
+    policy = (await client.get(path)).headers["Permissions-Policy"]
+    assert location in policy
+    assert "camera=(self)" in policy
+
+
 async def test_each_page_gets_a_fresh_csp_nonce(client: TestClient) -> None:
     first = (await client.get("/login")).headers["Content-Security-Policy"]
     second = (await client.get("/login")).headers["Content-Security-Policy"]

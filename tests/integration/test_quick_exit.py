@@ -78,7 +78,7 @@ async def test_the_visit_page_carries_the_quick_exit_address_and_its_buttons(
     _, visitor, _ = await _setup(client, aiohttp_client)
     page = await (await visitor.http.get("/visit")).text()
     assert 'data-quick-exit-url="/weather"' in page
-    assert page.count("data-quick-exit ") == 2  # the waiting room's and the call's
+    assert page.count("data-quick-exit ") == 3  # the safety check's, the waiting room's, the call's
 
 
 async def test_a_configured_quick_exit_address_reaches_the_visit_page(

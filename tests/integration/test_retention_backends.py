@@ -36,6 +36,7 @@ async def test_a_purge_of_every_source_kind(
     for patient in (client, held):
         session = await world.session(therapist, patient, old)
         await world.clinical_row(cue_prompts, session, world.now - 40 * DAY)
+        await world.safety_check(session, world.now - 100 * DAY)
     await world.consent(client.id, Purpose.CUE_ANALYSIS, ConsentDecision.GRANTED, old)
     await world.consent(client.id, Purpose.CUE_ANALYSIS, ConsentDecision.WITHDRAWN, old)
     await world.consent(client.id, Purpose.CHECKIN_STORAGE, ConsentDecision.GRANTED, old)
@@ -51,12 +52,14 @@ async def test_a_purge_of_every_source_kind(
         (category, action): report.count(category, action)
         for category, action in [
             (Category.CUE, Action.DELETE),
+            (Category.SAFETY, Action.DELETE),
             (Category.SESSION_META, Action.ANONYMIZE),
             (Category.CONSENT, Action.DELETE),
             (Category.ACCOUNT, Action.ANONYMIZE),
         ]
     } == {
         (Category.CUE, Action.DELETE): 1,
+        (Category.SAFETY, Action.DELETE): 1,
         (Category.SESSION_META, Action.ANONYMIZE): 1,
         (Category.CONSENT, Action.DELETE): 2,
         (Category.ACCOUNT, Action.ANONYMIZE): 1,

@@ -29,6 +29,7 @@ from server.core.protocol import (
     PanelStateMessage,
     PromptMessage,
     QuickExitMessage,
+    SafetyCheckMessage,
     SessionDescription,
     SessionRole,
     SharedMessage,
@@ -503,6 +504,16 @@ THERAPIST_ONLY_EXAMPLES = [
     ClientSignalMessage(signal=ClientSignal.SLOW_DOWN),
     PanelStateMessage(checkins=(), prompts=(), signals=({"signal": "slow-down", "at_ms": 1},)),
     QuickExitMessage(label="J.M.", in_call=True),
+    SafetyCheckMessage(
+        check={
+            "location": "At home",
+            "private": False,
+            "contact_name": "Anna",
+            "contact_phone": "112",
+            "code_word": "",
+            "submitted_at_ms": 1,
+        }
+    ),
 ]
 
 

@@ -16,10 +16,12 @@ from server.core.protocol import (
     IceCandidate,
     LobbyEntry,
     LobbyMessage,
+    PanelStateMessage,
     PeerLeftMessage,
     Presence,
     ProtocolError,
     QuickExitMessage,
+    SafetyCheckMessage,
     ServerMessage,
     SessionDescription,
     SessionEndedMessage,
@@ -30,6 +32,14 @@ from server.core.protocol import (
 )
 
 TOKEN = "resume-token-0001"
+SAFETY_CHECK: dict[str, Any] = {
+    "location": "At home",
+    "private": False,
+    "contact_name": "Anna",
+    "contact_phone": "+49 171 5551234",
+    "code_word": "",
+    "submitted_at_ms": 1764840000000,
+}
 
 BUILT = [
     pytest.param(
@@ -72,6 +82,22 @@ BUILT = [
             "payload": {"kind": "candidate", "candidate": {"candidate": "", "sdpMid": "0"}},
         },
         id="signal-relay",
+    ),
+    pytest.param(
+        SafetyCheckMessage(check=SAFETY_CHECK),
+        {"type": "safety-check", "check": SAFETY_CHECK},
+        id="safety-check",
+    ),
+    pytest.param(
+        PanelStateMessage(checkins=(), prompts=(), signals=(), safety=SAFETY_CHECK),
+        {
+            "type": "panel-state",
+            "checkins": [],
+            "prompts": [],
+            "signals": [],
+            "safety": SAFETY_CHECK,
+        },
+        id="panel-state-with-safety",
     ),
     pytest.param(
         ErrorMessage(code=ErrorCode.NO_PEER, message="nobody there"),
@@ -124,6 +150,20 @@ def test_a_message_is_frozen_and_slotted() -> None:
         pytest.param(lambda: PeerLeftMessage(role="client", reconnecting=1), id="not-a-bool"),
         pytest.param(lambda: QuickExitMessage(label="x" * 129, in_call=True), id="long-label"),
         pytest.param(
+            lambda: SafetyCheckMessage(check={**SAFETY_CHECK, "location": "x" * 201}),
+            id="safety-place-too-long",
+        ),
+        pytest.param(
+            lambda: SafetyCheckMessage(check={**SAFETY_CHECK, "latitude": 52.52}),
+            id="safety-check-with-coordinates",
+        ),
+        pytest.param(
+            lambda: PanelStateMessage(
+                checkins=(), prompts=(), signals=(), safety={**SAFETY_CHECK, "private": "no"}
+            ),
+            id="panel-safety-private-not-a-bool",
+        ),
+        pytest.param(
             lambda: LobbyMessage(
                 waiting=({"knock_id": "k1", "label": "x", "since_ms": 1, "ip": "192.0.2.1"},)
             ),
@@ -152,13 +192,14 @@ def test_a_bad_lobby_entry_is_refused_when_it_is_built() -> None:
         LobbyEntry(knock_id="k1", label="J.M.", since_ms=-1)
 
 
-def test_the_therapist_only_types_are_the_six_the_protocol_names() -> None:
+def test_the_therapist_only_types_are_the_seven_the_protocol_names() -> None:
     therapist_only = {
         "lobby",
         "quick-exit",
         "checkin-result",
         "prompt",
         "client-signal",
+        "safety-check",
         "panel-state",
     }
     assert therapist_only == THERAPIST_ONLY_SERVER_TYPES

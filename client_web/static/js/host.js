@@ -11,6 +11,7 @@ import { CloseCode } from "./protocol_types.js";
 import { mountTherapistExtras } from "./session_extras.js";
 import { formatLocal } from "./localtime.js";
 import { mountSidePanel } from "./host_panel.js";
+import { mountSafetyPanel } from "./host_safety.js";
 
 // Made once, now: the first use of Intl loads locale data, which must not delay an admission.
 formatLocal(new Date(), "time");
@@ -54,6 +55,7 @@ const side = mountSidePanel({
   latest: byId("panel-latest"),
   sound: /** @type {HTMLInputElement | null} */ (document.getElementById("panel-sound")),
 });
+const safetyPanel = mountSafetyPanel({ label: () => clientLabel, notify: side.announce });
 const timer = runSessionTimer(byId("session-timer"), Date.parse(root.dataset.startsAt ?? "") || Date.now());
 
 const page = new CallPage({
@@ -299,6 +301,7 @@ const ERROR_WORDS = Object.freeze({
 
 /** @param {import("./protocol.js").SessionConnection} conn */
 function subscribe(conn) {
+  safetyPanel.listen(conn);
   conn.on("welcome", ({ peer, resumed }) => {
     const call = page.call;
     if (resumed && call && !call.closed && peer !== "absent") {
@@ -348,7 +351,9 @@ function subscribe(conn) {
   conn.on("quick-exit", ({ label, in_call }) => {
     const text = `${label} left using quick exit`;
     if (in_call) noClient(`${text}.`);
-    safetyNotice(text, in_call ? "from the call" : "from the waiting room");
+    const codeWord = safetyPanel.codeWord();
+    const where = in_call ? "from the call" : "from the waiting room";
+    safetyNotice(text, codeWord ? `${where}; agreed code word: “${codeWord}”` : where);
   });
   conn.on("signal-relay", ({ payload }) => {
     if (!clientInCall || page.finished) return;

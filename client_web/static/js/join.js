@@ -1,11 +1,12 @@
 // @ts-check
 /**
  * The client's page after the invite link (`/visit`): device check → connection check →
- * consent → waiting room → the call → a calm closing screen. This module only sequences the
- * steps; each step is its own module (join_devices, join_conncheck, join_consent, join_waiting,
- * join_call) and the call is callpage.js's, shared with the therapist's room.
+ * consent → safety check → waiting room → the call → a calm closing screen. This module only
+ * sequences the steps; each step is its own module (join_devices, join_conncheck,
+ * join_consent, join_safety, join_waiting, join_call) and the call is callpage.js's, shared
+ * with the therapist's room.
  *
- * A tab that has passed the three checks remembers it (sessionStorage), so a reload goes
+ * A tab that has passed the checks remembers it (sessionStorage), so a reload goes
  * straight back to the waiting room — or, with a resume token, straight back into the call.
  *
  * Quick exit (quick_exit.js): the button in the waiting room and the call, or Escape three
@@ -18,6 +19,7 @@ import { mountClientCall } from "./join_call.js";
 import { mountConnectionCheck } from "./join_conncheck.js";
 import { mountConsentStep } from "./join_consent.js";
 import { mountDeviceCheck } from "./join_devices.js";
+import { mountSafetyStep } from "./join_safety.js";
 import { mountWaitingRoom } from "./join_waiting.js";
 import { mountQuickExit, replaceWithNeutralPage } from "./quick_exit.js";
 
@@ -34,6 +36,7 @@ const steps = {
   devices: byId("step-devices"),
   network: byId("step-network"),
   consent: byId("step-consent"),
+  safety: byId("step-safety"),
   waiting: byId("step-waiting"),
   call: byId("step-call"),
   ended: byId("step-ended"),
@@ -78,11 +81,20 @@ const network = mountConnectionCheck({
   csrfToken,
   onDone: () => void consent.start(),
 });
+const linkGone = () =>
+  stop("This link does not work any more", "Please ask your therapist for a new link.");
 const consent = mountConsentStep({
   show: () => show(steps.consent),
   csrfToken,
-  onAgreed: enterWaitingRoom,
-  onLinkGone: () => stop("This link does not work any more", "Please ask your therapist for a new link."),
+  onAgreed: () => void safety.start(),
+  onLinkGone: linkGone,
+});
+const safety = mountSafetyStep({
+  enabled: root.dataset.safetyCheck !== "off",
+  show: () => show(steps.safety),
+  csrfToken,
+  onDone: enterWaitingRoom,
+  onLinkGone: linkGone,
 });
 
 // --- steps ----------------------------------------------------------------------------------

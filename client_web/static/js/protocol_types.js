@@ -191,12 +191,20 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * The client answered the safety check before the waiting room (or answered it again).
+ * @typedef {object} SafetyCheckMessage
+ * @property {"safety-check"} type
+ * @property {{location: string, private: boolean, contact_name: string, contact_phone: string, code_word: string, submitted_at_ms: number}} check
+ */
+
+/**
  * The private panel so far (check-ins, prompts, signals, oldest first), sent to the
  * @typedef {object} PanelStateMessage
  * @property {"panel-state"} type
  * @property {Array<{instrument_id: string, kind: "before" | "pulse" | "after", scores: Record<string, any>, alerts: Array<{code: string, category: string, severity: string, reason: string, repair: string, items: Array<string>}>}>} checkins
  * @property {Array<{id: string, category: string, t_ms: number, severity: string, text: string, reasons: Array<Record<string, unknown>>}>} prompts
  * @property {Array<{signal: "need-a-moment" | "that-landed" | "confused" | "slow-down" | "hard-to-hear-see", at_ms: number}>} signals
+ * @property {{location: string, private: boolean, contact_name: string, contact_phone: string, code_word: string, submitted_at_ms: number}} [safety]
  */
 
 /**
@@ -232,7 +240,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message the server sends.
- * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | SignalRelayMessage | PeerScreenMessage | ScreenShareAllowedMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
+ * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | SignalRelayMessage | PeerScreenMessage | ScreenShareAllowedMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | SafetyCheckMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
  */
 
 // --- client → server messages ---

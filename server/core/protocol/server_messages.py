@@ -48,6 +48,12 @@ from server.core.protocol.relay import (
     SessionDescription,
     parse_relay_payload,
 )
+from server.core.safety import (
+    MAX_CODE_WORD_CHARS,
+    MAX_CONTACT_NAME_CHARS,
+    MAX_LOCATION_CHARS,
+    MAX_PHONE_CHARS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,6 +429,42 @@ class ClientSignalMessage(TherapistOnlyMessage):
         self._normalise("signal", f.choice("signal", tuple(ClientSignal)))
 
 
+SafetyCheckAnswers = Annotated[
+    Mapping[str, Any],
+    JsType(
+        "{location: string, private: boolean, contact_name: string, contact_phone: string,"
+        " code_word: string, submitted_at_ms: number}"
+    ),
+]
+_SAFETY_TEXT_FIELDS: Final = {
+    "location": MAX_LOCATION_CHARS,
+    "contact_name": MAX_CONTACT_NAME_CHARS,
+    "contact_phone": MAX_PHONE_CHARS,
+    "code_word": MAX_CODE_WORD_CHARS,
+}
+
+
+def _check_safety_answers(where: str, answers: Mapping[str, Any]) -> None:
+    """The shape of a safety check as the therapist's page receives it."""
+    f = Fields(answers, where, implicit=())
+    for name, max_chars in _SAFETY_TEXT_FIELDS.items():
+        f.text(name, max_chars=max_chars)
+    f.boolean("private")
+    f.integer("submitted_at_ms", 0, 2**53)
+    f.done()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SafetyCheckMessage(TherapistOnlyMessage):
+    """The client answered the safety check before the waiting room (or answered it again)."""
+
+    TYPE: ClassVar[str] = "safety-check"
+    check: SafetyCheckAnswers
+
+    def _check(self, f: Fields) -> None:
+        _check_safety_answers("safety-check.check", f.mapping("check"))
+
+
 PanelCheckins = Annotated[
     Sequence[Mapping[str, Any]],
     JsType(
@@ -457,12 +499,16 @@ class PanelStateMessage(TherapistOnlyMessage):
     checkins: PanelCheckins
     prompts: PanelPrompts
     signals: PanelSignals
+    safety: SafetyCheckAnswers | None = None  # this session's safety check, if answered
 
     def _check(self, f: Fields) -> None:
         for name in ("checkins", "prompts", "signals"):
             entries = f.array(name, MAX_PANEL_ITEMS)
             if not all(isinstance(entry, Mapping) for entry in entries):
                 invalid(f"panel-state.{name}: every entry must be an object")
+        safety = f.optional_mapping("safety")
+        if safety is not None:
+            _check_safety_answers("panel-state.safety", safety)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -533,6 +579,7 @@ SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
     CheckinAckMessage,
     PromptMessage,
     ClientSignalMessage,
+    SafetyCheckMessage,
     PanelStateMessage,
     ConsentChangedMessage,
     SessionEndedMessage,

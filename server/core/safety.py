@@ -1,0 +1,99 @@
+"""The client's safety check before the waiting room (pure): the answers and their rules.
+
+Every session the client says where they are right now, whether they can talk freely there,
+whom to call in an emergency, and, if they want, a code word agreed with their therapist.
+This module only checks and shapes those answers; storing (through the vault), auditing and
+showing them to the session's therapist are the service's (`server/services/safety.py`).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+MAX_LOCATION_CHARS: Final = 200
+MAX_CONTACT_NAME_CHARS: Final = 100
+MAX_PHONE_CHARS: Final = 40
+MIN_PHONE_DIGITS: Final = 3
+MAX_CODE_WORD_CHARS: Final = 40
+PHONE_CHARS: Final = frozenset("0123456789+-() ")
+
+
+class SafetyAnswerError(ValueError):
+    """An answer the client must correct; the message names the field in plain words."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def is_phone_number(text: str) -> bool:
+    """Digits, spaces and `+ - ( )` only, at most 40 characters (empty passes: callers that
+    need a number check `MIN_PHONE_DIGITS` too). The `clinic_emergency_number` rule."""
+    return len(text) <= MAX_PHONE_CHARS and set(text) <= PHONE_CHARS
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(c) in {"Cc", "Cf", "Cs", "Co", "Cn"} for c in text)
+
+
+def _text(raw: Mapping[str, Any], field: str, label: str, max_chars: int, *, required: bool) -> str:
+    value = raw.get(field, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise SafetyAnswerError(field, f"{label} must be text.")
+    value = " ".join(value.split())  # one line: newlines and runs of spaces become one space
+    if required and not value:
+        raise SafetyAnswerError(field, f"Please fill in {label.lower()}.")
+    if len(value) > max_chars:
+        raise SafetyAnswerError(field, f"{label} can be at most {max_chars} characters.")
+    if _has_control_characters(value):
+        raise SafetyAnswerError(field, f"{label} contains characters that are not plain text.")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyAnswers:
+    """One safety check as the client confirmed it."""
+
+    location: str  # free text: only what the client typed or confirmed, never coordinates we took
+    private: bool  # "Are you somewhere private where you can talk freely?" yes / not really
+    contact_name: str
+    contact_phone: str
+    code_word: str = ""  # optional, agreed with the therapist; "" when none
+
+    def to_json(self) -> dict[str, Any]:
+        """The answers as stored (encrypted) and as the therapist's page receives them."""
+        return {
+            "location": self.location,
+            "private": self.private,
+            "contact_name": self.contact_name,
+            "contact_phone": self.contact_phone,
+            "code_word": self.code_word,
+        }
+
+
+def check_answers(raw: Mapping[str, Any]) -> SafetyAnswers:
+    """The answers, tidied (one line each, trimmed) and checked; SafetyAnswerError names the
+    first one to correct."""
+    location = _text(raw, "location", "Where you are", MAX_LOCATION_CHARS, required=True)
+    private = raw.get("private")
+    if not isinstance(private, bool):
+        raise SafetyAnswerError("private", "Please say whether you can talk freely where you are.")
+    name = _text(
+        raw, "contact_name", "Your emergency contact's name", MAX_CONTACT_NAME_CHARS, required=True
+    )
+    phone = _text(
+        raw, "contact_phone", "Your emergency contact's phone", MAX_PHONE_CHARS, required=True
+    )
+    if not is_phone_number(phone) or sum(c.isdigit() for c in phone) < MIN_PHONE_DIGITS:
+        raise SafetyAnswerError(
+            "contact_phone",
+            "Write the phone number with digits only (spaces and + - ( ) are fine).",
+        )
+    code_word = _text(raw, "code_word", "The code word", MAX_CODE_WORD_CHARS, required=False)
+    return SafetyAnswers(location, private, name, phone, code_word)

@@ -81,6 +81,10 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
             "A client submitted an outcome measure (PHQ-9, GAD-7); `details` say which and"
             " whether the answers were stored (never the answers)."
         ),
+        "measure.plan": (
+            "A therapist chose which outcome measures a client is asked and how often."
+        ),
+        "measure.alert_seen": "A therapist marked a client's safety alert as seen.",
         "clinical.read": "A therapist viewed clinical content (check-ins, cue summaries).",
         "clinical.write": "A therapist wrote clinical content (a note); never the content.",
         "access.denied": "A request was refused (401, 403, 404 for another's id, 429).",

@@ -88,6 +88,7 @@ class Category(StrEnum):
     ACCOUNT = "account"
     CONTACT = "contact"
     OUTBOX = "outbox"
+    MEASURE = "measure"
 
 
 class Action(StrEnum):
@@ -111,6 +112,7 @@ ALLOWED_ACTIONS: Mapping[Category, frozenset[Action]] = {
     Category.ACCOUNT: frozenset({Action.DELETE, Action.ANONYMIZE}),
     Category.CONTACT: frozenset({Action.DELETE}),
     Category.OUTBOX: frozenset({Action.DELETE}),
+    Category.MEASURE: frozenset({Action.DELETE}),
 }
 
 
@@ -171,6 +173,7 @@ DEFAULT_POLICIES: Mapping[Category, Policy] = {
     Category.ACCOUNT: Policy(Category.ACCOUNT, 2192, Action.ANONYMIZE),
     Category.CONTACT: Policy(Category.CONTACT, 730, Action.DELETE),
     Category.OUTBOX: Policy(Category.OUTBOX, 30, Action.DELETE),
+    Category.MEASURE: Policy(Category.MEASURE, 3653, Action.DELETE),
 }
 
 DEFAULT_REASONS: Mapping[Category, str] = {
@@ -213,6 +216,11 @@ DEFAULT_REASONS: Mapping[Category, str] = {
         "Emails carry an address and a join link but no clinical content; 30 days lets the "
         "therapist see whether a message went out, and whether a reminder was sent, then "
         "they are deleted."
+    ),
+    Category.MEASURE: (
+        "Outcome measures (PHQ-9, GAD-7) and the record of their safety alerts are clinical "
+        "assessments in the clinical record, so they are kept as long as notes (10 years) and "
+        "then deleted. Minors may need longer: use a hold or a longer policy."
     ),
 }
 

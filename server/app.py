@@ -17,6 +17,7 @@ from aiohttp import web
 from privacy.consent import Purpose
 from server.core.checkins import load_builtin_instruments, load_instruments_dir
 from server.core.cues.config import CueConfig
+from server.core.measures import load_builtin_measures
 from server.jobs.email import email_job_ctx
 from server.jobs.purge import purge_job_ctx
 from server.keys import (
@@ -34,6 +35,7 @@ from server.keys import (
     LINK_THROTTLE,
     LIVE,
     MAILER,
+    MEASURES,
     METRICS,
     SETTINGS,
     SMTP_TRANSPORT,
@@ -54,6 +56,7 @@ from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
 from server.services.live_session import LiveSessions
+from server.services.measures import Measures
 from server.settings import Settings
 from server.smtp import SmtpTransport, Transport
 from server.web.account_pages import add_account_pages
@@ -125,6 +128,16 @@ async def _checkins(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _measures(app: web.Application) -> AsyncIterator[None]:
+    app[MEASURES] = Measures(
+        load_builtin_measures(),
+        db=app[DB],
+        vault=app[VAULT],
+        review_by_session=app[SETTINGS].measures_review_session,
+    )
+    yield
+
+
 async def _cue_records(app: web.Application) -> AsyncIterator[None]:
     records = CueRecords(app[VAULT])
     app[CONSENTS].on_withdrawal(Purpose.CUE_ANALYSIS, "delete-cue-data", records.delete_for_client)
@@ -157,6 +170,7 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
         db=app[DB],
         audit=app[AUDIT],
         checkins=app[CHECKINS],
+        measures=app[MEASURES],
         consents=app[CONSENTS],
         cue_records=app[CUE_RECORDS],
         rooms=hub,
@@ -227,6 +241,7 @@ def create_app(
     app.cleanup_ctx.append(_vault)
     app.cleanup_ctx.append(_consents)
     app.cleanup_ctx.append(_checkins)
+    app.cleanup_ctx.append(_measures)
     app.cleanup_ctx.append(_cue_records)
     app.cleanup_ctx.append(_mailer)
     app.cleanup_ctx.append(conncheck_cleanup_ctx)

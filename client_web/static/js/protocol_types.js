@@ -127,6 +127,17 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * A safety alert from an outcome measure (PHQ-9 item 9 above "Not at all"), at once.
+ * @typedef {object} MeasureAlertMessage
+ * @property {"measure-alert"} type
+ * @property {string} alert_id
+ * @property {string} label
+ * @property {string} measure
+ * @property {string} reason
+ * @property {string} repair
+ */
+
+/**
  * The other party's SDP or ICE, as validated.
  * @typedef {object} SignalRelayMessage
  * @property {"signal-relay"} type
@@ -181,6 +192,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * @property {Array<{instrument_id: string, kind: "before" | "pulse" | "after", scores: Record<string, any>, alerts: Array<{code: string, category: string, severity: string, reason: string, repair: string, items: Array<string>}>}>} checkins
  * @property {Array<{id: string, category: string, t_ms: number, severity: string, text: string, reasons: Array<Record<string, unknown>>}>} prompts
  * @property {Array<{signal: "need-a-moment" | "that-landed" | "confused" | "slow-down" | "hard-to-hear-see", at_ms: number}>} signals
+ * @property {Array<{alert_id: string, label: string, measure: string, reason: string, repair: string}>} safety_alerts
  */
 
 /**
@@ -216,7 +228,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message the server sends.
- * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | SignalRelayMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
+ * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | MeasureAlertMessage | SignalRelayMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
  */
 
 // --- client → server messages ---

@@ -265,7 +265,8 @@ const shownMeasureAlerts = new Set();
 function measureAlert(alert) {
   if (shownMeasureAlerts.has(alert.alert_id)) return;
   shownMeasureAlerts.add(alert.alert_id);
-  safetyNotice(`Safety alert for ${alert.label} (${alert.measure})`, `${alert.reason} ${alert.repair}`);
+  const detail = `${alert.reason} ${alert.repair}`.replace(/\.$/, "");
+  safetyNotice(`Safety alert for ${alert.label} (${alert.measure})`, detail);
 }
 
 function noClient(/** @type {string} */ status) {

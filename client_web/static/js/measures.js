@@ -52,6 +52,7 @@ async function start(root) {
   const next = () => {
     if (index >= due.length) {
       body.replaceChildren();
+      root.querySelector("#measures-intro")?.setAttribute("hidden", "");
       title.textContent = "Thank you";
       status.textContent = "Your answers went to your therapist.";
       return;

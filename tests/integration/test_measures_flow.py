@@ -9,6 +9,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
+from fhir.resources.R4B.bundle import Bundle
 
+from privacy.retention import Action, Category, Policy
 from server.app import create_app
-from server.keys import DB, MEASURES, SETTINGS
+from server.keys import AUDIT, DB, MEASURES, SETTINGS, VAULT
+from server.services.retention import Retention
 from tests.conftest import FakeClock, add_account, sign_in
 from tests.integration.test_email import Mailbox, _email_settings, _free_port, _round, _text
 from tests.integration.test_signaling import Party, _setup
@@ -298,3 +302,54 @@ async def seed_worsening(
             now=session.starts_at,
         )
     return session_ids
+
+
+async def test_measures_have_their_own_retention_category_and_the_purge_deletes_them(
+    client: TestClient, aiohttp_client: Any, clock: FakeClock
+) -> None:
+    _, visitor, _ = await _setup(client, aiohttp_client)
+    await _answer(visitor, phq9(0, 0, 0, 0, 0, 0, 0, 0, 2), "purge-key-0000000001")
+    app = client.app
+    retention = Retention(app[DB], app[AUDIT], app[VAULT])
+    await retention.set_policy(
+        Policy(Category.MEASURE, 1, Action.DELETE), actor="system:test", now=clock()
+    )
+    early = await retention.purge(clock(), trigger="test", actor="system:test")
+    assert early.count(Category.MEASURE, Action.DELETE) == 0
+
+    report = await retention.purge(clock() + timedelta(days=2), trigger="test", actor="system:test")
+    assert report.count(Category.MEASURE, Action.DELETE) == 2  # the answers and the alert
+    assert _sql(client, "SELECT id FROM measure_responses") == []
+    assert _sql(client, "SELECT id FROM measure_alerts") == []
+    assert _sql(client, "SELECT count(*) FROM checkin_responses") == [(0,)]
+
+
+async def test_the_clients_export_holds_their_measures_as_fhir_and_erasure_removes_them(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, csrf = await _setup(client, aiohttp_client)
+    client_id = await _client_id(therapist)
+    await _plan(therapist, csrf, client_id, **{"measure-phq9": "on"}, frequency="monthly")
+    assert len(_sql(client, "SELECT client_id FROM measure_plans")) == 1
+    await _answer(visitor, phq9(1, 2, 3, 0, 1, 2, 3, 0, 0), "export-key-000000001")
+    exported = await (await visitor.http.get("/api/v1/visit/export")).json()
+    bundle = exported["outcome_measures_fhir"]
+    Bundle.model_validate(bundle)
+    [response] = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "QuestionnaireResponse"
+    ]
+    assert response["questionnaire"].split("|")[0].endswith("/Questionnaire/phq9")
+    assert response["item"][-1]["answer"] == [{"valueInteger": 12}]
+    assert response["item"][1]["answer"][0]["valueCoding"]["code"] == "LA6570-1"
+    assert [row["measure_id"] for row in exported["records"]["measure_responses"]] == ["phq9"]
+
+    erased = await client.delete(
+        f"/api/v1/clients/{client_id}",
+        headers={"X-CSRF-Token": csrf},
+        json={"confirm_alias": "J.M."},
+    )
+    assert erased.status in (200, 204), await erased.text()
+    assert _sql(client, "SELECT id FROM measure_responses") == []
+    assert _sql(client, "SELECT client_id FROM measure_plans") == []

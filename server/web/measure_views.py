@@ -17,6 +17,7 @@ from server.core.models import Role
 from server.errors import Forbidden, InvalidInput
 from server.keys import AUDIT, CLOCK, DB, LIVE, MEASURES, SETTINGS
 from server.services import scheduling
+from server.services.measures import flags_from_history
 from server.settings import Settings
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, VISIT, page_guarded
@@ -108,10 +109,23 @@ async def client_submit(request: web.Request) -> web.StreamResponse:
 
 async def client_page_context(request: web.Request, client_id: str) -> dict[str, Any]:
     """What the client page shows of measures: the plan form and the not-on-track flags
-    (the caller has checked the client is the therapist's and audits its reads)."""
-    measures = request.app[MEASURES]
+    (the caller has checked the client is the therapist's). Reading the history to flag it is
+    a read of clinical content, audited like the check-in trend."""
+    app = request.app
+    measures = app[MEASURES]
     plan = await measures.plan(client_id)
-    flags = await measures.flags(client_id)
+    history = await measures.history(client_id)
+    flags = flags_from_history(history, measures.review_by_session)
+    if history:
+        async with app[DB].write() as conn:
+            await app[AUDIT].record(
+                conn,
+                at=app[CLOCK](),
+                actor=f"account:{request[SIGNED_IN].account.id}",
+                action="clinical.read",
+                targets=(f"client:{client_id}",),
+                details={"what": "measure-flags", "count": len(history)},
+            )
     return {
         "measure_choices": [
             {"id": m.id, "title": m.title, "chosen": m.id in plan.measures}

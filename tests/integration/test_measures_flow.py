@@ -266,6 +266,8 @@ async def test_three_sessions_of_worsening_scores_are_not_on_track_on_the_client
     page = await (await client.get(f"/dashboard/clients/{client_id}")).text()
     assert "Not on track" in page
     assert "PHQ-9 rose from 5 to 14" in page
+    reads = _sql(client, "SELECT details FROM audit_log WHERE action = 'clinical.read'")
+    assert any("measure-flags" in str(details) for (details,) in reads)
     flags = await client.app[MEASURES].flags(client_id)
     assert [f.reason for f in flags["phq9"]] == ["reliably-worse"]
 

@@ -20,9 +20,10 @@
  *   questionnaire: {item: Array<QuestionnaireItem>}}} DueMeasure
  */
 
-const SKIP_KEY = "attune.measures.not-now";
-
 const card = /** @type {HTMLElement | null} */ (document.getElementById("measures-card"));
+/** Remembered per session in this tab (quick exit clears it with the rest). */
+const prefix = `attune.measures.${document.getElementById("visit")?.dataset.sessionId ?? ""}`;
+const SKIP_KEY = `${prefix}.not-now`;
 const csrfToken =
   document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") ?? "";
 
@@ -139,7 +140,7 @@ function form(measure, handlers) {
   actions.append(send, notNow);
   node.append(error, actions);
 
-  const keyName = `attune.measures.key.${measure.measure_id}`;
+  const keyName = `${prefix}.key.${measure.measure_id}`;
   node.addEventListener("submit", async (event) => {
     event.preventDefault();
     /** @type {Record<string, string | null>} */

@@ -426,10 +426,14 @@ class Mailer:
         self, db: Database, *, session: TherapySession, source_id: str, now: datetime
     ) -> bool:
         """Tell the therapist that a client's questionnaire needs attention (a safety alert),
-        whenever email is configured: no opt-in can switch it off. Never whose or what."""
+        whenever email is configured: no opt-in can switch it off. Never whose or what.
+        Queued once per alert, so a client's retry after a crash may call it again."""
         if not self.enabled:
             return False
+        dedupe_key = f"safety:{source_id}"
         async with db.write() as conn:
+            if dedupe_key in await q.dedupe_keys_for(conn, [session.id]):
+                return False
             therapist = await account_queries.account_by_id(conn, session.therapist_id)
             if therapist is None or therapist.disabled:
                 return False
@@ -444,7 +448,7 @@ class Mailer:
                 conn,
                 row_id=row_id,
                 message_id=message_id,
-                dedupe_key=f"safety:{source_id}",
+                dedupe_key=dedupe_key,
                 kind=EmailKind.ALERT,
                 client_id=session.client_id,
                 session_id=session.id,

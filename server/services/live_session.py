@@ -405,7 +405,10 @@ class LiveSessions:
     ) -> MeasureSubmitted:
         """Store a client's outcome measure (always: the clinical record) and, when it raises
         the safety alert, tell the therapist at once: in the room if they are there, and by
-        email whenever email is configured. No consent or setting can hold the alert back."""
+        email whenever email is configured. No consent or setting can hold the alert back.
+
+        A retry (same key) tells them again, so a crash between the commit and the delivery
+        loses nothing: the room shows each alert once, and the email is queued once."""
         if self._measures is None:
             raise NotFound("Outcome measures are not available.")
         async with self._db.read() as conn:
@@ -420,7 +423,7 @@ class LiveSessions:
             now=self._clock(),
             audit=self._audit,
         )
-        if result.alert is not None and not duplicate:
+        if result.alert is not None:
             for record in await self._measures.alerts_of_session(session_id):
                 if record.response_id == result.id:
                     self._rooms.deliver_to_therapist(

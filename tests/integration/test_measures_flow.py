@@ -178,10 +178,13 @@ async def test_a_safety_answer_reaches_the_therapist_at_once_and_never_the_clien
             seen.append(json.loads(msg.data)["type"])
     assert "measure-alert" not in seen
 
-    # A retry of the same answers is the same submission: no second alert, no second email.
+    # A retry of the same answers is the same submission: one alert record, one email; the
+    # room hears of the same alert again (it shows each alert id once).
     again = await _answer(visitor, phq9(1, 1, 0, 0, 0, 0, 0, 0, 1), "safety-key-0000000001")
     assert again.status == 200 and (await again.json())["duplicate"] is True
+    assert (await therapist.expect("measure-alert"))["alert_id"] == alert["alert_id"]
     assert len(_sql(client, "SELECT id FROM measure_alerts")) == 1
+    assert len(_sql(client, "SELECT id FROM email_outbox")) == 1
 
     # After a reload the room gets it again in panel-state.
     reloaded = Party(therapist.http, therapist.session_id)

@@ -473,6 +473,6 @@ measure_plans = sa.Table(
     metadata,
     sa.Column("client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("measures", sa.String(200), nullable=False),  # comma-separated measure ids
-    sa.Column("frequency", sa.String(16), nullable=False),
+    sa.Column("frequency", sa.String(24), nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -69,7 +69,7 @@ def upgrade() -> None:
         "measure_plans",
         sa.Column("client_id", sa.String(length=32), nullable=False),
         sa.Column("measures", sa.String(length=200), nullable=False),
-        sa.Column("frequency", sa.String(length=16), nullable=False),
+        sa.Column("frequency", sa.String(length=24), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         _fk("measure_plans", "client_id", "clients"),
         sa.PrimaryKeyConstraint("client_id", name=op.f("pk_measure_plans")),

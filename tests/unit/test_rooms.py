@@ -26,6 +26,7 @@ from server.core.protocol import (
     ErrorCode,
     IceCandidate,
     LobbyMessage,
+    MeasureAlertMessage,
     PanelStateMessage,
     PromptMessage,
     QuickExitMessage,
@@ -503,6 +504,13 @@ THERAPIST_ONLY_EXAMPLES = [
     ClientSignalMessage(signal=ClientSignal.SLOW_DOWN),
     PanelStateMessage(checkins=(), prompts=(), signals=({"signal": "slow-down", "at_ms": 1},)),
     QuickExitMessage(label="J.M.", in_call=True),
+    MeasureAlertMessage(
+        alert_id="a" * 32,
+        label="J.M.",
+        measure="PHQ-9",
+        reason="On the PHQ-9, the client reported thoughts of self-harm.",
+        repair="Ask about safety today.",
+    ),
 ]
 
 

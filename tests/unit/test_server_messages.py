@@ -152,10 +152,11 @@ def test_a_bad_lobby_entry_is_refused_when_it_is_built() -> None:
         LobbyEntry(knock_id="k1", label="J.M.", since_ms=-1)
 
 
-def test_the_therapist_only_types_are_the_six_the_protocol_names() -> None:
+def test_the_therapist_only_types_are_the_seven_the_protocol_names() -> None:
     therapist_only = {
         "lobby",
         "quick-exit",
+        "measure-alert",
         "checkin-result",
         "prompt",
         "client-signal",

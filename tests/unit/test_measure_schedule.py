@@ -168,3 +168,26 @@ def test_a_clients_measures_export_as_a_valid_fhir_bundle_with_loinc_codes() -> 
     assert (first_answer["system"], first_answer["code"]) == ("http://loinc.org", "LA6569-3")
     gad_total = bundle["entry"][3]["resource"]["item"][-1]
     assert gad_total == {"linkId": "total", "text": "Total score", "answer": [{"valueInteger": 14}]}
+
+
+def _phq9_with_total(session: int, total: int) -> MeasureResult:
+    """A complete PHQ-9 with this total (0–24), item 9 at "Not at all"."""
+    scores: list[int | None] = [min(3, max(0, total - 3 * n)) for n in range(8)] + [0]
+    return _result("phq9", session, scores)
+
+
+@given(
+    totals=st.lists(st.integers(min_value=0, max_value=24), min_size=2, max_size=10),
+    review=st.integers(min_value=2, max_value=12),
+)
+def test_a_reliable_rise_is_always_flagged_and_a_reliable_fall_never_is(
+    totals: list[int], review: int
+) -> None:
+    history = [_phq9_with_total(n, t) for n, t in enumerate(totals, start=1)]
+    flags = flags_from_history(history, review_by_session=review)
+    reasons = [f.reason for f in flags.get("phq9", ())]
+    first, latest = totals[0], totals[-1]
+    if latest - first >= MEASURES["phq9"].reliable_change_at_least:
+        assert reasons == ["reliably-worse"]
+    if first - latest >= MEASURES["phq9"].reliable_change_at_least:
+        assert reasons == []

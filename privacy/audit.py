@@ -86,8 +86,13 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
             " it replaced an earlier answer of the session (never the answers)."
         ),
         "clinical.read": (
-            "A therapist viewed clinical content (check-ins, cue summaries, a safety check)."
+            "A therapist viewed clinical content (check-ins, cue summaries, a safety check,"
+            " outcome measures)."
         ),
+        "measure.plan": (
+            "A therapist chose which outcome measures a client is asked and how often."
+        ),
+        "measure.alert_seen": "A therapist marked a client's safety alert as seen.",
         "clinical.write": "A therapist wrote clinical content (a note); never the content.",
         "access.denied": "A request was refused (401, 403, 404 for another's id, 429).",
         "export.client": "A client's data was exported.",

@@ -89,6 +89,7 @@ class Category(StrEnum):
     CONTACT = "contact"
     OUTBOX = "outbox"
     SAFETY = "safety"
+    MEASURE = "measure"
 
 
 class Action(StrEnum):
@@ -113,6 +114,7 @@ ALLOWED_ACTIONS: Mapping[Category, frozenset[Action]] = {
     Category.CONTACT: frozenset({Action.DELETE}),
     Category.OUTBOX: frozenset({Action.DELETE}),
     Category.SAFETY: frozenset({Action.DELETE}),
+    Category.MEASURE: frozenset({Action.DELETE}),
 }
 
 
@@ -174,6 +176,7 @@ DEFAULT_POLICIES: Mapping[Category, Policy] = {
     Category.CONTACT: Policy(Category.CONTACT, 730, Action.DELETE),
     Category.OUTBOX: Policy(Category.OUTBOX, 30, Action.DELETE),
     Category.SAFETY: Policy(Category.SAFETY, 90, Action.DELETE),
+    Category.MEASURE: Policy(Category.MEASURE, 3653, Action.DELETE),
 }
 
 DEFAULT_REASONS: Mapping[Category, str] = {
@@ -222,6 +225,11 @@ DEFAULT_REASONS: Mapping[Category, str] = {
         "session itself; a trail of a client's whereabouts is a risk of its own. 90 days "
         "covers the next few sessions' prefill and any follow-up on an incident; what matters "
         "for the record (an emergency, a jurisdiction) goes into the therapist's notes."
+    ),
+    Category.MEASURE: (
+        "Outcome measures (PHQ-9, GAD-7) and the record of their safety alerts are clinical "
+        "assessments in the clinical record, so they are kept as long as notes (10 years) and "
+        "then deleted. Minors may need longer: use a hold or a longer policy."
     ),
 }
 

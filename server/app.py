@@ -17,6 +17,7 @@ from aiohttp import web
 from privacy.consent import Purpose
 from server.core.checkins import load_builtin_instruments, load_instruments_dir
 from server.core.cues.config import CueConfig
+from server.core.measures import load_builtin_measures
 from server.jobs.email import email_job_ctx
 from server.jobs.purge import purge_job_ctx
 from server.keys import (
@@ -34,6 +35,7 @@ from server.keys import (
     LINK_THROTTLE,
     LIVE,
     MAILER,
+    MEASURES,
     METRICS,
     SAFETY,
     SETTINGS,
@@ -55,6 +57,7 @@ from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
 from server.services.live_session import LiveSessions
+from server.services.measures import Measures
 from server.services.safety import SafetyChecks
 from server.settings import Settings
 from server.smtp import SmtpTransport, Transport
@@ -67,6 +70,7 @@ from server.web.client_rights import CLIENT_RIGHTS_OPERATIONS, add_client_rights
 from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
 from server.web.email_views import add_email_pages
 from server.web.guard import add_api_routes
+from server.web.measure_views import MEASURE_OPERATIONS, add_measure_pages
 from server.web.neutral_page import add_neutral_page_routes
 from server.web.pages import add_page_routes
 from server.web.safety_views import SAFETY_OPERATIONS
@@ -128,6 +132,16 @@ async def _checkins(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _measures(app: web.Application) -> AsyncIterator[None]:
+    app[MEASURES] = Measures(
+        load_builtin_measures(),
+        db=app[DB],
+        vault=app[VAULT],
+        review_by_session=app[SETTINGS].measures_review_session,
+    )
+    yield
+
+
 async def _cue_records(app: web.Application) -> AsyncIterator[None]:
     records = CueRecords(app[VAULT])
     app[CONSENTS].on_withdrawal(Purpose.CUE_ANALYSIS, "delete-cue-data", records.delete_for_client)
@@ -165,6 +179,7 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
         db=app[DB],
         audit=app[AUDIT],
         checkins=app[CHECKINS],
+        measures=app[MEASURES],
         consents=app[CONSENTS],
         cue_records=app[CUE_RECORDS],
         rooms=hub,
@@ -236,6 +251,7 @@ def create_app(
     app.cleanup_ctx.append(_vault)
     app.cleanup_ctx.append(_consents)
     app.cleanup_ctx.append(_checkins)
+    app.cleanup_ctx.append(_measures)
     app.cleanup_ctx.append(_cue_records)
     app.cleanup_ctx.append(_safety)
     app.cleanup_ctx.append(_mailer)
@@ -253,13 +269,15 @@ def create_app(
         + CHECKIN_OPERATIONS
         + CLIENT_RIGHTS_OPERATIONS
         + SAFETY_OPERATIONS
-        + CONNCHECK_OPERATIONS,
+        + CONNCHECK_OPERATIONS
+        + MEASURE_OPERATIONS,
     )
     add_page_routes(app)
     add_neutral_page_routes(app)
     add_consent_pages(app)
     add_audit_pages(app)
     add_checkin_pages(app)
+    add_measure_pages(app)
     add_admin_pages(app)
     add_account_pages(app)
     add_client_rights_pages(app)

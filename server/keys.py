@@ -21,6 +21,7 @@ from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
 from server.services.live_session import LiveSessions
+from server.services.measures import Measures
 from server.services.safety import SafetyChecks
 from server.settings import Settings
 from server.smtp import Transport
@@ -42,6 +43,8 @@ CONSENTS = web.AppKey("consents", Consents)
 API_OPERATIONS: web.AppKey[Sequence[Operation]] = web.AppKey("api_operations")
 CHECKINS = web.AppKey("checkins", Checkins)
 CUE_RECORDS = web.AppKey("cue_records", CueRecords)
+# Outcome measures: plans, submissions, history (`history(client_id)`), flags, safety alerts.
+MEASURES = web.AppKey("measures", Measures)
 HUB = web.AppKey("hub", Hub)
 LIVE = web.AppKey("live", LiveSessions)
 MAILER = web.AppKey("mailer", Mailer)

@@ -92,6 +92,8 @@ class Settings:
     quick_exit_url: str = "/weather"
     clinic_emergency_number: str = ""
     safety_check: bool = True
+    crisis_line_text: str = ""
+    measures_review_session: int = 6
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -152,6 +154,10 @@ class Settings:
             raise SettingsError(
                 "clinic_emergency_number must be a phone number: digits, spaces, + - ( )"
             )
+        if len(self.crisis_line_text) > 500 or any(c in self.crisis_line_text for c in "<>"):
+            raise SettingsError("crisis_line_text must be plain text of at most 500 characters")
+        if not 2 <= self.measures_review_session <= 100:
+            raise SettingsError("measures_review_session must be between 2 and 100")
         if not _is_quick_exit_url(self.quick_exit_url):
             raise SettingsError(
                 "quick_exit_url must be a path on this server such as /weather, "

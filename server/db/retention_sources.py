@@ -39,6 +39,8 @@ from server.db.tables import (
     cue_prompts,
     cue_summaries,
     email_outbox,
+    measure_alerts,
+    measure_responses,
     password_reset_links,
     recovery_codes,
     safety_checks,
@@ -462,6 +464,22 @@ DEFAULT_SOURCES = SourceRegistry(
             session_column="session_id",
             consent_purpose=Purpose.CHECKIN_STORAGE,
             encrypted=_PAYLOAD,
+        ),
+        # Outcome measures: the clinical record, under no optional consent (docs/privacy.md).
+        TableSource(
+            Category.MEASURE,
+            measure_responses,
+            time_column="submitted_at",
+            label="outcome-measure responses",
+            session_column="session_id",
+            encrypted=_PAYLOAD,
+        ),
+        TableSource(
+            Category.MEASURE,
+            measure_alerts,
+            time_column="raised_at",
+            label="safety-alert records",
+            session_column="session_id",
         ),
         TableSource(
             Category.SAFETY,

@@ -433,3 +433,73 @@ therapist_email_prefs = sa.Table(
     sa.Column("alerts", sa.Boolean, nullable=False, default=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# --- outcome measures (category `measure`; docs/checkins.md "Outcome measures") -------------
+
+# A client's answers to a PHQ-9 or GAD-7, with their score and safety alert, vault-encrypted.
+# Part of the clinical record: kept whatever the optional consents say (docs/privacy.md).
+measure_responses = sa.Table(
+    "measure_responses",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "session_id",
+        ID,
+        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column(
+        "client_id",
+        ID,
+        sa.ForeignKey("clients.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("measure_id", sa.String(64), nullable=False),
+    sa.Column("measure_version", sa.String(32), nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False),
+    sa.Column("submitted_at", UTCDateTime, nullable=False),
+    sa.Column("payload_ciphertext", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("session_id", "idempotency_key", name="uq_measure_responses_idempotency"),
+    sa.Index("ix_measure_responses_submitted_at_id", "submitted_at", "id"),
+)
+
+# The minimal record of a safety alert (which measure, when, whether the therapist has seen
+# it): no answers, no text. Listed on the therapist's dashboard until marked seen.
+measure_alerts = sa.Table(
+    "measure_alerts",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "session_id",
+        ID,
+        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column(
+        "client_id",
+        ID,
+        sa.ForeignKey("clients.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("therapist_id", ID, nullable=False, index=True),
+    sa.Column("response_id", ID, nullable=False, unique=True),
+    sa.Column("measure_id", sa.String(64), nullable=False),
+    sa.Column("raised_at", UTCDateTime, nullable=False),
+    sa.Column("seen_at", UTCDateTime),
+    sa.Index("ix_measure_alerts_raised_at_id", "raised_at", "id"),
+)
+
+# Which measures a therapist asks a client, and how often (the therapist's configuration, not
+# the client's data: it goes with the client row).
+measure_plans = sa.Table(
+    "measure_plans",
+    metadata,
+    sa.Column("client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("measures", sa.String(200), nullable=False),  # comma-separated measure ids
+    sa.Column("frequency", sa.String(24), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

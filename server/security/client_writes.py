@@ -46,6 +46,7 @@ CLIENT_WRITE_LIMITS: Final[Mapping[ClientWrite, Limit]] = MappingProxyType(
 CLIENT_WRITE_OPERATIONS: Final[Mapping[str, ClientWrite]] = MappingProxyType(
     {
         "clientSubmitCheckin": ClientWrite.CHECKIN,
+        "clientSubmitMeasure": ClientWrite.CHECKIN,  # measures count with the check-ins
         "clientDecide": ClientWrite.CONSENT,
         "clientExport": ClientWrite.EXPORT,
         "clientErase": ClientWrite.ERASE,

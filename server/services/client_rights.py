@@ -33,6 +33,7 @@ from privacy.consent import (
 )
 from privacy.vault import DecryptionError, FieldContext, KeyShredded
 from server.audit import AuditTrail
+from server.core.measures import load_builtin_measures, measures_bundle
 from server.core.protocol import SessionRole
 from server.db import client_data
 from server.db import notes as note_rows
@@ -78,6 +79,27 @@ class ErasureOutcome:
     def deleted_total(self) -> int:
         """Rows deleted in all."""
         return sum(self.deleted.values())
+
+
+def _measures_fhir(
+    client_id: str, records: Mapping[str, list[dict[str, Any]]], now: datetime
+) -> dict[str, Any]:
+    """The client's outcome measures as a FHIR R4 Bundle (Questionnaires with their LOINC
+    codes, QuestionnaireResponses with LOINC answer codes); unreadable rows are left out."""
+    found = []
+    for row in records.get("measure_responses", []):
+        payload = row.get("payload")
+        if not isinstance(payload, Mapping) or not isinstance(payload.get("answers"), Mapping):
+            continue
+        authored = datetime.fromisoformat(str(row["submitted_at"]).replace("Z", "+00:00"))
+        found.append((str(row["id"]), str(row["measure_id"]), authored, payload["answers"]))
+    return measures_bundle(
+        load_builtin_measures(),
+        found,
+        subject_ref=f"Patient/{client_id}",
+        bundle_id=f"measures-{client_id}",
+        timestamp=now,
+    )
 
 
 class ClientRights:
@@ -128,6 +150,7 @@ class ClientRights:
                 "records"
             ],
             "records": records,
+            "outcome_measures_fhir": _measures_fhir(client_id, records, now),
             "activity": activity,
             "not_included": [
                 {

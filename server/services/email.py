@@ -422,6 +422,44 @@ class Mailer:
             )
         return True
 
+    async def queue_safety_notice(
+        self, db: Database, *, session: TherapySession, source_id: str, now: datetime
+    ) -> bool:
+        """Tell the therapist that a client's questionnaire needs attention (a safety alert),
+        whenever email is configured: no opt-in can switch it off. Never whose or what.
+        Queued once per alert, so a client's retry after a crash may call it again."""
+        if not self.enabled:
+            return False
+        dedupe_key = f"safety:{source_id}"
+        async with db.write() as conn:
+            if dedupe_key in await q.dedupe_keys_for(conn, [session.id]):
+                return False
+            therapist = await account_queries.account_by_id(conn, session.therapist_id)
+            if therapist is None or therapist.disabled:
+                return False
+            row_id, message_id = new_id(), new_message_id(self.settings)
+            message = self._composer.compose_safety_alert(
+                to=therapist.email, message_id=message_id, now=now
+            )
+            ciphertext = await self._vault.encrypt_text(
+                conn, _message_ctx(row_id, session.client_id), message.decode("ascii")
+            )
+            await q.insert_message(
+                conn,
+                row_id=row_id,
+                message_id=message_id,
+                dedupe_key=dedupe_key,
+                kind=EmailKind.ALERT,
+                client_id=session.client_id,
+                session_id=session.id,
+                therapist_id=session.therapist_id,
+                ics_sequence=None,
+                send_after=now,
+                message_ciphertext=ciphertext,
+                now=now,
+            )
+        return True
+
     # --- the email job -----------------------------------------------------------------------
 
     async def queue_due_reminders(self, db: Database, now: datetime) -> int:

@@ -79,6 +79,9 @@ def calendar_file(
     return bytes(cal.to_ical())
 
 
+SAFETY_SUBJECT = "A client's questionnaire needs your attention"
+
+
 class Composer:
     """Renders messages from the templates in client_web/templates/email/."""
 
@@ -105,6 +108,17 @@ class Composer:
         message = self._headers(subject, to, message_id, now)
         message.set_content(self._env.get_template("alert.txt").render(values))
         message.add_alternative(self._env.get_template("alert.html").render(values), subtype="html")
+        return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+    def compose_safety_alert(self, *, to: str, message_id: str, now: datetime) -> bytes:
+        """The therapist's safety notice: a questionnaire needs attention; not whose, not what."""
+        subject = SAFETY_SUBJECT
+        values = {"subject": subject, "dashboard_url": f"{self._settings.base_url}/dashboard"}
+        message = self._headers(subject, to, message_id, now)
+        message.set_content(self._env.get_template("safety_alert.txt").render(values))
+        message.add_alternative(
+            self._env.get_template("safety_alert.html").render(values), subtype="html"
+        )
         return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
     def _headers(self, subject: str, to: str, message_id: str, now: datetime) -> EmailMessage:

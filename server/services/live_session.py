@@ -26,6 +26,7 @@ from server.core.checkins import questionnaire_resource
 from server.core.cues.config import CueConfig
 from server.core.cues.features import FeatureError
 from server.core.links import SessionStatus
+from server.core.measures.scoring import SAFETY_REPAIR, safety_reason
 from server.core.models import Account
 from server.core.protocol import (
     AccessEnd,
@@ -36,6 +37,7 @@ from server.core.protocol import (
     CloseCode,
     ConsentChangedMessage,
     EndReason,
+    MeasureAlertMessage,
     PanelStateMessage,
     PromptFeedback,
     PromptMessage,
@@ -55,6 +57,7 @@ from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
 from server.services.live_cues import LiveCues
+from server.services.measures import MeasureResult, Measures, SafetyAlertRecord
 from server.services.safety import SafetyCheck, SafetyChecks
 
 log = logging.getLogger("attune.live")
@@ -100,6 +103,14 @@ class LiveRooms(Protocol):
 
 
 @dataclass(frozen=True)
+class MeasureSubmitted:
+    """An outcome measure as the edge needs it: the result and whether it was a retry."""
+
+    result: MeasureResult
+    duplicate: bool
+
+
+@dataclass(frozen=True)
 class Submitted:
     """A check-in as the edge needs it for its acknowledgement."""
 
@@ -123,8 +134,10 @@ class LiveSessions:
         cue_config: CueConfig | None = None,
         mailer: Mailer | None = None,
         safety: SafetyChecks | None = None,
+        measures: Measures | None = None,
     ) -> None:
         self._db = db
+        self._measures = measures
         self._audit = audit
         self._checkins = checkins
         self._consents = consents
@@ -230,6 +243,8 @@ class LiveSessions:
             self._rooms.deliver(session_id, self.checkin_open("after"), Audience.CLIENTS)
         self._rooms.terminate(session_id, EndReason.THERAPIST_ENDED)
         self._checkins.forget_session(session_id)
+        if self._measures is not None:
+            self._measures.forget_session(session_id)
         self._before_done.discard(session_id)
         self._shown_signals.pop(session_id, None)
 
@@ -293,6 +308,9 @@ class LiveSessions:
         prompts = [p for p in cue_rows.get("cue_prompts", []) if isinstance(p, Mapping)]
         signals = list(self._shown_signals.get(session_id, ()))
         safety = await self._panel_safety(session_id, therapist_id)
+        alerts = (
+            [] if self._measures is None else await self._measures.alerts_of_session(session_id)
+        )
         if stored or prompts:
             async with self._db.write() as conn:
                 session = await session_queries.session_by_id(conn, session_id)
@@ -320,6 +338,7 @@ class LiveSessions:
                 prompts=prompts[-limit:],
                 signals=signals[-limit:],
                 safety=safety.to_json() if safety else None,
+                safety_alerts=[_safety_json(a) for a in alerts[:limit]],
             ),
         )
 
@@ -415,6 +434,48 @@ class LiveSessions:
                 )
         return Submitted(result, duplicate)
 
+    # --- outcome measures ------------------------------------------------------------
+
+    async def submit_measure(
+        self,
+        session_id: str,
+        *,
+        measure_id: str,
+        answers: Mapping[str, object],
+        idempotency_key: str,
+    ) -> MeasureSubmitted:
+        """Store a client's outcome measure (always: the clinical record) and, when it raises
+        the safety alert, tell the therapist at once: in the room if they are there, and by
+        email whenever email is configured. No consent or setting can hold the alert back.
+
+        A retry (same key) tells them again, so a crash between the commit and the delivery
+        loses nothing: the room shows each alert once, and the email is queued once."""
+        if self._measures is None:
+            raise NotFound("Outcome measures are not available.")
+        async with self._db.read() as conn:
+            session = await session_queries.session_by_id(conn, session_id)
+        if session is None:
+            raise NotFound("No such session.")
+        result, duplicate = await self._measures.submit(
+            session=session,
+            measure_id=measure_id,
+            answers=answers,
+            idempotency_key=idempotency_key,
+            now=self._clock(),
+            audit=self._audit,
+        )
+        if result.alert is not None:
+            for record in await self._measures.alerts_of_session(session_id):
+                if record.response_id == result.id:
+                    self._rooms.deliver_to_therapist(
+                        session_id, MeasureAlertMessage(**_safety_json(record))
+                    )
+            if self._mailer is not None:
+                await self._mailer.queue_safety_notice(
+                    self._db, session=session, source_id=result.id, now=self._clock()
+                )
+        return MeasureSubmitted(result, duplicate)
+
     # --- signals, features, prompts ---------------------------------------------------
 
     async def record_signal(self, session_id: str, client_id: str, signal: ClientSignal) -> None:
@@ -505,3 +566,14 @@ class LiveSessions:
         self._cue_allowed[client_id] = False
         for session_id in self._rooms.live_sessions_of_client(client_id):
             self.cues.drop(session_id)
+
+
+def _safety_json(record: SafetyAlertRecord) -> dict[str, str]:
+    """A safety alert as `measure-alert` and `panel-state` carry it (names no answer)."""
+    return {
+        "alert_id": record.id,
+        "label": record.client_alias,
+        "measure": record.measure_title,
+        "reason": safety_reason(record.measure_title),
+        "repair": SAFETY_REPAIR,
+    }

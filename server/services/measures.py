@@ -1,14 +1,12 @@
-"""Outcome measures (PHQ-9, GAD-7): validate, score, raise the safety alert, and store the
-answers through the vault with the client's `checkin_storage` consent.
+"""Outcome measures (PHQ-9, GAD-7): the therapist's plan, what is due, submissions (validated,
+scored, stored through the vault), the safety alert's record, history and not-on-track flags.
 
-Scoring is pure (server.core.measures). Like check-ins, a submission is idempotent (same key →
-same result, stored once) and answers are kept only while `checkin_storage` is live; the rows
-share the check-in table (kind ``measure``), so retention, export, erasure and withdrawal
-treat them as check-ins. The safety alert is part of the result either way: the caller
-delivers it to the therapist whatever the consent says.
-
-Not yet here (issue #18 part 2): a record of the safety alert that survives without the
-consent, and the edges (WebSocket, REST, pages) that call this service.
+Scoring, schedules and flags are pure (server.core.measures). Answers are part of the clinical
+record (docs/privacy.md "Outcome measures"): a submission is stored whatever the optional
+consents say, in its own table and retention category `measure`, and is idempotent (same key
+→ same result, stored once, also after a restart). A PHQ-9 item 9 above "Not at all" leaves a
+minimal alert record in the same transaction; delivering it to the therapist (room, email) is
+`LiveSessions.submit_measure`'s job.
 """
 
 from __future__ import annotations
@@ -19,34 +17,47 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from privacy.consent import Purpose
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from privacy.vault import FieldContext
 from server.audit import AuditTrail
 from server.core.checkins.alerts import Alert
 from server.core.measures import (
+    Flag,
     Measure,
     MeasureAnswerError,
     MeasureScore,
+    ScorePoint,
+    not_on_track,
     safety_alert,
     score_measure,
     validate_measure_answers,
 )
+from server.core.measures.schedule import (
+    NO_PLAN,
+    Frequency,
+    Plan,
+    due_measures,
+    session_number,
+)
+from server.core.measures.scoring import DEFAULT_REVIEW_BY_SESSION
 from server.core.models import TherapySession
-from server.db import checkins as checkin_rows
+from server.db import measures as rows
 from server.db.engine import Database
-from server.errors import InvalidInput
+from server.errors import InvalidInput, NotFound
 from server.security.tokens import new_id
-from server.services.checkins import alert_json
-from server.services.consents import Consents
 from server.vault_store import ClientVault
 
-KIND: Final = "measure"
 _LIVE_PER_SESSION: Final = 50
 
 
 @dataclass(frozen=True)
 class MeasureResult:
-    """One scored measure with its safety alert, if any (for the therapist only)."""
+    """One scored measure with its safety alert, if any (for the therapist only).
+
+    ``session_number`` is the session's place in the client's course (1 for the first
+    session that was not cancelled).
+    """
 
     id: str
     session_id: str
@@ -57,20 +68,41 @@ class MeasureResult:
     alert: Alert | None
     submitted_at: datetime
     stored: bool
+    session_number: int = 1
+
+
+@dataclass(frozen=True)
+class SafetyAlertRecord:
+    """A safety alert as the therapist's dashboard lists it: who, which measure, when."""
+
+    id: str
+    session_id: str
+    client_id: str
+    client_alias: str
+    response_id: str
+    measure_title: str
+    raised_at: datetime
+    seen: bool
 
 
 def _context(row_id: str, client_id: str) -> FieldContext:
-    return FieldContext("checkin_responses", row_id, "payload", client_id)
+    return FieldContext("measure_responses", row_id, "payload", client_id)
 
 
 class Measures:
-    """The installed outcome measures and the submissions of live sessions."""
+    """The installed outcome measures, their storage and the plans per client."""
 
     def __init__(
-        self, measures: Mapping[str, Measure], consents: Consents, vault: ClientVault
+        self,
+        measures: Mapping[str, Measure],
+        *,
+        db: Database,
+        vault: ClientVault,
+        review_by_session: int = DEFAULT_REVIEW_BY_SESSION,
     ) -> None:
         self.measures = dict(measures)
-        self._consents = consents
+        self.review_by_session = review_by_session
+        self._db = db
         self._vault = vault
         self._live: dict[str, OrderedDict[str, MeasureResult]] = {}
 
@@ -85,9 +117,51 @@ class Measures:
         """Drop the in-memory copies of a finished session."""
         self._live.pop(session_id, None)
 
+    # --- plans and what is due --------------------------------------------------------
+
+    async def plan(self, client_id: str) -> Plan:
+        """The therapist's plan for a client (no measures when none was saved)."""
+        async with self._db.read() as conn:
+            found = await rows.plan_of(conn, client_id)
+        if found is None:
+            return NO_PLAN
+        known = tuple(m for m in found.measures if m in self.measures)
+        try:
+            frequency = Frequency(found.frequency)
+        except ValueError:  # a value this version does not know: ask every session
+            frequency = Frequency.EVERY_SESSION
+        return Plan(known, frequency)
+
+    async def set_plan(
+        self, *, therapist_id: str, client_id: str, plan: Plan, now: datetime, audit: AuditTrail
+    ) -> None:
+        """Save a client's plan (the caller checked the client is the therapist's); audited."""
+        async with self._db.write() as conn:
+            await rows.save_plan(conn, client_id, plan.measures, plan.frequency.value, now)
+            await audit.record(
+                conn,
+                at=now,
+                actor=f"account:{therapist_id}",
+                action="measure.plan",
+                targets=(f"client:{client_id}",),
+                details={"measures": ",".join(plan.measures) or "none", "every": plan.frequency},
+            )
+
+    async def due(self, session: TherapySession) -> list[Measure]:
+        """The measures the client should be asked before this session, in plan order."""
+        plan = await self.plan(session.client_id)
+        if not plan.measures:
+            return []
+        async with self._db.read() as conn:
+            starts = await rows.session_starts(conn, session.client_id)
+            answered = await rows.measured_in_sessions(conn, session.client_id)
+        due = due_measures(plan, session.starts_at, starts, answered)
+        return [self.measures[m] for m in due]
+
+    # --- submitting -------------------------------------------------------------------
+
     async def submit(
         self,
-        db: Database,
         *,
         session: TherapySession,
         measure_id: str,
@@ -96,10 +170,11 @@ class Measures:
         now: datetime,
         audit: AuditTrail | None = None,
     ) -> tuple[MeasureResult, bool]:
-        """Score and (with consent) store a submission; (result, was_duplicate).
+        """Score and store a submission; (result, was_duplicate).
 
-        Returns only after the encrypted write is committed. A retry with the same key,
-        even after a restart, returns the first result and stores nothing more.
+        Returns only after the encrypted write (and the safety alert's record, if any) is
+        committed. A retry with the same key, even after a restart, returns the first result
+        and stores nothing more.
         """
         live = self._live.setdefault(session.id, OrderedDict())
         if idempotency_key in live:
@@ -111,51 +186,40 @@ class Measures:
             raise InvalidInput(str(exc)) from None
         scored = score_measure(measure, response)
         alert = safety_alert(measure, scored)
-        async with db.write() as conn:
-            existing = await checkin_rows.by_idempotency_key(conn, session.id, idempotency_key)
-            if existing:
-                row = existing[0]
-                payload = await self._vault.decrypt_json(
-                    conn, _context(row.id, row.client_id), row.payload_ciphertext
-                )
-                first = validate_measure_answers(measure, payload["answers"])
-                first_score = score_measure(measure, first)
-                result = MeasureResult(
-                    id=row.id,
-                    session_id=row.session_id,
-                    client_id=row.client_id,
-                    measure=measure,
-                    answers=first.as_raw(),
-                    score=first_score,
-                    alert=safety_alert(measure, first_score),
-                    submitted_at=row.submitted_at,
-                    stored=True,
-                )
+        async with self._db.write() as conn:
+            starts = await rows.session_starts(conn, session.client_id)
+            number = session_number(session.starts_at, starts)
+            existing = await rows.by_idempotency_key(conn, session.id, idempotency_key)
+            if existing is not None:
+                result = await self._open(conn, existing, starts)
                 live[idempotency_key] = result
                 return result, True
             row_id = new_id()
-            stored = await self._consents.allows(
-                conn, session.client_id, Purpose.CHECKIN_STORAGE, now
+            payload = {"measure_version": measure.version, "answers": response.as_raw()}
+            ciphertext = await self._vault.encrypt_json(
+                conn, _context(row_id, session.client_id), payload
             )
-            if stored:
-                payload = {
-                    "answers": response.as_raw(),
-                    "alerts": [] if alert is None else [alert_json(alert)],
-                }
-                ciphertext = await self._vault.encrypt_json(
-                    conn, _context(row_id, session.client_id), payload
-                )
-                await checkin_rows.insert(
+            await rows.insert(
+                conn,
+                row_id=row_id,
+                session_id=session.id,
+                client_id=session.client_id,
+                measure_id=measure.id,
+                measure_version=measure.version,
+                idempotency_key=idempotency_key,
+                submitted_at=now,
+                payload_ciphertext=ciphertext,
+            )
+            if alert is not None:
+                await rows.insert_alert(
                     conn,
-                    row_id=row_id,
+                    row_id=new_id(),
                     session_id=session.id,
                     client_id=session.client_id,
-                    instrument_id=measure.id,
-                    instrument_version=measure.version,
-                    kind=KIND,
-                    idempotency_key=idempotency_key,
-                    submitted_at=now,
-                    payload_ciphertext=ciphertext,
+                    therapist_id=session.therapist_id,
+                    response_id=row_id,
+                    measure_id=measure.id,
+                    raised_at=now,
                 )
             if audit is not None:  # in the same transaction: no write without its entry
                 await audit.record(
@@ -164,7 +228,7 @@ class Measures:
                     actor="client",
                     action="measure.submit",
                     targets=(f"session:{session.id}",),
-                    details={"measure": measure.id, "stored": stored},
+                    details={"measure": measure.id, "stored": True},
                 )
         result = MeasureResult(
             id=row_id,
@@ -175,9 +239,114 @@ class Measures:
             score=scored,
             alert=alert,
             submitted_at=now,
-            stored=stored,
+            stored=True,
+            session_number=number,
         )
         live[idempotency_key] = result
         while len(live) > _LIVE_PER_SESSION:
             live.popitem(last=False)
         return result, False
+
+    async def _open(
+        self, conn: AsyncConnection, row: rows.StoredMeasure, starts: list[datetime]
+    ) -> MeasureResult:
+        measure = self.measure(row.measure_id)
+        payload = await self._vault.decrypt_json(
+            conn, _context(row.id, row.client_id), row.payload_ciphertext
+        )
+        response = validate_measure_answers(measure, payload["answers"])
+        score = score_measure(measure, response)
+        return MeasureResult(
+            id=row.id,
+            session_id=row.session_id,
+            client_id=row.client_id,
+            measure=measure,
+            answers=response.as_raw(),
+            score=score,
+            alert=safety_alert(measure, score),
+            submitted_at=row.submitted_at,
+            stored=True,
+            session_number=session_number(row.session_starts_at, starts),
+        )
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def history(self, client_id: str) -> list[MeasureResult]:
+        """Every stored measure of a client, oldest first (the caller audits the read)."""
+        async with self._db.read() as conn:
+            stored = await rows.for_client(conn, client_id)
+            starts = await rows.session_starts(conn, client_id)
+            return [
+                await self._open(conn, row, starts)
+                for row in stored
+                if row.measure_id in self.measures
+            ]
+
+    async def flags(self, client_id: str) -> dict[str, tuple[Flag, ...]]:
+        """Not-on-track flags per measure id (only measures with a flag), from the history:
+        per session the last complete total counts (core.measures.not_on_track)."""
+        return flags_from_history(await self.history(client_id), self.review_by_session)
+
+    # --- safety alerts ----------------------------------------------------------------
+
+    def _record(self, row: rows.SafetyAlertRow) -> SafetyAlertRecord:
+        measure = self.measures.get(row.measure_id)
+        return SafetyAlertRecord(
+            id=row.id,
+            session_id=row.session_id,
+            client_id=row.client_id,
+            client_alias=row.client_alias,
+            response_id=row.response_id,
+            measure_title=measure.title if measure else row.measure_id,
+            raised_at=row.raised_at,
+            seen=row.seen_at is not None,
+        )
+
+    async def unseen_alerts(self, therapist_id: str) -> list[SafetyAlertRecord]:
+        """The therapist's safety alerts not yet marked seen, newest first."""
+        async with self._db.read() as conn:
+            found = await rows.unseen_alerts(conn, therapist_id)
+        return [self._record(r) for r in found]
+
+    async def alerts_of_session(self, session_id: str) -> list[SafetyAlertRecord]:
+        """The safety alerts raised in a session, newest first."""
+        async with self._db.read() as conn:
+            found = await rows.alerts_of_session(conn, session_id)
+        return [self._record(r) for r in found]
+
+    async def mark_alert_seen(
+        self, *, therapist_id: str, alert_id: str, now: datetime, audit: AuditTrail
+    ) -> None:
+        """The therapist has seen a safety alert: it leaves the dashboard list; audited."""
+        async with self._db.write() as conn:
+            found = await rows.mark_alert_seen(conn, alert_id, therapist_id, now)
+            if found is None:
+                raise NotFound("No such alert.")
+            await audit.record(
+                conn,
+                at=now,
+                actor=f"account:{therapist_id}",
+                action="measure.alert_seen",
+                targets=(f"client:{found.client_id}", f"session:{found.session_id}"),
+                details={"measure": found.measure_id},
+            )
+
+
+def flags_from_history(
+    history: list[MeasureResult], review_by_session: int
+) -> dict[str, tuple[Flag, ...]]:
+    """Not-on-track flags per measure from a client's history (pure): the last complete total
+    of each session, in session order."""
+    per_measure: dict[str, tuple[Measure, dict[int, int]]] = {}
+    for result in history:
+        if result.score.total is None:
+            continue
+        _, points = per_measure.setdefault(result.measure.id, (result.measure, {}))
+        points[result.session_number] = result.score.total
+    flags: dict[str, tuple[Flag, ...]] = {}
+    for measure_id, (measure, points) in per_measure.items():
+        series = [ScorePoint(n, total) for n, total in sorted(points.items())]
+        found = not_on_track(measure, series, review_by_session)
+        if found:
+            flags[measure_id] = found
+    return flags

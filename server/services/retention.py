@@ -71,6 +71,7 @@ PURGE_ORDER: Final = (
     Category.SIGNAL,
     Category.CHECKIN,
     Category.SAFETY,
+    Category.MEASURE,
     Category.OUTBOX,
     Category.CONTACT,
     Category.SESSION_META,
@@ -90,6 +91,7 @@ CATEGORY_NOUNS: Final[Mapping[Category, str]] = {
     Category.CONTACT: "email addresses",
     Category.OUTBOX: "emails",
     Category.SAFETY: "safety checks",
+    Category.MEASURE: "outcome-measure records",
 }
 """How counts of each category read: "this would delete 1,204 cue records now"."""
 

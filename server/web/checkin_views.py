@@ -35,6 +35,7 @@ from server.web.charts import trend_svg
 from server.web.cue_charts import cue_charts
 from server.web.guard import SIGNED_IN, VISIT, page_guarded
 from server.web.identity import ANOTHER_DEVICE_MESSAGE, after_session_visit, path_id
+from server.web.measure_views import client_page_context
 from server.web.openapi import Operation
 from server.web.shapes import ERR
 from server.web.validation import read_json
@@ -242,6 +243,7 @@ async def client_page(request: web.Request) -> web.StreamResponse:
     )
     points = _trend_points(results, sessions)
     cutoff = app[CHECKINS].instrument_for("after").rules
+    measures = await client_page_context(request, client.id)
     return aiohttp_jinja2.render_template(
         "client.html",
         request,
@@ -256,6 +258,7 @@ async def client_page(request: web.Request) -> web.StreamResponse:
             "trend_svg": trend_svg(
                 points, cutoff=getattr(cutoff, "alliance_total_below", 36), maximum=40
             ),
+            **measures,
         },
     )
 

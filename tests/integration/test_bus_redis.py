@@ -346,3 +346,26 @@ async def _until_type(party: Party, kind: str, within: float = 5) -> list[dict[s
         while not seen or seen[-1]["type"] != kind:
             seen.append(await party.ws.receive_json())
     return seen
+
+
+async def test_a_safety_answer_sent_through_another_process_reaches_the_therapist_at_once(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any
+) -> None:
+    from tests.integration.test_measures_flow import _visit_csrf, phq9
+
+    first, second = two_apps
+    therapist, visitor_first, _ = await _setup(first, aiohttp_client)
+    await therapist.connect()  # the room lives on A
+    visitor = await _on(second, aiohttp_client, visitor_first)
+    answered = await visitor.http.post(
+        "/api/v1/visit/measures",
+        headers={"X-CSRF-Token": await _visit_csrf(visitor)},
+        json={
+            "measure_id": "phq9",
+            "answers": phq9(0, 0, 0, 0, 0, 0, 0, 0, 2),
+            "idempotency_key": "bus-safety-key-000001",
+        },
+    )
+    assert answered.status == 201, await answered.text()
+    alert = await therapist.expect("measure-alert")
+    assert (alert["label"], alert["measure"]) == ("J.M.", "PHQ-9")

@@ -26,6 +26,7 @@ from server.core.protocol import (
     ErrorCode,
     IceCandidate,
     LobbyMessage,
+    MeasureAlertMessage,
     PanelStateMessage,
     PromptMessage,
     QuickExitMessage,
@@ -513,6 +514,13 @@ THERAPIST_ONLY_EXAMPLES = [
             "code_word": "",
             "submitted_at_ms": 1,
         }
+    ),
+    MeasureAlertMessage(
+        alert_id="a" * 32,
+        label="J.M.",
+        measure="PHQ-9",
+        reason="On the PHQ-9, the client reported thoughts of self-harm.",
+        repair="Ask about safety today.",
     ),
 ]
 

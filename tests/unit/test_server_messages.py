@@ -196,6 +196,7 @@ def test_the_therapist_only_types_are_the_seven_the_protocol_names() -> None:
     therapist_only = {
         "lobby",
         "quick-exit",
+        "measure-alert",
         "checkin-result",
         "prompt",
         "client-signal",

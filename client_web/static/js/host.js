@@ -263,6 +263,20 @@ function safetyNotice(text, detail) {
   side.announce(text, { urgent: true, item });
 }
 
+/** Alert ids already shown on this page. */
+const shownMeasureAlerts = new Set();
+
+/**
+ * A client's questionnaire raised a safety alert: on top of the panel, urgent.
+ * @param {{alert_id: string, label: string, measure: string, reason: string, repair: string}} alert
+ */
+function measureAlert(alert) {
+  if (shownMeasureAlerts.has(alert.alert_id)) return;
+  shownMeasureAlerts.add(alert.alert_id);
+  const detail = `${alert.reason} ${alert.repair}`.replace(/\.$/, "");
+  safetyNotice(`Safety alert for ${alert.label} (${alert.measure})`, detail);
+}
+
 function noClient(/** @type {string} */ status) {
   clientInCall = false;
   page.endCall();
@@ -354,6 +368,12 @@ function subscribe(conn) {
     const codeWord = safetyPanel.codeWord();
     const where = in_call ? "from the call" : "from the waiting room";
     safetyNotice(text, codeWord ? `${where}; agreed code word: “${codeWord}”` : where);
+  });
+  // a safety alert from a client's questionnaire: at once, and again from panel-state after a
+  // reload (each alert once per page)
+  conn.on("measure-alert", (alert) => measureAlert(alert));
+  conn.on("panel-state", ({ safety_alerts }) => {
+    for (const alert of [...(safety_alerts ?? [])].reverse()) measureAlert(alert);
   });
   conn.on("signal-relay", ({ payload }) => {
     if (!clientInCall || page.finished) return;

@@ -127,6 +127,17 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * A safety alert from an outcome measure (PHQ-9 item 9 above "Not at all"), at once.
+ * @typedef {object} MeasureAlertMessage
+ * @property {"measure-alert"} type
+ * @property {string} alert_id
+ * @property {string} label
+ * @property {string} measure
+ * @property {string} reason
+ * @property {string} repair
+ */
+
+/**
  * The other party's SDP or ICE, as validated.
  * @typedef {object} SignalRelayMessage
  * @property {"signal-relay"} type
@@ -205,6 +216,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * @property {Array<{id: string, category: string, t_ms: number, severity: string, text: string, reasons: Array<Record<string, unknown>>}>} prompts
  * @property {Array<{signal: "need-a-moment" | "that-landed" | "confused" | "slow-down" | "hard-to-hear-see", at_ms: number}>} signals
  * @property {{location: string, private: boolean, contact_name: string, contact_phone: string, code_word: string, submitted_at_ms: number}} [safety]
+ * @property {Array<{alert_id: string, label: string, measure: string, reason: string, repair: string}>} safety_alerts
  */
 
 /**
@@ -240,7 +252,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message the server sends.
- * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | SignalRelayMessage | PeerScreenMessage | ScreenShareAllowedMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | SafetyCheckMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
+ * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | MeasureAlertMessage | SignalRelayMessage | PeerScreenMessage | ScreenShareAllowedMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | SafetyCheckMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
  */
 
 // --- client → server messages ---

@@ -1,6 +1,6 @@
 """Standard outcome measures (PHQ-9, GAD-7): Questionnaires as data, scoring, change, FHIR."""
 
-from server.core.measures.fhir import measure_questionnaire, measure_response
+from server.core.measures.fhir import measure_questionnaire, measure_response, measures_bundle
 from server.core.measures.questionnaires import (
     Measure,
     MeasureAnswerError,
@@ -42,6 +42,7 @@ __all__ = [
     "load_measure",
     "measure_questionnaire",
     "measure_response",
+    "measures_bundle",
     "not_on_track",
     "reliable_change_index",
     "reliable_change_threshold",

@@ -8,16 +8,18 @@ extension, so a skip stays distinguishable from an answer.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from server.core.checkins.fhir import fhir_datetime
+from server.core.checkins.fhir import bundle, fhir_datetime
 from server.core.checkins.instruments import EXT_SKIPPED
 from server.core.measures.questionnaires import (
     LOINC,
     TOTAL_LINK_ID,
     Measure,
     MeasureResponse,
+    validate_measure_answers,
 )
 from server.core.measures.scoring import score_measure
 
@@ -62,3 +64,31 @@ def measure_response(
         "authored": fhir_datetime(authored),
         "item": items,
     }
+
+
+def measures_bundle(
+    measures: Mapping[str, Measure],
+    responses: Sequence[tuple[str, str, datetime, Mapping[str, Any]]],
+    *,
+    subject_ref: str,
+    bundle_id: str,
+    timestamp: datetime,
+) -> dict[str, Any]:
+    """A ``collection`` Bundle of the answered measures' Questionnaires (with their LOINC
+    codes) and one QuestionnaireResponse per ``(id, measure id, authored, answers)``; answers
+    to a measure this server no longer knows are left out."""
+    used: dict[str, Measure] = {}
+    resources: list[dict[str, Any]] = []
+    for response_id, measure_id, authored, answers in responses:
+        measure = measures.get(measure_id)
+        if measure is None:
+            continue
+        used[measure_id] = measure
+        parsed = validate_measure_answers(measure, answers)
+        resources.append(
+            measure_response(
+                measure, parsed, response_id=response_id, subject_ref=subject_ref, authored=authored
+            )
+        )
+    questionnaires = [measure_questionnaire(m) for m in used.values()]
+    return bundle(questionnaires, resources, bundle_id=bundle_id, timestamp=timestamp)

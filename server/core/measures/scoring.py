@@ -191,10 +191,20 @@ def safety_alert(measure: Measure, result: MeasureScore) -> Alert | None:
         code="measure-safety-item",
         category="safety",
         severity="attention",
-        reason=(
-            f"On the {measure.title}, the client reported thoughts of being better off dead or "
-            "of hurting themselves on at least several days."
-        ),
-        repair="Ask about safety today, before anything else, and follow your risk protocol.",
+        reason=safety_reason(measure.title),
+        repair=SAFETY_REPAIR,
         items=(item.link_id,),
+    )
+
+
+SAFETY_REPAIR: Final = (
+    "Ask about safety today, before anything else, and follow your risk protocol."
+)
+
+
+def safety_reason(measure_title: str) -> str:
+    """The safety alert's reason: names the question, never the answer given."""
+    return (
+        f"On the {measure_title}, the client reported thoughts of being better off dead or "
+        "of hurting themselves on at least several days."
     )

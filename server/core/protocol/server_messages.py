@@ -315,6 +315,25 @@ class QuickExitMessage(TherapistOnlyMessage):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MeasureAlertMessage(TherapistOnlyMessage):
+    """A safety alert from an outcome measure (PHQ-9 item 9 above "Not at all"), at once."""
+
+    TYPE: ClassVar[str] = "measure-alert"
+    alert_id: str
+    label: str  # the client's alias
+    measure: str  # the measure's title, e.g. "PHQ-9"
+    reason: str  # names the question, never the answer given
+    repair: str
+
+    def _check(self, f: Fields) -> None:
+        f.text("alert_id", MESSAGE_ID)
+        f.text("label", max_chars=128)
+        f.text("measure", max_chars=64)
+        f.text("reason", max_chars=500)
+        f.text("repair", max_chars=500)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SignalRelayMessage(SharedMessage):
     """The other party's SDP or ICE, as validated."""
 
@@ -487,6 +506,12 @@ PanelPrompts = Annotated[
         " reasons: Array<Record<string, unknown>>}>"
     ),
 ]
+PanelSafetyAlerts = Annotated[
+    Sequence[Mapping[str, Any]],
+    JsType(
+        "Array<{alert_id: string, label: string, measure: string, reason: string, repair: string}>"
+    ),
+]
 MAX_PANEL_ITEMS: Final = 200
 
 
@@ -500,9 +525,10 @@ class PanelStateMessage(TherapistOnlyMessage):
     prompts: PanelPrompts
     signals: PanelSignals
     safety: SafetyCheckAnswers | None = None  # this session's safety check, if answered
+    safety_alerts: PanelSafetyAlerts = ()
 
     def _check(self, f: Fields) -> None:
-        for name in ("checkins", "prompts", "signals"):
+        for name in ("checkins", "prompts", "signals", "safety_alerts"):
             entries = f.array(name, MAX_PANEL_ITEMS)
             if not all(isinstance(entry, Mapping) for entry in entries):
                 invalid(f"panel-state.{name}: every entry must be an object")
@@ -571,6 +597,7 @@ SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
     PeerJoinedMessage,
     PeerLeftMessage,
     QuickExitMessage,
+    MeasureAlertMessage,
     SignalRelayMessage,
     PeerScreenMessage,
     ScreenShareAllowedMessage,

@@ -1,0 +1,234 @@
+"""Outcome measures over HTTP: the client's due measures and answers on the visit page, the
+therapist's plan per client and list of flags on the client page, and the dashboard's list of
+safety alerts. Every operation is the `Measures` service's (and `LiveSessions.submit_measure`
+for a submission, which delivers the safety alert)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Final
+
+from aiohttp import web
+
+from server.core.measures import measure_questionnaire
+from server.core.measures.schedule import FREQUENCY_LABELS, PlanError, parse_plan
+from server.core.models import Role
+from server.errors import Forbidden, InvalidInput
+from server.keys import AUDIT, CLOCK, DB, LIVE, MEASURES, SETTINGS
+from server.services import scheduling
+from server.services.measures import flags_from_history
+from server.settings import Settings
+from server.web.forms import read_form
+from server.web.guard import SIGNED_IN, VISIT, page_guarded
+from server.web.identity import ANOTHER_DEVICE_MESSAGE, path_id
+from server.web.openapi import Operation
+from server.web.shapes import ERR
+from server.web.validation import read_json
+
+DEFAULT_CRISIS_TEXT: Final = (
+    "If you are in danger now or might act on these thoughts, call your local emergency number "
+    "or go to the nearest emergency department."
+)
+
+MEASURE_SUBMIT_SCHEMA: Final = {
+    "type": "object",
+    "required": ["measure_id", "answers", "idempotency_key"],
+    "additionalProperties": False,
+    "properties": {
+        "measure_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        "answers": {"type": "object", "maxProperties": 50},
+        "idempotency_key": {"type": "string", "minLength": 16, "maxLength": 64},
+    },
+}
+_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def crisis_help_text(settings: Settings) -> str:
+    """Where a client gets help right now: the clinic's text, else the default with the
+    clinic's emergency number when one is set."""
+    if settings.crisis_line_text.strip():
+        return settings.crisis_line_text.strip()
+    number = settings.clinic_emergency_number
+    if number:
+        return f"{DEFAULT_CRISIS_TEXT} You can also call the clinic on {number}."
+    return DEFAULT_CRISIS_TEXT
+
+
+# --- the client's side (visit page) ----------------------------------------------------------
+
+
+async def client_due(request: web.Request) -> web.StreamResponse:
+    """The measures the client is asked before this session, each as its FHIR Questionnaire."""
+    visit = request[VISIT]
+    if visit.another_device:
+        raise Forbidden(ANOTHER_DEVICE_MESSAGE, code="another-device")
+    due = await request.app[MEASURES].due(visit.session)
+    return web.json_response(
+        {
+            "due": [
+                {
+                    "measure_id": m.id,
+                    "title": m.title,
+                    "questionnaire": measure_questionnaire(m),
+                }
+                for m in due
+            ]
+        }
+    )
+
+
+async def client_submit(request: web.Request) -> web.StreamResponse:
+    """The client's answers to one measure (idempotent per key). When they raise the safety
+    alert the answer carries where to get help now; the therapist is told at once."""
+    visit = request[VISIT]
+    if visit.another_device:
+        raise Forbidden(ANOTHER_DEVICE_MESSAGE, code="another-device")
+    body = await read_json(request, MEASURE_SUBMIT_SCHEMA)
+    if not _KEY.fullmatch(body["idempotency_key"]):
+        raise InvalidInput("idempotency_key: use only letters, digits, - and _.")
+    submitted = await request.app[LIVE].submit_measure(
+        visit.session.id,
+        measure_id=body["measure_id"],
+        answers=body["answers"],
+        idempotency_key=body["idempotency_key"],
+    )
+    safety = submitted.result.alert is not None
+    return web.json_response(
+        {
+            "idempotency_key": body["idempotency_key"],
+            "duplicate": submitted.duplicate,
+            "help": crisis_help_text(request.app[SETTINGS]) if safety else None,
+        },
+        status=200 if submitted.duplicate else 201,
+    )
+
+
+# --- the therapist's side ----------------------------------------------------------------------
+
+
+async def client_page_context(request: web.Request, client_id: str) -> dict[str, Any]:
+    """What the client page shows of measures: the plan form and the not-on-track flags
+    (the caller has checked the client is the therapist's). Reading the history to flag it is
+    a read of clinical content, audited like the check-in trend."""
+    app = request.app
+    measures = app[MEASURES]
+    plan = await measures.plan(client_id)
+    history = await measures.history(client_id)
+    flags = flags_from_history(history, measures.review_by_session)
+    if history:
+        async with app[DB].write() as conn:
+            await app[AUDIT].record(
+                conn,
+                at=app[CLOCK](),
+                actor=f"account:{request[SIGNED_IN].account.id}",
+                action="clinical.read",
+                targets=(f"client:{client_id}",),
+                details={"what": "measure-flags", "count": len(history)},
+            )
+    return {
+        "measure_choices": [
+            {"id": m.id, "title": m.title, "chosen": m.id in plan.measures}
+            for m in measures.measures.values()
+        ],
+        "measure_frequencies": [
+            {"value": f.value, "label": label, "chosen": f is plan.frequency}
+            for f, label in FREQUENCY_LABELS.items()
+        ],
+        "measure_flags": [
+            {"measure": measures.measures[m].title, "reasons": [f.text for f in found]}
+            for m, found in flags.items()
+        ],
+        "measures_review_session": measures.review_by_session,
+        "measures_saved": request.query.get("measures") == "saved",
+    }
+
+
+async def plan_submit(request: web.Request) -> web.StreamResponse:
+    """The therapist chooses which measures a client is asked and how often (audited)."""
+    current = request[SIGNED_IN]
+    app = request.app
+    client = await scheduling.get_client(app[DB], current.account, path_id(request, "client_id"))
+    form = await read_form(request)
+    known = tuple(app[MEASURES].measures)
+    chosen = [m for m in known if form.get(f"measure-{m}") == "on"]
+    try:
+        plan = parse_plan(chosen, form.get("frequency", ""), known)
+    except PlanError as exc:
+        raise InvalidInput(str(exc)) from None
+    await app[MEASURES].set_plan(
+        therapist_id=current.account.id,
+        client_id=client.id,
+        plan=plan,
+        now=app[CLOCK](),
+        audit=app[AUDIT],
+    )
+    raise web.HTTPSeeOther(f"/dashboard/clients/{client.id}?measures=saved#measures")
+
+
+async def dashboard_alerts(request: web.Request) -> list[dict[str, Any]]:
+    """The signed-in therapist's safety alerts not yet marked seen, for the dashboard."""
+    alerts = await request.app[MEASURES].unseen_alerts(request[SIGNED_IN].account.id)
+    return [
+        {
+            "id": a.id,
+            "client_id": a.client_id,
+            "alias": a.client_alias,
+            "measure": a.measure_title,
+            "raised_at": a.raised_at,
+        }
+        for a in alerts
+    ]
+
+
+async def alert_seen_submit(request: web.Request) -> web.StreamResponse:
+    """The therapist marks a safety alert seen: it leaves the dashboard list (audited)."""
+    app = request.app
+    now: datetime = app[CLOCK]()
+    await app[MEASURES].mark_alert_seen(
+        therapist_id=request[SIGNED_IN].account.id,
+        alert_id=path_id(request, "alert_id"),
+        now=now,
+        audit=app[AUDIT],
+    )
+    raise web.HTTPSeeOther("/dashboard#safety-alerts")
+
+
+MEASURE_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/api/v1/visit/measures",
+        client_due,
+        "The outcome measures due before this session, as FHIR Questionnaires",
+        "clientDueMeasures",
+        auth="client",
+        responses={200: ("Due measures", {"type": "object"}), 403: ("Forbidden", ERR)},
+        tags=["client"],
+    ),
+    Operation(
+        "POST",
+        "/api/v1/visit/measures",
+        client_submit,
+        "Submit an outcome measure (idempotent per key); a safety answer returns help text",
+        "clientSubmitMeasure",
+        auth="client",
+        request_schema=MEASURE_SUBMIT_SCHEMA,
+        responses={
+            201: ("Stored", {"type": "object"}),
+            200: ("Already received (same key)", {"type": "object"}),
+            400: ("Invalid answers", ERR),
+        },
+        tags=["client"],
+    ),
+)
+
+
+def add_measure_pages(app: web.Application) -> None:
+    """The therapist's plan form and the dashboard's "mark as seen"."""
+    therapist = Role.THERAPIST
+    app.router.add_post(
+        "/dashboard/clients/{client_id}/measures", page_guarded(plan_submit, therapist)
+    )
+    app.router.add_post(
+        "/dashboard/safety-alerts/{alert_id}/seen", page_guarded(alert_seen_submit, therapist)
+    )

@@ -95,6 +95,7 @@ BUILT = [
             "checkins": [],
             "prompts": [],
             "signals": [],
+            "safety_alerts": [],
             "safety": SAFETY_CHECK,
         },
         id="panel-state-with-safety",

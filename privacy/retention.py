@@ -88,6 +88,7 @@ class Category(StrEnum):
     ACCOUNT = "account"
     CONTACT = "contact"
     OUTBOX = "outbox"
+    GOAL = "goal"
 
 
 class Action(StrEnum):
@@ -111,6 +112,7 @@ ALLOWED_ACTIONS: Mapping[Category, frozenset[Action]] = {
     Category.ACCOUNT: frozenset({Action.DELETE, Action.ANONYMIZE}),
     Category.CONTACT: frozenset({Action.DELETE}),
     Category.OUTBOX: frozenset({Action.DELETE}),
+    Category.GOAL: frozenset({Action.DELETE}),
 }
 
 
@@ -171,6 +173,7 @@ DEFAULT_POLICIES: Mapping[Category, Policy] = {
     Category.ACCOUNT: Policy(Category.ACCOUNT, 2192, Action.ANONYMIZE),
     Category.CONTACT: Policy(Category.CONTACT, 730, Action.DELETE),
     Category.OUTBOX: Policy(Category.OUTBOX, 30, Action.DELETE),
+    Category.GOAL: Policy(Category.GOAL, 3653, Action.DELETE),
 }
 
 DEFAULT_REASONS: Mapping[Category, str] = {
@@ -213,6 +216,11 @@ DEFAULT_REASONS: Mapping[Category, str] = {
         "Emails carry an address and a join link but no clinical content; 30 days lets the "
         "therapist see whether a message went out, and whether a reminder was sent, then "
         "they are deleted."
+    ),
+    Category.GOAL: (
+        "Shared goals, their history and the progress answers are part of the clinical record "
+        "(set together in sessions and reviewed over the course of therapy), so they are kept "
+        "as long as check-ins and notes (10 years after the last change), then deleted."
     ),
 }
 

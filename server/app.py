@@ -13,10 +13,12 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.consent import Purpose
 from server.core.checkins import load_builtin_instruments, load_instruments_dir
 from server.core.cues.config import CueConfig
+from server.db import goals as goal_rows
 from server.jobs.email import email_job_ctx
 from server.jobs.purge import purge_job_ctx
 from server.keys import (
@@ -30,6 +32,7 @@ from server.keys import (
     DB,
     DENIAL_LIMITER,
     DRAINING,
+    GOALS,
     HUB,
     LINK_THROTTLE,
     LIVE,
@@ -53,6 +56,7 @@ from server.services.checkins import Checkins
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
+from server.services.goals import Goals
 from server.services.live_session import LiveSessions
 from server.settings import Settings
 from server.smtp import SmtpTransport, Transport
@@ -118,10 +122,19 @@ async def _checkins(app: web.Application) -> AsyncIterator[None]:
     if extra_dir is not None:
         instruments |= load_instruments_dir(extra_dir, reserved=instruments)
     checkins = Checkins(instruments, app[CONSENTS], app[VAULT])
-    app[CONSENTS].on_withdrawal(
-        Purpose.CHECKIN_STORAGE, "delete-checkins", checkins.delete_for_client
-    )
+
+    async def delete_checkins(conn: AsyncConnection, client_id: str) -> None:
+        # The after-session goal progress answers are check-in answers too.
+        await checkins.delete_for_client(conn, client_id)
+        await goal_rows.delete_progress(conn, client_id)
+
+    app[CONSENTS].on_withdrawal(Purpose.CHECKIN_STORAGE, "delete-checkins", delete_checkins)
     app[CHECKINS] = checkins
+    yield
+
+
+async def _goals(app: web.Application) -> AsyncIterator[None]:
+    app[GOALS] = Goals(app[DB], app[VAULT], app[AUDIT], app[CONSENTS])
     yield
 
 
@@ -163,6 +176,7 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
         cue_config=CueConfig().scaled(settings.cue_time_scale),
         mailer=app[MAILER],
+        goals=app[GOALS],
     )
     app[HUB], app[LIVE] = hub, live
     bus.bind(hub, SessionRunner(app), LIVE_CALLS)
@@ -231,6 +245,7 @@ def create_app(
     app.cleanup_ctx.append(_mailer)
     app.cleanup_ctx.append(conncheck_cleanup_ctx)
     app.cleanup_ctx.append(_audit)
+    app.cleanup_ctx.append(_goals)
     app.cleanup_ctx.append(_live_sessions)
     app.cleanup_ctx.append(login_guard_ctx)
     app.cleanup_ctx.append(purge_job_ctx)

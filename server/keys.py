@@ -20,6 +20,7 @@ from server.services.checkins import Checkins
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
+from server.services.goals import Goals
 from server.services.live_session import LiveSessions
 from server.settings import Settings
 from server.smtp import Transport
@@ -43,6 +44,7 @@ CHECKINS = web.AppKey("checkins", Checkins)
 CUE_RECORDS = web.AppKey("cue_records", CueRecords)
 HUB = web.AppKey("hub", Hub)
 LIVE = web.AppKey("live", LiveSessions)
+GOALS = web.AppKey("goals", Goals)
 MAILER = web.AppKey("mailer", Mailer)
 SMTP_TRANSPORT: web.AppKey[Transport] = web.AppKey("smtp_transport")
 METRICS = web.AppKey("metrics", Metrics)

@@ -25,6 +25,7 @@ class ClientWrite(StrEnum):
     EXPORT = "export"
     ERASE = "erase"
     CONNCHECK = "conncheck"
+    GOAL = "goal"
 
 
 CLIENT_WRITE_LIMITS: Final[Mapping[ClientWrite, Limit]] = MappingProxyType(
@@ -36,6 +37,8 @@ CLIENT_WRITE_LIMITS: Final[Mapping[ClientWrite, Limit]] = MappingProxyType(
         ClientWrite.EXPORT: Limit(3, 60),
         ClientWrite.ERASE: Limit(3, 60),
         ClientWrite.CONNCHECK: Limit(5, 60),
+        # adding, rewording and marking up to five shared goals in a session
+        ClientWrite.GOAL: Limit(30, 60),
     }
 )
 """At most `max_failures` writes of a kind per client cookie within `window_seconds`."""

@@ -25,6 +25,7 @@ from server.audit import AuditTrail
 from server.core.checkins import questionnaire_resource
 from server.core.cues.config import CueConfig
 from server.core.cues.features import FeatureError
+from server.core.goals import ChangedBy, GoalStatus
 from server.core.links import SessionStatus
 from server.core.models import Account
 from server.core.protocol import (
@@ -36,6 +37,7 @@ from server.core.protocol import (
     CloseCode,
     ConsentChangedMessage,
     EndReason,
+    GoalsMessage,
     PanelStateMessage,
     PromptFeedback,
     PromptMessage,
@@ -53,6 +55,7 @@ from server.services.checkins import CheckinResult, Checkins, alert_json, scores
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
+from server.services.goals import Goals
 from server.services.live_cues import LiveCues
 
 log = logging.getLogger("attune.live")
@@ -120,6 +123,7 @@ class LiveSessions:
         clock: Clock,
         cue_config: CueConfig | None = None,
         mailer: Mailer | None = None,
+        goals: Goals | None = None,
     ) -> None:
         self._db = db
         self._audit = audit
@@ -129,6 +133,7 @@ class LiveSessions:
         self._rooms = rooms
         self._clock = clock
         self._mailer = mailer
+        self._goals = goals
         self.cues = LiveCues(cue_config or CueConfig())
         # Whether each client's cue_analysis consent is live, kept current by consent events.
         self._cue_allowed: dict[str, bool] = {}
@@ -373,6 +378,50 @@ class LiveSessions:
                     now=self._clock(),
                 )
         return Submitted(result, duplicate)
+
+    # --- shared goals -----------------------------------------------------------------
+
+    @property
+    def goals(self) -> Goals:
+        """The goals service (configured by create_app)."""
+        if self._goals is None:
+            raise Conflict("Shared goals are not available here.")
+        return self._goals
+
+    async def goals_message(self, client_id: str) -> GoalsMessage:
+        """The client's goals as the `goals` message (after a join, and after each change)."""
+        goals = await self.goals.goals(client_id)
+        return GoalsMessage(goals=[g.to_json() for g in goals])
+
+    async def change_goal(
+        self,
+        session_id: str,
+        client_id: str,
+        *,
+        role: SessionRole,
+        actor: str,
+        text: str | None = None,
+        goal_id: str | None = None,
+        status: GoalStatus | None = None,
+    ) -> None:
+        """A goal added (no `goal_id`), reworded (`text`) or moved (`status`) by either party
+        in the call: stored, history and audit written, then both screens get `goals`."""
+        by = ChangedBy.THERAPIST if role is SessionRole.THERAPIST else ChangedBy.CLIENT
+        now = self._clock()
+        if goal_id is None:
+            goals = await self.goals.add(
+                client_id, text, by=by, actor=actor, now=now, session_id=session_id
+            )
+        elif status is not None:
+            goals = await self.goals.set_status(
+                client_id, goal_id, status, by=by, actor=actor, now=now, session_id=session_id
+            )
+        else:
+            goals = await self.goals.edit(
+                client_id, goal_id, text, by=by, actor=actor, now=now, session_id=session_id
+            )
+        message = GoalsMessage(goals=[g.to_json() for g in goals])
+        self._rooms.deliver(session_id, message, Audience.CALL)
 
     # --- signals, features, prompts ---------------------------------------------------
 

@@ -70,6 +70,7 @@ PURGE_ORDER: Final = (
     Category.CUE,
     Category.SIGNAL,
     Category.CHECKIN,
+    Category.GOAL,
     Category.OUTBOX,
     Category.CONTACT,
     Category.SESSION_META,
@@ -88,6 +89,7 @@ CATEGORY_NOUNS: Final[Mapping[Category, str]] = {
     Category.ACCOUNT: "accounts",
     Category.CONTACT: "email addresses",
     Category.OUTBOX: "emails",
+    Category.GOAL: "goal records",
 }
 """How counts of each category read: "this would delete 1,204 cue records now"."""
 

@@ -24,6 +24,7 @@ from tests.browser.video_helpers import (
 
 pytestmark = pytest.mark.browser
 SHOTS = Path("/tmp/shots-goals")
+SHOTS.mkdir(exist_ok=True)
 
 
 async def _grant_storage(site: LiveSite, client_id: str) -> None:
@@ -54,7 +55,7 @@ async def _in_call(site: LiveSite, therapist: Page, client: Page) -> tuple[str, 
 
 
 async def _shoot(page: Page, name: str) -> None:
-    SHOTS.mkdir(exist_ok=True)
+    """A screenshot for looking at by eye (the lead's rule: every changed page, both sizes)."""
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 

@@ -71,6 +71,7 @@ from server.web.email_views import add_email_pages
 from server.web.guard import add_api_routes
 from server.web.neutral_page import add_neutral_page_routes
 from server.web.pages import add_page_routes
+from server.web.progress_views import GOAL_OPERATIONS, add_progress_pages
 from server.web.sign_in_guard import login_guard_ctx
 from server.web.times import time_element
 
@@ -257,13 +258,15 @@ def create_app(
         + AUDIT_OPERATIONS
         + CHECKIN_OPERATIONS
         + CLIENT_RIGHTS_OPERATIONS
-        + CONNCHECK_OPERATIONS,
+        + CONNCHECK_OPERATIONS
+        + GOAL_OPERATIONS,
     )
     add_page_routes(app)
     add_neutral_page_routes(app)
     add_consent_pages(app)
     add_audit_pages(app)
     add_checkin_pages(app)
+    add_progress_pages(app)
     add_admin_pages(app)
     add_account_pages(app)
     add_client_rights_pages(app)

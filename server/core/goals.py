@@ -155,23 +155,25 @@ def with_goal_items(questionnaire: Mapping[str, Any], goals: Sequence[Goal]) -> 
 
 
 def split_goal_answers(
-    answers: Mapping[str, object], active_goal_ids: Sequence[str]
+    answers: Mapping[str, object], goal_ids: Sequence[str]
 ) -> tuple[dict[str, object], dict[str, int | None]]:
     """(the alliance instrument's answers, {goal id: progress 0–10 or None for a skip}).
 
-    A goal item for a goal that is not active (reached or dropped in the meantime, or
-    unknown) is refused; so is a value that is not an integer 0–10 or null.
+    A goal item for a goal the client does not have is refused; so is a value that is not an
+    integer 0–10 or null. A goal marked reached or dropped after the form opened still takes
+    its answer: the client's view of the progress is worth keeping, and a refusal would make
+    the form's outbox retry forever.
     """
     rest: dict[str, object] = {}
     progress: dict[str, int | None] = {}
-    active = set(active_goal_ids)
+    known = set(goal_ids)
     for link_id, value in answers.items():
         if not link_id.startswith(GOAL_ITEM_PREFIX):
             rest[link_id] = value
             continue
         goal_id = link_id[len(GOAL_ITEM_PREFIX) :]
-        if goal_id not in active:
-            raise GoalError(f"{link_id}: no such active goal.")
+        if goal_id not in known:
+            raise GoalError(f"{link_id}: no such goal.")
         if value is not None and (
             isinstance(value, bool)
             or not isinstance(value, int)

@@ -41,6 +41,7 @@ from server.db.engine import Database
 from server.db.retention_sources import DEFAULT_SOURCES, SourceRegistry, TableSource
 from server.errors import NotFound
 from server.services.consents import Consents
+from server.services.goals import fhir_goals_from_export
 from server.services.retention import Retention
 from server.vault_store import ClientVault
 
@@ -128,6 +129,8 @@ class ClientRights:
                 "records"
             ],
             "records": records,
+            # The shared goals again as FHIR R4 `Goal` resources, with their progress answers.
+            "fhir_goals": fhir_goals_from_export(records, client_id),
             "activity": activity,
             "not_included": [
                 {

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,6 +30,7 @@ from server.core.goals import (
     GoalStatus,
     check_can_add,
     clean_goal_text,
+    goal_resource,
     status_change,
 )
 from server.db import goals as goal_rows
@@ -373,4 +374,48 @@ class Goals:
             )
 
 
-__all__ = ["MAX_GOAL_CHARS", "Goals", "HistoryEntry", "ProgressView"]
+def fhir_goals(
+    goals: list[Goal], progress: Mapping[str, list[tuple[datetime, int]]], client_id: str
+) -> list[dict[str, Any]]:
+    """The client's goals as FHIR R4 `Goal` resources, each with its progress answers."""
+    return [
+        goal_resource(g, subject_ref=f"Patient/{client_id}", progress=progress.get(g.id, []))
+        for g in goals
+    ]
+
+
+def fhir_goals_from_export(records: Mapping[str, Any], client_id: str) -> list[dict[str, Any]]:
+    """The same resources from the client's export rows (already decrypted), so the export
+    carries its goals as FHIR beside the plain rows."""
+    goals = []
+    for row in records.get("client_goals", []):
+        if not isinstance(row.get("text"), str) or row["text"].startswith("unreadable"):
+            continue
+        goals.append(
+            Goal(
+                id=row["id"],
+                text=row["text"],
+                status=GoalStatus(row["status"]),
+                position=int(row["position"]),
+                created_at=datetime.fromisoformat(row["created_at"]),
+                updated_at=datetime.fromisoformat(row["updated_at"]),
+                updated_by=ChangedBy(row["updated_by"]),
+            )
+        )
+    progress: dict[str, list[tuple[datetime, int]]] = {}
+    for row in records.get("goal_progress", []):
+        payload = row.get("payload")
+        if isinstance(payload, Mapping) and isinstance(payload.get("score"), int):
+            at = datetime.fromisoformat(row["submitted_at"])
+            progress.setdefault(row["goal_id"], []).append((at, payload["score"]))
+    return fhir_goals(goals, progress, client_id)
+
+
+__all__ = [
+    "MAX_GOAL_CHARS",
+    "Goals",
+    "HistoryEntry",
+    "ProgressView",
+    "fhir_goals",
+    "fhir_goals_from_export",
+]

@@ -25,7 +25,7 @@ from server.audit import AuditTrail
 from server.core.checkins import questionnaire_resource
 from server.core.cues.config import CueConfig
 from server.core.cues.features import FeatureError
-from server.core.goals import ChangedBy, GoalStatus
+from server.core.goals import ChangedBy, GoalError, GoalStatus, split_goal_answers
 from server.core.links import SessionStatus
 from server.core.models import Account
 from server.core.protocol import (
@@ -344,6 +344,14 @@ class LiveSessions:
             session = await session_queries.session_by_id(conn, session_id)
         if session is None:
             raise NotFound("No such session.")
+        progress: dict[str, int | None] = {}
+        if self._goals is not None and self._checkins.instrument(instrument_id).kind == "after":
+            # The after form asks about each active goal too: those answers are goal progress.
+            known = [g.id for g in await self._goals.goals(session.client_id)]
+            try:
+                answers, progress = split_goal_answers(answers, known)
+            except GoalError as exc:
+                raise InvalidInput(str(exc)) from None
         result, duplicate = await self._checkins.submit(
             self._db,
             session=session,
@@ -353,6 +361,15 @@ class LiveSessions:
             now=self._clock(),
             audit=self._audit,
         )
+        if progress and self._goals is not None:
+            # Same key, same rule: stored once, encrypted, only with `checkin_storage`.
+            await self._goals.record_progress(
+                client_id=session.client_id,
+                session_id=session_id,
+                progress=progress,
+                idempotency_key=idempotency_key,
+                now=result.submitted_at,
+            )
         if not duplicate:
             self._rooms.deliver_to_therapist(
                 session_id,

@@ -129,8 +129,8 @@ def test_progress_outside_zero_to_ten_is_refused(value: object) -> None:
         split_goal_answers({goal_link_id(a): value}, [a])
 
 
-def test_progress_on_a_goal_that_is_not_active_is_refused() -> None:
-    with pytest.raises(GoalError, match="no such active goal"):
+def test_progress_on_a_goal_the_client_does_not_have_is_refused() -> None:
+    with pytest.raises(GoalError, match="no such goal"):
         split_goal_answers({goal_link_id(f"{7:032x}"): 5}, [f"{1:032x}"])
 
 

@@ -71,7 +71,7 @@ def _measure_charts(
             continue
         title = PLAIN_MEASURE_WORDS.get(measure.id, measure.title) if for_client else measure.title
         chart = measure_chart(
-            key=f"{'my' if for_client else 'chart'}-{measure.id}",
+            key=f"{'svg-my' if for_client else 'svg'}-{measure.id}",
             title=title,
             maximum=measure.max_total,
             bands=[(b.lower, b.upper, b.label) for b in measure.bands],
@@ -143,7 +143,7 @@ async def therapist_progress(
         "measure_charts": _measure_charts(points, measures, for_client=False),
         "flags": [{"reason": f.reason, "text": f.text} for f in flags(measures, points)],
         "goals": _goal_rows(progress),
-        "goal_chart": _goal_chart(progress, "chart-goals", "Progress on shared goals"),
+        "goal_chart": _goal_chart(progress, "svg-goals", "Progress on shared goals"),
         "goal_history": [
             {
                 "at": h.at,
@@ -247,7 +247,7 @@ async def client_progress_page(request: web.Request) -> web.StreamResponse:
         context |= {
             "measure_charts": _measure_charts(points, measures, for_client=True),
             "goals": _goal_rows(progress),
-            "goal_chart": _goal_chart(progress, "my-goals", "Progress on your goals"),
+            "goal_chart": _goal_chart(progress, "svg-my-goals", "Progress on your goals"),
             "alliance": [
                 {"date": date_label(at), "total": total, "maximum": maximum}
                 for at, total, maximum in sessions
@@ -262,7 +262,7 @@ def _alliance_chart(sessions: Sequence[tuple[datetime, int, int]]) -> str | None
         return None
     maximum = max(m for _at, _t, m in sessions)
     chart = measure_chart(
-        key="my-sessions",
+        key="svg-my-sessions",
         title="How sessions felt to you",
         maximum=maximum,
         bands=(),

@@ -100,3 +100,56 @@ async def test_a_goal_the_client_adds_and_rewords_in_the_call_appears_on_the_the
     await therapist_goals.scroll_into_view_if_needed()
     await _shoot(therapist, "call-goals-therapist-1280")
     harness.assert_no_policy_violations()
+
+
+async def test_progress_given_after_the_session_shows_on_both_sides_charts_and_tables(
+    live_site: LiveSite, media_browser: Browser
+) -> None:
+    harness = BrowserHarness(media_browser)
+    therapist = await harness.new_page(viewport={"width": 1280, "height": 720})
+    client = await harness.new_page(**MOBILE)
+    _session_id, client_id = await _in_call(live_site, therapist, client)
+    goals = therapist.get_by_role("region", name="Shared goals")
+    await goals.get_by_label("New goal").fill("Go back to the choir")
+    await goals.get_by_role("button", name="Add goal").click()
+    await expect(
+        client.get_by_role("region", name="Shared goals").get_by_role("listitem")
+    ).to_have_text(re.compile("Go back to the choir"))
+
+    await therapist.get_by_role("button", name="End session").click()
+    dialog = therapist.get_by_role("dialog", name="End the session for everyone?")
+    await dialog.get_by_role("button", name="Yes, end the session").click()
+    await client.get_by_role("link", name=re.compile("Tell your therapist")).click()
+    progress = client.get_by_label(re.compile("Progress on your goal: .Go back to the choir"))
+    await progress.focus()
+    await progress.press("End")  # 10, by keyboard
+    await expect(client.get_by_text("Your answer: 10")).to_be_visible()
+    await _shoot(client, "after-form-360")
+    await client.set_viewport_size({"width": 1280, "height": 720})
+    await _shoot(client, "after-form-1280")
+    await client.set_viewport_size({"width": 360, "height": 640})
+    await client.get_by_role("button", name="Send to my therapist").click()
+    await expect(
+        client.get_by_role("status").filter(has_text="reached your therapist")
+    ).to_be_visible()
+
+    # The client's own page: their goal with its answer, in a chart and a table.
+    await client.get_by_role("link", name="Your progress").click()
+    mine = client.get_by_role("region", name="Your goals")
+    await expect(mine.get_by_role("img", name="Progress on your goals")).to_be_visible()
+    row = mine.get_by_role("row", name=re.compile("Go back to the choir"))
+    await expect(row.get_by_role("cell").nth(2)).to_have_text(re.compile(r": 10$"))
+    await _shoot(client, "client-progress-360")
+    await client.set_viewport_size({"width": 1280, "height": 720})
+    await _shoot(client, "client-progress-1280")
+
+    # The therapist's client page: the same answer on the goal's progress line and table.
+    await therapist.goto(live_site.url(f"/dashboard/clients/{client_id}"))
+    theirs = therapist.get_by_role("region", name="Shared goals")
+    await expect(theirs.get_by_role("img", name="Progress on shared goals")).to_be_visible()
+    row = theirs.get_by_role("row", name=re.compile("Go back to the choir"))
+    await expect(row.get_by_role("cell").nth(2)).to_have_text(re.compile(r": 10$"))
+    await _shoot(therapist, "client-page-1280")
+    await therapist.set_viewport_size({"width": 360, "height": 640})
+    await _shoot(therapist, "client-page-360")
+    harness.assert_no_policy_violations()

@@ -5,6 +5,7 @@ audit trail name who changed what and when but never the words."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,14 @@ from fhir.resources.R4B.goal import Goal as FhirGoal
 
 from privacy.consent import Channel, ConsentDecision, Purpose
 from privacy.retention import Action, Category, Policy
+from server.core.measures import load_builtin_measures
+from server.db.scheduling import session_by_id
 from server.keys import AUDIT, CLOCK, CONSENTS, DB, SETTINGS, VAULT
+from server.services.measures import Measures
 from server.services.retention import Retention
 from tests.conftest import add_account, sign_in
 from tests.integration.test_checkins import _grant
+from tests.integration.test_measures_service import CODES
 from tests.integration.test_signaling import Party, _admitted, _setup
 
 
@@ -330,3 +335,40 @@ async def test_the_therapist_can_turn_the_clients_progress_page_off_with_a_reaso
         ).fetchall()
     assert len(audited) == 1 and "Discuss" not in audited[0][0]
     assert b"Discuss scores" not in _raw_bytes(client.app[SETTINGS].data_dir)
+
+
+# --- outcome measures on the charts -----------------------------------------------------------
+
+
+async def test_worsening_phq9_scores_chart_with_bands_a_table_and_a_not_on_track_flag(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await _grant(visitor, "checkin_storage")
+    async with client.app[DB].read() as conn:
+        session = await session_by_id(conn, therapist.session_id)
+    assert session is not None
+    measures = Measures(load_builtin_measures(), client.app[CONSENTS], client.app[VAULT])
+    start = datetime.now(UTC)
+    for week, scores in enumerate(
+        ((1, 1, 1, 1, 1, 0, 0, 0, 0), (2, 2, 1, 1, 1, 1, 1, 0, 0), (2, 2, 2, 2, 2, 2, 1, 1, 0))
+    ):
+        await measures.submit(
+            client.app[DB],
+            session=session,
+            measure_id="phq9",
+            answers={f"phq9-{n}": CODES[v] for n, v in enumerate(scores, start=1)},
+            idempotency_key=f"phq9-week-{week}-0123456789",
+            now=start + timedelta(weeks=week),
+        )
+
+    page = await (await client.get(f"/dashboard/clients/{_client_id(client)}")).text()
+
+    assert page.count('class="band band-') == 5  # minimal … severe behind the line
+    assert 'class="change-band"' in page
+    assert "PHQ-9 rose from 5 to 14" in page  # the flag, with its reason
+    for total, band in (("5", "mild"), ("9", "mild"), ("14", "moderate")):
+        assert f"<td>{total}</td><td>{band}</td>" in page
+    own = await (await visitor.http.get("/visit/progress")).text()
+    assert "Mood over the past two weeks" in own and "higher than the first time" in own
+    assert "moderate" not in own and "severe" not in own

@@ -95,10 +95,15 @@ async def test_a_goal_the_client_adds_and_rewords_in_the_call_appears_on_the_the
     await expect(client_goals.get_by_role("status")).to_have_text(
         "Your therapist marked a goal reached: Sing with the choir again by spring"
     )
-    await client_goals.scroll_into_view_if_needed()
-    await _shoot(client, "call-goals-client-360")
-    await therapist_goals.scroll_into_view_if_needed()
-    await _shoot(therapist, "call-goals-therapist-1280")
+    for page, goals, name in (
+        (client, client_goals, "client"),
+        (therapist, therapist_goals, "therapist"),
+    ):
+        for width, height in ((360, 640), (1280, 720)):
+            await page.set_viewport_size({"width": width, "height": height})
+            await goals.scroll_into_view_if_needed()
+            await goals.screenshot(path=str(SHOTS / f"call-goals-{name}-{width}.png"))
+    await _shoot(client, "call-client-1280")
     harness.assert_no_policy_violations()
 
 

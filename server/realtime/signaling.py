@@ -515,6 +515,9 @@ async def _admit(ctx: _Context, message: Admit) -> None:
     await ctx.live.mark_live(ctx.connection.session_id)
     admitted_id = ctx.room.admitted_conn_id
     admitted = ctx.hub.conn_refs.get(admitted_id) if admitted_id is not None else None
+    if admitted is not None:
+        # the goals as they stand now: they may have changed while the client waited
+        ctx.hub.send(admitted.conn_id, await ctx.live.goals_message(admitted.client_id))
     if admitted is not None and admitted.client_access_id is not None:
         await ctx.live.admit_device(ctx.connection.session_id, admitted.client_access_id)
         # its cookie is the link's one device now

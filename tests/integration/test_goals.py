@@ -98,18 +98,27 @@ async def test_a_sixth_active_goal_and_bad_changes_are_refused_and_the_socket_st
     assert (await visitor.expect("pong"))["type"] == "pong"
 
 
-async def test_a_waiting_client_can_neither_see_nor_change_goals(
+async def test_a_waiting_client_cannot_change_goals_and_gets_them_fresh_when_admitted(
     client: TestClient, aiohttp_client: Any
 ) -> None:
     therapist, visitor, _ = await _setup(client, aiohttp_client)
     await therapist.connect()
-    await visitor.connect()
+    welcome = await visitor.connect()
 
     await visitor.send({"type": "goal-add", "text": "Sleep better", "id": "w1"})
     error = await visitor.expect("error")
     assert error["code"] == "not-admitted" and error["ref"] == "w1"
     with _db(client) as db:
         assert db.execute("SELECT count(*) FROM client_goals").fetchone() == (0,)
+
+    await therapist.send({"type": "goal-add", "text": "Walk every morning"})
+    await therapist.expect("goals")
+    await therapist.send({"type": "admit", "knock_id": welcome["knock_id"]})
+    await visitor.expect("admitted")
+    goals = (await visitor.expect("goals"))["goals"]
+    while not goals:  # the (empty) list from joining came first
+        goals = (await visitor.expect("goals"))["goals"]
+    assert [(g["text"], g["updated_by"]) for g in goals] == [("Walk every morning", "therapist")]
 
 
 # --- after the session: progress on each goal -------------------------------------------------

@@ -381,3 +381,21 @@ async def test_worsening_phq9_scores_chart_with_bands_a_table_and_a_not_on_track
     own = await (await visitor.http.get("/visit/progress")).text()
     assert "Mood over the past two weeks" in own and "higher than the first time" in own
     assert "moderate" not in own and "severe" not in own
+
+
+async def test_progress_sent_over_the_socket_with_an_after_checkin_is_stored_once(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    _therapist, visitor, goal_id = await _goal_in_call(client, aiohttp_client)
+    answer = {
+        "type": "checkin-answer",
+        "instrument_id": "after",
+        "answers": {"overall": 8, f"goal-{goal_id}": 3},
+        "idempotency_key": "socket-after-key-01",
+    }
+    for _ in range(2):  # a resend after a lost ack
+        await visitor.send(answer)
+        assert (await visitor.expect("checkin-ack"))["idempotency_key"] == "socket-after-key-01"
+
+    with _db(client) as db:
+        assert db.execute("SELECT goal_id FROM goal_progress").fetchall() == [(goal_id,)]

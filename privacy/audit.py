@@ -77,6 +77,14 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
             "A client submitted a check-in; `details` say its kind and whether the answers were"
             " stored (never the answers)."
         ),
+        "goal.change": (
+            "A shared goal was added, edited, marked reached or dropped, or made active again;"
+            " `details` say the change and by whom (never the goal's words)."
+        ),
+        "progress.visibility": (
+            "A therapist turned a client's own progress page off or on; `details.shown` is the"
+            " new value (the reason is stored encrypted, never in the trail)."
+        ),
         "measure.submit": (
             "A client submitted an outcome measure (PHQ-9, GAD-7); `details` say which and"
             " whether the answers were stored (never the answers)."

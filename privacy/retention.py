@@ -90,6 +90,7 @@ class Category(StrEnum):
     OUTBOX = "outbox"
     SAFETY = "safety"
     MEASURE = "measure"
+    GOAL = "goal"
 
 
 class Action(StrEnum):
@@ -115,6 +116,7 @@ ALLOWED_ACTIONS: Mapping[Category, frozenset[Action]] = {
     Category.OUTBOX: frozenset({Action.DELETE}),
     Category.SAFETY: frozenset({Action.DELETE}),
     Category.MEASURE: frozenset({Action.DELETE}),
+    Category.GOAL: frozenset({Action.DELETE}),
 }
 
 
@@ -177,6 +179,7 @@ DEFAULT_POLICIES: Mapping[Category, Policy] = {
     Category.OUTBOX: Policy(Category.OUTBOX, 30, Action.DELETE),
     Category.SAFETY: Policy(Category.SAFETY, 90, Action.DELETE),
     Category.MEASURE: Policy(Category.MEASURE, 3653, Action.DELETE),
+    Category.GOAL: Policy(Category.GOAL, 3653, Action.DELETE),
 }
 
 DEFAULT_REASONS: Mapping[Category, str] = {
@@ -230,6 +233,11 @@ DEFAULT_REASONS: Mapping[Category, str] = {
         "Outcome measures (PHQ-9, GAD-7) and the record of their safety alerts are clinical "
         "assessments in the clinical record, so they are kept as long as notes (10 years) and "
         "then deleted. Minors may need longer: use a hold or a longer policy."
+    ),
+    Category.GOAL: (
+        "Shared goals, their history and the progress answers are part of the clinical record "
+        "(set together in sessions and reviewed over the course of therapy), so they are kept "
+        "as long as check-ins and notes (10 years after the last change), then deleted."
     ),
 }
 

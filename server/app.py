@@ -13,11 +13,13 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.consent import Purpose
 from server.core.checkins import load_builtin_instruments, load_instruments_dir
 from server.core.cues.config import CueConfig
 from server.core.measures import load_builtin_measures
+from server.db import goals as goal_rows
 from server.jobs.email import email_job_ctx
 from server.jobs.purge import purge_job_ctx
 from server.keys import (
@@ -31,6 +33,7 @@ from server.keys import (
     DB,
     DENIAL_LIMITER,
     DRAINING,
+    GOALS,
     HUB,
     LINK_THROTTLE,
     LIVE,
@@ -56,6 +59,7 @@ from server.services.checkins import Checkins
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
+from server.services.goals import Goals
 from server.services.live_session import LiveSessions
 from server.services.measures import Measures
 from server.services.safety import SafetyChecks
@@ -73,6 +77,7 @@ from server.web.guard import add_api_routes
 from server.web.measure_views import MEASURE_OPERATIONS, add_measure_pages
 from server.web.neutral_page import add_neutral_page_routes
 from server.web.pages import add_page_routes
+from server.web.progress_views import GOAL_OPERATIONS, add_progress_pages
 from server.web.safety_views import SAFETY_OPERATIONS
 from server.web.sign_in_guard import login_guard_ctx
 from server.web.times import time_element
@@ -125,9 +130,13 @@ async def _checkins(app: web.Application) -> AsyncIterator[None]:
     if extra_dir is not None:
         instruments |= load_instruments_dir(extra_dir, reserved=instruments)
     checkins = Checkins(instruments, app[CONSENTS], app[VAULT])
-    app[CONSENTS].on_withdrawal(
-        Purpose.CHECKIN_STORAGE, "delete-checkins", checkins.delete_for_client
-    )
+
+    async def delete_checkins(conn: AsyncConnection, client_id: str) -> None:
+        # The after-session goal progress answers are check-in answers too.
+        await checkins.delete_for_client(conn, client_id)
+        await goal_rows.delete_progress(conn, client_id)
+
+    app[CONSENTS].on_withdrawal(Purpose.CHECKIN_STORAGE, "delete-checkins", delete_checkins)
     app[CHECKINS] = checkins
     yield
 
@@ -139,6 +148,11 @@ async def _measures(app: web.Application) -> AsyncIterator[None]:
         vault=app[VAULT],
         review_by_session=app[SETTINGS].measures_review_session,
     )
+    yield
+
+
+async def _goals(app: web.Application) -> AsyncIterator[None]:
+    app[GOALS] = Goals(app[DB], app[VAULT], app[AUDIT], app[CONSENTS])
     yield
 
 
@@ -187,6 +201,7 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
         cue_config=CueConfig().scaled(settings.cue_time_scale),
         mailer=app[MAILER],
         safety=app[SAFETY],
+        goals=app[GOALS],
     )
     app[HUB], app[LIVE] = hub, live
     bus.bind(hub, SessionRunner(app), LIVE_CALLS)
@@ -257,6 +272,7 @@ def create_app(
     app.cleanup_ctx.append(_mailer)
     app.cleanup_ctx.append(conncheck_cleanup_ctx)
     app.cleanup_ctx.append(_audit)
+    app.cleanup_ctx.append(_goals)
     app.cleanup_ctx.append(_live_sessions)
     app.cleanup_ctx.append(login_guard_ctx)
     app.cleanup_ctx.append(purge_job_ctx)
@@ -270,7 +286,8 @@ def create_app(
         + CLIENT_RIGHTS_OPERATIONS
         + SAFETY_OPERATIONS
         + CONNCHECK_OPERATIONS
-        + MEASURE_OPERATIONS,
+        + MEASURE_OPERATIONS
+        + GOAL_OPERATIONS,
     )
     add_page_routes(app)
     add_neutral_page_routes(app)
@@ -278,6 +295,7 @@ def create_app(
     add_audit_pages(app)
     add_checkin_pages(app)
     add_measure_pages(app)
+    add_progress_pages(app)
     add_admin_pages(app)
     add_account_pages(app)
     add_client_rights_pages(app)

@@ -20,6 +20,7 @@ from server.services.checkins import Checkins
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
+from server.services.goals import Goals
 from server.services.live_session import LiveSessions
 from server.services.measures import Measures
 from server.services.safety import SafetyChecks
@@ -47,6 +48,7 @@ CUE_RECORDS = web.AppKey("cue_records", CueRecords)
 MEASURES = web.AppKey("measures", Measures)
 HUB = web.AppKey("hub", Hub)
 LIVE = web.AppKey("live", LiveSessions)
+GOALS = web.AppKey("goals", Goals)
 MAILER = web.AppKey("mailer", Mailer)
 SAFETY = web.AppKey("safety", SafetyChecks)
 SMTP_TRANSPORT: web.AppKey[Transport] = web.AppKey("smtp_transport")

@@ -503,3 +503,80 @@ measure_plans = sa.Table(
     sa.Column("frequency", sa.String(24), nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Shared goals (issue #18): the client's words only as ciphertext; status and times in clear.
+client_goals = sa.Table(
+    "client_goals",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(16), nullable=False),
+    sa.Column("text_ciphertext", sa.LargeBinary, nullable=False),
+)
+
+# A goal's history: who changed it, how and when (never its text).
+goal_changes = sa.Table(
+    "goal_changes",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "goal_id",
+        ID,
+        sa.ForeignKey("client_goals.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column(
+        "client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("session_id", ID, sa.ForeignKey("therapy_sessions.id", ondelete="SET NULL")),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("by", sa.String(16), nullable=False),
+    sa.Column("change", sa.String(16), nullable=False),
+)
+
+# Progress on a goal (0–10) from the after-session check-in, stored like check-ins.
+goal_progress = sa.Table(
+    "goal_progress",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "goal_id",
+        ID,
+        sa.ForeignKey("client_goals.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column(
+        "client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column(
+        "session_id",
+        ID,
+        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("idempotency_key", sa.String(64), nullable=False),
+    sa.Column("submitted_at", UTCDateTime, nullable=False),
+    sa.Column("payload_ciphertext", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint(
+        "session_id", "idempotency_key", "goal_id", name="uq_goal_progress_idempotency"
+    ),
+)
+
+# Whether a client sees their own progress page; the therapist's reason only as ciphertext.
+progress_views = sa.Table(
+    "progress_views",
+    metadata,
+    sa.Column("client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("shown", sa.Boolean, nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.Column("reason_ciphertext", sa.LargeBinary),
+)

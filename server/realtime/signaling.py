@@ -45,6 +45,9 @@ from server.core.protocol import (
     ErrorCode,
     ErrorMessage,
     Features,
+    GoalAdd,
+    GoalEdit,
+    GoalStatusMessage,
     Hello,
     IceTransportPolicy,
     Leave,
@@ -429,6 +432,9 @@ class SessionRunner:
         if in_room and ref.role is SessionRole.THERAPIST and ref.account is not None:
             # the panel so far, so a reload (or a takeover) rebuilds it
             await live.send_panel_state(ref.session_id, ref.account.id)
+        if in_room and not waiting_to_act and ref.client_id:
+            # the shared goals as they stand, for the goals panel on either side
+            hub.send(ref.conn_id, await live.goals_message(ref.client_id))
 
     async def _message(self, op: RoomOp) -> None:
         hub = self._app[HUB]
@@ -511,6 +517,9 @@ async def _admit(ctx: _Context, message: Admit) -> None:
     await ctx.live.mark_live(ctx.connection.session_id)
     admitted_id = ctx.room.admitted_conn_id
     admitted = ctx.hub.conn_refs.get(admitted_id) if admitted_id is not None else None
+    if admitted is not None:
+        # the goals as they stand now: they may have changed while the client waited
+        ctx.hub.send(admitted.conn_id, await ctx.live.goals_message(admitted.client_id))
     if admitted is not None and admitted.client_access_id is not None:
         await ctx.live.admit_device(ctx.connection.session_id, admitted.client_access_id)
         # its cookie is the link's one device now
@@ -619,6 +628,27 @@ async def _consent(ctx: _Context, message: Consent) -> None:
     )
 
 
+def _goal_actor(ctx: _Context) -> str:
+    """Who changed a goal, as the audit trail names them (never a person's name)."""
+    account = ctx.connection.account
+    return f"account:{account.id}" if account is not None else "client"
+
+
+async def _goal_change(ctx: _Context, message: GoalAdd | GoalEdit | GoalStatusMessage) -> None:
+    """Either party in the call changes a shared goal; both screens get `goals`."""
+    if ctx.connection.role is SessionRole.CLIENT:
+        _spend_client_write(ctx, ClientWrite.GOAL)
+    await ctx.live.change_goal(
+        ctx.connection.session_id,
+        ctx.connection.client_id,
+        role=ctx.connection.role,
+        actor=_goal_actor(ctx),
+        text=message.text if not isinstance(message, GoalStatusMessage) else None,
+        goal_id=message.goal_id if not isinstance(message, GoalAdd) else None,
+        status=message.status if isinstance(message, GoalStatusMessage) else None,
+    )
+
+
 _Handler = Callable[[_Context, Any], Awaitable[None]]
 _HANDLERS: Mapping[type[ClientMessage], _Handler] = MappingProxyType(
     {
@@ -638,6 +668,9 @@ _HANDLERS: Mapping[type[ClientMessage], _Handler] = MappingProxyType(
         CheckinAnswer: _checkin_answer,
         CheckinLaunch: _checkin_launch,
         Consent: _consent,
+        GoalAdd: _goal_change,
+        GoalEdit: _goal_change,
+        GoalStatusMessage: _goal_change,
     }
 )
 """One handler per client message type: parsing is done, roles are checked, the rest is

@@ -26,6 +26,7 @@ class ClientWrite(StrEnum):
     ERASE = "erase"
     CONNCHECK = "conncheck"
     SAFETY = "safety"
+    GOAL = "goal"
 
 
 CLIENT_WRITE_LIMITS: Final[Mapping[ClientWrite, Limit]] = MappingProxyType(
@@ -39,6 +40,8 @@ CLIENT_WRITE_LIMITS: Final[Mapping[ClientWrite, Limit]] = MappingProxyType(
         ClientWrite.CONNCHECK: Limit(5, 60),
         # the safety check is answered once per visit; a few retries after a correction
         ClientWrite.SAFETY: Limit(10, 60),
+        # adding, rewording and marking up to five shared goals in a session
+        ClientWrite.GOAL: Limit(30, 60),
     }
 )
 """At most `max_failures` writes of a kind per client cookie within `window_seconds`."""

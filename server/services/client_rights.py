@@ -42,6 +42,7 @@ from server.db.engine import Database
 from server.db.retention_sources import DEFAULT_SOURCES, SourceRegistry, TableSource
 from server.errors import NotFound
 from server.services.consents import Consents
+from server.services.goals import fhir_goals_from_export
 from server.services.retention import Retention
 from server.vault_store import ClientVault
 
@@ -151,6 +152,8 @@ class ClientRights:
             ],
             "records": records,
             "outcome_measures_fhir": _measures_fhir(client_id, records, now),
+            # The shared goals again as FHIR R4 `Goal` resources, with their progress answers.
+            "fhir_goals": fhir_goals_from_export(records, client_id),
             "activity": activity,
             "not_included": [
                 {

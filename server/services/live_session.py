@@ -25,6 +25,7 @@ from server.audit import AuditTrail
 from server.core.checkins import questionnaire_resource
 from server.core.cues.config import CueConfig
 from server.core.cues.features import FeatureError
+from server.core.goals import ChangedBy, GoalError, GoalStatus, split_goal_answers
 from server.core.links import SessionStatus
 from server.core.measures.scoring import SAFETY_REPAIR, safety_reason
 from server.core.models import Account
@@ -37,6 +38,7 @@ from server.core.protocol import (
     CloseCode,
     ConsentChangedMessage,
     EndReason,
+    GoalsMessage,
     MeasureAlertMessage,
     PanelStateMessage,
     PromptFeedback,
@@ -56,6 +58,7 @@ from server.services.checkins import CheckinResult, Checkins, alert_json, scores
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
+from server.services.goals import Goals
 from server.services.live_cues import LiveCues
 from server.services.measures import MeasureResult, Measures, SafetyAlertRecord
 from server.services.safety import SafetyCheck, SafetyChecks
@@ -135,6 +138,7 @@ class LiveSessions:
         mailer: Mailer | None = None,
         safety: SafetyChecks | None = None,
         measures: Measures | None = None,
+        goals: Goals | None = None,
     ) -> None:
         self._db = db
         self._measures = measures
@@ -146,6 +150,7 @@ class LiveSessions:
         self._clock = clock
         self._mailer = mailer
         self._safety = safety
+        self._goals = goals
         self.cues = LiveCues(cue_config or CueConfig())
         # Whether each client's cue_analysis consent is live, kept current by consent events.
         self._cue_allowed: dict[str, bool] = {}
@@ -399,6 +404,14 @@ class LiveSessions:
             session = await session_queries.session_by_id(conn, session_id)
         if session is None:
             raise NotFound("No such session.")
+        progress: dict[str, int | None] = {}
+        if self._goals is not None and self._checkins.instrument(instrument_id).kind == "after":
+            # The after form asks about each active goal too: those answers are goal progress.
+            known = [g.id for g in await self._goals.goals(session.client_id)]
+            try:
+                answers, progress = split_goal_answers(answers, known)
+            except GoalError as exc:
+                raise InvalidInput(str(exc)) from None
         result, duplicate = await self._checkins.submit(
             self._db,
             session=session,
@@ -408,6 +421,15 @@ class LiveSessions:
             now=self._clock(),
             audit=self._audit,
         )
+        if progress and self._goals is not None:
+            # Same key, same rule: stored once, encrypted, only with `checkin_storage`.
+            await self._goals.record_progress(
+                client_id=session.client_id,
+                session_id=session_id,
+                progress=progress,
+                idempotency_key=idempotency_key,
+                now=result.submitted_at,
+            )
         if not duplicate:
             self._rooms.deliver_to_therapist(
                 session_id,
@@ -475,6 +497,50 @@ class LiveSessions:
                     self._db, session=session, source_id=result.id, now=self._clock()
                 )
         return MeasureSubmitted(result, duplicate)
+
+    # --- shared goals -----------------------------------------------------------------
+
+    @property
+    def goals(self) -> Goals:
+        """The goals service (configured by create_app)."""
+        if self._goals is None:
+            raise Conflict("Shared goals are not available here.")
+        return self._goals
+
+    async def goals_message(self, client_id: str) -> GoalsMessage:
+        """The client's goals as the `goals` message (after a join, and after each change)."""
+        goals = await self.goals.goals(client_id)
+        return GoalsMessage(goals=[g.to_json() for g in goals])
+
+    async def change_goal(
+        self,
+        session_id: str,
+        client_id: str,
+        *,
+        role: SessionRole,
+        actor: str,
+        text: str | None = None,
+        goal_id: str | None = None,
+        status: GoalStatus | None = None,
+    ) -> None:
+        """A goal added (no `goal_id`), reworded (`text`) or moved (`status`) by either party
+        in the call: stored, history and audit written, then both screens get `goals`."""
+        by = ChangedBy.THERAPIST if role is SessionRole.THERAPIST else ChangedBy.CLIENT
+        now = self._clock()
+        if goal_id is None:
+            goals = await self.goals.add(
+                client_id, text, by=by, actor=actor, now=now, session_id=session_id
+            )
+        elif status is not None:
+            goals = await self.goals.set_status(
+                client_id, goal_id, status, by=by, actor=actor, now=now, session_id=session_id
+            )
+        else:
+            goals = await self.goals.edit(
+                client_id, goal_id, text, by=by, actor=actor, now=now, session_id=session_id
+            )
+        message = GoalsMessage(goals=[g.to_json() for g in goals])
+        self._rooms.deliver(session_id, message, Audience.CALL)
 
     # --- signals, features, prompts ---------------------------------------------------
 

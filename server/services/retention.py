@@ -72,6 +72,7 @@ PURGE_ORDER: Final = (
     Category.CHECKIN,
     Category.SAFETY,
     Category.MEASURE,
+    Category.GOAL,
     Category.OUTBOX,
     Category.CONTACT,
     Category.SESSION_META,
@@ -92,6 +93,7 @@ CATEGORY_NOUNS: Final[Mapping[Category, str]] = {
     Category.OUTBOX: "emails",
     Category.SAFETY: "safety checks",
     Category.MEASURE: "outcome-measure records",
+    Category.GOAL: "goal records",
 }
 """How counts of each category read: "this would delete 1,204 cue records now"."""
 

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from privacy.consent import ConsentState, Purpose
 from server.core.checkins import bundle, questionnaire_resource, questionnaire_response
+from server.core.goals import with_goal_items
 from server.core.links import SessionStatus
 from server.core.models import Role
 from server.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -23,6 +24,7 @@ from server.keys import (
     CONSENTS,
     CUE_RECORDS,
     DB,
+    GOALS,
     LIVE,
     SAFETY,
     SETTINGS,
@@ -31,12 +33,14 @@ from server.keys import (
 from server.services import erasure, scheduling
 from server.services import notes as note_service
 from server.services.checkins import CheckinResult, result_json
+from server.services.goals import fhir_goals
 from server.web.charts import trend_svg
 from server.web.cue_charts import cue_charts
 from server.web.guard import SIGNED_IN, VISIT, page_guarded
 from server.web.identity import ANOTHER_DEVICE_MESSAGE, after_session_visit, path_id
 from server.web.measure_views import client_page_context
 from server.web.openapi import Operation
+from server.web.progress_views import therapist_progress
 from server.web.shapes import ERR
 from server.web.validation import read_json
 
@@ -104,6 +108,7 @@ async def after_page(request: web.Request) -> web.StreamResponse:
         raise Forbidden(ANOTHER_DEVICE_MESSAGE, code="another-device")
     app = request.app
     instrument = app[CHECKINS].instrument_for("after")
+    goals = await app[GOALS].goals(visit.session.client_id)
     states = await app[CONSENTS].state(app[DB], visit.session.client_id, app[CLOCK]())
     storing = states[Purpose.CHECKIN_STORAGE].state is ConsentState.GRANTED
     return aiohttp_jinja2.render_template(
@@ -113,7 +118,9 @@ async def after_page(request: web.Request) -> web.StreamResponse:
             "session": visit.session,
             "csrf_token": visit.csrf_token,
             "storing": storing,
-            "questionnaire_json": script_json(questionnaire_resource(instrument)),
+            "questionnaire_json": script_json(
+                with_goal_items(questionnaire_resource(instrument), goals)
+            ),
             "ended": visit.session.status is SessionStatus.ENDED,
         },
     )
@@ -168,10 +175,14 @@ async def client_checkins(request: web.Request) -> web.StreamResponse:
     results = await app[CHECKINS].stored_for_client(app[DB], client.id)
     await _audited_read(request, client.id, f"checkins:{fmt}", len(results))
     if fmt == "fhir":
-        return web.json_response(
-            _fhir_bundle(request, client.id, results, app[CLOCK]()),
-            content_type="application/fhir+json",
+        document = _fhir_bundle(request, client.id, results, app[CLOCK]())
+        # The shared goals (FHIR R4 `Goal`, with their progress) beside the responses.
+        goals = app[GOALS]
+        resources = fhir_goals(
+            await goals.goals(client.id), await goals.progress(client.id), client.id
         )
+        document["entry"].extend({"resource": r} for r in resources)
+        return web.json_response(document, content_type="application/fhir+json")
     return web.json_response({"items": [result_json(r) for r in results]})
 
 
@@ -236,7 +247,8 @@ async def client_page(request: web.Request) -> web.StreamResponse:
     app = request.app
     client = await scheduling.get_client(app[DB], current.account, path_id(request, "client_id"))
     results = await app[CHECKINS].stored_for_client(app[DB], client.id)
-    await _audited_read(request, client.id, "trend", len(results))
+    progress = await therapist_progress(request, client, results)
+    await _audited_read(request, client.id, "trend", progress["clinical_count"])
     sessions = await scheduling.list_sessions(app[DB], current.account, client_id=client.id)
     notes = await note_service.list_notes(
         app[DB], app[VAULT], app[AUDIT], current.account, client.id, app[CLOCK]()
@@ -259,6 +271,7 @@ async def client_page(request: web.Request) -> web.StreamResponse:
                 points, cutoff=getattr(cutoff, "alliance_total_below", 36), maximum=40
             ),
             **measures,
+            **progress,
         },
     )
 

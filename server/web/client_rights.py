@@ -151,6 +151,7 @@ EXPORT_SCHEMA: Final = {
         "sessions": {"type": "array"},
         "consents": {"type": "array"},
         "records": {"type": "object"},
+        "fhir_goals": {"type": "array"},
         "activity": {"type": "array"},
         "not_included": {"type": "array"},
         "notes": {"type": "array"},

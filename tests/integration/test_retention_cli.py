@@ -101,6 +101,7 @@ def test_retention_show_lists_every_category_with_its_default(
         "outbox",
         "safety",
         "measure",
+        "goal",
     ]
     assert (policies["consent"]["keep_days"], policies["consent"]["floor_days"]) == (2192, 2192)
     assert all(p["is_default"] for p in policies.values())

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from privacy.consent import ConsentDecision, Purpose
 from server.core.cues.features import parse_features
+from server.core.goals import GoalStatus
 from server.core.protocol import (
     CALL_ONLY_TYPES,
     CLIENT_MESSAGE_TYPES,
@@ -34,6 +35,9 @@ from server.core.protocol import (
     End,
     ErrorCode,
     Features,
+    GoalAdd,
+    GoalEdit,
+    GoalStatusMessage,
     Hello,
     IceCandidate,
     Leave,
@@ -201,6 +205,17 @@ VALID = [
         ScreenShareAllow(True),
         id="screen-share-allow",
     ),
+    pytest.param({"type": "goal-add", "text": "Sing again"}, GoalAdd("Sing again"), id="goal-add"),
+    pytest.param(
+        {"type": "goal-edit", "goal_id": "3f0c9a7e5b2d4c1e8a6f0b9d7c5e3a1f", "text": "Sing"},
+        GoalEdit("3f0c9a7e5b2d4c1e8a6f0b9d7c5e3a1f", "Sing"),
+        id="goal-edit",
+    ),
+    pytest.param(
+        {"type": "goal-status", "goal_id": "3f0c9a7e5b2d4c1e8a6f0b9d7c5e3a1f", "status": "reached"},
+        GoalStatusMessage("3f0c9a7e5b2d4c1e8a6f0b9d7c5e3a1f", GoalStatus.REACHED),
+        id="goal-status",
+    ),
     pytest.param({"type": "ping", "id": "beat-1"}, Ping("beat-1"), id="ping"),
 ]
 
@@ -275,6 +290,20 @@ REFUSED = [
     ),
     pytest.param(
         frame(type="admit", knock_id="k 1"), ErrorCode.INVALID, "knock_id", id="bad-knock"
+    ),
+    pytest.param(frame(type="goal-add", text=" \n "), ErrorCode.INVALID, "text", id="blank-goal"),
+    pytest.param(frame(type="goal-add", text="x" * 201), ErrorCode.INVALID, "text", id="long-goal"),
+    pytest.param(
+        frame(type="goal-edit", goal_id="../x", text="a"),
+        ErrorCode.INVALID,
+        "goal_id",
+        id="bad-goal-id",
+    ),
+    pytest.param(
+        frame(type="goal-status", goal_id="3f0c9a7e5b2d4c1e8a6f0b9d7c5e3a1f", status="done"),
+        ErrorCode.INVALID,
+        "status",
+        id="bad-goal-status",
     ),
     pytest.param(frame(type="relay"), ErrorCode.INVALID, "payload", id="relay-no-payload"),
     pytest.param(

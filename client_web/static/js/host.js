@@ -74,7 +74,8 @@ const page = new CallPage({
   },
   mountExtras: (connection, media) => {
     const panel = document.getElementById("therapist-panel");
-    return panel ? mountTherapistExtras(connection, { panel, media, notify: side.announce }) : null;
+    const goals = document.getElementById("goals");
+    return panel ? mountTherapistExtras(connection, { panel, media, goals, notify: side.announce }) : null;
   },
   onConnectionState: (state) => {
     if (state === "open") connectionStall.disarm();

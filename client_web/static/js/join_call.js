@@ -63,6 +63,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
       mountClientExtras(connection, {
         checkinArea,
         signalSection: document.getElementById("signal-buttons"),
+        goals: document.getElementById("goals"),
         media,
       }),
     onConnectionState,

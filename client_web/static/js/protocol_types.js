@@ -220,6 +220,13 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * To the therapist and the client in the call: the client's shared goals as they stand
+ * @typedef {object} GoalsMessage
+ * @property {"goals"} type
+ * @property {Array<{id: string, text: string, status: 'active' | 'reached' | 'dropped', updated_by: 'therapist' | 'client', updated_at_ms: number}>} goals
+ */
+
+/**
  * A consent was granted or withdrawn, and takes effect now.
  * @typedef {object} ConsentChangedMessage
  * @property {"consent-changed"} type
@@ -252,7 +259,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message the server sends.
- * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | MeasureAlertMessage | SignalRelayMessage | PeerScreenMessage | ScreenShareAllowedMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | SafetyCheckMessage | PanelStateMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
+ * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | MeasureAlertMessage | SignalRelayMessage | PeerScreenMessage | ScreenShareAllowedMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | SafetyCheckMessage | PanelStateMessage | GoalsMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
  */
 
 // --- client → server messages ---
@@ -389,6 +396,32 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
+ * Either party in the call adds a shared goal, in the client's own words.
+ * @typedef {object} GoalAddMessage
+ * @property {"goal-add"} type
+ * @property {string} text
+ * @property {string} [id]
+ */
+
+/**
+ * Either party in the call rewords a shared goal.
+ * @typedef {object} GoalEditMessage
+ * @property {"goal-edit"} type
+ * @property {string} goal_id
+ * @property {string} text
+ * @property {string} [id]
+ */
+
+/**
+ * Either party in the call marks a goal reached or dropped, or makes it active again.
+ * @typedef {object} GoalStatusMessage
+ * @property {"goal-status"} type
+ * @property {string} goal_id
+ * @property {"active" | "reached" | "dropped"} status
+ * @property {string} [id]
+ */
+
+/**
  * A keep-alive; the server answers `pong`.
  * @typedef {object} PingMessage
  * @property {"ping"} type
@@ -397,7 +430,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message a browser may send.
- * @typedef {HelloMessage | AdmitMessage | DenyMessage | SendBackMessage | RelayMessage | CheckinAnswerMessage | CheckinLaunchMessage | FeaturesMessage | SignalMessage | ConsentMessage | PromptFeedbackMessage | EndMessage | WaitingNoteMessage | LeaveMessage | ScreenShareMessage | ScreenShareAllowMessage | PingMessage} ClientMessage
+ * @typedef {HelloMessage | AdmitMessage | DenyMessage | SendBackMessage | RelayMessage | CheckinAnswerMessage | CheckinLaunchMessage | FeaturesMessage | SignalMessage | ConsentMessage | PromptFeedbackMessage | EndMessage | WaitingNoteMessage | LeaveMessage | ScreenShareMessage | ScreenShareAllowMessage | GoalAddMessage | GoalEditMessage | GoalStatusMessage | PingMessage} ClientMessage
  */
 
 // --- parts of messages ---

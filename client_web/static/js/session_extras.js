@@ -7,6 +7,7 @@
 import { mountClientCheckins, mountTherapistCheckins } from "./checkins.js";
 import { mountPromptPanel, mountSignalButtons } from "./cues.js";
 import { startFeatureStream } from "./features.js";
+import { mountGoals } from "./goals.js";
 
 /**
  * @typedef {import("./protocol.js").SessionConnection} SessionConnection
@@ -72,9 +73,11 @@ function featureStreamer(connection, role, media) {
 /**
  * The client's page: check-in forms, signal buttons, features while consent is live.
  * @param {SessionConnection} connection
- * @param {{checkinArea: HTMLElement, signalSection: HTMLElement | null, media: () => Media}} parts
+ * @param {{checkinArea: HTMLElement, signalSection: HTMLElement | null, media: () => Media,
+ *   goals?: HTMLElement | null}} parts
  */
 export function mountClientExtras(connection, parts) {
+  if (parts.goals) mountGoals(connection, parts.goals, "client");
   const streamer = featureStreamer(connection, "client", parts.media);
   const consents = trackConsents(connection, (c) => streamer.allow(c.cue_analysis === "granted"));
   // The after-session form lives on /visit/after: the socket closes as the session ends.
@@ -95,10 +98,11 @@ export function mountClientExtras(connection, parts) {
  * new item is announced through `notify`; `panel-state` (after every welcome) rebuilds what
  * came before, without announcing it again.
  * @param {SessionConnection} connection
- * @param {{panel: HTMLElement, media: () => Media,
+ * @param {{panel: HTMLElement, media: () => Media, goals?: HTMLElement | null,
  *   notify?: (text: string, options?: {urgent?: boolean, item?: Element | null}) => void}} parts
  */
 export function mountTherapistExtras(connection, parts) {
+  if (parts.goals) mountGoals(connection, parts.goals, "therapist");
   const streamer = featureStreamer(connection, "therapist", parts.media);
   trackConsents(connection, (c) => streamer.allow(c.cue_analysis === "granted"));
   const notify = parts.notify ?? (() => {});

@@ -7,18 +7,21 @@ into one of the frozen dataclasses below or raises ``ProtocolError`` naming what
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, NoReturn
 
 from privacy.consent import OFFERED_PURPOSES, ConsentDecision, Purpose
+from server.core.goals import GoalStatus
 from server.core.protocol.codes import (
     MAX_ANSWER_INT,
     MAX_ANSWER_TEXT_CHARS,
     MAX_ANSWERS,
     MAX_FEATURES_BYTES,
     MAX_FRAME_BYTES,
+    MAX_GOAL_TEXT_CHARS,
     MAX_WAITING_NOTE_CHARS,
     PROTOCOL_VERSION,
     SNOOZE_MINUTES_RANGE,
@@ -279,6 +282,60 @@ class Leave:
         return cls(f.choice("reason", tuple(LeaveReason)), id)
 
 
+GOAL_ID: Final = re.compile(r"[0-9a-f]{32}")
+
+
+def _goal_text(f: Fields, where: str) -> str:
+    text = f.text("text", max_chars=MAX_GOAL_TEXT_CHARS)
+    if not text.strip():
+        invalid(f"{where}.text: write a few words")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class GoalAdd:
+    """Either party in the call adds a shared goal, in the client's own words."""
+
+    TYPE: ClassVar[str] = "goal-add"
+    text: str
+    id: str | None = None
+
+    @classmethod
+    def from_fields(cls, f: Fields, id: str | None) -> GoalAdd:
+        """Read the fields of a `goal-add`."""
+        return cls(_goal_text(f, "goal-add"), id)
+
+
+@dataclass(frozen=True, slots=True)
+class GoalEdit:
+    """Either party in the call rewords a shared goal."""
+
+    TYPE: ClassVar[str] = "goal-edit"
+    goal_id: str
+    text: str
+    id: str | None = None
+
+    @classmethod
+    def from_fields(cls, f: Fields, id: str | None) -> GoalEdit:
+        """Read the fields of a `goal-edit`."""
+        return cls(f.text("goal_id", GOAL_ID), _goal_text(f, "goal-edit"), id)
+
+
+@dataclass(frozen=True, slots=True)
+class GoalStatusMessage:
+    """Either party in the call marks a goal reached or dropped, or makes it active again."""
+
+    TYPE: ClassVar[str] = "goal-status"
+    goal_id: str
+    status: GoalStatus
+    id: str | None = None
+
+    @classmethod
+    def from_fields(cls, f: Fields, id: str | None) -> GoalStatusMessage:
+        """Read the fields of a `goal-status`."""
+        return cls(f.text("goal_id", GOAL_ID), f.choice("status", tuple(GoalStatus)), id)
+
+
 @dataclass(frozen=True, slots=True)
 class ScreenShare:
     """This side started (with the shared MediaStream's id) or stopped sharing its screen."""
@@ -344,6 +401,9 @@ ClientMessage = (
     | Leave
     | ScreenShare
     | ScreenShareAllow
+    | GoalAdd
+    | GoalEdit
+    | GoalStatusMessage
     | Ping
 )
 
@@ -364,6 +424,9 @@ CLIENT_MESSAGE_CLASSES: Final[tuple[type[ClientMessage], ...]] = (
     Leave,
     ScreenShare,
     ScreenShareAllow,
+    GoalAdd,
+    GoalEdit,
+    GoalStatusMessage,
     Ping,
 )
 """Every client→server message class, in the order docs/protocol.md lists them."""
@@ -386,13 +449,19 @@ _CLIENT_PARSERS: Final[Mapping[str, _FieldParser]] = MappingProxyType(
         Leave.TYPE: Leave.from_fields,
         ScreenShare.TYPE: ScreenShare.from_fields,
         ScreenShareAllow.TYPE: ScreenShareAllow.from_fields,
+        GoalAdd.TYPE: GoalAdd.from_fields,
+        GoalEdit.TYPE: GoalEdit.from_fields,
+        GoalStatusMessage.TYPE: GoalStatusMessage.from_fields,
         Ping.TYPE: Ping.from_fields,
     }
 )
 
 CLIENT_MESSAGE_TYPES: Final = frozenset({*_CLIENT_PARSERS, Features.TYPE})
 
-_BOTH: Final = frozenset({Hello.TYPE, Relay.TYPE, Features.TYPE, ScreenShare.TYPE, Ping.TYPE})
+_GOALS: Final = frozenset({GoalAdd.TYPE, GoalEdit.TYPE, GoalStatusMessage.TYPE})
+_BOTH: Final = (
+    frozenset({Hello.TYPE, Relay.TYPE, Features.TYPE, ScreenShare.TYPE, Ping.TYPE}) | _GOALS
+)
 ROLE_ALLOWED: Final[Mapping[SessionRole, frozenset[str]]] = MappingProxyType(
     {
         SessionRole.THERAPIST: _BOTH
@@ -411,7 +480,9 @@ ROLE_ALLOWED: Final[Mapping[SessionRole, frozenset[str]]] = MappingProxyType(
 )
 """Which client→server types each role may send; anything else gets `forbidden`."""
 
-CALL_ONLY_TYPES: Final = frozenset({Relay.TYPE, Features.TYPE, Signal.TYPE, ScreenShare.TYPE})
+CALL_ONLY_TYPES: Final = (
+    frozenset({Relay.TYPE, Features.TYPE, Signal.TYPE, ScreenShare.TYPE}) | _GOALS
+)
 """Types a client may send only once admitted (a waiting client gets `not-admitted`)."""
 
 

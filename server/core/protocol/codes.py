@@ -30,6 +30,8 @@ PING_AFTER_IDLE_S: Final = 20
 DROP_AFTER_IDLE_S: Final = 45
 SNOOZE_MINUTES_RANGE: Final = (1, 60)
 MAX_WAITING_NOTE_CHARS: Final = 200  # "Running five minutes late", not a conversation
+MAX_GOAL_TEXT_CHARS: Final = 200  # a shared goal, in the client's own words (server.core.goals)
+MAX_GOALS_LISTED: Final = 50  # active, reached and dropped goals in one `goals` message
 WAITING_NOTES_PER_MINUTE: Final = 5  # per room; a note is never stored
 # Screen sharing: starts and stops relayed per room a minute (live only, like the notes' count)
 SCREEN_SHARE_CHANGES_PER_MINUTE: Final = 20

@@ -21,6 +21,8 @@ from privacy.consent import ConsentDecision, ConsentState, Purpose
 from server.core.checkins.instruments import KINDS, InstrumentKind
 from server.core.protocol.codes import (
     MAX_ERROR_MESSAGE_CHARS,
+    MAX_GOAL_TEXT_CHARS,
+    MAX_GOALS_LISTED,
     MAX_ICE_TTL_SECONDS,
     MAX_WAITING_NOTE_CHARS,
     PROTOCOL_VERSION,
@@ -72,6 +74,13 @@ CuePrompt = Annotated[
     JsType(
         "{id: string, category: string, t_ms: number, severity: string, text: string,"
         " reasons: Array<Record<string, unknown>>}"
+    ),
+]
+SharedGoals = Annotated[
+    Sequence[Mapping[str, Any]],
+    JsType(
+        "Array<{id: string, text: string, status: 'active' | 'reached' | 'dropped',"
+        " updated_by: 'therapist' | 'client', updated_at_ms: number}>"
     ),
 ]
 CheckinAlerts = Annotated[
@@ -537,6 +546,32 @@ class PanelStateMessage(TherapistOnlyMessage):
             _check_safety_answers("panel-state.safety", safety)
 
 
+_GOAL_STATUSES: Final = ("active", "reached", "dropped")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GoalsMessage(SharedMessage):
+    """To the therapist and the client in the call: the client's shared goals as they stand
+    now (after every change, and after joining), so both screens show the same list."""
+
+    TYPE: ClassVar[str] = "goals"
+    goals: SharedGoals
+
+    def _check(self, f: Fields) -> None:
+        for entry in f.array("goals", MAX_GOALS_LISTED):
+            if not isinstance(entry, Mapping):
+                invalid("goals.goals: every entry must be an object")
+            g = Fields(entry, "goals.goals[]", implicit=())
+            g.text("id", max_chars=32)
+            g.text("text", max_chars=MAX_GOAL_TEXT_CHARS)
+            if g.raw("status") not in _GOAL_STATUSES:
+                invalid("goals.goals[].status: active, reached or dropped")
+            if g.raw("updated_by") not in ("therapist", "client"):
+                invalid("goals.goals[].updated_by: therapist or client")
+            g.integer("updated_at_ms", 0, 2**53)
+            g.done()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConsentChangedMessage(SharedMessage):
     """A consent was granted or withdrawn, and takes effect now."""
@@ -608,6 +643,7 @@ SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
     ClientSignalMessage,
     SafetyCheckMessage,
     PanelStateMessage,
+    GoalsMessage,
     ConsentChangedMessage,
     SessionEndedMessage,
     PongMessage,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from server.core.languages import LANGUAGE_CODES
 from server.security.forwarded import parse_trusted_proxies
 
 ENV_PREFIX = "ATTUNE_"
@@ -90,6 +91,7 @@ class Settings:
     email_retry_base_seconds: int = 60
     quick_exit_url: str = "/weather"
     clinic_emergency_number: str = ""
+    default_language: str = "en"
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -151,6 +153,10 @@ class Settings:
         ):
             raise SettingsError(
                 "clinic_emergency_number must be a phone number: digits, spaces, + - ( )"
+            )
+        if self.default_language not in LANGUAGE_CODES:
+            raise SettingsError(
+                "default_language must be one of " + ", ".join(sorted(LANGUAGE_CODES))
             )
         if not _is_quick_exit_url(self.quick_exit_url):
             raise SettingsError(

@@ -230,6 +230,7 @@ consent_records = sa.Table(
     sa.Column("channel", sa.String(16), nullable=False),
     sa.Column("subject", sa.String(16), nullable=False),
     sa.Column("triggered", sa.Text, nullable=False, default="[]"),
+    sa.Column("notice_language", sa.String(8), nullable=False, server_default="en"),
 )
 
 audit_log = sa.Table(

@@ -11,15 +11,23 @@ from typing import Any, Final
 
 import aiohttp_jinja2
 from aiohttp import web
+from babel.dates import format_date
 
 from server.keys import CLOCK
+from server.web.i18n import LANGUAGE, translate
+
+
+def N_(message: str) -> str:
+    """Mark a message for the catalogue; it is translated where it is shown."""
+    return message
+
 
 _SKIES: Final = (
-    ("Sunny spells", 9, 16),
-    ("Cloudy", 8, 13),
-    ("Light rain", 7, 12),
-    ("Partly cloudy", 8, 15),
-    ("Sunny", 10, 17),
+    (N_("Sunny spells"), 9, 16),
+    (N_("Cloudy"), 8, 13),
+    (N_("Light rain"), 7, 12),
+    (N_("Partly cloudy"), 8, 15),
+    (N_("Sunny"), 10, 17),
 )
 
 
@@ -27,16 +35,17 @@ _SKIES: Final = (
 async def weather_page(request: web.Request) -> dict[str, Any]:
     """Today and the next five days, generic; no session, no cookies read or set."""
     today = request.app[CLOCK]().date()
+    locale = request[LANGUAGE]
     days = [
         {
-            "name": (today.fromordinal(today.toordinal() + n)).strftime("%A"),
-            "sky": sky,
+            "name": format_date(today.fromordinal(today.toordinal() + n), "EEEE", locale=locale),
+            "sky": translate(request, sky),
             "low": low,
             "high": high,
         }
         for n, (sky, low, high) in enumerate(_SKIES, start=1)
     ]
-    return {"today": f"{today:%A} {today.day} {today:%B}", "days": days}
+    return {"today": format_date(today, "EEEE d MMMM", locale=locale), "days": days}
 
 
 def add_neutral_page_routes(app: web.Application) -> None:

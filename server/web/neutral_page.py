@@ -30,6 +30,9 @@ _SKIES: Final = (
     (N_("Sunny"), 10, 17),
 )
 
+# "Monday 23 November" as each language writes it (CLDR patterns).
+_TODAY: Final = {"en": "EEEE d MMMM", "es": "EEEE, d 'de' MMMM", "de": "EEEE, d. MMMM"}
+
 
 @aiohttp_jinja2.template("weather.html")
 async def weather_page(request: web.Request) -> dict[str, Any]:
@@ -45,7 +48,8 @@ async def weather_page(request: web.Request) -> dict[str, Any]:
         }
         for n, (sky, low, high) in enumerate(_SKIES, start=1)
     ]
-    return {"today": format_date(today, "EEEE d MMMM", locale=locale), "days": days}
+    pattern = _TODAY.get(locale, "full")
+    return {"today": format_date(today, pattern, locale=locale), "days": days}
 
 
 def add_neutral_page_routes(app: web.Application) -> None:

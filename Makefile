@@ -61,7 +61,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) system-deps services catalogs
+pytest: $(STAMP) system-deps services catalogs node_modules/.package-lock.json
 	$(BIN)/pytest
 
 # Node.js and npm for the JavaScript type check (installed only when missing).

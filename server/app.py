@@ -201,7 +201,7 @@ def create_app(
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[security_headers, page_language, errors, identity_and_csrf],
+        middlewares=[security_headers, errors, identity_and_csrf, page_language],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock

@@ -136,6 +136,8 @@ clients = sa.Table(
     ),
     sa.Column("alias", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # the language the client chose (or their therapist set); None: their browser's
+    sa.Column("preferred_language", sa.String(8), nullable=True),
     sa.UniqueConstraint("therapist_id", "alias", name="uq_clients_therapist_alias"),
 )
 

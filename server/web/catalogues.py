@@ -114,7 +114,14 @@ def _newstyle(translations: gettext.NullTranslations) -> dict[str, Any]:
             text = Markup(text)  # noqa: S704 (our catalogue, as jinja2.ext.i18n trusts it)
         return text % variables
 
-    return {"gettext": gettext_, "_": gettext_, "ngettext": ngettext_}
+    # a message made elsewhere (an error's text): translated when the catalogue has it, and
+    # escaped like any value, never trusted as markup
+    return {
+        "gettext": gettext_,
+        "_": gettext_,
+        "ngettext": ngettext_,
+        "translated": translations.gettext,
+    }
 
 
 @dataclass(frozen=True)

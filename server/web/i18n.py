@@ -23,13 +23,23 @@ import jinja2
 from aiohttp import web
 
 from server.core.languages import SOURCE_LANGUAGE, negotiate, offered
+from server.core.models import Role
 from server.errors import InvalidInput
-from server.keys import PAGE_LANGUAGES, SETTINGS
+from server.keys import AUDIT, CLOCK, DB, PAGE_LANGUAGES, SETTINGS
 from server.security.redirects import safe_next
+from server.services import scheduling
 from server.settings import Settings
 from server.web.catalogues import PageLanguages, load_catalogues
 from server.web.forms import read_form
-from server.web.identity import set_cookie
+from server.web.guard import SIGNED_IN, page_guarded
+from server.web.identity import client_visit, path_id, set_cookie
+
+
+def N_(message: str) -> str:
+    """Mark a message for the catalogue (`make messages` finds it); it is translated where it
+    is shown: `translate(request, text)`, or on an error page."""
+    return message
+
 
 LANGUAGE = web.RequestKey("language", str)
 """The language this request's page (or notice) is shown in."""
@@ -61,14 +71,21 @@ def install_languages(app: web.Application, env: jinja2.Environment, locales: Pa
     env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     app[PAGE_LANGUAGES] = PageLanguages.build(load_catalogues(locales))
     app.router.add_post("/language", choose_language)
+    app.router.add_post(
+        "/dashboard/clients/{client_id}/language",
+        page_guarded(client_language_submit, Role.THERAPIST),
+    )
 
 
 def wanted_language(request: web.Request) -> str:
-    """The person's choice (cookie), else their browser's `Accept-Language`, else the clinic's
-    `default_language`."""
+    """The person's choice in this browser (cookie), else the client's remembered preference
+    (their own earlier choice, or their therapist's setting), else their browser's
+    `Accept-Language`, else the clinic's `default_language`."""
     settings = request.app[SETTINGS]
+    visit = client_visit(request)
+    remembered = visit.session.client_language if visit else None
     return negotiate(
-        request.cookies.get(language_cookie_name(settings)),
+        offered(request.cookies.get(language_cookie_name(settings))) or remembered,
         request.headers.get("Accept-Language"),
         settings.default_language,
     )
@@ -81,7 +98,8 @@ def _translated_route(request: web.Request) -> bool:
 
 @web.middleware
 async def page_language(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Put this request's language where handlers and templates find it (error pages too)."""
+    """Put this request's language where handlers and templates find it (and the error pages
+    of anything the handler raises). Runs after identity, so it knows the client."""
     code = wanted_language(request) if _translated_route(request) else SOURCE_LANGUAGE
     request[LANGUAGE] = code
     languages = request.app[PAGE_LANGUAGES]
@@ -101,14 +119,37 @@ def translate(request: web.Request, message: str) -> str:
 
 
 async def choose_language(request: web.Request) -> web.StreamResponse:
-    """The switcher's form: remember the choice for this browser and show the page again.
-    Nothing but the language code is kept, in a cookie that ends with the browser session."""
+    """The switcher's form: remember the choice and show the page again. This browser keeps
+    the code in a cookie that ends with the browser session; a client on their link also has
+    it remembered with their client record (the code only), for their next visit."""
     fields = await read_form(request)
     code = offered(fields.get("lang"))
     target = safe_next(fields.get("next"), "/visit")
     if code is None or code != fields.get("lang"):
-        raise InvalidInput("Choose one of the offered languages.")
+        raise InvalidInput(N_("Choose one of the offered languages."))
+    app = request.app
+    visit = client_visit(request)
+    if visit is not None and visit.may_act and visit.session.client_language != code:
+        await scheduling.set_client_language(
+            app[DB], app[AUDIT], visit.session.client_id, code, app[CLOCK]()
+        )
     response = web.HTTPSeeOther(target)
-    settings = request.app[SETTINGS]
+    settings = app[SETTINGS]
     set_cookie(response, settings, language_cookie_name(settings), code)
     raise response
+
+
+async def client_language_submit(request: web.Request) -> web.StreamResponse:
+    """The therapist sets (or clears) a client's language on the client's page."""
+    current = request[SIGNED_IN]
+    client_id = path_id(request, "client_id")
+    fields = await read_form(request)
+    wanted = fields.get("language", "")
+    code = offered(wanted)
+    if wanted and code != wanted:
+        raise InvalidInput("Choose one of the offered languages.")
+    app = request.app
+    await scheduling.set_client_language(
+        app[DB], app[AUDIT], client_id, code, app[CLOCK](), therapist=current.account
+    )
+    raise web.HTTPSeeOther(f"/dashboard/clients/{client_id}?done=language")

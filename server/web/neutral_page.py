@@ -14,13 +14,7 @@ from aiohttp import web
 from babel.dates import format_date
 
 from server.keys import CLOCK
-from server.web.i18n import LANGUAGE, translate
-
-
-def N_(message: str) -> str:
-    """Mark a message for the catalogue; it is translated where it is shown."""
-    return message
-
+from server.web.i18n import LANGUAGE, N_, translate
 
 _SKIES: Final = (
     (N_("Sunny spells"), 9, 16),

@@ -185,6 +185,13 @@ async def test_error_pages_on_translated_routes_are_translated(client: TestClien
         await client.post("/language", data={"lang": "xx"}, headers={"Accept-Language": "es"})
     ).text()
     assert _lang(page) == "es" and "Algo no ha ido bien" in page
+    assert "Elija uno de los idiomas disponibles." in page  # the error's own words, translated
+    # a message made from what was sent is escaped, never taken as markup
+    odd = await client.post(
+        "/language", data={"<b>odd</b>": "x" * 5000}, headers={"Accept-Language": "es"}
+    )
+    text = await odd.text()
+    assert odd.status == 422 and "&lt;b&gt;odd&lt;/b&gt;" in text and "<b>odd" not in text
 
 
 async def test_the_neutral_page_follows_the_language(client: TestClient) -> None:
@@ -280,3 +287,57 @@ async def test_a_decision_without_a_language_records_the_one_this_request_is_sho
         headers={"X-CSRF-Token": _csrf(page)},
     )
     assert unknown.status in (400, 422)  # refused by the schema
+
+
+async def _therapist_sets_language(client: TestClient, language: str) -> int:
+    """The therapist (signed in again) sets the client's language on the client's page."""
+    csrf = await sign_in(client, "t@example.org")
+    clients = await (await client.get("/api/v1/clients")).json()
+    client_id = clients["items"][0]["id"] if "items" in clients else clients[0]["id"]
+    page = await (await client.get(f"/dashboard/clients/{client_id}")).text()
+    assert '<select id="client-language" name="language">' in page
+    response = await client.post(
+        f"/dashboard/clients/{client_id}/language",
+        data={"language": language, "csrf_token": csrf},
+        allow_redirects=False,
+    )
+    client.session.cookie_jar.clear(lambda c: c.key == "attune")
+    return response.status
+
+
+async def test_the_therapists_setting_comes_after_the_clients_own_choice(
+    client: TestClient,
+) -> None:
+    spanish_browser = {"Accept-Language": "es"}
+    assert _lang(await _join(client, **spanish_browser)) == "es"
+    assert await _therapist_sets_language(client, "de") == 303
+    # the client's browser asks for Spanish, but their language is set to German
+    page = await (await client.get("/visit", headers=spanish_browser)).text()
+    assert _lang(page) == "de"
+    # the client's own choice on the page wins, and is remembered for the client
+    await client.post(
+        "/language",
+        data={"lang": "en", "next": "/visit", "csrf_token": _csrf(page)},
+        headers=spanish_browser,
+    )
+    client.session.cookie_jar.clear(lambda c: c.key == "attune-lang")  # a new browser session
+    again = await (await client.get("/visit", headers=spanish_browser)).text()
+    assert _lang(again) == "en"
+    # cleared: the browser's language again
+    assert await _therapist_sets_language(client, "") == 303
+    cleared = await (await client.get("/visit", headers=spanish_browser)).text()
+    assert _lang(cleared) == "es"
+    assert await _therapist_sets_language(client, "fr") == 422
+    async with client.app[DB].read() as conn:
+        actions = (
+            await conn.exec_driver_sql(
+                "SELECT actor, details FROM audit_log WHERE action = 'client.language' ORDER BY seq"
+            )
+        ).all()
+    assert [
+        (actor.split(":")[0], json.loads(details).get("language")) for actor, details in actions
+    ] == [
+        ("account", "de"),
+        ("client", "en"),
+        ("account", None),
+    ]

@@ -1,6 +1,8 @@
-"""languages: the language of the notice text a consent record was given on
+"""languages: the language of the notice text a consent record was given on, and a client's
+preferred language
 
-Every record made before is English (the only language notices were shown in).
+Every record made before is English (the only language notices were shown in); clients start
+with no preference (their browser's language, then the clinic's).
 
 Revision ID: 0009
 Revises: 0008
@@ -20,8 +22,12 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("notice_language", sa.String(length=8), nullable=False, server_default="en")
         )
+    with op.batch_alter_table("clients") as batch:
+        batch.add_column(sa.Column("preferred_language", sa.String(length=8), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("clients") as batch:
+        batch.drop_column("preferred_language")
     with op.batch_alter_table("consent_records") as batch:
         batch.drop_column("notice_language")

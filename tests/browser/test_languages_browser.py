@@ -111,6 +111,8 @@ async def test_a_german_browser_walks_the_join_path_in_german(
         re.compile(r"^(Ihre Therapeutin oder Ihr Therapeut .*|Verbindung wird aufgebaut…)$")
     )
     await expect(page.get_by_role("button", name="Schnell verlassen")).to_be_visible()
+    # no language buttons in the waiting room: a press would reload the page there
+    await expect(page.get_by_role("button", name="Español")).to_be_hidden()
     await _no_english_and_fits(page, "de-4-waiting")
 
     # the consent record names the German text and carries its hash

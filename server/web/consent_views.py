@@ -60,7 +60,9 @@ def _page_client(request: web.Request) -> ClientVisit:
 async def consent_page(request: web.Request) -> web.StreamResponse:
     visit = _page_client(request)
     app = request.app
-    states = await app[CONSENTS].state(app[DB], visit.session.client_id, app[CLOCK]())
+    states = await app[CONSENTS].state(
+        app[DB], visit.session.client_id, app[CLOCK](), request[LANGUAGE]
+    )
     purposes = [
         {
             "purpose": p.value,
@@ -69,6 +71,7 @@ async def consent_page(request: web.Request) -> web.StreamResponse:
             "needs_reconsent": s.state is ConsentState.NEEDS_RECONSENT,
             "title": s.current_notice.title,
             "version": s.current_notice.version,
+            "language": s.current_notice.language,
             "blocks": notice_blocks(s.current_notice.body),
         }
         for p, s in states.items()
@@ -98,6 +101,7 @@ async def consent_submit(request: web.Request) -> web.StreamResponse:
         granted = status.state is ConsentState.GRANTED
         want = purpose.value in wanted
         shown_version = str(form.get(f"version_{purpose.value}", ""))
+        shown_language = str(form.get(f"language_{purpose.value}", status.current_notice.language))
         if want == granted or not shown_version.isdigit():
             continue
         if not want and status.state is ConsentState.NEVER_ASKED:
@@ -111,6 +115,7 @@ async def consent_submit(request: web.Request) -> web.StreamResponse:
             purpose=purpose,
             decision=decision,
             notice_version=int(shown_version),
+            notice_language=shown_language,
             channel=Channel.PAGE,
             now=now,
         )

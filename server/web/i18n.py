@@ -51,6 +51,8 @@ TRANSLATED_ROUTES: Final = frozenset(
         "/weather",  # the quick exit's neutral page
         "/language",
         "/api/v1/visit/consents",  # the notices, in the language they are shown
+        "/visit/consent",  # the consent page (from the join path) and its receipt
+        "/visit/consent/receipt",
     }
 )
 """Routes whose pages (and error pages) follow the negotiated language; add a route here

@@ -101,6 +101,10 @@ async def test_the_join_pages_have_no_serious_accessibility_violations(
     await expect(page.locator("#step-waiting")).to_be_visible()
     found["waiting room"] = await _violations(page, axe_source)
 
+    await page.goto(live_site.url("/visit/consent"))
+    await expect(page.locator("#consent-telehealth")).to_be_checked()
+    found["consent page"] = await _violations(page, axe_source)
+
     await page.goto(live_site.url("/join/not-a-real-link"))
     await expect(page.get_by_role("heading", name=broken_link)).to_be_visible()
     found["link problem"] = await _violations(page, axe_source)

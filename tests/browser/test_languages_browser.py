@@ -154,6 +154,14 @@ async def test_switching_to_spanish_on_the_first_page_sticks(
     await expect(page.get_by_text("Leer el texto completo").first).to_be_visible()
     await _no_english_and_fits(page, "es-3-consent")
 
+    # the consent page the step links to is in Spanish too
+    await page.get_by_role("link", name="Todas sus decisiones de consentimiento").click()
+    await expect(
+        page.get_by_role("heading", name="Sus decisiones de consentimiento")
+    ).to_be_visible()
+    await expect(page.locator("html")).to_have_attribute("lang", "es")
+    await _no_english_and_fits(page, "es-5-consent-page")
+
     # and so is the next page this browser opens, although it still asks for German
     other = await page.context.new_page()
     await other.goto(live_site.url("/join/not-a-real-link"))

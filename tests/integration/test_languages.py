@@ -341,3 +341,32 @@ async def test_the_therapists_setting_comes_after_the_clients_own_choice(
         ("client", "en"),
         ("account", None),
     ]
+
+
+async def test_the_consent_page_and_receipt_follow_the_language_and_record_the_text_shown(
+    client: TestClient,
+) -> None:
+    german = {"Accept-Language": "de"}
+    await _join(client, **german)
+    page = await (await client.get("/visit/consent", headers=german)).text()
+    assert _lang(page) == "de" and '<h1 id="consent-title">Ihre Einwilligungen</h1>' in page
+    assert "Ich willige in die Videobehandlung ein: Ihre Therapeutin oder Ihren" in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf and 'name="language_telehealth" value="de"' in page
+    saved = await client.post(
+        "/visit/consent",
+        data={
+            "csrf_token": csrf.group(1),
+            "grant": ["telehealth"],
+            "version_telehealth": "1",
+            "language_telehealth": "de",
+        },
+        headers=german,
+        allow_redirects=False,
+    )
+    assert saved.status == 303
+    receipt = await (await client.get("/visit/consent/receipt", headers=german)).text()
+    assert _lang(receipt) == "de" and "Ihr Beleg der Einwilligungen" in receipt
+    german_notice = client.app[CONSENTS].catalog.get(Purpose.TELEHEALTH, 1, "de")
+    assert f'v1 (de) <span class="mono hint">{german_notice.sha256[:12]}…' in receipt
+    assert "<td>erteilt</td>" in receipt

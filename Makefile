@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck jscheck node-deps pytest system-deps services bench clean
+.PHONY: run test lint typecheck jscheck node-deps pytest system-deps services bench clean catalogs messages
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) catalogs
 	$(BIN)/attune serve --data-dir ./data
+
+# Message catalogues (docs/languages.md): `.po` files are the source, committed; `.mo` files are
+# compiled here and never committed (a `.po` without a fresh `.mo` is compiled at start instead).
+LOCALES := client_web/locales
+catalogs: $(STAMP)
+	@for po in $(LOCALES)/*/LC_MESSAGES/messages.po; do \
+	  mo=$${po%.po}.mo; [ "$$mo" -nt "$$po" ] || $(BIN)/pybabel -q compile -i "$$po" -o "$$mo"; \
+	done
+
+# After marking new strings: extract them and merge them into every language's catalogue.
+messages: $(STAMP)
+	$(BIN)/pybabel -q extract -F babel.cfg --no-location --sort-output --project=Attune -o $(LOCALES)/messages.pot .
+	$(BIN)/pybabel -q extract -F babel-js.cfg --no-default-keywords -k t --no-location --sort-output --project=Attune -o $(LOCALES)/js.pot .
+	$(BIN)/pybabel -q update --width=100 --ignore-obsolete -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages
+	$(BIN)/pybabel -q update --width=100 --ignore-obsolete -i $(LOCALES)/js.pot -d $(LOCALES) -D js
 
 # Debian packages the browser, media and real-network tests need (installed only when missing):
 # coturn (`turnserver`) for relay-only calls, nginx and its stream module for the production
@@ -46,7 +61,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) system-deps services
+pytest: $(STAMP) system-deps services catalogs node_modules/.package-lock.json
 	$(BIN)/pytest
 
 # Node.js and npm for the JavaScript type check (installed only when missing).

@@ -66,6 +66,7 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "settings.two_factor_required": "An admin required (or stopped requiring) two-factor.",
         "client.create": "A therapist created a client record (pseudonymous alias only).",
         "client.erase": "A client's data was erased: data key destroyed, then rows deleted.",
+        "client.language": "A client's preferred language was set or cleared.",
         "session.create": "A therapist scheduled a session.",
         "session.cancel": "A scheduled session was cancelled.",
         "session.reschedule": "A therapist moved a session to a new time.",

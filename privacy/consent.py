@@ -4,7 +4,8 @@ A consent record says who (client pseudonym or guardian) decided what (grant or 
 for which purpose, under which notice version (and the SHA-256 of the exact text shown),
 when (server UTC) and how (page or API); a withdrawal also lists what it set in motion.
 ``may_process`` is the one gate every optional processing path asks; a new notice version
-asks again. Notice texts live in ``privacy/notices/<purpose>/v<N>.md``.
+asks again. Notice texts live in ``privacy/notices/<purpose>/v<N>.md`` (English) and
+``v<N>.<lang>.md`` (the same version in another language: its own text, its own SHA-256).
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ def _sha256_hex(text: str) -> str:
 
 
 _TITLE_LINE = re.compile(r"# (?P<title>\S.*)")
-_NOTICE_FILE = re.compile(r"v(?P<version>[1-9][0-9]*)\.md")
+_NOTICE_FILE = re.compile(r"v(?P<version>[1-9][0-9]*)(?:\.(?P<language>[a-z]{2,3}))?\.md")
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+SOURCE_LANGUAGE: Final = "en"
+"""The language every notice version is written in first; others are translations of it."""
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -99,7 +103,9 @@ class Notice:
     """One version of the text a client reads before deciding.
 
     ``text`` is the whole Markdown document exactly as shown (title line included) and
-    ``sha256`` is the hex SHA-256 of its UTF-8 bytes.
+    ``sha256`` is the hex SHA-256 of its UTF-8 bytes. ``language`` is the text's language
+    (ISO 639-1): each language of a version is its own text with its own hash, and says the
+    same as the English one.
     """
 
     purpose: Purpose
@@ -107,16 +113,21 @@ class Notice:
     title: str
     text: str
     sha256: str
+    language: str = SOURCE_LANGUAGE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "purpose", Purpose(self.purpose))
         if self.version < 1:
             raise ValueError("notice versions start at 1")
+        if _LANGUAGE.fullmatch(self.language) is None:
+            raise ValueError("a notice's language is a lowercase ISO 639 code such as 'es'")
         if self.sha256 != _sha256_hex(self.text):
             raise ValueError("notice sha256 does not match its text")
 
     @classmethod
-    def from_markdown(cls, purpose: Purpose, version: int, document: str) -> Notice:
+    def from_markdown(
+        cls, purpose: Purpose, version: int, document: str, language: str = SOURCE_LANGUAGE
+    ) -> Notice:
         """Build a notice from its file: first line ``# Title``, then the body."""
         first_line = document.split("\n", 1)[0].rstrip("\r")
         match = _TITLE_LINE.fullmatch(first_line)
@@ -128,6 +139,7 @@ class Notice:
             title=match["title"].strip(),
             text=document,
             sha256=_sha256_hex(document),
+            language=language,
         )
 
     @property
@@ -138,41 +150,63 @@ class Notice:
 
 @dataclass(frozen=True)
 class NoticeCatalog:
-    """Every published notice version, by purpose; replaced, never mutated."""
+    """Every published notice version, by purpose and language; replaced, never mutated.
 
-    notices: Mapping[tuple[Purpose, int], Notice] = field(
+    A version counts once whatever its languages: granting v2 in Spanish is granting v2. When
+    the newest version has no text in the wanted language, the English one is shown (never an
+    older translation, which would ask for consent to outdated terms).
+    """
+
+    notices: Mapping[tuple[Purpose, int, str], Notice] = field(
         default_factory=lambda: MappingProxyType({})
     )
 
-    def current(self, purpose: Purpose) -> Notice:
-        """The newest version for a purpose."""
+    def current(self, purpose: Purpose, language: str = SOURCE_LANGUAGE) -> Notice:
+        """The newest version for a purpose, in `language` when it has that translation."""
         versions = self.versions(purpose)
         if not versions:
             raise NoticeNotFound(f"no notice for purpose {purpose}")
-        return self.notices[(purpose, versions[-1])]
+        return self._in_language(purpose, versions[-1], language)
 
-    def get(self, purpose: Purpose, version: int) -> Notice:
-        """One exact version."""
+    def get(self, purpose: Purpose, version: int, language: str = SOURCE_LANGUAGE) -> Notice:
+        """One exact version in one exact language."""
         try:
-            return self.notices[(purpose, version)]
+            return self.notices[(purpose, version, language)]
         except KeyError:
-            raise NoticeNotFound(f"no notice {purpose} v{version}") from None
+            raise NoticeNotFound(f"no notice {purpose} v{version} ({language})") from None
+
+    def _in_language(self, purpose: Purpose, version: int, language: str) -> Notice:
+        for wanted in (language, SOURCE_LANGUAGE):
+            notice = self.notices.get((purpose, version, wanted))
+            if notice is not None:
+                return notice
+        # a version published only in another language: show it as it is
+        return next(
+            n for (p, v, _), n in sorted(self.notices.items()) if (p, v) == (purpose, version)
+        )
+
+    def languages(self, purpose: Purpose, version: int) -> tuple[str, ...]:
+        """The languages a version is published in, sorted."""
+        return tuple(sorted(lang for p, v, lang in self.notices if (p, v) == (purpose, version)))
 
     def versions(self, purpose: Purpose) -> tuple[int, ...]:
         """Published versions of a purpose, ascending."""
-        return tuple(sorted(v for p, v in self.notices if p == purpose))
+        return tuple(sorted({v for p, v, _ in self.notices if p == purpose}))
 
     def purposes(self) -> tuple[Purpose, ...]:
         """Purposes with at least one notice, in declaration order."""
-        present = {p for p, _ in self.notices}
+        present = {p for p, _, _ in self.notices}
         return tuple(p for p in Purpose if p in present)
 
     def with_notice(self, notice: Notice) -> NoticeCatalog:
-        """A catalog with one more notice; a published version's text never changes."""
-        key = (notice.purpose, notice.version)
+        """A catalog with one more notice; a published text never changes."""
+        key = (notice.purpose, notice.version, notice.language)
         existing = self.notices.get(key)
         if existing is not None and existing.sha256 != notice.sha256:
-            raise ValueError(f"notice {notice.purpose} v{notice.version} is already published")
+            raise ValueError(
+                f"notice {notice.purpose} v{notice.version} ({notice.language})"
+                " is already published"
+            )
         return NoticeCatalog(MappingProxyType({**self.notices, key: notice}))
 
 
@@ -194,7 +228,10 @@ def load_notices(directory: Path | None = None) -> NoticeCatalog:
                 continue
             document = notice_file.read_bytes().decode("utf-8")
             version = int(match["version"])
-            catalog = catalog.with_notice(Notice.from_markdown(purpose, version, document))
+            language = match["language"] or SOURCE_LANGUAGE
+            catalog = catalog.with_notice(
+                Notice.from_markdown(purpose, version, document, language)
+            )
     return catalog
 
 
@@ -211,6 +248,7 @@ class ConsentRecord:
     channel: Channel
     subject: Subject = Subject.CLIENT
     triggered: tuple[str, ...] = ()
+    notice_language: str = SOURCE_LANGUAGE  # the language of the text shown (and hashed)
 
     def __post_init__(self) -> None:
         # Coerce stored strings to their enums so adapters can pass database values through.
@@ -225,6 +263,8 @@ class ConsentRecord:
             raise ValueError("notice versions start at 1")
         if _SHA256_HEX.fullmatch(self.notice_sha256) is None:
             raise ValueError("notice_sha256 must be 64 lowercase hex digits")
+        if _LANGUAGE.fullmatch(self.notice_language) is None:
+            raise ValueError("notice_language must be a lowercase ISO 639 code such as 'es'")
         if self.decision is ConsentDecision.GRANTED and self.triggered:
             raise ValueError("only a withdrawal triggers actions")
 
@@ -283,12 +323,16 @@ class ConsentStatus:
 
 
 def consent_state(
-    records: Sequence[ConsentRecord], catalog: NoticeCatalog, now: datetime
+    records: Sequence[ConsentRecord],
+    catalog: NoticeCatalog,
+    now: datetime,
+    language: str = SOURCE_LANGUAGE,
 ) -> dict[Purpose, ConsentStatus]:
-    """The state of every purpose that has a notice in the catalog."""
+    """The state of every purpose that has a notice in the catalog, with each notice in
+    `language` where it is translated (the state itself does not depend on the language)."""
     statuses: dict[Purpose, ConsentStatus] = {}
     for purpose in catalog.purposes():
-        notice = catalog.current(purpose)
+        notice = catalog.current(purpose, language)
         latest = _latest_applicable(purpose, records, now)
         if latest is None:
             state = ConsentState.NEVER_ASKED
@@ -366,7 +410,9 @@ def receipt(
     entries = []
     for record in sorted(records, key=lambda r: r.at):
         try:
-            title: str | None = catalog.get(record.purpose, record.notice_version).title
+            title: str | None = catalog.get(
+                record.purpose, record.notice_version, record.notice_language
+            ).title
         except NoticeNotFound:
             title = None
         entries.append(
@@ -374,6 +420,7 @@ def receipt(
                 "purpose": record.purpose.value,
                 "notice_version": record.notice_version,
                 "notice_sha256": record.notice_sha256,
+                "notice_language": record.notice_language,
                 "notice_title": title,
                 "decision": record.decision.value,
                 "at": _iso(record.at),

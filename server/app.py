@@ -74,13 +74,14 @@ from server.web.client_rights import CLIENT_RIGHTS_OPERATIONS, add_client_rights
 from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
 from server.web.email_views import add_email_pages
 from server.web.guard import add_api_routes
+from server.web.i18n import install_languages, page_language
 from server.web.measure_views import MEASURE_OPERATIONS, add_measure_pages
 from server.web.neutral_page import add_neutral_page_routes
 from server.web.pages import add_page_routes
 from server.web.progress_views import GOAL_OPERATIONS, add_progress_pages
 from server.web.safety_views import SAFETY_OPERATIONS
 from server.web.sign_in_guard import login_guard_ctx
-from server.web.times import time_element
+from server.web.times import when
 
 log = logging.getLogger("attune")
 
@@ -239,7 +240,7 @@ def create_app(
 
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[security_headers, errors, identity_and_csrf],
+        middlewares=[security_headers, errors, identity_and_csrf, page_language],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
@@ -255,12 +256,13 @@ def create_app(
     app.on_shutdown.append(_start_draining)
 
     web_dir = client_web_dir()
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(web_dir / "templates")),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    aiohttp_jinja2.get_env(app).globals["when"] = time_element
+    env.globals["when"] = when
+    install_languages(app, env, web_dir / "locales")
     app.cleanup_ctx.append(_metrics_site)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_vault)

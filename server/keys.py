@@ -27,6 +27,7 @@ from server.services.safety import SafetyChecks
 from server.settings import Settings
 from server.smtp import Transport
 from server.vault_store import ClientVault
+from server.web.catalogues import PageLanguages
 from server.web.openapi import Operation
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -41,6 +42,7 @@ CLIENT_WRITES = web.AppKey("client_writes", ClientWriteLimiter)
 ADDRESS_HASHER = web.AppKey("address_hasher", AddressHasher)
 VAULT = web.AppKey("vault", ClientVault)
 CONSENTS = web.AppKey("consents", Consents)
+PAGE_LANGUAGES = web.AppKey("page_languages", PageLanguages)
 API_OPERATIONS: web.AppKey[Sequence[Operation]] = web.AppKey("api_operations")
 CHECKINS = web.AppKey("checkins", Checkins)
 CUE_RECORDS = web.AppKey("cue_records", CueRecords)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from server.core.languages import LANGUAGE_CODES
 from server.core.safety import is_phone_number
 from server.security.forwarded import parse_trusted_proxies
 
@@ -94,6 +95,7 @@ class Settings:
     safety_check: bool = True
     crisis_line_text: str = ""
     measures_review_session: int = 6
+    default_language: str = "en"
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -158,6 +160,10 @@ class Settings:
             raise SettingsError("crisis_line_text must be plain text of at most 500 characters")
         if not 2 <= self.measures_review_session <= 100:
             raise SettingsError("measures_review_session must be between 2 and 100")
+        if self.default_language not in LANGUAGE_CODES:
+            raise SettingsError(
+                "default_language must be one of " + ", ".join(sorted(LANGUAGE_CODES))
+            )
         if not _is_quick_exit_url(self.quick_exit_url):
             raise SettingsError(
                 "quick_exit_url must be a path on this server such as /weather, "

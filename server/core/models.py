@@ -35,6 +35,7 @@ class Client:
     therapist_id: str
     alias: str
     created_at: datetime
+    preferred_language: str | None = None  # None: the browser's language, then the clinic's
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TherapySession:
     status: SessionStatus
     created_at: datetime
     invite_active: bool
+    client_language: str | None = None  # the client's preferred language, if any
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ async def records_for(conn: AsyncConnection, client_id: str) -> list[ConsentReco
             channel=row.channel,
             subject=row.subject,
             triggered=tuple(json.loads(row.triggered)),
+            notice_language=row.notice_language,
         )
         for row in rows
     ]
@@ -48,6 +49,7 @@ async def insert_record(conn: AsyncConnection, record: ConsentRecord) -> None:
             channel=record.channel.value,
             subject=record.subject.value,
             triggered=json.dumps(list(record.triggered)),
+            notice_language=record.notice_language,
         )
     )
 

@@ -23,7 +23,18 @@ from server.db.tables import (
 def _client(row: AnyRow) -> Client:
     m = row._mapping
     return Client(
-        id=m["id"], therapist_id=m["therapist_id"], alias=m["alias"], created_at=m["created_at"]
+        id=m["id"],
+        therapist_id=m["therapist_id"],
+        alias=m["alias"],
+        created_at=m["created_at"],
+        preferred_language=m["preferred_language"],
+    )
+
+
+async def set_client_language(conn: AsyncConnection, client_id: str, language: str | None) -> None:
+    """Store a client's preferred language (None: no preference)."""
+    await conn.execute(
+        clients.update().where(clients.c.id == client_id).values(preferred_language=language)
     )
 
 
@@ -103,6 +114,7 @@ _active_invite = (
 _SESSION_COLUMNS = (
     therapy_sessions,
     clients.c.alias.label("client_alias"),
+    clients.c.preferred_language.label("client_language"),
     _active_invite.label("active_invites"),
 )
 
@@ -119,6 +131,7 @@ def _session(row: AnyRow) -> TherapySession:
         status=SessionStatus(m["status"]),
         created_at=m["created_at"],
         invite_active=bool(m["active_invites"]),
+        client_language=m["client_language"],
     )
 
 

@@ -136,6 +136,8 @@ clients = sa.Table(
     ),
     sa.Column("alias", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # the language the client chose (or their therapist set); None: their browser's
+    sa.Column("preferred_language", sa.String(8), nullable=True),
     sa.UniqueConstraint("therapist_id", "alias", name="uq_clients_therapist_alias"),
 )
 
@@ -230,6 +232,7 @@ consent_records = sa.Table(
     sa.Column("channel", sa.String(16), nullable=False),
     sa.Column("subject", sa.String(16), nullable=False),
     sa.Column("triggered", sa.Text, nullable=False, default="[]"),
+    sa.Column("notice_language", sa.String(8), nullable=False, server_default="en"),
 )
 
 audit_log = sa.Table(

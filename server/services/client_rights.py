@@ -145,6 +145,7 @@ class ClientRights:
                 "id": client.id,
                 "alias": client.alias,
                 "created_at": _iso(client.created_at),
+                "preferred_language": client.preferred_language,
             },
             "sessions": sessions,
             "consents": receipt(client.alias, consent_records, self.consents.catalog, now)[

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.consent import (
     OFFERED_PURPOSES,
+    SOURCE_LANGUAGE,
     Channel,
     ConsentChanged,
     ConsentDecision,
@@ -21,6 +22,7 @@ from privacy.consent import (
     ConsentStatus,
     Notice,
     NoticeCatalog,
+    NoticeNotFound,
     Purpose,
     Subject,
     consent_state,
@@ -86,12 +88,13 @@ class Consents:
         self._effects.setdefault(purpose, []).append((name, effect))
 
     async def state(
-        self, db: Database, client_id: str, now: datetime
+        self, db: Database, client_id: str, now: datetime, language: str = SOURCE_LANGUAGE
     ) -> dict[Purpose, ConsentStatus]:
-        """Where each offered purpose stands for this client."""
+        """Where each offered purpose stands for this client, with each notice in `language`
+        where it is translated."""
         async with db.read() as conn:
             records = await q.records_for(conn, client_id)
-        states = consent_state(records, self.catalog, now)
+        states = consent_state(records, self.catalog, now, language)
         return {p: states[p] for p in OFFERED_PURPOSES if p in states}
 
     async def records(self, db: Database, client_id: str) -> list[ConsentRecord]:
@@ -118,16 +121,24 @@ class Consents:
         channel: Channel,
         now: datetime,
         subject: Subject = Subject.CLIENT,
+        notice_language: str = SOURCE_LANGUAGE,
     ) -> ConsentRecord:
-        """Record a grant or withdrawal of the notice version the client was shown."""
+        """Record a grant or withdrawal of the notice version the client was shown, in the
+        language it was shown in (its hash is that text's)."""
         if purpose not in OFFERED_PURPOSES:
             raise InvalidInput(f"{purpose.value} is not offered.")
-        notice = self.catalog.current(purpose)
-        if notice_version != notice.version:
+        current = self.catalog.current(purpose)
+        if notice_version != current.version:
             raise Conflict(
                 "The notice has changed since you read it. Please read the new "
                 "version and decide again."
             )
+        try:
+            notice = self.catalog.get(purpose, notice_version, notice_language)
+        except NoticeNotFound:
+            raise InvalidInput(
+                f"The notice is not published in the language {notice_language!r}."
+            ) from None
         async with db.write() as conn:
             triggered: list[str] = []
             if decision is ConsentDecision.WITHDRAWN:
@@ -144,6 +155,7 @@ class Consents:
                 channel=channel,
                 subject=subject,
                 triggered=tuple(triggered),
+                notice_language=notice.language,
             )
             await q.insert_record(conn, record)
             action = "consent.grant" if decision is ConsentDecision.GRANTED else "consent.withdraw"
@@ -156,6 +168,7 @@ class Consents:
                 details={
                     "purpose": purpose.value,
                     "notice_version": notice.version,
+                    "notice_language": notice.language,
                     "channel": channel.value,
                     "triggered": ",".join(triggered) or None,
                 },

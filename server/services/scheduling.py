@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.audit import AuditTrail
+from server.core.languages import LANGUAGE_CODES
 from server.core.links import (
     LinkState,
     LinkWindow,
@@ -104,6 +105,33 @@ async def get_client(db: Database, therapist: Account, client_id: str) -> Client
     """One of the therapist's clients, or NotFound (also for other therapists' ids)."""
     async with db.read() as conn:
         return await own_client(conn, therapist, client_id)
+
+
+async def set_client_language(
+    db: Database,
+    audit: AuditTrail,
+    client_id: str,
+    language: str | None,
+    now: datetime,
+    *,
+    therapist: Account | None = None,
+) -> None:
+    """Remember the language a client's pages open in (None: their browser's, then the
+    clinic's). Set by the client (no `therapist`) or by their own therapist; audited."""
+    if language is not None and language not in LANGUAGE_CODES:
+        raise InvalidInput("Choose one of the offered languages.")
+    async with db.write() as conn:
+        if therapist is not None:
+            await own_client(conn, therapist, client_id)
+        await q.set_client_language(conn, client_id, language)
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{therapist.id}" if therapist else f"client:{client_id}",
+            action="client.language",
+            targets=(f"client:{client_id}",),
+            details={"language": language},
+        )
 
 
 async def client_by_alias(db: Database, therapist: Account, alias: str) -> Client:

@@ -18,11 +18,13 @@ from privacy.consent import (
     Purpose,
     receipt,
 )
+from server.core.languages import LANGUAGE_CODES
 from server.errors import Forbidden
 from server.keys import AUDIT, CLOCK, CONSENTS, DB
 from server.security.client_writes import ClientWrite
 from server.services.scheduling import ClientVisit
 from server.web.guard import VISIT, spend_client_write
+from server.web.i18n import LANGUAGE
 from server.web.identity import ANOTHER_DEVICE_MESSAGE, client_visit
 from server.web.notice_blocks import notice_blocks
 from server.web.openapi import Operation
@@ -38,6 +40,7 @@ def _status_json(status: ConsentStatus) -> dict[str, Any]:
         "state": status.state.value,
         "notice": {
             "version": notice.version,
+            "language": notice.language,
             "title": notice.title,
             "sha256": notice.sha256,
             "text": notice.text,
@@ -57,7 +60,9 @@ def _page_client(request: web.Request) -> ClientVisit:
 async def consent_page(request: web.Request) -> web.StreamResponse:
     visit = _page_client(request)
     app = request.app
-    states = await app[CONSENTS].state(app[DB], visit.session.client_id, app[CLOCK]())
+    states = await app[CONSENTS].state(
+        app[DB], visit.session.client_id, app[CLOCK](), request[LANGUAGE]
+    )
     purposes = [
         {
             "purpose": p.value,
@@ -66,6 +71,7 @@ async def consent_page(request: web.Request) -> web.StreamResponse:
             "needs_reconsent": s.state is ConsentState.NEEDS_RECONSENT,
             "title": s.current_notice.title,
             "version": s.current_notice.version,
+            "language": s.current_notice.language,
             "blocks": notice_blocks(s.current_notice.body),
         }
         for p, s in states.items()
@@ -95,6 +101,7 @@ async def consent_submit(request: web.Request) -> web.StreamResponse:
         granted = status.state is ConsentState.GRANTED
         want = purpose.value in wanted
         shown_version = str(form.get(f"version_{purpose.value}", ""))
+        shown_language = str(form.get(f"language_{purpose.value}", status.current_notice.language))
         if want == granted or not shown_version.isdigit():
             continue
         if not want and status.state is ConsentState.NEVER_ASKED:
@@ -108,6 +115,7 @@ async def consent_submit(request: web.Request) -> web.StreamResponse:
             purpose=purpose,
             decision=decision,
             notice_version=int(shown_version),
+            notice_language=shown_language,
             channel=Channel.PAGE,
             now=now,
         )
@@ -147,6 +155,12 @@ CONSENT_DECISION_SCHEMA = {
         "purpose": {"type": "string", "enum": [p.value for p in OFFERED_PURPOSES]},
         "decision": {"type": "string", "enum": [d.value for d in ConsentDecision]},
         "notice_version": {"type": "integer", "minimum": 1, "maximum": 10_000},
+        "notice_language": {
+            "type": "string",
+            "enum": sorted(LANGUAGE_CODES),
+            "description": "The language of the notice text shown (default: the one "
+            "GET /api/v1/visit/consents shows this request)",
+        },
     },
 }
 CONSENT_STATE_SCHEMA = {"type": "object", "properties": {"items": {"type": "array"}}}
@@ -155,7 +169,9 @@ CONSENT_STATE_SCHEMA = {"type": "object", "properties": {"items": {"type": "arra
 async def api_state(request: web.Request) -> web.StreamResponse:
     visit = request[VISIT]
     app = request.app
-    states = await app[CONSENTS].state(app[DB], visit.session.client_id, app[CLOCK]())
+    states = await app[CONSENTS].state(
+        app[DB], visit.session.client_id, app[CLOCK](), request[LANGUAGE]
+    )
     return web.json_response({"items": [_status_json(s) for s in states.values()]})
 
 
@@ -175,6 +191,7 @@ async def api_decide(request: web.Request) -> web.StreamResponse:
     purpose, decision = Purpose(body["purpose"]), ConsentDecision(body["decision"])
     _may_decide(visit, purpose, decision)
     app = request.app
+    shown = app[CONSENTS].catalog.current(purpose, request[LANGUAGE]).language
     record = await app[CONSENTS].decide(
         app[DB],
         app[AUDIT],
@@ -182,6 +199,7 @@ async def api_decide(request: web.Request) -> web.StreamResponse:
         purpose=purpose,
         decision=decision,
         notice_version=body["notice_version"],
+        notice_language=body.get("notice_language", shown),
         channel=Channel.API,
         now=app[CLOCK](),
     )
@@ -190,6 +208,8 @@ async def api_decide(request: web.Request) -> web.StreamResponse:
             "purpose": record.purpose.value,
             "decision": record.decision.value,
             "notice_version": record.notice_version,
+            "notice_language": record.notice_language,
+            "notice_sha256": record.notice_sha256,
             "at": record.at.isoformat(),
             "triggered": list(record.triggered),
         },

@@ -11,32 +11,39 @@ from typing import Any, Final
 
 import aiohttp_jinja2
 from aiohttp import web
+from babel.dates import format_date
 
 from server.keys import CLOCK
+from server.web.i18n import LANGUAGE, N_, translate
 
 _SKIES: Final = (
-    ("Sunny spells", 9, 16),
-    ("Cloudy", 8, 13),
-    ("Light rain", 7, 12),
-    ("Partly cloudy", 8, 15),
-    ("Sunny", 10, 17),
+    (N_("Sunny spells"), 9, 16),
+    (N_("Cloudy"), 8, 13),
+    (N_("Light rain"), 7, 12),
+    (N_("Partly cloudy"), 8, 15),
+    (N_("Sunny"), 10, 17),
 )
+
+# "Monday 23 November" as each language writes it (CLDR patterns).
+_TODAY: Final = {"en": "EEEE d MMMM", "es": "EEEE, d 'de' MMMM", "de": "EEEE, d. MMMM"}
 
 
 @aiohttp_jinja2.template("weather.html")
 async def weather_page(request: web.Request) -> dict[str, Any]:
     """Today and the next five days, generic; no session, no cookies read or set."""
     today = request.app[CLOCK]().date()
+    locale = request[LANGUAGE]
     days = [
         {
-            "name": (today.fromordinal(today.toordinal() + n)).strftime("%A"),
-            "sky": sky,
+            "name": format_date(today.fromordinal(today.toordinal() + n), "EEEE", locale=locale),
+            "sky": translate(request, sky),
             "low": low,
             "high": high,
         }
         for n, (sky, low, high) in enumerate(_SKIES, start=1)
     ]
-    return {"today": f"{today:%A} {today.day} {today:%B}", "days": days}
+    pattern = _TODAY.get(locale, "full")
+    return {"today": format_date(today, pattern, locale=locale), "days": days}
 
 
 def add_neutral_page_routes(app: web.Application) -> None:

@@ -21,6 +21,7 @@ from server.web.api.auth import sign_in
 from server.web.denials import record_denial
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, page_guarded
+from server.web.i18n import N_
 from server.web.identity import (
     after_session_visit,
     clear_cookie,
@@ -469,7 +470,7 @@ async def join(request: web.Request) -> web.StreamResponse:
     wait = throttle.blocked_for(address, now_mono)
     if wait:
         raise RateLimited(
-            "Too many attempts with invalid links. Try again later.", retry_after=wait
+            N_("Too many attempts with invalid links. Try again later."), retry_after=wait
         )
     settings = app[SETTINGS]
     window = LinkWindow(

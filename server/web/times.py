@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
+import jinja2
+from babel.dates import format_skeleton
 from markupsafe import Markup, escape
 
 TimeStyle = Literal["datetime", "date", "time"]
@@ -16,12 +18,25 @@ _FORMATS: dict[TimeStyle, str] = {
 }
 
 
-def utc_text(moment: datetime, style: TimeStyle = "datetime") -> str:
-    """The no-JavaScript text of a time: UTC, to the minute, with the zone named."""
-    return moment.astimezone(UTC).strftime(_FORMATS[style])
+# The same shapes in each language's own words and order (CLDR skeletons, through Babel).
+_DATE_SKELETONS: dict[TimeStyle, str] = {"datetime": "yMMMEd", "date": "yMMMd"}
 
 
-def time_element(moment: datetime | str | None, style: TimeStyle = "datetime") -> Markup:
+def utc_text(moment: datetime, style: TimeStyle = "datetime", locale: str = "en") -> str:
+    """The no-JavaScript text of a time: UTC, to the minute, with the zone named, in the
+    page's language (English keeps its long-standing shape)."""
+    if locale == "en":
+        return moment.astimezone(UTC).strftime(_FORMATS[style])
+    clock = format_skeleton("Hm", moment, tzinfo=UTC, locale=locale) + " UTC"
+    if style == "time":
+        return clock
+    day = format_skeleton(_DATE_SKELETONS[style], moment, tzinfo=UTC, locale=locale)
+    return day if style == "date" else f"{day}, {clock}"
+
+
+def time_element(
+    moment: datetime | str | None, style: TimeStyle = "datetime", locale: str = "en"
+) -> Markup:
     """`<time datetime=… data-local=…>` with the UTC text (to the minute: never microseconds);
     empty for no time. An ISO string is read first; one that is not a time is shown as is."""
     if moment is None:
@@ -34,8 +49,18 @@ def time_element(moment: datetime | str | None, style: TimeStyle = "datetime") -
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     iso = aware.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return Markup('<time datetime="{}" data-local="{}">{}</time>').format(
-        iso, style, escape(utc_text(aware, style))
+        iso, style, escape(utc_text(aware, style, locale))
     )
+
+
+@jinja2.pass_context
+def when(
+    context: jinja2.runtime.Context,
+    moment: datetime | str | None,
+    style: TimeStyle = "datetime",
+) -> Markup:
+    """`time_element` for templates, in the page's language (`lang`)."""
+    return time_element(moment, style, str(context.get("lang", "en")))
 
 
 def duration_words(days: int) -> str:

@@ -162,8 +162,10 @@ async def serve() -> dict[str, object]:
         login = await client.get("/login")
         css = await client.get("/static/css/attune.css")
         document = await (await client.get("/api/v1/openapi.json")).json()
+        weather = await client.get("/weather", headers={"Accept-Language": "de"})
         return {
             "login": [login.status, "Sign in" in await login.text()],
+            "german": "<h1>Wetter</h1>" in await weather.text(),
             "css": css.status,
             "version": document["info"]["version"],
         }
@@ -175,7 +177,10 @@ print(json.dumps({
     "migrations": migrations.dir,
     "revisions": [revision.revision for revision in migrations.walk_revisions()],
     "notices_dir": str(resources.files("privacy") / "notices"),
-    "notices": sorted(f"{purpose.value}/v{version}" for purpose, version in load_notices().notices),
+    "notices": sorted(
+        f"{purpose.value}/v{version}" + ("" if language == "en" else f".{language}")
+        for purpose, version, language in load_notices().notices
+    ),
     "served": asyncio.run(serve()),
 }))
 """
@@ -197,7 +202,14 @@ def test_installed_copy_serves_from_its_own_files(installed: Path, workdir: Path
     assert all(path.startswith(site) for path in located), located
     assert "0001" in report["revisions"]
     assert {"telehealth/v1", "checkin_storage/v1", "cue_analysis/v1"} <= set(report["notices"])
-    assert report["served"] == {"login": [200, True], "css": 200, "version": "0.1.0"}
+    assert {"telehealth/v1.es", "telehealth/v1.de"} <= set(report["notices"])
+    # the catalogues travel as .po files and are compiled when the installed copy starts
+    assert report["served"] == {
+        "login": [200, True],
+        "german": True,
+        "css": 200,
+        "version": "0.1.0",
+    }
 
 
 def test_installed_attune_command_starts(installed: Path, workdir: Path) -> None:

@@ -311,6 +311,7 @@ def test_receipt_lists_every_decision_oldest_first_as_json() -> None:
         "purpose": "cue_analysis",
         "notice_version": 1,
         "notice_sha256": SHA,
+        "notice_language": "en",
         "notice_title": cue_notice.title,
         "decision": "withdrawn",
         "at": "2025-06-02T13:50:00Z",

@@ -6,12 +6,30 @@ from datetime import UTC, datetime
 
 import pytest
 
-from server.web.times import duration_words, time_element
+from server.web.times import duration_words, time_element, utc_text
 
 
 def test_a_time_is_rendered_in_utc_with_the_zone_named_for_the_browser_to_localise() -> None:
     html = str(time_element(datetime(2026, 12, 4, 13, 16, 42, 123456, tzinfo=UTC), "time"))
     assert html == '<time datetime="2026-12-04T13:16:42Z" data-local="time">13:16 UTC</time>'
+
+
+@pytest.mark.parametrize(
+    ("locale", "style", "text"),
+    [
+        ("en", "datetime", "Fri 04 Dec 2026, 09:05 UTC"),
+        ("es", "datetime", "vie, 4 dic 2026, 9:05 UTC"),
+        ("de", "datetime", "Fr., 4. Dez. 2026, 09:05 UTC"),
+        ("es", "date", "4 dic 2026"),
+        ("de", "date", "4. Dez. 2026"),
+        ("de", "time", "09:05 UTC"),
+    ],
+)
+def test_the_no_javascript_text_of_a_time_follows_the_page_language(
+    locale: str, style: str, text: str
+) -> None:
+    moment = datetime(2026, 12, 4, 9, 5, tzinfo=UTC)
+    assert utc_text(moment, style, locale) == text  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

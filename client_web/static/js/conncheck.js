@@ -16,8 +16,11 @@
  *   - TURN: when TURN servers are configured, whether a relay candidate was gathered.
  * and turns them into a calm sentence through the pure `verdict()`.
  *
- * No DOM access beyond a detached <canvas> for the pattern; the page shows the result.
+ * No DOM access beyond a detached <canvas> for the pattern (and the page's message catalogue,
+ * through i18n.js); the page shows the result.
  */
+
+import { t } from "./i18n.js";
 
 export const CHECK_URL = "/api/v1/visit/conncheck";
 export const DEFAULT_DURATION_MS = 3000;
@@ -81,12 +84,13 @@ export const THRESHOLDS = Object.freeze({
 
 /** What the person reads; calm, and never their fault. */
 export const MESSAGES = Object.freeze({
-  good: "Your connection is good for video.",
-  fair: "Video may be choppy; audio should be fine.",
-  poor:
+  good: t("Your connection is good for video."),
+  fair: t("Video may be choppy; audio should be fine."),
+  poor: t(
     "Your connection is weak right now, so the call may break up. Moving closer to your " +
-    "Wi-Fi router or closing other apps can help.",
-  failed: "We could not connect. Your therapist can still call you by phone.",
+      "Wi-Fi router or closing other apps can help.",
+  ),
+  failed: t("We could not connect. Your therapist can still call you by phone."),
 });
 
 /**

@@ -5,6 +5,8 @@
  * fills the ones it is given (a <video> for the preview, <select>s for the pickers).
  */
 
+import { t } from "./i18n.js";
+
 /** @typedef {{audioDeviceId?: string, videoDeviceId?: string}} DeviceChoice */
 
 /**
@@ -97,47 +99,49 @@ export function describeMediaError(error) {
     case "PermissionDeniedError":
       return {
         kind: "denied",
-        title: "The browser is not allowed to use your camera and microphone.",
-        help:
+        title: t("The browser is not allowed to use your camera and microphone."),
+        help: t(
           "Click the camera or lock icon next to the address bar, choose Allow for the camera " +
-          "and the microphone, then press Try again. On a phone, check the browser's " +
-          "permissions in the phone's settings.",
+            "and the microphone, then press Try again. On a phone, check the browser's " +
+            "permissions in the phone's settings.",
+        ),
       };
     case "NotFoundError":
     case "DevicesNotFoundError":
     case "OverconstrainedError":
       return {
         kind: "missing",
-        title: "No camera or microphone was found.",
-        help:
+        title: t("No camera or microphone was found."),
+        help: t(
           "Plug in a headset or webcam, or use a phone or laptop that has them, then press " +
-          "Try again. You can still continue: your therapist can call you by phone.",
+            "Try again. You can still continue: your therapist can call you by phone.",
+        ),
       };
     case "NotReadableError":
     case "TrackStartError":
     case "AbortError":
       return {
         kind: "busy",
-        title: "Your camera or microphone is in use by another app.",
-        help: "Close other video apps (or other tabs with a call), then press Try again.",
+        title: t("Your camera or microphone is in use by another app."),
+        help: t("Close other video apps (or other tabs with a call), then press Try again."),
       };
     case "SecurityError":
       return {
         kind: "insecure",
-        title: "This page cannot use the camera here.",
-        help: "Open the link from your invitation exactly as it was sent (it starts with https).",
+        title: t("This page cannot use the camera here."),
+        help: t("Open the link from your invitation exactly as it was sent (it starts with https)."),
       };
     case "NotSupportedError":
       return {
         kind: "unsupported",
-        title: "This browser cannot make video calls.",
-        help: "Please use a recent Chrome, Firefox, Safari or Edge.",
+        title: t("This browser cannot make video calls."),
+        help: t("Please use a recent Chrome, Firefox, Safari or Edge."),
       };
     default:
       return {
         kind: "other",
-        title: "Your camera or microphone could not be started.",
-        help: "Press Try again. If it keeps happening, restart the browser.",
+        title: t("Your camera or microphone could not be started."),
+        help: t("Press Try again. If it keeps happening, restart the browser."),
       };
   }
 }
@@ -158,7 +162,7 @@ export async function listDevices() {
 
 /**
  * Fill a <select> with devices, keeping `selectedId` chosen; option text is the device label
- * (or "Camera 1", "Microphone 2" while the browser hides labels).
+ * (or "Camera 1", "Microphone 2" while the browser hides labels; the name comes translated).
  * @param {HTMLSelectElement} select
  * @param {MediaDeviceInfo[]} devices
  * @param {string} fallbackName

@@ -15,6 +15,7 @@
 
 import { byId, playStream, showOnly } from "./callview.js";
 import { deviceIdOf } from "./devices.js";
+import { t } from "./i18n.js";
 import { mountClientCall } from "./join_call.js";
 import { mountConnectionCheck } from "./join_conncheck.js";
 import { mountConsentStep } from "./join_consent.js";
@@ -159,7 +160,7 @@ function enterWaitingRoom() {
   progress.audioDeviceId = deviceIdOf(page.localStream, "audio") || progress.audioDeviceId;
   progress.videoDeviceId = deviceIdOf(page.localStream, "video") || progress.videoDeviceId;
   saveProgress();
-  waiting.show("Connecting…");
+  waiting.show(t("Connecting…"));
   session.connect();
 }
 

@@ -7,6 +7,7 @@
 
 import { CallPage } from "./callpage.js";
 import { runSessionTimer, stallHelp } from "./callview.js";
+import { t } from "./i18n.js";
 import { CloseCode } from "./protocol_types.js";
 import { mountClientExtras } from "./session_extras.js";
 
@@ -101,8 +102,8 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
 
   function waitingText() {
     return therapistPresent
-      ? "Your therapist knows you are here."
-      : "Your therapist has not joined yet. Please keep this page open.";
+      ? t("Your therapist knows you are here.")
+      : t("Your therapist has not joined yet. Please keep this page open.");
   }
 
   /** @param {SessionConnection} conn */
@@ -165,7 +166,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     conn.on("sent-back", () => {
       admitted = false;
       endCall();
-      waiting.show("Your therapist has asked you to wait a moment. Please keep this page open.");
+      waiting.show(t("Your therapist has asked you to wait a moment. Please keep this page open."));
     });
     conn.on("denied", () => onDenied());
     conn.on("session-ended", ({ reason }) => onEnded(reason));
@@ -184,7 +185,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
       callStatus.textContent = reconnecting ? "Reconnecting…" : "";
       callStatus.classList.toggle("is-warning", reconnecting);
     } else if (waiting.shown) {
-      waiting.setStatus(reconnecting ? "Reconnecting…" : state === "open" ? waitingText() : "Connecting…");
+      waiting.setStatus(reconnecting ? t("Reconnecting…") : state === "open" ? waitingText() : t("Connecting…"));
     }
   }
 
@@ -261,7 +262,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     },
     /** The waiting room's status line after the Join button. */
     statusAfterJoin() {
-      return admitted ? "Joining…" : waitingText();
+      return admitted ? t("Joining…") : waitingText();
     },
     /** The session is over for this page. */
     finish() {

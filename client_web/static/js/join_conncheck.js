@@ -5,6 +5,7 @@
  */
 
 import { byId } from "./callview.js";
+import { t } from "./i18n.js";
 
 /** A check the server does not offer (or a network that cannot reach it) is not a verdict. */
 const UNAVAILABLE_CHECK = /answered (404|405|501|503)\b|Failed to fetch/;
@@ -29,7 +30,7 @@ export function mountConnectionCheck({ show, iceConfiguration, csrfToken, onDone
     show();
     el.continue.disabled = true;
     el.progress.value = 0;
-    el.result.textContent = "Checking…";
+    el.result.textContent = t("Checking…");
     done = false;
     /** @type {typeof import("./conncheck.js") | null} */
     let conncheck = null;
@@ -65,7 +66,7 @@ export function mountConnectionCheck({ show, iceConfiguration, csrfToken, onDone
 
   function unavailable() {
     el.progress.value = 100;
-    el.result.textContent = "Connection check unavailable. You can continue.";
+    el.result.textContent = t("Connection check unavailable. You can continue.");
     el.continue.disabled = false;
   }
 

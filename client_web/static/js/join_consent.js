@@ -6,6 +6,7 @@
  */
 
 import { byId } from "./callview.js";
+import { t } from "./i18n.js";
 
 /**
  * A notice block rendered on the server: text, never Markdown or HTML.
@@ -17,7 +18,8 @@ import { byId } from "./callview.js";
  * @property {string} purpose
  * @property {boolean} required
  * @property {string} state
- * @property {{version: number, title: string, blocks: NoticeBlock[]}} notice
+ * @property {{version: number, language: string, title: string, blocks: NoticeBlock[]}} notice
+ *   the notice in the page's language (or English, when it has no translation of this version)
  */
 
 /**
@@ -64,7 +66,7 @@ export function mountConsentStep({ show, csrfToken, onAgreed, onLinkGone }) {
     if (items.length === 0) {
       const failed = document.createElement("p");
       failed.className = "error";
-      failed.textContent = "The consent text could not be loaded. Please reload the page.";
+      failed.textContent = t("The consent text could not be loaded. Please reload the page.");
       el.parts.replaceChildren(failed);
       return;
     }
@@ -88,7 +90,7 @@ export function mountConsentStep({ show, csrfToken, onAgreed, onLinkGone }) {
         .map((item) => item.purpose),
     );
     if (!wanted.has("telehealth")) {
-      showError("To meet by video, please tick the telehealth consent. The other parts are optional.");
+      showError(t("To meet by video, please tick the telehealth consent. The other parts are optional."));
       return;
     }
     try {
@@ -105,6 +107,7 @@ export function mountConsentStep({ show, csrfToken, onAgreed, onLinkGone }) {
             purpose: item.purpose,
             decision: want ? "granted" : "withdrawn",
             notice_version: item.notice.version,
+            notice_language: item.notice.language,
           }),
         });
         if (response.status === 403) {
@@ -116,7 +119,7 @@ export function mountConsentStep({ show, csrfToken, onAgreed, onLinkGone }) {
         item.state = want ? "granted" : "withdrawn";
       }
     } catch {
-      showError("Your choices could not be saved. Please try again.");
+      showError(t("Your choices could not be saved. Please try again."));
       return;
     }
     onAgreed();
@@ -143,7 +146,7 @@ async function refusalText(response) {
   } catch {
     // not JSON: fall through
   }
-  return "Your choices could not be saved from this device.";
+  return t("Your choices could not be saved from this device.");
 }
 
 /**
@@ -157,18 +160,18 @@ function consentPart(item) {
   legend.textContent = item.notice.title;
   const hint = document.createElement("span");
   hint.className = "hint";
-  hint.textContent = item.required ? " (needed for video)" : " (optional)";
+  hint.textContent = " " + (item.required ? t("(needed for video)") : t("(optional)"));
   legend.append(hint);
   fieldset.append(legend);
   if (item.state === "needs_reconsent") {
     const changed = document.createElement("p");
     changed.className = "notice";
-    changed.textContent = "This text has changed since you last agreed. Please read it again.";
+    changed.textContent = t("This text has changed since you last agreed. Please read it again.");
     fieldset.append(changed);
   }
   const details = document.createElement("details");
   const summary = document.createElement("summary");
-  summary.textContent = "Read the full text";
+  summary.textContent = t("Read the full text");
   details.append(summary, ...item.notice.blocks.map(noticeBlock));
   fieldset.append(details);
 
@@ -182,8 +185,8 @@ function consentPart(item) {
   const label = document.createElement("label");
   label.htmlFor = box.id;
   label.textContent = item.required
-    ? `I agree to the telehealth consent: ${item.notice.title}`
-    : `Yes, I agree: ${item.notice.title}`;
+    ? t("I agree to the telehealth consent: {title}", { title: item.notice.title })
+    : t("Yes, I agree: {title}", { title: item.notice.title });
   row.append(box, label);
   fieldset.append(row);
   return fieldset;

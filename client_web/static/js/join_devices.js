@@ -7,6 +7,7 @@
 
 import { byId } from "./callview.js";
 import { LevelMeter, deviceIdOf, fillDevicePicker, listDevices } from "./devices.js";
+import { t } from "./i18n.js";
 
 /**
  * @typedef {import("./callpage.js").CallPage} CallPage
@@ -47,8 +48,8 @@ export function mountDeviceCheck({ page, progress, step, onStream, onReady, onCo
       el.problem,
       (missing) =>
         missing.includes("video")
-          ? "No camera was found: your therapist will hear you but not see you."
-          : "No microphone was found: your therapist will see you but not hear you.",
+          ? t("No camera was found: your therapist will hear you but not see you.")
+          : t("No microphone was found: your therapist will see you but not hear you."),
     );
     onStream();
     await page.applyLocalStream();
@@ -69,8 +70,8 @@ export function mountDeviceCheck({ page, progress, step, onStream, onReady, onCo
     const stream = page.localStream;
     try {
       const { cameras, microphones } = await listDevices();
-      fillDevicePicker(el.cameraSelect, cameras, "Camera", deviceIdOf(stream, "video"));
-      fillDevicePicker(el.microphoneSelect, microphones, "Microphone", deviceIdOf(stream, "audio"));
+      fillDevicePicker(el.cameraSelect, cameras, t("Camera"), deviceIdOf(stream, "video"));
+      fillDevicePicker(el.microphoneSelect, microphones, t("Microphone"), deviceIdOf(stream, "audio"));
     } catch {
       // the pickers stay as they are
     }

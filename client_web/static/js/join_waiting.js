@@ -5,6 +5,7 @@
  */
 
 import { byId } from "./callview.js";
+import { t } from "./i18n.js";
 
 /**
  * @param {object} options
@@ -50,7 +51,7 @@ export function mountWaitingRoom({ step, show, onJoinPressed, statusAfterJoin })
      * @param {string} text
      */
     showNote(text) {
-      el.note.textContent = `Note from your therapist: ${text}`;
+      el.note.textContent = t("Note from your therapist: {text}", { text });
     },
     /**
      * Change the status line only.

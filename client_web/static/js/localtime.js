@@ -2,8 +2,11 @@
 /**
  * Times in the viewer's own time zone, with the zone named. The server renders every time as
  * `<time datetime="…Z" data-local="datetime|date|time">… UTC</time>` (readable without
- * JavaScript); this module rewrites each into local time, e.g. "Fri 4 Dec, 07:16 CET".
+ * JavaScript); this module rewrites each into local time, e.g. "Fri 4 Dec, 07:16 CET", in the
+ * page's language ("vie, 4 dic, 07:16 CET", "Fr., 4. Dez., 07:16 MEZ").
  */
+
+import { pageLocale } from "./i18n.js";
 
 /** @typedef {"datetime" | "date" | "time"} TimeStyle */
 
@@ -24,7 +27,7 @@ const formats = new Map();
 export function formatLocal(when, style = "datetime") {
   let format = formats.get(style);
   if (!format) {
-    format = new Intl.DateTimeFormat(undefined, STYLES[style]);
+    format = new Intl.DateTimeFormat(pageLocale(), STYLES[style]);
     formats.set(style, format);
   }
   return format.format(when);

@@ -1,0 +1,115 @@
+"""axe-core finds no serious or critical accessibility violation on the client's join pages, in
+English, Spanish and German, on a phone (360×640).
+
+axe-core comes from npm (`package.json`, a development dependency; `make jscheck` installs it
+with `npm ci`); the test evaluates it in the page from `node_modules`. Attune never serves it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
+from tests.browser.video_helpers import schedule_session
+
+pytestmark = pytest.mark.browser
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING = ("serious", "critical")
+# WCAG 2.1 A and AA rules (colour contrast included).
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+HEADINGS = {
+    "en": ("Welcome", "Continue", "Skip this check", "Your consent", "This link does not work"),
+    "es": (
+        "Le damos la bienvenida",
+        "Continuar",
+        "Omitir esta comprobación",
+        "Su consentimiento",
+        "Este enlace no funciona",
+    ),
+    "de": (
+        "Willkommen",
+        "Weiter",
+        "Diese Prüfung überspringen",
+        "Ihre Einwilligung",
+        "Dieser Link funktioniert nicht",
+    ),
+}
+
+
+@pytest.fixture
+def axe_source() -> str:
+    if not AXE.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{AXE} is missing; `npm ci` (make jscheck) installs it")
+        pytest.skip("axe-core is not installed (npm ci)")
+    return AXE.read_text()
+
+
+@pytest.fixture
+def harness(media_browser: Browser) -> BrowserHarness:
+    """A headless browser with a fake camera and microphone."""
+    return BrowserHarness(media_browser)
+
+
+async def _violations(page: Page, axe_source: str) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now, one line each."""
+    if not await page.evaluate("typeof window.axe === 'object'"):
+        await page.evaluate(axe_source)  # evaluated by the test, never served by Attune
+    results: dict[str, Any] = await page.evaluate(
+        """async (options) => {
+          const { violations, passes } = await axe.run(document, options);
+          return { violations, passed: passes.length };
+        }""",
+        AXE_OPTIONS,
+    )
+    assert results["passed"] >= 5  # axe ran its rules on this page
+    found: list[dict[str, Any]] = results["violations"]
+    return [
+        f"{v['impact']} {v['id']}: {v['help']} at {[n['target'] for n in v['nodes']]}"
+        for v in found
+        if v["impact"] in BLOCKING
+    ]
+
+
+@pytest.mark.parametrize("language", ["en", "es", "de"])
+async def test_the_join_pages_have_no_serious_accessibility_violations(
+    live_site: LiveSite, harness: BrowserHarness, axe_source: str, language: str
+) -> None:
+    welcome, go_on, skip, consent, broken_link = HEADINGS[language]
+    session = await schedule_session(live_site)
+    page = await harness.new_page(**MOBILE, locale=language)
+    found: dict[str, list[str]] = {}
+
+    await page.goto(session.link)
+    await expect(page.get_by_role("heading", name=welcome, level=1)).to_be_visible()
+    await expect(page.locator("#camera-select")).to_be_enabled()
+    found["devices"] = await _violations(page, axe_source)
+
+    await page.get_by_role("button", name=go_on, exact=True).click()
+    await page.get_by_role("button", name=skip).click()
+    await expect(page.get_by_role("heading", name=consent, level=1)).to_be_visible()
+    found["consent"] = await _violations(page, axe_source)
+
+    await page.locator("#join-consent-telehealth").check()
+    await page.locator("#consent-form button[type=submit]").click()
+    await expect(page.locator("#step-waiting")).to_be_visible()
+    found["waiting room"] = await _violations(page, axe_source)
+
+    await page.goto(live_site.url("/visit/consent"))
+    await expect(page.locator("#consent-telehealth")).to_be_checked()
+    found["consent page"] = await _violations(page, axe_source)
+
+    await page.goto(live_site.url("/join/not-a-real-link"))
+    await expect(page.get_by_role("heading", name=broken_link)).to_be_visible()
+    found["link problem"] = await _violations(page, axe_source)
+
+    await page.goto(live_site.url("/weather"))
+    found["neutral page"] = await _violations(page, axe_source)
+
+    assert {step: problems for step, problems in found.items() if problems} == {}

@@ -69,7 +69,7 @@ from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE, is_database_outage
 from server.errors import AttuneError, Forbidden, NotFound, RateLimited, Unauthenticated
 from server.keys import CLIENT_WRITES, CLOCK, CONSENTS, DB, HUB, LIVE, METRICS, SETTINGS
 from server.middlewares import is_same_origin
-from server.realtime.bus import ConnRef, RoomOp
+from server.realtime.bus import BusUnavailable, ConnRef, RoomOp
 from server.realtime.hub import Connection, Hub
 from server.security.client_writes import ClientWrite
 from server.services.live_session import LiveSessions
@@ -82,6 +82,7 @@ from server.web.identity import (
 )
 
 log = logging.getLogger("attune.realtime")
+LIVE_UNAVAILABLE_REASON = "live sessions are temporarily unavailable"
 
 
 def _now_ms() -> int:
@@ -203,19 +204,25 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
             settings, now_unix=int(app[CLOCK]().timestamp()), opaque_id=secrets.token_hex(8)
         )
         joined = True
-        await hub.bus.submit(
-            RoomOp(
-                "join",
-                ref,
-                label=member.label,
-                resume=hello.resume,
-                ice_servers=ice["iceServers"],
-                ice_transport_policy=IceTransportPolicy(ice["iceTransportPolicy"]),
-                ice_ttl_seconds=ice["ttlSeconds"],
-                consents=consents,
+        try:
+            await hub.bus.submit(
+                RoomOp(
+                    "join",
+                    ref,
+                    label=member.label,
+                    resume=hello.resume,
+                    ice_servers=ice["iceServers"],
+                    ice_transport_policy=IceTransportPolicy(ice["iceTransportPolicy"]),
+                    ice_ttl_seconds=ice["ttlSeconds"],
+                    consents=consents,
+                )
             )
-        )
-        await _read_loop(hub, connection, ref)
+            await _read_loop(hub, connection, ref)
+        except BusUnavailable:
+            # Nothing can be routed now (Redis away): "try again later", not "gone". The page
+            # reconnects with back-off and resumes; the call's media never needed us.
+            log.warning("closing a socket: live sessions cannot be routed now")
+            connection.revoke(CloseCode.TRY_AGAIN_LATER, LIVE_UNAVAILABLE_REASON)
     finally:
         if joined:
             # without a goodbye (close 1000) the therapist's seat is held for resume too

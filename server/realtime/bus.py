@@ -355,8 +355,12 @@ class RedisBus:
         self._hub, self._runner, self._live_calls = hub, runner, live_calls
 
     async def start(self) -> None:
-        await self._heartbeat()
-        await self._subscribe()
+        try:
+            await self._heartbeat()
+            await self._subscribe()
+        except BaseException:  # Redis away at start (or cancelled): leave no socket behind
+            await self._close_connections()
+            raise
         self._tasks = [
             asyncio.create_task(self._listen()),
             asyncio.create_task(self._publish_loop()),

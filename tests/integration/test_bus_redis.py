@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from yarl import URL
 
 from server.app import create_app
@@ -61,15 +62,19 @@ async def redis_prefix() -> AsyncIterator[str]:
     redis = Redis.from_url(REDIS_URL, decode_responses=True)
     try:
         await redis.ping()
-    except OSError as exc:
+    except (OSError, RedisError) as exc:
         await redis.aclose()
         _unavailable("Redis", exc)
     prefix = f"attune-test-{secrets.token_hex(4)}:"
-    yield prefix
-    keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await redis.delete(*keys)
-    await redis.aclose()
+    try:
+        yield prefix
+    finally:  # the client is closed whatever happens to the test or the clean-up
+        try:
+            keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+            if keys:
+                await redis.delete(*keys)
+        finally:
+            await redis.aclose()
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.app import create_app
 from server.errors import LIVE_UNAVAILABLE_MESSAGE
+from server.realtime.bus import RedisBus, open_bus
 from server.settings import Settings
 from tests.conftest import FakeClock
 from tests.integration.test_bus_redis import (
@@ -247,3 +248,33 @@ async def _holds(redis: Redis, key: str, process_id: str) -> bool:
         return bool(await redis.get(key) == process_id)
     except RedisConnectionError:
         return False
+
+
+async def _clients_of(probe: Redis) -> int:
+    """Connections the Redis server holds now, the probe's own included."""
+    info = await probe.info("clients")
+    return int(info["connected_clients"])
+
+
+async def test_a_bus_leaves_no_connection_to_redis_open_when_it_stops_or_vanishes(
+    own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", redis_url=own_redis.url, redis_prefix=PREFIX)
+    probe = Redis.from_url(own_redis.url)
+    try:
+        alone = await _clients_of(probe)
+        for ending in ("stop", "vanish"):
+            bus = open_bus(settings)
+            assert isinstance(bus, RedisBus)
+            await bus.start()
+            assert await _clients_of(probe) > alone  # its subscription and its pool
+            await (bus.stop() if ending == "stop" else bus.vanish())
+            await _eventually(
+                lambda: _has_clients(probe, alone), f"every connection closed after {ending}"
+            )
+    finally:
+        await probe.aclose()
+
+
+async def _has_clients(probe: Redis, expected: int) -> bool:
+    return await _clients_of(probe) == expected

@@ -234,6 +234,10 @@ class Bus(Protocol):
     async def available(self) -> bool:
         """Whether room actions can be routed now (new joins are refused while they cannot)."""
 
+    async def room_states(self, session_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """The rooms held by other processes, as their owners last wrote them (`Room.to_state`),
+        by session id; rooms nobody holds, or all when Redis is away, are left out."""
+
     def forward_effect(self, effect: Effect) -> None:
         """Deliver an effect to a connection held by another process."""
 
@@ -274,6 +278,9 @@ class LocalBus:
 
     async def available(self) -> bool:
         return True
+
+    async def room_states(self, session_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        return {}  # every room is in this process
 
     def forward_effect(self, effect: Effect) -> None:
         return None  # every connection is here: an unknown one has simply closed
@@ -431,6 +438,21 @@ class RedisBus:
                 raise
             return False
         return True
+
+    async def room_states(self, session_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        if not session_ids:
+            return {}
+        try:
+            raws = await self._redis.mget([self._state_key(s) for s in session_ids])
+        except Exception as exc:
+            if not is_redis_outage(exc):
+                raise
+            return {}  # Redis away: only this process's rooms are known
+        states: dict[str, Mapping[str, Any]] = {}
+        for session_id, raw in zip(session_ids, raws, strict=True):
+            if raw is not None:
+                states[session_id] = json.loads(raw)["room"]
+        return states
 
     async def _heartbeat(self) -> bool:
         """Renew our liveness key and look at the epoch (one round trip); True when Redis

@@ -63,7 +63,7 @@ from server.core.protocol import (
     check_version,
     parse_client_message,
 )
-from server.core.rooms import Room, Send
+from server.core.rooms import Close, Room, Send
 from server.db import scheduling as session_queries
 from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE, is_database_outage
 from server.errors import AttuneError, Forbidden, NotFound, RateLimited, Unauthenticated
@@ -404,6 +404,15 @@ class SessionRunner:
 
     async def _join(self, op: RoomOp) -> None:
         hub, live, ref = self._app[HUB], self._app[LIVE], op.ref
+        if _over_knock_cap(hub, ref):
+            log.info("refused a knock: too many sockets of one client link in the room")
+            too_many = ErrorMessage(
+                code=ErrorCode.TOO_MANY_KNOCKS,
+                message="This link is already open in too many windows; close one and reload.",
+            )
+            close = Close(ref.conn_id, CloseCode.TOO_MANY_MESSAGES, AccessEnd.TOO_MANY_KNOCKS.value)
+            hub.execute([Send(ref.conn_id, too_many.to_json()), close])
+            return
         hub.room_clients[ref.session_id] = ref.client_id
         hub.conn_refs[ref.conn_id] = ref
         hub.execute(
@@ -468,6 +477,25 @@ class SessionRunner:
             hub.execute(
                 [Send(ref.conn_id, unavailable.to_message(ref=message.id if message else None))]
             )
+
+
+def _over_knock_cap(hub: Hub, ref: ConnRef) -> bool:
+    """Whether the room already has MAX_KNOCKS_PER_CLIENT_ACCESS sockets of this client
+    cookie, on whichever processes they are: the room's owner sees every join of the room,
+    so the cap holds across processes (the socket's own process checks its sockets first).
+    A resume takes its place back, so it never counts against itself."""
+    access_id = ref.client_access_id
+    room = hub.rooms.get(ref.session_id)
+    if access_id is None or room is None:
+        return False
+    open_here = sum(
+        1
+        for other in list(hub.conn_refs.values())
+        if other.client_access_id == access_id
+        and other.session_id == ref.session_id
+        and room.role_of(other.conn_id) is not None
+    )
+    return open_here >= MAX_KNOCKS_PER_CLIENT_ACCESS
 
 
 def _as_protocol_error(exc: AttuneError) -> ProtocolError:

@@ -417,3 +417,34 @@ async def _stored_windows_are(redis: Redis, key: str, windows: Any) -> bool:
     stored = json.loads(await redis.get(key) or "{}")
     carried = stored.get("live", {}).get("cues", {}).get("windows")
     return carried is not None and json.loads(carried) == windows
+
+
+async def test_the_knock_cap_of_one_client_cookie_holds_across_processes(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any
+) -> None:
+    first, second = two_apps
+    _therapist, visitor, _ = await _setup(first, aiohttp_client)
+    visitor_b = await _on(second, aiohttp_client, visitor)
+    # two windows on A, one on B: three sockets of one cookie, the most allowed
+    for http in (visitor.http, visitor.http, visitor_b.http):
+        await Party(http, visitor.session_id).connect()
+    # a fourth on B, where only one of them is: the room's owner (A) refuses it
+    fourth = Party(visitor_b.http, visitor.session_id)
+    fourth.ws = await visitor_b.http.ws_connect(f"/ws/session/{visitor.session_id}")
+    await fourth.send({"type": "hello", "version": 1})
+    assert (await fourth.expect("error"))["code"] == "too-many-knocks"
+    assert await fourth.closed_with() == 4429
+
+
+async def test_the_dashboard_on_any_process_shows_who_waits_in_a_room_held_by_another(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any
+) -> None:
+    first, second = two_apps
+    therapist, visitor, _ = await _setup(first, aiohttp_client)
+    await visitor.connect()  # knocks on A, which now holds the room
+    assert _bus(first).owns(visitor.session_id)
+    dashboard_on_b = await _on(second, aiohttp_client, therapist)
+    polled = await (await dashboard_on_b.http.get("/api/v1/sessions/presence")).json()
+    assert polled["items"] == [
+        {"session_id": visitor.session_id, "waiting": ["J.M."], "in_call": False}
+    ]

@@ -221,7 +221,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         except BusUnavailable:
             # Nothing can be routed now (Redis away): "try again later", not "gone". The page
             # reconnects with back-off and resumes; the call's media never needed us.
-            log.warning("closing a socket: live sessions cannot be routed now")
+            log.info("closing a socket: live sessions cannot be routed now")
             connection.revoke(CloseCode.TRY_AGAIN_LATER, LIVE_UNAVAILABLE_REASON)
     finally:
         if joined:

@@ -74,11 +74,17 @@ const page = new CallPage({
     const panel = document.getElementById("therapist-panel");
     return panel ? mountTherapistExtras(connection, { panel, media, notify: side.announce }) : null;
   },
-  onConnectionState: (state) => {
+  onConnectionState: (state, code) => {
     if (state === "open") connectionStall.disarm();
     else connectionStall.arm();
     el.connectionState.textContent =
-      state === "open" ? "Connected" : state === "reconnecting" ? "Reconnecting…" : "Connecting…";
+      state === "open"
+        ? "Connected"
+        : state === "reconnecting"
+          ? code === CloseCode.TRY_AGAIN_LATER
+            ? "Live sessions are briefly unavailable; the call goes on. Reconnecting…"
+            : "Reconnecting…"
+          : "Connecting…";
     el.connectionState.classList.toggle("is-warning", state === "reconnecting");
     if (state !== "open") updateStandby();
   },

@@ -742,21 +742,42 @@ class RedisBus:
                 async with self._lock(session_id):
                     if not await self._reclaim(session_id):
                         self._lose(session_id)
-        for session_id in list(self._owned):
-            started = time.monotonic()
-            held = await self._renew(
-                keys=[self._owner_key(session_id)], args=[self.process_id, self._lease_ms]
-            )
-            if not held:
-                async with self._lock(session_id):
-                    if not await self._reclaim(session_id):
-                        self._lose(session_id)
-                continue
-            self._owned[session_id] = started + self._lease_ms / 1000
-            async with self._lock(session_id):
-                if self.owns(session_id) and session_id in self._loaded:
-                    await self._save(session_id)
         self._give_up_old_suspensions()
+        owned = list(self._owned)
+        if not owned:
+            return
+        # Every lease in one round trip, then the rooms' states concurrently (each under its
+        # room's lock): one by one, a few hundred rooms under load outlasted the lease itself.
+        started = time.monotonic()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id in owned:
+                await self._renew(
+                    keys=[self._owner_key(session_id)],
+                    args=[self.process_id, self._lease_ms],
+                    client=pipe,
+                )
+            renewed = await pipe.execute()
+        held: list[str] = []
+        for session_id, ok in zip(owned, renewed, strict=True):
+            if ok:
+                if session_id in self._owned:
+                    self._owned[session_id] = started + self._lease_ms / 1000
+                    held.append(session_id)
+                continue
+            async with self._lock(session_id):
+                if not await self._reclaim(session_id):
+                    self._lose(session_id)
+        failures = await asyncio.gather(
+            *(self._save_held(session_id) for session_id in held), return_exceptions=True
+        )
+        for failure in failures:
+            if isinstance(failure, BaseException):
+                raise failure
+
+    async def _save_held(self, session_id: str) -> None:
+        async with self._lock(session_id):
+            if self.owns(session_id) and session_id in self._loaded:
+                await self._save(session_id)
 
     def _give_up_old_suspensions(self) -> None:
         """A room kept through an outage longer than its state would have lived is given up

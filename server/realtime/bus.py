@@ -767,15 +767,19 @@ class RedisBus:
             async with self._lock(session_id):
                 if not await self._reclaim(session_id):
                     self._lose(session_id)
+        # a few at a time: all at once they took the pool's connections from the rooms' own
+        # actions, which then waited out the pool and failed
+        at_once = asyncio.Semaphore(_RENEWAL_SAVES_AT_ONCE)
         failures = await asyncio.gather(
-            *(self._save_held(session_id) for session_id in held), return_exceptions=True
+            *(self._save_held(session_id, at_once) for session_id in held),
+            return_exceptions=True,
         )
         for failure in failures:
             if isinstance(failure, BaseException):
                 raise failure
 
-    async def _save_held(self, session_id: str) -> None:
-        async with self._lock(session_id):
+    async def _save_held(self, session_id: str, at_once: asyncio.Semaphore) -> None:
+        async with at_once, self._lock(session_id):
             if self.owns(session_id) and session_id in self._loaded:
                 await self._save(session_id)
 
@@ -897,6 +901,7 @@ class RedisBus:
 
 _HAND_OVER_S = 2.0  # per room, on a graceful stop
 _PING_TIMEOUT_S = 1.0  # how long a page waits to learn whether live sessions can start
+_RENEWAL_SAVES_AT_ONCE = 8  # of the pool's 64 connections, while actions need the rest
 _RESUBSCRIBE_MIN_S = 0.1
 _RESUBSCRIBE_MAX_S = 2.0
 _REDIS_TIMEOUT_S = 5.0  # a command or connection attempt with no answer counts as an outage

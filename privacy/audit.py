@@ -90,6 +90,10 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
             "A client submitted an outcome measure (PHQ-9, GAD-7); `details` say which and"
             " whether the answers were stored (never the answers)."
         ),
+        "measure.plan": (
+            "A therapist chose which outcome measures a client is asked and how often."
+        ),
+        "measure.alert_seen": "A therapist marked a client's safety alert as seen.",
         "safety.submit": (
             "A client answered the safety check before the waiting room; `details` say whether"
             " it replaced an earlier answer of the session (never the answers)."
@@ -98,10 +102,6 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
             "A therapist viewed clinical content (check-ins, cue summaries, a safety check,"
             " outcome measures)."
         ),
-        "measure.plan": (
-            "A therapist chose which outcome measures a client is asked and how often."
-        ),
-        "measure.alert_seen": "A therapist marked a client's safety alert as seen.",
         "clinical.write": "A therapist wrote clinical content (a note); never the content.",
         "access.denied": "A request was refused (401, 403, 404 for another's id, 429).",
         "export.client": "A client's data was exported.",

@@ -67,3 +67,20 @@ class RateLimited(AttuneError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(1, retry_after)
+
+
+LIVE_UNAVAILABLE_MESSAGE = (
+    "Live sessions are temporarily unavailable. Please try again in a minute. "
+    "A call already in progress keeps its picture and sound."
+)
+
+
+class LiveUnavailable(AttuneError):
+    """Live sessions cannot start now (the bus between processes is away); try again later."""
+
+    status = 503
+    code = "live_unavailable"
+
+    def __init__(self, message: str = LIVE_UNAVAILABLE_MESSAGE, *, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

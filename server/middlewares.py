@@ -17,8 +17,9 @@ from server.db.outage import (
     RETRY_AFTER_SECONDS,
     is_database_outage,
 )
-from server.errors import AttuneError, Forbidden
+from server.errors import LIVE_UNAVAILABLE_MESSAGE, AttuneError, Forbidden, LiveUnavailable
 from server.keys import SETTINGS
+from server.realtime.bus import is_redis_outage
 from server.web.denials import record_denial
 from server.web.identity import (
     CSRF_FIELD,
@@ -218,6 +219,20 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
                 "database_unavailable",
                 DATABASE_UNAVAILABLE_MESSAGE,
                 {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        if is_redis_outage(exc):  # the bus between processes is away: live sessions wait
+            log.warning(
+                "redis unreachable (%s)",
+                type(exc).__name__,
+                extra={"request_id": request.get(REQUEST_ID_KEY)},
+            )
+            unavailable = LiveUnavailable()
+            return _error_response(
+                request,
+                503,
+                unavailable.code,
+                LIVE_UNAVAILABLE_MESSAGE,
+                {"Retry-After": str(unavailable.retry_after)},
             )
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID_KEY)})
         return _error_response(

@@ -60,6 +60,23 @@ MAX_HOPS = 3
 """An action forwarded this often without finding its owner is dropped (and logged)."""
 
 
+class BusUnavailable(Exception):
+    """Redis cannot be reached (or has just come back empty): no room action can be routed
+    now. Edges answer "try again later" (a 503 page, WebSocket close 1013), never a 500."""
+
+
+def is_redis_outage(exc: BaseException) -> bool:
+    """Whether `exc` means Redis cannot be used now (refused, reset, timed out, away)."""
+    if isinstance(exc, BusUnavailable | ConnectionError | TimeoutError):
+        return True
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return False
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError)
+
+
 def new_token() -> str:
     """A resume token: 24 random bytes, base64url."""
     return secrets.token_urlsafe(24)
@@ -214,6 +231,13 @@ class Bus(Protocol):
     def owns(self, session_id: str) -> bool:
         """Whether this process holds the room now."""
 
+    async def available(self) -> bool:
+        """Whether room actions can be routed now (new joins are refused while they cannot)."""
+
+    async def room_states(self, session_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """The rooms held by other processes, as their owners last wrote them (`Room.to_state`),
+        by session id; rooms nobody holds, or all when Redis is away, are left out."""
+
     def forward_effect(self, effect: Effect) -> None:
         """Deliver an effect to a connection held by another process."""
 
@@ -252,6 +276,12 @@ class LocalBus:
     def owns(self, session_id: str) -> bool:
         return True
 
+    async def available(self) -> bool:
+        return True
+
+    async def room_states(self, session_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        return {}  # every room is in this process
+
     def forward_effect(self, effect: Effect) -> None:
         return None  # every connection is here: an unknown one has simply closed
 
@@ -268,7 +298,12 @@ class LocalBus:
 
 
 class RedisBus:
-    """Several processes sharing rooms through Redis: leases, stored state, forwarding."""
+    """Several processes sharing rooms through Redis: leases, stored state, forwarding.
+
+    Redis may go away and come back (empty, if it kept nothing on disk): every loop survives
+    its errors, the subscription is opened again, and rooms this process held in memory are
+    re-claimed when nobody else took them meanwhile (docs/architecture.md, failure table).
+    """
 
     def __init__(self, redis: Redis, *, prefix: str, lease_ms: int) -> None:
         self.process_id = secrets.token_hex(6)
@@ -277,6 +312,9 @@ class RedisBus:
         self._lease_ms = lease_ms
         self._owned: dict[str, float] = {}  # session id -> monotonic time the lease holds until
         self._loaded: set[str] = set()
+        # Rooms kept in memory while Redis could not be reached (session id -> since when,
+        # monotonic): re-claimed when it answers again, unless another process took them.
+        self._suspended: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._hub: Hub | None = None
         self._runner: RoomRunner | None = None
@@ -286,6 +324,11 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._pubsub: PubSub | None = None
+        self._listening = False  # subscribed to our channel and the control channel now
+        self._reachable = True  # the last Redis command of the renew loop answered
+        self._epoch: str | None = None  # tells a Redis that lost its data (a restart)
+        self._recovering_until = 0.0  # monotonic: until then, only rooms held here are claimed
+        self._closed = False
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self._save_script = redis.register_script(_SAVE)
@@ -309,15 +352,22 @@ class RedisBus:
     def _control_channel(self) -> str:
         return f"{self._prefix}control"
 
+    @property
+    def _epoch_key(self) -> str:
+        return f"{self._prefix}epoch"
+
     # --- lifetime ---------------------------------------------------------------------
 
     def bind(self, hub: Hub, runner: RoomRunner, live_calls: Mapping[str, LiveCall]) -> None:
         self._hub, self._runner, self._live_calls = hub, runner, live_calls
 
     async def start(self) -> None:
-        await self._redis.set(self._alive_key(self.process_id), "1", px=self._lease_ms)
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(self._channel(self.process_id), self._control_channel)
+        try:
+            await self._heartbeat()
+            await self._subscribe()
+        except BaseException:  # Redis away at start (or cancelled): leave no socket behind
+            await self._close_connections()
+            raise
         self._tasks = [
             asyncio.create_task(self._listen()),
             asyncio.create_task(self._publish_loop()),
@@ -326,6 +376,8 @@ class RedisBus:
 
     async def stop(self) -> None:
         """Save and hand over every owned room (the next process claims it at once)."""
+        if self._closed:  # vanished already: nothing to hand over, nothing left to close
+            return
         for session_id in list(self._owned):
             # Bounded: a room whose lock or Redis does not answer is left to its lease lapsing
             # (the next process takes it over then); shutdown must never hang on one room.
@@ -334,27 +386,107 @@ class RedisBus:
                     await self._save(session_id)
                     await self._release(keys=[self._owner_key(session_id)], args=[self.process_id])
         self._owned.clear()
+        self._suspended.clear()
+        await self._cancel_tasks()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(_HAND_OVER_S):
+                await self._redis.delete(self._alive_key(self.process_id))
+        await self._close_connections()
+
+    async def vanish(self) -> None:
+        """Stop at once as if killed: no renewal, no hand-over, no goodbye (tests). Its
+        connections to Redis are closed too, as the kernel would close a killed process's."""
+        self.renewing = False
+        self._owned.clear()
+        self._suspended.clear()
+        await self._cancel_tasks()
+        await self._close_connections()
+
+    async def _cancel_tasks(self) -> None:
         tasks = self._tasks + list(self._background)
         for task in tasks:
             task.cancel()
-        if tasks:  # bounded too: a task that ignores its cancellation cannot hold shutdown
+        if tasks:  # bounded: a task that ignores its cancellation cannot hold shutdown
             await asyncio.wait(tasks, timeout=_HAND_OVER_S)
-        with contextlib.suppress(Exception):
-            await self._redis.delete(self._alive_key(self.process_id))
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
-        await self._redis.aclose()
+        self._tasks = []
 
-    async def vanish(self) -> None:
-        """Stop at once as if killed: no renewal, no hand-over, no goodbye (tests)."""
-        self.renewing = False
-        for task in self._tasks + list(self._background):
-            task.cancel()
-        if self._pubsub is not None:
+    async def _close_connections(self) -> None:
+        """Close the subscription and the client with its pool, once; never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        pubsub, self._pubsub = self._pubsub, None
+        self._listening = False
+        if pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
-        self._owned.clear()
+                await pubsub.aclose()
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()
+
+    # --- reachability -----------------------------------------------------------------
+
+    async def available(self) -> bool:
+        """Redis answers a PING within a second, our subscription is up and no recovery from
+        an emptied Redis is under way: a new session may start."""
+        if not self._listening or time.monotonic() < self._recovering_until:
+            return False
+        try:
+            async with asyncio.timeout(_PING_TIMEOUT_S):
+                await self._redis.ping()
+        except Exception as exc:
+            if not is_redis_outage(exc):
+                raise
+            return False
+        return True
+
+    async def room_states(self, session_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        if not session_ids:
+            return {}
+        try:
+            raws = await self._redis.mget([self._state_key(s) for s in session_ids])
+        except Exception as exc:
+            if not is_redis_outage(exc):
+                raise
+            return {}  # Redis away: only this process's rooms are known
+        states: dict[str, Mapping[str, Any]] = {}
+        for session_id, raw in zip(session_ids, raws, strict=True):
+            if raw is not None:
+                states[session_id] = json.loads(raw)["room"]
+        return states
+
+    async def _heartbeat(self) -> bool:
+        """Renew our liveness key and look at the epoch (one round trip); True when Redis
+        lost its data since we last looked (it restarted without saving)."""
+        key = self._epoch_key
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._alive_key(self.process_id), "1", px=self._lease_ms)
+            pipe.set(key, secrets.token_hex(8), nx=True)
+            pipe.get(key)
+            _, _, current = await pipe.execute()
+        return self._saw_epoch(None if current is None else str(current))
+
+    def _saw_epoch(self, current: str | None) -> bool:
+        if current == self._epoch:
+            return False
+        lost = self._epoch is not None
+        self._epoch = current
+        if lost:
+            # Rooms held in memory are re-claimed by their holders within a renewal; until
+            # then no process may claim a room it does not hold, or a client would knock anew.
+            self._recovering_until = time.monotonic() + 2 * self._lease_ms / 1000
+            log.warning("Redis lost its data (a restart): rooms held here are re-claimed")
+        return lost
+
+    async def _subscribe(self) -> None:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self._channel(self.process_id), self._control_channel)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            raise
+        self._pubsub = pubsub
+        self._listening = True
 
     # --- ownership --------------------------------------------------------------------
 
@@ -370,6 +502,7 @@ class RedisBus:
 
     async def _owner(self, session_id: str, *, claim: bool) -> str | None:
         """The process owning the room; with `claim`, this one when nobody does."""
+        assert self._hub is not None
         while True:
             if self.owns(session_id):
                 return self.process_id
@@ -386,6 +519,15 @@ class RedisBus:
                 return str(owner)
             if not claim:
                 return None
+            if self._hub.rooms.get(session_id) is None:
+                # A room we do not hold: if Redis came back empty, its holder re-claims it
+                # within a renewal; claiming it first would make a stranger of everyone in it.
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.get(self._epoch_key)
+                    (current,) = await pipe.execute()
+                lost = self._saw_epoch(None if current is None else str(current))
+                if lost or current is None or time.monotonic() < self._recovering_until:
+                    raise BusUnavailable("rooms are being re-claimed after a Redis restart")
             if await self._redis.set(
                 self._owner_key(session_id), self.process_id, nx=True, px=self._lease_ms
             ):
@@ -406,10 +548,56 @@ class RedisBus:
         counts = await self._redis.pubsub_numsub(self._channel(process_id))
         return bool(counts and int(counts[0][1]) > 0)
 
+    def _suspend(self, session_id: str) -> None:
+        """Redis is away and our lease is over by our own clock: stop acting for the room but
+        keep it in memory, to be re-claimed when Redis answers again."""
+        self._owned.pop(session_id, None)
+        self._loaded.discard(session_id)
+        if self._hub is not None and self._hub.rooms.get(session_id) is not None:
+            self._suspended.setdefault(session_id, time.monotonic())
+
+    async def _reclaim(self, session_id: str) -> bool:
+        """Hold again a room this process kept in memory after its lease lapsed (a Redis
+        outage or restart), unless another process holds it or held it meanwhile (its stored
+        state is newer than ours). True when held again."""
+        assert self._hub is not None
+        self._suspended.pop(session_id, None)
+        room = self._hub.rooms.get(session_id)
+        if room is None:
+            return False
+        started = time.monotonic()
+        owner_key = self._owner_key(session_id)
+        if not await self._redis.set(owner_key, self.process_id, nx=True, px=self._lease_ms):
+            return False  # another process holds it now
+        raw = await self._redis.get(self._state_key(session_id))
+        if raw is not None and json.loads(raw).get("by") != self.process_id:
+            await self._release(keys=[owner_key], args=[self.process_id])
+            return False
+        self._owned[session_id] = started + self._lease_ms / 1000
+        self._loaded.add(session_id)
+        # Our sockets of the room that closed while nothing could be routed count as dropped
+        # (their places are held for resume); sockets elsewhere resume or carry on.
+        now_ms = int(time.time() * 1000)
+        for conn_id in room.conn_ids:
+            if process_of(conn_id) == self.process_id and not self._hub.holds(conn_id):
+                self._hub.conn_refs.pop(conn_id, None)
+                self._hub.execute(room.leave(conn_id, now_ms, dropped=True))
+        await self._save(session_id)
+        log.info("re-claimed a room after a Redis outage", extra={"process_id": self.process_id})
+        return True
+
     # --- running actions where the room is ----------------------------------------------
 
     async def submit(self, op: RoomOp) -> None:
-        await self._route(op.ref.session_id, {"k": "op", "op": op.to_json()}, op, claim=True)
+        """Run the action on the room's owner; BusUnavailable while Redis cannot be reached."""
+        try:
+            await self._route(op.ref.session_id, {"k": "op", "op": op.to_json()}, op, claim=True)
+        except BusUnavailable:
+            raise
+        except Exception as exc:
+            if not is_redis_outage(exc):
+                raise
+            raise BusUnavailable("Redis cannot be reached") from None
 
     def forward_live(self, session_id: str, call: str, args: Mapping[str, Any]) -> None:
         payload = {"k": "live", "session_id": session_id, "call": call, "args": dict(args)}
@@ -451,15 +639,21 @@ class RedisBus:
                 call = self._live_calls.get(str(payload["call"]))
                 if call is not None:
                     call(self._hub, session_id, payload["args"])
-            await self._save(session_id)
+            try:
+                await self._save(session_id)
+            except Exception as exc:  # done here already; the next renewal writes it
+                if not is_redis_outage(exc):
+                    raise
+                log.warning("a room's state was not written: Redis unreachable")
         return True
 
     async def _load(self, session_id: str) -> None:
         """Take the room over: its stored state, minus connections of processes that died."""
         assert self._hub is not None and self._runner is not None
         hub = self._hub
-        self._loaded.add(session_id)
         raw = await self._redis.get(self._state_key(session_id))
+        self._loaded.add(session_id)
+        self._suspended.pop(session_id, None)
         if raw is None or hub.rooms.get(session_id) is not None:
             return
         blob = json.loads(raw)
@@ -485,17 +679,18 @@ class RedisBus:
         room = self._hub.rooms.get(session_id)
         keys = [self._owner_key(session_id), self._state_key(session_id)]
         if room is None:
-            await self._save_script(keys=keys, args=[self.process_id, "", 0])
-            await self._release(keys=[self._owner_key(session_id)], args=[self.process_id])
             self._owned.pop(session_id, None)
             self._loaded.discard(session_id)
             self._locks.pop(session_id, None)
             self._hub.room_clients.pop(session_id, None)
+            await self._save_script(keys=keys, args=[self.process_id, "", 0])
+            await self._release(keys=[self._owner_key(session_id)], args=[self.process_id])
             return
         blob = {
             "room": room.to_state(),
             "client_id": self._hub.room_clients.get(session_id, ""),
             "live": self._runner.snapshot(session_id),
+            "by": self.process_id,  # a holder back from an outage keeps its room only if so
         }
         if not await self._save_script(
             keys=keys, args=[self.process_id, json.dumps(blob), STATE_TTL_MS]
@@ -503,11 +698,12 @@ class RedisBus:
             log.warning("a room's state was not written: its lease is held elsewhere now")
 
     def _lose(self, session_id: str) -> None:
-        """Our lease lapsed (a pause, a partition): forget the room and send our sockets of it
-        to reconnect, so they resume through whoever owns it now."""
+        """Our lease lapsed and another process has (or had) the room: forget it and send our
+        sockets of it to reconnect, so they resume through whoever owns it now."""
         assert self._hub is not None
         self._owned.pop(session_id, None)
         self._loaded.discard(session_id)
+        self._suspended.pop(session_id, None)
         self._hub.rooms.forget(session_id)
         self._hub.close_session_connections(session_id, CloseCode.GOING_AWAY, "reconnect")
         log.warning("lost a room's lease", extra={"process_id": self.process_id})
@@ -519,24 +715,81 @@ class RedisBus:
             if not self.renewing:
                 continue
             try:
-                await self._redis.set(self._alive_key(self.process_id), "1", px=self._lease_ms)
-                for session_id in list(self._owned):
-                    started = time.monotonic()
-                    held = await self._renew(
-                        keys=[self._owner_key(session_id)], args=[self.process_id, self._lease_ms]
-                    )
-                    if not held:
-                        self._lose(session_id)
-                        continue
-                    self._owned[session_id] = started + self._lease_ms / 1000
-                    async with self._lock(session_id):
-                        if self.owns(session_id) and session_id in self._loaded:
-                            await self._save(session_id)
-            except Exception:  # Redis away: leases lapse by themselves; keep trying
-                log.warning("could not renew leases", exc_info=True)
+                await self._renew_once()
+            except Exception as exc:
+                if not is_redis_outage(exc):
+                    log.exception("renewing leases failed")
+                    continue
+                if self._reachable:  # once per outage, without a traceback
+                    log.warning("Redis unreachable (%s): no room can be routed", type(exc).__name__)
+                self._reachable = False
                 for session_id in list(self._owned):
                     if not self.owns(session_id):  # our own clock says the lease is over
+                        self._suspend(session_id)
+                self._give_up_old_suspensions()
+
+    async def _renew_once(self) -> None:
+        """Liveness, our leases and our rooms' state; after an outage, re-claim what we kept."""
+        lost_data = await self._heartbeat()
+        if not self._reachable:
+            log.warning("Redis reachable again")
+            self._reachable = True
+        if lost_data:  # nothing of ours is in Redis any more: every room must be re-claimed
+            for session_id in list(self._owned):
+                self._suspend(session_id)
+        if self._listening:  # re-claim only once other processes can reach us
+            for session_id in list(self._suspended):
+                async with self._lock(session_id):
+                    if not await self._reclaim(session_id):
                         self._lose(session_id)
+        self._give_up_old_suspensions()
+        owned = list(self._owned)
+        if not owned:
+            return
+        # Every lease in one round trip, then the rooms' states concurrently (each under its
+        # room's lock): one by one, a few hundred rooms under load outlasted the lease itself.
+        started = time.monotonic()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for session_id in owned:
+                await self._renew(
+                    keys=[self._owner_key(session_id)],
+                    args=[self.process_id, self._lease_ms],
+                    client=pipe,
+                )
+            renewed = await pipe.execute()
+        held: list[str] = []
+        for session_id, ok in zip(owned, renewed, strict=True):
+            if ok:
+                if session_id in self._owned:
+                    self._owned[session_id] = started + self._lease_ms / 1000
+                    held.append(session_id)
+                continue
+            async with self._lock(session_id):
+                if not await self._reclaim(session_id):
+                    self._lose(session_id)
+        # a few at a time: all at once they took the pool's connections from the rooms' own
+        # actions, which then waited out the pool and failed
+        at_once = asyncio.Semaphore(_RENEWAL_SAVES_AT_ONCE)
+        failures = await asyncio.gather(
+            *(self._save_held(session_id, at_once) for session_id in held),
+            return_exceptions=True,
+        )
+        for failure in failures:
+            if isinstance(failure, BaseException):
+                raise failure
+
+    async def _save_held(self, session_id: str, at_once: asyncio.Semaphore) -> None:
+        async with at_once, self._lock(session_id):
+            if self.owns(session_id) and session_id in self._loaded:
+                await self._save(session_id)
+
+    def _give_up_old_suspensions(self) -> None:
+        """A room kept through an outage longer than its state would have lived is given up
+        (its clients knock again when Redis is back, as with a lost state)."""
+        now = time.monotonic()
+        for session_id, since in list(self._suspended.items()):
+            if now - since > STATE_TTL_MS / 1000:
+                self._lose(session_id)
 
     # --- effects and control ----------------------------------------------------------
 
@@ -570,7 +823,9 @@ class RedisBus:
         return await done
 
     async def _publish_loop(self) -> None:
-        """One publisher, so messages from this process arrive in the order they were sent."""
+        """One publisher, so messages from this process arrive in the order they were sent.
+        While Redis is away a message fails (its sender hears why, if it waits) and the loop
+        goes on with the next."""
         while True:
             channel, message, done = await self._outgoing.get()
             try:
@@ -583,14 +838,33 @@ class RedisBus:
                 done.set_result(receivers)
 
     async def _listen(self) -> None:
-        assert self._pubsub is not None
-        async for message in self._pubsub.listen():
-            if message.get("type") != "message":
-                continue
+        """Handle messages on our channels; when the subscription breaks (Redis restarted or
+        unreachable), subscribe again with back-off, for as long as the process runs."""
+        delay = _RESUBSCRIBE_MIN_S
+        while True:
             try:
-                self._on_message(json.loads(message["data"]))
-            except Exception:
-                log.exception("a bus message could not be handled")
+                if self._pubsub is None:
+                    await self._subscribe()
+                    log.warning("subscribed again after losing Redis")
+                delay = _RESUBSCRIBE_MIN_S
+                assert self._pubsub is not None
+                async for message in self._pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    try:
+                        self._on_message(json.loads(message["data"]))
+                    except Exception:
+                        log.exception("a bus message could not be handled")
+            except Exception as exc:
+                if not is_redis_outage(exc):
+                    log.exception("the bus's subscription failed")
+                self._listening = False
+                pubsub, self._pubsub = self._pubsub, None
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RESUBSCRIBE_MAX_S)
 
     def _on_message(self, data: Mapping[str, Any]) -> None:
         assert self._hub is not None
@@ -614,8 +888,11 @@ class RedisBus:
         async def run() -> None:
             try:
                 await work
-            except Exception:
-                log.exception("a forwarded action failed")
+            except Exception as exc:
+                if is_redis_outage(exc):
+                    log.warning("a forwarded action was lost: Redis unreachable")
+                else:
+                    log.exception("a forwarded action failed")
 
         task = asyncio.create_task(run())
         self._background.add(task)
@@ -623,6 +900,11 @@ class RedisBus:
 
 
 _HAND_OVER_S = 2.0  # per room, on a graceful stop
+_PING_TIMEOUT_S = 1.0  # how long a page waits to learn whether live sessions can start
+_RENEWAL_SAVES_AT_ONCE = 8  # of the pool's 64 connections, while actions need the rest
+_RESUBSCRIBE_MIN_S = 0.1
+_RESUBSCRIBE_MAX_S = 2.0
+_REDIS_TIMEOUT_S = 5.0  # a command or connection attempt with no answer counts as an outage
 _REDIS_MAX_CONNECTIONS = 64
 _REDIS_POOL_WAIT_S = 5.0
 
@@ -654,6 +936,8 @@ def open_bus(
         max_connections=_REDIS_MAX_CONNECTIONS,
         timeout=_REDIS_POOL_WAIT_S,
         decode_responses=True,
+        socket_timeout=_REDIS_TIMEOUT_S,
+        socket_connect_timeout=_REDIS_TIMEOUT_S,
     )
     redis = TimedRedis.from_pool(pool)  # owns the pool: closing the client closes it
     return RedisBus(redis, prefix=settings.redis_prefix, lease_ms=settings.redis_lease_ms)

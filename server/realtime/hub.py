@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -29,7 +29,7 @@ from server.core.protocol import (
     SharedMessage,
     parse_server_message,
 )
-from server.core.rooms import Audience, Close, Effect, RoomRegistry, Send
+from server.core.rooms import Audience, Close, Effect, Room, RoomRegistry, Send
 from server.realtime.bus import Bus, ConnRef, LocalBus, new_token
 
 log = logging.getLogger("attune.realtime")
@@ -325,12 +325,21 @@ class Hub:
                 connection.revoke(code, reason)
 
     def presence(self, session_id: str) -> tuple[tuple[str, ...], bool]:
-        """Who is waiting (labels) and whether a client is in the call, for the dashboard."""
+        """Who is waiting (labels) and whether a client is in the call, in a room this
+        process holds."""
         room = self.rooms.get(session_id)
-        if room is None:
-            return (), False
-        knocks = room.knocks()
-        return tuple(k.label for k in knocks if not k.admitted), any(k.admitted for k in knocks)
+        return ((), False) if room is None else _presence_in(room)
+
+    async def presence_of(
+        self, session_ids: Sequence[str]
+    ) -> dict[str, tuple[tuple[str, ...], bool]]:
+        """`presence` of each session, wherever its room is held (the dashboard): rooms held
+        here from memory, the others from the state their owners last wrote (one round trip)."""
+        found = {s: self.presence(s) for s in session_ids if self.rooms.get(s) is not None}
+        elsewhere = [s for s in session_ids if s not in found]
+        for session_id, state in (await self.bus.room_states(elsewhere)).items():
+            found[session_id] = _presence_in(Room.from_state(state, new_token=new_token))
+        return {s: found.get(s, ((), False)) for s in session_ids}
 
     def live_sessions_of_client(self, client_id: str) -> set[str]:
         """The sessions of this client whose live room this process holds."""
@@ -344,6 +353,11 @@ class Hub:
             with contextlib.suppress(Exception):
                 await connection.ws.close(code=CloseCode.GOING_AWAY, message=b"server restart")
             self.remove(connection.conn_id)
+
+
+def _presence_in(room: Room) -> tuple[tuple[str, ...], bool]:
+    knocks = room.knocks()
+    return tuple(k.label for k in knocks if not k.admitted), any(k.admitted for k in knocks)
 
 
 def _deliver(hub: Hub, session_id: str, args: Mapping[str, Any]) -> None:

@@ -68,13 +68,13 @@ from server.core.protocol import (
     check_version,
     parse_client_message,
 )
-from server.core.rooms import Room, Send
+from server.core.rooms import Close, Room, Send
 from server.db import scheduling as session_queries
 from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE, is_database_outage
 from server.errors import AttuneError, Forbidden, NotFound, RateLimited, Unauthenticated
 from server.keys import CLIENT_WRITES, CLOCK, CONSENTS, DB, HUB, LIVE, METRICS, SETTINGS
 from server.middlewares import is_same_origin
-from server.realtime.bus import ConnRef, RoomOp
+from server.realtime.bus import BusUnavailable, ConnRef, RoomOp
 from server.realtime.hub import Connection, Hub
 from server.security.client_writes import ClientWrite
 from server.services.live_session import LiveSessions
@@ -87,6 +87,7 @@ from server.web.identity import (
 )
 
 log = logging.getLogger("attune.realtime")
+LIVE_UNAVAILABLE_REASON = "live sessions are temporarily unavailable"
 
 
 def _now_ms() -> int:
@@ -208,19 +209,25 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
             settings, now_unix=int(app[CLOCK]().timestamp()), opaque_id=secrets.token_hex(8)
         )
         joined = True
-        await hub.bus.submit(
-            RoomOp(
-                "join",
-                ref,
-                label=member.label,
-                resume=hello.resume,
-                ice_servers=ice["iceServers"],
-                ice_transport_policy=IceTransportPolicy(ice["iceTransportPolicy"]),
-                ice_ttl_seconds=ice["ttlSeconds"],
-                consents=consents,
+        try:
+            await hub.bus.submit(
+                RoomOp(
+                    "join",
+                    ref,
+                    label=member.label,
+                    resume=hello.resume,
+                    ice_servers=ice["iceServers"],
+                    ice_transport_policy=IceTransportPolicy(ice["iceTransportPolicy"]),
+                    ice_ttl_seconds=ice["ttlSeconds"],
+                    consents=consents,
+                )
             )
-        )
-        await _read_loop(hub, connection, ref)
+            await _read_loop(hub, connection, ref)
+        except BusUnavailable:
+            # Nothing can be routed now (Redis away): "try again later", not "gone". The page
+            # reconnects with back-off and resumes; the call's media never needed us.
+            log.info("closing a socket: live sessions cannot be routed now")
+            connection.revoke(CloseCode.TRY_AGAIN_LATER, LIVE_UNAVAILABLE_REASON)
     finally:
         if joined:
             # without a goodbye (close 1000) the therapist's seat is held for resume too
@@ -402,6 +409,15 @@ class SessionRunner:
 
     async def _join(self, op: RoomOp) -> None:
         hub, live, ref = self._app[HUB], self._app[LIVE], op.ref
+        if _over_knock_cap(hub, ref):
+            log.info("refused a knock: too many sockets of one client link in the room")
+            too_many = ErrorMessage(
+                code=ErrorCode.TOO_MANY_KNOCKS,
+                message="This link is already open in too many windows; close one and reload.",
+            )
+            close = Close(ref.conn_id, CloseCode.TOO_MANY_MESSAGES, AccessEnd.TOO_MANY_KNOCKS.value)
+            hub.execute([Send(ref.conn_id, too_many.to_json()), close])
+            return
         hub.room_clients[ref.session_id] = ref.client_id
         hub.conn_refs[ref.conn_id] = ref
         hub.execute(
@@ -469,6 +485,25 @@ class SessionRunner:
             hub.execute(
                 [Send(ref.conn_id, unavailable.to_message(ref=message.id if message else None))]
             )
+
+
+def _over_knock_cap(hub: Hub, ref: ConnRef) -> bool:
+    """Whether the room already has MAX_KNOCKS_PER_CLIENT_ACCESS sockets of this client
+    cookie, on whichever processes they are: the room's owner sees every join of the room,
+    so the cap holds across processes (the socket's own process checks its sockets first).
+    A resume takes its place back, so it never counts against itself."""
+    access_id = ref.client_access_id
+    room = hub.rooms.get(ref.session_id)
+    if access_id is None or room is None:
+        return False
+    open_here = sum(
+        1
+        for other in list(hub.conn_refs.values())
+        if other.client_access_id == access_id
+        and other.session_id == ref.session_id
+        and room.role_of(other.conn_id) is not None
+    )
+    return open_here >= MAX_KNOCKS_PER_CLIENT_ACCESS
 
 
 def _as_protocol_error(exc: AttuneError) -> ProtocolError:

@@ -7,6 +7,7 @@ and forgets everything about a session the moment consent is withdrawn.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class _SessionCues:
     started_ms: int
     prompts: dict[str, Prompt] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)  # browser clock → session clock
+    windows_json: str = ""  # the engine's windows as last taken (JSON), for snapshots
+    windows_at_ms: int = 0  # wall time they were taken
 
     def session_t(self, now_ms: int) -> int:
         return max(1, now_ms - self.started_ms)
@@ -129,28 +132,47 @@ class LiveCues:
 
     def snapshot(self, session_id: str, *, now_ms: int | None = None) -> dict[str, Any] | None:
         """What another process needs to go on (plain JSON), or None without cue state: the
-        session clock (as wall time) and the engine's prompt policy. The engine's windows,
-        baselines and the summary so far stay behind (docs/architecture.md)."""
+        session clock (as wall time), the engine's prompt policy, and its windows, baselines
+        and calibration (JSON text, taken at most every `carry_every_ms`). The summary so far
+        stays behind (docs/architecture.md)."""
         cues = self._sessions.get(session_id)
         if cues is None:
             return None
         now_ms = _now_ms() if now_ms is None else now_ms
+        wall_ms = int(time.time() * 1000)
+        if not cues.windows_json or wall_ms - cues.windows_at_ms >= self._config.carry_every_ms:
+            # The windows (~3 KB, ~0.5 ms to take) are taken at most every carry_every_ms,
+            # the prompt policy every time: a takeover forgets at most that much of their
+            # history. Kept as JSON text, so the room's state embeds it without encoding it.
+            cues.windows_json = json.dumps(cues.engine.windows_state())
+            cues.windows_at_ms = wall_ms
         return {
             "session_t_ms": cues.session_t(now_ms),
-            "wall_ms": int(time.time() * 1000),
+            "wall_ms": wall_ms,
             "engine": cues.engine.policy_state(),
+            "windows": cues.windows_json,
         }
+
+    def windows(self, session_id: str) -> dict[str, Any] | None:
+        """The engine's windows now (for diagnostics and tests), or None without cue state."""
+        cues = self._sessions.get(session_id)
+        return None if cues is None else cues.engine.windows_state()
 
     def restore(
         self, session_id: str, snapshot: Mapping[str, Any], *, now_ms: int | None = None
     ) -> None:
         """Go on from `snapshot`: the session clock keeps running (the wall time elapsed since
-        it was taken is added) and cooldowns, snoozes, mutes and prompt ids carry on."""
+        it was taken is added); cooldowns, snoozes, mutes, prompt ids, the observation windows
+        and baselines carry on. Each browser's clock is aligned again at its next frame."""
         now_ms = _now_ms() if now_ms is None else now_ms
         elapsed = max(0, int(time.time() * 1000) - int(snapshot["wall_ms"]))
         session_t = int(snapshot["session_t_ms"]) + elapsed
         engine = CueEngine(self._config)
-        engine.restore_policy(snapshot["engine"])
+        windows = snapshot.get("windows")
+        carried = dict(snapshot["engine"])
+        if isinstance(windows, str) and windows:
+            carried["windows"] = json.loads(windows)
+        engine.restore_carried(carried)
         self._sessions[session_id] = _SessionCues(engine, SummaryBuilder(), now_ms - session_t)
 
     def active(self, session_id: str) -> bool:

@@ -11,8 +11,25 @@ from aiohttp import web
 
 from server.core.links import LinkState, LinkWindow, SessionStatus
 from server.core.models import Role
-from server.errors import AttuneError, InvalidInput, NotFound, RateLimited, Unauthenticated
-from server.keys import ADDRESS_HASHER, AUDIT, CLOCK, DB, LINK_THROTTLE, LIVE, MAILER, SETTINGS
+from server.errors import (
+    AttuneError,
+    InvalidInput,
+    LiveUnavailable,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
+from server.keys import (
+    ADDRESS_HASHER,
+    AUDIT,
+    CLOCK,
+    DB,
+    HUB,
+    LINK_THROTTLE,
+    LIVE,
+    MAILER,
+    SETTINGS,
+)
 from server.security.redirects import safe_next
 from server.services import accounts as account_service
 from server.services import admin_accounts, scheduling, two_factor
@@ -369,6 +386,7 @@ async def host_page(request: web.Request) -> web.StreamResponse:
     session = await scheduling.get_session(
         request.app[DB], current.account, request.match_info["session_id"]
     )
+    await _live_sessions_can_start(request)
     settings = request.app[SETTINGS]
     return aiohttp_jinja2.render_template(
         "host.html",
@@ -510,6 +528,13 @@ async def join(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+async def _live_sessions_can_start(request: web.Request) -> None:
+    """The pages that open a session's socket say so plainly (503) while live sessions cannot
+    be routed (with several processes: Redis away), instead of a page that cannot connect."""
+    if not await request.app[HUB].bus.available():
+        raise LiveUnavailable()
+
+
 async def visit(request: web.Request) -> web.StreamResponse:
     """The client's token-free landing page."""
     current = client_visit(request)
@@ -519,6 +544,7 @@ async def visit(request: web.Request) -> web.StreamResponse:
         return aiohttp_jinja2.render_template(
             "link_problem.html", request, {"too_early": False}, status=404
         )
+    await _live_sessions_can_start(request)
     return aiohttp_jinja2.render_template(
         "visit.html",
         request,

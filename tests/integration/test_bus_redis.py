@@ -8,6 +8,7 @@ test). Sockets land on either app; the room runs on the app that owns it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -19,10 +20,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from yarl import URL
 
 from server.app import create_app
-from server.keys import HUB
+from server.keys import HUB, LIVE
 from server.realtime.bus import RedisBus
 from server.settings import Settings
 from tests.conftest import FakeClock
@@ -60,15 +62,19 @@ async def redis_prefix() -> AsyncIterator[str]:
     redis = Redis.from_url(REDIS_URL, decode_responses=True)
     try:
         await redis.ping()
-    except OSError as exc:
+    except (OSError, RedisError) as exc:
         await redis.aclose()
         _unavailable("Redis", exc)
     prefix = f"attune-test-{secrets.token_hex(4)}:"
-    yield prefix
-    keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
-    if keys:
-        await redis.delete(*keys)
-    await redis.aclose()
+    try:
+        yield prefix
+    finally:  # the client is closed whatever happens to the test or the clean-up
+        try:
+            keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+            if keys:
+                await redis.delete(*keys)
+        finally:
+            await redis.aclose()
 
 
 @pytest.fixture
@@ -369,3 +375,99 @@ async def test_a_safety_answer_sent_through_another_process_reaches_the_therapis
     assert answered.status == 201, await answered.text()
     alert = await therapist.expect("measure-alert")
     assert (alert["label"], alert["measure"]) == ("J.M.", "PHQ-9")
+
+
+async def test_the_cue_engines_windows_and_talk_totals_go_on_after_a_takeover(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any, redis_prefix: str
+) -> None:
+    first, second = two_apps
+    therapist, visitor, _ = await _setup(first, aiohttp_client)
+    session_id = therapist.session_id
+    await _grant(visitor, "cue_analysis")
+    therapist_welcome, client_welcome = await _admitted(therapist, visitor)
+    await _send_lagging_frames(therapist, visitor, count=20)  # both talk, over a slow line
+    for party in (therapist, visitor):
+        await party.send({"type": "ping"})
+        await party.expect("pong")
+    # A writes its windows with its room's state at most every carry_every_ms (here 250 ms):
+    # wait until what is stored is A's engine now, then A dies.
+    on_a = first.app[LIVE].cues.windows(session_id)
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    state_key = f"{redis_prefix}room:{session_id}:state"
+    try:
+        await _until(lambda: _stored_windows_are(redis, state_key, on_a))
+        await _bus(first).vanish()
+        stored = json.loads(await redis.get(state_key) or "{}")
+    finally:
+        await redis.aclose()
+    windows_on_a = json.loads(stored["live"]["cues"]["windows"])
+    assert windows_on_a == on_a
+    talk_on_a = (windows_on_a["_therapist_talk"]["total"], windows_on_a["_client_talk"]["total"])
+    assert sum(talk_on_a) > 0
+    assert "J.M." not in json.dumps(stored["live"]["cues"])  # numbers, no words or names
+
+    for party in (therapist, visitor):
+        assert party.ws is not None
+        transport = party.ws._response.connection.transport  # type: ignore[union-attr]
+        assert transport is not None
+        transport.abort()
+    therapist_b = await _on(second, aiohttp_client, therapist)
+    visitor_b = await _on(second, aiohttp_client, visitor)
+    await visitor_b.connect(resume=client_welcome["resume_token"])
+    await therapist_b.connect(resume=therapist_welcome["resume_token"])
+    assert _bus(second).owns(session_id)
+
+    # B's engine goes on from A's: the same windows, talk totals, lag and calibration...
+    assert second.app[LIVE].cues.windows(session_id) == windows_on_a
+    # ...and keeps counting: new frames land after A's, and add to what A had seen.
+    await _send_lagging_frames(therapist_b, visitor_b, count=40)
+    for party in (therapist_b, visitor_b):
+        await party.send({"type": "ping"})
+        await party.expect("pong")
+    windows_on_b = second.app[LIVE].cues.windows(session_id)
+    assert windows_on_b is not None
+    # both sides' frames land after A's on the session clock, not at its start again
+    assert all(
+        b > a for a, b in zip(windows_on_a["_last_seen"], windows_on_b["_last_seen"], strict=True)
+    )
+    # the baseline period counts on from A's (~10 s of frames there, ~10 s more here): a
+    # fresh engine would stand at ~10 s, under A's total plus half of what B saw
+    calibrated_on_a = windows_on_a["_calibration_elapsed_ms"]
+    assert windows_on_b["_calibration_elapsed_ms"] >= calibrated_on_a + 5_000
+
+
+async def _stored_windows_are(redis: Redis, key: str, windows: Any) -> bool:
+    stored = json.loads(await redis.get(key) or "{}")
+    carried = stored.get("live", {}).get("cues", {}).get("windows")
+    return carried is not None and json.loads(carried) == windows
+
+
+async def test_the_knock_cap_of_one_client_cookie_holds_across_processes(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any
+) -> None:
+    first, second = two_apps
+    _therapist, visitor, _ = await _setup(first, aiohttp_client)
+    visitor_b = await _on(second, aiohttp_client, visitor)
+    # two windows on A, one on B: three sockets of one cookie, the most allowed
+    for http in (visitor.http, visitor.http, visitor_b.http):
+        await Party(http, visitor.session_id).connect()
+    # a fourth on B, where only one of them is: the room's owner (A) refuses it
+    fourth = Party(visitor_b.http, visitor.session_id)
+    fourth.ws = await visitor_b.http.ws_connect(f"/ws/session/{visitor.session_id}")
+    await fourth.send({"type": "hello", "version": 1})
+    assert (await fourth.expect("error"))["code"] == "too-many-knocks"
+    assert await fourth.closed_with() == 4429
+
+
+async def test_the_dashboard_on_any_process_shows_who_waits_in_a_room_held_by_another(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any
+) -> None:
+    first, second = two_apps
+    therapist, visitor, _ = await _setup(first, aiohttp_client)
+    await visitor.connect()  # knocks on A, which now holds the room
+    assert _bus(first).owns(visitor.session_id)
+    dashboard_on_b = await _on(second, aiohttp_client, therapist)
+    polled = await (await dashboard_on_b.http.get("/api/v1/sessions/presence")).json()
+    assert polled["items"] == [
+        {"session_id": visitor.session_id, "waiting": ["J.M."], "in_call": False}
+    ]

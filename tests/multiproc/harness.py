@@ -26,6 +26,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import unused_port
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -52,7 +53,7 @@ async def check_services() -> None:
     redis = Redis.from_url(REDIS_URL)
     try:
         await redis.ping()
-    except OSError as exc:
+    except (OSError, RedisError) as exc:
         unavailable("Redis", exc)
     finally:
         await redis.aclose()
@@ -220,10 +221,12 @@ class Cluster:
         finally:
             await admin.close()
         redis = Redis.from_url(REDIS_URL, decode_responses=True)
-        keys = [key async for key in redis.scan_iter(match=f"{self.redis_prefix}*")]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
+        try:
+            keys = [key async for key in redis.scan_iter(match=f"{self.redis_prefix}*")]
+            if keys:
+                await redis.delete(*keys)
+        finally:
+            await redis.aclose()
 
     def logs(self) -> str:
         """The backends' and nginx's logs, for a failing test's report."""

@@ -90,25 +90,33 @@ def fresh_postgres_database(prefix: str = "attune_mp") -> Iterator[str]:
 
 @contextlib.contextmanager
 def fresh_redis_database() -> Iterator[str]:
-    """Claim an empty Redis database number (1-15) for this run; yield its URL; flush after."""
+    """Claim an empty Redis database number (1-15) for this run; yield its URL; flush after.
+    Every client is closed on every path (a claim refused, Redis away, the run failing)."""
     import redis
 
     claim = "attune:test-harness:claimed"
+    claimed: redis.Redis | None = None
+    number = 0
     for number in secrets.SystemRandom().sample(range(1, 16), 15):
+        conn = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=5)
         try:
-            conn = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=5)
             if conn.dbsize() == 0 and conn.set(claim, str(os.getpid()), nx=True, ex=3600):
+                claimed = conn
                 break
         except redis.RedisError as exc:
             raise HarnessError(f"Redis is not reachable: {exc}") from None
-        conn.close()
-    else:
+        finally:
+            if claimed is not conn:
+                conn.close()
+    if claimed is None:
         raise HarnessError("no free Redis database number (1-15) for this run")
     try:
         yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}"
     finally:
-        conn.flushdb()
-        conn.close()
+        try:
+            claimed.flushdb()
+        finally:
+            claimed.close()
 
 
 def master_key() -> str:

@@ -64,7 +64,8 @@ const NO_ICE_SERVERS = Object.freeze({ iceServers: [], iceTransportPolicy: "all"
  * @property {(state: RTCPeerConnectionState) => string | null} videoStatus  the call status
  *   line for a peer connection state, or null to leave the line as it is
  * @property {(connection: SessionConnection, media: () => Media) => Extras | null} mountExtras
- * @property {(state: ConnectionState) => void} onConnectionState  until the page finished
+ * @property {(state: ConnectionState, code?: number) => void} onConnectionState  until the page
+ *   finished; `code` is the close code that caused a "reconnecting"
  * @property {(event: ClosedEvent) => void} onClosed  the connection gave up for good (unless
  *   the page finished first)
  * @property {(text: string) => void} [onChatReceived]  a chat message arrived (after it is shown)
@@ -263,8 +264,8 @@ export class CallPage {
         welcome.ice_ttl_seconds,
       );
     });
-    connection.on("state", ({ state }) => {
-      if (!this.finished) this.#options.onConnectionState(state);
+    connection.on("state", ({ state, code }) => {
+      if (!this.finished) this.#options.onConnectionState(state, code);
     });
     this.screen?.listen(connection); // before the page: a new call finds the share state set
     subscribe(connection);

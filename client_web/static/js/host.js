@@ -77,11 +77,17 @@ const page = new CallPage({
     const goals = document.getElementById("goals");
     return panel ? mountTherapistExtras(connection, { panel, media, goals, notify: side.announce }) : null;
   },
-  onConnectionState: (state) => {
+  onConnectionState: (state, code) => {
     if (state === "open") connectionStall.disarm();
     else connectionStall.arm();
     el.connectionState.textContent =
-      state === "open" ? "Connected" : state === "reconnecting" ? "Reconnecting…" : "Connecting…";
+      state === "open"
+        ? "Connected"
+        : state === "reconnecting"
+          ? code === CloseCode.TRY_AGAIN_LATER
+            ? "Live sessions are briefly unavailable; the call goes on. Reconnecting…"
+            : "Reconnecting…"
+          : "Connecting…";
     el.connectionState.classList.toggle("is-warning", state === "reconnecting");
     if (state !== "open") updateStandby();
   },

@@ -176,16 +176,24 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     });
   }
 
-  /** @param {ConnectionState} state */
-  function onConnectionState(state) {
+  /**
+   * @param {ConnectionState} state
+   * @param {number} [code]  the close code behind a "reconnecting"
+   */
+  function onConnectionState(state, code) {
     const reconnecting = state === "reconnecting";
     if (state === "open") connectionStall.disarm();
     else if (!step.hidden) connectionStall.arm();
+    // Redis away (1013): the server asks to try again later; the call's media go on
+    const unavailable = reconnecting && code === CloseCode.TRY_AGAIN_LATER;
+    const reconnectingText = unavailable
+      ? t("Live sessions are briefly unavailable; your call goes on. Reconnecting…")
+      : t("Reconnecting…");
     if (!step.hidden) {
-      callStatus.textContent = reconnecting ? "Reconnecting…" : "";
+      callStatus.textContent = reconnecting ? reconnectingText : "";
       callStatus.classList.toggle("is-warning", reconnecting);
     } else if (waiting.shown) {
-      waiting.setStatus(reconnecting ? t("Reconnecting…") : state === "open" ? waitingText() : t("Connecting…"));
+      waiting.setStatus(reconnecting ? reconnectingText : state === "open" ? waitingText() : t("Connecting…"));
     }
   }
 

@@ -41,6 +41,7 @@ class CueConfig:
 
     # -- the pair's own baseline ----------------------------------------------------------
     calibration_ms: int = _window(600_000)  # the first 10 min of both-present conversation
+    carry_every_ms: int = _window(5_000)  # the windows travel with the room's state this often
     baseline_min_samples: int = 8  # response gaps needed for a latency baseline
     motion_window_ms: int = _window(120_000)  # recent client motion, against the baseline
 

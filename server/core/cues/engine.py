@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from server.core.cues.carry import dump_slots, load_slots
 from server.core.cues.config import CueConfig
 from server.core.cues.features import CLIENT, THERAPIST, FeatureFrame
 from server.core.cues.policy import FeedbackRecord, FeedbackTally, PromptPolicy, Verdict
@@ -35,6 +36,9 @@ _WITHDRAWAL: Final = Category.WITHDRAWAL
 _RESPONSE_LATENCY: Final = Category.RESPONSE_LATENCY
 _TALK_IMBALANCE: Final = Category.TALK_IMBALANCE
 _MIN_MOTION_FRAMES: Final = 10  # motion frames needed before a mean says anything
+_CARRY_VERSION: Final = 1  # of the windows' carried layout; another one starts afresh
+# carried by policy_state, or this process's own (the configuration, the prompt ids' prefix)
+_NOT_WINDOWS: Final = frozenset({"_policy", "_seq", "_id_prefix"})
 
 
 class CueEngine:
@@ -313,6 +317,27 @@ class CueEngine:
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not an engine policy state: {exc!r}") from None
         self._seq, self._policy = seq, policy
+
+    def carried_state(self) -> dict[str, Any]:
+        """Everything the engine needs to go on in another process, as plain data: the
+        policy state plus `windows_state`."""
+        return {**self.policy_state(), "windows": self.windows_state()}
+
+    def windows_state(self) -> dict[str, Any]:
+        """The engine's windows, baselines, calibration, turn-taking, lag and presence as
+        plain data (times, counts and levels only; bounded by the engine's caps, ~3 KB)."""
+        return {"v": _CARRY_VERSION, **dump_slots(self, skip=_NOT_WINDOWS)}
+
+    def restore_carried(self, state: Mapping[str, Any]) -> None:
+        """Go on from `carried_state` (or a bare `policy_state`); ValueError when it does not
+        fit this engine, which is then half-written: restore into a fresh engine."""
+        self.restore_policy(state)
+        windows = state.get("windows")
+        if windows is None:
+            return
+        if not isinstance(windows, Mapping) or windows.get("v") != _CARRY_VERSION:
+            raise ValueError("carried cue windows of another version")
+        load_slots(self, windows, skip=_NOT_WINDOWS)
 
     # -- introspection ----------------------------------------------------------------------
 

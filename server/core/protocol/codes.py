@@ -136,6 +136,7 @@ class CloseCode(IntEnum):
     NORMAL = 1000  # the page closed its own connection; the server does not send it
     GOING_AWAY = 1001  # server shutdown or restart: reconnect and resume
     MESSAGE_TOO_BIG = 1009  # a frame above HARD_FRAME_LIMIT_BYTES
+    TRY_AGAIN_LATER = 1013  # live sessions cannot be routed now (Redis away): back off, retry
     REPLACED = 4001  # the therapist opened the session in another tab
     RESUMED_ELSEWHERE = 4002  # a newer connection resumed this client's slot
     DENIED = 4003  # the therapist did not admit this knock

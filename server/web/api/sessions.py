@@ -37,12 +37,15 @@ async def presence(request: web.Request) -> web.StreamResponse:
     """Who is waiting in, or in the call of, each of my open sessions (the dashboard polls)."""
     therapist = request[SIGNED_IN].account
     items = []
-    for session in await scheduling.list_sessions(request.app[DB], therapist):
-        if session.status not in (SessionStatus.SCHEDULED, SessionStatus.LIVE):
-            continue
-        waiting, in_call = request.app[HUB].presence(session.id)
+    open_ids = [
+        s.id
+        for s in await scheduling.list_sessions(request.app[DB], therapist)
+        if s.status in (SessionStatus.SCHEDULED, SessionStatus.LIVE)
+    ]
+    # every process's rooms: those held elsewhere are read from their state in Redis
+    for session_id, (waiting, in_call) in (await request.app[HUB].presence_of(open_ids)).items():
         if waiting or in_call:
-            items.append({"session_id": session.id, "waiting": list(waiting), "in_call": in_call})
+            items.append({"session_id": session_id, "waiting": list(waiting), "in_call": in_call})
     return web.json_response({"items": items})
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import message_from_bytes
@@ -396,31 +397,13 @@ class Mailer:
         async with db.write() as conn:
             if not await q.alert_emails_on(conn, session.therapist_id):
                 return False
-            therapist = await account_queries.account_by_id(conn, session.therapist_id)
-            if therapist is None or therapist.disabled:
-                return False
-            row_id, message_id = new_id(), new_message_id(self.settings)
-            message = self._composer.compose_alert(
-                to=therapist.email, message_id=message_id, now=now
-            )
-            ciphertext = await self._vault.encrypt_text(
-                conn, _message_ctx(row_id, session.client_id), message.decode("ascii")
-            )
-            await q.insert_message(
+            return await self._queue_to_therapist(
                 conn,
-                row_id=row_id,
-                message_id=message_id,
+                session=session,
                 dedupe_key=f"alert:{source_id}",
-                kind=EmailKind.ALERT,
-                client_id=session.client_id,
-                session_id=session.id,
-                therapist_id=session.therapist_id,
-                ics_sequence=None,
-                send_after=now,
-                message_ciphertext=ciphertext,
+                compose=self._composer.compose_alert,
                 now=now,
             )
-        return True
 
     async def queue_safety_notice(
         self, db: Database, *, session: TherapySession, source_id: str, now: datetime
@@ -434,30 +417,46 @@ class Mailer:
         async with db.write() as conn:
             if dedupe_key in await q.dedupe_keys_for(conn, [session.id]):
                 return False
-            therapist = await account_queries.account_by_id(conn, session.therapist_id)
-            if therapist is None or therapist.disabled:
-                return False
-            row_id, message_id = new_id(), new_message_id(self.settings)
-            message = self._composer.compose_safety_alert(
-                to=therapist.email, message_id=message_id, now=now
-            )
-            ciphertext = await self._vault.encrypt_text(
-                conn, _message_ctx(row_id, session.client_id), message.decode("ascii")
-            )
-            await q.insert_message(
+            return await self._queue_to_therapist(
                 conn,
-                row_id=row_id,
-                message_id=message_id,
+                session=session,
                 dedupe_key=dedupe_key,
-                kind=EmailKind.ALERT,
-                client_id=session.client_id,
-                session_id=session.id,
-                therapist_id=session.therapist_id,
-                ics_sequence=None,
-                send_after=now,
-                message_ciphertext=ciphertext,
+                compose=self._composer.compose_safety_alert,
                 now=now,
             )
+
+    async def _queue_to_therapist(
+        self,
+        conn: AsyncConnection,
+        *,
+        session: TherapySession,
+        dedupe_key: str,
+        compose: Callable[..., bytes],
+        now: datetime,
+    ) -> bool:
+        """Queue a neutral alert email to the session's therapist (none when disabled)."""
+        therapist = await account_queries.account_by_id(conn, session.therapist_id)
+        if therapist is None or therapist.disabled:
+            return False
+        row_id, message_id = new_id(), new_message_id(self.settings)
+        message = compose(to=therapist.email, message_id=message_id, now=now)
+        ciphertext = await self._vault.encrypt_text(
+            conn, _message_ctx(row_id, session.client_id), message.decode("ascii")
+        )
+        await q.insert_message(
+            conn,
+            row_id=row_id,
+            message_id=message_id,
+            dedupe_key=dedupe_key,
+            kind=EmailKind.ALERT,
+            client_id=session.client_id,
+            session_id=session.id,
+            therapist_id=session.therapist_id,
+            ics_sequence=None,
+            send_after=now,
+            message_ciphertext=ciphertext,
+            now=now,
+        )
         return True
 
     # --- the email job -----------------------------------------------------------------------

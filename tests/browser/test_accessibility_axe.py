@@ -98,6 +98,15 @@ async def test_the_join_pages_have_no_serious_accessibility_violations(
 
     await page.locator("#join-consent-telehealth").check()
     await page.locator("#consent-form button[type=submit]").click()
+    await expect(page.locator("#step-safety")).to_be_visible()
+    await page.locator("#safety-continue").click()  # unanswered: the error is shown too
+    await expect(page.locator("#safety-error")).to_be_visible()
+    found["safety check"] = await _violations(page, axe_source)
+    await page.locator("#safety-location").fill("Home")
+    await page.locator("#safety-private-yes").check()
+    await page.locator("#safety-contact-name").fill("Anna")
+    await page.locator("#safety-contact-phone").fill("+49 171 5551234")
+    await page.locator("#safety-continue").click()
     await expect(page.locator("#step-waiting")).to_be_visible()
     found["waiting room"] = await _violations(page, axe_source)
 

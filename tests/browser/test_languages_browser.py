@@ -106,6 +106,17 @@ async def test_a_german_browser_walks_the_join_path_in_german(
     await page.get_by_label(re.compile(r"^Ich willige in die Videobehandlung ein: ")).check()
     await page.get_by_role("button", name="Speichern und weiter").click()
 
+    # the safety check, in German too; a missing answer is explained in German
+    await expect(page.get_by_role("heading", name="Bevor Sie beitreten", level=1)).to_be_visible()
+    await _no_english_and_fits(page, "de-4-safety")
+    await page.get_by_role("button", name="Weiter", exact=True).click()
+    await expect(page.get_by_role("alert")).to_have_text("Bitte schreiben Sie, wo Sie gerade sind.")
+    await page.get_by_label("Wo sind Sie gerade?").fill("Zu Hause")
+    await page.get_by_label("Ja", exact=True).check()
+    await page.get_by_label("Name", exact=True).fill("Anna")
+    await page.get_by_label("Telefon", exact=True).fill("+49 171 5551234")
+    await page.get_by_role("button", name="Weiter", exact=True).click()
+
     await expect(page.get_by_role("heading", name="Wartezimmer", level=1)).to_be_visible()
     await expect(page.locator("#waiting-status")).to_have_text(
         re.compile(r"^(Ihre Therapeutin oder Ihr Therapeut .*|Verbindung wird aufgebaut…)$")
@@ -113,7 +124,7 @@ async def test_a_german_browser_walks_the_join_path_in_german(
     await expect(page.get_by_role("button", name="Schnell verlassen")).to_be_visible()
     # no language buttons in the waiting room: a press would reload the page there
     await expect(page.get_by_role("button", name="Español")).to_be_hidden()
-    await _no_english_and_fits(page, "de-4-waiting")
+    await _no_english_and_fits(page, "de-5-waiting")
 
     # the consent record names the German text and carries its hash
     german = live_site.app[CONSENTS].catalog.get(Purpose.TELEHEALTH, 1, "de")

@@ -13,6 +13,7 @@
  */
 
 import { byId } from "./callview.js";
+import { t } from "./i18n.js";
 
 /**
  * @typedef {object} SafetyAnswers
@@ -108,9 +109,10 @@ export function mountSafetyStep({ enabled, show, csrfToken, onDone, onLinkGone }
       el.contactPhone.value = previous.contact_phone;
       el.codeWord.value = previous.code_word ?? "";
       // the code word is a secret between client and therapist: not shown on the screen here
-      el.previousText.textContent =
-        `Last time: ${previous.contact_name}, ${previous.contact_phone}` +
-        (previous.code_word ? ". Your code word is kept too." : ".");
+      const last = { name: previous.contact_name, phone: previous.contact_phone };
+      el.previousText.textContent = previous.code_word
+        ? t("Last time: {name}, {phone}. Your code word is kept too.", last)
+        : t("Last time: {name}, {phone}.", last);
     }
     editingContact(!previous);
   }
@@ -130,33 +132,32 @@ export function mountSafetyStep({ enabled, show, csrfToken, onDone, onLinkGone }
   el.samePlace.addEventListener("click", () => {
     if (!previous) return;
     el.location.value = previous.location;
-    el.locationStatus.textContent = "Filled in from last time. Please check it is where you are now.";
+    el.locationStatus.textContent = t("Filled in from last time. Please check it is where you are now.");
     el.location.focus();
   });
 
   el.locate.addEventListener("click", () => {
     if (!("geolocation" in navigator)) {
-      el.locationStatus.textContent = "This device cannot share its location. Please type where you are.";
+      el.locationStatus.textContent = t("This device cannot share its location. Please type where you are.");
       el.location.focus();
       return;
     }
     el.locate.disabled = true;
-    el.locationStatus.textContent = "Asking your browser for your location…";
+    el.locationStatus.textContent = t("Asking your browser for your location…");
     navigator.geolocation.getCurrentPosition(
       (position) => {
         el.locate.disabled = false;
         el.location.value = coarsePlace(position.coords.latitude, position.coords.longitude);
         el.locationStatus.textContent =
-          "Filled in roughly (to about a kilometre). Please add the address or correct it: " +
-          "only what is in the field is sent, when you continue.";
+          t("Filled in roughly (to about a kilometre). Please add the address or correct it: only what is in the field is sent, when you continue.");
         el.location.focus();
       },
       (failure) => {
         el.locate.disabled = false;
         el.locationStatus.textContent =
           failure.code === failure.PERMISSION_DENIED
-            ? "Your browser did not share your location. That is fine: please type where you are."
-            : "Your location could not be found just now. Please type where you are.";
+            ? t("Your browser did not share your location. That is fine: please type where you are.")
+            : t("Your location could not be found just now. Please type where you are.");
         el.location.focus();
       },
       { enableHighAccuracy: false, timeout: 10_000, maximumAge: 60_000 },
@@ -176,16 +177,16 @@ export function mountSafetyStep({ enabled, show, csrfToken, onDone, onLinkGone }
   /** @returns {SafetyAnswers | null} the answers, or null after pointing at what to correct */
   function answers() {
     const location = el.location.value.trim();
-    if (!location) return correct("Please write where you are right now.", el.location);
+    if (!location) return correct(t("Please write where you are right now."), el.location);
     if (!el.privateYes.checked && !el.privateNo.checked) {
-      return correct("Please say whether you can talk freely where you are.", el.privateYes);
+      return correct(t("Please say whether you can talk freely where you are."), el.privateYes);
     }
     const name = el.contactName.value.trim();
     const phone = el.contactPhone.value.trim();
-    if (!name) return correct("Please write your emergency contact's name.", el.contactName, true);
+    if (!name) return correct(t("Please write your emergency contact's name."), el.contactName, true);
     if (!PHONE.test(phone) || (phone.match(/[0-9]/g) ?? []).length < 3) {
       return correct(
-        "Please write your emergency contact's phone number with digits (spaces and + - ( ) are fine).",
+        t("Please write your emergency contact's phone number with digits (spaces and + - ( ) are fine)."),
         el.contactPhone,
         true,
       );
@@ -243,7 +244,7 @@ export function mountSafetyStep({ enabled, show, csrfToken, onDone, onLinkGone }
         return;
       }
     } catch {
-      correct("Your answers could not be sent. Please check that you are online and try again.", el.location);
+      correct(t("Your answers could not be sent. Please check that you are online and try again."), el.location);
       return;
     } finally {
       sending = false;
@@ -268,5 +269,5 @@ async function errorOf(response) {
   } catch {
     // not JSON: fall through
   }
-  return { code: "", message: "Your answers could not be saved. Please try again." };
+  return { code: "", message: t("Your answers could not be saved. Please try again.") };
 }

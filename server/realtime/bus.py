@@ -917,9 +917,20 @@ def open_bus(
     if not settings.redis_url:
         return LocalBus()
     from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.client import Pipeline
+
+    class TimedPipeline(Pipeline):
+        """A pipeline is one round trip: timed from send to the last reply."""
+
+        async def execute(self, raise_on_error: bool = True) -> list[Any]:
+            started = time.monotonic()
+            try:
+                return await super().execute(raise_on_error)
+            finally:
+                round_trip(time.monotonic() - started)
 
     class TimedRedis(Redis):
-        """Every command (not the pub/sub listener) timed from send to reply."""
+        """Every command and pipeline (not the pub/sub listener) timed from send to reply."""
 
         async def execute_command(self, *args: Any, **options: Any) -> Any:
             started = time.monotonic()
@@ -928,6 +939,11 @@ def open_bus(
                 return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
             finally:
                 round_trip(time.monotonic() - started)
+
+        def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+            return TimedPipeline(
+                self.connection_pool, self.response_callbacks, transaction, shard_hint
+            )
 
     # A burst of room actions waits for a free connection instead of failing: the default pool
     # raises "Too many connections" past 100, which broke rooms at ~1,000 sessions under load.

@@ -18,7 +18,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -403,11 +403,17 @@ class RedisBus:
         await self._close_connections()
 
     async def _cancel_tasks(self) -> None:
-        tasks = self._tasks + list(self._background)
-        for task in tasks:
-            task.cancel()
-        if tasks:  # bounded: a task that ignores its cancellation cannot hold shutdown
-            await asyncio.wait(tasks, timeout=_HAND_OVER_S)
+        # Until none is left: forwarded work spawned while stopping is cancelled too, so no
+        # task outlives the bus to open a connection on its closed pool. Bounded overall: a
+        # task that ignores its cancellation cannot hold shutdown.
+        deadline = time.monotonic() + _HAND_OVER_S
+        while tasks := [task for task in (*self._tasks, *self._background) if not task.done()]:
+            for task in tasks:
+                task.cancel()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await asyncio.wait(tasks, timeout=left)
         self._tasks = []
 
     async def _close_connections(self) -> None:
@@ -884,7 +890,11 @@ class RedisBus:
             if handler is not None:
                 handler(data["payload"])
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        if self._closed:  # stopping: nothing new may start on a pool that is closing
+            work.close()
+            return
+
         async def run() -> None:
             try:
                 await work
@@ -918,6 +928,7 @@ def open_bus(
         return LocalBus()
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.client import Pipeline
+    from redis.exceptions import ConnectionError as RedisConnectionError
 
     class TimedPipeline(Pipeline):
         """A pipeline is one round trip: timed from send to the last reply."""
@@ -945,9 +956,29 @@ def open_bus(
                 self.connection_pool, self.response_callbacks, transaction, shard_hint
             )
 
+    class ClosablePool(BlockingConnectionPool):
+        """Once closed, it opens nothing more: redis-py's pool would otherwise connect again
+        for a late caller, and a connection still being opened while it closed would stay
+        open, unowned, until a garbage collection found it."""
+
+        closed = False
+
+        async def get_connection(self, *args: Any, **options: Any) -> Any:
+            if self.closed:
+                raise RedisConnectionError("the bus is closed")
+            connection = await super().get_connection(*args, **options)  # type: ignore[no-untyped-call]
+            if self.closed:  # closed while this one was connecting: it missed the disconnect
+                await connection.disconnect()
+                raise RedisConnectionError("the bus is closed")
+            return connection
+
+        async def aclose(self) -> None:
+            self.closed = True
+            await super().aclose()
+
     # A burst of room actions waits for a free connection instead of failing: the default pool
     # raises "Too many connections" past 100, which broke rooms at ~1,000 sessions under load.
-    pool = BlockingConnectionPool.from_url(
+    pool = ClosablePool.from_url(
         settings.redis_url,
         max_connections=_REDIS_MAX_CONNECTIONS,
         timeout=_REDIS_POOL_WAIT_S,

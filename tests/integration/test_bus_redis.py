@@ -179,6 +179,10 @@ async def test_when_the_process_holding_the_room_dies_both_resume_on_another_wit
     await visitor.expect("admitted")
     await therapist.expect("peer-joined")
     assert _bus(first).owns(therapist.session_id)
+    # The admission is told before its state write ends; a ping behind it (actions on a room
+    # run one after another) means the call is established in Redis too: "mid-call".
+    await therapist.send({"type": "ping"})
+    await therapist.expect("pong")
 
     # A dies: no renewal, no goodbye, its sockets cut without a close frame.
     await _bus(first).vanish()

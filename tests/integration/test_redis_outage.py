@@ -276,5 +276,31 @@ async def test_a_bus_leaves_no_connection_to_redis_open_when_it_stops_or_vanishe
         await probe.aclose()
 
 
+async def test_a_closed_bus_opens_no_connection_again_not_even_one_it_was_opening(
+    own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    """Late work (a forwarded action spawned while stopping, a command already connecting)
+    fails as an outage instead of leaving a connection nobody owns and closes."""
+    settings = Settings(data_dir=tmp_path / "data", redis_url=own_redis.url, redis_prefix=PREFIX)
+    probe = Redis.from_url(own_redis.url)
+    try:
+        alone = await _clients_of(probe)
+        bus = open_bus(settings)
+        assert isinstance(bus, RedisBus)
+        await bus.start()
+        # A burst of commands still opening their connections while the bus stops.
+        late = [asyncio.create_task(bus._redis.ping()) for _ in range(8)]
+        await asyncio.sleep(0)
+        await bus.stop()
+        results = await asyncio.gather(*late, return_exceptions=True)
+        for result in results:
+            assert result is True or isinstance(result, RedisConnectionError), result
+        with pytest.raises(RedisConnectionError, match="the bus is closed"):
+            await bus._redis.ping()
+        await _eventually(lambda: _has_clients(probe, alone), "no connection left open")
+    finally:
+        await probe.aclose()
+
+
 async def _has_clients(probe: Redis, expected: int) -> bool:
     return await _clients_of(probe) == expected

@@ -15,6 +15,7 @@ from server.core.checkins import (
     evaluate_after,
     evaluate_before,
     evaluate_pulse,
+    evaluate_split,
     load_builtin_instruments,
     load_instrument,
     score,
@@ -51,12 +52,12 @@ def after_scores(instrument: Instrument = AFTER, **changes: Any) -> Scores:
     return score(instrument, validate_answers(instrument, raw))
 
 
-def earlier(total: int | None) -> Scores:
-    """Previous-session scores with the given alliance total (None: one item skipped)."""
+def earlier(total: int | None, instrument: Instrument = AFTER) -> Scores:
+    """After-session scores with the given alliance total (None: one item skipped)."""
     if total is None:
-        return after_scores(bond=None)
+        return after_scores(instrument, bond=None)
     rest = total - 30
-    return after_scores(bond=10, goals=10, approach=10, overall=rest)
+    return after_scores(instrument, bond=10, goals=10, approach=10, overall=rest)
 
 
 def codes(alerts: list[Alert]) -> list[str]:
@@ -314,6 +315,7 @@ def every_alert() -> list[Alert]:
         *evaluate_pulse(PULSE, [1]),
         *evaluate_pulse(PULSE, [5, 3]),
         *evaluate_before(BEFORE, before),
+        *[a for a in [evaluate_split(AFTER, [earlier(40), earlier(30)])] if a is not None],
     ]
 
 
@@ -331,8 +333,56 @@ def test_every_rule_is_reachable_and_offers_one_named_repair_move() -> None:
             "pulse-low",
             "pulse-fall",
             "wellbeing-low",
+            "split-alliance",
         ]
     )
     for alert in alerts:
         assert alert.repair.startswith(REPAIR_MOVES), alert.code
         assert alert.reason.endswith("."), alert.code
+
+
+@pytest.mark.parametrize(
+    ("totals", "fires"),
+    [
+        ([40, 32], True),  # 8 apart: the default threshold
+        ([40, 33], False),
+        ([31, 39, 35], True),  # three clients: the highest against the lowest
+        ([36, 36], False),
+        ([40, None], False),  # a skipped alliance item: no total to compare
+        ([40], False),  # one client alone cannot split
+        ([], False),
+    ],
+)
+def test_split_alliance_rule(totals: list[int | None], fires: bool) -> None:
+    alert = evaluate_split(AFTER, [earlier(total) for total in totals])
+    assert (alert is not None) == fires
+    if alert is not None:
+        assert (alert.code, alert.category, alert.severity) == (
+            "split-alliance",
+            "alliance",
+            "attention",
+        )
+        present = [t for t in totals if t is not None]
+        assert f"{max(present) - min(present)} points apart" in alert.reason
+
+
+def test_split_alliance_threshold_comes_from_the_instrument() -> None:
+    strict = with_rules(AFTER, split_alliance_at_least=3)
+    partners = [earlier(40, strict), earlier(36, strict)]
+    assert evaluate_split(strict, partners) is not None
+    assert evaluate_split(AFTER, [earlier(40), earlier(36)]) is None
+
+
+def test_split_alliance_never_says_whose_total_is_whose() -> None:
+    alert = evaluate_split(AFTER, [earlier(31), earlier(40)])
+    assert alert is not None
+    assert "31 and 40" in alert.reason  # lowest first, whatever order the partners came in
+    assert evaluate_split(AFTER, [earlier(40), earlier(31)]) == alert
+
+
+def test_split_alliance_refuses_answers_to_another_form() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        evaluate_split(PULSE, [])
+    before = score(BEFORE, validate_answers(BEFORE, {i.link_id: 0 for i in BEFORE.items}))
+    with pytest.raises(ValueError, match="scores are for"):
+        evaluate_split(AFTER, [earlier(40), before])

@@ -1,6 +1,12 @@
 """Alliance check-ins (DESIGN §6): instruments as data, scoring, alert rules, FHIR export."""
 
-from server.core.checkins.alerts import Alert, evaluate_after, evaluate_before, evaluate_pulse
+from server.core.checkins.alerts import (
+    Alert,
+    evaluate_after,
+    evaluate_before,
+    evaluate_pulse,
+    evaluate_split,
+)
 from server.core.checkins.fhir import bundle, questionnaire_resource, questionnaire_response
 from server.core.checkins.instruments import (
     AfterRules,
@@ -35,6 +41,7 @@ __all__ = [
     "evaluate_after",
     "evaluate_before",
     "evaluate_pulse",
+    "evaluate_split",
     "load_builtin_instruments",
     "load_instrument",
     "load_instruments_dir",

@@ -35,6 +35,7 @@ CEILING_EARLY_PERFECT: Final = "ceiling-early-perfect"
 PULSE_LOW: Final = "pulse-low"
 PULSE_FALL: Final = "pulse-fall"
 WELLBEING_LOW: Final = "wellbeing-low"
+SPLIT_ALLIANCE: Final = "split-alliance"
 
 # Repair moves (Eubanks, Muran & Safran): invite feedback, metacommunicate, adjust the task;
 # plus fixing the connection, which is not an alliance move at all.
@@ -64,6 +65,12 @@ PULSE_CHECK_IN: Final = (
 )
 WELLBEING_CONTEXT: Final = (
     "Adjust the task: ask how the week has been before turning to the plan for today."
+)
+
+# Split alliances (Friedlander et al.): hold both partners' goals openly, not one side's.
+ASK_EACH_PARTNER: Final = (
+    "Invite feedback from each partner: ask what each wants from today, "
+    "and name a goal you can all share before going on."
 )
 
 _R = TypeVar("_R", AfterRules, PulseRules, BeforeRules)
@@ -105,6 +112,37 @@ def evaluate_after(
         _early_perfect_score(instrument, scores, rules, session_number),
     ]
     return [alert for alert in found if alert is not None]
+
+
+def evaluate_split(instrument: Instrument, partners: Sequence[Scores]) -> Alert | None:
+    """The split-alliance alert for a session with several clients: the highest and the
+    lowest complete alliance totals (one after-session response per client, same
+    instrument) differ by at least the instrument's `split_alliance_at_least`.
+
+    It says how far apart the totals are, never whose is whose: the therapist sees each
+    partner's answers side by side, and the alert must read the same to any later viewer.
+    """
+    rules = _rules(instrument, None, AfterRules)
+    for scores in partners:
+        _rules(instrument, scores, AfterRules)
+    complete = [s for s in partners if s.alliance_total is not None]
+    totals = [s.alliance_total for s in complete if s.alliance_total is not None]
+    if len(totals) < 2:
+        return None
+    gap = max(totals) - min(totals)
+    if gap < rules.split_alliance_at_least:
+        return None
+    return Alert(
+        code=SPLIT_ALLIANCE,
+        category="alliance",
+        severity="attention",
+        reason=(
+            f"The partners' alliance ratings are {gap} points apart "
+            f"({min(totals)} and {max(totals)} of {complete[0].alliance_max}); "
+            f"this form flags {rules.split_alliance_at_least} or more."
+        ),
+        repair=ASK_EACH_PARTNER,
+    )
 
 
 def evaluate_pulse(instrument: Instrument, pulse_values_this_session: Sequence[int]) -> list[Alert]:

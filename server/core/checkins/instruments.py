@@ -124,6 +124,8 @@ class AfterRules:
     drop_from_previous_at_least: int = 2
     technology_at_or_below: int = 6
     perfect_score_sessions_up_to: int = 3
+    # Couples and family sessions: partners' alliance totals this far apart are a split alliance.
+    split_alliance_at_least: int = 8
 
 
 @dataclass(frozen=True)

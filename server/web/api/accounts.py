@@ -163,9 +163,10 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "POST",
         "/api/v1/accounts",
         create_account,
-        "Add an account. Without `password` (preferred: the admin never knows it) the answer"
-        " carries a one-time `setup_url` for the holder to choose one; a `password` is"
-        " accepted for scripted provisioning",
+        "Add an account. Without `password` (preferred: the admin never knows it) a one-time"
+        " set-up link lets the holder choose one: emailed to the account's address when SMTP"
+        " is configured (`delivery: emailed`), else returned once as `setup_url` (`delivery:"
+        " shown`); a `password` is accepted for scripted provisioning",
         "createAccount",
         auth="admin",
         request_schema=ACCOUNT_CREATE_SCHEMA,

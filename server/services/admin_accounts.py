@@ -118,11 +118,15 @@ async def issue_reset_link(
     admin: Account,
     account_id: str,
     now: datetime,
+    *,
+    by_email: bool = False,
 ) -> tuple[Account, str, datetime]:
     """Reset an account: its password stops working, its sign-ins end, its two-factor setup is
     removed, its holder is told at next sign-in, and a one-time link (returned once, only its
-    SHA-256 stored) lets the holder choose a new password. The admin never sets or learns one.
-    Returns the account, the link token and when it expires."""
+    SHA-256 stored) lets the holder choose a new password. The admin never sets one; with
+    `by_email` (SMTP configured) the link goes to the holder's address and the admin never
+    sees it either (the audit entry says which). Returns the account, the token and when it
+    expires."""
     if account_id == admin.id:
         raise Conflict("Change your own password on your account page.")
     token = new_token()
@@ -150,6 +154,7 @@ async def issue_reset_link(
             actor=f"account:{admin.id}",
             action="account.reset_link.issue",
             targets=(f"account:{account_id}",),
+            details={"by_email": True} if by_email else None,
         )
     await end_all_sign_ins(
         db,
@@ -164,10 +169,18 @@ async def issue_reset_link(
 
 
 async def add_account_with_link(
-    db: Database, audit: AuditTrail, admin: Account, *, email: str, role: Role, now: datetime
+    db: Database,
+    audit: AuditTrail,
+    admin: Account,
+    *,
+    email: str,
+    role: Role,
+    now: datetime,
+    by_email: bool = False,
 ) -> tuple[Account, str, datetime]:
     """Add an account without a password: its holder chooses one through a one-time link
-    (returned once, like a reset link), so the admin never knows it."""
+    (returned once, like a reset link; emailed to the holder when `by_email`), so the admin
+    never knows it."""
     account = await create_account(
         db, audit, email=email, password=None, role=role, actor=f"account:{admin.id}", now=now
     )
@@ -188,6 +201,6 @@ async def add_account_with_link(
             actor=f"account:{admin.id}",
             action="account.reset_link.issue",
             targets=(f"account:{account.id}",),
-            details={"first_password": True},
+            details={"first_password": True, **({"by_email": True} if by_email else {})},
         )
     return account, token, expires_at

@@ -367,6 +367,31 @@ class Mailer:
             now=now,
         )
 
+    # --- an account holder's one-time link ---------------------------------------------------
+
+    async def send_account_link(
+        self,
+        transport: Transport,
+        *,
+        to: str,
+        url: str,
+        expires_at: datetime,
+        first_password: bool,
+        now: datetime,
+    ) -> None:
+        """Email a set-up or reset link to the account's own address, at once rather than
+        through the outbox: the admin who pressed the button learns whether it went, and the
+        link's token is kept nowhere (only its hash is stored). Raises DeliveryError."""
+        message = self._composer.compose_account_link(
+            to=to,
+            url=url,
+            expires_at=expires_at,
+            first_password=first_password,
+            message_id=new_message_id(self.settings),
+            now=now,
+        )
+        await transport.send(message, sender=self.settings.email_from, recipient=to)
+
     # --- therapists' alert emails --------------------------------------------------------------
 
     async def alert_emails_on(self, db: Database, account_id: str) -> bool:

@@ -80,6 +80,8 @@ def calendar_file(
 
 
 SAFETY_SUBJECT = "A client's questionnaire needs your attention"
+ACCOUNT_SETUP_SUBJECT = "Choose your Attune password"
+ACCOUNT_RESET_SUBJECT = "Your Attune password was reset"
 
 
 class Composer:
@@ -118,6 +120,32 @@ class Composer:
         message.set_content(self._env.get_template("safety_alert.txt").render(values))
         message.add_alternative(
             self._env.get_template("safety_alert.html").render(values), subtype="html"
+        )
+        return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
+    def compose_account_link(
+        self,
+        *,
+        to: str,
+        url: str,
+        expires_at: datetime,
+        first_password: bool,
+        message_id: str,
+        now: datetime,
+    ) -> bytes:
+        """An account holder's one-time link: to choose a first password (a new account), or a
+        new one after an admin's reset. Says nothing about clients or sessions."""
+        subject = ACCOUNT_SETUP_SUBJECT if first_password else ACCOUNT_RESET_SUBJECT
+        values = {
+            "subject": subject,
+            "url": url,
+            "expires": self._when(expires_at),
+            "first_password": first_password,
+        }
+        message = self._headers(subject, to, message_id, now)
+        message.set_content(self._env.get_template("account_link.txt").render(values))
+        message.add_alternative(
+            self._env.get_template("account_link.html").render(values), subtype="html"
         )
         return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 

@@ -33,6 +33,7 @@ from server.keys import (
 from server.security.redirects import safe_next
 from server.services import accounts as account_service
 from server.services import admin_accounts, scheduling, two_factor
+from server.web.account_links import deliver_account_link
 from server.web.account_pages import after_password, after_sign_in
 from server.web.api.auth import sign_in
 from server.web.denials import record_denial
@@ -50,7 +51,7 @@ from server.web.identity import (
     signed_in,
 )
 from server.web.measure_views import dashboard_alerts
-from server.web.shapes import join_url, qr_svg, reset_url
+from server.web.shapes import join_url, qr_svg
 from server.web.sign_in_guard import set_device_cookie
 from server.web.validation import parse_datetime
 
@@ -437,20 +438,21 @@ async def admin_add_account(request: web.Request) -> web.StreamResponse:
             email=form.get("email", ""),
             role=role,
             now=request.app[CLOCK](),
+            by_email=request.app[MAILER].enabled,
         )
     except ValueError:
         return await _admin(request, error="Choose a role.", status=422)
     except AttuneError as exc:
         return await _admin(request, error=exc.message, status=exc.status)
-    url = reset_url(request, token)
+    delivery = await deliver_account_link(request, account, token, expires_at, first_password=True)
     response = aiohttp_jinja2.render_template(
         "admin_reset_link.html",
         request,
         _context(
             request,
             target=account,
-            reset_url=url,
-            qr_svg=qr_svg(url),
+            delivery=delivery,
+            qr_svg=qr_svg(delivery.url) if delivery.url else "",
             expires_at=expires_at,
             first_password=True,
         ),

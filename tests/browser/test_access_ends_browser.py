@@ -1,13 +1,23 @@
-"""Access that ends, as the therapist sees it (issue #13): signing out in another tab closes
-the room's socket with 4401, and the room page says why and stops reconnecting."""
+"""Access that ends, as each side sees it (issue #13): signing out in another tab closes the
+room's socket with 4401, and the room page says why and stops reconnecting; a client on a
+phone whose link is revoked while waiting is told so, and the page stays closed too."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 from playwright.async_api import Browser, Error, WebSocket, expect
 
-from tests.browser.conftest import BrowserHarness, LiveSite
-from tests.browser.video_helpers import schedule_session, therapist_opens_room
+from server.keys import AUDIT, DB, LIVE
+from server.services import scheduling
+from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
+from tests.browser.video_helpers import (
+    client_reaches_waiting_room,
+    fits_a_phone,
+    schedule_session,
+    therapist_opens_room,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -46,4 +56,36 @@ async def test_a_therapist_signed_out_in_another_tab_sees_the_room_say_why_and_s
     with pytest.raises(Error):  # bounded: asserts that no new socket opens in the window
         await room.wait_for_event("websocket", timeout=NO_RECONNECT_WINDOW_MS)
     assert len(sockets) == 1
+    harness.assert_no_policy_violations()
+
+
+async def test_a_client_whose_link_is_revoked_while_waiting_is_told_why_on_the_phone(
+    live_site: LiveSite, harness: BrowserHarness
+) -> None:
+    scheduled = await schedule_session(live_site)
+    phone = await harness.new_page(**MOBILE)
+    sockets: list[WebSocket] = []
+
+    def opened(socket: WebSocket) -> None:
+        sockets.append(socket)
+
+    phone.on("websocket", opened)
+    await client_reaches_waiting_room(phone, scheduled.link)
+    assert len(sockets) == 1
+
+    app = live_site.app
+    await scheduling.revoke_invite(
+        app[DB], app[AUDIT], app[LIVE], scheduled.therapist, scheduled.session_id, datetime.now(UTC)
+    )
+
+    stopped = phone.get_by_role("heading", name="This link does not work here any more", level=1)
+    await expect(stopped).to_be_visible()
+    await expect(phone.locator("#stopped-text")).to_have_text(
+        "Your therapist withdrew this link. Please ask for a new one."
+    )
+    await expect(phone.get_by_role("heading", name="Waiting room", level=1)).to_be_hidden()
+    with pytest.raises(Error):  # bounded: asserts that no new socket opens in the window
+        await phone.wait_for_event("websocket", timeout=NO_RECONNECT_WINDOW_MS)
+    assert len(sockets) == 1
+    await fits_a_phone(phone)
     harness.assert_no_policy_violations()

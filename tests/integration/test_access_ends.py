@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from server.core.models import Role
 from server.db.tables import checkin_responses
 from server.keys import DB, HUB
-from tests.conftest import add_account, sign_in
+from tests.conftest import PASSWORD, add_account, sign_in
 from tests.integration.test_signaling import Party, _admitted, _setup
 
 PULSE = {"type": "checkin-answer", "instrument_id": "pulse", "answers": {"pulse": 4}}
@@ -122,6 +122,49 @@ async def test_a_password_reset_closes_every_open_socket_of_the_account_with_440
     )
     assert reset.status == 200  # a one-time link for the therapist; the admin sets nothing
     assert await closed(therapist) == (4401, "password-changed")
+
+
+async def test_changing_ones_password_closes_the_other_sign_ins_socket_and_keeps_this_one(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await _admitted(therapist, visitor)  # the room is open on the office computer
+    laptop_http = await aiohttp_client(client.server)
+    laptop_csrf = await sign_in(laptop_http, "t@example.org")
+    laptop = Party(laptop_http, visitor.session_id)
+    await laptop.connect()  # takes the room over: the office tab closes as replaced (4001)
+    assert (await closed(therapist))[0] == 4001
+    office = Party(client, visitor.session_id)
+    await office.connect()  # and the office takes it back
+    assert (await closed(laptop))[0] == 4001
+    changed = await laptop_http.post(
+        "/api/v1/auth/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new long passphrase"},
+        headers={"X-CSRF-Token": laptop_csrf},
+    )
+    assert changed.status == 204
+    assert await closed(office) == (4401, "password-changed")
+    mine = Party(laptop_http, visitor.session_id)
+    await mine.connect()  # the changer's own sign-in still opens the room
+    await mine.send({"type": "ping"})
+    await mine.expect("pong")
+
+
+async def test_ending_another_sign_in_on_the_account_page_closes_that_devices_socket(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await _admitted(therapist, visitor)  # the room is open on a forgotten computer
+    phone = await aiohttp_client(client.server)
+    await sign_in(phone, "t@example.org")
+    listed = (await (await phone.get("/api/v1/auth/sessions")).json())["items"]
+    (forgotten,) = [item for item in listed if not item["current"]]
+    page = await (await phone.get("/account")).text()
+    form = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    ended = await phone.post(f"/account/sign-ins/{forgotten['id']}/end", data={"csrf_token": form})
+    assert ended.status == 200
+    assert await closed(therapist) == (4401, "signed-out")
+    await visitor.expect("peer-left")
 
 
 # --- the client's link -------------------------------------------------------------------------

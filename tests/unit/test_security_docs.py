@@ -7,10 +7,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
-CITED_TEST = re.compile(
-    r"`(?:tests/(?:unit|integration)/)?(test_[a-z_0-9]+\.py)::(test_[a-z_0-9]+)`"
-)
-CITED_FILE = re.compile(r"`(?:tests/(?:unit|integration)/)?(test_[a-z_0-9]+\.py)`")
+FOLDER = r"(?:tests/(?:unit|integration|browser|multiproc)/)?"
+CITED_TEST = re.compile(rf"`{FOLDER}(test_[a-z_0-9]+\.py)::(test_[a-z_0-9]+)`")
+CITED_FILE = re.compile(rf"`{FOLDER}(test_[a-z_0-9]+\.py)`")
 
 
 def _files(name: str) -> list[Path]:

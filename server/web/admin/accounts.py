@@ -1,5 +1,6 @@
 """Admin console: one account's page and its actions (disable, enable, reset: a one-time link
-for the holder to choose a new password; the admin never sets or sees one)."""
+for the holder to choose a new password; the admin never sets one, and with SMTP configured
+never sees the link either)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.errors import AttuneError, NotFound
-from server.keys import AUDIT, CLOCK, DB, LIVE
+from server.keys import AUDIT, CLOCK, DB, LIVE, MAILER
 from server.services import admin_accounts
+from server.web.account_links import deliver_account_link
 from server.web.admin.common import page_context
 from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
-from server.web.shapes import qr_svg, reset_url
+from server.web.shapes import qr_svg
 
 # Post/redirect/get: an action redirects here with ?done=<action>, which names what happened.
 _DONE = {
@@ -62,14 +64,26 @@ async def account_action(request: web.Request) -> web.StreamResponse:
             )
         elif action == "reset":
             target, token, expires_at = await admin_accounts.issue_reset_link(
-                app[DB], app[AUDIT], app[LIVE], current.account, account_id, now
+                app[DB],
+                app[AUDIT],
+                app[LIVE],
+                current.account,
+                account_id,
+                now,
+                by_email=app[MAILER].enabled,
             )
-            url = reset_url(request, token)
+            delivery = await deliver_account_link(
+                request, target, token, expires_at, first_password=False
+            )
             response = aiohttp_jinja2.render_template(
                 "admin_reset_link.html",
                 request,
                 page_context(
-                    current, target=target, reset_url=url, qr_svg=qr_svg(url), expires_at=expires_at
+                    current,
+                    target=target,
+                    delivery=delivery,
+                    qr_svg=qr_svg(delivery.url) if delivery.url else "",
+                    expires_at=expires_at,
                 ),
             )
             response.headers["Cache-Control"] = "no-store"

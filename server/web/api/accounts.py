@@ -11,14 +11,15 @@ from aiohttp import web
 from server.audit import AuditTrail
 from server.core.models import Account, Role
 from server.db.engine import Database
-from server.keys import AUDIT, CLOCK, DB, LIVE
+from server.keys import AUDIT, CLOCK, DB, LIVE, MAILER
 from server.services import accounts as account_service
 from server.services import admin_accounts
+from server.web.account_links import LinkDelivery, deliver_account_link
 from server.web.admin.common import admin_operation
 from server.web.guard import SIGNED_IN
 from server.web.identity import path_id
 from server.web.openapi import Operation
-from server.web.shapes import ACCOUNT_SCHEMA, ERR, account_json, list_of, reset_url
+from server.web.shapes import ACCOUNT_SCHEMA, ERR, account_json, list_of
 from server.web.validation import read_json
 
 ACCOUNT_CREATE_SCHEMA = {
@@ -29,6 +30,17 @@ ACCOUNT_CREATE_SCHEMA = {
         "email": {"type": "string", "minLength": 3, "maxLength": 254},
         "password": {"type": "string", "minLength": 1, "maxLength": 1024},
         "role": {"type": "string", "enum": [role.value for role in Role]},
+    },
+}
+
+RESET_DELIVERY_SCHEMA = {
+    "type": "object",
+    "required": ["delivery", "expires_at"],
+    "properties": {
+        "delivery": {"type": "string", "enum": ["shown", "emailed", "failed"]},
+        "reset_url": {"type": "string"},
+        "delivery_error": {"type": "string"},
+        "expires_at": {"type": "string", "format": "date-time"},
     },
 }
 
@@ -54,12 +66,19 @@ async def create_account(request: web.Request) -> web.StreamResponse:
         )
         return web.json_response(account_json(account), status=201)
     account, token, expires_at = await admin_accounts.add_account_with_link(
-        app[DB], app[AUDIT], admin, email=body["email"], role=Role(body["role"]), now=app[CLOCK]()
+        app[DB],
+        app[AUDIT],
+        admin,
+        email=body["email"],
+        role=Role(body["role"]),
+        now=app[CLOCK](),
+        by_email=app[MAILER].enabled,
     )
+    delivery = await deliver_account_link(request, account, token, expires_at, first_password=True)
     response = web.json_response(
         {
             **account_json(account),
-            "setup_url": reset_url(request, token),
+            **_delivery_json(delivery, "setup_url"),
             "setup_url_expires_at": expires_at.isoformat(),
         },
         status=201,
@@ -99,18 +118,31 @@ async def api_enable_account(request: web.Request) -> web.StreamResponse:
     return await _change_account(request, admin_accounts.enable_account)
 
 
+def _delivery_json(delivery: LinkDelivery, url_field: str) -> dict[str, str]:
+    """How the one-time link went: `delivery` is `shown` (the URL is in `url_field`, for hand
+    delivery), `emailed` (to the account's own address; no URL here) or `failed` (with
+    `delivery_error`; the change stands, and a reset sends a new link)."""
+    if delivery.url is not None:
+        return {"delivery": "shown", url_field: delivery.url}
+    if delivery.emailed:
+        return {"delivery": "emailed"}
+    return {"delivery": "failed", "delivery_error": delivery.error or "not sent"}
+
+
 async def api_reset_account(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
-    _account, token, expires_at = await admin_accounts.issue_reset_link(
+    account, token, expires_at = await admin_accounts.issue_reset_link(
         request.app[DB],
         request.app[AUDIT],
         request.app[LIVE],
         current.account,
         path_id(request, "account_id"),
         request.app[CLOCK](),
+        by_email=request.app[MAILER].enabled,
     )
+    delivery = await deliver_account_link(request, account, token, expires_at, first_password=False)
     response = web.json_response(
-        {"reset_url": reset_url(request, token), "expires_at": expires_at.isoformat()}
+        {**_delivery_json(delivery, "reset_url"), "expires_at": expires_at.isoformat()}
     )
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -131,9 +163,10 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "POST",
         "/api/v1/accounts",
         create_account,
-        "Add an account. Without `password` (preferred: the admin never knows it) the answer"
-        " carries a one-time `setup_url` for the holder to choose one; a `password` is"
-        " accepted for scripted provisioning",
+        "Add an account. Without `password` (preferred: the admin never knows it) a one-time"
+        " set-up link lets the holder choose one: emailed to the account's address when SMTP"
+        " is configured (`delivery: emailed`), else returned once as `setup_url` (`delivery:"
+        " shown`); a `password` is accepted for scripted provisioning",
         "createAccount",
         auth="admin",
         request_schema=ACCOUNT_CREATE_SCHEMA,
@@ -161,11 +194,15 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "/api/v1/accounts/{account_id}/reset",
         api_reset_account,
         "Reset an account: its password stops working, its sign-ins end, its two-factor setup"
-        " is removed, and a one-time link (shown once, valid 24 h) lets its holder choose a new"
-        " password",
+        " is removed, and a one-time link (valid 24 h) lets its holder choose a new password;"
+        " emailed to the holder when SMTP is configured, otherwise shown once here",
         "resetAccount",
         {
-            200: ("The one-time reset link, for hand delivery", {"type": "object"}),
+            200: (
+                "How the one-time reset link went: emailed to the holder (SMTP configured),"
+                " or shown here once for hand delivery",
+                RESET_DELIVERY_SCHEMA,
+            ),
             404: ("Not found", ERR),
             409: ("Refused (own account, anonymised)", ERR),
         },

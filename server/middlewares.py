@@ -12,6 +12,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from privacy.vault import VaultError
+from server.core.languages import N_
 from server.db.outage import (
     DATABASE_UNAVAILABLE_MESSAGE,
     RETRY_AFTER_SECONDS,
@@ -191,7 +192,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        message = exc.reason if exc.status != 404 else "Not found."
+        message = exc.reason if exc.status != 404 else N_("Not found.")
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return _error_response(request, exc.status, code, message, headers)
     except VaultError:
@@ -203,7 +204,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             request,
             500,
             "integrity_error",
-            "Stored data failed its integrity check and was not shown. Please tell the clinic.",
+            N_("Stored data failed its integrity check and was not shown. Please tell the clinic."),
         )
     except Exception as exc:
         if is_database_outage(exc):
@@ -236,5 +237,5 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             )
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID_KEY)})
         return _error_response(
-            request, 500, "internal", "Something went wrong on our side. Please try again."
+            request, 500, "internal", N_("Something went wrong on our side. Please try again.")
         )

@@ -22,7 +22,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server.core.languages import SOURCE_LANGUAGE, negotiate, offered
+from server.core.languages import N_, SOURCE_LANGUAGE, negotiate, offered
 from server.core.models import Role
 from server.errors import InvalidInput
 from server.keys import AUDIT, CLOCK, DB, PAGE_LANGUAGES, SETTINGS
@@ -33,13 +33,6 @@ from server.web.catalogues import PageLanguages, load_catalogues
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, page_guarded
 from server.web.identity import client_visit, path_id, set_cookie
-
-
-def N_(message: str) -> str:
-    """Mark a message for the catalogue (`make messages` finds it); it is translated where it
-    is shown: `translate(request, text)`, or on an error page."""
-    return message
-
 
 LANGUAGE = web.RequestKey("language", str)
 """The language this request's page (or notice) is shown in."""
@@ -53,6 +46,12 @@ TRANSLATED_ROUTES: Final = frozenset(
         "/api/v1/visit/consents",  # the notices, in the language they are shown
         "/visit/consent",  # the consent page (from the join path) and its receipt
         "/visit/consent/receipt",
+        "/visit/after",  # the after-session page (its check-in form: checkins.js)
+        "/visit/data",  # the data rights: what is kept, download, erase
+        "/visit/data/export.json",  # its error pages (the file itself is data, not words)
+        "/visit/data/erase",
+        "/visit/contact",  # email reminders: the address and its consent
+        "/email/unsubscribe/{token}",  # a reminder's stop link (no cookie: Accept-Language)
     }
 )
 """Routes whose pages (and error pages) follow the negotiated language; add a route here

@@ -22,6 +22,7 @@ from server.errors import LIVE_UNAVAILABLE_MESSAGE, AttuneError, Forbidden, Live
 from server.keys import SETTINGS
 from server.realtime.bus import is_redis_outage
 from server.web.denials import record_denial
+from server.web.i18n import CLIENT_API, client_api_message
 from server.web.identity import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -154,6 +155,8 @@ def _error_response(
 ) -> web.StreamResponse:
     request_id = request.get(REQUEST_ID_KEY, "")
     if wants_json(request):
+        if request.path.startswith(CLIENT_API):
+            message = client_api_message(request, message)
         body = {"error": {"code": code, "message": message, "request_id": request_id}}
         return web.json_response(body, status=status, headers=headers)
     response = aiohttp_jinja2.render_template(

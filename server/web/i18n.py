@@ -113,6 +113,17 @@ async def page_language(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
+CLIENT_API: Final = "/api/v1/visit/"
+"""The client's API: its pages show its error messages, so they come in the client's language."""
+
+
+def client_api_message(request: web.Request, message: str) -> str:
+    """An error message of the client's API in the client's language (when it is marked and
+    translated; English otherwise). The response stays JSON and its `code` stays as it is."""
+    catalogues = request.app[PAGE_LANGUAGES].catalogues
+    return catalogues[wanted_language(request)].translations.gettext(message)
+
+
 def translate(request: web.Request, message: str) -> str:
     """One message in this request's language (for text made outside templates)."""
     catalogue = request.app[PAGE_LANGUAGES].catalogues[request[LANGUAGE]]

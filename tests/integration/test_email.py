@@ -590,6 +590,58 @@ ENGLISH_EMAIL = (
 )
 
 
+CONTACT_PAGE = {
+    "es": (
+        "Recordatorios por correo",
+        "Eso no parece una dirección de correo electrónico",
+        "Marque «Enviarme recordatorios por correo electrónico»",
+    ),
+    "de": (
+        "Erinnerungen per E-Mail",
+        "Das sieht nicht wie eine E-Mail-Adresse aus",
+        "Setzen Sie das Häkchen bei „Erinnerungen per E-Mail erhalten“",
+    ),
+}
+
+
+async def _the_contact_page_speaks(client: TestClient, language: str) -> None:
+    """The client's email page, its refusals and the consent it records, in their language."""
+    title, bad_address, no_tick = CONTACT_PAGE[language]
+    page = await (await client.get("/visit/contact")).text()
+    assert f'<html lang="{language}"' in page and title in page
+    assert "Email me reminders" not in page and "Save my address" not in page
+    assert f'name="notice_language" value="{language}"' in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf
+    form = {"csrf_token": csrf.group(1), "notice_version": "1", "notice_language": language}
+    typo = await client.post(
+        "/visit/contact", data={**form, "email": "not an address", "consent": "yes"}
+    )
+    assert typo.status == 422 and bad_address in await typo.text()
+    unticked = await client.post("/visit/contact", data={**form, "email": CLIENT_EMAIL})
+    assert unticked.status == 422 and no_tick in await unticked.text()
+    # saying no and yes again on this page records the text in the language shown
+    for action in ("remove", "save"):
+        done = await client.post(
+            "/visit/contact",
+            data={**form, "email": CLIENT_EMAIL, "consent": "yes", "action": action},
+            allow_redirects=False,
+        )
+        assert done.status == 303
+    async with client.app[DB].read() as conn:
+        rows = (
+            await conn.exec_driver_sql(
+                "SELECT decision, notice_language FROM consent_records"
+                " WHERE purpose = 'contact' ORDER BY id"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("granted", "en"),
+        ("withdrawn", language),
+        ("granted", language),
+    ]
+
+
 @pytest.mark.parametrize(
     ("language", "chosen_by", "subject", "when", "calendar", "reminder", "stop", "page"),
     [
@@ -646,6 +698,7 @@ async def test_a_clients_emails_and_calendar_entry_are_in_the_clients_language(
             allow_redirects=False,
         )
     assert chosen.status == 303
+    await _the_contact_page_speaks(client, language)
     booked = await _book(client, practice, "2026-11-25T10:00:00Z")
     await _round(client, clock)
     clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

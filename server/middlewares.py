@@ -22,7 +22,7 @@ from server.errors import LIVE_UNAVAILABLE_MESSAGE, AttuneError, Forbidden, Live
 from server.keys import SETTINGS
 from server.realtime.bus import is_redis_outage
 from server.web.denials import record_denial
-from server.web.i18n import CLIENT_API, client_api_message
+from server.web.i18n import CLIENT_API, LANGUAGE, client_api_message, set_page_language
 from server.web.identity import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -128,7 +128,7 @@ async def identity_and_csrf(request: web.Request, handler: Handler) -> web.Strea
     await resolve_identity(request)
     if request.method in _UNSAFE_METHODS:
         if not _same_site_request(request):
-            raise Forbidden("Cross-site request refused.", code="csrf")
+            raise Forbidden(N_("Cross-site request refused."), code="csrf")
         expected = expected_csrf_tokens(request)
         if expected and request.path not in _TOKEN_EXEMPT_PATHS:
             sent = request.headers.get(CSRF_HEADER)
@@ -142,7 +142,7 @@ async def identity_and_csrf(request: web.Request, handler: Handler) -> web.Strea
             if sent is None or not any(
                 hmac.compare_digest(sent.encode(), token.encode()) for token in expected
             ):
-                raise Forbidden("Missing or wrong CSRF token; reload the page.", code="csrf")
+                raise Forbidden(N_("Missing or wrong CSRF token; reload the page."), code="csrf")
     return await handler(request)
 
 
@@ -159,6 +159,8 @@ def _error_response(
             message = client_api_message(request, message)
         body = {"error": {"code": code, "message": message, "request_id": request_id}}
         return web.json_response(body, status=status, headers=headers)
+    if LANGUAGE not in request:  # refused before the page's language was set
+        set_page_language(request)
     response = aiohttp_jinja2.render_template(
         "error.html",
         request,

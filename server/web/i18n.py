@@ -97,10 +97,9 @@ def _translated_route(request: web.Request) -> bool:
     return resource is not None and resource.canonical in TRANSLATED_ROUTES
 
 
-@web.middleware
-async def page_language(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Put this request's language where handlers and templates find it (and the error pages
-    of anything the handler raises). Runs after identity, so it knows the client."""
+def set_page_language(request: web.Request) -> None:
+    """Put this request's language where handlers and templates find it: the negotiated one
+    on a translated route, English elsewhere."""
     code = wanted_language(request) if _translated_route(request) else SOURCE_LANGUAGE
     request[LANGUAGE] = code
     languages = request.app[PAGE_LANGUAGES]
@@ -110,6 +109,15 @@ async def page_language(request: web.Request, handler: Handler) -> web.StreamRes
         # context processors do); aiohttp would rather every key were a RequestKey.
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
         request[aiohttp_jinja2.REQUEST_CONTEXT_KEY] = context
+
+
+@web.middleware
+async def page_language(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The language of this request's page (and the error pages of anything the handler
+    raises). Runs after identity, so it knows the client; an error page of a request refused
+    before (a missing CSRF token, the database away) gets its language from the errors
+    middleware (`set_page_language`), from what is known by then."""
+    set_page_language(request)
     return await handler(request)
 
 

@@ -437,3 +437,15 @@ async def test_the_data_rights_pages_follow_the_clients_language(
     assert done.status == 200 and _lang(text) == language
     assert f'{switched_off} <span lang="{language}">{storage.title}</span>.' in text
     assert deleted in text and "checkin_storage" not in text and "Deleted" not in text
+
+
+async def test_a_page_refused_before_its_handler_still_speaks_the_clients_language(
+    client: TestClient,
+) -> None:
+    german = {"Accept-Language": "de"}
+    await _join(client, **german)
+    refused = await client.post("/visit/data/erase", data={"confirm": "yes"}, headers=german)
+    text = await refused.text()
+    assert refused.status == 403 and _lang(text) == "de"  # no CSRF token: refused early
+    assert "Das Sicherheitsmerkmal der Seite fehlt oder stimmt nicht" in text
+    assert "CSRF" not in text

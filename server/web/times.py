@@ -65,6 +65,12 @@ def when(
     return time_element(moment, style, str(context.get("lang", "en")))
 
 
+@jinja2.pass_context
+def number(context: jinja2.runtime.Context, value: int | float) -> str:
+    """A number written the page's language's way (`1,234` in English, `1.234` in German)."""
+    return format_decimal(value, locale=str(context.get("lang", "en")))
+
+
 def duration_words(
     days: int, translations: gettext.NullTranslations | None = None, locale: str = "en"
 ) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from server.web.catalogues import load_catalogues
-from server.web.times import duration_words, time_element, utc_text
+from server.web.times import duration_words, number, time_element, utc_text
 
 LOCALES = Path(__file__).resolve().parents[2] / "client_web" / "locales"
 
@@ -79,3 +80,14 @@ def test_a_retention_period_reads_as_people_say_it_in_spanish_and_german(
 ) -> None:
     catalogues = load_catalogues(LOCALES)
     assert duration_words(days, catalogues[language].translations, language) == words
+
+
+def test_a_number_is_written_the_pages_languages_way() -> None:
+    env = jinja2.Environment(autoescape=True)
+    env.globals["number"] = number
+    template = env.from_string("{{ number(12345) }}")
+    assert [template.render(lang=code) for code in ("en", "de", "es")] == [
+        "12,345",
+        "12.345",
+        "12.345",
+    ]

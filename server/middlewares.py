@@ -22,7 +22,13 @@ from server.errors import LIVE_UNAVAILABLE_MESSAGE, AttuneError, Forbidden, Live
 from server.keys import SETTINGS
 from server.realtime.bus import is_redis_outage
 from server.web.denials import record_denial
-from server.web.i18n import CLIENT_API, LANGUAGE, client_api_message, set_page_language
+from server.web.i18n import (
+    CLIENT_API,
+    LANGUAGE,
+    client_api_message,
+    set_page_language,
+    start_page,
+)
 from server.web.identity import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -164,7 +170,12 @@ def _error_response(
     response = aiohttp_jinja2.render_template(
         "error.html",
         request,
-        {"status": status, "message": message, "request_id": request_id},
+        {
+            "status": status,
+            "message": message,
+            "request_id": request_id,
+            "start": start_page(request),
+        },
         status=status,
     )
     if headers:

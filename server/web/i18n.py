@@ -97,6 +97,13 @@ def _translated_route(request: web.Request) -> bool:
     return resource is not None and resource.canonical in TRANSLATED_ROUTES
 
 
+def start_page(request: web.Request) -> str:
+    """Where an error page's "Back to the start" leads: a client's pages (the translated ones)
+    back to their visit, which shows what their link allows now (never the staff sign-in);
+    everything else to `/`."""
+    return "/visit" if _translated_route(request) else "/"
+
+
 def set_page_language(request: web.Request) -> None:
     """Put this request's language where handlers and templates find it: the negotiated one
     on a translated route, English elsewhere."""

@@ -69,6 +69,8 @@ WORDS = {
         "ended": "Su sesión ha terminado",
         "thanks": "Gracias por hoy.",
         "no_link": "Vuelva a abrir el enlace de su sesión.",
+        "start": "Volver al inicio",
+        "no_link_page": "Este enlace no funciona",
     },
     "de": {
         "data": "Ihre Daten",
@@ -85,6 +87,8 @@ WORDS = {
         "ended": "Ihre Sitzung ist beendet",
         "thanks": "Danke für heute.",
         "no_link": "Bitte öffnen Sie den Link zu Ihrer Sitzung noch einmal.",
+        "start": "Zurück zum Anfang",
+        "no_link_page": "Dieser Link funktioniert nicht",
     },
 }
 
@@ -187,4 +191,7 @@ async def test_a_client_walks_the_data_rights_and_after_session_pages_in_their_l
     await stranger.goto(live_site.url("/visit/after"))
     await expect(stranger.get_by_role("alert")).to_have_text(words["no_link"])
     await _shown_in(stranger, language, f"{language}-error")
+    await stranger.get_by_role("link", name=words["start"]).click()  # to a client's start
+    await expect(stranger).to_have_url(re.compile(r"/visit$"))
+    await expect(stranger.get_by_role("heading", name=words["no_link_page"])).to_be_visible()
     harness.assert_no_policy_violations()

@@ -449,3 +449,7 @@ async def test_a_page_refused_before_its_handler_still_speaks_the_clients_langua
     assert refused.status == 403 and _lang(text) == "de"  # no CSRF token: refused early
     assert "Das Sicherheitsmerkmal der Seite fehlt oder stimmt nicht" in text
     assert "CSRF" not in text
+    # "back to the start" leads a client to their visit, never to the staff sign-in
+    assert '<a href="/visit">Zurück zum Anfang</a>' in text
+    staff = await (await client.get("/dashboard/nothing-here", headers=german)).text()
+    assert '<a href="/">Back to the start</a>' in staff and _lang(staff) == "en"

@@ -81,7 +81,7 @@ from server.web.pages import add_page_routes
 from server.web.progress_views import GOAL_OPERATIONS, add_progress_pages
 from server.web.safety_views import SAFETY_OPERATIONS
 from server.web.sign_in_guard import login_guard_ctx
-from server.web.times import when
+from server.web.times import number, when
 
 log = logging.getLogger("attune")
 
@@ -262,6 +262,7 @@ def create_app(
         autoescape=jinja2.select_autoescape(default=True),
     )
     env.globals["when"] = when
+    env.globals["number"] = number
     install_languages(app, env, web_dir / "locales")
     app.cleanup_ctx.append(_metrics_site)
     app.cleanup_ctx.append(_database)

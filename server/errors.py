@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from server.core.languages import N_
+
 
 class AttuneError(Exception):
     """An error whose message is safe to show to the person who caused it."""
@@ -69,7 +71,7 @@ class RateLimited(AttuneError):
         self.retry_after = max(1, retry_after)
 
 
-LIVE_UNAVAILABLE_MESSAGE = (
+LIVE_UNAVAILABLE_MESSAGE = N_(
     "Live sessions are temporarily unavailable. Please try again in a minute. "
     "A call already in progress keeps its picture and sound."
 )

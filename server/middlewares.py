@@ -12,6 +12,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from privacy.vault import VaultError
+from server.core.languages import N_
 from server.db.outage import (
     DATABASE_UNAVAILABLE_MESSAGE,
     RETRY_AFTER_SECONDS,
@@ -21,6 +22,13 @@ from server.errors import LIVE_UNAVAILABLE_MESSAGE, AttuneError, Forbidden, Live
 from server.keys import SETTINGS
 from server.realtime.bus import is_redis_outage
 from server.web.denials import record_denial
+from server.web.i18n import (
+    CLIENT_API,
+    LANGUAGE,
+    client_api_message,
+    set_page_language,
+    start_page,
+)
 from server.web.identity import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -126,7 +134,7 @@ async def identity_and_csrf(request: web.Request, handler: Handler) -> web.Strea
     await resolve_identity(request)
     if request.method in _UNSAFE_METHODS:
         if not _same_site_request(request):
-            raise Forbidden("Cross-site request refused.", code="csrf")
+            raise Forbidden(N_("Cross-site request refused."), code="csrf")
         expected = expected_csrf_tokens(request)
         if expected and request.path not in _TOKEN_EXEMPT_PATHS:
             sent = request.headers.get(CSRF_HEADER)
@@ -140,7 +148,7 @@ async def identity_and_csrf(request: web.Request, handler: Handler) -> web.Strea
             if sent is None or not any(
                 hmac.compare_digest(sent.encode(), token.encode()) for token in expected
             ):
-                raise Forbidden("Missing or wrong CSRF token; reload the page.", code="csrf")
+                raise Forbidden(N_("Missing or wrong CSRF token; reload the page."), code="csrf")
     return await handler(request)
 
 
@@ -153,12 +161,21 @@ def _error_response(
 ) -> web.StreamResponse:
     request_id = request.get(REQUEST_ID_KEY, "")
     if wants_json(request):
+        if request.path.startswith(CLIENT_API):
+            message = client_api_message(request, message)
         body = {"error": {"code": code, "message": message, "request_id": request_id}}
         return web.json_response(body, status=status, headers=headers)
+    if LANGUAGE not in request:  # refused before the page's language was set
+        set_page_language(request)
     response = aiohttp_jinja2.render_template(
         "error.html",
         request,
-        {"status": status, "message": message, "request_id": request_id},
+        {
+            "status": status,
+            "message": message,
+            "request_id": request_id,
+            "start": start_page(request),
+        },
         status=status,
     )
     if headers:
@@ -191,7 +208,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        message = exc.reason if exc.status != 404 else "Not found."
+        message = exc.reason if exc.status != 404 else N_("Not found.")
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return _error_response(request, exc.status, code, message, headers)
     except VaultError:
@@ -203,7 +220,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             request,
             500,
             "integrity_error",
-            "Stored data failed its integrity check and was not shown. Please tell the clinic.",
+            N_("Stored data failed its integrity check and was not shown. Please tell the clinic."),
         )
     except Exception as exc:
         if is_database_outage(exc):
@@ -236,5 +253,5 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             )
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID_KEY)})
         return _error_response(
-            request, 500, "internal", "Something went wrong on our side. Please try again."
+            request, 500, "internal", N_("Something went wrong on our side. Please try again.")
         )

@@ -16,11 +16,13 @@ Reminder rule
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
+
+from server.core.languages import N_
 
 
 class EmailKind(StrEnum):
@@ -109,17 +111,29 @@ def after_temporary_failure(attempts: int, max_attempts: int) -> OutboxStatus:
 
 _WEEKDAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
+# A client's email subject, per kind: `%(date)s` is the day in the email's language.
+CLIENT_SUBJECTS: Final = {
+    EmailKind.INVITATION: N_("Your appointment on %(date)s"),
+    EmailKind.REMINDER: N_("Reminder: your appointment on %(date)s"),
+    EmailKind.RESCHEDULE: N_("Your appointment has moved to %(date)s"),
+    EmailKind.CANCELLATION: N_("Your appointment on %(date)s is cancelled"),
+}
 
-def subject_line(kind: EmailKind, local_start: datetime) -> str:
-    """A neutral subject naming only the day: nothing about therapy, nobody's name."""
-    day = _WEEKDAYS[local_start.weekday()]
-    date = f"{day} {local_start.day} {local_start.strftime('%B')}"
-    if kind is EmailKind.INVITATION:
-        return f"Your appointment on {date}"
-    if kind is EmailKind.REMINDER:
-        return f"Reminder: your appointment on {date}"
-    if kind is EmailKind.RESCHEDULE:
-        return f"Your appointment has moved to {date}"
+
+def subject_line(
+    kind: EmailKind,
+    local_start: datetime,
+    *,
+    date: str | None = None,
+    gettext: Callable[[str], str] = str,
+) -> str:
+    """A neutral subject naming only the day: nothing about therapy, nobody's name. `date` is
+    the day as the email's language writes it (English: "Monday 23 November"), `gettext` that
+    language's catalogue."""
     if kind is EmailKind.ALERT:
         return "You have a new alert in Attune"
-    return f"Your appointment on {date} is cancelled"
+    if date is None:
+        day = _WEEKDAYS[local_start.weekday()]
+        date = f"{day} {local_start.day} {local_start.strftime('%B')}"
+    template = CLIENT_SUBJECTS.get(kind, CLIENT_SUBJECTS[EmailKind.CANCELLATION])
+    return gettext(template) % {"date": date}

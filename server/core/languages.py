@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from typing import Final
 
 
+def N_(message: str) -> str:
+    """Mark a message for the catalogue (`make messages` finds it); it is translated where it
+    is shown: `translate(request, text)`, or on an error page."""
+    return message
+
+
 @dataclass(frozen=True)
 class Language:
     """One offered language: its code (BCP 47, as in `<html lang>`), its own name, its

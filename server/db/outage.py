@@ -12,7 +12,9 @@ from typing import Final
 
 import sqlalchemy as sa
 
-DATABASE_UNAVAILABLE_MESSAGE: Final = (
+from server.core.languages import N_
+
+DATABASE_UNAVAILABLE_MESSAGE: Final = N_(
     "Attune cannot reach its database right now — try again in a minute."
 )
 RETRY_AFTER_SECONDS: Final = 60

@@ -13,6 +13,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from server.core.languages import N_
 from server.errors import RateLimited
 from server.security.throttle import FailureThrottle, Limit
 
@@ -79,6 +80,6 @@ class ClientWriteLimiter:
         wait = throttle.blocked_for(access_id, now)
         if wait is not None:
             raise RateLimited(
-                "Too many requests from this link; please wait a moment.", retry_after=wait
+                N_("Too many requests from this link; please wait a moment."), retry_after=wait
             )
         throttle.record_failure(access_id, now)

@@ -30,6 +30,7 @@ from privacy.consent import (
     may_process,
 )
 from server.audit import AuditTrail
+from server.core.languages import N_
 from server.db import consents as q
 from server.db.engine import Database
 from server.errors import Conflict, InvalidInput
@@ -130,8 +131,10 @@ class Consents:
         current = self.catalog.current(purpose)
         if notice_version != current.version:
             raise Conflict(
-                "The notice has changed since you read it. Please read the new "
-                "version and decide again."
+                N_(
+                    "The notice has changed since you read it. Please read the new "
+                    "version and decide again."
+                )
             )
         try:
             notice = self.catalog.get(purpose, notice_version, notice_language)

@@ -35,6 +35,7 @@ from server.core.email_schedule import (
     due_reminders,
     retry_delay,
 )
+from server.core.languages import N_
 from server.core.links import SessionStatus
 from server.core.models import TherapySession
 from server.db import accounts as account_queries
@@ -65,9 +66,9 @@ def clean_email(raw: str) -> str:
     """A plain address, trimmed; InvalidInput when it cannot be one."""
     email = raw.strip()
     if not email:
-        raise InvalidInput("Enter your email address.")
+        raise InvalidInput(N_("Enter your email address."))
     if len(email) > MAX_EMAIL_CHARS or not _EMAIL.fullmatch(email) or ".." in email:
-        raise InvalidInput("That does not look like an email address, e.g. name@example.org.")
+        raise InvalidInput(N_("That does not look like an email address, e.g. name@example.org."))
     return email
 
 
@@ -164,7 +165,7 @@ class Mailer:
         email = clean_email(email)
         async with db.write() as conn:
             if not await self._consents.allows(conn, client_id, Purpose.CONTACT, now):
-                raise InvalidInput("Tick “Email me reminders” to save an address.")
+                raise InvalidInput(N_("Tick “Email me reminders” to save an address."))
             unsubscribe = new_token()
             ciphertext = await self._vault.encrypt_json(
                 conn, _contact_ctx(client_id), {"email": email, "unsubscribe": unsubscribe}
@@ -339,7 +340,9 @@ class Mailer:
             else None
         )
         row_id, message_id = new_id(), new_message_id(self.settings)
+        client = await sq.client_by_id(conn, session.client_id)
         message = self._composer.compose(
+            language=self._composer.language_for(client.preferred_language if client else None),
             kind=kind,
             to=to,
             message_id=message_id,

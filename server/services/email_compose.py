@@ -3,10 +3,19 @@
 What a message may hold is fixed here: the day and time, the join link, the unsubscribe link
 and a calendar entry titled "Appointment". It is given no alias, note, score or alert, so it
 cannot carry them.
+
+A client's message is written in their language (`compose(language=…)`: the client's own
+choice, else the clinic's `default_language`): the text through the `messages` catalogue
+(client_web/locales), the day and time through Babel, the calendar entry's title and
+description too. The therapist's notices stay English.
 """
 
 from __future__ import annotations
 
+import email.policy
+import gettext
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -18,11 +27,17 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import jinja2
+from babel import Locale
+from babel.dates import format_date, format_skeleton
+from babel.dates import format_datetime as babel_datetime
 
 from server.core.email_schedule import EmailKind, subject_line
+from server.core.languages import N_, SOURCE_LANGUAGE, offered
 from server.settings import Settings
+from server.web.catalogues import load_catalogues
 
-CALENDAR_TITLE = "Appointment"
+CALENDAR_TITLE = N_("Appointment")
+CALENDAR_DESCRIPTION = N_("Join from this link: %(url)s")
 
 
 @dataclass(frozen=True)
@@ -56,8 +71,10 @@ def calendar_file(
     cancelled: bool,
     join_url: str | None,
     now: datetime,
+    gettext: Callable[[str], str] = str,
 ) -> bytes:
-    """An iCalendar (RFC 5545) entry: REQUEST, or CANCEL for a cancelled session."""
+    """An iCalendar (RFC 5545) entry: REQUEST, or CANCEL for a cancelled session; its title
+    and description in the language of `gettext`."""
     cal = icalendar.Calendar()
     cal.add("prodid", "-//Attune//Appointments//EN")
     cal.add("version", "2.0")
@@ -68,16 +85,20 @@ def calendar_file(
     event.add("dtstamp", now)
     event.add("dtstart", appointment.starts_at)
     event.add("dtend", appointment.ends_at)
-    event.add("summary", CALENDAR_TITLE)
+    event.add("summary", gettext(CALENDAR_TITLE))
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     event.add("organizer", f"mailto:{settings.email_from}")
     if join_url:
         event.add("url", join_url)
         event.add("location", join_url)
-        event.add("description", f"Join from this link: {join_url}")
+        event.add("description", gettext(CALENDAR_DESCRIPTION) % {"url": join_url})
     cal.add_component(event)
     return bytes(cal.to_ical())
 
+
+# Every message is plain ASCII on the wire (quoted-printable or base64 for other letters): the
+# outbox stores it as ASCII text, and not every SMTP server takes 8-bit bodies.
+_SEVEN_BIT = email.policy.default.clone(cte_type="7bit")
 
 SAFETY_SUBJECT = "A client's questionnaire needs your attention"
 ACCOUNT_SETUP_SUBJECT = "Choose your Attune password"
@@ -87,21 +108,60 @@ ACCOUNT_RESET_SUBJECT = "Your Attune password was reset"
 class Composer:
     """Renders messages from the templates in client_web/templates/email/."""
 
-    def __init__(self, settings: Settings, templates_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        templates_dir: Path | None = None,
+        catalogues: Mapping[str, gettext.NullTranslations] | None = None,
+    ) -> None:
         self._settings = settings
-        folder = templates_dir or Path(str(resources.files("client_web"))) / "templates" / "email"
-        self._env = jinja2.Environment(
+        package = Path(str(resources.files("client_web")))
+        folder = templates_dir or package / "templates" / "email"
+        if catalogues is None:
+            loaded = load_catalogues(package / "locales")
+            catalogues = {code: c.translations for code, c in loaded.items()}
+        self._catalogues = dict(catalogues)
+        self._envs = {code: self._environment(folder, t) for code, t in self._catalogues.items()}
+        self._env = self._envs[SOURCE_LANGUAGE]
+        self._zone = ZoneInfo(settings.email_timezone)
+
+    @staticmethod
+    def _environment(folder: Path, translations: gettext.NullTranslations) -> jinja2.Environment:
+        env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(folder)),
             autoescape=jinja2.select_autoescape(["html"]),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
+            extensions=["jinja2.ext.i18n"],
         )
-        self._zone = ZoneInfo(settings.email_timezone)
+        env.policies["ext.i18n.trimmed"] = True  # a message is its words, not its line breaks
+        env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+        return env
 
-    def _when(self, at: datetime) -> str:
+    def language_for(self, preferred: str | None) -> str:
+        """The language of a client's email: their own, else the clinic's default."""
+        return offered(preferred) or offered(self._settings.default_language) or SOURCE_LANGUAGE
+
+    def _when(self, at: datetime, language: str = SOURCE_LANGUAGE) -> str:
         local = at.astimezone(self._zone)
-        date = f"{local.strftime('%A')} {local.day} {local.strftime('%B %Y')}"
-        return f"{date} at {local.strftime('%H:%M')} ({local.tzname()})"
+        if language == SOURCE_LANGUAGE:
+            date = f"{local.strftime('%A')} {local.day} {local.strftime('%B %Y')}"
+            return f"{date} at {local.strftime('%H:%M')} ({local.tzname()})"
+        words = self._catalogues[language]
+        return words.gettext("%(date)s at %(time)s (%(zone)s)") % {
+            "date": format_date(local, "full", locale=language),
+            "time": format_skeleton("Hm", local, tzinfo=self._zone, locale=language),
+            "zone": babel_datetime(local, "z", tzinfo=self._zone, locale=language),
+        }
+
+    def _day(self, local_start: datetime, language: str) -> str | None:
+        """The day in a subject line, weekday and month written out, no year ("Mittwoch,
+        25. November"); None for English, which keeps its own "Wednesday 25 November"."""
+        if language == SOURCE_LANGUAGE:
+            return None
+        pattern = str(Locale.parse(language).datetime_skeletons["MMMMEd"].pattern)
+        pattern = re.sub(r"(?<!E)E(?!E)", "EEEE", pattern)  # the weekday in full
+        return babel_datetime(local_start, pattern, tzinfo=self._zone, locale=language)
 
     def compose_alert(self, *, to: str, message_id: str, now: datetime) -> bytes:
         """The therapist's notice: that there is an alert, never what it is or about whom."""
@@ -150,7 +210,7 @@ class Composer:
         return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
     def _headers(self, subject: str, to: str, message_id: str, now: datetime) -> EmailMessage:
-        message = EmailMessage()
+        message = EmailMessage(policy=_SEVEN_BIT)
         message["Subject"] = subject
         message["From"] = self._settings.email_from
         message["To"] = to
@@ -170,15 +230,22 @@ class Composer:
         unsubscribe_url: str | None,
         ics_sequence: int | None,
         now: datetime,
+        language: str = SOURCE_LANGUAGE,
     ) -> bytes:
-        """The whole message, ready for SMTP (bytes, CRLF line ends)."""
+        """The whole message in `language`, ready for SMTP (bytes, CRLF line ends)."""
         settings = self._settings
-        subject = subject_line(kind, appointment.starts_at.astimezone(self._zone))
+        language = language if language in self._envs else SOURCE_LANGUAGE
+        env, words = self._envs[language], self._catalogues[language]
+        local_start = appointment.starts_at.astimezone(self._zone)
+        subject = subject_line(
+            kind, local_start, date=self._day(local_start, language), gettext=words.gettext
+        )
         calendar = ics_sequence is not None
         values = {
+            "lang": language,
             "kind": kind.value,
             "subject": subject,
-            "when": self._when(appointment.starts_at),
+            "when": self._when(appointment.starts_at, language),
             "join_url": join_url,
             "unsubscribe_url": unsubscribe_url,
             "calendar": calendar,
@@ -188,10 +255,8 @@ class Composer:
         if unsubscribe_url:
             message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
             message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message.set_content(self._env.get_template("message.txt").render(values))
-        message.add_alternative(
-            self._env.get_template("message.html").render(values), subtype="html"
-        )
+        message.set_content(env.get_template("message.txt").render(values))
+        message.add_alternative(env.get_template("message.html").render(values), subtype="html")
         if calendar:
             assert ics_sequence is not None
             ics = calendar_file(
@@ -201,6 +266,7 @@ class Composer:
                 cancelled=kind is EmailKind.CANCELLATION,
                 join_url=join_url,
                 now=now,
+                gettext=words.gettext,
             )
             method = "CANCEL" if kind is EmailKind.CANCELLATION else "REQUEST"
             message.add_attachment(
@@ -210,4 +276,5 @@ class Composer:
                 filename="appointment.ics",
                 params={"method": method},
             )
+        message["Content-Language"] = language  # after the body: set_content clears it
         return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))

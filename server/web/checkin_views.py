@@ -14,6 +14,7 @@ from aiohttp import web
 from privacy.consent import ConsentState, Purpose
 from server.core.checkins import bundle, questionnaire_resource, questionnaire_response
 from server.core.goals import with_goal_items
+from server.core.languages import N_
 from server.core.links import SessionStatus
 from server.core.models import Role
 from server.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -103,7 +104,7 @@ async def after_page(request: web.Request) -> web.StreamResponse:
     """After the session: the after check-in (reachable from the link for the grace period)."""
     visit = after_session_visit(request)
     if visit is None:
-        raise Unauthenticated("Open your session link again.")
+        raise Unauthenticated(N_("Open your session link again."))
     if visit.another_device:
         raise Forbidden(ANOTHER_DEVICE_MESSAGE, code="another-device")
     app = request.app

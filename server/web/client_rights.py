@@ -13,14 +13,16 @@ from aiohttp import web
 
 from privacy.consent import OPTIONAL_PURPOSES, Channel, ConsentState
 from privacy.retention import Category
+from server.core.languages import N_
 from server.errors import InvalidInput
-from server.keys import AUDIT, CLOCK, CONSENTS, DB, VAULT
+from server.keys import AUDIT, CLOCK, CONSENTS, DB, PAGE_LANGUAGES, VAULT
 from server.security.client_writes import ClientWrite
 from server.services import scheduling
 from server.services.client_rights import ClientRights, ErasureOutcome
 from server.services.retention import Retention
 from server.services.scheduling import ClientVisit
 from server.web.guard import SIGNED_IN, VISIT, spend_client_write
+from server.web.i18n import LANGUAGE
 from server.web.identity import client_visit, require_client_device
 from server.web.openapi import Operation
 from server.web.shapes import ERR
@@ -55,8 +57,22 @@ def _acting_client(request: web.Request, write: ClientWrite) -> ClientVisit:
     return visit
 
 
-def _years(days: int) -> str:
-    return duration_words(days)
+def _years(request: web.Request, days: int) -> str:
+    code = request[LANGUAGE]
+    return duration_words(days, request.app[PAGE_LANGUAGES].catalogues[code].translations, code)
+
+
+# What an erasure deletes, as the erased page names it (labels of the consent-based sources in
+# server/db/retention_sources.py; translated where they are shown).
+DELETED_WORDS: Final = (
+    N_("cue prompts"),
+    N_("cue summaries"),
+    N_("signal events"),
+    N_("check-in responses"),
+    N_("goal progress answers"),
+    N_("emails"),
+    N_("email addresses"),
+)
 
 
 def outcome_json(outcome: ErasureOutcome) -> dict[str, Any]:
@@ -83,16 +99,19 @@ async def data_page(request: web.Request) -> web.StreamResponse:
     visit = _page_client(request)
     app = request.app
     policies = await _retention(request).policies()
-    states = await app[CONSENTS].state(app[DB], visit.session.client_id, app[CLOCK]())
+    states = await app[CONSENTS].state(
+        app[DB], visit.session.client_id, app[CLOCK](), request[LANGUAGE]
+    )
     optional = [
         {
             "title": status.current_notice.title,
+            "language": status.current_notice.language,
             "granted": status.state in (ConsentState.GRANTED, ConsentState.NEEDS_RECONSENT),
         }
         for purpose, status in states.items()
         if purpose in OPTIONAL_PURPOSES
     ]
-    kept = {c.value: _years(p.policy.keep_days) for c, p in policies.items()}
+    kept = {c.value: _years(request, p.policy.keep_days) for c, p in policies.items()}
     return aiohttp_jinja2.render_template(
         "client_data.html",
         request,
@@ -129,8 +148,15 @@ async def erase_submit(request: web.Request) -> web.StreamResponse:
         retention=_retention(request),
         now=request.app[CLOCK](),
     )
+    catalog = request.app[CONSENTS].catalog
+    notices = [catalog.current(purpose, request[LANGUAGE]) for purpose in outcome.withdrawn]
     return aiohttp_jinja2.render_template(
-        "client_erased.html", request, {"outcome": outcome_json(outcome)}
+        "client_erased.html",
+        request,
+        {
+            "outcome": outcome_json(outcome),
+            "switched_off": [{"text": n.title, "language": n.language} for n in notices],
+        },
     )
 
 

@@ -9,12 +9,14 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from privacy.consent import Channel, ConsentDecision, ConsentState, Purpose
+from server.core.languages import N_, offered
 from server.core.models import Role
 from server.errors import AttuneError
 from server.keys import AUDIT, CLOCK, CONSENTS, DB, MAILER
 from server.services.email import clean_email
 from server.services.scheduling import ClientVisit
 from server.web.guard import SIGNED_IN, page_guarded
+from server.web.i18n import LANGUAGE, translate
 from server.web.identity import client_visit
 
 _FIELD_LIMIT = 512
@@ -40,7 +42,7 @@ async def _render(
     app = request.app
     client_id = visit.session.client_id
     mailer = app[MAILER]
-    states = await app[CONSENTS].state(app[DB], client_id, app[CLOCK]())
+    states = await app[CONSENTS].state(app[DB], client_id, app[CLOCK](), request[LANGUAGE])
     contact = states[Purpose.CONTACT]
     email = await mailer.contact_email(app[DB], client_id)
     context: dict[str, Any] = {
@@ -53,7 +55,8 @@ async def _render(
         "ticked": contact.state is ConsentState.GRANTED if ticked is None else ticked,
         "notice_title": contact.current_notice.title,
         "notice_version": contact.current_notice.version,
-        "error": error,
+        "notice_language": contact.current_notice.language,
+        "error": translate(request, error) if error else None,
         "saved": saved,
     }
     return aiohttp_jinja2.render_template("visit_contact.html", request, context, status=status)
@@ -76,6 +79,8 @@ async def contact_submit(request: web.Request) -> web.StreamResponse:
     client_id = visit.session.client_id
     now = app[CLOCK]()
     consents, mailer = app[CONSENTS], app[MAILER]
+    # the notice's language as shown on the page (an offered one), else this page's language
+    shown_language = offered(str(form.get("notice_language", ""))) or request[LANGUAGE]
     states = await consents.state(app[DB], client_id, now)
     granted = states[Purpose.CONTACT].state is ConsentState.GRANTED
     if action == "remove":
@@ -90,13 +95,14 @@ async def contact_submit(request: web.Request) -> web.StreamResponse:
                 notice_version=consents.catalog.current(Purpose.CONTACT).version,
                 channel=Channel.PAGE,
                 now=now,
+                notice_language=shown_language,
             )
         raise web.HTTPSeeOther("/visit/contact?saved=removed")
     if form.get("consent") != "yes":
         return await _render(
             request,
             visit,
-            error="Tick “Email me reminders” to save an address, or leave this page.",
+            error=N_("Tick “Email me reminders” to save an address, or leave this page."),
             entered=email,
             status=422,
         )
@@ -113,6 +119,7 @@ async def contact_submit(request: web.Request) -> web.StreamResponse:
                 notice_version=int(shown) if shown.isdigit() else -1,
                 channel=Channel.PAGE,
                 now=now,
+                notice_language=shown_language,
             )
         await mailer.set_contact(app[DB], app[AUDIT], client_id=client_id, email=email, now=now)
     except AttuneError as exc:

@@ -22,7 +22,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server.core.languages import SOURCE_LANGUAGE, negotiate, offered
+from server.core.languages import N_, SOURCE_LANGUAGE, negotiate, offered
 from server.core.models import Role
 from server.errors import InvalidInput
 from server.keys import AUDIT, CLOCK, DB, PAGE_LANGUAGES, SETTINGS
@@ -33,13 +33,6 @@ from server.web.catalogues import PageLanguages, load_catalogues
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, page_guarded
 from server.web.identity import client_visit, path_id, set_cookie
-
-
-def N_(message: str) -> str:
-    """Mark a message for the catalogue (`make messages` finds it); it is translated where it
-    is shown: `translate(request, text)`, or on an error page."""
-    return message
-
 
 LANGUAGE = web.RequestKey("language", str)
 """The language this request's page (or notice) is shown in."""
@@ -53,6 +46,12 @@ TRANSLATED_ROUTES: Final = frozenset(
         "/api/v1/visit/consents",  # the notices, in the language they are shown
         "/visit/consent",  # the consent page (from the join path) and its receipt
         "/visit/consent/receipt",
+        "/visit/after",  # the after-session page (its check-in form: checkins.js)
+        "/visit/data",  # the data rights: what is kept, download, erase
+        "/visit/data/export.json",  # its error pages (the file itself is data, not words)
+        "/visit/data/erase",
+        "/visit/contact",  # email reminders: the address and its consent
+        "/email/unsubscribe/{token}",  # a reminder's stop link (no cookie: Accept-Language)
     }
 )
 """Routes whose pages (and error pages) follow the negotiated language; add a route here
@@ -98,10 +97,16 @@ def _translated_route(request: web.Request) -> bool:
     return resource is not None and resource.canonical in TRANSLATED_ROUTES
 
 
-@web.middleware
-async def page_language(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Put this request's language where handlers and templates find it (and the error pages
-    of anything the handler raises). Runs after identity, so it knows the client."""
+def start_page(request: web.Request) -> str:
+    """Where an error page's "Back to the start" leads: a client's pages (the translated ones)
+    back to their visit, which shows what their link allows now (never the staff sign-in);
+    everything else to `/`."""
+    return "/visit" if _translated_route(request) else "/"
+
+
+def set_page_language(request: web.Request) -> None:
+    """Put this request's language where handlers and templates find it: the negotiated one
+    on a translated route, English elsewhere."""
     code = wanted_language(request) if _translated_route(request) else SOURCE_LANGUAGE
     request[LANGUAGE] = code
     languages = request.app[PAGE_LANGUAGES]
@@ -111,7 +116,27 @@ async def page_language(request: web.Request, handler: Handler) -> web.StreamRes
         # context processors do); aiohttp would rather every key were a RequestKey.
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
         request[aiohttp_jinja2.REQUEST_CONTEXT_KEY] = context
+
+
+@web.middleware
+async def page_language(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The language of this request's page (and the error pages of anything the handler
+    raises). Runs after identity, so it knows the client; an error page of a request refused
+    before (a missing CSRF token, the database away) gets its language from the errors
+    middleware (`set_page_language`), from what is known by then."""
+    set_page_language(request)
     return await handler(request)
+
+
+CLIENT_API: Final = "/api/v1/visit/"
+"""The client's API: its pages show its error messages, so they come in the client's language."""
+
+
+def client_api_message(request: web.Request, message: str) -> str:
+    """An error message of the client's API in the client's language (when it is marked and
+    translated; English otherwise). The response stays JSON and its `code` stays as it is."""
+    catalogues = request.app[PAGE_LANGUAGES].catalogues
+    return catalogues[wanted_language(request)].translations.gettext(message)
 
 
 def translate(request: web.Request, message: str) -> str:

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from server.core.languages import N_
 from server.core.models import Role
 from server.errors import Forbidden, NotFound, Unauthenticated
 from server.keys import AUDIT, CLOCK, DB, SETTINGS
@@ -166,9 +167,9 @@ def require_client(request: web.Request) -> ClientVisit:
     without one, Forbidden once the session has ended."""
     current = after_session_visit(request)
     if current is None:
-        raise Unauthenticated("Open your session link again.")
+        raise Unauthenticated(N_("Open your session link again."))
     if current.after_session:
-        raise Forbidden("This session has ended.", code="session-ended")
+        raise Forbidden(N_("This session has ended."), code="session-ended")
     return current
 
 
@@ -181,7 +182,7 @@ def require_client_device(request: web.Request) -> ClientVisit:
     return current
 
 
-ANOTHER_DEVICE_MESSAGE = (
+ANOTHER_DEVICE_MESSAGE = N_(
     "This link is open on another device. Join the waiting room: when your therapist lets "
     "this device in, it takes over from the other one."
 )
@@ -199,5 +200,5 @@ def path_id(request: web.Request, name: str) -> str:
     """A row id from the URL; anything not shaped like one is simply not found."""
     value = request.match_info[name]
     if len(value) != 32 or any(ch not in "0123456789abcdef" for ch in value):
-        raise NotFound("Not found.")
+        raise NotFound(N_("Not found."))
     return value

@@ -13,8 +13,9 @@ import aiohttp_jinja2
 from aiohttp import web
 from babel.dates import format_date
 
+from server.core.languages import N_
 from server.keys import CLOCK
-from server.web.i18n import LANGUAGE, N_, translate
+from server.web.i18n import LANGUAGE, translate
 
 _SKIES: Final = (
     (N_("Sunny spells"), 9, 16),

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from server.core.languages import N_
 from server.core.links import LinkState, LinkWindow, SessionStatus
 from server.core.models import Role
 from server.errors import (
@@ -39,7 +40,6 @@ from server.web.api.auth import sign_in
 from server.web.denials import record_denial
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, page_guarded
-from server.web.i18n import N_
 from server.web.identity import (
     after_session_visit,
     clear_cookie,

@@ -3,11 +3,13 @@ the viewer's own zone (so a page without JavaScript still tells the truth)."""
 
 from __future__ import annotations
 
+import gettext
 from datetime import UTC, datetime
 from typing import Literal
 
 import jinja2
 from babel.dates import format_skeleton
+from babel.numbers import format_decimal
 from markupsafe import Markup, escape
 
 TimeStyle = Literal["datetime", "date", "time"]
@@ -63,17 +65,33 @@ def when(
     return time_element(moment, style, str(context.get("lang", "en")))
 
 
-def duration_words(days: int) -> str:
+@jinja2.pass_context
+def number(context: jinja2.runtime.Context, value: int | float) -> str:
+    """A number written the page's language's way (`1,234` in English, `1.234` in German)."""
+    return format_decimal(value, locale=str(context.get("lang", "en")))
+
+
+def duration_words(
+    days: int, translations: gettext.NullTranslations | None = None, locale: str = "en"
+) -> str:
     """A retention period as people say it: "7 days", "3 weeks", "6 months", "about 6 years"
-    (never "about 0 years")."""
+    (never "about 0 years"), in the language of `translations` and `locale` (English without)."""
+    words = translations or _ENGLISH
     if days < 21:
-        return f"{days} day" if days == 1 else f"{days} days"
+        return words.ngettext("%(num)s day", "%(num)s days", days) % {"num": days}
     if days < 60:
         weeks = round(days / 7)
-        return f"about {weeks} weeks"
+        return words.ngettext("about %(num)s week", "about %(num)s weeks", weeks) % {"num": weeks}
     if days < 365:
         months = round(days / 30.44)
-        return f"about {months} months"
+        return words.ngettext("about %(num)s month", "about %(num)s months", months) % {
+            "num": months
+        }
     years = days / 365.25
-    text = f"{years:.0f}" if abs(years - round(years)) < 0.05 else f"{years:.1f}"
-    return f"about {text} year" if text == "1" else f"about {text} years"
+    whole = abs(years - round(years)) < 0.05
+    shown = format_decimal(round(years) if whole else round(years, 1), "0.#", locale=locale)
+    count = round(years) if whole else 2  # "about 1.5 years": a fraction is plural
+    return words.ngettext("about %(num)s year", "about %(num)s years", count) % {"num": shown}
+
+
+_ENGLISH = gettext.NullTranslations()

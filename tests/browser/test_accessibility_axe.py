@@ -1,5 +1,7 @@
-"""axe-core finds no serious or critical accessibility violation on the client's join pages, in
-English, Spanish and German, on a phone (360×640).
+"""axe-core finds no serious or critical accessibility violation on the client's pages, in
+English, Spanish and German: the join pages on a phone (360×640), the client's other pages
+(data rights, email reminders, the 503 and error pages, after the session) on a phone and on a
+laptop (1280×720).
 
 axe-core comes from npm (`package.json`, a development dependency; `make jscheck` installs it
 with `npm ci`); the test evaluates it in the page from `node_modules`. Attune never serves it.
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from server.keys import HUB, LIVE
 from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
 from tests.browser.video_helpers import schedule_session
 
@@ -120,5 +123,74 @@ async def test_the_join_pages_have_no_serious_accessibility_violations(
 
     await page.goto(live_site.url("/weather"))
     found["neutral page"] = await _violations(page, axe_source)
+
+    assert {step: problems for step, problems in found.items() if problems} == {}
+
+
+CLIENT_PAGES = {
+    "en": ("Your data", "Done", "Your session has ended"),
+    "es": ("Sus datos", "Hecho", "Su sesión ha terminado"),
+    "de": ("Ihre Daten", "Erledigt", "Ihre Sitzung ist beendet"),
+}
+
+
+async def _at_both_sizes(page: Page, axe_source: str) -> list[str]:
+    """axe's findings on a phone (360×640) and on a laptop (1280×720)."""
+    found = await _violations(page, axe_source)
+    await page.set_viewport_size({"width": 1280, "height": 720})
+    found += [f"(1280×720) {problem}" for problem in await _violations(page, axe_source)]
+    await page.set_viewport_size({"width": 360, "height": 640})
+    return found
+
+
+@pytest.mark.parametrize("language", ["en", "es", "de"])
+async def test_the_clients_other_pages_have_no_serious_accessibility_violations(
+    live_site: LiveSite,
+    harness: BrowserHarness,
+    axe_source: str,
+    language: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The data rights pages, email reminders, a reminder's stop page, the "live sessions are
+    unavailable" page (503), the after-session page and an error page, in each language, on
+    a phone and on a laptop."""
+    data, done, ended = CLIENT_PAGES[language]
+    session = await schedule_session(live_site)
+    page = await harness.new_page(**MOBILE, locale=language)
+    await page.goto(session.link)
+    found: dict[str, list[str]] = {}
+
+    await page.goto(live_site.url("/visit/data"))
+    await expect(page.get_by_role("heading", name=data, level=1)).to_be_visible()
+    found["data"] = await _at_both_sizes(page, axe_source)
+    await page.locator("#erase-confirm").check()
+    await page.locator("form[action='/visit/data/erase'] button").click()
+    await expect(page.get_by_role("heading", name=done, level=1)).to_be_visible()
+    found["erased"] = await _at_both_sizes(page, axe_source)
+
+    await page.goto(live_site.url("/visit/contact"))
+    found["email reminders"] = await _at_both_sizes(page, axe_source)
+    await page.goto(live_site.url("/email/unsubscribe/" + "A" * 43))
+    found["stop reminders"] = await _at_both_sizes(page, axe_source)
+
+    async def unavailable() -> bool:
+        return False
+
+    with monkeypatch.context() as patch:  # live sessions cannot start (Redis away)
+        patch.setattr(live_site.app[HUB].bus, "available", unavailable)
+        response = await page.goto(live_site.url("/visit"))
+        assert response is not None and response.status == 503
+        found["live sessions unavailable"] = await _at_both_sizes(page, axe_source)
+
+    await live_site.app[LIVE].end_session(session.therapist, session.session_id)
+    await page.goto(live_site.url("/visit/after"))
+    await expect(page.get_by_role("heading", name=ended, level=1)).to_be_visible()
+    await expect(page.locator("#after-checkin input").first).to_be_visible()
+    found["after the session"] = await _at_both_sizes(page, axe_source)
+
+    stranger = await harness.new_page(**MOBILE, locale=language)
+    response = await stranger.goto(live_site.url("/visit/after"))
+    assert response is not None and response.status == 401
+    found["error page"] = await _at_both_sizes(stranger, axe_source)
 
     assert {step: problems for step, problems in found.items() if problems} == {}

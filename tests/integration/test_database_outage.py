@@ -14,6 +14,7 @@ from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE
 from server.keys import DB
 from tests.conftest import add_account, sign_in
 from tests.integration.test_checkins import _in_call
+from tests.integration.test_languages import _join
 from tests.multiproc.processes import free_port
 
 
@@ -98,3 +99,23 @@ async def test_a_checkin_answer_during_an_outage_gets_an_error_and_the_socket_st
     assert error["ref"] == "a1" and error["message"] == DATABASE_UNAVAILABLE_MESSAGE
     await visitor.send({"type": "ping"})
     await visitor.expect("pong")
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("de", "Attune erreicht seine Datenbank gerade nicht."),
+        ("es", "Attune no puede acceder a su base de datos en este momento."),
+    ],
+)
+async def test_a_clients_page_says_so_in_the_clients_language(
+    client: TestClient, outage: Callable[[], None], language: str, words: str
+) -> None:
+    """The client's cookie cannot be read then, so the browser's language decides."""
+    await _join(client)
+    outage()
+    for path in ("/visit", "/visit/data"):
+        page = await client.get(path, headers={"Accept-Language": language})
+        text = await page.text()
+        assert page.status == 503 and f'<html lang="{language}"' in text, path
+        assert words in text and DATABASE_UNAVAILABLE_MESSAGE not in text, path

@@ -5,6 +5,7 @@ clinical."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import socket
 from collections.abc import Iterator
@@ -128,7 +129,7 @@ async def _practice(client: TestClient, email: str | None = CLIENT_EMAIL) -> Pra
     ).json()
     await client.get(first["join_url"].replace("http://attune.test:8080", ""))
     page = await (await client.get("/visit/contact")).text()
-    assert "Email me reminders" in page
+    assert 'id="contact-email"' in page and 'id="contact-consent"' in page
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert csrf
     if email is None:
@@ -575,3 +576,172 @@ async def test_the_address_and_the_join_link_are_never_stored_in_clear(
                     blob = value if isinstance(value, bytes) else str(value).encode()
                     assert CLIENT_EMAIL.encode() not in blob, table.name
                     assert token.encode() not in blob, table.name
+
+
+# Words of the English emails that a Spanish or German one must not carry.
+ENGLISH_EMAIL = (
+    "Hello",
+    "appointment",
+    "Join from this link",
+    "Keep this link",
+    "calendar file",
+    "To stop reminders",
+    "This message was sent automatically",
+)
+
+
+CONTACT_PAGE = {
+    "es": (
+        "Recordatorios por correo",
+        "Eso no parece una dirección de correo electrónico",
+        "Marque «Enviarme recordatorios por correo electrónico»",
+    ),
+    "de": (
+        "Erinnerungen per E-Mail",
+        "Das sieht nicht wie eine E-Mail-Adresse aus",
+        "Setzen Sie das Häkchen bei „Erinnerungen per E-Mail erhalten“",
+    ),
+}
+
+
+async def _the_contact_page_speaks(client: TestClient, language: str) -> None:
+    """The client's email page, its refusals and the consent it records, in their language."""
+    title, bad_address, no_tick = CONTACT_PAGE[language]
+    page = await (await client.get("/visit/contact")).text()
+    assert f'<html lang="{language}"' in page and title in page
+    assert "Email me reminders" not in page and "Save my address" not in page
+    assert f'name="notice_language" value="{language}"' in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf
+    form = {"csrf_token": csrf.group(1), "notice_version": "1", "notice_language": language}
+    typo = await client.post(
+        "/visit/contact", data={**form, "email": "not an address", "consent": "yes"}
+    )
+    assert typo.status == 422 and bad_address in await typo.text()
+    unticked = await client.post("/visit/contact", data={**form, "email": CLIENT_EMAIL})
+    assert unticked.status == 422 and no_tick in await unticked.text()
+    # saying no and yes again on this page records the text in the language shown
+    for action in ("remove", "save"):
+        done = await client.post(
+            "/visit/contact",
+            data={**form, "email": CLIENT_EMAIL, "consent": "yes", "action": action},
+            allow_redirects=False,
+        )
+        assert done.status == 303
+    async with client.app[DB].read() as conn:
+        rows = (
+            await conn.exec_driver_sql(
+                "SELECT decision, notice_language FROM consent_records"
+                " WHERE purpose = 'contact' ORDER BY id"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("granted", "en"),
+        ("withdrawn", language),
+        ("granted", language),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("language", "chosen_by", "subject", "when", "calendar", "reminder", "stop", "page"),
+    [
+        (
+            "es",
+            "the client",
+            "Su cita del miércoles, 25 de noviembre",
+            "miércoles, 25 de noviembre de 2026, 11:00 (CET)",
+            ("Cita", "Entre desde este enlace:"),
+            "Recordatorio: su cita del miércoles, 25 de noviembre",
+            "Para dejar de recibir recordatorios como este, abra:",
+            "¿Dejar de recibir recordatorios por correo?",
+        ),
+        (
+            "de",
+            "the therapist",
+            "Ihr Termin am Mittwoch, 25. November",
+            "Mittwoch, 25. November 2026 um 11:00 (MEZ)",
+            ("Termin", "Über diesen Link beitreten:"),
+            "Erinnerung: Ihr Termin am Mittwoch, 25. November",
+            "Um Erinnerungen wie diese abzubestellen, öffnen Sie:",
+            "Erinnerungen per E-Mail abbestellen?",
+        ),
+    ],
+)
+async def test_a_clients_emails_and_calendar_entry_are_in_the_clients_language(
+    client: TestClient,
+    clock: FakeClock,
+    mailbox: tuple[Mailbox, int],
+    language: str,
+    chosen_by: str,
+    subject: str,
+    when: str,
+    calendar: tuple[str, str],
+    reminder: str,
+    stop: str,
+    page: str,
+) -> None:
+    box, _ = mailbox
+    practice = await _practice(client)
+    if chosen_by == "the client":  # on their own page; remembered with their record
+        contact = await (await client.get("/visit/contact")).text()
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', contact)
+        assert csrf
+        chosen = await client.post(
+            "/language",
+            data={"lang": language, "next": "/visit/contact", "csrf_token": csrf.group(1)},
+            allow_redirects=False,
+        )
+    else:  # on the client's page
+        chosen = await client.post(
+            f"/dashboard/clients/{practice.client_id}/language",
+            data={"language": language, "csrf_token": practice.headers["X-CSRF-Token"]},
+            allow_redirects=False,
+        )
+    assert chosen.status == 303
+    await _the_contact_page_speaks(client, language)
+    booked = await _book(client, practice, "2026-11-25T10:00:00Z")
+    await _round(client, clock)
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    await _round(client, clock)
+
+    invitation, day_before = box.parsed()
+    assert invitation["Subject"] == subject
+    assert invitation["Content-Language"] == language
+    text = _text(invitation)
+    html_part = invitation.get_body(preferencelist=("html",))
+    assert html_part is not None
+    html = str(html_part.get_content())
+    assert f"{when}." in text and f"<strong>{when}</strong>" in html
+    assert f'<html lang="{language}">' in html
+    assert booked["join_url"] in text and booked["join_url"] in html
+    for english in ENGLISH_EMAIL:
+        assert english.lower() not in text.lower(), english
+        assert english.lower() not in html.lower(), english
+    event = _calendar(invitation)
+    title, description = calendar
+    assert str(event["SUMMARY"]) == title
+    assert str(event["DESCRIPTION"]) == f"{description} {booked['join_url']}"
+
+    assert day_before["Subject"] == reminder
+    assert stop in _text(day_before)
+    # the reminder's stop link opens a page in the language of the browser that opens it
+    path = str(day_before["List-Unsubscribe"]).strip("<>").replace("http://attune.test:8080", "")
+    client.session.cookie_jar.clear()
+    stop_page = await (await client.get(path, headers={"Accept-Language": language})).text()
+    assert f'<html lang="{language}"' in stop_page and page in stop_page
+    _assert_nothing_clinical(box)
+
+
+async def test_without_a_language_of_their_own_a_client_gets_the_clinics_default(
+    data_dir: Path, clock: FakeClock, mailbox: tuple[Mailbox, int], aiohttp_client: Any
+) -> None:
+    box, port = mailbox
+    settings = _email_settings(data_dir, port)
+    german_clinic = create_app(dataclasses.replace(settings, default_language="de"), clock=clock)
+    client = await aiohttp_client(german_clinic)
+    practice = await _practice(client)
+    await _book(client, practice, "2026-11-25T10:00:00Z")
+    await _round(client, clock)
+    [invitation] = box.parsed()
+    assert invitation["Subject"] == "Ihr Termin am Mittwoch, 25. November"
+    assert "Guten Tag," in _text(invitation)

@@ -370,3 +370,86 @@ async def test_the_consent_page_and_receipt_follow_the_language_and_record_the_t
     german_notice = client.app[CONSENTS].catalog.get(Purpose.TELEHEALTH, 1, "de")
     assert f'v1 (de) <span class="mono hint">{german_notice.sha256[:12]}…' in receipt
     assert "<td>erteilt</td>" in receipt
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("de", "Der Text hat sich geändert, seit Sie ihn gelesen haben."),
+        ("es", "El texto ha cambiado desde que lo leyó."),
+        ("en", "The notice has changed since you read it."),
+    ],
+)
+async def test_the_client_apis_error_messages_come_in_the_clients_language(
+    client: TestClient, language: str, words: str
+) -> None:
+    """Pages show these messages as they are; the code stays the same for the scripts."""
+    browser = {"Accept-Language": language}
+    page = await _join(client, **browser)
+    stale = await client.post(
+        "/api/v1/visit/consents",
+        json={"purpose": "telehealth", "decision": "granted", "notice_version": 99},
+        headers={"X-CSRF-Token": _csrf(page), **browser},
+    )
+    assert stale.status == 409
+    error = (await stale.json())["error"]
+    assert error["message"].startswith(words) and error["code"] == "conflict"
+
+
+@pytest.mark.parametrize(
+    ("language", "kept", "switched_off", "deleted"),
+    [
+        (
+            "de",
+            "etwa 6 Jahre lang aufbewahrt",
+            "Ausgeschaltet:",
+            "0 gespeicherte Einträge gelöscht",
+        ),
+        ("es", "se conservan unos 6 años", "Desactivado:", "Se han borrado 0 registros guardados"),
+    ],
+)
+async def test_the_data_rights_pages_follow_the_clients_language(
+    client: TestClient, language: str, kept: str, switched_off: str, deleted: str
+) -> None:
+    browser = {"Accept-Language": language}
+    page = await _join(client, **browser)
+    csrf = _csrf(page)
+    storage = client.app[CONSENTS].catalog.current(Purpose.CHECKIN_STORAGE, language)
+    granted = await client.post(
+        "/api/v1/visit/consents",
+        json={
+            "purpose": "checkin_storage",
+            "decision": "granted",
+            "notice_version": storage.version,
+            "notice_language": language,
+        },
+        headers={"X-CSRF-Token": csrf, **browser},
+    )
+    assert granted.status == 201
+    data = await (await client.get("/visit/data", headers=browser)).text()
+    assert _lang(data) == language and kept in data
+    assert f'<span lang="{language}">{storage.title}</span>' in data
+    assert "about 6 years" not in data and "What the clinic must keep" not in data
+    done = await client.post(
+        "/visit/data/erase", data={"csrf_token": csrf, "confirm": "yes"}, headers=browser
+    )
+    text = await done.text()
+    assert done.status == 200 and _lang(text) == language
+    assert f'{switched_off} <span lang="{language}">{storage.title}</span>.' in text
+    assert deleted in text and "checkin_storage" not in text and "Deleted" not in text
+
+
+async def test_a_page_refused_before_its_handler_still_speaks_the_clients_language(
+    client: TestClient,
+) -> None:
+    german = {"Accept-Language": "de"}
+    await _join(client, **german)
+    refused = await client.post("/visit/data/erase", data={"confirm": "yes"}, headers=german)
+    text = await refused.text()
+    assert refused.status == 403 and _lang(text) == "de"  # no CSRF token: refused early
+    assert "Das Sicherheitsmerkmal der Seite fehlt oder stimmt nicht" in text
+    assert "CSRF" not in text
+    # "back to the start" leads a client to their visit, never to the staff sign-in
+    assert '<a href="/visit">Zurück zum Anfang</a>' in text
+    staff = await (await client.get("/dashboard/nothing-here", headers=german)).text()
+    assert '<a href="/">Back to the start</a>' in staff and _lang(staff) == "en"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shutil
 import signal
 import socket
@@ -184,6 +185,17 @@ async def test_while_redis_is_down_new_sessions_get_a_plain_503_and_everything_r
         assert page.headers["Retry-After"] == "30"
         assert LIVE_UNAVAILABLE_MESSAGE in text
         assert "Traceback" not in text
+    # ... and to a client whose browser speaks Spanish or German, in their language.
+    for language, title, words in (
+        ("es", "Attune no está disponible por un momento", "Una llamada que ya está en curso"),
+        ("de", "Attune ist gerade kurz nicht erreichbar", "Ein Gespräch, das schon läuft"),
+    ):
+        page = await visitor.http.get("/visit", headers={"Accept-Language": language})
+        text = await page.text()
+        assert page.status == 503 and page.headers["Retry-After"] == "30"
+        assert f'<html lang="{language}"' in text and title in text and words in text
+        shown = re.sub(r"<script.*?</script>", "", text, flags=re.S)  # keys are English
+        assert "Live sessions" not in shown and "temporarily" not in shown
     # The rest of the product answers as usual: nothing is a 500.
     for path in ("/", "/login", "/dashboard", "/healthz", "/api/v1/clients"):
         response = await therapist.http.get(path)

@@ -10,7 +10,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
@@ -56,6 +56,16 @@ def _placeholders(text: str) -> set[str]:
     return {a or b for a, b in PLACEHOLDER.findall(text)}
 
 
+def _msgid(message: Message) -> str:
+    """A message's id; a plural message is known by its singular (as extraction lists it)."""
+    return message.id if isinstance(message.id, str) else str(message.id[0])
+
+
+def _forms(message: Message) -> list[str]:
+    """Every translated form of a message (one, or one per plural form), empty ones included."""
+    return [message.string] if isinstance(message.string, str) else list(message.string)
+
+
 def test_the_client_join_path_has_strings_marked_in_both_catalogues() -> None:
     assert "Waiting room" in MARKED["messages"]
     assert "Your connection is good for video." in MARKED["js"]
@@ -66,13 +76,11 @@ def test_the_client_join_path_has_strings_marked_in_both_catalogues() -> None:
 @pytest.mark.parametrize("language", TRANSLATIONS)
 def test_every_marked_string_is_translated_and_none_is_fuzzy(language: str, domain: str) -> None:
     catalog = _catalog(language, domain)
-    translated = {
-        str(message.id): message
-        for message in catalog
-        if message.id and isinstance(message.id, str)
-    }
+    translated = {_msgid(message): message for message in catalog if message.id}
     missing = sorted(
-        msgid for msgid in MARKED[domain] if msgid not in translated or not translated[msgid].string
+        msgid
+        for msgid in MARKED[domain]
+        if msgid not in translated or not all(_forms(translated[msgid]))
     )
     fuzzy = sorted(msgid for msgid, message in translated.items() if message.fuzzy)
     assert missing == [], f"{language}/{domain}.po lacks translations (run `make messages`)"
@@ -83,15 +91,19 @@ def test_every_marked_string_is_translated_and_none_is_fuzzy(language: str, doma
 @pytest.mark.parametrize("language", TRANSLATIONS)
 def test_translations_keep_every_placeholder(language: str, domain: str) -> None:
     for message in _catalog(language, domain):
-        if message.id and isinstance(message.string, str) and message.string:
-            assert _placeholders(message.string) == _placeholders(str(message.id)), message.id
+        if not message.id:
+            continue
+        ids = [message.id] if isinstance(message.id, str) else list(message.id)
+        # a plural's forms each say the same as its English plural (the number included)
+        for form in (f for f in _forms(message) if f):
+            assert _placeholders(form) == _placeholders(str(ids[-1])), message.id
 
 
 @pytest.mark.parametrize("domain", ["messages", "js"])
 def test_the_templates_pot_files_are_up_to_date(domain: str) -> None:
     """The `.pot` a translator starts from holds exactly what the source marks."""
     with (LOCALES / f"{domain}.pot").open("rb") as handle:
-        template = {str(m.id) for m in read_po(handle) if m.id}
+        template = {_msgid(m) for m in read_po(handle) if m.id}
     assert template == MARKED[domain], "run `make messages`"
 
 

@@ -25,7 +25,7 @@ from server.audit import AuditTrail
 from server.core.checkins import questionnaire_resource
 from server.core.cues.config import CueConfig
 from server.core.cues.features import FeatureError
-from server.core.goals import ChangedBy, GoalError, GoalStatus, split_goal_answers
+from server.core.goals import GoalError, GoalStatus, split_goal_answers
 from server.core.links import SessionStatus
 from server.core.measures.scoring import SAFETY_REPAIR, safety_reason
 from server.core.models import Account
@@ -58,7 +58,7 @@ from server.services.checkins import CheckinResult, Checkins, alert_json, scores
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
-from server.services.goals import Goals
+from server.services.goals import ChangeContext, Goals
 from server.services.live_cues import LiveCues
 from server.services.measures import MeasureResult, Measures, SafetyAlertRecord
 from server.services.safety import SafetyCheck, SafetyChecks
@@ -525,20 +525,13 @@ class LiveSessions:
     ) -> None:
         """A goal added (no `goal_id`), reworded (`text`) or moved (`status`) by either party
         in the call: stored, history and audit written, then both screens get `goals`."""
-        by = ChangedBy.THERAPIST if role is SessionRole.THERAPIST else ChangedBy.CLIENT
-        now = self._clock()
+        by = ChangeContext(role, actor, self._clock(), session_id)
         if goal_id is None:
-            goals = await self.goals.add(
-                client_id, text, by=by, actor=actor, now=now, session_id=session_id
-            )
+            goals = await self.goals.add(client_id, text, by)
         elif status is not None:
-            goals = await self.goals.set_status(
-                client_id, goal_id, status, by=by, actor=actor, now=now, session_id=session_id
-            )
+            goals = await self.goals.set_status(client_id, goal_id, status, by)
         else:
-            goals = await self.goals.edit(
-                client_id, goal_id, text, by=by, actor=actor, now=now, session_id=session_id
-            )
+            goals = await self.goals.edit(client_id, goal_id, text, by)
         message = GoalsMessage(goals=[g.to_json() for g in goals])
         self._rooms.deliver(session_id, message, Audience.CALL)
 

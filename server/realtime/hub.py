@@ -87,7 +87,7 @@ class Connection:
             except (ConnectionResetError, RuntimeError):
                 return
 
-    def queue(self, message: ServerMessage) -> None:
+    def queue(self, message: SharedMessage) -> None:
         """Queue a message for this connection alone (answers to its own requests)."""
         self.put(message.to_json())
 
@@ -182,8 +182,14 @@ class Hub:
             elif isinstance(effect, Close):
                 connection.put((int(effect.code), effect.reason))
 
-    def send(self, conn_id: str, message: ServerMessage) -> None:
-        """One message to one connection, wherever its socket is (answers to its requests)."""
+    def send(self, conn_id: str, message: SharedMessage) -> None:
+        """One message to one connection, wherever its socket is (answers to its requests).
+
+        Only a `SharedMessage`: a connection id does not say whose it is, so a therapist-only
+        message goes through `deliver_to_therapist` (a type checker refuses it here, and so
+        does the check below when one arrives untyped)."""
+        if not isinstance(message, SharedMessage):
+            raise TypeError(f"{message.TYPE!r} is not a shared message; use deliver_to_therapist")
         self.execute([Send(conn_id, message.to_json())])
 
     def close_session_connections(self, session_id: str, code: CloseCode, reason: str) -> None:

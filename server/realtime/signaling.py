@@ -60,8 +60,8 @@ from server.core.protocol import (
     ScreenShare,
     ScreenShareAllow,
     SendBack,
-    ServerMessage,
     SessionRole,
+    SharedMessage,
     Signal,
     WaitingNote,
     check_role,
@@ -532,7 +532,7 @@ class _Context:
     def hub(self) -> Hub:
         return self.app[HUB]
 
-    def reply(self, message: ServerMessage) -> None:
+    def reply(self, message: SharedMessage) -> None:
         """Answer the connection that sent the message, wherever its socket is."""
         self.hub.send(self.connection.conn_id, message)
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from privacy.consent import Channel, ConsentChanged, ConsentDecision, Purpose
 from server.audit import AuditTrail
 from server.core.checkins import questionnaire_resource
+from server.core.closing import Closing
 from server.core.cues.config import CueConfig
 from server.core.cues.features import FeatureError
 from server.core.goals import GoalError, GoalStatus, split_goal_answers
@@ -89,20 +90,9 @@ class LiveRooms(Protocol):
     def live_sessions_of_client(self, client_id: str) -> set[str]:
         """The sessions of this client that have a live room now."""
 
-    def close_connections(
-        self,
-        *,
-        code: CloseCode,
-        reason: str,
-        account_id: str | None = None,
-        sign_in_id: str | None = None,
-        except_sign_in_id: str | None = None,
-        client_access_id: str | None = None,
-        session_id: str | None = None,
-        role: SessionRole | None = None,
-    ) -> None:
-        """Close at once every socket matching all the given filters (at least one of account,
-        sign-in, client cookie or session); nothing they already sent is processed after."""
+    def close_connections(self, closing: Closing) -> None:
+        """Close at once every socket `closing` matches, on whichever process it is; nothing
+        they already sent is processed after."""
 
 
 @dataclass(frozen=True)
@@ -267,11 +257,13 @@ class LiveSessions:
         close now with 4401. Called by the account services after the change is committed."""
         log.info("closing live sockets of an account: %s", reason.value)
         self._rooms.close_connections(
-            account_id=account_id,
-            sign_in_id=sign_in_id,
-            except_sign_in_id=except_sign_in_id,
-            code=CloseCode.UNAUTHORIZED,
-            reason=reason.value,
+            Closing(
+                account_id=account_id,
+                sign_in_id=sign_in_id,
+                except_sign_in_id=except_sign_in_id,
+                code=CloseCode.UNAUTHORIZED,
+                reason=reason.value,
+            )
         )
 
     def end_client_access(
@@ -285,11 +277,13 @@ class LiveSessions:
         therapist's stay). Called by the link services after the change is committed."""
         log.info("closing live client sockets: %s", reason.value)
         self._rooms.close_connections(
-            session_id=session_id,
-            client_access_id=client_access_id,
-            role=SessionRole.CLIENT,
-            code=CloseCode.UNAUTHORIZED,
-            reason=reason.value,
+            Closing(
+                session_id=session_id,
+                client_access_id=client_access_id,
+                role=SessionRole.CLIENT,
+                code=CloseCode.UNAUTHORIZED,
+                reason=reason.value,
+            )
         )
 
     async def admit_device(self, session_id: str, client_access_id: str) -> None:

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from privacy.consent import Channel, ConsentChanged, ConsentDecision, Purpose
 from server.audit import AuditTrail
@@ -67,6 +67,7 @@ from server.services.safety import SafetyCheck, SafetyChecks
 log = logging.getLogger("attune.live")
 
 Clock = Callable[[], datetime]
+R = TypeVar("R")
 
 
 class LiveRooms(Protocol):
@@ -96,18 +97,11 @@ class LiveRooms(Protocol):
 
 
 @dataclass(frozen=True)
-class MeasureSubmitted:
-    """An outcome measure as the edge needs it: the result and whether it was a retry."""
+class Submitted(Generic[R]):
+    """A check-in or outcome measure as the edge needs it for its acknowledgement: the result
+    and whether it was a retry."""
 
-    result: MeasureResult
-    duplicate: bool
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """A check-in as the edge needs it for its acknowledgement."""
-
-    result: CheckinResult
+    result: R
     duplicate: bool
 
 
@@ -391,7 +385,7 @@ class LiveSessions:
         instrument_id: str,
         answers: Mapping[str, object],
         idempotency_key: str,
-    ) -> Submitted:
+    ) -> Submitted[CheckinResult]:
         """Score and (with consent) store a client's answers; returns after the durable write,
         so the edge may acknowledge. The therapist sees the result live, once."""
         async with self._db.read() as conn:
@@ -459,7 +453,7 @@ class LiveSessions:
         measure_id: str,
         answers: Mapping[str, object],
         idempotency_key: str,
-    ) -> MeasureSubmitted:
+    ) -> Submitted[MeasureResult]:
         """Store a client's outcome measure (always: the clinical record) and, when it raises
         the safety alert, tell the therapist at once: in the room if they are there, and by
         email whenever email is configured. No consent or setting can hold the alert back.
@@ -490,7 +484,7 @@ class LiveSessions:
                 await self._mailer.queue_safety_notice(
                     self._db, session=session, source_id=result.id, now=self._clock()
                 )
-        return MeasureSubmitted(result, duplicate)
+        return Submitted(result, duplicate)
 
     # --- shared goals -----------------------------------------------------------------
 

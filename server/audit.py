@@ -66,6 +66,13 @@ class AuditTrail:
             await self._store_checkpoint(conn, entry, at)
         return entry
 
+    async def record_own(
+        self, conn: AsyncConnection, *, at: datetime, account_id: str, action: str
+    ) -> AuditEntry:
+        """Append an account's action on itself: the account is both actor and target."""
+        account = f"account:{account_id}"
+        return await self.record(conn, at=at, actor=account, action=action, targets=(account,))
+
     async def _store_checkpoint(self, conn: AsyncConnection, entry: ChainTip, at: datetime) -> None:
         checkpoint = sign_checkpoint(self._signing_key, entry.seq, entry.hash)
         await audit_rows.insert_checkpoint(conn, checkpoint, at)

@@ -12,8 +12,6 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
-import sqlalchemy as sa
-
 from server.db.engine import Database
 
 log = logging.getLogger("attune.health")
@@ -31,8 +29,8 @@ class Readiness:
 async def database_reachable(db: Database) -> bool:
     """Whether `SELECT 1` comes back within CHECK_TIMEOUT_S."""
     try:
-        async with asyncio.timeout(CHECK_TIMEOUT_S), db.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            await db.ping()
     except Exception as exc:  # any failure of the driver or the pool means "not reachable"
         log.warning("readiness: database unreachable (%s)", type(exc).__name__)
         return False

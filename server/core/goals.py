@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from server.core.models import SessionRole
+
 MAX_ACTIVE_GOALS: Final = 5
 MAX_GOAL_CHARS: Final = 200
 PROGRESS_MIN: Final = 0
@@ -49,13 +51,6 @@ class GoalChange(StrEnum):
     REOPENED = "reopened"
 
 
-class ChangedBy(StrEnum):
-    """Who changed a goal: the two people who share it."""
-
-    THERAPIST = "therapist"
-    CLIENT = "client"
-
-
 @dataclass(frozen=True, slots=True)
 class Goal:
     """One goal as both people see it."""
@@ -66,7 +61,7 @@ class Goal:
     position: int
     created_at: datetime
     updated_at: datetime
-    updated_by: ChangedBy
+    updated_by: SessionRole
 
     def to_json(self) -> dict[str, Any]:
         """The goal as the `goals` message and the pages carry it."""

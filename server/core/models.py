@@ -10,10 +10,17 @@ from server.core.links import SessionStatus
 
 
 class Role(StrEnum):
-    """Who an account is."""
+    """Who an account is (people who sign in)."""
 
     ADMIN = "admin"
     THERAPIST = "therapist"
+
+
+class SessionRole(StrEnum):
+    """Which side of a therapy session someone speaks for: a connection, a goal's change."""
+
+    THERAPIST = "therapist"
+    CLIENT = "client"
 
 
 @dataclass(frozen=True)

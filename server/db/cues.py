@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from server.db.tables import cue_prompts, cue_summaries, signal_events
 
 CUE_TABLES = (cue_prompts, cue_summaries, signal_events)
+_BY_NAME = {table.name: table for table in CUE_TABLES}
+CUE_TABLE_NAMES = tuple(_BY_NAME)  # "cue_prompts", "cue_summaries", "signal_events"
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class StoredCueRow:
 
 async def insert(
     conn: AsyncConnection,
-    table: sa.Table,
+    table_name: str,
     *,
     row_id: str,
     session_id: str,
@@ -32,9 +34,11 @@ async def insert(
     created_at: datetime,
     payload_ciphertext: bytes,
 ) -> None:
-    """Store one encrypted row in one of `CUE_TABLES`."""
+    """Store one encrypted row in one of `CUE_TABLE_NAMES`."""
     await conn.execute(
-        table.insert().values(
+        _BY_NAME[table_name]
+        .insert()
+        .values(
             id=row_id,
             session_id=session_id,
             client_id=client_id,
@@ -45,9 +49,10 @@ async def insert(
 
 
 async def for_session(
-    conn: AsyncConnection, table: sa.Table, session_id: str
+    conn: AsyncConnection, table_name: str, session_id: str
 ) -> list[StoredCueRow]:
-    """A session's rows of one table, oldest first."""
+    """A session's rows of one of `CUE_TABLE_NAMES`, oldest first."""
+    table = _BY_NAME[table_name]
     rows = await conn.execute(
         sa.select(table.c.id, table.c.client_id, table.c.payload_ciphertext)
         .where(table.c.session_id == session_id)

@@ -65,6 +65,11 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
 
+    async def ping(self) -> None:
+        """A trivial query (`SELECT 1`): returns when the database answers, else raises."""
+        async with self.read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()

@@ -232,22 +232,27 @@ class SessionSource:
         return len(removed)
 
 
-@dataclass(frozen=True)
-class AnonymizedSessionSource:
-    """What anonymisation left of sessions: deleted only if the policy becomes `delete`."""
-
-    category: Category = Category.SESSION_META
-    label: str = "anonymised sessions"
+class NotClientData:
+    """A source whose rows are no client's data, so never a client's last data either."""
 
     @property
     def client_table(self) -> tuple[sa.Table, str] | None:
-        """No client any more."""
+        """No client table: nothing here counts for "last data"."""
         return None
 
     @property
     def may_hold_last_data(self) -> bool:
         """Never a client's data."""
         return False
+
+
+@dataclass(frozen=True)
+class AnonymizedSessionSource(NotClientData):
+    """What anonymisation left of sessions (no client any more): deleted only if the policy
+    becomes `delete`."""
+
+    category: Category = Category.SESSION_META
+    label: str = "anonymised sessions"
 
     def rows(self, action: Action, registry: SourceRegistry) -> sa.Subquery:
         """Every anonymised session, clock at its day."""
@@ -267,8 +272,9 @@ class AnonymizedSessionSource:
 
 
 @dataclass(frozen=True)
-class ConsentSource:
-    """`consent`: a record's clock starts when it stops being in force.
+class ConsentSource(NotClientData):
+    """`consent`: a record's clock starts when it stops being in force. Consent records are
+    the clinic's evidence, not the client's data (no ciphertext).
 
     A grant stops being in force with the next decision on the same purpose (a withdrawal, or
     a grant of a newer notice); the latest grant is in force and never due. A withdrawal is
@@ -278,16 +284,6 @@ class ConsentSource:
 
     category: Category = Category.CONSENT
     label: str = "consent records"
-
-    @property
-    def client_table(self) -> tuple[sa.Table, str] | None:
-        """Consent records are the clinic's evidence, not the client's data (no ciphertext)."""
-        return None
-
-    @property
-    def may_hold_last_data(self) -> bool:
-        """Never a client's data."""
-        return False
 
     def rows(self, action: Action, registry: SourceRegistry) -> sa.Subquery:
         """Every record that is no longer in force, with that moment as its clock."""
@@ -320,8 +316,9 @@ class ConsentSource:
 
 
 @dataclass(frozen=True)
-class AccountSource:
-    """`account`: disabled accounts, clock at the moment an admin disabled them.
+class AccountSource(NotClientData):
+    """`account`: disabled accounts, clock at the moment an admin disabled them (accounts are
+    not client data).
 
     Anonymising leaves a tombstone (id, role, `deleted-<id>@invalid`, no password), so audit
     entries naming the account still resolve. Deleting waits until no client, session or note
@@ -330,16 +327,6 @@ class AccountSource:
 
     category: Category = Category.ACCOUNT
     label: str = "accounts"
-
-    @property
-    def client_table(self) -> tuple[sa.Table, str] | None:
-        """Accounts are not client data."""
-        return None
-
-    @property
-    def may_hold_last_data(self) -> bool:
-        """Never a client's data."""
-        return False
 
     def rows(self, action: Action, registry: SourceRegistry) -> sa.Subquery:
         """Disabled accounts with their closure time."""

@@ -43,6 +43,25 @@ metadata = sa.MetaData(
 
 ID = sa.String(32)
 
+
+def _session_ref() -> sa.Column[str]:
+    """The session a row belongs to: required, indexed, deleted with the session."""
+    return sa.Column(
+        "session_id",
+        ID,
+        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+
+
+def _client_ref() -> sa.Column[str]:
+    """The client a row belongs to: required, indexed, deleted with the client."""
+    return sa.Column(
+        "client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+
+
 accounts = sa.Table(
     "accounts",
     metadata,
@@ -161,13 +180,7 @@ invites = sa.Table(
     "invites",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column(
-        "session_id",
-        ID,
-        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _session_ref(),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
@@ -178,13 +191,7 @@ client_sessions = sa.Table(
     "client_sessions",
     metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),
-    sa.Column(
-        "session_id",
-        ID,
-        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _session_ref(),
     sa.Column("invite_id", ID, sa.ForeignKey("invites.id", ondelete="CASCADE"), nullable=False),
     sa.Column("csrf_token", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -263,13 +270,7 @@ client_notes = sa.Table(
     "client_notes",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column(
-        "client_id",
-        ID,
-        sa.ForeignKey("clients.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _client_ref(),
     sa.Column(
         "therapist_id", ID, sa.ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=False
     ),
@@ -281,20 +282,8 @@ checkin_responses = sa.Table(
     "checkin_responses",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column(
-        "session_id",
-        ID,
-        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
-    sa.Column(
-        "client_id",
-        ID,
-        sa.ForeignKey("clients.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _session_ref(),
+    _client_ref(),
     sa.Column("instrument_id", sa.String(64), nullable=False),
     sa.Column("instrument_version", sa.String(32), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
@@ -312,20 +301,8 @@ def _clinical_event_table(name: str) -> sa.Table:
         name,
         metadata,
         sa.Column("id", ID, primary_key=True),
-        sa.Column(
-            "session_id",
-            ID,
-            sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
-            nullable=False,
-            index=True,
-        ),
-        sa.Column(
-            "client_id",
-            ID,
-            sa.ForeignKey("clients.id", ondelete="CASCADE"),
-            nullable=False,
-            index=True,
-        ),
+        _session_ref(),
+        _client_ref(),
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.Column("payload_ciphertext", sa.LargeBinary, nullable=False),
         # The purge job walks these tables oldest first.
@@ -353,13 +330,7 @@ safety_checks = sa.Table(
         nullable=False,
         unique=True,
     ),
-    sa.Column(
-        "client_id",
-        ID,
-        sa.ForeignKey("clients.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _client_ref(),
     sa.Column("submitted_at", UTCDateTime, nullable=False),
     sa.Column("payload_ciphertext", sa.LargeBinary, nullable=False),
     # The purge job walks the table oldest first.
@@ -385,13 +356,7 @@ invite_seals = sa.Table(
     "invite_seals",
     metadata,
     sa.Column("invite_id", ID, sa.ForeignKey("invites.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column(
-        "session_id",
-        ID,
-        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _session_ref(),
     sa.Column("client_id", ID, nullable=False),
     sa.Column("token_ciphertext", sa.LargeBinary, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -445,20 +410,8 @@ measure_responses = sa.Table(
     "measure_responses",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column(
-        "session_id",
-        ID,
-        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
-    sa.Column(
-        "client_id",
-        ID,
-        sa.ForeignKey("clients.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _session_ref(),
+    _client_ref(),
     sa.Column("measure_id", sa.String(64), nullable=False),
     sa.Column("measure_version", sa.String(32), nullable=False),
     sa.Column("idempotency_key", sa.String(64), nullable=False),
@@ -474,20 +427,8 @@ measure_alerts = sa.Table(
     "measure_alerts",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column(
-        "session_id",
-        ID,
-        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
-    sa.Column(
-        "client_id",
-        ID,
-        sa.ForeignKey("clients.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _session_ref(),
+    _client_ref(),
     sa.Column("therapist_id", ID, nullable=False, index=True),
     sa.Column("response_id", ID, nullable=False, unique=True),
     sa.Column("measure_id", sa.String(64), nullable=False),
@@ -512,9 +453,7 @@ client_goals = sa.Table(
     "client_goals",
     metadata,
     sa.Column("id", ID, primary_key=True),
-    sa.Column(
-        "client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True
-    ),
+    _client_ref(),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -535,9 +474,7 @@ goal_changes = sa.Table(
         nullable=False,
         index=True,
     ),
-    sa.Column(
-        "client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True
-    ),
+    _client_ref(),
     sa.Column("session_id", ID, sa.ForeignKey("therapy_sessions.id", ondelete="SET NULL")),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("by", sa.String(16), nullable=False),
@@ -556,16 +493,8 @@ goal_progress = sa.Table(
         nullable=False,
         index=True,
     ),
-    sa.Column(
-        "client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True
-    ),
-    sa.Column(
-        "session_id",
-        ID,
-        sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _client_ref(),
+    _session_ref(),
     sa.Column("idempotency_key", sa.String(64), nullable=False),
     sa.Column("submitted_at", UTCDateTime, nullable=False),
     sa.Column("payload_ciphertext", sa.LargeBinary, nullable=False),

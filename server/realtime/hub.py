@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from server.core.closing import Closing
 from server.core.models import Account
 from server.core.protocol import (
     AccessEnd,
@@ -87,7 +88,7 @@ class Connection:
             except (ConnectionResetError, RuntimeError):
                 return
 
-    def queue(self, message: ServerMessage) -> None:
+    def queue(self, message: SharedMessage) -> None:
         """Queue a message for this connection alone (answers to its own requests)."""
         self.put(message.to_json())
 
@@ -182,8 +183,14 @@ class Hub:
             elif isinstance(effect, Close):
                 connection.put((int(effect.code), effect.reason))
 
-    def send(self, conn_id: str, message: ServerMessage) -> None:
-        """One message to one connection, wherever its socket is (answers to its requests)."""
+    def send(self, conn_id: str, message: SharedMessage) -> None:
+        """One message to one connection, wherever its socket is (answers to its requests).
+
+        Only a `SharedMessage`: a connection id does not say whose it is, so a therapist-only
+        message goes through `deliver_to_therapist` (a type checker refuses it here, and so
+        does the check below when one arrives untyped)."""
+        if not isinstance(message, SharedMessage):
+            raise TypeError(f"{message.TYPE!r} is not a shared message; use deliver_to_therapist")
         self.execute([Send(conn_id, message.to_json())])
 
     def close_session_connections(self, session_id: str, code: CloseCode, reason: str) -> None:
@@ -251,78 +258,32 @@ class Hub:
             if connection is not None:  # nothing it sends from now on is processed
                 connection.revoke(code, why, keep_queued=True)
 
-    def close_connections(
-        self,
-        *,
-        code: CloseCode,
-        reason: str,
-        account_id: str | None = None,
-        sign_in_id: str | None = None,
-        except_sign_in_id: str | None = None,
-        client_access_id: str | None = None,
-        session_id: str | None = None,
-        role: SessionRole | None = None,
-    ) -> None:
+    def close_connections(self, closing: Closing) -> None:
         """Close every matching socket of every process: this process's at once (marked
         revoked before this returns), the others' through the bus's control channel."""
-        filters: dict[str, Any] = {
-            "account_id": account_id,
-            "sign_in_id": sign_in_id,
-            "except_sign_in_id": except_sign_in_id,
-            "client_access_id": client_access_id,
-            "session_id": session_id,
-            "role": role.value if role is not None else None,
-        }
-        self.close_local_connections(code=code, reason=reason, **{**filters, "role": role})
+        self.close_local_connections(closing)
         self.bus.broadcast(
-            "close-connections",
-            {"origin": self.bus.process_id, "code": int(code), "reason": reason, **filters},
+            "close-connections", {"origin": self.bus.process_id, **closing.to_json()}
         )
 
     def on_close_connections(self, payload: Mapping[str, Any]) -> None:
         """Another process ended some access: close this process's matching sockets."""
         if payload.get("origin") == self.bus.process_id:
             return  # done at once where the call was made
-        role = payload.get("role")
-        self.close_local_connections(
-            code=CloseCode(int(payload["code"])),
-            reason=str(payload["reason"]),
-            account_id=payload.get("account_id"),
-            sign_in_id=payload.get("sign_in_id"),
-            except_sign_in_id=payload.get("except_sign_in_id"),
-            client_access_id=payload.get("client_access_id"),
-            session_id=payload.get("session_id"),
-            role=SessionRole(role) if role else None,
-        )
+        self.close_local_connections(Closing.from_json(payload))
 
-    def close_local_connections(
-        self,
-        *,
-        code: CloseCode,
-        reason: str,
-        account_id: str | None = None,
-        sign_in_id: str | None = None,
-        except_sign_in_id: str | None = None,
-        client_access_id: str | None = None,
-        session_id: str | None = None,
-        role: SessionRole | None = None,
-    ) -> None:
-        """Close every local socket that matches all the given filters (at least one), at once:
-        each is marked revoked before this returns, so a message it already sent is not
-        processed. Plain-data arguments, so a bus can broadcast the very call."""
-        if all(f is None for f in (account_id, sign_in_id, client_access_id, session_id)):
-            raise ValueError("close_connections needs an account, sign-in, client or session")
+    def close_local_connections(self, closing: Closing) -> None:
+        """Close every local socket that matches, at once: each is marked revoked before this
+        returns, so a message it already sent is not processed."""
         for connection in list(self._connections.values()):
-            owner = connection.account.id if connection.account is not None else None
-            if (
-                (account_id is None or owner == account_id)
-                and (sign_in_id is None or connection.sign_in_id == sign_in_id)
-                and (except_sign_in_id is None or connection.sign_in_id != except_sign_in_id)
-                and (client_access_id is None or connection.client_access_id == client_access_id)
-                and (session_id is None or connection.session_id == session_id)
-                and (role is None or connection.role is role)
+            if closing.matches(
+                account_id=connection.account.id if connection.account is not None else None,
+                sign_in_id=connection.sign_in_id,
+                client_access_id=connection.client_access_id,
+                session_id=connection.session_id,
+                role=connection.role,
             ):
-                connection.revoke(code, reason)
+                connection.revoke(closing.code, closing.reason)
 
     def presence(self, session_id: str) -> tuple[tuple[str, ...], bool]:
         """Who is waiting (labels) and whether a client is in the call, in a room this

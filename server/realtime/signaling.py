@@ -60,8 +60,8 @@ from server.core.protocol import (
     ScreenShare,
     ScreenShareAllow,
     SendBack,
-    ServerMessage,
     SessionRole,
+    SharedMessage,
     Signal,
     WaitingNote,
     check_role,
@@ -309,8 +309,9 @@ async def _handshake(ws: web.WebSocketResponse) -> Hello | None:
     return parsed
 
 
-async def _frames(ws: web.WebSocketResponse) -> AsyncIterator[str]:
-    """Text frames; pings after PING_AFTER_IDLE_S of silence, drops at DROP_AFTER_IDLE_S."""
+async def _frames(ws: web.WebSocketResponse) -> AsyncIterator[str | None]:
+    """Text frames, and None for a binary one (answered by the read loop, like any bad frame);
+    pings after PING_AFTER_IDLE_S of silence, drops at DROP_AFTER_IDLE_S."""
     last_heard = time.monotonic()
     while not ws.closed:
         idle = time.monotonic() - last_heard
@@ -331,9 +332,7 @@ async def _frames(ws: web.WebSocketResponse) -> AsyncIterator[str]:
         elif msg.type == WSMsgType.PING:
             await ws.pong(msg.data)
         elif msg.type == WSMsgType.BINARY:
-            await ws.send_json(
-                ErrorMessage(code=ErrorCode.INVALID, message="Send JSON text frames.")
-            )
+            yield None
         elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
             return
 
@@ -358,6 +357,9 @@ async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
             connection.queue(
                 ErrorMessage(code=ErrorCode.RATE_LIMITED, message="Too many messages; slow down.")
             )
+            continue
+        if text is None:  # through the writer queue, like every message to this socket
+            connection.queue(ErrorMessage(code=ErrorCode.INVALID, message="Send JSON text frames."))
             continue
         message: ClientMessage | None = None
         try:
@@ -532,7 +534,7 @@ class _Context:
     def hub(self) -> Hub:
         return self.app[HUB]
 
-    def reply(self, message: ServerMessage) -> None:
+    def reply(self, message: SharedMessage) -> None:
         """Answer the connection that sent the message, wherever its socket is."""
         self.hub.send(self.connection.conn_id, message)
 

@@ -379,12 +379,8 @@ async def change_password(
     new_hash = await hash_password(new_password)
     async with db.write() as conn:
         await q.set_password_hash(conn, current.account.id, new_hash, now)
-        await audit.record(
-            conn,
-            at=now,
-            actor=f"account:{current.account.id}",
-            action="account.password_change",
-            targets=(f"account:{current.account.id}",),
+        await audit.record_own(
+            conn, at=now, account_id=current.account.id, action="account.password_change"
         )
     await end_all_sign_ins(
         db,
@@ -517,13 +513,7 @@ async def complete_reset(
         if account is None or not await q.consume_reset_link(conn, token_hash(token), now):
             raise NotFound("This reset link is no longer valid.")
         await q.set_password_hash(conn, account.id, password_hash, now)
-        await audit.record(
-            conn,
-            at=now,
-            actor=f"account:{account.id}",
-            action="account.password_reset",
-            targets=(f"account:{account.id}",),
-        )
+        await audit.record_own(conn, at=now, account_id=account.id, action="account.password_reset")
     await end_all_sign_ins(db, audit, account.id, EndReason.PASSWORD_RESET, now, live=live)
     return account
 

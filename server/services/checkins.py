@@ -7,7 +7,6 @@ client's `checkin_storage` consent is live, and otherwise keeps them for the ses
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +36,7 @@ from server.db.engine import Database
 from server.errors import InvalidInput
 from server.security.tokens import new_id
 from server.services.consents import Consents
+from server.services.submissions import SessionResults, Written, write_once
 from server.vault_store import ClientVault
 
 _LIVE_PER_SESSION = 200  # bounds the in-memory copy kept for a session without storage consent
@@ -143,7 +143,7 @@ class Checkins:
         self.instruments = dict(instruments)
         self._consents = consents
         self._vault = vault
-        self._live: dict[str, OrderedDict[str, CheckinResult]] = {}
+        self._live: SessionResults[CheckinResult] = SessionResults(_LIVE_PER_SESSION)
 
     def instrument(self, instrument_id: str) -> Instrument:
         """An instrument by id, or InvalidInput."""
@@ -158,11 +158,11 @@ class Checkins:
 
     def forget_session(self, session_id: str) -> None:
         """Drop the in-memory copies of a finished session."""
-        self._live.pop(session_id, None)
+        self._live.forget(session_id)
 
     def live_results(self, session_id: str) -> list[CheckinResult]:
         """This session's check-ins seen live (stored or not), oldest first."""
-        return list(self._live.get(session_id, {}).values())
+        return self._live.of_session(session_id)
 
     async def _open(
         self, conn: AsyncConnection, rows: Sequence[StoredCheckin]
@@ -241,22 +241,21 @@ class Checkins:
         Returns only after the encrypted write is committed, so an acknowledgement sent after
         this call means the answers are durable.
         """
-        live = self._live.setdefault(session.id, OrderedDict())
-        if idempotency_key in live:
-            return live[idempotency_key], True
+        found = self._live.get(session.id, idempotency_key)
+        if found is not None:
+            return found, True
         instrument = self.instrument(instrument_id)
         try:
             response = validate_answers(instrument, answers)
         except AnswerError as exc:
             raise InvalidInput(str(exc)) from None
         scores = score(instrument, response)
-        async with db.write() as conn:
-            existing = await self._open(
-                conn, await checkin_rows.by_idempotency_key(conn, session.id, idempotency_key)
-            )
-            if existing:
-                live[idempotency_key] = existing[0]
-                return existing[0], True
+
+        async def earlier(conn: AsyncConnection) -> CheckinResult | None:
+            rows = await checkin_rows.by_idempotency_key(conn, session.id, idempotency_key)
+            return next(iter(await self._open(conn, rows)), None)
+
+        async def write(conn: AsyncConnection) -> Written[CheckinResult]:
             alerts = await self._alerts(conn, session, instrument, scores)
             row_id = new_id()
             stored = await self._consents.allows(
@@ -279,30 +278,30 @@ class Checkins:
                     submitted_at=now,
                     payload_ciphertext=ciphertext,
                 )
-            if audit is not None:  # in the same transaction: no write without its entry
-                await audit.record(
-                    conn,
-                    at=now,
-                    actor="client",
-                    action="checkin.submit",
-                    targets=(f"session:{session.id}",),
-                    details={"kind": instrument.kind, "stored": stored},
-                )
-        result = CheckinResult(
-            id=row_id,
+            result = CheckinResult(
+                id=row_id,
+                session_id=session.id,
+                client_id=session.client_id,
+                instrument=instrument,
+                answers=response.as_raw(),
+                scores=scores,
+                alerts=tuple(alerts),
+                submitted_at=now,
+                stored=stored,
+            )
+            return Written(result, {"kind": instrument.kind, "stored": stored})
+
+        return await write_once(
+            db,
+            self._live,
             session_id=session.id,
-            client_id=session.client_id,
-            instrument=instrument,
-            answers=response.as_raw(),
-            scores=scores,
-            alerts=tuple(alerts),
-            submitted_at=now,
-            stored=stored,
+            key=idempotency_key,
+            earlier=earlier,
+            write=write,
+            audit=audit,
+            action="checkin.submit",
+            now=now,
         )
-        live[idempotency_key] = result
-        while len(live) > _LIVE_PER_SESSION:
-            live.popitem(last=False)
-        return result, False
 
 
 def alert_json_to_alerts(items: Sequence[Mapping[str, Any]]) -> list[Alert]:

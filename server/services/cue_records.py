@@ -9,13 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.vault import FieldContext
 from server.db import cues as cue_rows
 from server.db.engine import Database
-from server.db.tables import cue_prompts, cue_summaries, signal_events
 from server.security.tokens import new_id
 from server.vault_store import ClientVault
 
@@ -29,7 +27,7 @@ class CueRecords:
     async def _store(
         self,
         db: Database,
-        table: sa.Table,
+        table_name: str,
         *,
         session_id: str,
         client_id: str,
@@ -38,11 +36,11 @@ class CueRecords:
     ) -> None:
         """Encrypt under the client's key, bound to this table and row, and store."""
         row_id = new_id()
-        ctx = FieldContext(table.name, row_id, "payload", client_id)
+        ctx = FieldContext(table_name, row_id, "payload", client_id)
         async with db.write() as conn:
             await cue_rows.insert(
                 conn,
-                table,
+                table_name,
                 row_id=row_id,
                 session_id=session_id,
                 client_id=client_id,
@@ -61,7 +59,7 @@ class CueRecords:
     ) -> None:
         """A prompt as shown to the therapist."""
         await self._store(
-            db, cue_prompts, session_id=session_id, client_id=client_id, payload=prompt, now=now
+            db, "cue_prompts", session_id=session_id, client_id=client_id, payload=prompt, now=now
         )
 
     async def store_signal(
@@ -70,7 +68,12 @@ class CueRecords:
         """A client's signal button press."""
         payload = {"kind": kind, "t_ms": t_ms}
         await self._store(
-            db, signal_events, session_id=session_id, client_id=client_id, payload=payload, now=now
+            db,
+            "signal_events",
+            session_id=session_id,
+            client_id=client_id,
+            payload=payload,
+            now=now,
         )
 
     async def store_summary(
@@ -84,21 +87,26 @@ class CueRecords:
     ) -> None:
         """The after-session cue summary."""
         await self._store(
-            db, cue_summaries, session_id=session_id, client_id=client_id, payload=summary, now=now
+            db,
+            "cue_summaries",
+            session_id=session_id,
+            client_id=client_id,
+            payload=summary,
+            now=now,
         )
 
     async def for_session(self, db: Database, session_id: str) -> dict[str, list[Any]]:
         """A session's stored prompts, signals and summaries, decrypted (the caller audits)."""
         found: dict[str, list[Any]] = {}
         async with db.read() as conn:
-            for table in cue_rows.CUE_TABLES:
-                found[table.name] = [
+            for table_name in cue_rows.CUE_TABLE_NAMES:
+                found[table_name] = [
                     await self._vault.decrypt_json(
                         conn,
-                        FieldContext(table.name, row.id, "payload", row.client_id),
+                        FieldContext(table_name, row.id, "payload", row.client_id),
                         row.payload_ciphertext,
                     )
-                    for row in await cue_rows.for_session(conn, table, session_id)
+                    for row in await cue_rows.for_session(conn, table_name, session_id)
                 ]
         return found
 

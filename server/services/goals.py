@@ -10,7 +10,7 @@ may act for which client (the therapist's own client, the client's own link) bef
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -23,7 +23,6 @@ from server.audit import AuditTrail
 from server.core.goals import (
     GOAL_ID,
     MAX_GOAL_CHARS,
-    ChangedBy,
     Goal,
     GoalChange,
     GoalError,
@@ -33,6 +32,7 @@ from server.core.goals import (
     goal_resource,
     status_change,
 )
+from server.core.models import SessionRole
 from server.db import goals as goal_rows
 from server.db.engine import Database
 from server.errors import InvalidInput, NotFound
@@ -49,8 +49,19 @@ class HistoryEntry:
 
     goal_id: str
     at: datetime
-    by: ChangedBy
+    by: SessionRole
     change: GoalChange
+    session_id: str | None
+
+
+@dataclass(frozen=True)
+class ChangeContext:
+    """Who changes a goal and where: their side, the audit trail's actor (never a name),
+    when, and the session it happens in (None outside one)."""
+
+    side: SessionRole
+    actor: str
+    now: datetime
     session_id: str | None
 
 
@@ -73,6 +84,23 @@ def _progress_context(row_id: str, client_id: str) -> FieldContext:
 
 def _reason_context(client_id: str) -> FieldContext:
     return FieldContext("progress_views", client_id, "reason", client_id)
+
+
+def _clean_text(text: object) -> str:
+    """A goal's words tidied, or InvalidInput saying what to correct."""
+    try:
+        return clean_goal_text(text)
+    except GoalError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _one(goals: list[Goal], goal_id: object) -> Goal:
+    """The goal with this id among the client's, or NotFound."""
+    if isinstance(goal_id, str) and GOAL_ID.fullmatch(goal_id):
+        for goal in goals:
+            if goal.id == goal_id:
+                return goal
+    raise NotFound("No such goal.")
 
 
 class Goals:
@@ -100,7 +128,7 @@ class Goals:
                     position=row.position,
                     created_at=row.created_at,
                     updated_at=row.updated_at,
-                    updated_by=ChangedBy(row.updated_by),
+                    updated_by=SessionRole(row.updated_by),
                 )
             )
         return goals
@@ -115,7 +143,7 @@ class Goals:
         async with self._db.read() as conn:
             rows = await goal_rows.change_rows(conn, client_id)
         return [
-            HistoryEntry(r.goal_id, r.at, ChangedBy(r.by), GoalChange(r.change), r.session_id)
+            HistoryEntry(r.goal_id, r.at, SessionRole(r.by), GoalChange(r.change), r.session_id)
             for r in rows
         ]
 
@@ -132,54 +160,44 @@ class Goals:
 
     # --- changing ---------------------------------------------------------------------
 
-    async def _record(
-        self,
-        conn: AsyncConnection,
-        *,
-        goal_id: str,
-        client_id: str,
-        session_id: str | None,
-        by: ChangedBy,
-        actor: str,
-        change: GoalChange,
-        now: datetime,
-    ) -> None:
-        await goal_rows.insert_change(
-            conn,
-            change_id=new_id(),
-            goal_id=goal_id,
-            client_id=client_id,
-            session_id=session_id,
-            at=now,
-            by=by.value,
-            change=change.value,
-        )
-        await self._audit.record(
-            conn,
-            at=now,
-            actor=actor,
-            action="goal.change",
-            targets=(f"client:{client_id}", f"goal:{goal_id}"),
-            details={"change": change.value, "by": by.value},
-        )
-
-    async def add(
+    async def _change(
         self,
         client_id: str,
-        text: object,
-        *,
-        by: ChangedBy,
-        actor: str,
-        now: datetime,
-        session_id: str | None,
+        by: ChangeContext,
+        step: Callable[[AsyncConnection, list[Goal]], Awaitable[tuple[str, GoalChange] | None]],
     ) -> list[Goal]:
-        """A new active goal in the client's words; the goals after the change."""
-        try:
-            clean = clean_goal_text(text)
-        except GoalError as exc:
-            raise InvalidInput(str(exc)) from None
+        """One change in one transaction: `step` validates against the goals as they stand
+        and writes, naming the goal and the change (None: nothing changed); then its history
+        entry and `goal.change` audit entry (never the words). The goals after the change."""
         async with self._db.write() as conn:
-            goals = await self._goals(conn, client_id)
+            done = await step(conn, await self._goals(conn, client_id))
+            if done is not None:
+                goal_id, change = done
+                await goal_rows.insert_change(
+                    conn,
+                    change_id=new_id(),
+                    goal_id=goal_id,
+                    client_id=client_id,
+                    session_id=by.session_id,
+                    at=by.now,
+                    by=by.side.value,
+                    change=change.value,
+                )
+                await self._audit.record(
+                    conn,
+                    at=by.now,
+                    actor=by.actor,
+                    action="goal.change",
+                    targets=(f"client:{client_id}", f"goal:{goal_id}"),
+                    details={"change": change.value, "by": by.side.value},
+                )
+            return await self._goals(conn, client_id)
+
+    async def add(self, client_id: str, text: object, by: ChangeContext) -> list[Goal]:
+        """A new active goal in the client's words; the goals after the change."""
+        clean = _clean_text(text)
+
+        async def step(conn: AsyncConnection, goals: list[Goal]) -> tuple[str, GoalChange]:
             try:
                 check_can_add(goals)
             except GoalError as exc:
@@ -194,97 +212,49 @@ class Goals:
                 client_id=client_id,
                 position=max((g.position for g in goals), default=0) + 1,
                 status=GoalStatus.ACTIVE.value,
-                now=now,
-                by=by.value,
+                now=by.now,
+                by=by.side.value,
                 ciphertext=ciphertext,
             )
-            await self._record(
-                conn,
-                goal_id=goal_id,
-                client_id=client_id,
-                session_id=session_id,
-                by=by,
-                actor=actor,
-                change=GoalChange.ADDED,
-                now=now,
-            )
-            return await self._goals(conn, client_id)
+            return goal_id, GoalChange.ADDED
 
-    async def _one(self, conn: AsyncConnection, client_id: str, goal_id: str) -> list[Goal]:
-        if not isinstance(goal_id, str) or not GOAL_ID.fullmatch(goal_id):
-            raise NotFound("No such goal.")
-        goals = await self._goals(conn, client_id)
-        if not any(g.id == goal_id for g in goals):
-            raise NotFound("No such goal.")
-        return goals
+        return await self._change(client_id, by, step)
 
     async def edit(
-        self,
-        client_id: str,
-        goal_id: str,
-        text: object,
-        *,
-        by: ChangedBy,
-        actor: str,
-        now: datetime,
-        session_id: str | None,
+        self, client_id: str, goal_id: str, text: object, by: ChangeContext
     ) -> list[Goal]:
         """New words for a goal (its status stays)."""
-        try:
-            clean = clean_goal_text(text)
-        except GoalError as exc:
-            raise InvalidInput(str(exc)) from None
-        async with self._db.write() as conn:
-            goals = await self._one(conn, client_id, goal_id)
-            if next(g for g in goals if g.id == goal_id).text == clean:
-                return goals
+        clean = _clean_text(text)
+
+        async def step(conn: AsyncConnection, goals: list[Goal]) -> tuple[str, GoalChange] | None:
+            if _one(goals, goal_id).text == clean:
+                return None
             ciphertext = await self._vault.encrypt_text(
                 conn, _text_context(goal_id, client_id), clean
             )
-            await goal_rows.update_goal(conn, goal_id, now=now, by=by.value, ciphertext=ciphertext)
-            await self._record(
-                conn,
-                goal_id=goal_id,
-                client_id=client_id,
-                session_id=session_id,
-                by=by,
-                actor=actor,
-                change=GoalChange.EDITED,
-                now=now,
+            await goal_rows.update_goal(
+                conn, goal_id, now=by.now, by=by.side.value, ciphertext=ciphertext
             )
-            return await self._goals(conn, client_id)
+            return goal_id, GoalChange.EDITED
+
+        return await self._change(client_id, by, step)
 
     async def set_status(
-        self,
-        client_id: str,
-        goal_id: str,
-        status: GoalStatus,
-        *,
-        by: ChangedBy,
-        actor: str,
-        now: datetime,
-        session_id: str | None,
+        self, client_id: str, goal_id: str, status: GoalStatus, by: ChangeContext
     ) -> list[Goal]:
         """Mark a goal reached or dropped, or make it active again."""
-        async with self._db.write() as conn:
-            goals = await self._one(conn, client_id, goal_id)
-            goal = next(g for g in goals if g.id == goal_id)
+
+        async def step(conn: AsyncConnection, goals: list[Goal]) -> tuple[str, GoalChange]:
             try:
-                change = status_change(goal, status, goals)
+                change = status_change(_one(goals, goal_id), status, goals)
             except GoalError as exc:
                 raise InvalidInput(str(exc)) from None
-            await goal_rows.update_goal(conn, goal_id, now=now, by=by.value, status=status.value)
-            await self._record(
-                conn,
-                goal_id=goal_id,
-                client_id=client_id,
-                session_id=session_id,
-                by=by,
-                actor=actor,
-                change=change,
-                now=now,
+            await goal_rows.update_goal(
+                conn, goal_id, now=by.now, by=by.side.value, status=status.value
             )
-            return await self._goals(conn, client_id)
+            return goal_id, change
+
+        return await self._change(client_id, by, step)
 
     # --- progress from the after-session check-in -------------------------------------
 
@@ -399,7 +369,7 @@ def fhir_goals_from_export(records: Mapping[str, Any], client_id: str) -> list[d
                 position=int(row["position"]),
                 created_at=datetime.fromisoformat(row["created_at"]),
                 updated_at=datetime.fromisoformat(row["updated_at"]),
-                updated_by=ChangedBy(row["updated_by"]),
+                updated_by=SessionRole(row["updated_by"]),
             )
         )
     progress: dict[str, list[tuple[datetime, int]]] = {}
@@ -413,6 +383,7 @@ def fhir_goals_from_export(records: Mapping[str, Any], client_id: str) -> list[d
 
 __all__ = [
     "MAX_GOAL_CHARS",
+    "ChangeContext",
     "Goals",
     "HistoryEntry",
     "ProgressView",

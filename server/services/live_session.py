@@ -18,14 +18,15 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from privacy.consent import Channel, ConsentChanged, ConsentDecision, Purpose
 from server.audit import AuditTrail
 from server.core.checkins import questionnaire_resource
+from server.core.closing import Closing
 from server.core.cues.config import CueConfig
 from server.core.cues.features import FeatureError
-from server.core.goals import ChangedBy, GoalError, GoalStatus, split_goal_answers
+from server.core.goals import GoalError, GoalStatus, split_goal_answers
 from server.core.links import SessionStatus
 from server.core.measures.scoring import SAFETY_REPAIR, safety_reason
 from server.core.models import Account
@@ -58,7 +59,7 @@ from server.services.checkins import CheckinResult, Checkins, alert_json, scores
 from server.services.consents import Consents
 from server.services.cue_records import CueRecords
 from server.services.email import Mailer
-from server.services.goals import Goals
+from server.services.goals import ChangeContext, Goals
 from server.services.live_cues import LiveCues
 from server.services.measures import MeasureResult, Measures, SafetyAlertRecord
 from server.services.safety import SafetyCheck, SafetyChecks
@@ -66,6 +67,7 @@ from server.services.safety import SafetyCheck, SafetyChecks
 log = logging.getLogger("attune.live")
 
 Clock = Callable[[], datetime]
+R = TypeVar("R")
 
 
 class LiveRooms(Protocol):
@@ -89,35 +91,17 @@ class LiveRooms(Protocol):
     def live_sessions_of_client(self, client_id: str) -> set[str]:
         """The sessions of this client that have a live room now."""
 
-    def close_connections(
-        self,
-        *,
-        code: CloseCode,
-        reason: str,
-        account_id: str | None = None,
-        sign_in_id: str | None = None,
-        except_sign_in_id: str | None = None,
-        client_access_id: str | None = None,
-        session_id: str | None = None,
-        role: SessionRole | None = None,
-    ) -> None:
-        """Close at once every socket matching all the given filters (at least one of account,
-        sign-in, client cookie or session); nothing they already sent is processed after."""
+    def close_connections(self, closing: Closing) -> None:
+        """Close at once every socket `closing` matches, on whichever process it is; nothing
+        they already sent is processed after."""
 
 
 @dataclass(frozen=True)
-class MeasureSubmitted:
-    """An outcome measure as the edge needs it: the result and whether it was a retry."""
+class Submitted(Generic[R]):
+    """A check-in or outcome measure as the edge needs it for its acknowledgement: the result
+    and whether it was a retry."""
 
-    result: MeasureResult
-    duplicate: bool
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """A check-in as the edge needs it for its acknowledgement."""
-
-    result: CheckinResult
+    result: R
     duplicate: bool
 
 
@@ -267,11 +251,13 @@ class LiveSessions:
         close now with 4401. Called by the account services after the change is committed."""
         log.info("closing live sockets of an account: %s", reason.value)
         self._rooms.close_connections(
-            account_id=account_id,
-            sign_in_id=sign_in_id,
-            except_sign_in_id=except_sign_in_id,
-            code=CloseCode.UNAUTHORIZED,
-            reason=reason.value,
+            Closing(
+                account_id=account_id,
+                sign_in_id=sign_in_id,
+                except_sign_in_id=except_sign_in_id,
+                code=CloseCode.UNAUTHORIZED,
+                reason=reason.value,
+            )
         )
 
     def end_client_access(
@@ -285,11 +271,13 @@ class LiveSessions:
         therapist's stay). Called by the link services after the change is committed."""
         log.info("closing live client sockets: %s", reason.value)
         self._rooms.close_connections(
-            session_id=session_id,
-            client_access_id=client_access_id,
-            role=SessionRole.CLIENT,
-            code=CloseCode.UNAUTHORIZED,
-            reason=reason.value,
+            Closing(
+                session_id=session_id,
+                client_access_id=client_access_id,
+                role=SessionRole.CLIENT,
+                code=CloseCode.UNAUTHORIZED,
+                reason=reason.value,
+            )
         )
 
     async def admit_device(self, session_id: str, client_access_id: str) -> None:
@@ -397,7 +385,7 @@ class LiveSessions:
         instrument_id: str,
         answers: Mapping[str, object],
         idempotency_key: str,
-    ) -> Submitted:
+    ) -> Submitted[CheckinResult]:
         """Score and (with consent) store a client's answers; returns after the durable write,
         so the edge may acknowledge. The therapist sees the result live, once."""
         async with self._db.read() as conn:
@@ -465,7 +453,7 @@ class LiveSessions:
         measure_id: str,
         answers: Mapping[str, object],
         idempotency_key: str,
-    ) -> MeasureSubmitted:
+    ) -> Submitted[MeasureResult]:
         """Store a client's outcome measure (always: the clinical record) and, when it raises
         the safety alert, tell the therapist at once: in the room if they are there, and by
         email whenever email is configured. No consent or setting can hold the alert back.
@@ -496,7 +484,7 @@ class LiveSessions:
                 await self._mailer.queue_safety_notice(
                     self._db, session=session, source_id=result.id, now=self._clock()
                 )
-        return MeasureSubmitted(result, duplicate)
+        return Submitted(result, duplicate)
 
     # --- shared goals -----------------------------------------------------------------
 
@@ -525,20 +513,13 @@ class LiveSessions:
     ) -> None:
         """A goal added (no `goal_id`), reworded (`text`) or moved (`status`) by either party
         in the call: stored, history and audit written, then both screens get `goals`."""
-        by = ChangedBy.THERAPIST if role is SessionRole.THERAPIST else ChangedBy.CLIENT
-        now = self._clock()
+        by = ChangeContext(role, actor, self._clock(), session_id)
         if goal_id is None:
-            goals = await self.goals.add(
-                client_id, text, by=by, actor=actor, now=now, session_id=session_id
-            )
+            goals = await self.goals.add(client_id, text, by)
         elif status is not None:
-            goals = await self.goals.set_status(
-                client_id, goal_id, status, by=by, actor=actor, now=now, session_id=session_id
-            )
+            goals = await self.goals.set_status(client_id, goal_id, status, by)
         else:
-            goals = await self.goals.edit(
-                client_id, goal_id, text, by=by, actor=actor, now=now, session_id=session_id
-            )
+            goals = await self.goals.edit(client_id, goal_id, text, by)
         message = GoalsMessage(goals=[g.to_json() for g in goals])
         self._rooms.deliver(session_id, message, Audience.CALL)
 

@@ -11,7 +11,6 @@ minimal alert record in the same transaction; delivering it to the therapist (ro
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +45,7 @@ from server.db import measures as rows
 from server.db.engine import Database
 from server.errors import InvalidInput, NotFound
 from server.security.tokens import new_id
+from server.services.submissions import SessionResults, Written, write_once
 from server.vault_store import ClientVault
 
 _LIVE_PER_SESSION: Final = 50
@@ -104,7 +104,7 @@ class Measures:
         self.review_by_session = review_by_session
         self._db = db
         self._vault = vault
-        self._live: dict[str, OrderedDict[str, MeasureResult]] = {}
+        self._live: SessionResults[MeasureResult] = SessionResults(_LIVE_PER_SESSION)
 
     def measure(self, measure_id: str) -> Measure:
         """A measure by id, or InvalidInput."""
@@ -115,7 +115,7 @@ class Measures:
 
     def forget_session(self, session_id: str) -> None:
         """Drop the in-memory copies of a finished session."""
-        self._live.pop(session_id, None)
+        self._live.forget(session_id)
 
     # --- plans and what is due --------------------------------------------------------
 
@@ -176,9 +176,9 @@ class Measures:
         committed. A retry with the same key, even after a restart, returns the first result
         and stores nothing more.
         """
-        live = self._live.setdefault(session.id, OrderedDict())
-        if idempotency_key in live:
-            return live[idempotency_key], True
+        found = self._live.get(session.id, idempotency_key)
+        if found is not None:
+            return found, True
         measure = self.measure(measure_id)
         try:
             response = validate_measure_answers(measure, answers)
@@ -186,14 +186,17 @@ class Measures:
             raise InvalidInput(str(exc)) from None
         scored = score_measure(measure, response)
         alert = safety_alert(measure, scored)
-        async with self._db.write() as conn:
-            starts = await rows.session_starts(conn, session.client_id)
-            number = session_number(session.starts_at, starts)
+
+        async def earlier(conn: AsyncConnection) -> MeasureResult | None:
             existing = await rows.by_idempotency_key(conn, session.id, idempotency_key)
-            if existing is not None:
-                result = await self._open(conn, existing, starts)
-                live[idempotency_key] = result
-                return result, True
+            if existing is None:
+                return None
+            return await self._open(
+                conn, existing, await rows.session_starts(conn, session.client_id)
+            )
+
+        async def write(conn: AsyncConnection) -> Written[MeasureResult]:
+            starts = await rows.session_starts(conn, session.client_id)
             row_id = new_id()
             payload = {"measure_version": measure.version, "answers": response.as_raw()}
             ciphertext = await self._vault.encrypt_json(
@@ -221,31 +224,31 @@ class Measures:
                     measure_id=measure.id,
                     raised_at=now,
                 )
-            if audit is not None:  # in the same transaction: no write without its entry
-                await audit.record(
-                    conn,
-                    at=now,
-                    actor="client",
-                    action="measure.submit",
-                    targets=(f"session:{session.id}",),
-                    details={"measure": measure.id, "stored": True},
-                )
-        result = MeasureResult(
-            id=row_id,
+            result = MeasureResult(
+                id=row_id,
+                session_id=session.id,
+                client_id=session.client_id,
+                measure=measure,
+                answers=response.as_raw(),
+                score=scored,
+                alert=alert,
+                submitted_at=now,
+                stored=True,
+                session_number=session_number(session.starts_at, starts),
+            )
+            return Written(result, {"measure": measure.id, "stored": True})
+
+        return await write_once(
+            self._db,
+            self._live,
             session_id=session.id,
-            client_id=session.client_id,
-            measure=measure,
-            answers=response.as_raw(),
-            score=scored,
-            alert=alert,
-            submitted_at=now,
-            stored=True,
-            session_number=number,
+            key=idempotency_key,
+            earlier=earlier,
+            write=write,
+            audit=audit,
+            action="measure.submit",
+            now=now,
         )
-        live[idempotency_key] = result
-        while len(live) > _LIVE_PER_SESSION:
-            live.popitem(last=False)
-        return result, False
 
     async def _open(
         self, conn: AsyncConnection, row: rows.StoredMeasure, starts: list[datetime]

@@ -121,12 +121,8 @@ async def confirm_enrolment(
         await q.replace_recovery_codes(
             conn, account.id, [totp.recovery_code_hash(c) for c in codes], now
         )
-        await audit.record(
-            conn,
-            at=now,
-            actor=f"account:{account.id}",
-            action="account.two_factor.enable",
-            targets=(f"account:{account.id}",),
+        await audit.record_own(
+            conn, at=now, account_id=account.id, action="account.two_factor.enable"
         )
     return codes
 
@@ -167,12 +163,8 @@ async def check_code(
                 targets=(f"account:{account_id}",),
             )
         elif kind == "recovery":
-            await audit.record(
-                conn,
-                at=now,
-                actor=f"account:{account_id}",
-                action="auth.recovery_code.use",
-                targets=(f"account:{account_id}",),
+            await audit.record_own(
+                conn, at=now, account_id=account_id, action="auth.recovery_code.use"
             )
     return kind
 
@@ -212,12 +204,8 @@ async def disable(
     await _password_and_code(db, audit, ring, current, password, code, now)
     async with db.write() as conn:
         await q.clear_totp(conn, current.account.id)
-        await audit.record(
-            conn,
-            at=now,
-            actor=f"account:{current.account.id}",
-            action="account.two_factor.disable",
-            targets=(f"account:{current.account.id}",),
+        await audit.record_own(
+            conn, at=now, account_id=current.account.id, action="account.two_factor.disable"
         )
     await end_all_sign_ins(
         db,
@@ -247,12 +235,8 @@ async def regenerate_recovery_codes(
         await q.replace_recovery_codes(
             conn, current.account.id, [totp.recovery_code_hash(c) for c in codes], now
         )
-        await audit.record(
-            conn,
-            at=now,
-            actor=f"account:{current.account.id}",
-            action="account.recovery_codes.replace",
-            targets=(f"account:{current.account.id}",),
+        await audit.record_own(
+            conn, at=now, account_id=current.account.id, action="account.recovery_codes.replace"
         )
     return codes
 

@@ -23,7 +23,7 @@ from server.services.retention import Retention
 from server.services.scheduling import ClientVisit
 from server.web.guard import SIGNED_IN, VISIT, spend_client_write
 from server.web.i18n import LANGUAGE
-from server.web.identity import client_visit, require_client_device
+from server.web.identity import page_visit, require_client_device
 from server.web.openapi import Operation
 from server.web.shapes import ERR
 from server.web.times import duration_words
@@ -42,16 +42,9 @@ def _retention(request: web.Request) -> Retention:
     return Retention(app[DB], app[AUDIT], app[VAULT])
 
 
-def _page_client(request: web.Request) -> ClientVisit:
-    current = client_visit(request)
-    if current is None:
-        raise web.HTTPSeeOther("/visit")
-    return current
-
-
 def _acting_client(request: web.Request, write: ClientWrite) -> ClientVisit:
     """The link's admitted device while the session is open, within its write limit."""
-    _page_client(request)
+    page_visit(request)
     visit = require_client_device(request)
     spend_client_write(request, write, visit)
     return visit
@@ -96,7 +89,7 @@ async def _export(request: web.Request, client_id: str, actor: str, notes: bool)
 
 async def data_page(request: web.Request) -> web.StreamResponse:
     """What is stored about the client, what erasure removes, and what the clinic keeps."""
-    visit = _page_client(request)
+    visit = page_visit(request)
     app = request.app
     policies = await _retention(request).policies()
     states = await app[CONSENTS].state(

@@ -25,7 +25,7 @@ from server.security.client_writes import ClientWrite
 from server.services.scheduling import ClientVisit
 from server.web.guard import VISIT, spend_client_write
 from server.web.i18n import LANGUAGE
-from server.web.identity import ANOTHER_DEVICE_MESSAGE, client_visit
+from server.web.identity import ANOTHER_DEVICE_MESSAGE, page_visit
 from server.web.notice_blocks import notice_blocks
 from server.web.openapi import Operation
 from server.web.shapes import ERR
@@ -50,15 +50,8 @@ def _status_json(status: ConsentStatus) -> dict[str, Any]:
     }
 
 
-def _page_client(request: web.Request) -> ClientVisit:
-    current = client_visit(request)
-    if current is None:
-        raise web.HTTPSeeOther("/visit")
-    return current
-
-
 async def consent_page(request: web.Request) -> web.StreamResponse:
-    visit = _page_client(request)
+    visit = page_visit(request)
     app = request.app
     states = await app[CONSENTS].state(
         app[DB], visit.session.client_id, app[CLOCK](), request[LANGUAGE]
@@ -89,7 +82,7 @@ async def consent_page(request: web.Request) -> web.StreamResponse:
 
 async def consent_submit(request: web.Request) -> web.StreamResponse:
     """Save ticked and unticked boxes: a grant or a withdrawal each takes the same one step."""
-    visit = _page_client(request)
+    visit = page_visit(request)
     spend_client_write(request, ClientWrite.CONSENT, visit)
     app = request.app
     form = await request.post()
@@ -129,14 +122,14 @@ async def _receipt(request: web.Request, visit: ClientVisit) -> dict[str, Any]:
 
 
 async def receipt_page(request: web.Request) -> web.StreamResponse:
-    visit = _page_client(request)
+    visit = page_visit(request)
     return aiohttp_jinja2.render_template(
         "consent_receipt.html", request, {"receipt": await _receipt(request, visit)}
     )
 
 
 async def receipt_download(request: web.Request) -> web.StreamResponse:
-    visit = _page_client(request)
+    visit = page_visit(request)
     body = json.dumps(await _receipt(request, visit), indent=2, ensure_ascii=False)
     return web.Response(
         text=body,

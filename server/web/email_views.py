@@ -17,16 +17,9 @@ from server.services.email import clean_email
 from server.services.scheduling import ClientVisit
 from server.web.guard import SIGNED_IN, page_guarded
 from server.web.i18n import LANGUAGE, translate
-from server.web.identity import client_visit
+from server.web.identity import page_visit
 
 _FIELD_LIMIT = 512
-
-
-def _page_client(request: web.Request) -> ClientVisit:
-    current = client_visit(request)
-    if current is None:
-        raise web.HTTPSeeOther("/visit")
-    return current
 
 
 async def _render(
@@ -64,14 +57,14 @@ async def _render(
 
 async def contact_page(request: web.Request) -> web.StreamResponse:
     """The client's email address for reminders: add, change or remove."""
-    visit = _page_client(request)
+    visit = page_visit(request)
     saved = request.query.get("saved")
     return await _render(request, visit, saved=saved if saved in {"saved", "removed"} else None)
 
 
 async def contact_submit(request: web.Request) -> web.StreamResponse:
     """Save (ticking the `contact` consent in the same step) or remove the address."""
-    visit = _page_client(request)
+    visit = page_visit(request)
     app = request.app
     form = await request.post()
     action = str(form.get("action", "save"))

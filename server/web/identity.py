@@ -196,6 +196,15 @@ def page_account(request: web.Request, role: Role | None = None) -> SignedIn:
         raise web.HTTPSeeOther(f"/login?next={quote(request.path, safe='/')}") from None
 
 
+def page_visit(request: web.Request) -> ClientVisit:
+    """The client's visit for a client page; without a live link cookie, back to `/visit`
+    (which says what is wrong with the link)."""
+    current = client_visit(request)
+    if current is None:
+        raise web.HTTPSeeOther("/visit")
+    return current
+
+
 def path_id(request: web.Request, name: str) -> str:
     """A row id from the URL; anything not shaped like one is simply not found."""
     value = request.match_info[name]

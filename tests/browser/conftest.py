@@ -20,6 +20,7 @@ from playwright.async_api import (
     ConsoleMessage,
     Error,
     Page,
+    ViewportSize,
     async_playwright,
     expect,
 )
@@ -48,6 +49,10 @@ ACTION_TIMEOUT_MS = 10_000
 expect.set_options(timeout=ACTION_TIMEOUT_MS)
 THERAPIST_EMAIL = "therapist@example.org"
 PHONE_WIDTH, PHONE_HEIGHT = 360, 640
+LAPTOP_SIZE: ViewportSize = {"width": 1280, "height": 720}
+PHONE_SIZE: ViewportSize = {"width": PHONE_WIDTH, "height": PHONE_HEIGHT}
+# Context options for a laptop's window
+LAPTOP: dict[str, Any] = {"viewport": LAPTOP_SIZE}
 # Context options for a small phone: touch, and the page's own viewport meta tag honoured.
 MOBILE: dict[str, Any] = {
     "viewport": {"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
@@ -82,6 +87,18 @@ class LiveSite:
         return self.url(f"/join/{invite.token}")
 
 
+async def screenshots(
+    page: Page, stem: Path, *, back_to: ViewportSize, full_page: bool = False
+) -> None:
+    """What the person sees at a phone's and a laptop's size, saved as `<stem>-360.png` and
+    `<stem>-1280.png` (outside the repository, for looking at; not an assertion); then the
+    page goes back to `back_to`."""
+    for size in (PHONE_SIZE, LAPTOP_SIZE):
+        await page.set_viewport_size(size)
+        await page.screenshot(path=f"{stem}-{size['width']}.png", full_page=full_page)
+    await page.set_viewport_size(back_to)
+
+
 @dataclass
 class BrowserHarness:
     """Opens pages in isolated contexts and records CSP violations and uncaught errors."""
@@ -112,14 +129,26 @@ class BrowserHarness:
         assert self.page_errors == []
 
 
+async def start_site(aiohttp_server: Any, tmp_path: Path, **settings: Any) -> LiveSite:
+    """The app on a fixed loopback port, so the invite links it prints are openable, with
+    these settings besides its data directory, host and port."""
+    port = unused_port()
+    configured = Settings(data_dir=tmp_path / "data", host="127.0.0.1", port=port, **settings)
+    app = create_app(configured)
+    await aiohttp_server(app, host="127.0.0.1", port=port)
+    return LiveSite(app=app, base_url=configured.base_url)
+
+
 @pytest.fixture
 async def live_site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
     """The app on a fixed loopback port, so the invite links it prints are openable."""
-    port = unused_port()
-    settings = Settings(data_dir=tmp_path / "data", host="127.0.0.1", port=port)
-    app = create_app(settings)
-    await aiohttp_server(app, host="127.0.0.1", port=port)
-    return LiveSite(app=app, base_url=settings.base_url)
+    return await start_site(aiohttp_server, tmp_path)
+
+
+@pytest.fixture
+async def emergency_site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
+    """The same with the clinic's emergency number set (112), as safety notices show it."""
+    return await start_site(aiohttp_server, tmp_path, clinic_emergency_number="112")
 
 
 @pytest.fixture
@@ -164,3 +193,10 @@ async def media_browser(chromium: Path) -> AsyncIterator[Browser]:
 def harness(browser: Browser) -> BrowserHarness:
     """Page factory plus the CSP and page-error log every browser test checks at its end."""
     return BrowserHarness(browser)
+
+
+@pytest.fixture
+def media_harness(media_browser: Browser) -> BrowserHarness:
+    """The same for the call pages: one browser with a fake camera and microphone for both
+    people."""
+    return BrowserHarness(media_browser)

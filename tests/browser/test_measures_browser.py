@@ -12,18 +12,22 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import unused_port
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, ViewportSize, expect
 
-from server.app import create_app
 from server.db.scheduling import session_by_id
 from server.keys import AUDIT, DB, MEASURES
 from server.services import scheduling
-from server.settings import Settings
-from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
+from tests.browser.conftest import (
+    LAPTOP,
+    LAPTOP_SIZE,
+    MOBILE,
+    PHONE_SIZE,
+    BrowserHarness,
+    LiveSite,
+    screenshots,
+)
 from tests.browser.video_helpers import (
     fits_a_phone,
     grant_telehealth,
@@ -34,61 +38,38 @@ from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
-LAPTOP = {"viewport": {"width": 1280, "height": 720}}
-PHONE = {"width": 360, "height": 640}
 SHOTS = Path("/tmp/shots-measures")
 CODES = ("LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9")
 ITEM_9 = re.compile(r"^9\. Thoughts that you would be better off dead")
 
 
-@pytest.fixture
-async def site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
-    """The app on a loopback port, with the clinic's emergency number set."""
-    port = unused_port()
-    settings = Settings(
-        data_dir=tmp_path / "data", host="127.0.0.1", port=port, clinic_emergency_number="112"
-    )
-    app = create_app(settings)
-    await aiohttp_server(app, host="127.0.0.1", port=port)
-    return LiveSite(app=app, base_url=settings.base_url)
-
-
-@pytest.fixture
-def harness(media_browser: Browser) -> BrowserHarness:
-    """One headless browser with fake camera and microphone for both people."""
-    return BrowserHarness(media_browser)
-
-
-async def shots(page: Page, name: str, *, back_to: dict[str, int]) -> None:
+async def shots(page: Page, name: str, *, back_to: ViewportSize) -> None:
     """What the person sees, at a phone's and a laptop's size (for looking at)."""
-    for width, height in ((360, 640), (1280, 720)):
-        await page.set_viewport_size({"width": width, "height": height})
-        await page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-    await page.set_viewport_size(back_to)  # type: ignore[arg-type]
+    await screenshots(page, SHOTS / name, back_to=back_to, full_page=True)
 
 
 async def test_a_thought_of_self_harm_before_the_session_reaches_the_therapists_room_at_once(
-    site: LiveSite, harness: BrowserHarness
+    emergency_site: LiveSite, media_harness: BrowserHarness
 ) -> None:
-    scheduled = await schedule_session(site)
-    await grant_telehealth(site, scheduled.client_id)
-    therapist = await harness.new_page(**LAPTOP)
-    await therapist_opens_room(therapist, site, scheduled.session_id)
+    scheduled = await schedule_session(emergency_site)
+    await grant_telehealth(emergency_site, scheduled.client_id)
+    therapist = await media_harness.new_page(**LAPTOP)
+    await therapist_opens_room(therapist, emergency_site, scheduled.session_id)
 
     # The therapist chooses the PHQ-9 for this client, every session, on the client page.
     plan = await therapist.context.new_page()
-    await plan.goto(site.url(f"/dashboard/clients/{scheduled.client_id}"))
+    await plan.goto(emergency_site.url(f"/dashboard/clients/{scheduled.client_id}"))
     measures = plan.get_by_role("region", name="Outcome measures")
     await measures.get_by_role("checkbox", name="PHQ-9").check()
     await measures.get_by_role("radio", name="Every session").check()
     await measures.get_by_role("button", name="Save measures").click()
     await expect(plan.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
     await expect(measures.get_by_role("checkbox", name="PHQ-9")).to_be_checked()
-    await shots(plan, "therapist-client-plan", back_to=LAPTOP["viewport"])
+    await shots(plan, "therapist-client-plan", back_to=LAPTOP_SIZE)
     await plan.close()
 
     # The client opens the link on a phone: the PHQ-9 is there before anything else.
-    client = await harness.new_page(**MOBILE)
+    client = await media_harness.new_page(**MOBILE)
     await client.goto(scheduled.link)
     card = client.get_by_role("region", name="Before your session: PHQ-9")
     await expect(card).to_be_visible()
@@ -105,7 +86,7 @@ async def test_a_thought_of_self_harm_before_the_session_reaches_the_therapists_
     await client.keyboard.press("ArrowDown")
     await expect(item9.get_by_role("radio", name="Several days")).to_be_checked()
     await fits_a_phone(client)
-    await shots(client, "client-phq9-form", back_to=PHONE)
+    await shots(client, "client-phq9-form", back_to=PHONE_SIZE)
     await card.get_by_role("button", name="Send to my therapist").click()
 
     # The client sees where to get help right now, with the clinic's number.
@@ -114,7 +95,7 @@ async def test_a_thought_of_self_harm_before_the_session_reaches_the_therapists_
     await expect(help_now).to_contain_text("emergency")
     await expect(help_now).to_contain_text("112")
     await fits_a_phone(client)
-    await shots(client, "client-help-text", back_to=PHONE)
+    await shots(client, "client-help-text", back_to=PHONE_SIZE)
 
     # The therapist's room shows the safety alert at once, on top of the private panel.
     panel = therapist.get_by_role("complementary", name="Private panel")
@@ -123,7 +104,7 @@ async def test_a_thought_of_self_harm_before_the_session_reaches_the_therapists_
     await expect(notices).to_contain_text("hurting themselves")
     await expect(notices).not_to_contain_text("Several days")
     await expect(therapist.locator("#panel-latest")).to_contain_text("Safety alert for J.M.")
-    await shots(therapist, "therapist-room-safety-alert", back_to=LAPTOP["viewport"])
+    await shots(therapist, "therapist-room-safety-alert", back_to=LAPTOP_SIZE)
 
     # A reload keeps it (panel-state), once.
     await therapist.reload()
@@ -132,20 +113,20 @@ async def test_a_thought_of_self_harm_before_the_session_reaches_the_therapists_
 
     # And the dashboard lists it until marked seen.
     dashboard = await therapist.context.new_page()
-    await dashboard.goto(site.url("/dashboard"))
+    await dashboard.goto(emergency_site.url("/dashboard"))
     alerts = dashboard.get_by_role("region", name="Safety alerts")
     await expect(alerts).to_contain_text("J.M.")
-    await shots(dashboard, "therapist-dashboard-safety-alert", back_to=LAPTOP["viewport"])
+    await shots(dashboard, "therapist-dashboard-safety-alert", back_to=LAPTOP_SIZE)
     await alerts.get_by_role("button", name=re.compile("^Mark as seen")).click()
     await expect(dashboard.get_by_role("region", name="Safety alerts")).to_have_count(0)
-    harness.assert_no_policy_violations()
+    media_harness.assert_no_policy_violations()
 
 
 async def test_three_sessions_of_worsening_scores_show_not_on_track_on_the_client_page(
-    site: LiveSite, harness: BrowserHarness
+    emergency_site: LiveSite, media_harness: BrowserHarness
 ) -> None:
-    scheduled = await schedule_session(site)
-    app = site.app
+    scheduled = await schedule_session(emergency_site)
+    app = emergency_site.app
     for week, total in enumerate((5, 9, 14)):
         created, _invite = await scheduling.create_session(
             app[DB],
@@ -168,8 +149,8 @@ async def test_three_sessions_of_worsening_scores_show_not_on_track_on_the_clien
             now=session.starts_at,
         )
 
-    therapist = await harness.new_page(**LAPTOP)
-    await therapist.goto(site.url(f"/dashboard/clients/{scheduled.client_id}"))
+    therapist = await media_harness.new_page(**LAPTOP)
+    await therapist.goto(emergency_site.url(f"/dashboard/clients/{scheduled.client_id}"))
     await therapist.get_by_label("Email").fill(scheduled.therapist.email)
     await therapist.get_by_label("Password").fill(PASSWORD)
     await therapist.get_by_role("button", name="Sign in").click()
@@ -177,10 +158,10 @@ async def test_three_sessions_of_worsening_scores_show_not_on_track_on_the_clien
     flags = measures.get_by_role("group", name="Not on track")
     await expect(flags).to_be_visible()
     await expect(flags).to_contain_text("PHQ-9 rose from 5 to 14")
-    await therapist.set_viewport_size(PHONE)
+    await therapist.set_viewport_size(PHONE_SIZE)
     await fits_a_phone(therapist)
-    await shots(therapist, "therapist-client-not-on-track", back_to=LAPTOP["viewport"])
-    harness.assert_no_policy_violations()
+    await shots(therapist, "therapist-client-not-on-track", back_to=LAPTOP_SIZE)
+    media_harness.assert_no_policy_violations()
 
 
 def _in_weeks(weeks: int) -> datetime:

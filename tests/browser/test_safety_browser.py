@@ -11,15 +11,18 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import unused_port
-from playwright.async_api import Browser, Page, WebSocket, expect
+from playwright.async_api import Page, WebSocket, expect
 
-from server.app import create_app
-from server.settings import Settings
-from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
+from tests.browser.conftest import (
+    LAPTOP,
+    MOBILE,
+    PHONE_SIZE,
+    BrowserHarness,
+    LiveSite,
+    screenshots,
+)
 from tests.browser.video_helpers import (
     admit,
     client_reaches_waiting_room,
@@ -33,30 +36,10 @@ from tests.browser.video_helpers import (
 
 pytestmark = pytest.mark.browser
 
-LAPTOP = {"viewport": {"width": 1280, "height": 720}}
-PHONE = {"width": 360, "height": 640}
 SHOTS = Path("/tmp/safety-shots")
 QUICK_EXIT_WITHIN_MS = 1_000
 CLIENT_MARKER = "chat-marker-c41"
 THERAPIST_MARKER = "chat-marker-t97"
-
-
-@pytest.fixture
-async def site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
-    """The app on a loopback port."""
-    port = unused_port()
-    settings = Settings(
-        data_dir=tmp_path / "data", host="127.0.0.1", port=port, clinic_emergency_number="112"
-    )
-    app = create_app(settings)
-    await aiohttp_server(app, host="127.0.0.1", port=port)
-    return LiveSite(app=app, base_url=settings.base_url)
-
-
-@pytest.fixture
-def harness(media_browser: Browser) -> BrowserHarness:
-    """One headless browser with fake camera and microphone for both people."""
-    return BrowserHarness(media_browser)
 
 
 async def shot(page: Page, name: str) -> None:
@@ -66,20 +49,17 @@ async def shot(page: Page, name: str) -> None:
 
 async def shot_wide(page: Page, name: str) -> None:
     """The same page at a laptop's size too, then back to the phone's."""
-    await page.set_viewport_size(LAPTOP["viewport"])
-    await shot(page, f"{name}-1280")
-    await page.set_viewport_size(PHONE)
-    await shot(page, f"{name}-360")
+    await screenshots(page, SHOTS / name, back_to=PHONE_SIZE)
 
 
 async def test_a_client_in_danger_leaves_at_once_and_the_therapist_sees_why(
-    site: LiveSite, harness: BrowserHarness
+    emergency_site: LiveSite, media_harness: BrowserHarness
 ) -> None:
-    scheduled = await schedule_session(site)
-    await grant_telehealth(site, scheduled.client_id)
-    therapist = await harness.new_page(**LAPTOP)
-    await therapist_opens_room(therapist, site, scheduled.session_id)
-    client = await harness.new_page(**MOBILE)
+    scheduled = await schedule_session(emergency_site)
+    await grant_telehealth(emergency_site, scheduled.client_id)
+    therapist = await media_harness.new_page(**LAPTOP)
+    await therapist_opens_room(therapist, emergency_site, scheduled.session_id)
+    client = await media_harness.new_page(**MOBILE)
     sent: list[str] = []
 
     def record(ws: WebSocket) -> None:
@@ -142,27 +122,27 @@ async def test_a_client_in_danger_leaves_at_once_and_the_therapist_sees_why(
     await expect(notices.get_by_role("listitem")).to_have_count(2)
     await expect(notices.get_by_role("listitem").first).to_contain_text("from the waiting room")
     await expect(panel.get_by_text("Nobody is waiting.")).to_be_visible()
-    await therapist.set_viewport_size(PHONE)
+    await therapist.set_viewport_size(PHONE_SIZE)
     await shot(therapist, "therapist-360-quick-exit")
-    harness.assert_no_policy_violations()
+    media_harness.assert_no_policy_violations()
 
 
 async def test_the_two_people_write_to_each_other_and_the_server_never_sees_a_word(
-    site: LiveSite, harness: BrowserHarness, caplog: pytest.LogCaptureFixture
+    emergency_site: LiveSite, media_harness: BrowserHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    scheduled = await schedule_session(site)
-    await grant_telehealth(site, scheduled.client_id)
+    scheduled = await schedule_session(emergency_site)
+    await grant_telehealth(emergency_site, scheduled.client_id)
     frames: list[str] = []
 
     def record(ws: WebSocket) -> None:
         ws.on("framesent", lambda payload: frames.append(str(payload)))
         ws.on("framereceived", lambda payload: frames.append(str(payload)))
 
-    therapist = await harness.new_page(**LAPTOP)
+    therapist = await media_harness.new_page(**LAPTOP)
     therapist.on("websocket", record)
-    await therapist_opens_room(therapist, site, scheduled.session_id)
-    client = await harness.new_page(**MOBILE)
+    await therapist_opens_room(therapist, emergency_site, scheduled.session_id)
+    client = await media_harness.new_page(**MOBILE)
     client.on("websocket", record)
     await client_reaches_waiting_room(client, scheduled.link, consent=False)
 
@@ -218,4 +198,4 @@ async def test_the_two_people_write_to_each_other_and_the_server_never_sees_a_wo
     for marker in (CLIENT_MARKER, THERAPIST_MARKER):
         assert not [frame for frame in frames if marker in frame]
         assert marker not in caplog.text
-    harness.assert_no_policy_violations()
+    media_harness.assert_no_policy_violations()

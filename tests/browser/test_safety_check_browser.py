@@ -12,15 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import unused_port
 from playwright.async_api import Browser, Page, Request, expect
 
-from server.app import create_app
 from server.core.models import Role
 from server.keys import AUDIT, DB
 from server.services import scheduling
-from server.settings import Settings
-from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
+from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite, start_site
 from tests.browser.video_helpers import (
     answer_safety_check,
     client_reaches_waiting_room,
@@ -46,17 +43,9 @@ def make_site(safety_check: bool = True) -> Any:
 
     @pytest.fixture
     async def site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
-        port = unused_port()
-        settings = Settings(
-            data_dir=tmp_path / "data",
-            host="127.0.0.1",
-            port=port,
-            clinic_emergency_number="112",
-            safety_check=safety_check,
+        return await start_site(
+            aiohttp_server, tmp_path, clinic_emergency_number="112", safety_check=safety_check
         )
-        app = create_app(settings)
-        await aiohttp_server(app, host="127.0.0.1", port=port)
-        return LiveSite(app=app, base_url=settings.base_url)
 
     return site
 

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import unused_port
 from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
-from server.app import create_app
-from server.settings import Settings
-from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
+from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite, start_site
 from tests.browser.video_helpers import (
     admit,
     client_reaches_waiting_room,
@@ -40,11 +37,7 @@ COMMENT = "I felt rushed near the end."
 @pytest.fixture
 async def site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
     """The app on a loopback port."""
-    port = unused_port()
-    settings = Settings(data_dir=tmp_path / "data", host="127.0.0.1", port=port)
-    app = create_app(settings)
-    await aiohttp_server(app, host="127.0.0.1", port=port)
-    return LiveSite(app=app, base_url=settings.base_url)
+    return await start_site(aiohttp_server, tmp_path)
 
 
 @pytest.fixture

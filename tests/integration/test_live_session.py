@@ -144,6 +144,20 @@ def test_a_therapist_only_message_cannot_be_delivered_to_clients() -> None:
             hub.deliver("s1", signal, audience)
 
 
+def test_a_therapist_only_message_cannot_be_sent_to_a_connection_by_its_id() -> None:
+    hub = Hub()
+    hub.rooms.join("s1", "t1", SessionRole.THERAPIST, "Therapist", 0)
+    hub.rooms.join("s1", "c1", SessionRole.CLIENT, "J.M.", 0)
+    signal: Any = ClientSignalMessage(signal=ClientSignal.NEED_A_MOMENT)  # Any: mypy would refuse
+    for conn_id in ("c1", "t1"):  # an id does not say whose it is: no therapist-only by id
+        with pytest.raises(TypeError, match="deliver_to_therapist"):
+            hub.send(conn_id, signal)
+    forwarded: list[Any] = []
+    hub.bus.forward_effect = forwarded.append  # type: ignore[method-assign]
+    hub.deliver_to_therapist("s1", signal)
+    assert [(e.conn_id, e.message["type"]) for e in forwarded] == [("t1", "client-signal")]
+
+
 async def _csrf_of(client: TestClient) -> str:
     """The signed-in therapist's CSRF token, as the dashboard page carries it."""
     import re

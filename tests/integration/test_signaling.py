@@ -164,6 +164,9 @@ async def test_hello_must_come_first_and_bad_frames_get_errors_without_closing(
         assert therapist.ws is not None
         await therapist.ws.send_str(frame)
         assert (await therapist.expect("error"))["code"] == code
+    await therapist.ws.send_bytes(b'{"type":"ping"}')  # a binary frame: told, kept
+    binary = await therapist.expect("error")
+    assert (binary["code"], binary["message"]) == ("invalid", "Send JSON text frames.")
     await therapist.send({"type": "ping", "id": "beat-9"})
     assert (await therapist.expect("pong")).get("ref") == "beat-9"  # still connected, echoed
 

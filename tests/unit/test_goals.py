@@ -14,7 +14,6 @@ from server.core.checkins import load_builtin_instruments, questionnaire_resourc
 from server.core.goals import (
     MAX_ACTIVE_GOALS,
     MAX_GOAL_CHARS,
-    ChangedBy,
     Goal,
     GoalChange,
     GoalError,
@@ -27,6 +26,7 @@ from server.core.goals import (
     status_change,
     with_goal_items,
 )
+from server.core.models import SessionRole
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
@@ -39,7 +39,7 @@ def goal(n: int, status: GoalStatus = GoalStatus.ACTIVE, text: str = "Sleep bett
         position=n,
         created_at=T0,
         updated_at=T0,
-        updated_by=ChangedBy.CLIENT,
+        updated_by=SessionRole.CLIENT,
     )
 
 

@@ -25,6 +25,7 @@
  *   - `resync()` after the WebSocket comes back: resend an offer that may have been lost.
  */
 
+import { Emitter } from "./events.js";
 import {
   CommitRevealInitiator,
   CommitRevealResponder,
@@ -393,8 +394,8 @@ export class Call {
   #incoming = Promise.resolve();
   /** @type {ReturnType<typeof setTimeout> | null} */
   #disconnectedTimer = null;
-  /** @type {Map<string, Set<(payload: unknown) => void>>} */
-  #listeners = new Map();
+  /** @type {Emitter<CallEvents>} */
+  #events = new Emitter();
   /** @type {string | null} */
   #safetyCode = null;
   /** What this side sends, told to the other side whenever the data channel opens. */
@@ -442,15 +443,7 @@ export class Call {
    * @returns {() => void}
    */
   on(type, fn) {
-    let set = this.#listeners.get(type);
-    if (!set) {
-      set = new Set();
-      this.#listeners.set(type, set);
-    }
-    // stored by type name; #emit hands each listener the payload of its own type
-    const listener = /** @type {(payload: unknown) => void} */ (fn);
-    set.add(listener);
-    return () => set?.delete(listener);
+    return this.#events.on(type, fn);
   }
 
   /**
@@ -459,15 +452,7 @@ export class Call {
    * @param {CallEvents[K]} payload
    */
   #emit(type, payload) {
-    for (const fn of [...(this.#listeners.get(type) ?? [])]) {
-      try {
-        fn(payload);
-      } catch (error) {
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
+    this.#events.emit(type, payload);
   }
 
   /**

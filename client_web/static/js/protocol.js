@@ -25,6 +25,7 @@
  *     sessionStorage so a reload resends them too.
  */
 
+import { Emitter } from "./events.js";
 import {
   AccessEnd,
   CloseCode,
@@ -230,8 +231,8 @@ function nextId(prefix) {
  * One session's WebSocket, reconnecting and resuming until the session says stop.
  */
 export class SessionConnection {
-  /** @type {Map<string, Set<(payload: unknown) => void>>} */
-  #listeners = new Map();
+  /** @type {Emitter<ConnectionEvents>} */
+  #events = new Emitter();
   /** @type {Required<Omit<ConnectionOptions, "storage">> & {storage: StorageLike | null}} */
   #options;
   /** @type {SocketLike | null} */
@@ -290,15 +291,7 @@ export class SessionConnection {
    * @returns {() => void}
    */
   on(type, fn) {
-    let set = this.#listeners.get(type);
-    if (!set) {
-      set = new Set();
-      this.#listeners.set(type, set);
-    }
-    // stored by type name; #emit hands each listener the payload of its own type
-    const listener = /** @type {(payload: unknown) => void} */ (fn);
-    set.add(listener);
-    return () => set?.delete(listener);
+    return this.#events.on(type, fn);
   }
 
   /**
@@ -307,16 +300,7 @@ export class SessionConnection {
    * @param {ConnectionEvents[K]} payload
    */
   #emit(type, payload) {
-    for (const fn of [...(this.#listeners.get(type) ?? [])]) {
-      try {
-        fn(payload);
-      } catch (error) {
-        // one broken subscriber must not stop the others or the connection
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
-    }
+    this.#events.emit(type, payload);
   }
 
   // --- state -----------------------------------------------------------------------------

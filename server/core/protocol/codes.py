@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import IntEnum, StrEnum
 from typing import Any, Final
 
+from server.core.models import SessionRole as SessionRole  # the session roles' one type
+
 PROTOCOL_VERSION: Final = 1
 MAX_FRAME_BYTES: Final = 64 * 1024  # larger frames get a `too-large` error
 HARD_FRAME_LIMIT_BYTES: Final = 128 * 1024  # the edge's read limit: larger frames close (1009)
@@ -35,13 +37,6 @@ MAX_GOALS_LISTED: Final = 50  # active, reached and dropped goals in one `goals`
 WAITING_NOTES_PER_MINUTE: Final = 5  # per room; a note is never stored
 # Screen sharing: starts and stops relayed per room a minute (live only, like the notes' count)
 SCREEN_SHARE_CHANGES_PER_MINUTE: Final = 20
-
-
-class SessionRole(StrEnum):
-    """Which side of a therapy session a connection speaks for."""
-
-    THERAPIST = "therapist"
-    CLIENT = "client"
 
 
 class IceTransportPolicy(StrEnum):

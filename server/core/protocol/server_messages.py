@@ -566,7 +566,7 @@ class GoalsMessage(SharedMessage):
             g.text("text", max_chars=MAX_GOAL_TEXT_CHARS)
             if g.raw("status") not in _GOAL_STATUSES:
                 invalid("goals.goals[].status: active, reached or dropped")
-            if g.raw("updated_by") not in ("therapist", "client"):
+            if g.raw("updated_by") not in tuple(SessionRole):
                 invalid("goals.goals[].updated_by: therapist or client")
             g.integer("updated_at_ms", 0, 2**53)
             g.done()

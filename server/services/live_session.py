@@ -397,9 +397,11 @@ class LiveSessions:
         instrument_id: str,
         answers: Mapping[str, object],
         idempotency_key: str,
+        language: str | None = None,
     ) -> Submitted:
         """Score and (with consent) store a client's answers; returns after the durable write,
-        so the edge may acknowledge. The therapist sees the result live, once."""
+        so the edge may acknowledge. The therapist sees the result live, once. `language`: the
+        one the client read the form in (None: the instrument's own)."""
         async with self._db.read() as conn:
             session = await session_queries.session_by_id(conn, session_id)
         if session is None:
@@ -420,6 +422,7 @@ class LiveSessions:
             idempotency_key=idempotency_key,
             now=self._clock(),
             audit=self._audit,
+            language=language,
         )
         if progress and self._goals is not None:
             # Same key, same rule: stored once, encrypted, only with `checkin_storage`.

@@ -53,6 +53,7 @@ TRANSLATED_ROUTES: Final = frozenset(
         "/api/v1/visit/consents",  # the notices, in the language they are shown
         "/visit/consent",  # the consent page (from the join path) and its receipt
         "/visit/consent/receipt",
+        "/visit/after",  # the after-session check-in
     }
 )
 """Routes whose pages (and error pages) follow the negotiated language; add a route here

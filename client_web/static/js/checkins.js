@@ -194,8 +194,9 @@ function itemBlock(item, answers, changed, submitOnTap, language) {
         const button = el("button", { type: "button", class: "pulse-button" });
         button.append(el("span", { class: "pulse-number" }, String(value)));
         if (anchor) {
-          button.append(el("span", { class: "pulse-anchor" }, anchor));
-          button.setAttribute("aria-label", `${value} – ${anchor}`);
+          // the name comes from what the button shows ("1 – Not well"): no aria-label that
+          // could drift from the visible words (WCAG 2.5.3)
+          button.append(el("span", { class: "visually-hidden" }, " – "), el("span", { class: "pulse-anchor" }, anchor));
         }
         button.addEventListener("click", () => {
           answers[item.linkId] = value;

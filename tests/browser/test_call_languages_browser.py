@@ -27,6 +27,7 @@ from privacy.consent import Channel, ConsentDecision, Purpose
 from server.keys import AUDIT, CONSENTS, DB
 from tests.browser.conftest import MOBILE, PHONE_HEIGHT, PHONE_WIDTH, BrowserHarness, LiveSite
 from tests.browser.test_languages_browser import ENGLISH
+from tests.browser.test_video_call import STATUS_SEEN, WATCH_CALL_STATUS
 from tests.browser.video_helpers import (
     MEDIA_TIMEOUT_MS,
     ScheduledSession,
@@ -92,6 +93,8 @@ class Words:
     messages: str
     therapist_says: str
     pulse_question: str
+    reconnecting: str
+    therapist_reconnecting: str
     pulse_low: str
     leave_title: str
     stay: str
@@ -123,6 +126,8 @@ WORDS = {
         messages="Mensajes",
         therapist_says="Su terapeuta: ",
         pulse_question="¿Cómo va esto para usted en este momento?",
+        reconnecting="Volviendo a conectar…",
+        therapist_reconnecting="Su terapeuta se está volviendo a conectar…",
         pulse_low="1 – Mal",
         leave_title="¿Salir de la sesión?",
         stay="Quedarme",
@@ -158,6 +163,8 @@ WORDS = {
         messages="Nachrichten",
         therapist_says="Ihre Therapeutin oder Ihr Therapeut: ",
         pulse_question="Wie geht es Ihnen gerade mit dem Gespräch?",
+        reconnecting="Verbindung wird wiederhergestellt…",
+        therapist_reconnecting="Ihre Therapeutin oder Ihr Therapeut verbindet sich neu…",
         pulse_low="1 – Nicht gut",
         leave_title="Sitzung verlassen?",
         stay="Bleiben",
@@ -320,6 +327,17 @@ async def test_a_client_goes_through_the_call_and_the_checkins_in_their_own_lang
     await therapist.get_by_label("Message", exact=True).press("Enter")
     log = client.get_by_role("log", name=words.messages)
     await expect(log).to_contain_text(f"{words.therapist_says}Hola / Hallo")
+
+    # the call's status line (a live region) says what happens when a connection drops
+    await client.evaluate(WATCH_CALL_STATUS)
+    await client.evaluate("window.__attune.connection.socket.close(4000, 'test: network drop')")
+    await client.wait_for_function(STATUS_SEEN, arg=words.reconnecting, polling="raf")
+    await client.wait_for_function("() => window.__attune.connection.state === 'open'")
+    await therapist.evaluate("window.__attune.connection.socket.close(4000, 'test: drop')")
+    await client.wait_for_function(STATUS_SEEN, arg=words.therapist_reconnecting, polling="raf")
+    await therapist.wait_for_function("() => window.__attune.connection.state === 'open'")
+    await expect(client.locator("#call-status")).to_have_attribute("role", "status")
+    await expect(client.locator("#call-status")).to_have_text("")
 
     # the pulse: a one-tap question whose buttons have names in the client's language
     await therapist.get_by_role("button", name="Ask a pulse question").click()

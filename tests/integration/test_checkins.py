@@ -438,3 +438,28 @@ async def test_a_checkin_in_a_language_it_is_not_written_in_is_refused(
     error = await visitor.expect("error")
     assert error["code"] == "invalid" and "language" in error["message"]
     assert _stored_rows(client) == []
+
+
+async def test_the_after_form_posted_in_a_language_it_is_not_written_in_is_refused(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor = await _in_call(client, aiohttp_client, storage=True)
+    await therapist.send({"type": "end"})
+    await visitor.expect("session-ended")
+    html = await (await visitor.http.get("/visit/after")).text()
+    csrf = html.split('name="csrf-token" content="')[1].split('"')[0]
+    for language, status in (("fr", 422), ("Deutsch", 422), ("es", 201)):
+        response = await visitor.http.post(
+            "/api/v1/visit/checkins",
+            headers={"X-CSRF-Token": csrf},
+            json={
+                "instrument_id": "after",
+                "answers": {"bond": 9},
+                "idempotency_key": f"{language}-{KEY}"[:64],
+                "language": language,
+            },
+        )
+        assert response.status == status, (language, await response.text())
+        if status == 422:
+            assert "language" in (await response.json())["error"]["message"]
+    assert [kind for kind, _ in _stored_rows(client)] == ["after"]

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from server.core.checkins.translations import translated
 from server.core.models import SessionRole
 
 MAX_ACTIVE_GOALS: Final = 5
@@ -119,14 +120,31 @@ def goal_items(goals: Sequence[Goal]) -> list[dict[str, Any]]:
         {
             "linkId": goal_link_id(g.id),
             "text": f"Progress on your goal: “{g.text}”",
+            # the goal's own words stay as written; the sentence around them is translated
+            "_text": translated(
+                {
+                    "es": f"Avance en su objetivo: «{g.text}»",
+                    "de": f"Fortschritt bei Ihrem Ziel: „{g.text}“",
+                }
+            ),
             "type": "integer",
             "required": False,
             "extension": [
                 {"url": f"{FHIR_EXT}therapist-label", "valueString": "Goal progress"},
                 {"url": "http://hl7.org/fhir/StructureDefinition/minValue", "valueInteger": 0},
                 {"url": "http://hl7.org/fhir/StructureDefinition/maxValue", "valueInteger": 10},
-                {"url": f"{FHIR_EXT}anchor-low", "valueString": "no progress yet"},
-                {"url": f"{FHIR_EXT}anchor-high", "valueString": "fully there"},
+                {
+                    "url": f"{FHIR_EXT}anchor-low",
+                    "valueString": "no progress yet",
+                    "_valueString": translated(
+                        {"es": "aún sin avances", "de": "noch kein Fortschritt"}
+                    ),
+                },
+                {
+                    "url": f"{FHIR_EXT}anchor-high",
+                    "valueString": "fully there",
+                    "_valueString": translated({"es": "objetivo alcanzado", "de": "ganz erreicht"}),
+                },
                 {
                     "url": "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl",
                     "valueCodeableConcept": {"coding": [{"code": "slider"}]},

@@ -643,6 +643,7 @@ async def _checkin_answer(ctx: _Context, message: CheckinAnswer) -> None:
         instrument_id=message.instrument_id,
         answers=message.answers,
         idempotency_key=message.idempotency_key,
+        language=message.language,
     )
     ctx.reply(CheckinAckMessage(idempotency_key=message.idempotency_key, ref=message.id))
 

@@ -29,6 +29,7 @@ from server.core.checkins import (
     validate_answers,
 )
 from server.core.checkins.instruments import ScoreRole
+from server.core.checkins.translations import SOURCE_LANGUAGE
 from server.core.models import TherapySession
 from server.db import checkins as checkin_rows
 from server.db.checkins import StoredCheckin
@@ -55,6 +56,9 @@ class CheckinResult:
     alerts: tuple[Alert, ...]
     submitted_at: datetime
     stored: bool
+    language: str = SOURCE_LANGUAGE
+    """The language the client read the questionnaire in (its wording is what the export
+    shows)."""
 
 
 def _answer_text(instrument: Instrument, link_id: str, value: int | str) -> tuple[str, str]:
@@ -187,6 +191,7 @@ class Checkins:
                     alerts=tuple(alert_json_to_alerts(payload.get("alerts", []))),
                     submitted_at=row.submitted_at,
                     stored=True,
+                    language=payload.get("language", SOURCE_LANGUAGE),
                 )
             )
         return results
@@ -235,8 +240,11 @@ class Checkins:
         idempotency_key: str,
         now: datetime,
         audit: AuditTrail | None = None,
+        language: str | None = None,
     ) -> tuple[CheckinResult, bool]:
-        """Score and (with consent) store a submission; (result, was_duplicate).
+        """Score and (with consent) store a submission; (result, was_duplicate). `language`
+        is the one the client read the form in (None: the instrument's own; InvalidInput for
+        one the instrument is not translated into).
 
         Returns only after the encrypted write is committed, so an acknowledgement sent after
         this call means the answers are durable.
@@ -245,6 +253,11 @@ class Checkins:
         if found is not None:
             return found, True
         instrument = self.instrument(instrument_id)
+        language = language or instrument.language
+        if language not in instrument.languages:
+            raise InvalidInput(
+                f"language: this check-in is written in {', '.join(sorted(instrument.languages))}."
+            )
         try:
             response = validate_answers(instrument, answers)
         except AnswerError as exc:
@@ -262,7 +275,11 @@ class Checkins:
                 conn, session.client_id, Purpose.CHECKIN_STORAGE, now
             )
             if stored:
-                payload = {"answers": response.as_raw(), "alerts": [alert_json(a) for a in alerts]}
+                payload = {
+                    "answers": response.as_raw(),
+                    "alerts": [alert_json(a) for a in alerts],
+                    "language": language,
+                }
                 ciphertext = await self._vault.encrypt_json(
                     conn, _context(row_id, session.client_id), payload
                 )
@@ -288,6 +305,7 @@ class Checkins:
                 alerts=tuple(alerts),
                 submitted_at=now,
                 stored=stored,
+                language=language,
             )
             return Written(result, {"kind": instrument.kind, "stored": stored})
 

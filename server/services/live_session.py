@@ -385,9 +385,11 @@ class LiveSessions:
         instrument_id: str,
         answers: Mapping[str, object],
         idempotency_key: str,
+        language: str | None = None,
     ) -> Submitted[CheckinResult]:
         """Score and (with consent) store a client's answers; returns after the durable write,
-        so the edge may acknowledge. The therapist sees the result live, once."""
+        so the edge may acknowledge. The therapist sees the result live, once. `language`: the
+        one the client read the form in (None: the instrument's own)."""
         async with self._db.read() as conn:
             session = await session_queries.session_by_id(conn, session_id)
         if session is None:
@@ -408,6 +410,7 @@ class LiveSessions:
             idempotency_key=idempotency_key,
             now=self._clock(),
             audit=self._audit,
+            language=language,
         )
         if progress and self._goals is not None:
             # Same key, same rule: stored once, encrypted, only with `checkin_storage`.

@@ -63,6 +63,7 @@ CHECKIN_SUBMIT_SCHEMA = {
         "instrument_id": {"type": "string", "minLength": 1, "maxLength": 64},
         "answers": {"type": "object"},
         "idempotency_key": {"type": "string", "minLength": 16, "maxLength": 64},
+        "language": {"type": "string", "pattern": "^[a-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$"},
     },
 }
 
@@ -89,6 +90,7 @@ async def client_submit(request: web.Request) -> web.StreamResponse:
         instrument_id=body["instrument_id"],
         answers=body["answers"],
         idempotency_key=body["idempotency_key"],
+        language=body.get("language"),
     )
     return web.json_response(
         {
@@ -147,16 +149,23 @@ def _fhir_bundle(
     from server.core.checkins import validate_answers
 
     instruments = {r.instrument.id: r.instrument for r in results}
-    responses = [
-        questionnaire_response(
-            r.instrument,
-            validate_answers(r.instrument, r.answers),
-            response_id=r.id,
-            subject_ref=f"Patient/{client_id}",
-            authored=r.submitted_at,
+    responses = []
+    for r in results:
+        # the wording the client read: the instrument in the language it was shown in
+        shown = (
+            r.instrument.in_language(r.language)
+            if r.language in r.instrument.languages
+            else r.instrument
         )
-        for r in results
-    ]
+        responses.append(
+            questionnaire_response(
+                shown,
+                validate_answers(shown, r.answers),
+                response_id=r.id,
+                subject_ref=f"Patient/{client_id}",
+                authored=r.submitted_at,
+            )
+        )
     return bundle(
         [questionnaire_resource(i) for i in instruments.values()],
         responses,

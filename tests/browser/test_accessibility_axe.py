@@ -1,7 +1,8 @@
 """axe-core finds no serious or critical accessibility violation on the client's pages, in
 English, Spanish and German: the join pages on a phone (360×640), the client's other pages
 (data rights, email reminders, the 503 and error pages, after the session) on a phone and on a
-laptop (1280×720).
+laptop (1280×720), and the call and the check-in forms (before, pulse, after), the leave dialog
+and the ended screen in Spanish and German at 360×640 and 1280×720.
 
 axe-core comes from npm (`package.json`, a development dependency; `make jscheck` installs it
 with `npm ci`); the test evaluates it in the page from `node_modules`. Attune never serves it.
@@ -10,6 +11,7 @@ with `npm ci`); the test evaluates it in the page from `node_modules`. Attune ne
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,21 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from server.keys import HUB, LIVE
-from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
-from tests.browser.video_helpers import schedule_session
+from tests.browser.conftest import MOBILE, PHONE_HEIGHT, PHONE_WIDTH, BrowserHarness, LiveSite
+from tests.browser.test_call_languages_browser import (
+    BROWSERS,
+    LAPTOP,
+    WORDS,
+    client_in_waiting_room,
+)
+from tests.browser.video_helpers import (
+    MEDIA_TIMEOUT_MS,
+    admit,
+    grant_telehealth,
+    schedule_session,
+    therapist_opens_room,
+    wait_for_video,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -192,5 +207,59 @@ async def test_the_clients_other_pages_have_no_serious_accessibility_violations(
     response = await stranger.goto(live_site.url("/visit/after"))
     assert response is not None and response.status == 401
     found["error page"] = await _at_both_sizes(stranger, axe_source)
+
+
+async def _at_both_sizes(page: Page, axe_source: str) -> list[str]:
+    """axe-core's findings at phone size (360×640) and at laptop size (1280×720)."""
+    found = [f"360: {v}" for v in await _violations(page, axe_source)]
+    await page.set_viewport_size(LAPTOP)
+    found += [f"1280: {v}" for v in await _violations(page, axe_source)]
+    await page.set_viewport_size({"width": PHONE_WIDTH, "height": PHONE_HEIGHT})
+    return found
+
+
+@pytest.mark.parametrize("language", ["es", "de"])
+async def test_the_call_and_the_checkins_have_no_serious_accessibility_violations(
+    live_site: LiveSite, harness: BrowserHarness, axe_source: str, language: str
+) -> None:
+    words = WORDS[language]
+    session = await schedule_session(live_site)
+    await grant_telehealth(live_site, session.client_id)
+    therapist = await harness.new_page()
+    await therapist_opens_room(therapist, live_site, session.session_id)
+    client = await harness.new_page(**MOBILE, **BROWSERS[language])
+    await client_in_waiting_room(client, session, language)
+    found: dict[str, list[str]] = {}
+
+    before = client.get_by_role("form", name=words.before_title)
+    await expect(before).to_be_visible()
+    found["before check-in"] = await _at_both_sizes(client, axe_source)
+    await before.get_by_role("button", name=words.send).click()  # nothing moved: a skip
+    await expect(before).to_be_hidden()
+
+    await admit(therapist, session.alias)
+    await wait_for_video(client)
+    code = client.get_by_role("status", name=words.safety_code, exact=True)
+    await expect(code).to_have_text(re.compile(r"^\d{4} \d{4}$"), timeout=MEDIA_TIMEOUT_MS)
+    found["call"] = await _at_both_sizes(client, axe_source)
+
+    await therapist.get_by_role("button", name="Ask a pulse question").click()
+    await expect(client.get_by_role("group", name=words.pulse_question)).to_be_visible()
+    found["pulse"] = await _at_both_sizes(client, axe_source)
+    await client.get_by_role("button", name=words.pulse_low).click()
+
+    await client.get_by_role("button", name=words.leave, exact=True).click()
+    await expect(client.get_by_role("dialog", name=words.leave_title)).to_be_visible()
+    found["leave dialog"] = await _at_both_sizes(client, axe_source)
+    await client.get_by_role("button", name=words.stay).click()
+
+    await therapist.get_by_role("button", name="End session").click()
+    ending = therapist.get_by_role("dialog", name="End the session for everyone?")
+    await ending.get_by_role("button", name="Yes, end the session").click()
+    await expect(client.get_by_role("heading", name=words.ended)).to_be_visible()
+    found["ended"] = await _at_both_sizes(client, axe_source)
+    await client.get_by_role("link", name=words.after_link).click()
+    await expect(client.get_by_role("form", name=words.after_title)).to_be_visible()
+    found["after check-in"] = await _at_both_sizes(client, axe_source)
 
     assert {step: problems for step, problems in found.items() if problems} == {}

@@ -51,10 +51,10 @@ def harness(media_browser: Browser) -> BrowserHarness:
 
 
 async def _no_english_and_fits(page: Page, name: str) -> None:
-    """Nothing English in the step on screen (check-in forms, which may open in the waiting
-    room, are not translated yet), the page fits a phone; screenshots at both sizes."""
+    """Nothing English in the step on screen (with the check-in form that may open in the
+    waiting room), the page fits a phone; screenshots at both sizes."""
     visible = await page.locator("header").inner_text()
-    for step in await page.locator("section.step").all():
+    for step in await page.locator("section.step, #checkin-area").all():
         if await step.is_visible():
             visible += "\n" + await step.inner_text()
     assert [sentence for sentence in ENGLISH if sentence in visible] == [], name

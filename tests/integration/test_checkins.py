@@ -12,6 +12,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from server.keys import SETTINGS
 from tests.conftest import add_account, sign_in
+from tests.fhir_r4b import r4b_valid
 from tests.integration.test_signaling import Party, _setup
 
 MARKER = "MARKER-7b2e-I-felt-rushed-near-the-end"
@@ -208,7 +209,7 @@ async def test_fhir_export_is_a_valid_r4_bundle_and_the_read_is_audited(
     response = await client.get(f"/api/v1/clients/{session['client_id']}/checkins?format=fhir")
     assert response.status == 200
     document = await response.json()
-    Bundle.model_validate(document)
+    r4b_valid(Bundle, document)
     kinds = [e["resource"]["resourceType"] for e in document["entry"]]
     assert "QuestionnaireResponse" in kinds and "Questionnaire" in kinds
     assert MARKER in str(document)
@@ -335,3 +336,130 @@ async def test_a_therapist_who_reconnects_gets_the_panel_so_far_and_the_client_d
     assert [s["signal"] for s in panel["signals"]] == ["need-a-moment"]
     with pytest.raises(TimeoutError):
         await visitor.expect("panel-state", within=0.5)
+
+
+async def test_a_checkin_read_in_spanish_is_exported_with_the_spanish_wording(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor = await _in_call(client, aiohttp_client, storage=True)
+    await visitor.send(
+        {
+            "type": "checkin-answer",
+            "instrument_id": "before",
+            "idempotency_key": KEY,
+            "answers": {"me-personally": 4, "overall": None},
+            "language": "es",
+        }
+    )
+    await visitor.expect("checkin-ack")
+    session = await (await client.get(f"/api/v1/sessions/{therapist.session_id}")).json()
+    response = await client.get(f"/api/v1/clients/{session['client_id']}/checkins?format=fhir")
+    document = await response.json()
+    r4b_valid(Bundle, document)
+    (answered,) = [
+        e["resource"]
+        for e in document["entry"]
+        if e["resource"]["resourceType"] == "QuestionnaireResponse"
+    ]
+    assert answered["language"] == "es"
+    texts = {item["linkId"]: item["text"] for item in answered["item"]}
+    assert texts["me-personally"] == "Yo, personalmente: cómo he estado por dentro"
+    assert texts["overall"] == "En general: cómo me ha ido la vida esta semana"  # a skip too
+    # the Questionnaire beside it carries every language, its own text stays English
+    (questionnaire,) = [
+        e["resource"] for e in document["entry"] if e["resource"]["resourceType"] == "Questionnaire"
+    ]
+    assert questionnaire["title"] == "Before the session: your past week"
+    assert "Antes de la sesión: su última semana" in str(questionnaire["_title"])
+
+
+async def test_an_after_checkin_posted_in_german_keeps_the_german_choice_displays(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor = await _in_call(client, aiohttp_client, storage=True)
+    await therapist.send({"type": "end"})
+    await visitor.expect("session-ended")
+    page = await visitor.http.get("/visit/after", headers={"Accept-Language": "de"})
+    html = await page.text()
+    assert '<html lang="de"' in html and "Danke für heute. Wenn Sie möchten" in html
+    csrf = html.split('name="csrf-token" content="')[1].split('"')[0]
+    response = await visitor.http.post(
+        "/api/v1/visit/checkins",
+        headers={"X-CSRF-Token": csrf},
+        json={
+            "instrument_id": "after",
+            "answers": {"bond": 9, "rupture": "a-little", "rupture-talked-through": "partly"},
+            "idempotency_key": KEY,
+            "language": "de",
+        },
+    )
+    assert response.status == 201
+    session = await (await client.get(f"/api/v1/sessions/{therapist.session_id}")).json()
+    document = await (
+        await client.get(f"/api/v1/clients/{session['client_id']}/checkins?format=fhir")
+    ).json()
+    (answered,) = [
+        e["resource"]
+        for e in document["entry"]
+        if e["resource"]["resourceType"] == "QuestionnaireResponse"
+    ]
+    assert answered["language"] == "de"
+    answers = {item["linkId"]: item for item in answered["item"]}
+    assert answers["rupture-talked-through"]["text"] == "Konnten Sie darüber sprechen?"
+    assert answers["rupture"]["answer"] == [
+        {
+            "valueCoding": {
+                "system": "https://attune.example/fhir/CodeSystem/rupture-level",
+                "code": "a-little",
+                "display": "Ein wenig",
+            }
+        }
+    ]
+    # the therapist's own view stays in the therapist's words
+    summary = await (await client.get(f"/api/v1/sessions/{therapist.session_id}/checkins")).json()
+    (after,) = summary["items"]
+    assert after["scores"]["readable"]["rupture"] == "A little"
+
+
+@pytest.mark.parametrize("language", ["fr", "ES", "e", "es_ES"])
+async def test_a_checkin_in_a_language_it_is_not_written_in_is_refused(
+    client: TestClient, aiohttp_client: Any, language: str
+) -> None:
+    _, visitor = await _in_call(client, aiohttp_client, storage=True)
+    await visitor.send(
+        {
+            "type": "checkin-answer",
+            "instrument_id": "before",
+            "idempotency_key": KEY,
+            "answers": {"me-personally": 4},
+            "language": language,
+        }
+    )
+    error = await visitor.expect("error")
+    assert error["code"] == "invalid" and "language" in error["message"]
+    assert _stored_rows(client) == []
+
+
+async def test_the_after_form_posted_in_a_language_it_is_not_written_in_is_refused(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor = await _in_call(client, aiohttp_client, storage=True)
+    await therapist.send({"type": "end"})
+    await visitor.expect("session-ended")
+    html = await (await visitor.http.get("/visit/after")).text()
+    csrf = html.split('name="csrf-token" content="')[1].split('"')[0]
+    for language, status in (("fr", 422), ("Deutsch", 422), ("es", 201)):
+        response = await visitor.http.post(
+            "/api/v1/visit/checkins",
+            headers={"X-CSRF-Token": csrf},
+            json={
+                "instrument_id": "after",
+                "answers": {"bond": 9},
+                "idempotency_key": f"{language}-{KEY}"[:64],
+                "language": language,
+            },
+        )
+        assert response.status == status, (language, await response.text())
+        if status == 422:
+            assert "language" in (await response.json())["error"]["message"]
+    assert [kind for kind, _ in _stored_rows(client)] == ["after"]

@@ -17,6 +17,7 @@ from privacy.retention import Action, Category, Policy
 from server.keys import AUDIT, CLOCK, CONSENTS, DB, SETTINGS, VAULT
 from server.services.retention import Retention
 from tests.conftest import add_account, sign_in
+from tests.fhir_r4b import r4b_valid
 from tests.integration.test_checkins import _grant
 from tests.integration.test_measures_flow import seed_worsening
 from tests.integration.test_signaling import Party, _admitted, _setup
@@ -235,7 +236,7 @@ async def test_goals_export_as_fhir_goals_beside_the_questionnaire_responses(
     client_id = _client_id(client)
 
     bundle = await (await client.get(f"/api/v1/clients/{client_id}/checkins?format=fhir")).json()
-    Bundle.model_validate(bundle)
+    r4b_valid(Bundle, bundle)
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert "QuestionnaireResponse" in kinds and "Goal" in kinds
     (goal,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Goal"]

@@ -21,6 +21,7 @@ from server.core.checkins import (
     validate_answers,
 )
 from server.core.checkins.instruments import EXT_SKIPPED
+from tests.fhir_r4b import r4b_valid
 
 BUILTINS = load_builtin_instruments()
 AFTER, PULSE = BUILTINS["after"], BUILTINS["pulse"]
@@ -55,7 +56,7 @@ def test_each_shipped_questionnaire_is_valid_r4_and_exported_as_shipped(
     resource = questionnaire_resource(instrument)
     shipped = resources.files("server.core.checkins").joinpath(f"instruments/{instrument.id}.json")
     assert resource == json.loads(shipped.read_text(encoding="utf-8"))
-    parsed = Questionnaire.model_validate(resource)
+    parsed = r4b_valid(Questionnaire, resource)
     assert (parsed.url, parsed.version) == (instrument.url, instrument.version)
 
 
@@ -129,7 +130,7 @@ def test_a_collection_bundle_of_questionnaires_and_responses_is_valid() -> None:
     responses = [export(AFTER, FULL_AFTER), export(PULSE, {"pulse": 2})]
     questionnaires = [questionnaire_resource(i) for i in (AFTER, PULSE)]
     resource = bundle(questionnaires, responses, bundle_id="export-1", timestamp=AUTHORED)
-    parsed = Bundle.model_validate(resource)
+    parsed = r4b_valid(Bundle, resource)
     assert parsed.type == "collection"
     assert len(parsed.entry or []) == 4
     assert [entry["resource"]["resourceType"] for entry in resource["entry"]] == [

@@ -29,6 +29,7 @@ import { Call, fetchIceConfiguration, networkLevel, qualityLevel, videoBitrateCa
 import { bindMediaToggles, byId, playStream, renderQuality, safetyCodeView } from "./callview.js";
 import { chatParts, mountChat } from "./chat.js";
 import { describeMediaError, openMedia, stopMedia } from "./devices.js";
+import { t } from "./i18n.js";
 import { SessionConnection } from "./protocol.js";
 import { ScreenSharing, screenParts } from "./screenshare.js";
 
@@ -37,12 +38,14 @@ const QUALITY_INTERVAL_MS = 2000;
 const ICE_REFRESH_MARGIN_S = 300;
 /** What the page says when relay-only media cannot reach the TURN server. */
 export const RELAY_PROBLEMS = Object.freeze({
-  refused:
+  refused: t(
     "Video cannot start: the relay server that keeps your address private refused the connection. " +
-    "Please reload the page; if it happens again, the clinic needs to check its relay server.",
-  unreachable:
+      "Please reload the page; if it happens again, the clinic needs to check its relay server.",
+  ),
+  unreachable: t(
     "Video cannot start: the relay server that keeps your address private could not be reached. " +
-    "Please check your internet connection and reload the page.",
+      "Please check your internet connection and reload the page.",
+  ),
 });
 /** Used when /api/v1/ice cannot be read: host candidates only (same network). */
 const NO_ICE_SERVERS = Object.freeze({ iceServers: [], iceTransportPolicy: "all" });
@@ -331,9 +334,9 @@ export class CallPage {
     const peer = this.#options.peerName;
     const Peer = peer.charAt(0).toUpperCase() + peer.slice(1);
     if (this.#audioOnly) {
-      el.callMode.textContent = "You switched to audio only: video is off both ways.";
+      el.callMode.textContent = t("You switched to audio only: video is off both ways.");
     } else if (this.#peerAudioOnly) {
-      el.callMode.textContent = `${Peer} switched to audio only.`;
+      el.callMode.textContent = t("{name} switched to audio only.", { name: Peer });
     } else {
       el.callMode.textContent = "";
     }
@@ -424,8 +427,14 @@ export class CallPage {
     const badge = this.elements.peerMedia;
     if (!badge) return;
     const name = this.#options.peerName;
-    const off = [!state.audio ? "microphone" : "", !state.video ? "camera" : ""].filter(Boolean);
-    const text = off.length ? `${name} turned off ${off.length === 2 ? "microphone and camera" : `the ${off[0]}`}` : "";
+    const text =
+      !state.audio && !state.video
+        ? t("{name} turned off microphone and camera", { name })
+        : !state.audio
+          ? t("{name} turned off the microphone", { name })
+          : !state.video
+            ? t("{name} turned off the camera", { name })
+            : "";
     if (badge.textContent !== text) badge.textContent = text;
     badge.hidden = !text;
   }

@@ -6,6 +6,7 @@
  */
 
 import { setTracksEnabled } from "./call.js";
+import { pageLocale, t } from "./i18n.js";
 
 /**
  * @param {string} id
@@ -82,11 +83,11 @@ export function bindSwitch(button, labels, onChange) {
  */
 export function bindMediaToggles(buttons, localStream, changed) {
   const state = () => ({ audio: buttons.mute.dataset.on !== "true", video: buttons.camera.dataset.on !== "true" });
-  bindSwitch(buttons.mute, ["Mute microphone", "Unmute microphone"], (muted) => {
+  bindSwitch(buttons.mute, [t("Mute microphone"), t("Unmute microphone")], (muted) => {
     setTracksEnabled(localStream(), "audio", !muted);
     changed?.(state());
   });
-  bindSwitch(buttons.camera, ["Turn off camera", "Turn on camera"], (off) => {
+  bindSwitch(buttons.camera, [t("Turn off camera"), t("Turn on camera")], (off) => {
     setTracksEnabled(localStream(), "video", !off);
     changed?.(state());
   });
@@ -115,10 +116,10 @@ export function safetyCodeView(parts) {
   let confirmedHere = false;
   let confirmedThere = false;
   const renderNote = () => {
-    if (confirmedHere && confirmedThere) note.textContent = "You both confirmed the codes match.";
-    else if (confirmedHere) note.textContent = "You confirmed the codes match.";
-    else if (confirmedThere) note.textContent = `${peerName} confirmed the codes match.`;
-    else note.textContent = "Read the code aloud: you should both see the same eight digits.";
+    if (confirmedHere && confirmedThere) note.textContent = t("You both confirmed the codes match.");
+    else if (confirmedHere) note.textContent = t("You confirmed the codes match.");
+    else if (confirmedThere) note.textContent = t("{name} confirmed the codes match.", { name: peerName });
+    else note.textContent = t("Read the code aloud: you should both see the same eight digits.");
   };
   const reset = (/** @type {string} */ text) => {
     code.textContent = text;
@@ -127,7 +128,7 @@ export function safetyCodeView(parts) {
     confirmedThere = false;
     renderNote();
   };
-  reset("Not connected yet");
+  reset(t("Not connected yet"));
   return {
     /** @param {string} name */
     setPeerName(name) {
@@ -141,15 +142,16 @@ export function safetyCodeView(parts) {
       renderNote();
     },
     waiting() {
-      reset("Working it out…");
+      reset(t("Working it out…"));
     },
     failed() {
-      reset("Unavailable");
-      note.textContent =
-        "The safety code could not be worked out. If this keeps happening, end the call.";
+      reset(t("Unavailable"));
+      note.textContent = t(
+        "The safety code could not be worked out. If this keeps happening, end the call.",
+      );
     },
     idle() {
-      reset("Not connected yet");
+      reset(t("Not connected yet"));
     },
     confirmedByMe() {
       confirmedHere = true;
@@ -164,10 +166,10 @@ export function safetyCodeView(parts) {
 }
 
 const LEVEL_WORDS = Object.freeze({
-  good: "Good",
-  fair: "Fair",
-  poor: "Poor",
-  unknown: "Measuring…",
+  good: t("Good"),
+  fair: t("Fair"),
+  poor: t("Poor"),
+  unknown: t("Measuring…"),
 });
 
 /**
@@ -184,9 +186,11 @@ export function renderQuality(parts, quality) {
     return;
   }
   const figures = [];
-  if (quality.rttMs !== null) figures.push(`round trip ${Math.round(quality.rttMs)} ms`);
-  if (quality.lossPercent !== null) figures.push(`loss ${quality.lossPercent.toFixed(1)} %`);
-  if (quality.framesPerSecond !== null) figures.push(`${Math.round(quality.framesPerSecond)} fps`);
+  const number = (/** @type {number} */ value, digits = 0) =>
+    value.toLocaleString(pageLocale(), { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  if (quality.rttMs !== null) figures.push(t("round trip {ms} ms", { ms: number(quality.rttMs) }));
+  if (quality.lossPercent !== null) figures.push(t("loss {percent} %", { percent: number(quality.lossPercent, 1) }));
+  if (quality.framesPerSecond !== null) figures.push(t("{fps} fps", { fps: number(quality.framesPerSecond) }));
   parts.detail.textContent = figures.join(", ");
 }
 
@@ -200,7 +204,7 @@ export function runSessionTimer(element, startMs) {
     const ms = Date.now() - startMs;
     const total = Math.floor(Math.abs(ms) / 1000);
     const text = `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
-    element.textContent = ms < 0 ? `starts in ${text}` : text;
+    element.textContent = ms < 0 ? t("starts in {time}", { time: text }) : text;
   };
   render();
   return setInterval(render, 1000);

@@ -8,6 +8,7 @@
  */
 
 import { MAX_CHAT_CHARS } from "./call.js";
+import { t } from "./i18n.js";
 
 /**
  * @typedef {object} ChatParts
@@ -34,7 +35,7 @@ export function mountChat(parts, { send, peerName, onReceived = () => {} }) {
   const renderUnread = () => {
     if (!unread) return;
     unread.hidden = unseen === 0;
-    unread.textContent = unseen === 1 ? "1 new message" : `${unseen} new messages`;
+    unread.textContent = unseen === 1 ? t("1 new message") : t("{count} new messages", { count: unseen });
   };
   if (unread) {
     new IntersectionObserver((entries) => {
@@ -61,7 +62,7 @@ export function mountChat(parts, { send, peerName, onReceived = () => {} }) {
     item.className = `chat-message is-${side}`;
     const name = document.createElement("span");
     name.className = "chat-who";
-    name.textContent = `${who}: `;
+    name.textContent = t("{name}: ", { name: who });
     item.append(name, text);
     log.append(item);
     log.scrollTop = log.scrollHeight;
@@ -72,11 +73,11 @@ export function mountChat(parts, { send, peerName, onReceived = () => {} }) {
     const text = input.value.trim();
     if (!text) return;
     if (!send(text)) {
-      status.textContent = "Not sent: messages go once the video call is connected.";
+      status.textContent = t("Not sent: messages go once the video call is connected.");
       return;
     }
     status.textContent = "";
-    add("You", text, "mine");
+    add(t("You"), text, "mine");
     input.value = "";
     input.focus();
   });

@@ -4,24 +4,81 @@
  * Forms are built from the FHIR Questionnaire the server sends; no innerHTML anywhere.
  */
 
+import { pageLanguage, t } from "./i18n.js";
+
 const EXT = "https://attune.example/fhir/StructureDefinition/";
 /** How long "Thank you" stays before the check-in area empties again. */
 const THANKS_SHOWN_MS = 4000;
 const FHIR_EXT = "http://hl7.org/fhir/StructureDefinition/";
+/** FHIR's extension for a primitive's text in another language (sub-extensions lang, content). */
+const TRANSLATION = `${FHIR_EXT}translation`;
 
 /**
+ * @typedef {{extension?: Extension[]}} PrimitiveExtras  a primitive's `_name` element
  * @typedef {{url: string, valueString?: string, valueInteger?: number, valueCode?: string,
- *   valueCodeableConcept?: {coding: {code: string}[]}}} Extension
- * @typedef {{linkId: string, text: string, type: string, extension?: Extension[],
- *   maxLength?: number, answerOption?: {valueCoding: {code: string, display: string}}[],
+ *   valueCodeableConcept?: {coding: {code: string}[]}, extension?: Extension[],
+ *   _valueString?: PrimitiveExtras}} Extension
+ * @typedef {{linkId: string, text: string, _text?: PrimitiveExtras, type: string,
+ *   extension?: Extension[], maxLength?: number,
+ *   answerOption?: {valueCoding: {code: string, display: string, _display?: PrimitiveExtras}}[],
  *   enableWhen?: {question: string, operator: string, answerCoding?: {code: string}}[]}} Item
- * @typedef {{id: string, title: string, extension?: Extension[], item: Item[]}} Questionnaire
+ * @typedef {{id: string, title: string, _title?: PrimitiveExtras, language?: string,
+ *   extension?: Extension[], item: Item[]}} Questionnaire
  * @typedef {Record<string, number | string | null>} Answers
  */
 
 /** @param {Extension[] | undefined} list @param {string} url */
 function ext(list, url) {
   return (list ?? []).find((e) => e.url === url);
+}
+
+/**
+ * A primitive's translation into `language` (FHIR `translation` extension), or null.
+ * @param {PrimitiveExtras | undefined} extras  the primitive's `_name` element
+ * @param {string} language
+ */
+function translation(extras, language) {
+  for (const entry of extras?.extension ?? []) {
+    if (entry.url !== TRANSLATION) continue;
+    if (ext(entry.extension, "lang")?.valueCode !== language) continue;
+    const content = ext(entry.extension, "content")?.valueString;
+    if (content) return content;
+  }
+  return null;
+}
+
+/**
+ * The language a questionnaire is shown in: the page's, when the questionnaire carries a
+ * translation of its title into it (a translated instrument translates every text), else the
+ * questionnaire's own language. The answers say which it was, so the record keeps the wording
+ * shown.
+ * @param {Questionnaire} questionnaire
+ */
+export function questionnaireLanguage(questionnaire) {
+  const own = questionnaire.language ?? "en";
+  const page = pageLanguage();
+  return page && page !== own && translation(questionnaire._title, page) ? page : own;
+}
+
+/**
+ * A text of the questionnaire in the language it is shown in (the text itself without a
+ * translation).
+ * @param {string} text
+ * @param {PrimitiveExtras | undefined} extras  the text's `_name` element
+ * @param {string} language
+ */
+function inLanguage(text, extras, language) {
+  return translation(extras, language) ?? text;
+}
+
+/**
+ * An extension's string value in the language shown.
+ * @param {Extension | undefined} extension
+ * @param {string} language
+ */
+function extText(extension, language) {
+  const value = extension?.valueString;
+  return value === undefined ? undefined : inLanguage(value, extension?._valueString, language);
 }
 
 /** @param {string} tag @param {Record<string, string>} [attrs] @param {string} [text] */
@@ -46,23 +103,25 @@ export function newIdempotencyKey() {
  */
 export function renderCheckinForm(container, questionnaire, options) {
   container.replaceChildren();
+  const language = questionnaireLanguage(questionnaire);
   const formId = `checkin-${questionnaire.id}`;
   const form = el("form", { class: "checkin-form stack", id: formId, "aria-labelledby": `${formId}-title` });
-  form.append(el("h2", { id: `${formId}-title` }, questionnaire.title));
+  if (language !== pageLanguage()) form.setAttribute("lang", language);
+  form.append(el("h2", { id: `${formId}-title` }, inLanguage(questionnaire.title, questionnaire._title, language)));
   const isPulse = questionnaire.item.length === 1
     && ext(questionnaire.item[0].extension, `${FHIR_EXT}questionnaire-itemControl`)?.valueCodeableConcept?.coding[0]?.code === "radio-button"
     && questionnaire.item[0].type === "integer";
   // The words around the questions; for the one-tap pulse they fold away under the question,
   // so the question is what a phone shows first.
   const about = isPulse ? el("details", { class: "checkin-about" }) : form;
-  if (isPulse) about.append(el("summary", {}, "About your answer"));
-  const intro = ext(questionnaire.extension, `${EXT}intro`)?.valueString;
+  if (isPulse) about.append(el("summary", {}, t("About your answer")));
+  const intro = extText(ext(questionnaire.extension, `${EXT}intro`), language);
   if (intro) about.append(el("p", {}, intro));
-  const note = ext(questionnaire.extension, `${EXT}client-note`)?.valueString;
+  const note = extText(ext(questionnaire.extension, `${EXT}client-note`), language);
   if (note) about.append(el("p", { class: "hint" }, note));
   about.append(el("p", { class: "hint" }, options.storing
-    ? "Your answers are kept, encrypted, for your therapist."
-    : "Your answers are shown to your therapist during this session only and are not kept afterwards."));
+    ? t("Your answers are kept, encrypted, for your therapist.")
+    : t("Your answers are shown to your therapist during this session only and are not kept afterwards.")));
 
   /** @type {Answers} */
   const answers = {};
@@ -80,7 +139,7 @@ export function renderCheckinForm(container, questionnaire, options) {
   };
 
   for (const item of questionnaire.item) {
-    const block = itemBlock(item, answers, refreshEnabled, isPulse ? () => options.onSubmit({ ...answers }) : null);
+    const block = itemBlock(item, answers, refreshEnabled, isPulse ? () => options.onSubmit({ ...answers }) : null, language);
     blocks.set(item.linkId, block);
     form.append(block);
   }
@@ -88,8 +147,8 @@ export function renderCheckinForm(container, questionnaire, options) {
 
   if (!isPulse) {
     const actions = el("div", { class: "checkin-actions" });
-    const send = el("button", { type: "submit", class: "primary" }, "Send to my therapist");
-    const skip = el("button", { type: "button" }, "Skip this check-in");
+    const send = el("button", { type: "submit", class: "primary" }, t("Send to my therapist"));
+    const skip = el("button", { type: "button" }, t("Skip this check-in"));
     skip.addEventListener("click", () => {
       /** @type {Answers} */
       const skipped = {};
@@ -99,7 +158,7 @@ export function renderCheckinForm(container, questionnaire, options) {
     actions.append(send, skip);
     form.append(actions);
   } else {
-    const skip = el("button", { type: "button" }, "Skip");
+    const skip = el("button", { type: "button" }, t("Skip"));
     skip.addEventListener("click", () => options.onSubmit({ [questionnaire.item[0].linkId]: null }));
     form.append(skip, about);
   }
@@ -115,26 +174,29 @@ export function renderCheckinForm(container, questionnaire, options) {
 /**
  * @param {Item} item @param {Answers} answers @param {() => void} changed
  * @param {(() => void) | null} submitOnTap
+ * @param {string} language  the language the questionnaire is shown in
  */
-function itemBlock(item, answers, changed, submitOnTap) {
+function itemBlock(item, answers, changed, submitOnTap, language) {
   const id = `q-${item.linkId}`;
+  const text = inLanguage(item.text, item._text, language);
   answers[item.linkId] = null;
   if (item.type === "integer") {
     const min = ext(item.extension, `${FHIR_EXT}minValue`)?.valueInteger ?? 0;
     const max = ext(item.extension, `${FHIR_EXT}maxValue`)?.valueInteger ?? 10;
-    const low = ext(item.extension, `${EXT}anchor-low`)?.valueString ?? String(min);
-    const high = ext(item.extension, `${EXT}anchor-high`)?.valueString ?? String(max);
+    const low = extText(ext(item.extension, `${EXT}anchor-low`), language) ?? String(min);
+    const high = extText(ext(item.extension, `${EXT}anchor-high`), language) ?? String(max);
     if (submitOnTap) {
       const group = el("fieldset", { class: "pulse-group" });
-      group.append(el("legend", {}, item.text));
+      group.append(el("legend", {}, text));
       const row = el("div", { class: "pulse-row" });
       for (let value = min; value <= max; value++) {
         const anchor = value === min ? low : value === max ? high : "";
         const button = el("button", { type: "button", class: "pulse-button" });
         button.append(el("span", { class: "pulse-number" }, String(value)));
         if (anchor) {
-          button.append(el("span", { class: "pulse-anchor" }, anchor));
-          button.setAttribute("aria-label", `${value} – ${anchor}`);
+          // the name comes from what the button shows ("1 – Not well"): no aria-label that
+          // could drift from the visible words (WCAG 2.5.3)
+          button.append(el("span", { class: "visually-hidden" }, " – "), el("span", { class: "pulse-anchor" }, anchor));
         }
         button.addEventListener("click", () => {
           answers[item.linkId] = value;
@@ -146,32 +208,32 @@ function itemBlock(item, answers, changed, submitOnTap) {
       return group;
     }
     const block = el("div", { class: "slider-item" });
-    const label = el("label", { for: id }, item.text);
+    const label = el("label", { for: id }, text);
     const anchors = el("div", { class: "anchors", id: `${id}-anchors` });
     anchors.append(el("span", {}, `${min}: ${low}`), el("span", {}, `${max}: ${high}`));
     const input = /** @type {HTMLInputElement} */ (el("input", {
       type: "range", id, min: String(min), max: String(max), step: "1",
       value: String(Math.round((min + max) / 2)), "aria-describedby": `${id}-anchors ${id}-value`,
     }));
-    const output = el("output", { id: `${id}-value`, for: id, class: "slider-value" }, "Not answered yet");
+    const output = el("output", { id: `${id}-value`, for: id, class: "slider-value" }, t("Not answered yet"));
     const update = () => {
       answers[item.linkId] = Number(input.value);
-      output.textContent = `Your answer: ${input.value}`;
-      input.setAttribute("aria-valuetext", `${input.value} of ${max}`);
+      output.textContent = t("Your answer: {value}", { value: input.value });
+      input.setAttribute("aria-valuetext", t("{value} of {max}", { value: input.value, max }));
     };
     input.addEventListener("input", update);
     input.addEventListener("change", update);
-    const clear = el("button", { type: "button", class: "link-button" }, "Skip this question");
+    const clear = el("button", { type: "button", class: "link-button" }, t("Skip this question"));
     clear.addEventListener("click", () => {
       answers[item.linkId] = null;
-      output.textContent = "Skipped";
+      output.textContent = t("Skipped");
     });
     block.append(label, input, anchors, output, clear);
     return block;
   }
   if (item.type === "choice") {
     const group = el("fieldset", { class: "choice-group" });
-    group.append(el("legend", {}, item.text));
+    group.append(el("legend", {}, text));
     for (const option of item.answerOption ?? []) {
       const optionId = `${id}-${option.valueCoding.code}`;
       const row = el("div", { class: "check-row" });
@@ -180,7 +242,8 @@ function itemBlock(item, answers, changed, submitOnTap) {
         answers[item.linkId] = option.valueCoding.code;
         changed();
       });
-      row.append(radio, el("label", { for: optionId }, option.valueCoding.display));
+      const display = inLanguage(option.valueCoding.display, option.valueCoding._display, language);
+      row.append(radio, el("label", { for: optionId }, display));
       group.append(row);
     }
     return group;
@@ -190,7 +253,7 @@ function itemBlock(item, answers, changed, submitOnTap) {
   area.addEventListener("input", () => {
     answers[item.linkId] = area.value.trim() ? area.value : null;
   });
-  block.append(el("label", { for: id }, `${item.text} (optional)`), area);
+  block.append(el("label", { for: id }, t("{question} (optional)", { question: text })), area);
   return block;
 }
 
@@ -209,12 +272,13 @@ export function mountClientCheckins(connection, area, options) {
     // The protocol carries the FHIR Questionnaire as an opaque object (server/core/checkins/
     // fhir.py builds it); its shape is the Questionnaire typedef above.
     const questionnaire = /** @type {Questionnaire} */ (/** @type {unknown} */ (msg.questionnaire));
+    const language = questionnaireLanguage(questionnaire);
     renderCheckinForm(area, questionnaire, {
       storing: options.storing(),
       onSubmit: (answers) => {
         const key = newIdempotencyKey();
-        area.replaceChildren(el("p", { role: "status" }, "Sending…"));
-        connection.sendReliable({ type: "checkin-answer", instrument_id: msg.instrument_id, answers, idempotency_key: key })
+        area.replaceChildren(el("p", { role: "status" }, t("Sending…")));
+        connection.sendReliable({ type: "checkin-answer", instrument_id: msg.instrument_id, answers, idempotency_key: key, language })
           .then(() => {
             area.replaceChildren(el("p", { role: "status" }, afterSending(answers)));
             // the thank-you folds away by itself, so the sheet never stays over the call
@@ -233,8 +297,8 @@ export function mountClientCheckins(connection, area, options) {
  */
 function afterSending(answers) {
   return Object.values(answers).every((value) => value === null)
-    ? "Skipped — that is fine. Your therapist only sees that this check-in was skipped."
-    : "Thank you. Your answers reached your therapist.";
+    ? t("Skipped — that is fine. Your therapist only sees that this check-in was skipped.")
+    : t("Thank you. Your answers reached your therapist.");
 }
 
 /** @param {{scores: Record<string, any>, kind: string}} result */
@@ -317,7 +381,7 @@ function kindName(kind) {
  */
 export function mountAfterCheckin(area, questionnaire, options) {
   const outboxKey = "attune-after-outbox";
-  const send = async (/** @type {{instrument_id: string, answers: Answers, idempotency_key: string}} */ body) => {
+  const send = async (/** @type {{instrument_id: string, answers: Answers, idempotency_key: string, language?: string}} */ body) => {
     localStorage.setItem(outboxKey, JSON.stringify(body));
     const response = await fetch("/api/v1/visit/checkins", {
       method: "POST",
@@ -328,7 +392,7 @@ export function mountAfterCheckin(area, questionnaire, options) {
       localStorage.removeItem(outboxKey);
       area.replaceChildren(el("p", { role: "status" }, afterSending(body.answers)));
     } else {
-      area.replaceChildren(el("p", { role: "alert" }, "That did not go through. Please try again in a moment."));
+      area.replaceChildren(el("p", { role: "alert" }, t("That did not go through. Please try again in a moment.")));
     }
   };
   const pending = localStorage.getItem(outboxKey);
@@ -338,6 +402,12 @@ export function mountAfterCheckin(area, questionnaire, options) {
   }
   renderCheckinForm(area, questionnaire, {
     storing: options.storing,
-    onSubmit: (answers) => void send({ instrument_id: questionnaire.id, answers, idempotency_key: newIdempotencyKey() }),
+    onSubmit: (answers) =>
+      void send({
+        instrument_id: questionnaire.id,
+        answers,
+        idempotency_key: newIdempotencyKey(),
+        language: questionnaireLanguage(questionnaire),
+      }),
   });
 }

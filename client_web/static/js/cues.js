@@ -3,6 +3,7 @@
  * Nonverbal cues in the session page: the client's signal buttons and the therapist's private
  * prompt panel. Prompts are suggestions, shown discreetly; every control is a real button.
  */
+import { t } from "./i18n.js";
 import { formatLocal } from "./localtime.js";
 
 /** @param {string} tag @param {Record<string, string>} [attrs] @param {string} [text] */
@@ -15,11 +16,11 @@ function el(tag, attrs = {}, text) {
 
 /** The client's signal buttons: wire value → what the button says. */
 export const SIGNALS = /** @type {const} */ ([
-  ["need-a-moment", "I need a moment"],
-  ["that-landed", "That landed"],
-  ["confused", "I'm confused"],
-  ["slow-down", "Slow down"],
-  ["hard-to-hear-see", "Hard to hear/see"],
+  ["need-a-moment", t("I need a moment")],
+  ["that-landed", t("That landed")],
+  ["confused", t("I'm confused")],
+  ["slow-down", t("Slow down")],
+  ["hard-to-hear-see", t("Hard to hear/see")],
 ]);
 
 /** @typedef {import("./protocol.js").SessionConnection} SessionConnection */
@@ -32,14 +33,14 @@ export const SIGNALS = /** @type {const} */ ([
 export function mountSignalButtons(connection, section) {
   section.replaceChildren();
   section.setAttribute("aria-labelledby", "signals-title");
-  section.append(el("h2", { id: "signals-title", class: "visually-hidden" }, "Signals to your therapist"));
+  section.append(el("h2", { id: "signals-title", class: "visually-hidden" }, t("Signals to your therapist")));
   const row = el("div", { class: "signal-row" });
   const status = el("p", { class: "hint", role: "status" });
   for (const [value, label] of SIGNALS) {
     const button = el("button", { type: "button", class: "signal-button", "data-signal": value }, label);
     button.addEventListener("click", () => {
       connection.send({ type: "signal", signal: value });
-      status.textContent = `Sent to your therapist: “${label}”.`;
+      status.textContent = t("Sent to your therapist: “{signal}”.", { signal: label });
     });
     row.append(button);
   }

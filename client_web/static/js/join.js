@@ -83,7 +83,7 @@ const network = mountConnectionCheck({
   onDone: () => void consent.start(),
 });
 const linkGone = () =>
-  stop("This link does not work any more", "Please ask your therapist for a new link.");
+  stop(t("This link does not work any more"), t("Please ask your therapist for a new link."));
 const consent = mountConsentStep({
   show: () => show(steps.consent),
   csrfToken,
@@ -178,10 +178,10 @@ function sessionEnded(reason) {
   finish();
   byId("ended-text").textContent =
     reason === "consent-withdrawn"
-      ? "The session ended because the telehealth consent was withdrawn. You can close this page now."
+      ? t("The session ended because the telehealth consent was withdrawn. You can close this page now.")
       : reason === "link-expired"
-        ? "The time for this session is over. Thank you. You can close this page now."
-        : "Thank you for today. You can close this page now.";
+        ? t("The time for this session is over. Thank you. You can close this page now.")
+        : t("Thank you for today. You can close this page now.");
   show(steps.ended);
 }
 
@@ -190,8 +190,8 @@ function left() {
   if (page.finished) return;
   session.finish();
   devices.stopMeter();
-  byId("stopped-title").textContent = "You have left the session";
-  byId("stopped-text").textContent = "You can join again with the same link while the session lasts.";
+  byId("stopped-title").textContent = t("You have left the session");
+  byId("stopped-text").textContent = t("You can join again with the same link while the session lasts.");
   byId("stopped-rejoin").hidden = false;
   show(steps.stopped);
 }
@@ -199,9 +199,11 @@ function left() {
 function denied() {
   if (page.finished) return;
   stop(
-    "Not admitted",
-    "Your therapist did not let this device into the session. This can happen when the link is " +
-      "opened on a second device. If you think it is a mistake, please contact your therapist.",
+    t("Not admitted"),
+    t(
+      "Your therapist did not let this device into the session. This can happen when the link is " +
+        "opened on a second device. If you think it is a mistake, please contact your therapist.",
+    ),
   );
 }
 

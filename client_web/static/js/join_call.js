@@ -49,7 +49,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
   const page = new CallPage({
     role: "client",
     sessionId,
-    peerName: "Your therapist",
+    peerName: t("Your therapist"),
     videoStatus: (state) => {
       if (state === "connected") videoStall.disarm();
       else videoStall.arm();
@@ -57,8 +57,8 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
       return state === "connected"
         ? ""
         : state === "failed" || state === "disconnected"
-          ? "The video connection is unsteady; trying again…"
-          : "Connecting video…";
+          ? t("The video connection is unsteady; trying again…")
+          : t("Connecting video…");
     },
     mountExtras: (connection, media) =>
       mountClientExtras(connection, {
@@ -71,16 +71,17 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     onClosed: ({ code, reason }) => {
       if (code === CloseCode.SESSION_ENDED) onEnded("therapist-ended");
       else if (code === CloseCode.DENIED) onDenied();
-      else if (code === CloseCode.UNAUTHORIZED) onStopped("This link does not work here any more", reason || "Please ask your therapist for a new link.");
-      else if (code === CloseCode.FORBIDDEN) onStopped("You have left the session", reason);
-      else if (code === CloseCode.TOO_MANY_MESSAGES) onStopped("The connection was closed", reason);
-      else onStopped("You have left the session", reason || "Please reload the page to join again.");
+      else if (code === CloseCode.UNAUTHORIZED) onStopped(t("This link does not work here any more"), reason || t("Please ask your therapist for a new link."));
+      else if (code === CloseCode.FORBIDDEN) onStopped(t("You have left the session"), reason);
+      else if (code === CloseCode.TOO_MANY_MESSAGES) onStopped(t("The connection was closed"), reason);
+      else onStopped(t("You have left the session"), reason || t("Please reload the page to join again."));
     },
   });
   const callStatus = page.elements.callStatus;
   void page.iceConfiguration.then(() => prerequisiteReady());
-  const RELOAD_HELP =
-    "This is taking longer than it should. Check that you are online; reloading this page brings you straight back.";
+  const RELOAD_HELP = t(
+    "This is taking longer than it should. Check that you are online; reloading this page brings you straight back.",
+  );
   const videoStall = stallHelp(callStatus, RELOAD_HELP);
   const connectionStall = stallHelp(callStatus, RELOAD_HELP);
 
@@ -143,13 +144,13 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
       if (role !== "therapist") return;
       if (reconnecting && admitted) {
         // the therapist's signaling dropped; the peer connection carries on meanwhile
-        callStatus.textContent = "Your therapist is reconnecting…";
+        callStatus.textContent = t("Your therapist is reconnecting…");
         return;
       }
       therapistPresent = false;
       if (admitted) {
         endCall();
-        callStatus.textContent = "Your therapist's connection dropped. Please stay on this page.";
+        callStatus.textContent = t("Your therapist's connection dropped. Please stay on this page.");
       } else {
         waiting.show(waitingText());
       }
@@ -208,7 +209,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     if (page.finished) return;
     if (step.hidden) show();
     if (timer === null && timerElement) timer = runSessionTimer(timerElement, startsAtMs ?? Date.now());
-    callStatus.textContent = therapistPresent ? "" : "Waiting for your therapist…";
+    callStatus.textContent = therapistPresent ? "" : t("Waiting for your therapist…");
     callStatus.classList.remove("is-warning");
     if (therapistPresent) {
       if (eager) startCall();

@@ -26,6 +26,7 @@
  */
 
 import { Emitter } from "./events.js";
+import { t } from "./i18n.js";
 import {
   AccessEnd,
   CloseCode,
@@ -72,29 +73,29 @@ export const CLOSE_DEAD = 4000;
 
 /** What each final close means, in words for people; the UI may word them its own way. */
 export const CLOSE_REASONS = Object.freeze({
-  [CloseCode.REPLACED]: "The session was opened in another tab.",
-  [CloseCode.RESUMED_ELSEWHERE]: "The session continued in another window or device.",
-  [CloseCode.DENIED]: "Your therapist did not let this device in.",
-  [CloseCode.SESSION_ENDED]: "The session has ended.",
-  [CloseCode.HANDSHAKE_FAILED]: "Something went wrong while connecting. Please reload the page.",
-  [CloseCode.UNAUTHORIZED]: "This link does not work any more.",
-  [CloseCode.NOT_FOUND]: "This session could not be found. Please check the link you opened.",
-  [CloseCode.CONSENT_REQUIRED]: "Please agree to the telehealth consent first, then reload the page.",
-  [CloseCode.FORBIDDEN]: "You are no longer part of this session.",
-  [CloseCode.TOO_MANY_MESSAGES]: "Too many messages were sent; reload the page.",
+  [CloseCode.REPLACED]: t("The session was opened in another tab."),
+  [CloseCode.RESUMED_ELSEWHERE]: t("The session continued in another window or device."),
+  [CloseCode.DENIED]: t("Your therapist did not let this device in."),
+  [CloseCode.SESSION_ENDED]: t("The session has ended."),
+  [CloseCode.HANDSHAKE_FAILED]: t("Something went wrong while connecting. Please reload the page."),
+  [CloseCode.UNAUTHORIZED]: t("This link does not work any more."),
+  [CloseCode.NOT_FOUND]: t("This session could not be found. Please check the link you opened."),
+  [CloseCode.CONSENT_REQUIRED]: t("Please agree to the telehealth consent first, then reload the page."),
+  [CloseCode.FORBIDDEN]: t("You are no longer part of this session."),
+  [CloseCode.TOO_MANY_MESSAGES]: t("Too many messages were sent; reload the page."),
 });
 
 /** Why access ended, as the server names it in the close reason (4401, 4403, 4429). */
 export const ACCESS_END_WORDS = Object.freeze({
-  [AccessEnd.SIGNED_OUT]: "Your sign-in ended — sign in again.",
-  [AccessEnd.ACCOUNT_DISABLED]: "Your account was disabled; ask your administrator.",
-  [AccessEnd.PASSWORD_CHANGED]: "Your password was changed, so this sign-in ended — sign in again.",
-  [AccessEnd.LINK_REVOKED]: "Your therapist withdrew this link. Please ask for a new one.",
-  [AccessEnd.LINK_REPLACED]: "This link was replaced by a new one. Please use the new link.",
-  [AccessEnd.ANOTHER_DEVICE]: "The session was opened on another device, and that device was let in.",
-  [AccessEnd.CONSENT_WITHDRAWN]: "You withdrew your consent to video sessions, so you have left the session.",
-  [AccessEnd.TOO_MANY_MESSAGES]: "Too many messages were sent; reload the page.",
-  [AccessEnd.TOO_MANY_KNOCKS]: "This link is open in too many windows. Close the others and reload this page.",
+  [AccessEnd.SIGNED_OUT]: t("Your sign-in ended — sign in again."),
+  [AccessEnd.ACCOUNT_DISABLED]: t("Your account was disabled; ask your administrator."),
+  [AccessEnd.PASSWORD_CHANGED]: t("Your password was changed, so this sign-in ended — sign in again."),
+  [AccessEnd.LINK_REVOKED]: t("Your therapist withdrew this link. Please ask for a new one."),
+  [AccessEnd.LINK_REPLACED]: t("This link was replaced by a new one. Please use the new link."),
+  [AccessEnd.ANOTHER_DEVICE]: t("The session was opened on another device, and that device was let in."),
+  [AccessEnd.CONSENT_WITHDRAWN]: t("You withdrew your consent to video sessions, so you have left the session."),
+  [AccessEnd.TOO_MANY_MESSAGES]: t("Too many messages were sent; reload the page."),
+  [AccessEnd.TOO_MANY_KNOCKS]: t("This link is open in too many windows. Close the others and reload this page."),
 });
 
 /** @typedef {"connecting" | "open" | "reconnecting" | "closed"} ConnectionState */

@@ -313,6 +313,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * @property {Record<string, number | string | null>} answers
  * @property {string} idempotency_key
  * @property {string} [id]
+ * @property {string} [language]
  */
 
 /**

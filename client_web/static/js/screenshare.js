@@ -30,6 +30,8 @@
  * @property {HTMLButtonElement | null} allow  the therapist's switch (`#screen-allow-button`)
  */
 
+import { t } from "./i18n.js";
+
 /** Constraints for the shared screen: a readable picture at a modest frame rate, no audio. */
 const DISPLAY_OPTIONS = Object.freeze({ video: { frameRate: { ideal: 15, max: 30 } }, audio: false });
 
@@ -95,7 +97,7 @@ export class ScreenSharing {
     });
     parts.allow?.addEventListener("click", () => {
       const sent = options.send({ type: "screen-share-allow", allowed: !this.#allowed });
-      if (!sent) this.#say("Not changed: not connected to the server.");
+      if (!sent) this.#say(t("Not changed: not connected to the server."));
     });
     this.#render();
   }
@@ -166,7 +168,7 @@ export class ScreenSharing {
       if (code !== "screen-share-not-allowed") return;
       this.#setAllowed(false, { quiet: true });
       this.stop({ tell: false, text: "" });
-      this.#say("Your therapist has not allowed screen sharing.");
+      this.#say(t("Your therapist has not allowed screen sharing."));
     });
   }
 
@@ -180,7 +182,7 @@ export class ScreenSharing {
       stream = await navigator.mediaDevices.getDisplayMedia(DISPLAY_OPTIONS);
     } catch (error) {
       const cancelled = error instanceof DOMException && error.name === "NotAllowedError";
-      this.#say(cancelled ? "Screen sharing was cancelled." : "Your screen could not be shared.");
+      this.#say(cancelled ? t("Screen sharing was cancelled.") : t("Your screen could not be shared."));
       return;
     } finally {
       this.#starting = false;
@@ -188,14 +190,14 @@ export class ScreenSharing {
     const track = stream.getVideoTracks()[0];
     // the other side was told nothing yet: a share the therapist took back meanwhile is dropped
     const problem = !track
-      ? "Your screen could not be shared."
+      ? t("Your screen could not be shared.")
       : !this.#mayShare()
-        ? "Your therapist turned screen sharing off."
+        ? t("Your therapist turned screen sharing off.")
         : !this.#options.send({ type: "screen-share", sharing: true, stream_id: stream.id })
-          ? "Not shared: not connected to the server."
+          ? t("Not shared: not connected to the server.")
           : null;
     if (problem !== null || !track) {
-      for (const t of stream.getTracks()) t.stop();
+      for (const each of stream.getTracks()) each.stop();
       this.#say(problem ?? "");
       return;
     }
@@ -208,14 +210,14 @@ export class ScreenSharing {
     this.#options.call()?.setScreenStream(stream); // announced first, so the track is known
     this.#options.onLocalChange?.(stream);
     this.#render();
-    this.#say("You are sharing your screen.");
+    this.#say(t("You are sharing your screen."));
   }
 
   /**
    * Stop sharing (the page's button, the browser's own, or the leave taken back).
    * @param {{tell?: boolean, text?: string}} [options]  `tell`: say so to the other side
    */
-  stop({ tell = true, text = "You stopped sharing your screen." } = {}) {
+  stop({ tell = true, text = t("You stopped sharing your screen.") } = {}) {
     const stream = this.#local;
     if (!stream) return;
     this.#local = null;
@@ -255,13 +257,13 @@ export class ScreenSharing {
     const changed = allowed !== this.#allowed;
     this.#allowed = allowed;
     if (this.#options.role === "client" && !allowed && this.#local) {
-      this.stop({ tell: false, text: quiet ? "" : "Your therapist turned screen sharing off." });
+      this.stop({ tell: false, text: quiet ? "" : t("Your therapist turned screen sharing off.") });
     } else if (changed && !quiet) {
       const name = this.#options.peerName();
       if (this.#options.role === "therapist") {
-        this.#say(allowed ? `${name} may share their screen now.` : `${name} may no longer share their screen.`);
+        this.#say(allowed ? t("{name} may share their screen now.", { name }) : t("{name} may no longer share their screen.", { name }));
       } else if (allowed && canShareScreen()) {
-        this.#say("Your therapist allowed you to share your screen.");
+        this.#say(t("Your therapist allowed you to share your screen."));
       }
     }
     this.#render();
@@ -278,7 +280,8 @@ export class ScreenSharing {
     const { stage, video } = this.#parts;
     const shown = stream !== null;
     const name = this.#options.peerName();
-    video.setAttribute("aria-label", `${name}'s shared screen`);
+    const label = this.#options.role === "client" ? t("Your therapist's shared screen") : t("{name}'s shared screen", { name });
+    video.setAttribute("aria-label", label);
     if (video.srcObject !== stream) video.srcObject = stream;
     video.muted = true; // a shared screen carries no sound here
     if (stream) void video.play().catch(() => {});
@@ -286,7 +289,7 @@ export class ScreenSharing {
     stage.classList.toggle("is-screen-sharing", shown);
     if (shown !== this.#remoteShown) {
       this.#remoteShown = shown;
-      this.#say(shown ? `${name} is sharing their screen.` : `${name} stopped sharing their screen.`);
+      this.#say(shown ? t("{name} is sharing their screen.", { name }) : t("{name} stopped sharing their screen.", { name }));
     }
   }
 
@@ -294,7 +297,7 @@ export class ScreenSharing {
     const { button, allow } = this.#parts;
     const sharing = this.#local !== null;
     button.hidden = !sharing && !this.#mayShare();
-    button.textContent = sharing ? "Stop sharing screen" : "Share screen";
+    button.textContent = sharing ? t("Stop sharing screen") : t("Share screen");
     button.dataset.on = String(sharing);
     if (allow) {
       allow.setAttribute("aria-pressed", String(this.#allowed));

@@ -32,7 +32,9 @@ def questionnaire_response(
     authored: datetime,
     status: str = "completed",
 ) -> dict[str, Any]:
-    """An R4 QuestionnaireResponse for a validated response; ``authored`` must be aware."""
+    """An R4 QuestionnaireResponse for a validated response; ``authored`` must be aware. Its
+    item texts and answer displays are the instrument's: pass ``instrument.in_language(lang)``
+    for the wording a client read in another language (``language`` then says which)."""
     if (response.instrument_id, response.instrument_version) != (
         instrument.id,
         instrument.version,
@@ -46,6 +48,7 @@ def questionnaire_response(
     resource: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "id": response_id,
+        "language": instrument.language,
         "questionnaire": instrument.canonical,
         "status": status,
         "subject": {"reference": subject_ref},

@@ -20,7 +20,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias, TypeGuard
 
-ATTUNE_SD: Final = "https://attune.example/fhir/StructureDefinition/"
+from server.core.checkins.translations import (
+    ATTUNE_SD as ATTUNE_SD,  # re-exported: the measures use the same prefix
+)
+from server.core.checkins.translations import (
+    SOURCE_LANGUAGE,
+    TranslationError,
+    languages,
+    localized,
+    source_language,
+)
+
 EXT_KIND: Final = ATTUNE_SD + "instrument-kind"
 EXT_INTRO: Final = ATTUNE_SD + "intro"
 EXT_CLIENT_NOTE: Final = ATTUNE_SD + "client-note"
@@ -222,6 +232,10 @@ class Instrument:
     rules: AlertRules
     source: str = "<inline>"
     resource_json: str = field(default="{}", repr=False, compare=False)
+    language: str = SOURCE_LANGUAGE
+    """The language the file's own texts are written in (`Questionnaire.language`)."""
+    languages: frozenset[str] = frozenset({SOURCE_LANGUAGE})
+    """The languages every client-facing text is written or translated in (translations.py)."""
 
     @property
     def canonical(self) -> str:
@@ -238,6 +252,15 @@ class Instrument:
     def items_with_role(self, role: ScoreRole) -> tuple[Item, ...]:
         """Items that play this role in scoring, in form order."""
         return tuple(item for item in self.items if item.role == role)
+
+    def in_language(self, language: str) -> Instrument:
+        """The instrument as a client reads it in `language` (texts, anchors and option
+        displays translated; codes, rules and scoring the same); KeyError for a language it
+        is not translated into."""
+        if language not in self.languages:
+            raise KeyError(language)
+        resource = localized(json.loads(self.resource_json), language)
+        return load_instrument(resource, source=self.source)
 
 
 @dataclass(frozen=True)
@@ -369,6 +392,10 @@ class _Parser:
         kind = self.choose(self.ext_value(extensions, EXT_KIND, "valueCode", None), KINDS, None)
         items = self.items(data.get("item"))
         self.check_roles(kind, items)
+        try:
+            spoken = languages(data)
+        except TranslationError as error:
+            raise self.fail(str(error)) from None
         return Instrument(
             id=instrument_id,
             version=self.string(data, "version"),
@@ -381,6 +408,8 @@ class _Parser:
             rules=self.rules(kind, extensions.get(EXT_ALERT_RULES)),
             source=self.source,
             resource_json=json.dumps(data, ensure_ascii=False),
+            language=source_language(data),
+            languages=spoken,
         )
 
     def string(self, data: Mapping[str, Any], key: str, link_id: str | None = None) -> str:

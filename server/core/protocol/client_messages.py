@@ -36,6 +36,7 @@ from server.core.protocol.fields import (
     IDEMPOTENCY_KEY,
     INSTRUMENT_ID,
     KNOCK_ID,
+    LANGUAGE_CODE,
     MESSAGE_ID,
     STREAM_ID,
     TOKEN,
@@ -144,6 +145,7 @@ class CheckinAnswer:
     answers: Mapping[str, int | str | None]  # {linkId: value}; null or absent = skipped
     idempotency_key: str
     id: str | None = None
+    language: str | None = None  # the language the form was read in; absent: the instrument's
 
     @classmethod
     def from_fields(cls, f: Fields, id: str | None) -> CheckinAnswer:
@@ -153,6 +155,7 @@ class CheckinAnswer:
             _answers(f.mapping("answers")),
             f.text("idempotency_key", IDEMPOTENCY_KEY),
             id,
+            f.optional_text("language", LANGUAGE_CODE, 16),
         )
 
 

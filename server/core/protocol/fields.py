@@ -15,6 +15,7 @@ KNOCK_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 IDEMPOTENCY_KEY: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # a MediaStream id as the SDP's msid carries it (Chromium: a UUID; Firefox: one in braces)
 STREAM_ID: Final = re.compile(r"[A-Za-z0-9_.{}-]{1,64}")
+LANGUAGE_CODE: Final = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}")  # BCP 47, e.g. "es"
 INSTRUMENT_ID: Final = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # a FHIR id
 
 

@@ -30,7 +30,8 @@ from server.core.checkins.translations import (
     translated,
     translations_of,
 )
-from server.core.goals import ChangedBy, Goal, GoalStatus, with_goal_items
+from server.core.goals import Goal, GoalStatus, with_goal_items
+from server.core.models import SessionRole
 from tests.fhir_r4b import r4b_valid
 
 BUILTINS = load_builtin_instruments()
@@ -200,7 +201,7 @@ def test_goal_items_in_the_after_form_are_translated_around_the_goals_own_words(
         position=0,
         created_at=datetime(2026, 12, 1, tzinfo=UTC),
         updated_at=datetime(2026, 12, 1, tzinfo=UTC),
-        updated_by=ChangedBy.THERAPIST,
+        updated_by=SessionRole.THERAPIST,
     )
     form = with_goal_items(questionnaire_resource(BUILTINS["after"]), [goal])
     assert languages(form) == {"en", "es", "de"}

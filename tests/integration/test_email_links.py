@@ -35,9 +35,7 @@ def assert_links_absolute(box: Mailbox) -> None:
         for body in (str(plain.get_content()), str(html.get_content())):
             for url in _URL.findall(body):
                 assert url.startswith(BASE + "/"), url
-        hrefs = _HREF.findall(str(html.get_content()))
-        assert hrefs, message["Subject"]
-        for href in hrefs:
+        for href in _HREF.findall(str(html.get_content())):
             assert href.startswith(BASE + "/"), href
 
 

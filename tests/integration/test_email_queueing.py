@@ -3,6 +3,7 @@ and its email never leaves without it), and reminders at the clinic's own offset
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,10 +19,11 @@ from server.app import create_app
 from server.core.email_schedule import EmailKind
 from server.core.links import SessionStatus
 from server.db.tables import email_outbox, therapy_sessions
-from server.keys import AUDIT, CONSENTS, DB, LIVE, SETTINGS, VAULT
+from server.keys import AUDIT, CONSENTS, DB, LIVE, MAILER, SETTINGS, VAULT
 from server.services import accounts, scheduling
 from server.services.email import Mailer
-from tests.conftest import FakeClock
+from server.settings import Settings
+from tests.conftest import FakeClock, add_account, sign_in
 from tests.integration import test_email
 from tests.integration.test_email import Mailbox, _book, _email_settings, _practice, _round
 
@@ -55,6 +57,7 @@ async def test_a_booking_rescheduling_or_cancelling_that_fails_leaves_no_email_b
     practice = await _practice(client)
     booked = await _book(client, practice, "2026-11-25T10:00:00Z")
     assert await _round(client, clock) == 1  # the invitation went: a calendar entry to update
+    assert "Email: Invitation sent" in await (await client.get("/dashboard")).text()
     a = client.app
     db, audit = a[DB], a[AUDIT]
     therapist = await accounts.account_by_email(db, "therapist@example.org")
@@ -140,3 +143,42 @@ async def test_reminders_follow_the_clinics_own_offsets(
         "Your appointment on Wednesday 25 November",
         "Reminder: your appointment on Wednesday 25 November",
     ]
+
+
+async def test_without_smtp_the_clients_page_says_links_come_from_the_therapist_and_saves_nothing(
+    aiohttp_client: Any, data_dir: Path, clock: FakeClock
+) -> None:
+    client: TestClient = await aiohttp_client(create_app(Settings(data_dir=data_dir), clock=clock))
+    await add_account(client.app, "therapist@example.org")
+    headers = {"X-CSRF-Token": await sign_in(client, "therapist@example.org")}
+    created = await (
+        await client.post("/api/v1/clients", json={"alias": "J.M."}, headers=headers)
+    ).json()
+    booked = await (
+        await client.post(
+            "/api/v1/sessions",
+            json={"client_id": created["id"], "starts_at": "2026-11-23T09:00:00Z"},
+            headers=headers,
+        )
+    ).json()
+    await client.get(booked["join_url"].removeprefix(client.app[SETTINGS].base_url))
+    page = await (await client.get("/visit/contact")).text()
+    assert "This clinic does not send email" in page
+    assert 'name="email"' not in page
+    visit = await (await client.get("/visit")).text()
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', visit)
+    assert csrf
+    posted = await client.post(
+        "/visit/contact",
+        data={
+            "csrf_token": csrf.group(1),
+            "notice_version": "1",
+            "email": "c@example.org",
+            "consent": "yes",
+        },
+    )
+    assert posted.status == 409 and "This clinic does not send email" in await posted.text()
+    states = await (await client.get("/api/v1/visit/consents")).json()
+    contact = [s for s in states["items"] if s["purpose"] == "contact"]
+    assert contact[0]["state"] == "never_asked"
+    assert await client.app[MAILER].contact_email(client.app[DB], created["id"]) is None

@@ -4,9 +4,11 @@ calendar entry's link opens the visit; a revoked, replaced or closed link is nev
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
@@ -15,7 +17,15 @@ from server.keys import DB, LIVE
 from server.services import accounts, scheduling
 from tests.conftest import FakeClock
 from tests.integration import test_email
-from tests.integration.test_email import Mailbox, _book, _calendar, _practice, _round, _text
+from tests.integration.test_email import (
+    CLIENT_EMAIL,
+    Mailbox,
+    _book,
+    _calendar,
+    _practice,
+    _round,
+    _text,
+)
 
 app, mailbox = test_email.app, test_email.mailbox  # the same fixtures: SMTP on loopback
 
@@ -127,3 +137,31 @@ async def test_ending_or_cancelling_a_session_forgets_its_sealed_link(
     (opening,) = [s for s in await scheduling.list_sessions(db, therapist) if s.starts_at.day == 23]
     await client.app[LIVE].end_session(therapist, opening.id)  # the session `_practice` joined
     assert await _seals(client) == 1
+
+
+async def test_no_log_line_carries_the_address_the_join_link_or_the_unsubscribe_link(
+    client: TestClient,
+    clock: FakeClock,
+    mailbox: tuple[Mailbox, int],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    box, _ = mailbox
+    caplog.set_level(logging.DEBUG)
+    practice = await _practice(client)
+    booked = await _book(client, practice, "2026-11-25T10:00:00Z")
+    await _round(client, clock)
+    clock.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    await _round(client, clock)
+    unsubscribe = str(box.parsed()[-1]["List-Unsubscribe"]).strip("<>")
+    clicked = await client.post(unsubscribe.removeprefix(BASE))
+    assert clicked.status == 200
+
+    secrets = (CLIENT_EMAIL, booked["join_url"].rsplit("/", 1)[1], unsubscribe.rsplit("/", 1)[1])
+    # Not aiosmtpd's own log, nor the test server's stock access log: `attune serve` logs
+    # requests with server.logs.AccessLogger, whose redaction test_logs_privacy.py checks.
+    ours = [r for r in caplog.records if r.name.split(".")[0] not in ("mail", "aiohttp")]
+    assert ours  # at least the database driver's debug lines, which see every query
+    for record in ours:
+        line = record.getMessage() + repr(record.__dict__.get("extra", ""))
+        for secret in secrets:
+            assert secret not in line, (record.name, line)

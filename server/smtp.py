@@ -36,6 +36,7 @@ UNREACHABLE = "Could not reach the mail server; trying again later."
 SIGN_IN_FAILED = "The mail server refused Attune's sign-in (check the SMTP settings)."
 TEMPORARY = "The mail server asked to try again later."
 NO_STARTTLS = "The mail server does not offer STARTTLS, so nothing was sent (check smtp_security)."
+NO_SIGN_IN = "The mail server does not offer a sign-in (check smtp_username and smtp_security)."
 UNTRUSTED = "The mail server's certificate is not trusted (check the SMTP settings)."
 
 
@@ -70,6 +71,10 @@ class SmtpTransport:
                         raise DeliveryError(NO_STARTTLS, permanent=False)
                     await client.starttls()
                 if s.smtp_username:
+                    if client.is_ehlo_or_helo_needed:
+                        await client.ehlo()
+                    if not client.supports_extension("auth"):
+                        raise DeliveryError(NO_SIGN_IN, permanent=False)
                     await client.login(s.smtp_username, s.smtp_secret())
                 await client.sendmail(sender, [recipient], message)
         except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from server.app import create_app
 from server.db.tables import email_outbox
 from server.keys import DB
-from server.smtp import NO_STARTTLS, SIGN_IN_FAILED, UNTRUSTED
+from server.smtp import NO_SIGN_IN, NO_STARTTLS, SIGN_IN_FAILED, UNTRUSTED
 from tests.conftest import FakeClock
 from tests.integration.test_email import (
     CLIENT_EMAIL,
@@ -260,3 +260,28 @@ async def test_a_certificate_that_is_not_trusted_stops_the_sending_and_is_named(
         controller.stop()
     assert box.sign_ins == [] and box.messages == []  # the password never left
     assert await _invitation_status(client) == ("retrying", UNTRUSTED)
+
+
+async def test_a_server_that_offers_no_sign_in_is_named_as_the_reason(
+    aiohttp_client: Any,
+    data_dir: Path,
+    clock: FakeClock,
+    certificate: Certificate,
+    password_file: Path,
+) -> None:
+    box, port = SigningMailbox(), _free_port()
+    # TLS from the first byte, but aiosmtpd offers AUTH only after STARTTLS: none here
+    controller = _server(box, port, ssl_context=certificate.server_context())
+    controller.start()
+    try:
+        settings = replace(
+            _email_settings(data_dir, port),
+            smtp_security="tls",
+            smtp_username=USER,
+            smtp_password_file=password_file,
+        )
+        client = await _one_invitation(aiohttp_client, settings, clock)
+    finally:
+        controller.stop()
+    assert box.sign_ins == [] and box.messages == []
+    assert await _invitation_status(client) == ("retrying", NO_SIGN_IN)

@@ -234,6 +234,17 @@ class Hub:
         room = self.rooms.get(session_id)
         return room is not None and room.admitted_conn_id is not None
 
+    async def therapist_in_room(self, session_id: str) -> bool:
+        """Whether the session's therapist has a live connection in its room, wherever the room
+        is held (a seat held for a dropped connection's resume does not count)."""
+        room = self.rooms.get(session_id)
+        if room is None:
+            state = (await self.bus.room_states([session_id])).get(session_id)
+            if state is None:
+                return False
+            room = Room.from_state(state, new_token=new_token)
+        return room.therapist_conn_id is not None
+
     def terminate(self, session_id: str, reason: EndReason) -> None:
         """Tell everyone in a session it is over and close their sockets."""
         if self.rooms.get(session_id) is not None:

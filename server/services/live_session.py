@@ -82,6 +82,9 @@ class LiveRooms(Protocol):
     def has_admitted_client(self, session_id: str) -> bool:
         """Whether a client is in the call now."""
 
+    async def therapist_in_room(self, session_id: str) -> bool:
+        """Whether the session's therapist is connected to its room now."""
+
     def terminate(self, session_id: str, reason: EndReason) -> None:
         """Tell everyone the session is over and close their connections."""
 
@@ -431,12 +434,12 @@ class LiveSessions:
                     alerts=[alert_json(a) for a in result.alerts],
                 ),
             )
-            # Not in the room (the session is not live): an opted-in therapist gets an email
-            # saying only that an alert waits, and only when it was kept to be seen later.
+            # Not in the room: an opted-in therapist gets an email saying only that an alert
+            # waits, and only when it was kept to be seen later.
             if (
                 self._mailer is not None
                 and result.stored
-                and session.status is not SessionStatus.LIVE
+                and not await self._rooms.therapist_in_room(session_id)
             ):
                 await self._mailer.queue_alert_notice(
                     self._db,

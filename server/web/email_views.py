@@ -91,6 +91,8 @@ async def contact_submit(request: web.Request) -> web.StreamResponse:
                 notice_language=shown_language,
             )
         raise web.HTTPSeeOther("/visit/contact?saved=removed")
+    if not mailer.enabled:  # the page offers no form then; a stale or forged post records nothing
+        return await _render(request, visit, status=409)
     if form.get("consent") != "yes":
         return await _render(
             request,

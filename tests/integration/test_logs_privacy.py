@@ -16,6 +16,7 @@ from server.logs import AccessLogger, JsonFormatter, redact_path
     [
         ("/join/abcDEF123_-xyz", "/join/[redacted]"),
         ("/setup/abcDEF123_-xyz", "/setup/[redacted]"),
+        ("/email/unsubscribe/abcDEF123_-xyz", "/email/unsubscribe/[redacted]"),
         ("/join/abc?utm=1", "/join/[redacted]"),
         ("/dashboard?next=/x", "/dashboard"),
         ("/api/v1/clients", "/api/v1/clients"),

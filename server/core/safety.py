@@ -36,8 +36,27 @@ def is_phone_number(text: str) -> bool:
     return len(text) <= MAX_PHONE_CHARS and set(text) <= PHONE_CHARS
 
 
+# Format characters that real text needs: joiners in emoji sequences (a family, a skin tone
+# on some phones) and in Indic and Persian scripts, the marks right-to-left typists use, the
+# soft hyphen, and the tag characters of subdivision flags. Overrides and isolates (which can
+# reorder what the therapist reads) and the other format characters stay refused.
+_TEXT_FORMAT_CHARS = frozenset("\u00ad\u061c\u200c\u200d\u200e\u200f") | frozenset(
+    chr(c) for c in range(0xE0020, 0xE0080)
+)
+
+
 def _has_control_characters(text: str) -> bool:
-    return any(unicodedata.category(c) in {"Cc", "Cf", "Cs", "Co", "Cn"} for c in text)
+    for c in text:
+        category = unicodedata.category(c)
+        if category in {"Cc", "Cs", "Co"}:
+            return True
+        if category == "Cf" and c not in _TEXT_FORMAT_CHARS:
+            return True
+        # Unassigned in this Python's Unicode tables: often an emoji newer than them, so only
+        # the noncharacters (U+FDD0..FDEF and the last two of every plane) are refused.
+        if category == "Cn" and (0xFDD0 <= ord(c) <= 0xFDEF or ord(c) & 0xFFFE == 0xFFFE):
+            return True
+    return False
 
 
 def _text(raw: Mapping[str, Any], field: str, label: str, max_chars: int, *, required: bool) -> str:

@@ -46,6 +46,17 @@ def test_good_answers_are_kept_as_the_client_gave_them() -> None:
         pytest.param(with_(location="near 52.52, 13.40"), "near 52.52, 13.40", id="coarse"),
         pytest.param(with_(location="x" * MAX_LOCATION_CHARS), "x" * 200, id="longest"),
         pytest.param(with_(location="Café Ümlaut, Zürich"), "Café Ümlaut, Zürich", id="accents"),
+        pytest.param(
+            with_(location="Casa de mamá \U0001f468\u200d\U0001f469\u200d\U0001f467"),
+            "Casa de mamá \U0001f468\u200d\U0001f469\u200d\U0001f467",
+            id="emoji-family-with-joiners",
+        ),
+        pytest.param(
+            with_(location="\u0628\u064a\u062a\u200f 12"),
+            "\u0628\u064a\u062a\u200f 12",
+            id="right-to-left-mark",
+        ),
+        pytest.param(with_(location="home \U0001faef"), "home \U0001faef", id="newer-emoji"),
     ],
 )
 def test_the_place_is_tidied_to_one_line(raw: dict[str, Any], expected: str) -> None:
@@ -67,6 +78,9 @@ REFUSED = {
     "place-not-text": (with_(location=52.5), "location", "must be text"),
     "place-control-char": (with_(location="home\u0000"), "location", "not plain text"),
     "place-bidi-override": (with_(location="home\u202e"), "location", "not plain text"),
+    "place-bidi-isolate": (with_(location="home\u2066"), "location", "not plain text"),
+    "place-byte-order-mark": (with_(location="home\ufeff"), "location", "not plain text"),
+    "place-noncharacter": (with_(location="home\uffff"), "location", "not plain text"),
     "privacy-unanswered": ({**GOOD, "private": None}, "private", "talk freely"),
     "privacy-as-text": (with_(private="yes"), "private", "talk freely"),
     "no-contact": (with_(contact_name=""), "contact_name", "emergency contact's name"),

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Dialog, expect
@@ -20,6 +21,17 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.browser
 
 CHICAGO = {"timezone_id": "America/Chicago", "locale": "en-US"}
+CHICAGO_ZONE = ZoneInfo("America/Chicago")
+
+
+def _other_season_day() -> date:
+    """A day within the next year on which Chicago's clocks differ from today's (summer time
+    in winter, standard time in summer)."""
+    now = datetime.now(CHICAGO_ZONE)
+    day = now.date() + timedelta(days=30)
+    while datetime(day.year, day.month, day.day, 12, tzinfo=CHICAGO_ZONE).dst() == now.dst():
+        day += timedelta(days=30)
+    return day
 
 
 async def test_a_session_booked_at_7_16_local_shows_7_16_with_the_zone_and_a_reload_books_nothing(
@@ -111,4 +123,51 @@ async def test_a_client_who_comes_too_early_is_told_when_in_their_own_time_zone(
     await expect(page.get_by_role("heading", name="It is a little early")).to_be_visible()
     await expect(page.get_by_text("Your session starts")).to_contain_text("07:16 AM CST")
     await expect(page.get_by_text("This link opens at")).to_contain_text("07:01 AM CST")
+    harness.assert_no_policy_violations()
+
+
+async def test_a_session_booked_across_a_clock_change_keeps_its_local_time_and_can_get_a_new_link(
+    live_site: LiveSite, harness: BrowserHarness
+) -> None:
+    therapist_account = await live_site.add_therapist()
+    page = await harness.new_page(**CHICAGO)
+    await sign_in_with_form(page, live_site, THERAPIST_EMAIL, PASSWORD)
+    await page.get_by_label("Client alias").fill("J.M.")
+    await page.get_by_role("button", name="Add client").click()
+    day = _other_season_day()
+    zone = datetime(day.year, day.month, day.day, 7, 16, tzinfo=CHICAGO_ZONE).tzname()
+    assert zone is not None
+    new_session = page.get_by_role("region", name="New session")
+    await new_session.get_by_label("Starts at").fill(f"{day.isoformat()}T07:16")
+    await new_session.get_by_role("button", name="Create session").click()
+
+    # 07:16 on that day is 07:16 in that day's zone (CDT or CST), not an hour off.
+    await expect(page.get_by_text(re.compile(rf"07:16 AM {zone}"))).to_be_visible()
+    old_link = await page.get_by_label("Client's link").input_value()
+    (session,) = await scheduling.list_sessions(live_site.app[DB], therapist_account)
+    assert session.starts_at.astimezone(CHICAGO_ZONE).strftime("%H:%M") == "07:16"
+
+    # Rescheduled to 18:05 that day with a new link: the new link is shown, the old one ends.
+    await page.get_by_role("link", name="Back to the dashboard").click()
+    upcoming = page.get_by_role("region", name="Upcoming sessions")
+    await upcoming.get_by_role(
+        "link", name=re.compile(r"^Reschedule the session with J\.M\.")
+    ).click()
+    await page.get_by_label("Starts at").fill(f"{day.isoformat()}T18:05")
+    await page.get_by_label(re.compile("Make a new link")).check()
+    await page.get_by_role("button", name="Save the new time").click()
+    await expect(page.get_by_role("heading", name="Invite link for J.M.")).to_be_visible()
+    await expect(page.get_by_text(re.compile(rf"06:05 PM {zone}"))).to_be_visible()
+    new_link = await page.get_by_label("Client's link").input_value()
+    assert new_link != old_link
+    (moved,) = await scheduling.list_sessions(live_site.app[DB], therapist_account)
+    assert moved.starts_at.astimezone(CHICAGO_ZONE).strftime("%H:%M") == "18:05"
+
+    client = await harness.new_page(**CHICAGO)
+    response = await client.goto(old_link)
+    assert response is not None and response.status == 404
+    await expect(client.get_by_role("heading", name="This link does not work")).to_be_visible()
+    await client.goto(new_link)  # months early: the page says when, in the client's zone
+    await expect(client.get_by_role("heading", name="It is a little early")).to_be_visible()
+    await expect(client.get_by_text("Your session starts")).to_contain_text(f"06:05 PM {zone}")
     harness.assert_no_policy_violations()

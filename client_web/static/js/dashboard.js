@@ -1,7 +1,18 @@
 // @ts-check
-/** The session form sends the browser's UTC offset so a local start time is stored in UTC. */
+/**
+ * The session form sends the browser's UTC offset so a local start time is stored in UTC: the
+ * offset in force at the chosen time, not today's (a July session booked in December is in
+ * summer time where the clocks change).
+ */
 for (const field of document.querySelectorAll("[data-tz-offset]")) {
-  /** @type {HTMLInputElement} */ (field).value = String(new Date().getTimezoneOffset());
+  const offset = /** @type {HTMLInputElement} */ (field);
+  offset.value = String(new Date().getTimezoneOffset());
+  const starts = /** @type {HTMLInputElement | null} */ (offset.form?.querySelector("input[name='starts_at']") ?? null);
+  offset.form?.addEventListener("submit", () => {
+    // "YYYY-MM-DDTHH:MM" without a zone is read as local time
+    const chosen = new Date(starts?.value ?? "");
+    offset.value = String((Number.isNaN(chosen.getTime()) ? new Date() : chosen).getTimezoneOffset());
+  });
 }
 
 /** Default the start to "now" in the therapist's own time zone. */

@@ -23,6 +23,7 @@ from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
 from tests.browser.video_helpers import (
     admit,
     client_reaches_waiting_room,
+    frames_decoded,
     grant_telehealth,
     schedule_session,
     therapist_opens_room,
@@ -231,4 +232,147 @@ async def test_after_reloads_on_either_side_the_call_and_the_panel_come_back(
     await expect(therapist.get_by_text(COMMENT)).to_be_visible()
     await expect(therapist.get_by_text(re.compile("Uneasy moment: Quite a bit"))).to_be_visible()
     await expect(therapist.get_by_text(re.compile("^Try: ")).first).to_be_visible()
+    harness.assert_no_policy_violations()
+
+
+class Network:
+    """One person's network as the page's session socket meets it. When it goes, the sockets
+    open at that moment are dead for good: closed at once (`lose_network`), or silent, as a
+    connection left behind on the old network after a switch from Wi-Fi to mobile data; new
+    sockets are refused until it is back."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.refused = 0
+        self.generation = 0
+        self.sockets: list[WebSocketRoute] = []
+
+    async def route(self, ws: WebSocketRoute) -> None:
+        if not self.up:
+            self.refused += 1
+            await ws.close(code=1011)
+            return
+        born = self.generation
+        server = ws.connect_to_server()
+
+        def to_server(message: str | bytes) -> None:
+            if self.up and self.generation == born:
+                server.send(message)
+
+        def to_page(message: str | bytes) -> None:
+            if self.up and self.generation == born:
+                ws.send(message)
+
+        ws.on_message(to_server)
+        server.on_message(to_page)
+        self.sockets.append(ws)
+
+    async def attach(self, page: Page) -> None:
+        await page.route_web_socket(re.compile(r"/ws/session/"), self.route)
+
+
+ICE_UFRAGS = """() => {
+  const pc = window.__attune.pc;
+  const ufrag = (d) => (d?.sdp.match(/a=ice-ufrag:(\\S+)/) || [])[1] || null;
+  return pc && pc.signalingState === "stable"
+    ? [ufrag(pc.localDescription), ufrag(pc.remoteDescription)]
+    : null;
+}"""
+SOCKET_OPEN = "() => window.__attune.connection?.state === 'open'"
+
+
+async def lose_network(page: Page, network: Network, *, silently: bool = False) -> None:
+    """The network goes: the browser is offline and the open sockets are dead."""
+    network.up = False
+    network.generation += 1
+    await page.context.set_offline(True)
+    if not silently:
+        for ws in network.sockets:
+            await ws.close(code=1011)
+    network.sockets = []
+
+
+async def network_back(page: Page, network: Network) -> float:
+    """The network comes back (the browser says so: `online`); when that happened."""
+    network.up = True
+    await page.context.set_offline(False)
+    return time.monotonic()
+
+
+async def one_more_refused_attempt(page: Page, network: Network) -> None:
+    """The page tries again now (as after its back-off) and is refused once more."""
+    before = network.refused
+    await page.evaluate("window.__attune.connection.reconnectNow()")
+    await page.wait_for_function(
+        "() => window.__attune.connection.state === 'reconnecting'", polling=100
+    )
+    assert network.refused > before
+
+
+async def test_a_network_change_on_either_side_recovers_and_a_lost_network_says_what_to_do(
+    site: LiveSite, harness: BrowserHarness
+) -> None:
+    scheduled = await schedule_session(site)
+    await grant_telehealth(site, scheduled.client_id)
+    therapist = await harness.new_page(**LAPTOP)
+    therapist_network, client_network = Network(), Network()
+    await therapist_network.attach(therapist)
+    await therapist_opens_room(therapist, site, scheduled.session_id)
+    client = await harness.new_page(**MOBILE)
+    await client_network.attach(client)
+    await client_reaches_waiting_room(client, scheduled.link, consent=False)
+    await client.get_by_role("button", name="Skip this check-in").click()
+    waiting = client.get_by_role("status").filter(has_text="Your therapist knows you are here.")
+    await expect(waiting).to_be_visible()
+
+    # In the waiting room the phone loses its network: within 10 s it says what to do, and
+    # the next refused attempt does not take that back.
+    help_text = re.compile("Check that you are online; reloading this page brings you")
+    await lose_network(client, client_network)
+    await expect(client.get_by_text(help_text)).to_be_visible(timeout=RECOVERY_S * 1000)
+    await one_more_refused_attempt(client, client_network)
+    await expect(client.get_by_text(help_text)).to_be_visible()
+    await network_back(client, client_network)
+    await expect(waiting).to_be_visible(timeout=RECOVERY_S * 1000)
+
+    await admit(therapist, scheduled.alias)
+    await wait_for_video(client)
+    await wait_for_video(therapist)
+
+    # A network change on either side (Wi-Fi to mobile data: offline for a moment, and the
+    # socket of the old network silently dead): the socket is replaced, the call restarts its
+    # ICE (new credentials on both ends) and video flows again, all within 10 s.
+    for page, network in ((client, client_network), (therapist, therapist_network)):
+        ufrags = await page.evaluate(ICE_UFRAGS)
+        assert ufrags and all(ufrags)
+        await lose_network(page, network, silently=True)
+        back_at = await network_back(page, network)
+        await page.wait_for_function(
+            "(old) => { const now = (" + ICE_UFRAGS + ")();"
+            " return now && now[0] !== old[0] && now[1] !== old[1]; }",
+            arg=ufrags,
+            polling=100,
+            timeout=RECOVERY_S * 1000,
+        )
+        await page.wait_for_function(SOCKET_OPEN, polling=100, timeout=RECOVERY_S * 1000)
+        assert network.sockets, "a new socket on the new network"
+        await wait_for_video(client, more_than=await frames_decoded(client))
+        await wait_for_video(therapist, more_than=await frames_decoded(therapist))
+        assert time.monotonic() - back_at < RECOVERY_S
+    await expect(client.get_by_role("button", name="Leave")).to_be_visible()
+    await expect(therapist.get_by_text("In the call with J.M.", exact=True)).to_be_visible()
+
+    # The therapist's network goes for good: within 10 s the room says what to do (and keeps
+    # saying it); the client's call goes on meanwhile (media is peer to peer).
+    await lose_network(therapist, therapist_network)
+    alert = therapist.get_by_role("alert").filter(has_text="Check that you are online")
+    await expect(alert).to_be_visible(timeout=RECOVERY_S * 1000)
+    await one_more_refused_attempt(therapist, therapist_network)
+    await expect(alert).to_be_visible()
+    await wait_for_video(client, more_than=await frames_decoded(client))
+    await expect(client.get_by_role("button", name="Leave")).to_be_visible()
+    await shot(therapist, "therapist-1280-network-lost")
+    await network_back(therapist, therapist_network)
+    await expect(alert).to_be_hidden(timeout=RECOVERY_S * 1000)
+    await expect(therapist.get_by_text("In the call with J.M.", exact=True)).to_be_visible()
     harness.assert_no_policy_violations()

@@ -147,9 +147,21 @@ async def test_a_session_booked_across_a_clock_change_keeps_its_local_time_and_c
     (session,) = await scheduling.list_sessions(live_site.app[DB], therapist_account)
     assert session.starts_at.astimezone(CHICAGO_ZONE).strftime("%H:%M") == "07:16"
 
-    # Rescheduled to 18:05 that day with a new link: the new link is shown, the old one ends.
+    # "New link" asks first (the sent link would stop working); saying no changes nothing.
     await page.get_by_role("link", name="Back to the dashboard").click()
     upcoming = page.get_by_role("region", name="Upcoming sessions")
+    asked: list[str] = []
+
+    async def decline(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await dialog.dismiss()
+
+    page.once("dialog", decline)
+    await upcoming.get_by_role("button", name=re.compile(r"^New link for J\.M\.")).click()
+    assert asked == ["Make a new link for J.M.? The link you sent stops working at once."]
+    await expect(page).to_have_url(live_site.url("/dashboard"))
+
+    # Rescheduled to 18:05 that day with a new link: the new link is shown, the old one ends.
     await upcoming.get_by_role(
         "link", name=re.compile(r"^Reschedule the session with J\.M\.")
     ).click()

@@ -2,12 +2,13 @@
 laptop (1280×720), the client on a phone (360×640), in real headless Chromium.
 
 One call is set up per test and several moments of the same story are checked in it. Each
-moment is also saved as a screenshot under /tmp/room-shots/ (outside the repository) for
-looking at.
+moment is also saved as a screenshot under /tmp/room-shots/ (or $ATTUNE_SHOTS_DIR; outside the
+repository) for looking at.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -19,7 +20,8 @@ from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from server.app import create_app
 from server.settings import Settings
-from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
+from tests.browser.conftest import MOBILE, THERAPIST_EMAIL, BrowserHarness, LiveSite
+from tests.browser.test_foundation_flows import sign_in_with_form
 from tests.browser.video_helpers import (
     admit,
     client_reaches_waiting_room,
@@ -29,11 +31,12 @@ from tests.browser.video_helpers import (
     therapist_opens_room,
     wait_for_video,
 )
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
 LAPTOP = {"viewport": {"width": 1280, "height": 720}}
-SHOTS = Path("/tmp/room-shots")
+SHOTS = Path(os.environ.get("ATTUNE_SHOTS_DIR", "/tmp/room-shots"))
 RECOVERY_S = 10
 COMMENT = "I felt rushed near the end."
 
@@ -375,4 +378,105 @@ async def test_a_network_change_on_either_side_recovers_and_a_lost_network_says_
     await network_back(therapist, therapist_network)
     await expect(alert).to_be_hidden(timeout=RECOVERY_S * 1000)
     await expect(therapist.get_by_text("In the call with J.M.", exact=True)).to_be_visible()
+    harness.assert_no_policy_violations()
+
+
+CHIMES = """
+window.__chimes = 0;
+const createOscillator = AudioContext.prototype.createOscillator;
+AudioContext.prototype.createOscillator = function () {
+  window.__chimes += 1;
+  return createOscillator.call(this);
+};
+"""
+TEXT_OVERFLOWS = (
+    "(el) => el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1"
+)
+
+
+def overlaps(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+async def test_the_dashboard_says_who_is_waiting_and_a_folded_panel_still_announces_the_newest(
+    site: LiveSite, harness: BrowserHarness
+) -> None:
+    scheduled = await schedule_session(site)
+    await grant_telehealth(site, scheduled.client_id)
+    therapist = await harness.new_page(**LAPTOP)
+    await therapist.add_init_script(CHIMES)
+    await sign_in_with_form(therapist, site, THERAPIST_EMAIL, PASSWORD)
+    upcoming = therapist.get_by_role("region", name="Upcoming sessions")
+    badge = upcoming.get_by_role("status").filter(has_text="J.M. is waiting")
+    await expect(badge).to_have_count(0)
+
+    # The client knocks: the dashboard says so without a reload, at the top of the page (the
+    # sessions list is below the fold at 1280×720), beside the session and in the tab's title.
+    client = await harness.new_page(**MOBILE)
+    await client_reaches_waiting_room(client, scheduled.link, consent=False)
+    banner = therapist.get_by_role("status").filter(has_text="J.M. is waiting.")
+    await expect(banner).to_be_in_viewport()
+    await expect(badge).to_be_visible()
+    assert (await therapist.title()).startswith("(1 waiting)")
+    await shot(therapist, "therapist-1280-dashboard-waiting")
+    await banner.get_by_role("link", name="Open the room for J.M.").click()
+    await client.get_by_role("button", name="Skip this check-in").click()
+    await admit(therapist, scheduled.alias)
+    await wait_for_video(client)
+    await wait_for_video(therapist)
+
+    # Item 10: on the phone every pulse answer fits its button, the video still on screen.
+    await therapist.get_by_role("button", name="Ask a pulse question").click()
+    answers = client.get_by_role("group", name=re.compile("How is this going")).get_by_role(
+        "button"
+    )
+    await expect(answers).to_have_count(5)
+    for answer in await answers.all():
+        await expect(answer).to_be_in_viewport()
+        assert not await answer.evaluate(TEXT_OVERFLOWS), await answer.text_content()
+    await expect(client.locator("#remote-video")).to_be_in_viewport()
+    await answers.filter(has_text="Really well").click()
+
+    # The therapist opts into the soft sound and folds the panel away with the keyboard: the
+    # client's video grows, and nothing of the panel covers it.
+    panel = therapist.get_by_role("complementary", name="Private panel")
+    await panel.get_by_text("Session details and panel settings").click()
+    await panel.get_by_label("A soft sound when something new arrives").check()
+    width_open = (await box(therapist, "#remote-video"))["width"]
+    await panel.get_by_role("button", name="Hide panel").focus()
+    await therapist.keyboard.press("Enter")
+    toggle = panel.get_by_role("button", name=re.compile("^Show panel"))
+    await expect(toggle).to_have_attribute("aria-expanded", "false")
+    await therapist.mouse.move(5, 700)  # away from the column
+    video = await box(therapist, "#remote-video")
+    assert video["width"] > width_open
+    await expect(panel.get_by_role("button", name="Ask a pulse question")).to_be_hidden()
+
+    # Folded, it still tells of the newest item: the line at its top, the count on the button
+    # and in the title, a soft chime; and it covers no face.
+    chimes_before: int = await therapist.evaluate("window.__chimes")
+    await client.get_by_role("button", name="I need a moment").click()
+    await expect(toggle).to_have_text("Show panel (1 new)")
+    latest = panel.get_by_role("status").filter(has_text="I need a moment")
+    await expect(latest).to_be_visible()
+    assert (await therapist.title()).startswith("(1 new)")
+    assert await therapist.evaluate("window.__chimes") > chimes_before
+    assert not overlaps(await box(therapist, "#side-column"), await box(therapist, "#remote-video"))
+    for name in ("End session", "Mute microphone"):
+        await in_view(therapist, name)
+    await shot(therapist, "therapist-1280-panel-folded")
+
+    # Unfolded again: the item is there and marked seen.
+    await toggle.click()
+    await expect(panel.get_by_role("button", name="Hide panel")).to_have_attribute(
+        "aria-expanded", "true"
+    )
+    signal_note = re.compile(r"\d\d:\d\d .+ · Client: “I need a moment”")
+    await expect(panel.get_by_text(signal_note)).to_be_visible()
+    assert not (await therapist.title()).startswith("(")
     harness.assert_no_policy_violations()

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Dialog, expect
 
+from server.core.models import Role
 from server.keys import AUDIT, DB, SETTINGS
 from server.services import scheduling
 from tests.browser.conftest import THERAPIST_EMAIL, BrowserHarness, LiveSite
 from tests.browser.test_foundation_flows import sign_in_with_form
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, add_account
 
 pytestmark = pytest.mark.browser
 
@@ -182,4 +184,55 @@ async def test_a_session_booked_across_a_clock_change_keeps_its_local_time_and_c
     await client.goto(new_link)  # months early: the page says when, in the client's zone
     await expect(client.get_by_role("heading", name="It is a little early")).to_be_visible()
     await expect(client.get_by_text("Your session starts")).to_contain_text(f"06:05 PM {zone}")
+    harness.assert_no_policy_violations()
+
+
+async def test_the_admins_disable_and_purge_now_ask_first_and_no_means_nothing_happened(
+    live_site: LiveSite, harness: BrowserHarness
+) -> None:
+    await add_account(live_site.app, "admin@example.org", Role.ADMIN)
+    therapist = await live_site.add_therapist()
+    page = await harness.new_page()
+    await sign_in_with_form(page, live_site, "admin@example.org", PASSWORD)
+    asked: list[str] = []
+
+    def answer(accept: bool) -> Callable[[Dialog], Awaitable[None]]:
+        async def reply(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            await (dialog.accept() if accept else dialog.dismiss())
+
+        return reply
+
+    # Disable: "no" keeps the account; "yes" disables it, on a page of its own address.
+    await page.goto(live_site.url(f"/admin/accounts/{therapist.id}"))
+    page.once("dialog", answer(False))
+    await page.get_by_role("button", name="Disable this account").click()
+    assert asked == [f"Disable {THERAPIST_EMAIL}? Their sign-ins end at once."]
+    await expect(page.get_by_role("button", name="Disable this account")).to_be_visible()
+    page.once("dialog", answer(True))
+    await page.get_by_role("button", name="Disable this account").click()
+    await expect(page.get_by_role("button", name="Enable this account")).to_be_visible()
+    await expect(page).to_have_url(re.compile(r"\?done=disable$"))
+
+    # Run the purge now: "no" runs nothing (no new report), "yes" runs it once; the dry run
+    # never asks.
+    await page.goto(live_site.url("/admin/purge-reports"))
+    runs = page.locator("tbody tr")
+    before = await runs.count()
+    await page.goto(live_site.url("/admin/retention"))
+    asked.clear()
+    await page.get_by_role("button", name="Preview (dry run)").click()
+    dry_run = page.get_by_text(re.compile("^Dry run: this is what a purge would do"))
+    await expect(dry_run).to_be_visible()
+    assert asked == []
+    page.once("dialog", answer(False))
+    await page.get_by_role("button", name="Run the purge now").click()
+    assert asked[-1].startswith("Run the purge now? Data past its retention period")
+    await page.goto(live_site.url("/admin/purge-reports"))
+    await expect(runs).to_have_count(before)
+    await page.goto(live_site.url("/admin/retention"))
+    page.once("dialog", answer(True))
+    await page.get_by_role("button", name="Run the purge now").click()
+    await expect(page).to_have_url(live_site.url("/admin/purge-reports"))
+    await expect(runs).to_have_count(before + 1)
     harness.assert_no_policy_violations()

@@ -21,6 +21,7 @@ from server.services.client_rights import ClientRights, ErasureOutcome
 from server.services.retention import Retention
 from server.services.scheduling import ClientVisit
 from server.web.guard import SIGNED_IN, VISIT, spend_client_write
+from server.web.i18n import LANGUAGE
 from server.web.identity import client_visit, require_client_device
 from server.web.openapi import Operation
 from server.web.shapes import ERR
@@ -129,8 +130,13 @@ async def erase_submit(request: web.Request) -> web.StreamResponse:
         retention=_retention(request),
         now=request.app[CLOCK](),
     )
+    catalog = request.app[CONSENTS].catalog
+    # each purpose by its notice's title, as the data page listed it (never its raw id)
+    switched_off = [catalog.current(p, request[LANGUAGE]).title for p in outcome.withdrawn]
     return aiohttp_jinja2.render_template(
-        "client_erased.html", request, {"outcome": outcome_json(outcome)}
+        "client_erased.html",
+        request,
+        {"outcome": outcome_json(outcome), "switched_off": switched_off},
     )
 
 

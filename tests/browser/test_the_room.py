@@ -375,6 +375,8 @@ async def test_a_network_change_on_either_side_recovers_and_a_lost_network_says_
     await expect(alert).to_be_visible(timeout=RECOVERY_S * 1000)
     await one_more_refused_attempt(therapist, therapist_network)
     await expect(alert).to_be_visible()
+    for name in ("End session", "Mute microphone"):
+        await in_view(therapist, name)
     await wait_for_video(client, more_than=await frames_decoded(client))
     await expect(client.get_by_role("button", name="Leave")).to_be_visible()
     await shot(therapist, "therapist-1280-network-lost")

@@ -88,6 +88,8 @@ async def test_erasing_says_what_went_and_the_admin_holds_a_client_chosen_from_a
     await expect(admin.get_by_role("status").filter(has_text="Hold placed.")).to_be_visible()
     held = admin.get_by_role("cell", name=re.compile(f"^client of {re.escape(THERAPIST_EMAIL)}"))
     await expect(held).to_be_visible()
+    # the day it was placed is a time in the admin's own zone (localtime.js rewrote it)
+    await expect(admin.locator("tbody time[data-localized]").first).to_be_visible()
 
     # Retention periods as people say them: a week is "7 days", never "about 0 years".
     await admin.goto(live_site.url("/admin/retention"))

@@ -6,6 +6,7 @@ A pending sign-in (password done, code or enrolment due) is not signed in: it re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -195,8 +196,26 @@ async def _account_page(
     )
 
 
+# Post/redirect/get: an action's page is `/account?done=<what>`, so a reload repeats nothing.
+_DONE = {
+    "password": "Password changed. Your other sign-ins have ended.",
+    "two-factor-off": "Two-factor sign-in is off. Your other sign-ins have ended.",
+    "sign-in-ended": "That sign-in has ended.",
+}
+
+
+def _done_notice(query: Mapping[str, str]) -> str | None:
+    """The notice an action's redirect names (`?done=…`; `end-others` carries its count)."""
+    done = query.get("done", "")
+    if done == "end-others":
+        ended = query.get("ended", "")
+        n = int(ended) if ended.isdigit() and len(ended) < 5 else 0
+        return f"Ended {n} other sign-in{'' if n == 1 else 's'}."
+    return _DONE.get(done)
+
+
 async def account_page(request: web.Request) -> web.StreamResponse:
-    return await _account_page(request)
+    return await _account_page(request, notice=_done_notice(request.query))
 
 
 async def account_action(request: web.Request) -> web.StreamResponse:
@@ -218,7 +237,7 @@ async def account_action(request: web.Request) -> web.StreamResponse:
                 now=now,
                 live=request.app[LIVE],
             )
-            done = "Password changed. Your other sign-ins have ended."
+            done = "password"
         elif action == "two-factor-off":
             await two_factor.disable(
                 db,
@@ -230,7 +249,7 @@ async def account_action(request: web.Request) -> web.StreamResponse:
                 now=now,
                 live=request.app[LIVE],
             )
-            done = "Two-factor sign-in is off. Your other sign-ins have ended."
+            done = "two-factor-off"
         elif action == "recovery-codes":
             codes = await two_factor.regenerate_recovery_codes(
                 db,
@@ -252,14 +271,14 @@ async def account_action(request: web.Request) -> web.StreamResponse:
                 except_session=current.token_hash,
                 live=request.app[LIVE],
             )
-            done = f"Ended {len(ended)} other sign-in{'' if len(ended) == 1 else 's'}."
+            done = f"end-others&ended={len(ended)}"
         else:
             raise NotFound("Not found.")
     except AttuneError as exc:
         if isinstance(exc, NotFound):
             raise
         return await _account_page(request, error=exc.message, status=exc.status)
-    return await _account_page(request, notice=done)
+    raise web.HTTPSeeOther(f"/account?done={done}")
 
 
 async def end_sign_in(request: web.Request) -> web.StreamResponse:
@@ -277,7 +296,7 @@ async def end_sign_in(request: web.Request) -> web.StreamResponse:
         raise NotFound("Not found.")
     if public_id == current.public_id:
         raise web.HTTPSeeOther("/login")
-    return await _account_page(request, notice="That sign-in has ended.")
+    raise web.HTTPSeeOther("/account?done=sign-in-ended")
 
 
 # --- notices at sign-in ------------------------------------------------------------------------

@@ -171,7 +171,28 @@ WebSocket.prototype.send = function (data) {
 """
 
 
-async def test_known_media_gives_matching_features_and_a_prompt_in_the_therapist_panel(
+RECEIVED_LOG = """
+window.__received = [];
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = class extends NativeWebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("message", (event) => {
+      try {
+        const message = JSON.parse(event.data);
+        if (["prompt", "panel-state"].includes(message.type)) window.__received.push(message);
+      } catch {}
+    });
+  }
+};
+"""
+PANEL_STATE_HAS = """(ids) => {
+  const state = window.__received.find((m) => m.type === "panel-state");
+  return Boolean(state) && ids.every((id) => state.prompts.some((p) => p.id === id));
+}"""
+
+
+async def test_known_media_gives_matching_features_and_a_prompt_that_survives_a_reload(
     cue_site: LiveSite,
     chromium: Path,
     media: Media,  # noqa: F811
@@ -186,6 +207,7 @@ async def test_known_media_gives_matching_features_and_a_prompt_in_the_therapist
         therapist = await speaking.new_page()
         client = await quiet.new_page()
         await therapist.add_init_script(FEATURES_LOG)
+        await therapist.add_init_script(RECEIVED_LOG)
         await client.add_init_script(FEATURES_LOG)
         await therapist_opens_room(therapist, cue_site, scheduled.session_id)
         await client_reaches_waiting_room(client, scheduled.link, consent=False)
@@ -195,6 +217,16 @@ async def test_known_media_gives_matching_features_and_a_prompt_in_the_therapist
         await expect(panel.locator(".prompt-card").first).to_be_visible(timeout=30_000)
         sent_by_therapist = await therapist.evaluate("window.__features")
         sent_by_client = await client.evaluate("window.__features")
+
+        # The therapist reloads: every prompt shown so far is back in the panel (issue #11).
+        shown = await therapist.evaluate(
+            "window.__received.filter((m) => m.type === 'prompt').map((m) => m.prompt)"
+        )
+        await therapist.reload()
+        await therapist.wait_for_function(PANEL_STATE_HAS, arg=[p["id"] for p in shown])
+        panel = therapist.get_by_role("complementary", name="Private panel")
+        await expect(panel.locator(".prompt-card").nth(len(shown) - 1)).to_be_visible()
+        await expect(panel.get_by_text(shown[0]["text"]).first).to_be_visible()
 
     assert sent_by_therapist and sent_by_client
     assert {m["role"] for m in sent_by_therapist} == {"therapist"}

@@ -2,12 +2,13 @@
 laptop (1280×720), the client on a phone (360×640), in real headless Chromium.
 
 One call is set up per test and several moments of the same story are checked in it. Each
-moment is also saved as a screenshot under /tmp/room-shots/ (outside the repository) for
-looking at.
+moment is also saved as a screenshot under /tmp/room-shots/ (or $ATTUNE_SHOTS_DIR; outside the
+repository) for looking at.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -16,20 +17,23 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
-from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite, start_site
+from tests.browser.conftest import MOBILE, THERAPIST_EMAIL, BrowserHarness, LiveSite, start_site
+from tests.browser.test_foundation_flows import sign_in_with_form
 from tests.browser.video_helpers import (
     admit,
     client_reaches_waiting_room,
+    frames_decoded,
     grant_telehealth,
     schedule_session,
     therapist_opens_room,
     wait_for_video,
 )
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
 LAPTOP = {"viewport": {"width": 1280, "height": 720}}
-SHOTS = Path("/tmp/room-shots")
+SHOTS = Path(os.environ.get("ATTUNE_SHOTS_DIR", "/tmp/room-shots"))
 RECOVERY_S = 10
 COMMENT = "I felt rushed near the end."
 
@@ -89,6 +93,8 @@ async def test_the_therapist_sees_the_client_largest_and_is_told_of_a_signal_and
     await admit(therapist, scheduled.alias)
     await wait_for_video(client)
     await wait_for_video(therapist)
+    # the skip's note folds away by itself: no sheet stays over the call
+    await expect(client.get_by_text("Skipped — that is fine")).to_be_hidden()
     await shot(therapist, "therapist-1280-in-call")
     await shot(client, "client-360-in-call")
 
@@ -198,7 +204,8 @@ async def test_after_reloads_on_either_side_the_call_and_the_panel_come_back(
     # The other sizes: the therapist on a phone, the client on a laptop.
     await therapist.set_viewport_size({"width": 360, "height": 640})
     await client.set_viewport_size({"width": 1280, "height": 720})
-    await expect(therapist.get_by_role("button", name="End session")).to_be_visible()
+    for name in ("End session", "Mute microphone"):
+        await in_view(therapist, name)
     await shot(therapist, "therapist-360-in-call")
     await shot(client, "client-1280-in-call")
     width: int = await therapist.evaluate("document.documentElement.scrollWidth")
@@ -224,4 +231,250 @@ async def test_after_reloads_on_either_side_the_call_and_the_panel_come_back(
     await expect(therapist.get_by_text(COMMENT)).to_be_visible()
     await expect(therapist.get_by_text(re.compile("Uneasy moment: Quite a bit"))).to_be_visible()
     await expect(therapist.get_by_text(re.compile("^Try: ")).first).to_be_visible()
+    harness.assert_no_policy_violations()
+
+
+class Network:
+    """One person's network as the page's session socket meets it. When it goes, the sockets
+    open at that moment are dead for good: closed at once (`lose_network`), or silent, as a
+    connection left behind on the old network after a switch from Wi-Fi to mobile data; new
+    sockets are refused until it is back."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.refused = 0
+        self.generation = 0
+        self.sockets: list[WebSocketRoute] = []
+
+    async def route(self, ws: WebSocketRoute) -> None:
+        if not self.up:
+            self.refused += 1
+            await ws.close(code=1011)
+            return
+        born = self.generation
+        server = ws.connect_to_server()
+
+        def to_server(message: str | bytes) -> None:
+            if self.up and self.generation == born:
+                server.send(message)
+
+        def to_page(message: str | bytes) -> None:
+            if self.up and self.generation == born:
+                ws.send(message)
+
+        ws.on_message(to_server)
+        server.on_message(to_page)
+        self.sockets.append(ws)
+
+    async def attach(self, page: Page) -> None:
+        await page.route_web_socket(re.compile(r"/ws/session/"), self.route)
+
+
+ICE_UFRAGS = """() => {
+  const pc = window.__attune.pc;
+  const ufrag = (d) => (d?.sdp.match(/a=ice-ufrag:(\\S+)/) || [])[1] || null;
+  return pc && pc.signalingState === "stable"
+    ? [ufrag(pc.localDescription), ufrag(pc.remoteDescription)]
+    : null;
+}"""
+SOCKET_OPEN = "() => window.__attune.connection?.state === 'open'"
+
+
+async def lose_network(page: Page, network: Network, *, silently: bool = False) -> None:
+    """The network goes: the browser is offline and the open sockets are dead."""
+    network.up = False
+    network.generation += 1
+    await page.context.set_offline(True)
+    if not silently:
+        for ws in network.sockets:
+            await ws.close(code=1011)
+    network.sockets = []
+
+
+async def network_back(page: Page, network: Network) -> float:
+    """The network comes back (the browser says so: `online`); when that happened."""
+    network.up = True
+    await page.context.set_offline(False)
+    return time.monotonic()
+
+
+async def one_more_refused_attempt(page: Page, network: Network) -> None:
+    """The page tries again now (as after its back-off) and is refused once more."""
+    before = network.refused
+    await page.evaluate("window.__attune.connection.reconnectNow()")
+    await page.wait_for_function(
+        "() => window.__attune.connection.state === 'reconnecting'", polling=100
+    )
+    assert network.refused > before
+
+
+async def test_a_network_change_on_either_side_recovers_and_a_lost_network_says_what_to_do(
+    site: LiveSite, harness: BrowserHarness
+) -> None:
+    scheduled = await schedule_session(site)
+    await grant_telehealth(site, scheduled.client_id)
+    therapist = await harness.new_page(**LAPTOP)
+    therapist_network, client_network = Network(), Network()
+    await therapist_network.attach(therapist)
+    await therapist_opens_room(therapist, site, scheduled.session_id)
+    client = await harness.new_page(**MOBILE)
+    await client_network.attach(client)
+    await client_reaches_waiting_room(client, scheduled.link, consent=False)
+    await client.get_by_role("button", name="Skip this check-in").click()
+    waiting = client.get_by_role("status").filter(has_text="Your therapist knows you are here.")
+    await expect(waiting).to_be_visible()
+
+    # In the waiting room the phone loses its network: within 10 s it says what to do, and
+    # the next refused attempt does not take that back.
+    help_text = re.compile("Check that you are online; reloading this page brings you")
+    await lose_network(client, client_network)
+    await expect(client.get_by_text(help_text)).to_be_visible(timeout=RECOVERY_S * 1000)
+    await one_more_refused_attempt(client, client_network)
+    await expect(client.get_by_text(help_text)).to_be_visible()
+    await network_back(client, client_network)
+    await expect(waiting).to_be_visible(timeout=RECOVERY_S * 1000)
+
+    await admit(therapist, scheduled.alias)
+    await wait_for_video(client)
+    await wait_for_video(therapist)
+
+    # A network change on either side (Wi-Fi to mobile data: offline for a moment, and the
+    # socket of the old network silently dead): the socket is replaced, the call restarts its
+    # ICE (new credentials on both ends) and video flows again, all within 10 s.
+    for page, network in ((client, client_network), (therapist, therapist_network)):
+        ufrags = await page.evaluate(ICE_UFRAGS)
+        assert ufrags and all(ufrags)
+        await lose_network(page, network, silently=True)
+        back_at = await network_back(page, network)
+        await page.wait_for_function(
+            "(old) => { const now = (" + ICE_UFRAGS + ")();"
+            " return now && now[0] !== old[0] && now[1] !== old[1]; }",
+            arg=ufrags,
+            polling=100,
+            timeout=RECOVERY_S * 1000,
+        )
+        await page.wait_for_function(SOCKET_OPEN, polling=100, timeout=RECOVERY_S * 1000)
+        assert network.sockets, "a new socket on the new network"
+        await wait_for_video(client, more_than=await frames_decoded(client))
+        await wait_for_video(therapist, more_than=await frames_decoded(therapist))
+        assert time.monotonic() - back_at < RECOVERY_S
+    await expect(client.get_by_role("button", name="Leave")).to_be_visible()
+    await expect(therapist.get_by_text("In the call with J.M.", exact=True)).to_be_visible()
+
+    # The therapist's network goes for good: within 10 s the room says what to do (and keeps
+    # saying it); the client's call goes on meanwhile (media is peer to peer).
+    await lose_network(therapist, therapist_network)
+    alert = therapist.get_by_role("alert").filter(has_text="Check that you are online")
+    await expect(alert).to_be_visible(timeout=RECOVERY_S * 1000)
+    await one_more_refused_attempt(therapist, therapist_network)
+    await expect(alert).to_be_visible()
+    for name in ("End session", "Mute microphone"):
+        await in_view(therapist, name)
+    await wait_for_video(client, more_than=await frames_decoded(client))
+    await expect(client.get_by_role("button", name="Leave")).to_be_visible()
+    await shot(therapist, "therapist-1280-network-lost")
+    await network_back(therapist, therapist_network)
+    await expect(alert).to_be_hidden(timeout=RECOVERY_S * 1000)
+    await expect(therapist.get_by_text("In the call with J.M.", exact=True)).to_be_visible()
+    harness.assert_no_policy_violations()
+
+
+CHIMES = """
+window.__chimes = 0;
+const createOscillator = AudioContext.prototype.createOscillator;
+AudioContext.prototype.createOscillator = function () {
+  window.__chimes += 1;
+  return createOscillator.call(this);
+};
+"""
+TEXT_OVERFLOWS = (
+    "(el) => el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1"
+)
+
+
+def overlaps(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+async def test_the_dashboard_says_who_is_waiting_and_a_folded_panel_still_announces_the_newest(
+    site: LiveSite, harness: BrowserHarness
+) -> None:
+    scheduled = await schedule_session(site)
+    await grant_telehealth(site, scheduled.client_id)
+    therapist = await harness.new_page(**LAPTOP)
+    await therapist.add_init_script(CHIMES)
+    await sign_in_with_form(therapist, site, THERAPIST_EMAIL, PASSWORD)
+    upcoming = therapist.get_by_role("region", name="Upcoming sessions")
+    badge = upcoming.get_by_role("status").filter(has_text="J.M. is waiting")
+    await expect(badge).to_have_count(0)
+
+    # The client knocks: the dashboard says so without a reload, at the top of the page (the
+    # sessions list is below the fold at 1280×720), beside the session and in the tab's title.
+    client = await harness.new_page(**MOBILE)
+    await client_reaches_waiting_room(client, scheduled.link, consent=False)
+    banner = therapist.get_by_role("status").filter(has_text="J.M. is waiting.")
+    await expect(banner).to_be_in_viewport()
+    await expect(badge).to_be_visible()
+    assert (await therapist.title()).startswith("(1 waiting)")
+    await shot(therapist, "therapist-1280-dashboard-waiting")
+    await banner.get_by_role("link", name="Open the room for J.M.").click()
+    await client.get_by_role("button", name="Skip this check-in").click()
+    await admit(therapist, scheduled.alias)
+    await wait_for_video(client)
+    await wait_for_video(therapist)
+
+    # Item 10: on the phone every pulse answer fits its button, the video still on screen.
+    await therapist.get_by_role("button", name="Ask a pulse question").click()
+    answers = client.get_by_role("group", name=re.compile("How is this going")).get_by_role(
+        "button"
+    )
+    await expect(answers).to_have_count(5)
+    for answer in await answers.all():
+        await expect(answer).to_be_in_viewport()
+        assert not await answer.evaluate(TEXT_OVERFLOWS), await answer.text_content()
+    await expect(client.locator("#remote-video")).to_be_in_viewport()
+    await answers.filter(has_text="Really well").click()
+
+    # The therapist opts into the soft sound and folds the panel away with the keyboard: the
+    # client's video grows, and nothing of the panel covers it.
+    panel = therapist.get_by_role("complementary", name="Private panel")
+    await panel.get_by_text("Session details and panel settings").click()
+    await panel.get_by_label("A soft sound when something new arrives").check()
+    width_open = (await box(therapist, "#remote-video"))["width"]
+    await panel.get_by_role("button", name="Hide panel").focus()
+    await therapist.keyboard.press("Enter")
+    toggle = panel.get_by_role("button", name=re.compile("^Show panel"))
+    await expect(toggle).to_have_attribute("aria-expanded", "false")
+    await therapist.mouse.move(5, 700)  # away from the column
+    video = await box(therapist, "#remote-video")
+    assert video["width"] > width_open
+    await expect(panel.get_by_role("button", name="Ask a pulse question")).to_be_hidden()
+
+    # Folded, it still tells of the newest item: the line at its top, the count on the button
+    # and in the title, a soft chime; and it covers no face.
+    chimes_before: int = await therapist.evaluate("window.__chimes")
+    await client.get_by_role("button", name="I need a moment").click()
+    await expect(toggle).to_have_text("Show panel (1 new)")
+    latest = panel.get_by_role("status").filter(has_text="I need a moment")
+    await expect(latest).to_be_visible()
+    assert (await therapist.title()).startswith("(1 new)")
+    assert await therapist.evaluate("window.__chimes") > chimes_before
+    assert not overlaps(await box(therapist, "#side-column"), await box(therapist, "#remote-video"))
+    for name in ("End session", "Mute microphone"):
+        await in_view(therapist, name)
+    await shot(therapist, "therapist-1280-panel-folded")
+
+    # Unfolded again: the item is there and marked seen.
+    await toggle.click()
+    await expect(panel.get_by_role("button", name="Hide panel")).to_have_attribute(
+        "aria-expanded", "true"
+    )
+    signal_note = re.compile(r"\d\d:\d\d .+ · Client: “I need a moment”")
+    await expect(panel.get_by_text(signal_note)).to_be_visible()
+    assert not (await therapist.title()).startswith("(")
     harness.assert_no_policy_violations()

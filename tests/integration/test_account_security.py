@@ -87,6 +87,10 @@ async def test_ending_another_session_makes_its_cookie_invalid(
     form = await form_csrf(client, "/account")
     ended = await client.post(f"/account/sign-ins/{other['id']}/end", data={"csrf_token": form})
     assert ended.status == 200
+    # post/redirect/get (issue #11): the page after the action has its own address
+    assert [r.status for r in ended.history] == [303]
+    assert str(ended.url).endswith("/account?done=sign-in-ended")
+    assert "That sign-in has ended." in await ended.text()
     assert (await laptop.get("/api/v1/auth/me")).status == 401
     assert (await client.get("/api/v1/auth/me")).status == 200
 
@@ -100,6 +104,14 @@ async def test_ending_another_session_makes_its_cookie_invalid(
     assert (await laptop.get("/api/v1/auth/me")).status == 401
     assert (await phone.get("/api/v1/auth/me")).status == 401
     assert (await client.get("/api/v1/auth/me")).status == 200
+
+    await sign_in(laptop, EMAIL)
+    await sign_in(phone, EMAIL)
+    by_page = await client.post("/account/end-others", data={"csrf_token": form})
+    assert str(by_page.url).endswith("/account?done=end-others&ended=2")
+    assert "Ended 2 other sign-ins." in await by_page.text()
+    odd = await client.get("/account?done=end-others&ended=-1")
+    assert odd.status == 200 and "Ended 0 other sign-ins." in await odd.text()
 
 
 async def test_a_sign_in_of_another_account_cannot_be_ended(

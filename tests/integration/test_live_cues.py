@@ -163,3 +163,68 @@ async def test_the_therapist_summary_page_shows_cue_charts_and_prompts(
     assert page.count('class="cue-chart"') == 5
     assert "Connection delay" in page and "Movement synchrony (experimental)" in page
     assert prompt["text"] in page and "slow-down" in page
+
+
+def _client_frame(t_ms: int, *, net: dict[str, Any] | None) -> dict[str, Any]:
+    """One second from the client's browser only: speaking, no RTT in its stats."""
+    return {
+        "type": "features",
+        "role": "client",
+        "t_ms": t_ms,
+        "window_ms": 1000,
+        "voiced": [[t_ms - 800, t_ms - 200]],
+        "level_dbfs": -30.0,
+        "motion": 0.5,
+        "net": net,
+    }
+
+
+@pytest.mark.parametrize(
+    ("frames", "net"),
+    [
+        pytest.param(0, None, id="a call ended before any features"),
+        pytest.param(2, None, id="two seconds from one side, no stats"),
+        pytest.param(3, {"jitter_ms": 4.0, "loss": 0.0}, id="stats without RTT"),
+    ],
+)
+async def test_a_session_cut_short_with_features_from_one_side_and_no_rtt_still_has_a_summary(
+    client: TestClient, aiohttp_client: Any, frames: int, net: dict[str, Any] | None
+) -> None:
+    """Issue #11: the summary and its cue charts with missing and partial data, never a 500."""
+    therapist, visitor = await _call(client, aiohttp_client, cue_consent=True)
+    for n in range(frames):
+        await visitor.send(_client_frame(1000 * (n + 1), net=net))
+    await _quiet(visitor)
+    await therapist.send({"type": "end"})
+    await therapist.expect("session-ended")
+
+    response = await client.get(f"/host/{therapist.session_id}/summary")
+
+    assert response.status == 200
+    page = await response.text()
+    assert "Conversation cues" in page
+    if frames:
+        assert _count(client, "cue_summaries") == 1
+        assert page.count('class="cue-chart"') == 5
+        assert "No delay was measured" in page
+    else:  # the engine had nothing to summarise
+        assert _count(client, "cue_summaries") == 0
+        assert "No cue summary for this session" in page
+
+
+async def test_the_summary_of_a_session_still_under_way_or_never_joined_is_a_page(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    never_joined = await client.get(f"/host/{therapist.session_id}/summary")
+    assert never_joined.status == 200
+    assert "No check-ins for this session." in await never_joined.text()
+
+    await therapist.connect()
+    welcome = await visitor.connect()
+    await therapist.send({"type": "admit", "knock_id": welcome["knock_id"]})
+    await visitor.expect("admitted")
+    await visitor.send(_client_frame(1000, net=None))
+    under_way = await client.get(f"/host/{therapist.session_id}/summary")
+    assert under_way.status == 200
+    assert "No cue summary for this session" in await under_way.text()

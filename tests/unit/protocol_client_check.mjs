@@ -528,6 +528,31 @@ const scenarios = {
     c.conn.close();
   },
 
+  async "after a network change an unanswered socket is replaced within the short deadline"() {
+    // idle pings far away: only checkNow() can find the dead socket this soon
+    const c = connection({ pingAfterMs: 60_000, deadAfterMs: 60_000 });
+    const socket = await handshake(c);
+    c.conn.checkNow(30);
+    assert.equal(socket.sentOfType("ping").length, 1);
+    await until(() => c.made.length === 2, "a new socket after the short deadline", 3000);
+    assert.equal(socket.closedWith, 4000);
+    c.conn.close();
+  },
+
+  async "after a network change an answering socket stays, and a waiting one tries at once"() {
+    const c = connection({ pingAfterMs: 60_000, deadAfterMs: 60_000, backoffBaseMs: 60_000 });
+    const socket = await handshake(c);
+    c.conn.checkNow(30);
+    socket.deliver({ type: "pong" });
+    await sleep(1100); // past the deadline and a heartbeat tick
+    assert.equal(c.made.length, 1);
+    socket.drop(1006);
+    assert.equal(c.conn.state, "reconnecting");
+    c.conn.checkNow();
+    await until(() => c.made.length === 2, "an attempt at once, not after the back-off");
+    c.conn.close();
+  },
+
   async "frames that are not JSON objects with a type are ignored"() {
     const c = connection();
     /** @type {any[]} */

@@ -41,6 +41,8 @@ SCENARIOS = [
     "unacked messages survive a reload in storage and are resent, then acked",
     "an idle connection pings, and one that never answers is replaced",
     "an answered ping keeps the connection",
+    "after a network change an unanswered socket is replaced within the short deadline",
+    "after a network change an answering socket stays, and a waiting one tries at once",
     "frames that are not JSON objects with a type are ignored",
     "a subscriber that throws does not stop the others",
 ]

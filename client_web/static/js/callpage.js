@@ -494,7 +494,10 @@ export class CallPage {
   }
 
   #bindPageLifetime() {
-    window.addEventListener("online", () => this.connection?.reconnectNow());
+    // a network change: a socket that died in it is found in seconds, not at the idle ping
+    window.addEventListener("online", () => this.connection?.checkNow());
+    const network = /** @type {{connection?: EventTarget}} */ (navigator).connection;
+    network?.addEventListener?.("change", () => this.connection?.checkNow());
     window.addEventListener("pageshow", (event) => {
       if (event.persisted) location.reload(); // back from the back-forward cache: start afresh
     });

@@ -210,8 +210,11 @@ export function runSessionTimer(element, startMs) {
   return setInterval(render, 1000);
 }
 
-/** How long a connection may try before the person is told what they can do. */
-export const STALL_HELP_MS = 12_000;
+/**
+ * How long a connection may try before the person is told what they can do: within 10 s of a
+ * reload or a network change the call is back or the page says what to do.
+ */
+export const STALL_HELP_MS = 8_000;
 
 /**
  * Say what to do when something keeps trying for too long, instead of spinning forever:
@@ -225,8 +228,13 @@ export function stallHelp(element, text, ms = STALL_HELP_MS) {
   let timer = null;
   let unhidden = false;
   return {
+    /** The help is what the line says now (callers keep it there until `disarm()`). */
+    get shown() {
+      return element.textContent === text;
+    },
+    /** Trying (again): the help comes after `ms`, or stays if it is already shown. */
     arm() {
-      if (timer !== null) return;
+      if (timer !== null || element.textContent === text) return;
       timer = setTimeout(() => {
         timer = null;
         element.textContent = text;

@@ -1,7 +1,18 @@
 // @ts-check
-/** The session form sends the browser's UTC offset so a local start time is stored in UTC. */
+/**
+ * The session form sends the browser's UTC offset so a local start time is stored in UTC: the
+ * offset in force at the chosen time, not today's (a July session booked in December is in
+ * summer time where the clocks change).
+ */
 for (const field of document.querySelectorAll("[data-tz-offset]")) {
-  /** @type {HTMLInputElement} */ (field).value = String(new Date().getTimezoneOffset());
+  const offset = /** @type {HTMLInputElement} */ (field);
+  offset.value = String(new Date().getTimezoneOffset());
+  const starts = /** @type {HTMLInputElement | null} */ (offset.form?.querySelector("input[name='starts_at']") ?? null);
+  offset.form?.addEventListener("submit", () => {
+    // "YYYY-MM-DDTHH:MM" without a zone is read as local time
+    const chosen = new Date(starts?.value ?? "");
+    offset.value = String((Number.isNaN(chosen.getTime()) ? new Date() : chosen).getTimezoneOffset());
+  });
 }
 
 /** Default the start to "now" in the therapist's own time zone. */
@@ -24,7 +35,34 @@ for (const field of document.querySelectorAll("[data-local-value]")) {
 
 const PRESENCE_EVERY_MS = 5000;
 const badges = /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-waiting-for]"));
+const banner = document.getElementById("waiting-now");
 const baseTitle = document.title;
+
+/**
+ * Who is waiting, at the top of the page (the sessions list may be below the fold): one line
+ * per session with a way into its room, rewritten only when it changes (it is a live region).
+ * @param {{session_id: string, waiting: string[]}[]} items
+ */
+function showBanner(items) {
+  if (!banner) return;
+  const waiting = items.filter((item) => item.waiting.length);
+  const key = JSON.stringify(waiting.map((item) => [item.session_id, item.waiting]));
+  if (banner.dataset.shown === key) return;
+  banner.dataset.shown = key;
+  banner.replaceChildren(
+    ...waiting.map((item) => {
+      const line = document.createElement("p");
+      const who = item.waiting.join(", ");
+      line.append(`${who} ${item.waiting.length === 1 ? "is" : "are"} waiting. `);
+      const link = document.createElement("a");
+      link.href = `/host/${encodeURIComponent(item.session_id)}`;
+      link.className = "button-link primary";
+      link.textContent = `Open the room for ${who}`;
+      line.append(link);
+      return line;
+    }),
+  );
+}
 
 /** Who is waiting, live: the badge beside each upcoming session, and a count in the tab title. */
 async function showPresence() {
@@ -45,6 +83,7 @@ async function showPresence() {
       badge.hidden = !text;
       badge.classList.toggle("is-waiting", Boolean(item?.waiting.length));
     }
+    showBanner(body.items.filter((item) => [...badges].some((b) => b.dataset.waitingFor === item.session_id)));
     document.title = waitingCount ? `(${waitingCount} waiting) ${baseTitle}` : baseTitle;
   } catch {
     // offline for a moment: the next poll tries again

@@ -84,6 +84,8 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
   );
   const videoStall = stallHelp(callStatus, RELOAD_HELP);
   const connectionStall = stallHelp(callStatus, RELOAD_HELP);
+  const waitingStatus = document.getElementById("waiting-status");
+  const waitingStall = waitingStatus ? stallHelp(waitingStatus, RELOAD_HELP) : null;
 
   // Leave (asks first), the session timer, and the safety code folded away once confirmed.
   const leaveDialog = /** @type {HTMLDialogElement | null} */ (document.getElementById("leave-dialog"));
@@ -183,17 +185,23 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
    */
   function onConnectionState(state, code) {
     const reconnecting = state === "reconnecting";
-    if (state === "open") connectionStall.disarm();
-    else if (!step.hidden) connectionStall.arm();
+    if (state === "open") {
+      connectionStall.disarm();
+      waitingStall?.disarm();
+    } else if (!step.hidden) connectionStall.arm();
+    else if (waiting.shown) waitingStall?.arm();
     // Redis away (1013): the server asks to try again later; the call's media go on
     const unavailable = reconnecting && code === CloseCode.TRY_AGAIN_LATER;
     const reconnectingText = unavailable
       ? t("Live sessions are briefly unavailable; your call goes on. Reconnecting…")
       : t("Reconnecting…");
+    // each failed attempt says "reconnecting" again: the help, once shown, stays
     if (!step.hidden) {
+      if (connectionStall.shown) return;
       callStatus.textContent = reconnecting ? reconnectingText : "";
       callStatus.classList.toggle("is-warning", reconnecting);
     } else if (waiting.shown) {
+      if (waitingStall?.shown) return;
       waiting.setStatus(reconnecting ? reconnectingText : state === "open" ? waitingText() : t("Connecting…"));
     }
   }

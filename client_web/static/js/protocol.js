@@ -249,6 +249,8 @@ export class SessionConnection {
   #heartbeat = null;
   #lastSentAt = 0;
   #pingSentAt = 0;
+  /** When the socket counts as dead if that ping is still unanswered. */
+  #pingDeadAt = 0;
   /** @type {WelcomeMessage | null} */
   #welcome = null;
   /**
@@ -355,6 +357,26 @@ export class SessionConnection {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     this.#open("reconnecting");
+  }
+
+  /**
+   * The network may have changed (the browser is back online, or on another network): if
+   * waiting to reconnect, try now; if open, ping at once and give the socket `withinMs` to
+   * answer, so a socket that died silently in the change is replaced within seconds instead
+   * of at the next idle ping.
+   * @param {number} [withinMs]
+   */
+  checkNow(withinMs = 3000) {
+    if (this.#final) return;
+    if (this.#retryTimer !== null) {
+      this.reconnectNow();
+      return;
+    }
+    if (this.#state !== "open" || !this.#socket) return;
+    const now = Date.now();
+    this.#write({ type: "ping" });
+    this.#pingDeadAt = this.#pingSentAt ? Math.min(this.#pingDeadAt, now + withinMs) : now + withinMs;
+    this.#pingSentAt = this.#pingSentAt || now;
   }
 
   /** Close for good, from this side (leaving the page, or the session is over). */
@@ -637,7 +659,7 @@ export class SessionConnection {
     const now = Date.now();
     const socket = this.#socket;
     if (!socket || this.#state !== "open") return;
-    if (this.#pingSentAt && now - this.#pingSentAt >= this.#options.deadAfterMs) {
+    if (this.#pingSentAt && now >= this.#pingDeadAt) {
       // nothing came back after our ping: the socket is dead even if the browser has not
       // noticed (a network change); close it and reconnect
       this.#pingSentAt = 0;
@@ -652,7 +674,11 @@ export class SessionConnection {
       return;
     }
     if (!this.#pingSentAt && now - this.#lastSentAt >= this.#options.pingAfterMs) {
-      if (this.#write({ type: "ping" })) this.#pingSentAt = now;
+      // a socket that cannot even take the ping (closing, but no close event yet) is as
+      // good as dead: it gets the same deadline
+      this.#write({ type: "ping" });
+      this.#pingSentAt = now;
+      this.#pingDeadAt = now + this.#options.deadAfterMs;
     }
     this.#flushOutbox(false);
   }

@@ -5,13 +5,16 @@ can export a client's data on the client's request (`CLIENT_RIGHTS_OPERATIONS`).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from typing import Any, Final
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from privacy.consent import OPTIONAL_PURPOSES, Channel, ConsentState
+from privacy.consent import OPTIONAL_PURPOSES, Channel, ConsentState, Purpose
 from privacy.retention import Category
 from server.core.languages import N_
 from server.errors import InvalidInput
@@ -141,13 +144,54 @@ async def erase_submit(request: web.Request) -> web.StreamResponse:
         retention=_retention(request),
         now=request.app[CLOCK](),
     )
+    # Post/redirect/get: a reload shows this outcome again instead of erasing a second time.
+    raise web.HTTPSeeOther(f"{ERASED_PATH}?r={_seal(visit, outcome_json(outcome))}")
+
+
+ERASED_PATH: Final = "/visit/data/erased"
+
+
+def _seal(visit: ClientVisit, outcome: dict[str, Any]) -> str:
+    """The outcome for the redirect's URL, bound by an HMAC keyed with this device's secret
+    CSRF token: nobody else can send the client a page with other numbers."""
+    body = base64.urlsafe_b64encode(json.dumps(outcome, sort_keys=True).encode()).decode()
+    return f"{body}.{_mac(visit, body)}"
+
+
+def _unseal(visit: ClientVisit, sealed: str) -> dict[str, Any] | None:
+    body, _, mac = sealed.partition(".")
+    if len(sealed) > 4096 or not hmac.compare_digest(mac, _mac(visit, body)):
+        return None
+    try:
+        outcome = json.loads(base64.urlsafe_b64decode(body.encode()))
+    except ValueError:
+        return None
+    return outcome if isinstance(outcome, dict) else None
+
+
+def _mac(visit: ClientVisit, body: str) -> str:
+    key = f"attune-erased-v1\0{visit.csrf_token}".encode()
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+async def erased_page(request: web.Request) -> web.StreamResponse:
+    """What the client's erasure did, as many times as the page is reloaded."""
+    visit = page_visit(request)
+    outcome = _unseal(visit, request.query.get("r", ""))
+    if outcome is None:
+        raise web.HTTPSeeOther("/visit/data")
     catalog = request.app[CONSENTS].catalog
-    notices = [catalog.current(purpose, request[LANGUAGE]) for purpose in outcome.withdrawn]
+    purposes = {p.value: p for p in Purpose}
+    notices = [
+        catalog.current(purposes[value], request[LANGUAGE])
+        for value in outcome.get("withdrawn", [])
+        if value in purposes
+    ]
     return aiohttp_jinja2.render_template(
         "client_erased.html",
         request,
         {
-            "outcome": outcome_json(outcome),
+            "outcome": outcome,
             "switched_off": [{"text": n.title, "language": n.language} for n in notices],
         },
     )
@@ -266,3 +310,4 @@ def add_client_rights_pages(app: web.Application) -> None:
     app.router.add_get("/visit/data", data_page)
     app.router.add_get("/visit/data/export.json", export_download)
     app.router.add_post("/visit/data/erase", erase_submit)
+    app.router.add_get(ERASED_PATH, erased_page)

@@ -50,6 +50,7 @@ TRANSLATED_ROUTES: Final = frozenset(
         "/visit/data",  # the data rights: what is kept, download, erase
         "/visit/data/export.json",  # its error pages (the file itself is data, not words)
         "/visit/data/erase",
+        "/visit/data/erased",  # what an erasure did (post/redirect/get)
         "/visit/contact",  # email reminders: the address and its consent
         "/email/unsubscribe/{token}",  # a reminder's stop link (no cookie: Accept-Language)
     }

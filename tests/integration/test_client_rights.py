@@ -235,6 +235,36 @@ async def test_the_erasure_page_says_what_is_kept_and_asks_to_confirm(
     assert mine not in await world.ids(checkin_responses, "client_id")
 
 
+async def test_reloading_the_erasure_result_shows_it_again_and_erases_nothing_more(
+    client: TestClient[Any, Any], world: World, two_clients: tuple[str, str]
+) -> None:
+    csrf = await _client_csrf(client)
+    posted = await client.post(
+        "/visit/data/erase", data={"csrf_token": csrf, "confirm": "yes"}, allow_redirects=False
+    )
+    assert posted.status == 303
+    result_url = posted.headers["Location"]
+    assert result_url.startswith("/visit/data/erased?r=")
+
+    first = await (await client.get(result_url)).text()
+    reloaded = await (await client.get(result_url)).text()
+    assert "Deleted" in first and "Deleted 0 stored" not in first
+    assert reloaded == first  # the same outcome, not a second erasure's "Deleted 0"
+    async with world.db.read() as conn:
+        erasures = (
+            await conn.execute(
+                sa.select(sa.func.count()).where(audit_log.c.action == "client.erase")
+            )
+        ).scalar_one()
+    assert erasures == 1
+
+    # Numbers nobody can forge: another body, or a broken seal, goes back to the data page.
+    body, _, mac = result_url.split("r=", 1)[1].partition(".")
+    for forged in (f"{body[:-2]}AA.{mac}", f"{body}.{'0' * len(mac)}", "", "x" * 5000):
+        answer = await client.get(f"/visit/data/erased?r={forged}", allow_redirects=False)
+        assert (answer.status, answer.headers["Location"]) == (303, "/visit/data")
+
+
 async def test_under_a_legal_hold_erasure_withdraws_but_says_the_data_is_held(
     client: TestClient[Any, Any], world: World, two_clients: tuple[str, str]
 ) -> None:

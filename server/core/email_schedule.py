@@ -31,6 +31,7 @@ class EmailKind(StrEnum):
     RESCHEDULE = "reschedule"
     CANCELLATION = "cancellation"
     ALERT = "alert"  # to the therapist: "you have an alert", never what it is
+    MEASURES = "measures"  # to the client: a link to a short form between sessions
 
 
 class OutboxStatus(StrEnum):
@@ -122,4 +123,6 @@ def subject_line(kind: EmailKind, local_start: datetime) -> str:
         return f"Your appointment has moved to {date}"
     if kind is EmailKind.ALERT:
         return "You have a new alert in Attune"
+    if kind is EmailKind.MEASURES:
+        return "A short form from your practice"
     return f"Your appointment on {date} is cancelled"

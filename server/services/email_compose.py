@@ -121,6 +121,20 @@ class Composer:
         )
         return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
+    def compose_measures_link(
+        self, *, to: str, message_id: str, url: str, expires_at: datetime, now: datetime
+    ) -> bytes:
+        """The client's link to a short form between sessions: no measure's name, no score,
+        nothing about why (the page behind the link says what it asks)."""
+        subject = subject_line(EmailKind.MEASURES, now)
+        values = {"subject": subject, "url": url, "until": self._when(expires_at)}
+        message = self._headers(subject, to, message_id, now)
+        message.set_content(self._env.get_template("measures_link.txt").render(values))
+        message.add_alternative(
+            self._env.get_template("measures_link.html").render(values), subtype="html"
+        )
+        return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
     def _headers(self, subject: str, to: str, message_id: str, now: datetime) -> EmailMessage:
         message = EmailMessage()
         message["Subject"] = subject

@@ -465,6 +465,7 @@ class LiveSessions:
         measure_id: str,
         answers: Mapping[str, object],
         idempotency_key: str,
+        by_link: bool = False,
     ) -> MeasureSubmitted:
         """Store a client's outcome measure (always: the clinical record) and, when it raises
         the safety alert, tell the therapist at once: in the room if they are there, and by
@@ -485,6 +486,7 @@ class LiveSessions:
             idempotency_key=idempotency_key,
             now=self._clock(),
             audit=self._audit,
+            by_link=by_link,
         )
         if result.alert is not None:
             for record in await self._measures.alerts_of_session(session_id):

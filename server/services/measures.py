@@ -37,11 +37,13 @@ from server.core.measures.schedule import (
     NO_PLAN,
     Frequency,
     Plan,
+    between_sessions_due,
     due_measures,
     session_number,
 )
 from server.core.measures.scoring import DEFAULT_REVIEW_BY_SESSION
 from server.core.models import TherapySession
+from server.db import measure_links as link_rows
 from server.db import measures as rows
 from server.db.engine import Database
 from server.errors import InvalidInput, NotFound
@@ -138,6 +140,8 @@ class Measures:
         """Save a client's plan (the caller checked the client is the therapist's); audited."""
         async with self._db.write() as conn:
             await rows.save_plan(conn, client_id, plan.measures, plan.frequency.value, now)
+            # a link sent under the old plan asks what is no longer wanted
+            await link_rows.revoke_for_client(conn, client_id, now)
             await audit.record(
                 conn,
                 at=now,
@@ -155,8 +159,19 @@ class Measures:
         async with self._db.read() as conn:
             starts = await rows.session_starts(conn, session.client_id)
             answered = await rows.measured_in_sessions(conn, session.client_id)
-        due = due_measures(plan, session.starts_at, starts, answered)
+            _, by_link = await rows.answer_times(conn, session.client_id)
+        due = due_measures(plan, session.starts_at, starts, answered, by_link)
         return [self.measures[m] for m in due]
+
+    async def due_between_sessions(
+        self, conn: AsyncConnection, client_id: str, plan: Plan, now: datetime
+    ) -> tuple[str, ...]:
+        """The measures to send the client by an emailed link now (between_sessions_due)."""
+        starts = await rows.session_starts(conn, client_id)
+        last_answered, _ = await rows.answer_times(conn, client_id)
+        last_link = await link_rows.last_sent(conn, client_id)
+        known = Plan(tuple(m for m in plan.measures if m in self.measures), plan.frequency)
+        return between_sessions_due(known, now, starts, last_answered, last_link)
 
     # --- submitting -------------------------------------------------------------------
 
@@ -169,8 +184,10 @@ class Measures:
         idempotency_key: str,
         now: datetime,
         audit: AuditTrail | None = None,
+        by_link: bool = False,
     ) -> tuple[MeasureResult, bool]:
-        """Score and store a submission; (result, was_duplicate).
+        """Score and store a submission; (result, was_duplicate). ``by_link``: answered from
+        an emailed link between sessions (filed under ``session``, the latest one).
 
         Returns only after the encrypted write (and the safety alert's record, if any) is
         committed. A retry with the same key, even after a restart, returns the first result
@@ -209,6 +226,7 @@ class Measures:
                 idempotency_key=idempotency_key,
                 submitted_at=now,
                 payload_ciphertext=ciphertext,
+                by_link=by_link,
             )
             if alert is not None:
                 await rows.insert_alert(
@@ -228,7 +246,9 @@ class Measures:
                     actor="client",
                     action="measure.submit",
                     targets=(f"session:{session.id}",),
-                    details={"measure": measure.id, "stored": True},
+                    details={"measure": measure.id, "stored": True, "by": "emailed-link"}
+                    if by_link
+                    else {"measure": measure.id, "stored": True},
                 )
         result = MeasureResult(
             id=row_id,

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from server.core.measures import measure_questionnaire
+from server.core.measures import Measure, measure_questionnaire
 from server.core.measures.schedule import FREQUENCY_LABELS, PlanError, parse_plan
 from server.core.models import Role
 from server.errors import Forbidden, InvalidInput
@@ -58,24 +58,22 @@ def crisis_help_text(settings: Settings) -> str:
 # --- the client's side (visit page) ----------------------------------------------------------
 
 
+def questionnaire_in(request: web.Request, measure: Measure) -> dict[str, Any]:
+    """A due measure for the client's form: its id, title and FHIR Questionnaire."""
+    return {
+        "measure_id": measure.id,
+        "title": measure.title,
+        "questionnaire": measure_questionnaire(measure),
+    }
+
+
 async def client_due(request: web.Request) -> web.StreamResponse:
     """The measures the client is asked before this session, each as its FHIR Questionnaire."""
     visit = request[VISIT]
     if visit.another_device:
         raise Forbidden(ANOTHER_DEVICE_MESSAGE, code="another-device")
     due = await request.app[MEASURES].due(visit.session)
-    return web.json_response(
-        {
-            "due": [
-                {
-                    "measure_id": m.id,
-                    "title": m.title,
-                    "questionnaire": measure_questionnaire(m),
-                }
-                for m in due
-            ]
-        }
-    )
+    return web.json_response({"due": [questionnaire_in(request, m) for m in due]})
 
 
 async def client_submit(request: web.Request) -> web.StreamResponse:

@@ -190,6 +190,34 @@ async def measured_in_sessions(conn: AsyncConnection, client_id: str) -> dict[st
     return found
 
 
+@dataclass(frozen=True)
+class MeasureMark:
+    """How much a client has answered: changes whenever a new answer is stored."""
+
+    client_id: str
+    client_alias: str
+    count: int
+    latest: datetime
+
+
+async def marks_of_therapist(conn: AsyncConnection, therapist_id: str) -> list[MeasureMark]:
+    """Per client of the therapist with stored measures: how many, and the latest time."""
+    r = measure_responses
+    rows = await conn.execute(
+        sa.select(
+            r.c.client_id,
+            clients.c.alias,
+            sa.func.count(r.c.id).label("answers"),
+            sa.func.max(r.c.submitted_at).label("latest"),
+        )
+        .join(clients, clients.c.id == r.c.client_id)
+        .where(clients.c.therapist_id == therapist_id)
+        .group_by(r.c.client_id, clients.c.alias)
+        .order_by(clients.c.alias)
+    )
+    return [MeasureMark(row.client_id, row.alias, int(row.answers), row.latest) for row in rows]
+
+
 async def session_starts(conn: AsyncConnection, client_id: str) -> list[datetime]:
     """Start times of the client's sessions that were not cancelled, earliest first."""
     rows = await conn.execute(

@@ -87,6 +87,15 @@ class SafetyAlertRecord:
     seen: bool
 
 
+@dataclass(frozen=True)
+class FlaggedClient:
+    """A client with a not-on-track flag, as the dashboard lists it (no scores, no reasons)."""
+
+    client_id: str
+    client_alias: str
+    measure_titles: tuple[str, ...]
+
+
 def _context(row_id: str, client_id: str) -> FieldContext:
     return FieldContext("measure_responses", row_id, "payload", client_id)
 
@@ -107,6 +116,9 @@ class Measures:
         self._db = db
         self._vault = vault
         self._live: dict[str, OrderedDict[str, MeasureResult]] = {}
+        # per client: (answers count, latest answer) → flagged measure ids, so a dashboard
+        # that polls opens a client's history only when a new answer arrived
+        self._flagged: dict[str, tuple[tuple[int, datetime], tuple[str, ...]]] = {}
 
     def measure(self, measure_id: str) -> Measure:
         """A measure by id, or InvalidInput."""
@@ -306,6 +318,36 @@ class Measures:
         """Not-on-track flags per measure id (only measures with a flag), from the history:
         per session the last complete total counts (core.measures.not_on_track)."""
         return flags_from_history(await self.history(client_id), self.review_by_session)
+
+    async def flagged_clients(
+        self, therapist_id: str, *, now: datetime, audit: AuditTrail
+    ) -> list[FlaggedClient]:
+        """The therapist's clients with a not-on-track flag, by alias (for the dashboard).
+        A client's history is opened (and that read audited) only when it changed."""
+        async with self._db.read() as conn:
+            marks = await rows.marks_of_therapist(conn, therapist_id)
+        found: list[FlaggedClient] = []
+        for mark in marks:
+            key = (mark.count, mark.latest)
+            cached = self._flagged.get(mark.client_id)
+            if cached is None or cached[0] != key:
+                history = await self.history(mark.client_id)
+                flagged = tuple(flags_from_history(history, self.review_by_session))
+                async with self._db.write() as conn:
+                    await audit.record(
+                        conn,
+                        at=now,
+                        actor=f"account:{therapist_id}",
+                        action="clinical.read",
+                        targets=(f"client:{mark.client_id}",),
+                        details={"what": "measure-flags-dashboard", "count": len(history)},
+                    )
+                cached = (key, flagged)
+                self._flagged[mark.client_id] = cached
+            if cached[1]:
+                titles = tuple(self.measures[m].title for m in cached[1] if m in self.measures)
+                found.append(FlaggedClient(mark.client_id, mark.client_alias, titles))
+        return found
 
     # --- safety alerts ----------------------------------------------------------------
 

@@ -179,6 +179,30 @@ async def dashboard_alerts(request: web.Request) -> list[dict[str, Any]]:
     ]
 
 
+async def dashboard_flags(request: web.Request) -> list[dict[str, Any]]:
+    """The signed-in therapist's clients flagged not on track, for the dashboard."""
+    app = request.app
+    flagged = await app[MEASURES].flagged_clients(
+        request[SIGNED_IN].account.id, now=app[CLOCK](), audit=app[AUDIT]
+    )
+    return [
+        {"client_id": f.client_id, "alias": f.client_alias, "measures": list(f.measure_titles)}
+        for f in flagged
+    ]
+
+
+async def alerts_api(request: web.Request) -> web.StreamResponse:
+    """The dashboard's alert list, polled like "who is waiting": unseen safety alerts and the
+    clients flagged not on track (the database is the source, so every process answers alike)."""
+    safety = await dashboard_alerts(request)
+    return web.json_response(
+        {
+            "safety": [{**a, "raised_at": a["raised_at"].isoformat()} for a in safety],
+            "not_on_track": await dashboard_flags(request),
+        }
+    )
+
+
 async def alert_seen_submit(request: web.Request) -> web.StreamResponse:
     """The therapist marks a safety alert seen: it leaves the dashboard list (audited)."""
     app = request.app
@@ -193,6 +217,16 @@ async def alert_seen_submit(request: web.Request) -> web.StreamResponse:
 
 
 MEASURE_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/api/v1/dashboard/alerts",
+        alerts_api,
+        "My unseen safety alerts and my clients flagged not on track (the dashboard polls)",
+        "dashboardAlerts",
+        auth="therapist",
+        responses={200: ("Alerts", {"type": "object"}), 401: ("Not signed in", ERR)},
+        tags=["therapist"],
+    ),
     Operation(
         "GET",
         "/api/v1/visit/measures",

@@ -3,7 +3,7 @@ phone (360×640): a month after the session the email job sends the link through
 server, the client opens it, the token leaves the address bar, the PHQ-9 is answered by touch
 and keyboard, the answer is stored, and the spent link then shows a plain page.
 
-Screenshots go to /work/shots/i18/ (outside the repository) for looking at.
+Screenshots go to /tmp/shots-measures/ (outside the repository) for looking at.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tests.integration.test_email import Mailbox, _free_port, _text
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path("/work/shots/i18")
+SHOTS = Path("/tmp/shots-measures")
 PHONE = {"width": 360, "height": 640}
 
 

@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, expect
 
 from server.app import create_app
 from server.db.scheduling import session_by_id
-from server.keys import AUDIT, DB, MEASURES
+from server.keys import AUDIT, DB, LIVE, MEASURES
 from server.services import scheduling
 from server.settings import Settings
 from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
@@ -185,3 +185,69 @@ async def test_three_sessions_of_worsening_scores_show_not_on_track_on_the_clien
 
 def _in_weeks(weeks: int) -> datetime:
     return datetime.now(UTC).replace(microsecond=0) + timedelta(weeks=weeks, minutes=5)
+
+
+async def test_an_open_dashboard_shows_and_announces_new_alerts_and_flags_without_a_reload(
+    site: LiveSite, harness: BrowserHarness
+) -> None:
+    scheduled = await schedule_session(site)
+    therapist = await harness.new_page(**LAPTOP)
+    await therapist.goto(site.url("/dashboard"))
+    await therapist.get_by_label("Email").fill(scheduled.therapist.email)
+    await therapist.get_by_label("Password").fill(PASSWORD)
+    await therapist.get_by_role("button", name="Sign in").click()
+    await expect(therapist.get_by_role("heading", name="Your practice")).to_be_visible()
+    await expect(therapist.get_by_role("region", name="Safety alerts")).to_have_count(0)
+    await expect(therapist.get_by_role("region", name="Not on track")).to_have_count(0)
+
+    # The client answers the PHQ-9 with a thought of self-harm (as the visit page would).
+    app = site.app
+    await app[LIVE].submit_measure(
+        scheduled.session_id,
+        measure_id="phq9",
+        answers={f"phq9-{n}": CODES[1 if n == 9 else 0] for n in range(1, 10)},
+        idempotency_key="browser-live-dashboard-01",
+    )
+    alerts = therapist.get_by_role("region", name="Safety alerts")
+    await expect(alerts).to_contain_text("J.M. · PHQ-9")
+    await expect(therapist.locator("#alerts-announcer")).to_have_text(
+        "New safety alert: J.M. (PHQ-9)"
+    )
+    await expect(therapist.locator("#alerts-announcer")).to_have_attribute("role", "alert")
+    await shots(therapist, "therapist-dashboard-live-alert", back_to=LAPTOP["viewport"])
+
+    # Three more sessions of worsening scores: the flag appears, announced politely.
+    for week, total in enumerate((5, 9, 14)):
+        created, _invite = await scheduling.create_session(
+            app[DB],
+            app[AUDIT],
+            scheduled.therapist,
+            client_id=scheduled.client_id,
+            starts_at=_in_weeks(week + 1),
+            minutes=50,
+            now=_in_weeks(0),
+        )
+        async with app[DB].read() as conn:
+            session = await session_by_id(conn, created.id)
+        assert session is not None
+        scores = [min(3, max(0, total - 3 * n)) for n in range(8)] + [0]
+        await app[MEASURES].submit(
+            session=session,
+            measure_id="phq9",
+            answers={f"phq9-{n}": CODES[s] for n, s in enumerate(scores, start=1)},
+            idempotency_key=f"browser-live-flag-{week:04d}",
+            now=session.starts_at,
+        )
+    flags = therapist.get_by_role("region", name="Not on track")
+    await expect(flags).to_contain_text("J.M. · PHQ-9")
+    await expect(therapist.locator("#flags-announcer")).to_have_text("Not on track: J.M. (PHQ-9)")
+    await expect(alerts.get_by_role("listitem")).to_have_count(1)  # shown once, not per poll
+
+    # Marking the alert seen (a form built by the page) works like the rendered one.
+    await alerts.get_by_role("button", name=re.compile("^Mark as seen")).click()
+    await expect(therapist.get_by_role("region", name="Safety alerts")).to_have_count(0)
+    await expect(therapist.get_by_role("region", name="Not on track")).to_be_visible()
+    await therapist.set_viewport_size(PHONE)
+    await fits_a_phone(therapist)
+    await shots(therapist, "therapist-dashboard-live-flag", back_to=LAPTOP["viewport"])
+    harness.assert_no_policy_violations()

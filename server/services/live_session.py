@@ -466,6 +466,7 @@ class LiveSessions:
         answers: Mapping[str, object],
         idempotency_key: str,
         by_link: bool = False,
+        language: str = "en",
     ) -> MeasureSubmitted:
         """Store a client's outcome measure (always: the clinical record) and, when it raises
         the safety alert, tell the therapist at once: in the room if they are there, and by
@@ -487,6 +488,7 @@ class LiveSessions:
             now=self._clock(),
             audit=self._audit,
             by_link=by_link,
+            language=language,
         )
         if result.alert is not None:
             for record in await self._measures.alerts_of_session(session_id):

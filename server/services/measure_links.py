@@ -210,6 +210,7 @@ class MeasureLinks:
         answers: Mapping[str, object],
         idempotency_key: str,
         now: datetime,
+        language: str = "en",
     ) -> MeasureSubmitted:
         """Store one answered measure from the link (like the visit page's), and close the
         link once everything it asked is answered. A retry of an answer already stored is
@@ -229,6 +230,7 @@ class MeasureLinks:
             answers=answers,
             idempotency_key=idempotency_key,
             by_link=True,
+            language=language,
         )
         if visit.state is LinkState.OPEN and not await self.remaining(visit):
             async with self._db.write() as conn:

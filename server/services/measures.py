@@ -197,9 +197,12 @@ class Measures:
         now: datetime,
         audit: AuditTrail | None = None,
         by_link: bool = False,
+        language: str = "en",
     ) -> tuple[MeasureResult, bool]:
         """Score and store a submission; (result, was_duplicate). ``by_link``: answered from
-        an emailed link between sessions (filed under ``session``, the latest one).
+        an emailed link between sessions (filed under ``session``, the latest one). ``language``:
+        the language the client was shown the measure in, stored with the answers so that
+        exports keep that wording.
 
         Returns only after the encrypted write (and the safety alert's record, if any) is
         committed. A retry with the same key, even after a restart, returns the first result
@@ -224,7 +227,11 @@ class Measures:
                 live[idempotency_key] = result
                 return result, True
             row_id = new_id()
-            payload = {"measure_version": measure.version, "answers": response.as_raw()}
+            payload = {
+                "measure_version": measure.version,
+                "answers": response.as_raw(),
+                "language": language,
+            }
             ciphertext = await self._vault.encrypt_json(
                 conn, _context(row_id, session.client_id), payload
             )

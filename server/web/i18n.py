@@ -32,7 +32,7 @@ from server.settings import Settings
 from server.web.catalogues import PageLanguages, load_catalogues
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, page_guarded
-from server.web.identity import client_visit, path_id, set_cookie
+from server.web.identity import client_visit, measure_link, path_id, set_cookie
 
 
 def N_(message: str) -> str:
@@ -53,6 +53,8 @@ TRANSLATED_ROUTES: Final = frozenset(
         "/api/v1/visit/consents",  # the notices, in the language they are shown
         "/visit/consent",  # the consent page (from the join path) and its receipt
         "/visit/consent/receipt",
+        "/m/{token}",  # an emailed measures link that does not work
+        "/measures",  # its token-free page (measures between sessions)
     }
 )
 """Routes whose pages (and error pages) follow the negotiated language; add a route here
@@ -81,10 +83,11 @@ def install_languages(app: web.Application, env: jinja2.Environment, locales: Pa
 
 def wanted_language(request: web.Request) -> str:
     """The person's choice in this browser (cookie), else the client's remembered preference
-    (their own earlier choice, or their therapist's setting), else their browser's
+    (their own earlier choice, or their therapist's setting; known from the session link's
+    cookie or an emailed measures link's), else their browser's
     `Accept-Language`, else the clinic's `default_language`."""
     settings = request.app[SETTINGS]
-    visit = client_visit(request)
+    visit = client_visit(request) or measure_link(request)
     remembered = visit.session.client_language if visit else None
     return negotiate(
         offered(request.cookies.get(language_cookie_name(settings))) or remembered,

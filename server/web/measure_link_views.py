@@ -19,6 +19,8 @@ from server.web.identity import client_address, cookie_names, measure_link, set_
 from server.web.measure_views import (
     _KEY,
     MEASURE_SUBMIT_SCHEMA,
+    answer_language,
+    client_gettext,
     crisis_help_text,
     questionnaire_in,
 )
@@ -63,7 +65,7 @@ def _page(request: web.Request, state: LinkState, csrf_token: str = "") -> dict[
     return {
         "state": state.value,
         "csrf_token": csrf_token,
-        "crisis_text": crisis_help_text(request.app[SETTINGS]),
+        "crisis_text": crisis_help_text(request.app[SETTINGS], client_gettext(request)),
     }
 
 
@@ -105,13 +107,15 @@ async def link_submit(request: web.Request) -> web.StreamResponse:
         answers=body["answers"],
         idempotency_key=body["idempotency_key"],
         now=app[CLOCK](),
+        language=answer_language(request, body["measure_id"]),
     )
     safety = submitted.result.alert is not None
+    help_text = crisis_help_text(app[SETTINGS], client_gettext(request))
     return web.json_response(
         {
             "idempotency_key": body["idempotency_key"],
             "duplicate": submitted.duplicate,
-            "help": crisis_help_text(app[SETTINGS]) if safety else None,
+            "help": help_text if safety else None,
         },
         status=200 if submitted.duplicate else 201,
     )

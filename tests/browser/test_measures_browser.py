@@ -18,9 +18,12 @@ import pytest
 from aiohttp.test_utils import unused_port
 from playwright.async_api import Browser, Page, expect
 
+from privacy.vault import FieldContext
 from server.app import create_app
+from server.core.measures.schedule import Frequency, Plan
+from server.db import measures as measure_rows
 from server.db.scheduling import session_by_id
-from server.keys import AUDIT, DB, LIVE, MEASURES
+from server.keys import AUDIT, DB, LIVE, MEASURES, VAULT
 from server.services import scheduling
 from server.settings import Settings
 from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
@@ -250,4 +253,58 @@ async def test_an_open_dashboard_shows_and_announces_new_alerts_and_flags_withou
     await therapist.set_viewport_size(PHONE)
     await fits_a_phone(therapist)
     await shots(therapist, "therapist-dashboard-live-flag", back_to=LAPTOP["viewport"])
+    harness.assert_no_policy_violations()
+
+
+async def test_a_spanish_client_answers_the_phq9_in_spanish_on_a_phone(
+    site: LiveSite, harness: BrowserHarness
+) -> None:
+    scheduled = await schedule_session(site)
+    await grant_telehealth(site, scheduled.client_id)
+    app = site.app
+    await app[MEASURES].set_plan(
+        therapist_id=scheduled.therapist.id,
+        client_id=scheduled.client_id,
+        plan=Plan(("phq9",), Frequency.EVERY_SESSION),
+        now=datetime.now(UTC),
+        audit=app[AUDIT],
+    )
+    client = await harness.new_page(**MOBILE, locale="es-ES")  # a browser in Spanish
+    await client.goto(scheduled.link)
+    card = client.get_by_role("region", name="Antes de su sesión: PHQ-9")
+    await expect(card).to_be_visible()
+    await expect(card).to_contain_text("Puede saltarse cualquier pregunta")
+    await expect(card).to_contain_text("¿qué tan seguido ha tenido molestias")
+    for number in range(1, 9):
+        group = card.get_by_role("group", name=re.compile(rf"^{number}\. "))
+        await group.get_by_role("radio", name="Varios días").check()
+    item9 = card.get_by_role("group", name=re.compile(r"^9\. Pensamientos de que estaría mejor"))
+    await item9.get_by_role("radio", name="Ningún día").focus()
+    await client.keyboard.press("Space")
+    await client.keyboard.press("ArrowDown")
+    await expect(item9.get_by_role("radio", name="Varios días")).to_be_checked()
+    english = re.compile(
+        r"Not at all|Several days|Send to my therapist|Before your session|Over the"
+    )
+    await expect(card).not_to_contain_text(english)
+    await fits_a_phone(client)
+    await shots(client, "client-phq9-form-es", back_to=PHONE)
+    await card.get_by_role("button", name="Enviar a mi terapeuta").click()
+
+    help_now = client.get_by_role("alert").filter(has_text="Hay ayuda disponible ahora")
+    await expect(help_now).to_be_visible()
+    await expect(help_now).to_contain_text("Si ahora está en peligro")
+    await expect(help_now).to_contain_text("112")
+    await shots(client, "client-help-text-es", back_to=PHONE)
+
+    [stored] = await app[MEASURES].history(scheduled.client_id)
+    assert stored.score.total == 9 and stored.alert is not None
+    async with app[DB].read() as conn:
+        [row] = await measure_rows.for_client(conn, scheduled.client_id)
+        payload = await app[VAULT].decrypt_json(
+            conn,
+            FieldContext("measure_responses", row.id, "payload", scheduled.client_id),
+            row.payload_ciphertext,
+        )
+    assert payload["language"] == "es"
     harness.assert_no_policy_violations()

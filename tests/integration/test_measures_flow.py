@@ -314,6 +314,42 @@ async def test_the_dashboards_alert_list_is_the_therapists_own_and_follows_new_a
     assert other == {"safety": [], "not_on_track": []}
 
 
+async def test_a_spanish_client_is_asked_in_spanish_and_the_export_keeps_that_wording(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, csrf = await _setup(client, aiohttp_client)
+    client_id = await _client_id(therapist)
+    await _plan(therapist, csrf, client_id, **{"measure-phq9": "on"}, frequency="every-session")
+    chosen = await visitor.http.post(
+        "/language",
+        data={"lang": "es", "next": "/visit", "csrf_token": await _visit_csrf(visitor)},
+        allow_redirects=False,
+    )
+    assert chosen.status == 303
+    [due] = (await (await visitor.http.get("/api/v1/visit/measures")).json())["due"]
+    questionnaire = due["questionnaire"]
+    assert questionnaire["language"] == "es"
+    assert questionnaire["item"][9]["text"].startswith("Pensamientos de que estaría mejor")
+    assert questionnaire["item"][9]["answerOption"][1]["valueCoding"]["display"] == "Varios días"
+
+    answered = await _answer(visitor, phq9(1, 1, 0, 0, 0, 0, 0, 0, 1), "spanish-key-00000001")
+    assert answered.status == 201
+    assert (await answered.json())["help"].startswith("Si ahora está en peligro")
+    exported = await (await visitor.http.get("/api/v1/visit/export")).json()
+    [stored] = exported["records"]["measure_responses"]
+    assert stored["payload"]["language"] == "es"
+    bundle = exported["outcome_measures_fhir"]
+    Bundle.model_validate(bundle)
+    [response] = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "QuestionnaireResponse"
+    ]
+    assert response["language"] == "es"
+    assert response["item"][8]["text"].startswith("Pensamientos de que estaría mejor")
+    assert response["item"][8]["answer"][0]["valueCoding"]["display"] == "Varios días"
+
+
 async def seed_worsening(
     client: TestClient, http: TestClient, csrf: str, client_id: str
 ) -> list[str]:

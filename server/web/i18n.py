@@ -55,6 +55,7 @@ TRANSLATED_ROUTES: Final = frozenset(
         "/visit/consent/receipt",
         "/m/{token}",  # an emailed measures link that does not work
         "/measures",  # its token-free page (measures between sessions)
+        "/visit/progress",  # the client's own progress page
     }
 )
 """Routes whose pages (and error pages) follow the negotiated language; add a route here

@@ -4,6 +4,7 @@ audit trail name who changed what and when but never the words."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -440,3 +441,26 @@ async def test_a_german_clients_progress_page_has_no_english_left(
     ):
         at = visible.find(english)
         assert at < 0, (english, visible[max(0, at - 200) : at + 200])
+
+
+async def test_the_shared_goals_panel_on_a_german_clients_call_page_is_german(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    _therapist, visitor, _ = await _setup(client, aiohttp_client)
+    page = await (await visitor.http.get("/visit")).text()
+    csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+    chosen = await visitor.http.post(
+        "/language", data={"lang": "de", "next": "/visit", "csrf_token": csrf}
+    )
+    html = await chosen.text()
+    section = html.split('<section id="goals"', 1)[1].split("</section>", 1)[0]
+    for german in ("Gemeinsame Ziele", "Noch keine Ziele.", "Neues Ziel", "Ziel hinzufügen"):
+        assert german in section, german
+    for english in ("Shared goals", "No goals yet", "New goal", "Add goal", "Up to 5"):
+        assert english not in section, english
+    # the panel's live messages (goals.js) come in the page's catalogue
+    messages = json.loads(html.split('id="i18n-messages">', 1)[1].split("</script>", 1)[0])
+    assert messages["Your therapist added a goal: {text}"] == (
+        "Ihre Therapeutin oder Ihr Therapeut hat ein Ziel hinzugefügt: {text}"
+    )
+    assert messages["Mark reached: {text}"] == "Als erreicht markieren: {text}"

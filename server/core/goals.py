@@ -118,20 +118,51 @@ def goal_link_id(goal_id: str) -> str:
     return f"{GOAL_ITEM_PREFIX}{goal_id}"
 
 
-def goal_items(goals: Sequence[Goal]) -> list[dict[str, Any]]:
-    """FHIR Questionnaire items (0–10 sliders) for each active goal, in the goals' order."""
+# The after-session goal item's words per language (docs/languages.md); English is the source.
+GOAL_ITEM_WORDS: Final[Mapping[str, tuple[str, str, str]]] = {
+    "en": ("Progress on your goal: “{goal}”", "no progress yet", "fully there"),
+    "es": ("Avance en su objetivo: «{goal}»", "sin avances todavía", "plenamente conseguido"),
+    "de": ("Fortschritt bei Ihrem Ziel: „{goal}“", "noch kein Fortschritt", "ganz erreicht"),
+}
+FHIR_TRANSLATION: Final = "http://hl7.org/fhir/StructureDefinition/translation"
+
+
+def _translations(index: int, goal: str) -> dict[str, Any]:
+    """The `_text` carrier with the Spanish and German wording of the question."""
+    return {
+        "extension": [
+            {
+                "url": FHIR_TRANSLATION,
+                "extension": [
+                    {"url": "lang", "valueCode": lang},
+                    {"url": "content", "valueString": words[index].format(goal=goal)},
+                ],
+            }
+            for lang, words in GOAL_ITEM_WORDS.items()
+            if lang != "en"
+        ]
+    }
+
+
+def goal_items(goals: Sequence[Goal], language: str = "en") -> list[dict[str, Any]]:
+    """FHIR Questionnaire items (0–10 sliders) for each active goal, in the goals' order,
+    worded in ``language`` (English when it has no wording); the question carries every
+    translation (the anchors are in ``language`` only: R4 validators refuse extensions on an
+    extension's value)."""
+    words = GOAL_ITEM_WORDS.get(language, GOAL_ITEM_WORDS["en"])
     return [
         {
             "linkId": goal_link_id(g.id),
-            "text": f"Progress on your goal: “{g.text}”",
+            "text": words[0].format(goal=g.text),
+            "_text": _translations(0, g.text),
             "type": "integer",
             "required": False,
             "extension": [
                 {"url": f"{FHIR_EXT}therapist-label", "valueString": "Goal progress"},
                 {"url": "http://hl7.org/fhir/StructureDefinition/minValue", "valueInteger": 0},
                 {"url": "http://hl7.org/fhir/StructureDefinition/maxValue", "valueInteger": 10},
-                {"url": f"{FHIR_EXT}anchor-low", "valueString": "no progress yet"},
-                {"url": f"{FHIR_EXT}anchor-high", "valueString": "fully there"},
+                {"url": f"{FHIR_EXT}anchor-low", "valueString": words[1]},
+                {"url": f"{FHIR_EXT}anchor-high", "valueString": words[2]},
                 {
                     "url": "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl",
                     "valueCodeableConcept": {"coding": [{"code": "slider"}]},
@@ -143,11 +174,14 @@ def goal_items(goals: Sequence[Goal]) -> list[dict[str, Any]]:
     ]
 
 
-def with_goal_items(questionnaire: Mapping[str, Any], goals: Sequence[Goal]) -> dict[str, Any]:
-    """The after-session Questionnaire with a progress item per active goal, placed before the
-    optional note (the last item) so the note stays the form's last word."""
+def with_goal_items(
+    questionnaire: Mapping[str, Any], goals: Sequence[Goal], language: str = "en"
+) -> dict[str, Any]:
+    """The after-session Questionnaire with a progress item per active goal (worded in
+    ``language``), placed before the optional note (the last item) so the note stays the
+    form's last word."""
     items = list(questionnaire.get("item", []))
-    extra = goal_items(goals)
+    extra = goal_items(goals, language)
     if not extra:
         return dict(questionnaire)
     cut = len(items) - 1 if items and items[-1].get("type") == "text" else len(items)

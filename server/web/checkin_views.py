@@ -37,6 +37,7 @@ from server.services.goals import fhir_goals
 from server.web.charts import trend_svg
 from server.web.cue_charts import cue_charts
 from server.web.guard import SIGNED_IN, VISIT, page_guarded
+from server.web.i18n import wanted_language
 from server.web.identity import ANOTHER_DEVICE_MESSAGE, after_session_visit, path_id
 from server.web.measure_views import client_page_context
 from server.web.openapi import Operation
@@ -119,7 +120,7 @@ async def after_page(request: web.Request) -> web.StreamResponse:
             "csrf_token": visit.csrf_token,
             "storing": storing,
             "questionnaire_json": script_json(
-                with_goal_items(questionnaire_resource(instrument), goals)
+                with_goal_items(questionnaire_resource(instrument), goals, wanted_language(request))
             ),
             "ended": visit.session.status is SessionStatus.ENDED,
         },

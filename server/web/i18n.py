@@ -32,7 +32,13 @@ from server.settings import Settings
 from server.web.catalogues import PageLanguages, load_catalogues
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, page_guarded
-from server.web.identity import client_visit, measure_link, path_id, set_cookie
+from server.web.identity import (
+    after_session_visit,
+    client_visit,
+    measure_link,
+    path_id,
+    set_cookie,
+)
 
 
 def N_(message: str) -> str:
@@ -88,7 +94,7 @@ def wanted_language(request: web.Request) -> str:
     cookie or an emailed measures link's), else their browser's
     `Accept-Language`, else the clinic's `default_language`."""
     settings = request.app[SETTINGS]
-    visit = client_visit(request) or measure_link(request)
+    visit = after_session_visit(request) or measure_link(request)
     remembered = visit.session.client_language if visit else None
     return negotiate(
         offered(request.cookies.get(language_cookie_name(settings))) or remembered,

@@ -464,3 +464,19 @@ async def test_the_shared_goals_panel_on_a_german_clients_call_page_is_german(
         "Ihre Therapeutin oder Ihr Therapeut hat ein Ziel hinzugefügt: {text}"
     )
     assert messages["Mark reached: {text}"] == "Als erreicht markieren: {text}"
+
+
+async def test_a_spanish_clients_after_form_asks_about_each_goal_in_spanish(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _goal_id = await _goal_in_call(client, aiohttp_client)
+    page = await (await visitor.http.get("/visit")).text()
+    csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+    await visitor.http.post("/language", data={"lang": "es", "next": "/visit", "csrf_token": csrf})
+    await therapist.send({"type": "end"})
+    await visitor.expect("session-ended")
+
+    html, _csrf = await _after(visitor)
+    assert "Avance en su objetivo: «Sleep through the night»" in html
+    assert "sin avances todavía" in html and "plenamente conseguido" in html
+    assert "Progress on your goal" not in html

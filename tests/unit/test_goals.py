@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from fhir.resources.R4B.goal import Goal as FhirGoal
+from fhir.resources.R4B.questionnaire import Questionnaire
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -110,6 +111,46 @@ def test_the_after_form_asks_about_each_active_goal_before_the_closing_note() ->
     assert link_ids[-3:-1] == [goal_link_id(f"{1:032x}"), goal_link_id(f"{3:032x}")]
     assert "Sleep better" in form["item"][-3]["text"]
     assert with_goal_items(after, []) == after
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "low", "high"),
+    [
+        (
+            "es",
+            "Avance en su objetivo: «Dormir mejor»",
+            "sin avances todavía",
+            "plenamente conseguido",
+        ),
+        (
+            "de",
+            "Fortschritt bei Ihrem Ziel: „Dormir mejor“",
+            "noch kein Fortschritt",
+            "ganz erreicht",
+        ),
+        ("fr", "Progress on your goal: “Dormir mejor”", "no progress yet", "fully there"),
+    ],
+)
+def test_the_goal_items_are_worded_in_the_clients_language_and_carry_every_translation(
+    language: str, text: str, low: str, high: str
+) -> None:
+    after = questionnaire_resource(load_builtin_instruments()["after"])
+    form = with_goal_items(after, [goal(1, text="Dormir mejor")], language)
+    Questionnaire.model_validate(form)  # the translation extensions are valid FHIR
+    [item] = [i for i in form["item"] if i["linkId"] == goal_link_id(f"{1:032x}")]
+    assert item["text"] == text
+    anchors = {e["url"].rsplit("/", 1)[1]: e for e in item["extension"]}
+    assert (anchors["anchor-low"]["valueString"], anchors["anchor-high"]["valueString"]) == (
+        low,
+        high,
+    )
+    langs = [
+        part["valueCode"]
+        for entry in item["_text"]["extension"]
+        for part in entry["extension"]
+        if part["url"] == "lang"
+    ]
+    assert langs == ["es", "de"]
 
 
 def test_progress_answers_are_split_off_and_checked() -> None:

@@ -1,5 +1,6 @@
 """Answering measures between sessions over HTTP: the emailed link `/m/<token>` is swapped for
-a page cookie and a redirect to the token-free `/measures` (like `/join` → `/visit`), whose
+a page cookie and a same-site move on to the token-free `/measures` (like `/join` → `/visit`,
+but by a page of ours rather than a 303, see `open_link`), whose
 form (measures.js) reads and answers the link's measures through `/api/v1/measure-link`.
 Every operation is `MeasureLinks`' (server/services/measure_links.py)."""
 
@@ -30,9 +31,9 @@ from server.web.validation import read_json
 
 
 async def open_link(request: web.Request) -> web.StreamResponse:
-    """Swap the emailed token for a page cookie and redirect, so the token leaves the address
-    bar; a link that does not work gets one plain page (never why), and repeated bad links
-    from one address are slowed down like invite links."""
+    """Swap the emailed token for a page cookie and move on to `/measures`, so the token leaves
+    the address bar; a link that does not work gets one plain page (never why), and repeated
+    bad links from one address are slowed down like invite links."""
     app = request.app
     address = app[ADDRESS_HASHER].key(client_address(request), time.time())
     throttle, now_mono = app[LINK_THROTTLE], time.monotonic()
@@ -48,7 +49,12 @@ async def open_link(request: web.Request) -> web.StreamResponse:
         return aiohttp_jinja2.render_template(
             "measures_link.html", request, _page(request, LinkState.CLOSED), status=404
         )
-    response = web.HTTPSeeOther("/measures")
+    # Not a 303: a client opens this from their mail, a cross-site navigation, and browsers
+    # keep SameSite=Strict cookies off every hop of a redirect chain that began on another
+    # site, so /measures would not see the cookie. A page of our own that moves on by itself
+    # (meta refresh, with a link as fallback) starts a same-site navigation that carries it.
+    response = aiohttp_jinja2.render_template("measures_link_open.html", request, {})
+    response.headers["Cache-Control"] = "no-store"
     settings = app[SETTINGS]
     set_cookie(
         response,
@@ -58,7 +64,7 @@ async def open_link(request: web.Request) -> web.StreamResponse:
         expires_at=entry.expires_at,
         now=now,
     )
-    raise response
+    return response
 
 
 def _page(request: web.Request, state: LinkState, csrf_token: str = "") -> dict[str, object]:

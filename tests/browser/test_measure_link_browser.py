@@ -135,7 +135,16 @@ async def test_a_client_answers_the_phq9_on_a_phone_from_the_emailed_link(
     link = found.group(1)
 
     page = await harness.new_page(**MOBILE)
-    await page.goto(link)
+    # Opened from a webmail page on another site, as clients do: a cross-site navigation.
+    await page.route(
+        "http://mail.example/inbox",
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=f'<!doctype html><title>Inbox</title><a href="{link}">Open the form</a>',
+        ),
+    )
+    await page.goto("http://mail.example/inbox")
+    await page.get_by_role("link", name="Open the form").click()
     await expect(page).to_have_url(re.compile(r"/measures$"))  # the token left the address bar
     card = page.get_by_role("region", name="A short form: PHQ-9")
     await expect(card).to_be_visible()

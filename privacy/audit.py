@@ -94,6 +94,13 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
             "A therapist chose which outcome measures a client is asked and how often."
         ),
         "measure.alert_seen": "A therapist marked a client's safety alert as seen.",
+        "measure.link_sent": (
+            "A client was emailed a link to answer due outcome measures between sessions;"
+            " `details.measures` names them (never a token)."
+        ),
+        "measure.link_open": (
+            "A client opened their emailed measures link (swapped for a page cookie)."
+        ),
         "safety.submit": (
             "A client answered the safety check before the waiting room; `details` say whether"
             " it replaced an earlier answer of the session (never the answers)."

@@ -38,6 +38,7 @@ from server.keys import (
     LINK_THROTTLE,
     LIVE,
     MAILER,
+    MEASURE_LINKS,
     MEASURES,
     METRICS,
     SAFETY,
@@ -61,6 +62,7 @@ from server.services.cue_records import CueRecords
 from server.services.email import Mailer
 from server.services.goals import Goals
 from server.services.live_session import LiveSessions
+from server.services.measure_links import MeasureLinks
 from server.services.measures import Measures
 from server.services.safety import SafetyChecks
 from server.settings import Settings
@@ -75,6 +77,7 @@ from server.web.consent_views import CONSENT_OPERATIONS, add_consent_pages
 from server.web.email_views import add_email_pages
 from server.web.guard import add_api_routes
 from server.web.i18n import install_languages, page_language
+from server.web.measure_link_views import MEASURE_LINK_OPERATIONS, add_measure_link_pages
 from server.web.measure_views import MEASURE_OPERATIONS, add_measure_pages
 from server.web.neutral_page import add_neutral_page_routes
 from server.web.pages import add_page_routes
@@ -173,6 +176,13 @@ async def _mailer(app: web.Application) -> AsyncIterator[None]:
     mailer = Mailer(app[SETTINGS], app[VAULT], app[CONSENTS])
     app[CONSENTS].on_withdrawal(Purpose.CONTACT, "delete-contact", mailer.delete_contact_effect)
     app[MAILER] = mailer
+    yield
+
+
+async def _measure_links(app: web.Application) -> AsyncIterator[None]:
+    app[MEASURE_LINKS] = MeasureLinks(
+        db=app[DB], measures=app[MEASURES], mailer=app[MAILER], audit=app[AUDIT]
+    )
     yield
 
 
@@ -276,6 +286,7 @@ def create_app(
     app.cleanup_ctx.append(conncheck_cleanup_ctx)
     app.cleanup_ctx.append(_audit)
     app.cleanup_ctx.append(_goals)
+    app.cleanup_ctx.append(_measure_links)
     app.cleanup_ctx.append(_live_sessions)
     app.cleanup_ctx.append(login_guard_ctx)
     app.cleanup_ctx.append(purge_job_ctx)
@@ -290,6 +301,7 @@ def create_app(
         + SAFETY_OPERATIONS
         + CONNCHECK_OPERATIONS
         + MEASURE_OPERATIONS
+        + MEASURE_LINK_OPERATIONS
         + GOAL_OPERATIONS,
     )
     add_page_routes(app)
@@ -298,6 +310,7 @@ def create_app(
     add_audit_pages(app)
     add_checkin_pages(app)
     add_measure_pages(app)
+    add_measure_link_pages(app)
     add_progress_pages(app)
     add_admin_pages(app)
     add_account_pages(app)

@@ -22,6 +22,7 @@ from server.services.cue_records import CueRecords
 from server.services.email import Mailer
 from server.services.goals import Goals
 from server.services.live_session import LiveSessions
+from server.services.measure_links import MeasureLinks
 from server.services.measures import Measures
 from server.services.safety import SafetyChecks
 from server.settings import Settings
@@ -48,6 +49,8 @@ CHECKINS = web.AppKey("checkins", Checkins)
 CUE_RECORDS = web.AppKey("cue_records", CueRecords)
 # Outcome measures: plans, submissions, history (`history(client_id)`), flags, safety alerts.
 MEASURES = web.AppKey("measures", Measures)
+# Emailed links to answer due measures between sessions.
+MEASURE_LINKS = web.AppKey("measure_links", MeasureLinks)
 HUB = web.AppKey("hub", Hub)
 LIVE = web.AppKey("live", LiveSessions)
 GOALS = web.AppKey("goals", Goals)

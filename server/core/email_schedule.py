@@ -33,6 +33,7 @@ class EmailKind(StrEnum):
     RESCHEDULE = "reschedule"
     CANCELLATION = "cancellation"
     ALERT = "alert"  # to the therapist: "you have an alert", never what it is
+    MEASURES = "measures"  # to the client: a link to a short form between sessions
 
 
 class OutboxStatus(StrEnum):
@@ -118,6 +119,7 @@ CLIENT_SUBJECTS: Final = {
     EmailKind.RESCHEDULE: N_("Your appointment has moved to %(date)s"),
     EmailKind.CANCELLATION: N_("Your appointment on %(date)s is cancelled"),
 }
+MEASURES_SUBJECT: Final = N_("A short form from your practice")
 
 
 def subject_line(
@@ -132,6 +134,8 @@ def subject_line(
     language's catalogue."""
     if kind is EmailKind.ALERT:
         return "You have a new alert in Attune"
+    if kind is EmailKind.MEASURES:
+        return gettext(MEASURES_SUBJECT)
     if date is None:
         day = _WEEKDAYS[local_start.weekday()]
         date = f"{day} {local_start.day} {local_start.strftime('%B')}"

@@ -114,46 +114,66 @@ def goal_link_id(goal_id: str) -> str:
     return f"{GOAL_ITEM_PREFIX}{goal_id}"
 
 
+# The after-session goal item's words per language (docs/languages.md); English is the source
+# and the form carries the others as FHIR translations, so the page shows the client's language
+# and the export keeps the wording shown (docs/checkins.md, "Languages").
+GOAL_ITEM_WORDS: Final[Mapping[str, tuple[str, str, str]]] = {
+    "en": ("Progress on your goal: “{goal}”", "no progress yet", "fully there"),
+    "es": ("Avance en su objetivo: «{goal}»", "sin avances todavía", "plenamente conseguido"),
+    "de": ("Fortschritt bei Ihrem Ziel: „{goal}“", "noch kein Fortschritt", "ganz erreicht"),
+}
+
+
+def _worded(index: int, goal: str = "") -> tuple[str, dict[str, Any]]:
+    """The English text and its `_` element with every other language's wording; the goal's
+    own words stay as the client wrote them, only the sentence around them is translated."""
+    english, *_rest = (words[index].format(goal=goal) for words in GOAL_ITEM_WORDS.values())
+    others = {
+        lang: words[index].format(goal=goal)
+        for lang, words in GOAL_ITEM_WORDS.items()
+        if lang != "en"
+    }
+    return english, translated(others)
+
+
 def goal_items(goals: Sequence[Goal]) -> list[dict[str, Any]]:
     """FHIR Questionnaire items (0–10 sliders) for each active goal, in the goals' order."""
-    return [
-        {
-            "linkId": goal_link_id(g.id),
-            "text": f"Progress on your goal: “{g.text}”",
-            # the goal's own words stay as written; the sentence around them is translated
-            "_text": translated(
-                {
-                    "es": f"Avance en su objetivo: «{g.text}»",
-                    "de": f"Fortschritt bei Ihrem Ziel: „{g.text}“",
-                }
-            ),
-            "type": "integer",
-            "required": False,
-            "extension": [
-                {"url": f"{FHIR_EXT}therapist-label", "valueString": "Goal progress"},
-                {"url": "http://hl7.org/fhir/StructureDefinition/minValue", "valueInteger": 0},
-                {"url": "http://hl7.org/fhir/StructureDefinition/maxValue", "valueInteger": 10},
-                {
-                    "url": f"{FHIR_EXT}anchor-low",
-                    "valueString": "no progress yet",
-                    "_valueString": translated(
-                        {"es": "aún sin avances", "de": "noch kein Fortschritt"}
-                    ),
-                },
-                {
-                    "url": f"{FHIR_EXT}anchor-high",
-                    "valueString": "fully there",
-                    "_valueString": translated({"es": "objetivo alcanzado", "de": "ganz erreicht"}),
-                },
-                {
-                    "url": "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl",
-                    "valueCodeableConcept": {"coding": [{"code": "slider"}]},
-                },
-            ],
-        }
-        for g in goals
-        if g.status is GoalStatus.ACTIVE
-    ]
+    items = []
+    low, low_translations = _worded(1)
+    high, high_translations = _worded(2)
+    for g in goals:
+        if g.status is not GoalStatus.ACTIVE:
+            continue
+        text, text_translations = _worded(0, g.text)
+        items.append(
+            {
+                "linkId": goal_link_id(g.id),
+                "text": text,
+                "_text": text_translations,
+                "type": "integer",
+                "required": False,
+                "extension": [
+                    {"url": f"{FHIR_EXT}therapist-label", "valueString": "Goal progress"},
+                    {"url": "http://hl7.org/fhir/StructureDefinition/minValue", "valueInteger": 0},
+                    {"url": "http://hl7.org/fhir/StructureDefinition/maxValue", "valueInteger": 10},
+                    {
+                        "url": f"{FHIR_EXT}anchor-low",
+                        "valueString": low,
+                        "_valueString": low_translations,
+                    },
+                    {
+                        "url": f"{FHIR_EXT}anchor-high",
+                        "valueString": high,
+                        "_valueString": high_translations,
+                    },
+                    {
+                        "url": "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl",
+                        "valueCodeableConcept": {"coding": [{"code": "slider"}]},
+                    },
+                ],
+            }
+        )
+    return items
 
 
 def with_goal_items(questionnaire: Mapping[str, Any], goals: Sequence[Goal]) -> dict[str, Any]:

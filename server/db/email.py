@@ -24,6 +24,7 @@ CLIENT_KINDS: tuple[EmailKind, ...] = (
     EmailKind.REMINDER,
     EmailKind.RESCHEDULE,
     EmailKind.CANCELLATION,
+    EmailKind.MEASURES,
 )
 
 # --- contacts ----------------------------------------------------------------------------------

@@ -108,8 +108,9 @@ async def insert(
     idempotency_key: str,
     submitted_at: datetime,
     payload_ciphertext: bytes,
+    by_link: bool = False,
 ) -> None:
-    """Store one encrypted response."""
+    """Store one encrypted response (``by_link``: answered from an emailed link)."""
     await conn.execute(
         measure_responses.insert().values(
             id=row_id,
@@ -120,8 +121,58 @@ async def insert(
             idempotency_key=idempotency_key,
             submitted_at=submitted_at,
             payload_ciphertext=payload_ciphertext,
+            by_link=by_link,
         )
     )
+
+
+async def answer_times(
+    conn: AsyncConnection, client_id: str
+) -> tuple[dict[str, datetime], dict[str, list[datetime]]]:
+    """Per measure: when it was last answered anywhere, and when it was answered by link."""
+    r = measure_responses
+    rows = await conn.execute(
+        sa.select(r.c.measure_id, r.c.submitted_at, r.c.by_link).where(r.c.client_id == client_id)
+    )
+    last: dict[str, datetime] = {}
+    by_link: dict[str, list[datetime]] = {}
+    for row in rows:
+        if row.measure_id not in last or row.submitted_at > last[row.measure_id]:
+            last[row.measure_id] = row.submitted_at
+        if row.by_link:
+            by_link.setdefault(row.measure_id, []).append(row.submitted_at)
+    return last, by_link
+
+
+async def answered_by_link_since(
+    conn: AsyncConnection, client_id: str, since: datetime
+) -> set[str]:
+    """The measures the client answered from an emailed link at or after ``since``."""
+    r = measure_responses
+    rows = await conn.execute(
+        sa.select(r.c.measure_id)
+        .where(r.c.client_id == client_id, r.c.by_link.is_(True), r.c.submitted_at >= since)
+        .distinct()
+    )
+    return {row.measure_id for row in rows}
+
+
+async def monthly_plans(conn: AsyncConnection) -> list[PlanRow]:
+    """Every plan that asks monthly (candidates for an emailed link between sessions)."""
+    rows = await conn.execute(
+        sa.select(measure_plans).where(
+            measure_plans.c.frequency == "monthly", measure_plans.c.measures != ""
+        )
+    )
+    return [
+        PlanRow(
+            row.client_id,
+            tuple(m for m in row.measures.split(",") if m),
+            row.frequency,
+            row.updated_at,
+        )
+        for row in rows
+    ]
 
 
 async def measured_in_sessions(conn: AsyncConnection, client_id: str) -> dict[str, list[datetime]]:
@@ -137,6 +188,34 @@ async def measured_in_sessions(conn: AsyncConnection, client_id: str) -> dict[st
     for row in rows:
         found.setdefault(row.measure_id, []).append(row.starts_at)
     return found
+
+
+@dataclass(frozen=True)
+class MeasureMark:
+    """How much a client has answered: changes whenever a new answer is stored."""
+
+    client_id: str
+    client_alias: str
+    count: int
+    latest: datetime
+
+
+async def marks_of_therapist(conn: AsyncConnection, therapist_id: str) -> list[MeasureMark]:
+    """Per client of the therapist with stored measures: how many, and the latest time."""
+    r = measure_responses
+    rows = await conn.execute(
+        sa.select(
+            r.c.client_id,
+            clients.c.alias,
+            sa.func.count(r.c.id).label("answers"),
+            sa.func.max(r.c.submitted_at).label("latest"),
+        )
+        .join(clients, clients.c.id == r.c.client_id)
+        .where(clients.c.therapist_id == therapist_id)
+        .group_by(r.c.client_id, clients.c.alias)
+        .order_by(clients.c.alias)
+    )
+    return [MeasureMark(row.client_id, row.alias, int(row.answers), row.latest) for row in rows]
 
 
 async def session_starts(conn: AsyncConnection, client_id: str) -> list[datetime]:

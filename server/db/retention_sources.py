@@ -43,6 +43,7 @@ from server.db.tables import (
     goal_changes,
     goal_progress,
     measure_alerts,
+    measure_links,
     measure_responses,
     password_reset_links,
     recovery_codes,
@@ -469,6 +470,13 @@ DEFAULT_SOURCES = SourceRegistry(
             measure_alerts,
             time_column="raised_at",
             label="safety-alert records",
+            session_column="session_id",
+        ),
+        TableSource(
+            Category.MEASURE,
+            measure_links,
+            time_column="created_at",
+            label="emailed measure links",
             session_column="session_id",
         ),
         TableSource(

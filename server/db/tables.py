@@ -417,6 +417,8 @@ measure_responses = sa.Table(
     sa.Column("idempotency_key", sa.String(64), nullable=False),
     sa.Column("submitted_at", UTCDateTime, nullable=False),
     sa.Column("payload_ciphertext", sa.LargeBinary, nullable=False),
+    # answered from an emailed link between sessions (filed under the latest session)
+    sa.Column("by_link", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("session_id", "idempotency_key", name="uq_measure_responses_idempotency"),
     sa.Index("ix_measure_responses_submitted_at_id", "submitted_at", "id"),
 )
@@ -446,6 +448,30 @@ measure_plans = sa.Table(
     sa.Column("measures", sa.String(200), nullable=False),  # comma-separated measure ids
     sa.Column("frequency", sa.String(24), nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# An emailed link to answer due measures between sessions (docs/checkins.md "Between
+# sessions"): only the hashes of its emailed token and of the cookie it is swapped for.
+measure_links = sa.Table(
+    "measure_links",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    # the session the answers are filed under: the client's latest that had started
+    sa.Column(
+        "session_id", ID, sa.ForeignKey("therapy_sessions.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("measures", sa.String(200), nullable=False),  # comma-separated measure ids
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("cookie_hash", sa.String(64), unique=True),
+    sa.Column("csrf_token", sa.String(64)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("opened_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
 )
 
 # Shared goals (issue #18): the client's words only as ciphertext; status and times in clear.

@@ -51,6 +51,7 @@ CLIENT_WRITE_OPERATIONS: Final[Mapping[str, ClientWrite]] = MappingProxyType(
     {
         "clientSubmitCheckin": ClientWrite.CHECKIN,
         "clientSubmitMeasure": ClientWrite.CHECKIN,  # measures count with the check-ins
+        "linkSubmitMeasure": ClientWrite.CHECKIN,
         "clientDecide": ClientWrite.CONSENT,
         "clientExport": ClientWrite.EXPORT,
         "clientErase": ClientWrite.ERASE,

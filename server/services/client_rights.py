@@ -93,7 +93,10 @@ def _measures_fhir(
         if not isinstance(payload, Mapping) or not isinstance(payload.get("answers"), Mapping):
             continue
         authored = datetime.fromisoformat(str(row["submitted_at"]).replace("Z", "+00:00"))
-        found.append((str(row["id"]), str(row["measure_id"]), authored, payload["answers"]))
+        language = str(payload.get("language") or "en")
+        found.append(
+            (str(row["id"]), str(row["measure_id"]), authored, payload["answers"], language)
+        )
     return measures_bundle(
         load_builtin_measures(),
         found,

@@ -395,6 +395,57 @@ class Mailer:
         )
         await transport.send(message, sender=self.settings.email_from, recipient=to)
 
+    async def wants_email(self, conn: AsyncConnection, client_id: str, now: datetime) -> bool:
+        """Whether the client may be emailed now: email set up, an address on file and the
+        `contact` consent granted."""
+        return await self._wants_email(conn, client_id, now)
+
+    async def queue_measures_link(
+        self,
+        conn: AsyncConnection,
+        *,
+        session: TherapySession,
+        link_id: str,
+        token: str,
+        expires_at: datetime,
+        now: datetime,
+    ) -> bool:
+        """Queue the client's link to answer due measures between sessions (in the transaction
+        that created the link), if the client wants email. The message names no measure."""
+        if not await self._wants_email(conn, session.client_id, now):
+            return False
+        contact = await self._contact(conn, session.client_id)
+        if contact is None:
+            return False
+        row_id, message_id = new_id(), new_message_id(self.settings)
+        client = await sq.client_by_id(conn, session.client_id)
+        message = self._composer.compose_measures_link(
+            language=self._composer.language_for(client.preferred_language if client else None),
+            to=contact[0],
+            message_id=message_id,
+            url=f"{self.settings.base_url}/m/{token}",
+            expires_at=expires_at,
+            now=now,
+        )
+        ciphertext = await self._vault.encrypt_text(
+            conn, _message_ctx(row_id, session.client_id), message.decode("ascii")
+        )
+        await q.insert_message(
+            conn,
+            row_id=row_id,
+            message_id=message_id,
+            dedupe_key=f"measures:{link_id}",
+            kind=EmailKind.MEASURES,
+            client_id=session.client_id,
+            session_id=session.id,
+            therapist_id=session.therapist_id,
+            ics_sequence=None,
+            send_after=now,
+            message_ciphertext=ciphertext,
+            now=now,
+        )
+        return True
+
     # --- therapists' alert emails --------------------------------------------------------------
 
     async def alert_emails_on(self, db: Database, account_id: str) -> bool:

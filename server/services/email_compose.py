@@ -209,6 +209,35 @@ class Composer:
         )
         return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
+    def compose_measures_link(
+        self,
+        *,
+        to: str,
+        message_id: str,
+        url: str,
+        expires_at: datetime,
+        now: datetime,
+        language: str = SOURCE_LANGUAGE,
+    ) -> bytes:
+        """The client's link to a short form between sessions, in `language`: no measure's
+        name, no score, nothing about why (the page behind the link says what it asks)."""
+        language = language if language in self._envs else SOURCE_LANGUAGE
+        env, words = self._envs[language], self._catalogues[language]
+        subject = subject_line(EmailKind.MEASURES, now, gettext=words.gettext)
+        values = {
+            "lang": language,
+            "subject": subject,
+            "url": url,
+            "until": self._when(expires_at, language),
+        }
+        message = self._headers(subject, to, message_id, now)
+        message.set_content(env.get_template("measures_link.txt").render(values))
+        message.add_alternative(
+            env.get_template("measures_link.html").render(values), subtype="html"
+        )
+        message["Content-Language"] = language  # after the body: set_content clears it
+        return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+
     def _headers(self, subject: str, to: str, message_id: str, now: datetime) -> EmailMessage:
         message = EmailMessage(policy=_SEVEN_BIT)
         message["Subject"] = subject

@@ -459,6 +459,8 @@ class LiveSessions:
         measure_id: str,
         answers: Mapping[str, object],
         idempotency_key: str,
+        by_link: bool = False,
+        language: str = "en",
     ) -> Submitted[MeasureResult]:
         """Store a client's outcome measure (always: the clinical record) and, when it raises
         the safety alert, tell the therapist at once: in the room if they are there, and by
@@ -479,6 +481,8 @@ class LiveSessions:
             idempotency_key=idempotency_key,
             now=self._clock(),
             audit=self._audit,
+            by_link=by_link,
+            language=language,
         )
         if result.alert is not None:
             for record in await self._measures.alerts_of_session(session_id):

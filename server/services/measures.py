@@ -36,11 +36,13 @@ from server.core.measures.schedule import (
     NO_PLAN,
     Frequency,
     Plan,
+    between_sessions_due,
     due_measures,
     session_number,
 )
 from server.core.measures.scoring import DEFAULT_REVIEW_BY_SESSION
 from server.core.models import TherapySession
+from server.db import measure_links as link_rows
 from server.db import measures as rows
 from server.db.engine import Database
 from server.errors import InvalidInput, NotFound
@@ -85,6 +87,15 @@ class SafetyAlertRecord:
     seen: bool
 
 
+@dataclass(frozen=True)
+class FlaggedClient:
+    """A client with a not-on-track flag, as the dashboard lists it (no scores, no reasons)."""
+
+    client_id: str
+    client_alias: str
+    measure_titles: tuple[str, ...]
+
+
 def _context(row_id: str, client_id: str) -> FieldContext:
     return FieldContext("measure_responses", row_id, "payload", client_id)
 
@@ -105,6 +116,9 @@ class Measures:
         self._db = db
         self._vault = vault
         self._live: SessionResults[MeasureResult] = SessionResults(_LIVE_PER_SESSION)
+        # per client: (answers count, latest answer) → flagged measure ids, so a dashboard
+        # that polls opens a client's history only when a new answer arrived
+        self._flagged: dict[str, tuple[tuple[int, datetime], tuple[str, ...]]] = {}
 
     def measure(self, measure_id: str) -> Measure:
         """A measure by id, or InvalidInput."""
@@ -138,6 +152,8 @@ class Measures:
         """Save a client's plan (the caller checked the client is the therapist's); audited."""
         async with self._db.write() as conn:
             await rows.save_plan(conn, client_id, plan.measures, plan.frequency.value, now)
+            # a link sent under the old plan asks what is no longer wanted
+            await link_rows.revoke_for_client(conn, client_id, now)
             await audit.record(
                 conn,
                 at=now,
@@ -155,8 +171,19 @@ class Measures:
         async with self._db.read() as conn:
             starts = await rows.session_starts(conn, session.client_id)
             answered = await rows.measured_in_sessions(conn, session.client_id)
-        due = due_measures(plan, session.starts_at, starts, answered)
+            _, by_link = await rows.answer_times(conn, session.client_id)
+        due = due_measures(plan, session.starts_at, starts, answered, by_link)
         return [self.measures[m] for m in due]
+
+    async def due_between_sessions(
+        self, conn: AsyncConnection, client_id: str, plan: Plan, now: datetime
+    ) -> tuple[str, ...]:
+        """The measures to send the client by an emailed link now (between_sessions_due)."""
+        starts = await rows.session_starts(conn, client_id)
+        last_answered, _ = await rows.answer_times(conn, client_id)
+        last_link = await link_rows.last_sent(conn, client_id)
+        known = Plan(tuple(m for m in plan.measures if m in self.measures), plan.frequency)
+        return between_sessions_due(known, now, starts, last_answered, last_link)
 
     # --- submitting -------------------------------------------------------------------
 
@@ -169,8 +196,13 @@ class Measures:
         idempotency_key: str,
         now: datetime,
         audit: AuditTrail | None = None,
+        by_link: bool = False,
+        language: str = "en",
     ) -> tuple[MeasureResult, bool]:
-        """Score and store a submission; (result, was_duplicate).
+        """Score and store a submission; (result, was_duplicate). ``by_link``: answered from
+        an emailed link between sessions (filed under ``session``, the latest one). ``language``:
+        the language the client was shown the measure in, stored with the answers so that
+        exports keep that wording.
 
         Returns only after the encrypted write (and the safety alert's record, if any) is
         committed. A retry with the same key, even after a restart, returns the first result
@@ -198,7 +230,11 @@ class Measures:
         async def write(conn: AsyncConnection) -> Written[MeasureResult]:
             starts = await rows.session_starts(conn, session.client_id)
             row_id = new_id()
-            payload = {"measure_version": measure.version, "answers": response.as_raw()}
+            payload = {
+                "measure_version": measure.version,
+                "answers": response.as_raw(),
+                "language": language,
+            }
             ciphertext = await self._vault.encrypt_json(
                 conn, _context(row_id, session.client_id), payload
             )
@@ -212,6 +248,7 @@ class Measures:
                 idempotency_key=idempotency_key,
                 submitted_at=now,
                 payload_ciphertext=ciphertext,
+                by_link=by_link,
             )
             if alert is not None:
                 await rows.insert_alert(
@@ -236,7 +273,8 @@ class Measures:
                 stored=True,
                 session_number=session_number(session.starts_at, starts),
             )
-            return Written(result, {"measure": measure.id, "stored": True})
+            by = {"by": "emailed-link"} if by_link else {}
+            return Written(result, {"measure": measure.id, "stored": True, **by})
 
         return await write_once(
             self._db,
@@ -289,6 +327,36 @@ class Measures:
         """Not-on-track flags per measure id (only measures with a flag), from the history:
         per session the last complete total counts (core.measures.not_on_track)."""
         return flags_from_history(await self.history(client_id), self.review_by_session)
+
+    async def flagged_clients(
+        self, therapist_id: str, *, now: datetime, audit: AuditTrail
+    ) -> list[FlaggedClient]:
+        """The therapist's clients with a not-on-track flag, by alias (for the dashboard).
+        A client's history is opened (and that read audited) only when it changed."""
+        async with self._db.read() as conn:
+            marks = await rows.marks_of_therapist(conn, therapist_id)
+        found: list[FlaggedClient] = []
+        for mark in marks:
+            key = (mark.count, mark.latest)
+            cached = self._flagged.get(mark.client_id)
+            if cached is None or cached[0] != key:
+                history = await self.history(mark.client_id)
+                flagged = tuple(flags_from_history(history, self.review_by_session))
+                async with self._db.write() as conn:
+                    await audit.record(
+                        conn,
+                        at=now,
+                        actor=f"account:{therapist_id}",
+                        action="clinical.read",
+                        targets=(f"client:{mark.client_id}",),
+                        details={"what": "measure-flags-dashboard", "count": len(history)},
+                    )
+                cached = (key, flagged)
+                self._flagged[mark.client_id] = cached
+            if cached[1]:
+                titles = tuple(self.measures[m].title for m in cached[1] if m in self.measures)
+                found.append(FlaggedClient(mark.client_id, mark.client_alias, titles))
+        return found
 
     # --- safety alerts ----------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from server.errors import Unauthenticated
 from server.keys import API_OPERATIONS, CLIENT_WRITES, CLOCK
 from server.security.client_writes import CLIENT_WRITE_OPERATIONS, ClientWrite
 from server.services.accounts import SignedIn
+from server.services.measure_links import LinkVisit
 from server.services.scheduling import ClientVisit
 from server.web.identity import (
     after_session_visit,
@@ -27,12 +28,14 @@ from server.web.identity import (
     require_account,
     require_client,
     require_client_device,
+    require_measure_link,
     signed_in,
 )
 from server.web.openapi import AUTH_LEVELS, ApiHandler, Auth, Operation
 
 SIGNED_IN: web.RequestKey[SignedIn] = web.RequestKey("signed_in")
 VISIT: web.RequestKey[ClientVisit] = web.RequestKey("visit")
+MEASURE_LINK: web.RequestKey[LinkVisit] = web.RequestKey("measure_link_visit")
 
 _ROLE_OF: Final[dict[Auth, Role]] = {"therapist": Role.THERAPIST, "admin": Role.ADMIN}
 
@@ -53,6 +56,9 @@ def authorize(request: web.Request, auth: Auth) -> None:
             raise Unauthenticated("Open your session link again.")
         request[VISIT] = visit
         return
+    if auth == "client_measure_link":
+        request[MEASURE_LINK] = require_measure_link(request)
+        return
     if auth == "account_or_client":
         if signed_in(request) is None and client_visit(request) is None:
             raise Unauthenticated("Sign in or open your session link first.")
@@ -60,7 +66,9 @@ def authorize(request: web.Request, auth: Auth) -> None:
     request[SIGNED_IN] = require_account(request, _ROLE_OF.get(auth))
 
 
-def spend_client_write(request: web.Request, kind: ClientWrite, visit: ClientVisit) -> None:
+def spend_client_write(
+    request: web.Request, kind: ClientWrite, visit: ClientVisit | LinkVisit
+) -> None:
     """Count a client write against its cookie's limit, or 429 (Retry-After) when over it."""
     now = request.app[CLOCK]().timestamp()
     request.app[CLIENT_WRITES].spend(kind, visit.access_id, now)
@@ -80,7 +88,8 @@ def guarded(
     async def guard(request: web.Request) -> web.StreamResponse:
         authorize(request, auth)
         if client_write is not None:
-            spend_client_write(request, client_write, request[VISIT])
+            visit = request[MEASURE_LINK] if auth == "client_measure_link" else request[VISIT]
+            spend_client_write(request, client_write, visit)
         return await handler(request)
 
     return guard

@@ -32,7 +32,13 @@ from server.settings import Settings
 from server.web.catalogues import PageLanguages, load_catalogues
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, page_guarded
-from server.web.identity import client_visit, path_id, set_cookie
+from server.web.identity import (
+    after_session_visit,
+    client_visit,
+    measure_link,
+    path_id,
+    set_cookie,
+)
 
 LANGUAGE = web.RequestKey("language", str)
 """The language this request's page (or notice) is shown in."""
@@ -53,6 +59,9 @@ TRANSLATED_ROUTES: Final = frozenset(
         "/visit/data/erased",  # what an erasure did (post/redirect/get)
         "/visit/contact",  # email reminders: the address and its consent
         "/email/unsubscribe/{token}",  # a reminder's stop link (no cookie: Accept-Language)
+        "/m/{token}",  # an emailed measures link that does not work
+        "/measures",  # its token-free page (measures between sessions)
+        "/visit/progress",  # the client's own progress page
     }
 )
 """Routes whose pages (and error pages) follow the negotiated language; add a route here
@@ -81,10 +90,11 @@ def install_languages(app: web.Application, env: jinja2.Environment, locales: Pa
 
 def wanted_language(request: web.Request) -> str:
     """The person's choice in this browser (cookie), else the client's remembered preference
-    (their own earlier choice, or their therapist's setting), else their browser's
+    (their own earlier choice, or their therapist's setting; known from the session link's
+    cookie or an emailed measures link's), else their browser's
     `Accept-Language`, else the clinic's `default_language`."""
     settings = request.app[SETTINGS]
-    visit = client_visit(request)
+    visit = after_session_visit(request) or measure_link(request)
     remembered = visit.session.client_language if visit else None
     return negotiate(
         offered(request.cookies.get(language_cookie_name(settings))) or remembered,

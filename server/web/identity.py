@@ -15,6 +15,7 @@ from server.keys import AUDIT, CLOCK, DB, SETTINGS
 from server.security import forwarded
 from server.security.forwarded import parse_trusted_proxies
 from server.services.accounts import SignedIn, Stage, resolve_sign_in
+from server.services.measure_links import LinkState, LinkVisit, resolve_link
 from server.services.scheduling import ClientVisit, resolve_client
 from server.settings import Settings
 
@@ -23,6 +24,7 @@ ACCOUNT_KEY: web.RequestKey[SignedIn | None] = web.RequestKey("account")
 # in anywhere; only the second-step and enrolment routes read it.
 PENDING_KEY: web.RequestKey[SignedIn | None] = web.RequestKey("pending_sign_in")
 CLIENT_KEY: web.RequestKey[ClientVisit | None] = web.RequestKey("client")
+MEASURE_LINK_KEY: web.RequestKey[LinkVisit | None] = web.RequestKey("measure_link")
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 
@@ -35,6 +37,7 @@ class CookieNames:
     client: str
     device: str
     new_link: str  # a just-issued invite link, kept a few minutes for post/redirect/get
+    measures: str = "attune-measures"  # an emailed measures link's page (between sessions)
 
 
 def cookie_names(settings: Settings) -> CookieNames:
@@ -45,6 +48,7 @@ def cookie_names(settings: Settings) -> CookieNames:
             client="__Host-attune-client",
             device="__Host-attune-device",
             new_link="__Host-attune-new-link",
+            measures="__Host-attune-measures",
         )
     return CookieNames(
         account="attune", client="attune-client", device="attune-device", new_link="attune-new-link"
@@ -116,6 +120,26 @@ async def resolve_identity(request: web.Request) -> None:
     client_token = request.cookies.get(names.client)
     if client_token:
         request[CLIENT_KEY] = await resolve_client(db, client_token, now)
+    request[MEASURE_LINK_KEY] = None
+    link_token = request.cookies.get(names.measures)
+    if link_token:
+        request[MEASURE_LINK_KEY] = await resolve_link(db, link_token, now)
+
+
+def measure_link(request: web.Request) -> LinkVisit | None:
+    """The emailed measures link this browser opened (in any state), if any."""
+    return request.get(MEASURE_LINK_KEY)
+
+
+def require_measure_link(request: web.Request) -> LinkVisit:
+    """The emailed measures link's page cookie, or Unauthenticated; Forbidden once it closed
+    (a finished link still takes the retry of an answer it stored)."""
+    current = measure_link(request)
+    if current is None:
+        raise Unauthenticated("Open the link from your email again.")
+    if current.state is LinkState.CLOSED:
+        raise Forbidden("This link no longer works.", code="link-closed")
+    return current
 
 
 def signed_in(request: web.Request) -> SignedIn | None:
@@ -159,6 +183,9 @@ def expected_csrf_tokens(request: web.Request) -> list[str]:
         tokens.append(account.csrf_token)
     if client is not None:
         tokens.append(client.csrf_token)
+    link = measure_link(request)
+    if link is not None:
+        tokens.append(link.csrf_token)
     return tokens
 
 

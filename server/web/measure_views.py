@@ -6,30 +6,35 @@ for a submission, which delivers the safety alert)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
 from aiohttp import web
 
-from server.core.measures import measure_questionnaire
+from server.core.languages import N_, SOURCE_LANGUAGE
+from server.core.measures import Measure
+from server.core.measures.fhir import localized_questionnaire, measure_languages
 from server.core.measures.schedule import FREQUENCY_LABELS, PlanError, parse_plan
 from server.core.models import Role
 from server.errors import Forbidden, InvalidInput
-from server.keys import AUDIT, CLOCK, DB, LIVE, MEASURES, SETTINGS
+from server.keys import AUDIT, CLOCK, DB, LIVE, MEASURES, PAGE_LANGUAGES, SETTINGS
 from server.services import scheduling
 from server.services.measures import flags_from_history
 from server.settings import Settings
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, VISIT, page_guarded
+from server.web.i18n import wanted_language
 from server.web.identity import ANOTHER_DEVICE_MESSAGE, path_id
 from server.web.openapi import Operation
 from server.web.shapes import ERR
 from server.web.validation import read_json
 
-DEFAULT_CRISIS_TEXT: Final = (
+DEFAULT_CRISIS_TEXT: Final = N_(
     "If you are in danger now or might act on these thoughts, call your local emergency number "
     "or go to the nearest emergency department."
 )
+CLINIC_NUMBER_TEXT: Final = N_("You can also call the clinic on {number}.")
 
 MEASURE_SUBMIT_SCHEMA: Final = {
     "type": "object",
@@ -44,18 +49,45 @@ MEASURE_SUBMIT_SCHEMA: Final = {
 _KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
-def crisis_help_text(settings: Settings) -> str:
-    """Where a client gets help right now: the clinic's text, else the default with the
-    clinic's emergency number when one is set."""
+def crisis_help_text(settings: Settings, gettext: Callable[[str], str] = str) -> str:
+    """Where a client gets help right now: the clinic's text (as the clinic wrote it), else
+    the default in the client's language (``gettext``) with the clinic's emergency number
+    when one is set."""
     if settings.crisis_line_text.strip():
         return settings.crisis_line_text.strip()
     number = settings.clinic_emergency_number
     if number:
-        return f"{DEFAULT_CRISIS_TEXT} You can also call the clinic on {number}."
-    return DEFAULT_CRISIS_TEXT
+        return f"{gettext(DEFAULT_CRISIS_TEXT)} {gettext(CLINIC_NUMBER_TEXT).format(number=number)}"
+    return gettext(DEFAULT_CRISIS_TEXT)
+
+
+def client_language(request: web.Request, measure: Measure | None = None) -> str:
+    """The language the client reads (their choice, their browser's, the clinic's), when the
+    measure (if given) is translated into it; English otherwise."""
+    wanted = wanted_language(request)
+    if measure is not None and wanted not in measure_languages(measure):
+        return SOURCE_LANGUAGE
+    return wanted
+
+
+def client_gettext(request: web.Request) -> Callable[[str], str]:
+    """Page messages in the client's language, for answers made outside templates."""
+    catalogue = request.app[PAGE_LANGUAGES].catalogues[wanted_language(request)]
+    return catalogue.translations.gettext
 
 
 # --- the client's side (visit page) ----------------------------------------------------------
+
+
+def questionnaire_in(request: web.Request, measure: Measure) -> dict[str, Any]:
+    """A due measure for the client's form: its id, title and FHIR Questionnaire, worded in
+    the client's language where the measure is translated into it."""
+    questionnaire = localized_questionnaire(measure, client_language(request, measure))
+    return {
+        "measure_id": measure.id,
+        "title": questionnaire.get("title", measure.title),
+        "questionnaire": questionnaire,
+    }
 
 
 async def client_due(request: web.Request) -> web.StreamResponse:
@@ -64,18 +96,13 @@ async def client_due(request: web.Request) -> web.StreamResponse:
     if visit.another_device:
         raise Forbidden(ANOTHER_DEVICE_MESSAGE, code="another-device")
     due = await request.app[MEASURES].due(visit.session)
-    return web.json_response(
-        {
-            "due": [
-                {
-                    "measure_id": m.id,
-                    "title": m.title,
-                    "questionnaire": measure_questionnaire(m),
-                }
-                for m in due
-            ]
-        }
-    )
+    return web.json_response({"due": [questionnaire_in(request, m) for m in due]})
+
+
+def answer_language(request: web.Request, measure_id: str) -> str:
+    """The language the client was shown this measure in (stored with the answers)."""
+    measure = request.app[MEASURES].measures.get(measure_id)
+    return client_language(request, measure) if measure is not None else SOURCE_LANGUAGE
 
 
 async def client_submit(request: web.Request) -> web.StreamResponse:
@@ -92,13 +119,15 @@ async def client_submit(request: web.Request) -> web.StreamResponse:
         measure_id=body["measure_id"],
         answers=body["answers"],
         idempotency_key=body["idempotency_key"],
+        language=answer_language(request, body["measure_id"]),
     )
     safety = submitted.result.alert is not None
+    help_text = crisis_help_text(request.app[SETTINGS], client_gettext(request))
     return web.json_response(
         {
             "idempotency_key": body["idempotency_key"],
             "duplicate": submitted.duplicate,
-            "help": crisis_help_text(request.app[SETTINGS]) if safety else None,
+            "help": help_text if safety else None,
         },
         status=200 if submitted.duplicate else 201,
     )
@@ -181,6 +210,30 @@ async def dashboard_alerts(request: web.Request) -> list[dict[str, Any]]:
     ]
 
 
+async def dashboard_flags(request: web.Request) -> list[dict[str, Any]]:
+    """The signed-in therapist's clients flagged not on track, for the dashboard."""
+    app = request.app
+    flagged = await app[MEASURES].flagged_clients(
+        request[SIGNED_IN].account.id, now=app[CLOCK](), audit=app[AUDIT]
+    )
+    return [
+        {"client_id": f.client_id, "alias": f.client_alias, "measures": list(f.measure_titles)}
+        for f in flagged
+    ]
+
+
+async def alerts_api(request: web.Request) -> web.StreamResponse:
+    """The dashboard's alert list, polled like "who is waiting": unseen safety alerts and the
+    clients flagged not on track (the database is the source, so every process answers alike)."""
+    safety = await dashboard_alerts(request)
+    return web.json_response(
+        {
+            "safety": [{**a, "raised_at": a["raised_at"].isoformat()} for a in safety],
+            "not_on_track": await dashboard_flags(request),
+        }
+    )
+
+
 async def alert_seen_submit(request: web.Request) -> web.StreamResponse:
     """The therapist marks a safety alert seen: it leaves the dashboard list (audited)."""
     app = request.app
@@ -195,6 +248,16 @@ async def alert_seen_submit(request: web.Request) -> web.StreamResponse:
 
 
 MEASURE_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/api/v1/dashboard/alerts",
+        alerts_api,
+        "My unseen safety alerts and my clients flagged not on track (the dashboard polls)",
+        "dashboardAlerts",
+        auth="therapist",
+        responses={200: ("Alerts", {"type": "object"}), 401: ("Not signed in", ERR)},
+        tags=["therapist"],
+    ),
     Operation(
         "GET",
         "/api/v1/visit/measures",

@@ -12,7 +12,8 @@ ApiHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Who may call an operation: nobody in particular, any signed-in account, a therapist, an
 # admin, a client through the session link while the session is open ("client"), only from
 # the link's admitted device ("client_device"), also after the end within the grace period
-# ("client_after_session": the after-session check-in), or either an account or a client.
+# ("client_after_session": the after-session check-in), or either an account or a client;
+# "client_measure_link": the page cookie of an emailed link to answer measures between sessions.
 Auth = Literal[
     "none",
     "account",
@@ -22,6 +23,7 @@ Auth = Literal[
     "client_device",
     "client_after_session",
     "account_or_client",
+    "client_measure_link",
 ]
 AUTH_LEVELS: Final[tuple[Auth, ...]] = get_args(Auth)
 
@@ -51,6 +53,7 @@ _COOKIES: Final[dict[Auth, tuple[str, ...]]] = {
     "client_device": ("clientCookie",),
     "client_after_session": ("clientCookie",),
     "account_or_client": ("sessionCookie", "clientCookie"),
+    "client_measure_link": ("measureLinkCookie",),
 }
 
 
@@ -146,6 +149,11 @@ def openapi_document(operations: Sequence[Operation], *, version: str) -> dict[s
             "securitySchemes": {
                 "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "attune"},
                 "clientCookie": {"type": "apiKey", "in": "cookie", "name": "attune-client"},
+                "measureLinkCookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "attune-measures",
+                },
                 "csrfHeader": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
             }
         },

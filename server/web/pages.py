@@ -50,7 +50,7 @@ from server.web.identity import (
     set_cookie,
     signed_in,
 )
-from server.web.measure_views import dashboard_alerts
+from server.web.measure_views import dashboard_alerts, dashboard_flags
 from server.web.shapes import join_url, qr_svg
 from server.web.sign_in_guard import set_device_cookie
 from server.web.validation import parse_datetime
@@ -191,6 +191,7 @@ async def _dashboard(
         email_status=await request.app[MAILER].statuses(db, current.account.id),
         alert_emails=await request.app[MAILER].alert_emails_on(db, current.account.id),
         safety_alerts=await dashboard_alerts(request),
+        not_on_track=await dashboard_flags(request),
         error=error,
         now=now,
     )

@@ -8,11 +8,13 @@ pages show the same numbers in a table beside it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import Final
+
+from babel.dates import format_date
 
 WIDTH: Final = 560
 HEIGHT: Final = 220
@@ -89,9 +91,15 @@ def _ticks(maximum: int) -> tuple[tuple[float, int], ...]:
     return tuple((y_of(v, maximum), v) for v in range(0, maximum + 1, step))
 
 
-def date_label(at: datetime) -> str:
-    """How a date reads under a chart: "04 Dec"."""
-    return at.strftime("%d %b")
+def _same(message: str) -> str:
+    return message
+
+
+def date_label(at: datetime, language: str = "en") -> str:
+    """How a date reads under a chart, in the page's language: "04 Dec", "04 dic", "04 Dez"."""
+    if language == "en":
+        return at.strftime("%d %b")
+    return format_date(at, "dd MMM", locale=language).rstrip(".")
 
 
 def measure_chart(
@@ -103,13 +111,16 @@ def measure_chart(
     reliable_change: int,
     points: Sequence[tuple[datetime, int]],
     show_bands: bool = True,
+    gettext: Callable[[str], str] = _same,
+    language: str = "en",
 ) -> Chart:
     """A measure's totals over time, the severity bands behind them, and the band of
-    no reliable change (first score ± the reliable-change threshold)."""
+    no reliable change (first score ± the reliable-change threshold); its words in
+    ``language`` through ``gettext`` (the client's page)."""
     ordered = sorted(points)
     n = len(ordered)
     dots = tuple(
-        Dot(x_of(i, n), y_of(total, maximum), total, date_label(at))
+        Dot(x_of(i, n), y_of(total, maximum), total, date_label(at, language))
         for i, (at, total) in enumerate(ordered)
     )
     change_band = None
@@ -117,18 +128,24 @@ def measure_chart(
         first = ordered[0][1]
         low, high = max(first - reliable_change + 1, 0), min(first + reliable_change - 1, maximum)
         change_band = Band(
-            low, high, "no reliable change", y_of(high + 0.5, maximum), y_of(low - 0.5, maximum)
+            low,
+            high,
+            gettext("no reliable change"),
+            y_of(high + 0.5, maximum),
+            y_of(low - 0.5, maximum),
         )
     drawn = tuple(_band(lo, hi, label, maximum) for lo, hi, label in bands) if show_bands else ()
     band_words = ", ".join(f"{b.label} {b.lower}–{b.upper}" for b in drawn)
-    description = f"{title} total (0 to {maximum}) on each date it was answered."
+    description = gettext("{title} total (0 to {maximum}) on each date it was answered.").format(
+        title=title, maximum=maximum
+    )
     if band_words:
         description += f" Bands: {band_words}."
     if change_band is not None:
-        description += (
-            f" The shaded band around the first score ({ordered[0][1]}) marks changes smaller"
-            f" than {reliable_change} points, which may be chance."
-        )
+        description += " " + gettext(
+            "The shaded band around the first score ({first}) marks changes smaller than"
+            " {points} points, which may be chance."
+        ).format(first=ordered[0][1], points=reliable_change)
     return Chart(
         key=key,
         title=title,
@@ -143,7 +160,12 @@ def measure_chart(
 
 
 def goals_chart(
-    *, key: str, title: str, goals: Sequence[tuple[str, Sequence[tuple[datetime, int]]]]
+    *,
+    key: str,
+    title: str,
+    goals: Sequence[tuple[str, Sequence[tuple[datetime, int]]]],
+    gettext: Callable[[str], str] = _same,
+    language: str = "en",
 ) -> Chart:
     """One line per goal: progress 0–10 on each date the after-session form asked."""
     dates = sorted({at for _name, points in goals for at, _ in points})
@@ -154,7 +176,7 @@ def goals_chart(
             name,
             f"series-goal series-goal-{number % 5}",
             tuple(
-                Dot(x_of(index[at], n), y_of(score, 10), score, date_label(at))
+                Dot(x_of(index[at], n), y_of(score, 10), score, date_label(at, language))
                 for at, score in sorted(points)
             ),
         )
@@ -163,13 +185,15 @@ def goals_chart(
     return Chart(
         key=key,
         title=title,
-        description="Progress on each goal from 0 (no progress yet) to 10 (fully there), "
-        "as given after each session.",
+        description=gettext(
+            "Progress on each goal from 0 (no progress yet) to 10 (fully there), "
+            "as given after each session."
+        ),
         maximum=10,
         bands=(),
         change_band=None,
         series=series,
-        x_labels=tuple((x_of(i, n), date_label(at)) for i, at in enumerate(dates)),
+        x_labels=tuple((x_of(i, n), date_label(at, language)) for i, at in enumerate(dates)),
         ticks=_ticks(10),
     )
 

@@ -9,13 +9,14 @@ page uses plain, non-alarming words (docs/checkins.md, "The client's own progres
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
+from server.core.languages import N_
 from server.core.measures import Measure, load_builtin_measures
 from server.core.models import Client, Role
 from server.errors import InvalidInput
@@ -29,6 +30,7 @@ from server.services.progress import (
     measure_points,
 )
 from server.web.guard import SIGNED_IN, page_guarded
+from server.web.i18n import LANGUAGE, translate
 from server.web.identity import after_session_visit, path_id
 from server.web.openapi import Operation
 from server.web.progress_charts import date_label, goals_chart, measure_chart, svg
@@ -39,19 +41,26 @@ builtin_measures = functools.cache(load_builtin_measures)
 
 # What the client reads instead of severity labels (docs/checkins.md).
 PLAIN_MEASURE_WORDS: Mapping[str, str] = {
-    "phq9": "Mood over the past two weeks",
-    "gad7": "Worry and tension over the past two weeks",
+    "phq9": N_("Mood over the past two weeks"),
+    "gad7": N_("Worry and tension over the past two weeks"),
 }
+Gettext = Callable[[str], str]
 
 
-def _measure_table(points: Sequence[MeasurePoint], measure: Measure) -> list[dict[str, Any]]:
+def _same(message: str) -> str:
+    return message
+
+
+def _measure_table(
+    points: Sequence[MeasurePoint], measure: Measure, language: str = "en"
+) -> list[dict[str, Any]]:
     rows = []
     first = points[0].total if points else None
     for p in points:
         band = next((b.label for b in measure.bands if b.lower <= p.total <= b.upper), "")
         rows.append(
             {
-                "date": date_label(p.at),
+                "date": date_label(p.at, language),
                 "total": p.total,
                 "band": band,
                 "change": None if first is None else p.total - first,
@@ -61,14 +70,23 @@ def _measure_table(points: Sequence[MeasurePoint], measure: Measure) -> list[dic
 
 
 def _measure_charts(
-    points: Sequence[MeasurePoint], measures: Mapping[str, Measure], *, for_client: bool
+    points: Sequence[MeasurePoint],
+    measures: Mapping[str, Measure],
+    *,
+    for_client: bool,
+    gettext: Gettext = _same,
+    language: str = "en",
 ) -> list[dict[str, Any]]:
     charts = []
     for measure in measures.values():
         mine = [p for p in points if p.measure_id == measure.id]
         if not mine:
             continue
-        title = PLAIN_MEASURE_WORDS.get(measure.id, measure.title) if for_client else measure.title
+        title = (
+            gettext(PLAIN_MEASURE_WORDS.get(measure.id, measure.title))
+            if for_client
+            else measure.title
+        )
         chart = measure_chart(
             key=f"{'svg-my' if for_client else 'svg'}-{measure.id}",
             title=title,
@@ -77,6 +95,8 @@ def _measure_charts(
             reliable_change=measure.reliable_change_at_least,
             points=[(p.at, p.total) for p in mine],
             show_bands=not for_client,
+            gettext=gettext,
+            language=language,
         )
         charts.append(
             {
@@ -85,8 +105,8 @@ def _measure_charts(
                 "maximum": measure.max_total,
                 "reliable_change": measure.reliable_change_at_least,
                 "svg": svg(chart),
-                "rows": _measure_table(mine, measure),
-                "plain": _plain_measure_line(mine, measure),
+                "rows": _measure_table(mine, measure, language),
+                "plain": gettext(_plain_measure_line(mine, measure)),
             }
         )
     return charts
@@ -95,36 +115,46 @@ def _measure_charts(
 def _plain_measure_line(points: Sequence[MeasurePoint], measure: Measure) -> str:
     """One calm sentence about the change since the first answer (the client's page)."""
     if len(points) < 2:
-        return "You have answered this once so far; a line appears after the next time."
+        return N_("You have answered this once so far; a line appears after the next time.")
     delta = points[-1].total - points[0].total
     if delta <= -measure.reliable_change_at_least:
-        return "Your answers now are clearly lower than the first time: fewer difficulties."
+        return N_("Your answers now are clearly lower than the first time: fewer difficulties.")
     if delta >= measure.reliable_change_at_least:
-        return (
+        return N_(
             "Your answers now are higher than the first time. Ups and downs are common; "
             "your therapist sees these answers too and can talk them through with you."
         )
-    return "Your answers are close to where they started. Change often takes a while."
+    return N_("Your answers are close to where they started. Change often takes a while.")
 
 
-def _goal_rows(progress: Sequence[GoalProgress]) -> list[dict[str, Any]]:
+def _goal_rows(progress: Sequence[GoalProgress], language: str = "en") -> list[dict[str, Any]]:
     return [
         {
             "id": gp.goal.id,
             "text": gp.goal.text,
             "status": gp.goal.status.value,
             "latest": gp.latest,
-            "points": [{"date": date_label(at), "score": score} for at, score in gp.points],
+            "points": [
+                {"date": date_label(at, language), "score": score} for at, score in gp.points
+            ],
         }
         for gp in progress
     ]
 
 
-def _goal_chart(progress: Sequence[GoalProgress], key: str, title: str) -> str | None:
+def _goal_chart(
+    progress: Sequence[GoalProgress],
+    key: str,
+    title: str,
+    gettext: Gettext = _same,
+    language: str = "en",
+) -> str | None:
     answered = [(gp.goal.text, gp.points) for gp in progress if gp.points]
     if not answered:
         return None
-    return svg(goals_chart(key=key, title=title, goals=answered))
+    return svg(
+        goals_chart(key=key, title=title, goals=answered, gettext=gettext, language=language)
+    )
 
 
 async def therapist_progress(
@@ -242,31 +272,48 @@ async def client_progress_page(request: web.Request) -> web.StreamResponse:
         progress = await goal_progress(app[GOALS], client_id)
         results = await app[CHECKINS].stored_for_client(app[DB], client_id)
         sessions = alliance_points(results)
+        language = request[LANGUAGE]
+
+        def gettext(message: str) -> str:
+            return translate(request, message)
+
         context |= {
-            "measure_charts": _measure_charts(points, measures, for_client=True),
-            "goals": _goal_rows(progress),
-            "goal_chart": _goal_chart(progress, "svg-my-goals", "Progress on your goals"),
+            "measure_charts": _measure_charts(
+                points, measures, for_client=True, gettext=gettext, language=language
+            ),
+            "goals": _goal_rows(progress, language),
+            "goal_chart": _goal_chart(
+                progress,
+                "svg-my-goals",
+                gettext("Progress on your goals"),
+                gettext,
+                language,
+            ),
             "alliance": [
-                {"date": date_label(at), "total": total, "maximum": maximum}
+                {"date": date_label(at, language), "total": total, "maximum": maximum}
                 for at, total, maximum in sessions
             ],
-            "alliance_chart": _alliance_chart(sessions),
+            "alliance_chart": _alliance_chart(sessions, gettext, language),
         }
     return aiohttp_jinja2.render_template("client_progress.html", request, context)
 
 
-def _alliance_chart(sessions: Sequence[tuple[datetime, int, int]]) -> str | None:
+def _alliance_chart(
+    sessions: Sequence[tuple[datetime, int, int]], gettext: Gettext = _same, language: str = "en"
+) -> str | None:
     if not sessions:
         return None
     maximum = max(m for _at, _t, m in sessions)
     chart = measure_chart(
         key="svg-my-sessions",
-        title="How sessions felt to you",
+        title=gettext("How sessions felt to you"),
         maximum=maximum,
         bands=(),
         reliable_change=0,
         points=[(at, total) for at, total, _m in sessions],
         show_bands=False,
+        gettext=gettext,
+        language=language,
     )
     return svg(chart)
 

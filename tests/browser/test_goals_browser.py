@@ -91,7 +91,7 @@ async def test_a_goal_the_client_adds_and_rewords_in_the_call_appears_on_the_the
     await therapist_goals.get_by_role(
         "button", name="Mark reached: Sing with the choir again by spring"
     ).click()
-    await expect(client_goals.get_by_text("Reached")).to_be_visible()
+    await expect(client_goals.get_by_text("Reached", exact=True)).to_be_visible()
     await expect(client_goals.get_by_role("status")).to_have_text(
         "Your therapist marked a goal reached: Sing with the choir again by spring"
     )

@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, ViewportSize, expect
 
+from privacy.vault import FieldContext
+from server.core.measures.schedule import Frequency, Plan
+from server.db import measures as measure_rows
 from server.db.scheduling import session_by_id
-from server.keys import AUDIT, DB, MEASURES
+from server.keys import AUDIT, DB, LIVE, MEASURES, VAULT
 from server.services import scheduling
 from tests.browser.conftest import (
     LAPTOP,
@@ -166,3 +169,123 @@ async def test_three_sessions_of_worsening_scores_show_not_on_track_on_the_clien
 
 def _in_weeks(weeks: int) -> datetime:
     return datetime.now(UTC).replace(microsecond=0) + timedelta(weeks=weeks, minutes=5)
+
+
+async def test_an_open_dashboard_shows_and_announces_new_alerts_and_flags_without_a_reload(
+    site: LiveSite, harness: BrowserHarness
+) -> None:
+    scheduled = await schedule_session(site)
+    therapist = await harness.new_page(**LAPTOP)
+    await therapist.goto(site.url("/dashboard"))
+    await therapist.get_by_label("Email").fill(scheduled.therapist.email)
+    await therapist.get_by_label("Password").fill(PASSWORD)
+    await therapist.get_by_role("button", name="Sign in").click()
+    await expect(therapist.get_by_role("heading", name="Your practice")).to_be_visible()
+    await expect(therapist.get_by_role("region", name="Safety alerts")).to_have_count(0)
+    await expect(therapist.get_by_role("region", name="Not on track")).to_have_count(0)
+
+    # The client answers the PHQ-9 with a thought of self-harm (as the visit page would).
+    app = site.app
+    await app[LIVE].submit_measure(
+        scheduled.session_id,
+        measure_id="phq9",
+        answers={f"phq9-{n}": CODES[1 if n == 9 else 0] for n in range(1, 10)},
+        idempotency_key="browser-live-dashboard-01",
+    )
+    alerts = therapist.get_by_role("region", name="Safety alerts")
+    await expect(alerts).to_contain_text("J.M. · PHQ-9")
+    await expect(therapist.locator("#alerts-announcer")).to_have_text(
+        "New safety alert: J.M. (PHQ-9)"
+    )
+    await expect(therapist.locator("#alerts-announcer")).to_have_attribute("role", "alert")
+    await shots(therapist, "therapist-dashboard-live-alert", back_to=LAPTOP["viewport"])
+
+    # Three more sessions of worsening scores: the flag appears, announced politely.
+    for week, total in enumerate((5, 9, 14)):
+        created, _invite = await scheduling.create_session(
+            app[DB],
+            app[AUDIT],
+            scheduled.therapist,
+            client_id=scheduled.client_id,
+            starts_at=_in_weeks(week + 1),
+            minutes=50,
+            now=_in_weeks(0),
+        )
+        async with app[DB].read() as conn:
+            session = await session_by_id(conn, created.id)
+        assert session is not None
+        scores = [min(3, max(0, total - 3 * n)) for n in range(8)] + [0]
+        await app[MEASURES].submit(
+            session=session,
+            measure_id="phq9",
+            answers={f"phq9-{n}": CODES[s] for n, s in enumerate(scores, start=1)},
+            idempotency_key=f"browser-live-flag-{week:04d}",
+            now=session.starts_at,
+        )
+    flags = therapist.get_by_role("region", name="Not on track")
+    await expect(flags).to_contain_text("J.M. · PHQ-9")
+    await expect(therapist.locator("#flags-announcer")).to_have_text("Not on track: J.M. (PHQ-9)")
+    await expect(alerts.get_by_role("listitem")).to_have_count(1)  # shown once, not per poll
+
+    # Marking the alert seen (a form built by the page) works like the rendered one.
+    await alerts.get_by_role("button", name=re.compile("^Mark as seen")).click()
+    await expect(therapist.get_by_role("region", name="Safety alerts")).to_have_count(0)
+    await expect(therapist.get_by_role("region", name="Not on track")).to_be_visible()
+    await therapist.set_viewport_size(PHONE_SIZE)
+    await fits_a_phone(therapist)
+    await shots(therapist, "therapist-dashboard-live-flag", back_to=LAPTOP["viewport"])
+    harness.assert_no_policy_violations()
+
+
+async def test_a_spanish_client_answers_the_phq9_in_spanish_on_a_phone(
+    site: LiveSite, harness: BrowserHarness
+) -> None:
+    scheduled = await schedule_session(site)
+    await grant_telehealth(site, scheduled.client_id)
+    app = site.app
+    await app[MEASURES].set_plan(
+        therapist_id=scheduled.therapist.id,
+        client_id=scheduled.client_id,
+        plan=Plan(("phq9",), Frequency.EVERY_SESSION),
+        now=datetime.now(UTC),
+        audit=app[AUDIT],
+    )
+    client = await harness.new_page(**MOBILE, locale="es-ES")  # a browser in Spanish
+    await client.goto(scheduled.link)
+    card = client.get_by_role("region", name="Antes de su sesión: PHQ-9")
+    await expect(card).to_be_visible()
+    await expect(card).to_contain_text("Puede saltarse cualquier pregunta")
+    await expect(card).to_contain_text("¿qué tan seguido ha tenido molestias")
+    for number in range(1, 9):
+        group = card.get_by_role("group", name=re.compile(rf"^{number}\. "))
+        await group.get_by_role("radio", name="Varios días").check()
+    item9 = card.get_by_role("group", name=re.compile(r"^9\. Pensamientos de que estaría mejor"))
+    await item9.get_by_role("radio", name="Ningún día").focus()
+    await client.keyboard.press("Space")
+    await client.keyboard.press("ArrowDown")
+    await expect(item9.get_by_role("radio", name="Varios días")).to_be_checked()
+    english = re.compile(
+        r"Not at all|Several days|Send to my therapist|Before your session|Over the"
+    )
+    await expect(card).not_to_contain_text(english)
+    await fits_a_phone(client)
+    await shots(client, "client-phq9-form-es", back_to=PHONE_SIZE)
+    await card.get_by_role("button", name="Enviar a mi terapeuta").click()
+
+    help_now = client.get_by_role("alert").filter(has_text="Hay ayuda disponible ahora")
+    await expect(help_now).to_be_visible()
+    await expect(help_now).to_contain_text("Si ahora está en peligro")
+    await expect(help_now).to_contain_text("112")
+    await shots(client, "client-help-text-es", back_to=PHONE_SIZE)
+
+    [stored] = await app[MEASURES].history(scheduled.client_id)
+    assert stored.score.total == 9 and stored.alert is not None
+    async with app[DB].read() as conn:
+        [row] = await measure_rows.for_client(conn, scheduled.client_id)
+        payload = await app[VAULT].decrypt_json(
+            conn,
+            FieldContext("measure_responses", row.id, "payload", scheduled.client_id),
+            row.payload_ciphertext,
+        )
+    assert payload["language"] == "es"
+    harness.assert_no_policy_violations()

@@ -4,6 +4,8 @@ audit trail name who changed what and when but never the words."""
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -380,3 +382,102 @@ async def test_progress_sent_over_the_socket_with_an_after_checkin_is_stored_onc
 
     with _db(client) as db:
         assert db.execute("SELECT goal_id FROM goal_progress").fetchall() == [(goal_id,)]
+
+
+async def test_a_german_clients_progress_page_has_no_english_left(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, goal_id = await _goal_in_call(client, aiohttp_client)
+    await therapist.send({"type": "end"})
+    await visitor.expect("session-ended")
+    _html, csrf = await _after(visitor)
+    answers = {"bond": 9, "goals": 8, "approach": 9, "overall": 9, f"goal-{goal_id}": 7}
+    body = {"instrument_id": "after", "answers": answers, "idempotency_key": KEY}
+    stored = await visitor.http.post(
+        "/api/v1/visit/checkins", headers={"X-CSRF-Token": csrf}, json=body
+    )
+    assert stored.status == 201
+    page = await (await client.get(f"/dashboard/clients/{_client_id(client)}")).text()
+    csrf_therapist = page.split('name="csrf_token" value="')[1].split('"')[0]
+    await seed_worsening(client, client, csrf_therapist, _client_id(client))
+    chosen = await visitor.http.post(
+        "/language",
+        data={"lang": "de", "next": "/visit/progress", "csrf_token": csrf},
+        allow_redirects=False,
+    )
+    assert chosen.status == 303
+
+    response = await visitor.http.get("/visit/progress")
+    html = await response.text()
+    assert response.status == 200 and '<html lang="de"' in html
+    for german in (
+        "Ihr Fortschritt",
+        "Ihre Ziele",
+        "in Arbeit",
+        "Stimmung in den letzten zwei Wochen",
+        "Ihre Antworten liegen jetzt höher als beim ersten Mal",
+        "Wie sich die Sitzungen für Sie angefühlt haben",
+        "Fortschritt bei Ihren Zielen",
+        "Dez",  # dates in German
+    ):
+        assert german in html, german
+    visible = re.sub(r"<[^>]+>", " ", html.split("<main", 1)[1].split("</main>", 1)[0])
+    visible = visible.replace("Sleep through the night", "")  # the client's own words
+    for english in (
+        "Your",
+        "Goal",
+        "Date",
+        "Added up",
+        "not asked",
+        "working on it",
+        "Mood",
+        "Questionnaire",
+        "Lower numbers",
+        "Back to",
+        "total",
+        "session",
+        " Dec ",
+        "answered",
+        "change",
+    ):
+        at = visible.find(english)
+        assert at < 0, (english, visible[max(0, at - 200) : at + 200])
+
+
+async def test_the_shared_goals_panel_on_a_german_clients_call_page_is_german(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    _therapist, visitor, _ = await _setup(client, aiohttp_client)
+    page = await (await visitor.http.get("/visit")).text()
+    csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+    chosen = await visitor.http.post(
+        "/language", data={"lang": "de", "next": "/visit", "csrf_token": csrf}
+    )
+    html = await chosen.text()
+    section = html.split('<section id="goals"', 1)[1].split("</section>", 1)[0]
+    for german in ("Gemeinsame Ziele", "Noch keine Ziele.", "Neues Ziel", "Ziel hinzufügen"):
+        assert german in section, german
+    for english in ("Shared goals", "No goals yet", "New goal", "Add goal", "Up to 5"):
+        assert english not in section, english
+    # the panel's live messages (goals.js) come in the page's catalogue
+    messages = json.loads(html.split('id="i18n-messages">', 1)[1].split("</script>", 1)[0])
+    assert messages["Your therapist added a goal: {text}"] == (
+        "Ihre Therapeutin oder Ihr Therapeut hat ein Ziel hinzugefügt: {text}"
+    )
+    assert messages["Mark reached: {text}"] == "Als erreicht markieren: {text}"
+
+
+async def test_a_spanish_clients_after_form_asks_about_each_goal_in_spanish(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, _goal_id = await _goal_in_call(client, aiohttp_client)
+    page = await (await visitor.http.get("/visit")).text()
+    csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+    await visitor.http.post("/language", data={"lang": "es", "next": "/visit", "csrf_token": csrf})
+    await therapist.send({"type": "end"})
+    await visitor.expect("session-ended")
+
+    html, _csrf = await _after(visitor)
+    assert "Avance en su objetivo: «Sleep through the night»" in html
+    assert "sin avances todavía" in html and "plenamente conseguido" in html
+    assert "Progress on your goal" not in html

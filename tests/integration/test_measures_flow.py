@@ -210,7 +210,11 @@ async def test_a_safety_answer_reaches_the_therapist_at_once_and_never_the_clien
         allow_redirects=False,
     )
     assert seen_response.status == 303
-    assert "Safety alerts" not in await (await client.get("/dashboard")).text()
+    dashboard_after = await (await client.get("/dashboard")).text()
+    # the list stays on the page for live updates, hidden while it is empty
+    assert 'aria-labelledby="safety-alerts-title" data-live-alerts' in dashboard_after
+    assert "data-alert-id" not in dashboard_after
+    assert re.search(r'id="safety-alerts"[^>]* hidden>', dashboard_after)
     assert ("measure.alert_seen",) in _sql(client, "SELECT action FROM audit_log")
 
 
@@ -273,6 +277,77 @@ async def test_three_sessions_of_worsening_scores_are_not_on_track_on_the_client
     assert any("measure-flags" in str(details) for (details,) in reads)
     flags = await client.app[MEASURES].flags(client_id)
     assert [f.reason for f in flags["phq9"]] == ["reliably-worse"]
+
+
+async def test_the_dashboards_alert_list_is_the_therapists_own_and_follows_new_answers(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, csrf = await _setup(client, aiohttp_client)
+    client_id = await _client_id(therapist)
+    assert await (await therapist.http.get("/api/v1/dashboard/alerts")).json() == {
+        "safety": [],
+        "not_on_track": [],
+    }
+    answered = await _answer(visitor, phq9(0, 0, 0, 0, 0, 0, 0, 0, 2), "dash-alert-key-000001")
+    assert answered.status == 201
+    body = await (await therapist.http.get("/api/v1/dashboard/alerts")).json()
+    [alert] = body["safety"]
+    assert (alert["alias"], alert["measure"], alert["client_id"]) == ("J.M.", "PHQ-9", client_id)
+    assert body["not_on_track"] == []
+
+    await seed_worsening(client, therapist.http, csrf, client_id)
+    body = await (await therapist.http.get("/api/v1/dashboard/alerts")).json()
+    assert body["not_on_track"] == [
+        {"client_id": client_id, "alias": "J.M.", "measures": ["PHQ-9"]}
+    ]
+    reads_query = "SELECT details FROM audit_log WHERE action = 'clinical.read'"
+    reads = _sql(client, reads_query)
+    assert any("measure-flags-dashboard" in str(details) for (details,) in reads)
+    await therapist.http.get("/api/v1/dashboard/alerts")  # nothing new: history not reopened
+    assert len(_sql(client, reads_query)) == len(reads)
+
+    anonymous = await aiohttp_client(client.server)
+    assert (await anonymous.get("/api/v1/dashboard/alerts")).status == 401
+    await add_account(client.app, "other@example.org")
+    await sign_in(anonymous, "other@example.org")
+    other = await (await anonymous.get("/api/v1/dashboard/alerts")).json()
+    assert other == {"safety": [], "not_on_track": []}
+
+
+async def test_a_spanish_client_is_asked_in_spanish_and_the_export_keeps_that_wording(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, visitor, csrf = await _setup(client, aiohttp_client)
+    client_id = await _client_id(therapist)
+    await _plan(therapist, csrf, client_id, **{"measure-phq9": "on"}, frequency="every-session")
+    chosen = await visitor.http.post(
+        "/language",
+        data={"lang": "es", "next": "/visit", "csrf_token": await _visit_csrf(visitor)},
+        allow_redirects=False,
+    )
+    assert chosen.status == 303
+    [due] = (await (await visitor.http.get("/api/v1/visit/measures")).json())["due"]
+    questionnaire = due["questionnaire"]
+    assert questionnaire["language"] == "es"
+    assert questionnaire["item"][9]["text"].startswith("Pensamientos de que estaría mejor")
+    assert questionnaire["item"][9]["answerOption"][1]["valueCoding"]["display"] == "Varios días"
+
+    answered = await _answer(visitor, phq9(1, 1, 0, 0, 0, 0, 0, 0, 1), "spanish-key-00000001")
+    assert answered.status == 201
+    assert (await answered.json())["help"].startswith("Si ahora está en peligro")
+    exported = await (await visitor.http.get("/api/v1/visit/export")).json()
+    [stored] = exported["records"]["measure_responses"]
+    assert stored["payload"]["language"] == "es"
+    bundle = exported["outcome_measures_fhir"]
+    Bundle.model_validate(bundle)
+    [response] = [
+        e["resource"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "QuestionnaireResponse"
+    ]
+    assert response["language"] == "es"
+    assert response["item"][8]["text"].startswith("Pensamientos de que estaría mejor")
+    assert response["item"][8]["answer"][0]["valueCoding"]["display"] == "Varios días"
 
 
 async def seed_worsening(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from fhir.resources.R4B.goal import Goal as FhirGoal
+from fhir.resources.R4B.questionnaire import Questionnaire
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,6 +28,7 @@ from server.core.goals import (
     with_goal_items,
 )
 from server.core.models import SessionRole
+from tests.fhir_r4b import r4b_valid
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
@@ -110,6 +112,50 @@ def test_the_after_form_asks_about_each_active_goal_before_the_closing_note() ->
     assert link_ids[-3:-1] == [goal_link_id(f"{1:032x}"), goal_link_id(f"{3:032x}")]
     assert "Sleep better" in form["item"][-3]["text"]
     assert with_goal_items(after, []) == after
+
+
+def _in(element: dict[str, object], language: str) -> object:
+    """The `content` of a FHIR translation extension for `language`."""
+    for entry in element["extension"]:  # type: ignore[attr-defined]
+        parts = {part["url"]: part for part in entry["extension"]}
+        if parts["lang"]["valueCode"] == language:
+            return parts["content"]["valueString"]
+    raise AssertionError(f"no {language} translation")
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "low", "high"),
+    [
+        (
+            "es",
+            "Avance en su objetivo: «Dormir mejor»",
+            "sin avances todavía",
+            "plenamente conseguido",
+        ),
+        (
+            "de",
+            "Fortschritt bei Ihrem Ziel: „Dormir mejor“",
+            "noch kein Fortschritt",
+            "ganz erreicht",
+        ),
+    ],
+)
+def test_the_goal_items_carry_the_clients_wording_around_the_goals_own_words(
+    language: str, text: str, low: str, high: str
+) -> None:
+    after = questionnaire_resource(load_builtin_instruments()["after"])
+    form = with_goal_items(after, [goal(1, text="Dormir mejor")])
+    r4b_valid(Questionnaire, form)  # the translation extensions are valid FHIR
+    [item] = [i for i in form["item"] if i["linkId"] == goal_link_id(f"{1:032x}")]
+    assert item["text"] == "Progress on your goal: “Dormir mejor”"  # English is the source
+    anchors = {e["url"].rsplit("/", 1)[1]: e for e in item["extension"]}
+    assert (anchors["anchor-low"]["valueString"], anchors["anchor-high"]["valueString"]) == (
+        "no progress yet",
+        "fully there",
+    )
+    assert _in(item["_text"], language) == text
+    assert _in(anchors["anchor-low"]["_valueString"], language) == low
+    assert _in(anchors["anchor-high"]["_valueString"], language) == high
 
 
 def test_progress_answers_are_split_off_and_checked() -> None:

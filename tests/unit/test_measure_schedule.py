@@ -15,6 +15,7 @@ from server.core.measures.schedule import (
     Frequency,
     Plan,
     PlanError,
+    between_sessions_due,
     due_measures,
     parse_plan,
     session_number,
@@ -30,6 +31,55 @@ FIRST = datetime(2026, 9, 7, 9, 0, tzinfo=UTC)
 
 def weekly(count: int) -> list[datetime]:
     return [FIRST + n * WEEK for n in range(count)]
+
+
+DAY = timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("frequency", "sessions", "answered", "last_link", "due"),
+    [
+        # a month after the only session, no session booked: both measures by link
+        (Frequency.MONTHLY, [-30], {}, None, ("gad7", "phq9")),
+        (Frequency.MONTHLY, [-30], {"phq9": -10}, None, ("gad7",)),  # phq9 answered 10 days ago
+        (Frequency.MONTHLY, [-30], {"phq9": -28, "gad7": -40}, None, ("gad7", "phq9")),
+        (Frequency.MONTHLY, [-30, 6], {}, None, ()),  # a session in 6 days asks on its page
+        (Frequency.MONTHLY, [-6], {}, None, ()),  # a session 6 days ago asked on its page
+        (Frequency.MONTHLY, [-30, 8], {}, None, ("gad7", "phq9")),  # 8 days: still far
+        (Frequency.MONTHLY, [], {}, None, ()),  # the course has not begun
+        (Frequency.MONTHLY, [10], {}, None, ()),  # only a future session
+        (Frequency.MONTHLY, [-30], {}, -20, ()),  # a link went out 20 days ago
+        (Frequency.MONTHLY, [-60], {}, -28, ("gad7", "phq9")),  # and 28 days ago: again
+        (Frequency.EVERY_SESSION, [-30], {}, None, ()),  # counted in sessions, not time
+        (Frequency.EVERY_2ND_SESSION, [-30], {}, None, ()),
+    ],
+)
+def test_measures_go_by_emailed_link_only_for_monthly_plans_far_from_any_session(
+    frequency: Frequency,
+    sessions: list[int],
+    answered: dict[str, int],
+    last_link: int | None,
+    due: tuple[str, ...],
+) -> None:
+    now = FIRST + 100 * DAY
+    found = between_sessions_due(
+        Plan(KNOWN, frequency),
+        now,
+        [now + n * DAY for n in sessions],
+        {m: now + n * DAY for m, n in answered.items()},
+        None if last_link is None else now + last_link * DAY,
+    )
+    assert found == due
+
+
+def test_a_monthly_measure_answered_by_link_is_not_asked_again_within_28_days() -> None:
+    starts = weekly(6)
+    plan = Plan(("phq9",), Frequency.MONTHLY)
+    by_link = {"phq9": [starts[4] - 3 * DAY]}
+    assert due_measures(plan, starts[4], starts, {"phq9": [starts[0]]}, by_link) == ()
+    assert due_measures(plan, starts[4], starts, {"phq9": [starts[0]]}) == ("phq9",)
+    later = starts[0] + 60 * DAY
+    assert due_measures(plan, later, [*starts, later], {"phq9": [starts[0]]}, by_link) == ("phq9",)
 
 
 @pytest.mark.parametrize(

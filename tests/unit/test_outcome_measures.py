@@ -31,6 +31,7 @@ from server.core.measures import (
     severity,
     validate_measure_answers,
 )
+from server.core.measures.fhir import localized_questionnaire, measure_languages
 
 MEASURES = load_builtin_measures()
 PHQ9, GAD7 = MEASURES["phq9"], MEASURES["gad7"]
@@ -377,3 +378,64 @@ def broken(change_it: Any) -> dict[str, Any]:
 def test_a_malformed_measure_file_is_refused_with_a_reason(edit: Any, message: str) -> None:
     with pytest.raises(MeasureError, match=message):
         load_measure(broken(edit), source="phq9.json")
+
+
+SPANISH_ITEM_9 = "Pensamientos de que estaría mejor muerto(a) o de lastimarse de alguna manera"
+GERMAN_ITEM_9 = "Gedanken, dass Sie lieber tot wären oder sich Leid zufügen möchten"
+
+
+@pytest.mark.parametrize("measure", [PHQ9, GAD7], ids=["phq9", "gad7"])
+def test_every_text_of_the_shipped_measures_is_translated_into_spanish_and_german(
+    measure: Measure,
+) -> None:
+    assert measure_languages(measure) == {"en", "es", "de"}
+    for language in ("es", "de"):
+        localized = localized_questionnaire(measure, language)
+        Questionnaire.model_validate(localized)  # the translation extensions are valid FHIR
+        assert localized["language"] == language
+        english = measure_questionnaire(measure)
+        for shown, source in zip(localized["item"], english["item"], strict=True):
+            assert shown["text"] != source["text"], (language, shown["linkId"])
+            for option, source_option in zip(
+                shown.get("answerOption", []), source.get("answerOption", []), strict=True
+            ):
+                assert option["valueCoding"]["code"] == source_option["valueCoding"]["code"]
+                assert option["valueCoding"]["display"] != source_option["valueCoding"]["display"]
+
+
+def test_item_9_reads_in_the_published_spanish_and_german_wording() -> None:
+    items = {lang: localized_questionnaire(PHQ9, lang)["item"][9] for lang in ("es", "de")}
+    assert items["es"]["text"] == SPANISH_ITEM_9
+    assert items["de"]["text"] == GERMAN_ITEM_9
+    assert [o["valueCoding"]["display"] for o in items["es"]["answerOption"]] == [
+        "Ningún día",
+        "Varios días",
+        "Más de la mitad de los días",
+        "Casi todos los días",
+    ]
+
+
+def test_a_language_without_a_translation_keeps_the_english_form() -> None:
+    assert localized_questionnaire(PHQ9, "fr") == measure_questionnaire(PHQ9)
+
+
+def test_a_spanish_response_exports_the_wording_the_client_was_shown() -> None:
+    response = validate_measure_answers(PHQ9, answers(PHQ9, 1, 1, 0, 0, 0, 0, 0, 0, 2))
+    resource = measure_response(
+        PHQ9,
+        response,
+        response_id="r1",
+        subject_ref="Patient/p1",
+        authored=AUTHORED,
+        language="es",
+    )
+    QuestionnaireResponse.model_validate(resource)
+    assert resource["language"] == "es"
+    item9 = resource["item"][8]
+    assert item9["text"] == SPANISH_ITEM_9
+    assert item9["answer"][0]["valueCoding"] == {
+        "system": "http://loinc.org",
+        "code": "LA6570-1",
+        "display": "Más de la mitad de los días",
+    }
+    assert resource["item"][-1]["text"] == "Puntuación total"

@@ -1,4 +1,6 @@
 // @ts-check
+import { formatLocal } from "./localtime.js";
+
 /**
  * The session form sends the browser's UTC offset so a local start time is stored in UTC: the
  * offset in force at the chosen time, not today's (a July session booked in December is in
@@ -93,4 +95,122 @@ async function showPresence() {
 if (badges.length) {
   void showPresence();
   setInterval(() => void showPresence(), PRESENCE_EVERY_MS);
+}
+
+/**
+ * The alert list, live: unseen safety alerts (PHQ-9 item 9) and clients flagged not on track,
+ * polled with "who is waiting" so an open dashboard shows a new one without a reload. What is
+ * new is announced: safety alerts assertively (`role="alert"`), flags politely (`role="status"`).
+ * @typedef {{id: string, client_id: string, alias: string, measure: string, raised_at: string}} SafetyItem
+ * @typedef {{client_id: string, alias: string, measures: string[]}} FlagItem
+ */
+const alertsSection = /** @type {HTMLElement | null} */ (document.querySelector("[data-live-alerts]"));
+const alertList = document.getElementById("safety-alert-list");
+const flagsSection = document.getElementById("not-on-track");
+const flagList = document.getElementById("not-on-track-list");
+const alertsAnnouncer = document.getElementById("alerts-announcer");
+const flagsAnnouncer = document.getElementById("flags-announcer");
+const ALERTS_EVERY_MS = 5000;
+
+/** @param {string} clientId @param {string} alias */
+function clientLink(clientId, alias) {
+  const link = document.createElement("a");
+  link.href = `/dashboard/clients/${encodeURIComponent(clientId)}`;
+  link.textContent = alias;
+  return link;
+}
+
+/** @param {SafetyItem} item @param {string} csrf */
+function safetyRow(item, csrf) {
+  const row = document.createElement("li");
+  row.className = "safety-alert";
+  row.dataset.alertId = item.id;
+  const when = new Date(item.raised_at);
+  const time = document.createElement("time");
+  time.dateTime = item.raised_at;
+  time.textContent = Number.isNaN(when.getTime()) ? item.raised_at : formatLocal(when);
+  const form = document.createElement("form");
+  form.method = "post";
+  form.action = `/dashboard/safety-alerts/${encodeURIComponent(item.id)}/seen`;
+  form.className = "inline-form";
+  const token = document.createElement("input");
+  token.type = "hidden";
+  token.name = "csrf_token";
+  token.value = csrf;
+  const button = document.createElement("button");
+  button.type = "submit";
+  const hidden = document.createElement("span");
+  hidden.className = "visually-hidden";
+  hidden.textContent = ` (${item.alias})`;
+  button.append("Mark as seen", hidden);
+  form.append(token, button);
+  row.append(clientLink(item.client_id, item.alias), ` · ${item.measure} · `, time, "\n", form);
+  return row;
+}
+
+/** @param {FlagItem} item */
+function flagRow(item) {
+  const row = document.createElement("li");
+  row.dataset.clientId = item.client_id;
+  row.append(clientLink(item.client_id, item.alias), ` · ${item.measures.join(", ")}`);
+  return row;
+}
+
+/** @param {HTMLElement | null} announcer @param {string} text */
+function announce(announcer, text) {
+  if (!announcer) return;
+  announcer.textContent = "";
+  // a fresh text node after clearing, so screen readers read it even when it repeats
+  setTimeout(() => {
+    announcer.textContent = text;
+  }, 50);
+}
+
+async function showAlerts() {
+  if (!alertsSection || !alertList || !flagsSection || !flagList) return;
+  try {
+    const response = await fetch("/api/v1/dashboard/alerts", { headers: { Accept: "application/json" } });
+    if (!response.ok) return;
+    /** @type {{safety: SafetyItem[], not_on_track: FlagItem[]}} */
+    const body = await response.json();
+    const shownAlerts = new Set(
+      Array.from(alertList.querySelectorAll("[data-alert-id]"), (n) => /** @type {HTMLElement} */ (n).dataset.alertId),
+    );
+    const newAlerts = body.safety.filter((item) => !shownAlerts.has(item.id));
+    const wantedAlerts = new Set(body.safety.map((item) => item.id));
+    for (const node of alertList.querySelectorAll("[data-alert-id]")) {
+      if (!wantedAlerts.has(/** @type {HTMLElement} */ (node).dataset.alertId ?? "")) node.remove();
+    }
+    const csrf = alertsSection.dataset.csrf ?? "";
+    for (const item of newAlerts) alertList.prepend(safetyRow(item, csrf));
+    alertsSection.hidden = body.safety.length === 0;
+    if (newAlerts.length) {
+      announce(
+        alertsAnnouncer,
+        `New safety alert: ${newAlerts.map((item) => `${item.alias} (${item.measure})`).join(", ")}`,
+      );
+    }
+
+    const shownFlags = new Map(
+      Array.from(flagList.querySelectorAll("[data-client-id]"), (n) => [
+        /** @type {HTMLElement} */ (n).dataset.clientId ?? "",
+        n.textContent ?? "",
+      ]),
+    );
+    const newFlags = body.not_on_track.filter((item) => !shownFlags.has(item.client_id));
+    flagList.replaceChildren(...body.not_on_track.map(flagRow));
+    flagsSection.hidden = body.not_on_track.length === 0;
+    if (newFlags.length) {
+      announce(
+        flagsAnnouncer,
+        `Not on track: ${newFlags.map((item) => `${item.alias} (${item.measures.join(", ")})`).join(", ")}`,
+      );
+    }
+  } catch {
+    // offline for a moment: the next poll tries again
+  }
+}
+
+if (alertsSection) {
+  setInterval(() => void showAlerts(), ALERTS_EVERY_MS);
 }

@@ -4,14 +4,18 @@
  * (`goals`, after joining and after every change by either person), so both screens always
  * show the same goals; changes go out as `goal-add`, `goal-edit` and `goal-status`. Built with
  * textContent only; every control is a labelled button or input; changes by the other person
- * are announced in a polite live region.
+ * are announced in a polite live region. Every message goes through `t()`: the client's call
+ * page is in their language; the therapist's page has no catalogue and stays English.
  */
+
+import { t } from "./i18n.js";
 
 /** @typedef {import("./protocol.js").SessionConnection} SessionConnection */
 /** @typedef {import("./protocol_types.js").GoalsMessage["goals"][number]} SharedGoal */
 
 const MAX_GOAL_CHARS = 200;
-const STATUS_WORDS = { active: "", reached: "Reached", dropped: "Set aside" };
+/** @returns {Record<string, string>} */
+const statusWords = () => ({ active: "", reached: t("Reached"), dropped: t("Set aside") });
 
 /**
  * @param {string} tag
@@ -36,7 +40,22 @@ export function mountGoals(connection, section, role) {
   const form = /** @type {HTMLFormElement} */ (section.querySelector("#goal-form"));
   const input = /** @type {HTMLInputElement} */ (section.querySelector("#goal-input"));
   const status = /** @type {HTMLElement} */ (section.querySelector("#goals-status"));
-  const other = role === "therapist" ? "The client" : "Your therapist";
+  /** What the other person did, said from this page's side (whole sentences translate). */
+  const said = role === "therapist"
+    ? {
+        added: (/** @type {string} */ text) => t("The client added a goal: {text}", { text }),
+        changed: (/** @type {string} */ text) => t("The client changed a goal to: {text}", { text }),
+        active: (/** @type {string} */ text) => t("The client made a goal active again: {text}", { text }),
+        reached: (/** @type {string} */ text) => t("The client marked a goal reached: {text}", { text }),
+        dropped: (/** @type {string} */ text) => t("The client set a goal aside: {text}", { text }),
+      }
+    : {
+        added: (/** @type {string} */ text) => t("Your therapist added a goal: {text}", { text }),
+        changed: (/** @type {string} */ text) => t("Your therapist changed a goal to: {text}", { text }),
+        active: (/** @type {string} */ text) => t("Your therapist made a goal active again: {text}", { text }),
+        reached: (/** @type {string} */ text) => t("Your therapist marked a goal reached: {text}", { text }),
+        dropped: (/** @type {string} */ text) => t("Your therapist set a goal aside: {text}", { text }),
+      };
   input.maxLength = MAX_GOAL_CHARS;
   /** @type {SharedGoal[]} */
   let goals = [];
@@ -47,7 +66,7 @@ export function mountGoals(connection, section, role) {
   /** @param {import("./protocol_types.js").ClientMessage} message */
   const send = (message) => {
     const sent = connection.send({ ...message, id: `goal-${++counter}` });
-    if (!sent) status.textContent = "Not connected right now; try again in a moment.";
+    if (!sent) status.textContent = t("Not connected right now; try again in a moment.");
     return sent;
   };
 
@@ -59,8 +78,8 @@ export function mountGoals(connection, section, role) {
       const id = `goal-edit-${goal.id}`;
       const field = /** @type {HTMLInputElement} */ (el("input", { id, type: "text", maxlength: String(MAX_GOAL_CHARS), autocomplete: "off" }));
       field.value = goal.text;
-      const save = el("button", { type: "submit" }, "Save");
-      const cancel = el("button", { type: "button", class: "link-button" }, "Cancel");
+      const save = el("button", { type: "submit" }, t("Save"));
+      const cancel = el("button", { type: "button", class: "link-button" }, t("Cancel"));
       cancel.addEventListener("click", () => {
         editing = null;
         render();
@@ -74,30 +93,31 @@ export function mountGoals(connection, section, role) {
           render();
         }
       });
-      edit.append(el("label", { for: id, class: "visually-hidden" }, "Goal"), field, save, cancel);
+      edit.append(el("label", { for: id, class: "visually-hidden" }, t("Goal")), field, save, cancel);
       item.append(edit);
       queueMicrotask(() => field.focus());
       return item;
     }
     const words = el("span", { class: "goal-text" }, goal.text);
     item.append(words);
-    if (goal.status !== "active") item.append(" ", el("span", { class: "goal-badge" }, STATUS_WORDS[goal.status]));
+    if (goal.status !== "active") item.append(" ", el("span", { class: "goal-badge" }, statusWords()[goal.status]));
     const actions = el("span", { class: "goal-actions" });
-    /** @param {string} label @param {string} aria @param {() => void} fn */
+    /** @param {string} label @param {string} aria  the action with the goal's words @param {() => void} fn */
     const button = (label, aria, fn) => {
-      const b = el("button", { type: "button", class: "small", "aria-label": `${aria}: ${goal.text}` }, label);
+      const b = el("button", { type: "button", class: "small", "aria-label": aria }, label);
       b.addEventListener("click", fn);
       actions.append(b);
     };
     if (goal.status === "active") {
-      button("Edit", "Edit goal", () => {
+      const text = goal.text;
+      button(t("Edit"), t("Edit goal: {text}", { text }), () => {
         editing = goal.id;
         render();
       });
-      button("Reached", "Mark reached", () => send({ type: "goal-status", goal_id: goal.id, status: "reached" }));
-      button("Set aside", "Set aside", () => send({ type: "goal-status", goal_id: goal.id, status: "dropped" }));
+      button(t("Reached"), t("Mark reached: {text}", { text }), () => send({ type: "goal-status", goal_id: goal.id, status: "reached" }));
+      button(t("Set aside"), t("Set aside: {text}", { text }), () => send({ type: "goal-status", goal_id: goal.id, status: "dropped" }));
     } else {
-      button("Make active", "Make active again", () => send({ type: "goal-status", goal_id: goal.id, status: "active" }));
+      button(t("Make active"), t("Make active again: {text}", { text: goal.text }), () => send({ type: "goal-status", goal_id: goal.id, status: "active" }));
     }
     item.append(actions);
     return item;
@@ -115,12 +135,11 @@ export function mountGoals(connection, section, role) {
     for (const goal of after) {
       const was = old.get(goal.id);
       if (goal.updated_by === role) continue;
-      if (!was) return `${other} added a goal: ${goal.text}`;
-      if (was.text !== goal.text) return `${other} changed a goal to: ${goal.text}`;
+      if (!was) return said.added(goal.text);
+      if (was.text !== goal.text) return said.changed(goal.text);
       if (was.status !== goal.status) {
-        return goal.status === "active"
-          ? `${other} made a goal active again: ${goal.text}`
-          : `${other} marked a goal ${goal.status === "reached" ? "reached" : "set aside"}: ${goal.text}`;
+        if (goal.status === "active") return said.active(goal.text);
+        return goal.status === "reached" ? said.reached(goal.text) : said.dropped(goal.text);
       }
     }
     return "";
@@ -129,30 +148,30 @@ export function mountGoals(connection, section, role) {
   let first = true;
   connection.on("goals", (message) => {
     const next = [...message.goals];
-    const said = first ? "" : describeChange(goals, next);
+    const news = first ? "" : describeChange(goals, next);
     first = false;
     goals = next;
     if (editing && !goals.some((g) => g.id === editing && g.status === "active")) editing = null;
     render();
-    if (said) status.textContent = said;
+    if (news) status.textContent = news;
   });
   connection.on("error", (error) => {
     if (!error.ref?.startsWith("goal-")) return;
     status.textContent = error.code === "rate-limited"
-      ? "Too many changes at once; wait a moment and try again."
+      ? t("Too many changes at once; wait a moment and try again.")
       : error.code === "not-admitted"
-        ? "Goals can be changed once you are in the call."
-        : "That change could not be saved. A goal has at most 200 characters, and at most 5 are active at once.";
+        ? t("Goals can be changed once you are in the call.")
+        : t("That change could not be saved. A goal has at most 200 characters, and at most 5 are active at once.");
   });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = input.value.trim();
     if (!text) {
-      status.textContent = "Write a few words for the goal first.";
+      status.textContent = t("Write a few words for the goal first.");
       return;
     }
     if (goals.filter((g) => g.status === "active").length >= 5) {
-      status.textContent = "There are already 5 active goals; mark one reached or set one aside first.";
+      status.textContent = t("There are already 5 active goals; mark one reached or set one aside first.");
       return;
     }
     if (send({ type: "goal-add", text })) {

@@ -9,8 +9,13 @@
  * therapist is told by the server, not by this page.
  *
  * The card shows before the session (device check, consent, waiting room) and folds away
- * while the call is on screen.
+ * while the call is on screen. The same card answers an emailed link between sessions
+ * (`/measures`): its `data-api` names the endpoint, `data-between="yes"` the wording.
+ * Every message goes through `t()` (the page's language); the questionnaires come from the
+ * server in the client's language.
  */
+
+import { t } from "./i18n.js";
 
 /**
  * @typedef {{valueCoding: {code: string, display: string}}} AnswerOption
@@ -21,8 +26,12 @@
  */
 
 const card = /** @type {HTMLElement | null} */ (document.getElementById("measures-card"));
-/** Remembered per session in this tab (quick exit clears it with the rest). */
-const prefix = `attune.measures.${document.getElementById("visit")?.dataset.sessionId ?? ""}`;
+const api = card?.dataset.api || "/api/v1/visit/measures";
+const between = card?.dataset.between === "yes";
+/** Remembered per session (or per emailed link) in this tab (quick exit clears it). */
+const prefix = between
+  ? "attune.measures.link"
+  : `attune.measures.${document.getElementById("visit")?.dataset.sessionId ?? ""}`;
 const SKIP_KEY = `${prefix}.not-now`;
 const csrfToken =
   document.querySelector('meta[name="csrf-token"]')?.getAttribute("content") ?? "";
@@ -35,13 +44,17 @@ async function start(root) {
   /** @type {Array<DueMeasure>} */
   let due = [];
   try {
-    const response = await fetch("/api/v1/visit/measures", { credentials: "same-origin" });
+    const response = await fetch(api, { credentials: "same-origin" });
     if (!response.ok) return; // nothing to ask (or not allowed from this device)
     due = (await response.json()).due ?? [];
   } catch {
     return;
   }
-  if (!due.length) return;
+  if (!due.length) {
+    const none = document.getElementById("measures-none");
+    if (none) none.hidden = false;
+    return;
+  }
   const title = /** @type {HTMLElement} */ (root.querySelector("#measures-title"));
   const body = /** @type {HTMLElement} */ (root.querySelector("#measures-body"));
   const help = /** @type {HTMLElement} */ (root.querySelector("#measures-help"));
@@ -54,18 +67,20 @@ async function start(root) {
     if (index >= due.length) {
       body.replaceChildren();
       root.querySelector("#measures-intro")?.setAttribute("hidden", "");
-      title.textContent = "Thank you";
-      status.textContent = "Your answers went to your therapist.";
+      title.textContent = t("Thank you");
+      status.textContent = t("Your answers went to your therapist.");
       return;
     }
     const measure = due[index];
-    title.textContent = `Before your session: ${measure.title}`;
+    title.textContent = between
+      ? t("A short form: {title}", { title: measure.title })
+      : t("Before your session: {title}", { title: measure.title });
     body.replaceChildren(
       form(measure, {
         onSent: (helpText) => {
           if (helpText) showHelp(help, helpText);
           index += 1;
-          status.textContent = index < due.length ? "Saved. One more short questionnaire." : "";
+          status.textContent = index < due.length ? t("Saved. One more short questionnaire.") : "";
           next();
           title.focus();
         },
@@ -73,8 +88,8 @@ async function start(root) {
           writeSession(SKIP_KEY, "1");
           root.hidden = !help.textContent; // the help text, once shown, stays
           body.replaceChildren();
-          title.textContent = "Questionnaire skipped";
-          status.textContent = "That is fine. You can talk with your therapist instead.";
+          title.textContent = t("Questionnaire skipped");
+          status.textContent = t("That is fine. You can talk with your therapist instead.");
         },
       }),
     );
@@ -130,10 +145,10 @@ function form(measure, handlers) {
   const send = document.createElement("button");
   send.type = "submit";
   send.className = "primary";
-  send.textContent = "Send to my therapist";
+  send.textContent = t("Send to my therapist");
   const notNow = document.createElement("button");
   notNow.type = "button";
-  notNow.textContent = "Not now";
+  notNow.textContent = t("Not now");
   notNow.addEventListener("click", handlers.onNotNow);
   const actions = document.createElement("div");
   actions.className = "actions";
@@ -157,21 +172,23 @@ function form(measure, handlers) {
     send.disabled = true;
     error.hidden = true;
     try {
-      const response = await fetch("/api/v1/visit/measures", {
+      const response = await fetch(api, {
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken },
         body: JSON.stringify({ measure_id: measure.measure_id, answers, idempotency_key: key }),
       });
       const reply = await response.json().catch(() => ({}));
-      if (!response.ok) throw new Error(reply.message || "Your answers could not be sent.");
+      if (!response.ok) {
+        throw new Error(reply.error?.message || t("Your answers could not be sent."));
+      }
       removeSession(keyName);
       handlers.onSent(typeof reply.help === "string" ? reply.help : null);
     } catch (problem) {
       error.textContent =
         problem instanceof Error && problem.message
-          ? `${problem.message} Please try again.`
-          : "Your answers could not be sent. Please try again.";
+          ? t("{problem} Please try again.", { problem: problem.message })
+          : t("Your answers could not be sent. Please try again.");
       error.hidden = false;
       send.disabled = false;
     }
@@ -186,11 +203,11 @@ function form(measure, handlers) {
  */
 function showHelp(help, text) {
   const heading = document.createElement("h2");
-  heading.textContent = "Help is available now";
+  heading.textContent = t("Help is available now");
   const line = document.createElement("p");
   line.textContent = text;
   const told = document.createElement("p");
-  told.textContent = "Your therapist will see your answers and talk with you about them.";
+  told.textContent = t("Your therapist will see your answers and talk with you about them.");
   help.replaceChildren(heading, line, told);
   help.hidden = false;
 }

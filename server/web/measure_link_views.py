@@ -16,6 +16,7 @@ from server.errors import InvalidInput, RateLimited
 from server.keys import ADDRESS_HASHER, CLOCK, LINK_THROTTLE, LIVE, MEASURE_LINKS, SETTINGS
 from server.services.measure_links import LinkState
 from server.web.guard import MEASURE_LINK
+from server.web.i18n import translate
 from server.web.identity import client_address, cookie_names, measure_link, set_cookie
 from server.web.measure_views import (
     _KEY,
@@ -53,7 +54,15 @@ async def open_link(request: web.Request) -> web.StreamResponse:
     # keep SameSite=Strict cookies off every hop of a redirect chain that began on another
     # site, so /measures would not see the cookie. A page of our own that moves on by itself
     # (meta refresh, with a link as fallback) starts a same-site navigation that carries it.
-    response = aiohttp_jinja2.render_template("measures_link_open.html", request, {})
+    response = aiohttp_jinja2.render_template(
+        "moving_on.html",
+        request,
+        {
+            "next_url": "/measures",
+            "title": translate(request, N_("A short form")),
+            "link_text": translate(request, N_("Open the form")),
+        },
+    )
     response.headers["Cache-Control"] = "no-store"
     settings = app[SETTINGS]
     set_cookie(

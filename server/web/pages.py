@@ -40,6 +40,7 @@ from server.web.api.auth import sign_in
 from server.web.denials import record_denial
 from server.web.forms import read_form
 from server.web.guard import SIGNED_IN, page_guarded
+from server.web.i18n import translate
 from server.web.identity import (
     after_session_visit,
     clear_cookie,
@@ -519,7 +520,20 @@ async def join(request: web.Request) -> web.StreamResponse:
         return aiohttp_jinja2.render_template(
             "link_problem.html", request, {"too_early": False}, status=404
         )
-    response = web.HTTPSeeOther("/visit")
+    response: web.Response
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":  # e.g. a link in webmail
+        response = aiohttp_jinja2.render_template(
+            "moving_on.html",
+            request,
+            {
+                "next_url": "/visit",
+                "title": translate(request, N_("Your session")),
+                "link_text": translate(request, N_("Continue")),
+            },
+        )
+        response.headers["Cache-Control"] = "no-store"
+    else:
+        response = web.HTTPSeeOther("/visit")
     set_cookie(
         response,
         settings,
@@ -528,7 +542,9 @@ async def join(request: web.Request) -> web.StreamResponse:
         expires_at=outcome.expires_at,
         now=now,
     )
-    raise response
+    if isinstance(response, web.HTTPSeeOther):
+        raise response
+    return response
 
 
 async def _live_sessions_can_start(request: web.Request) -> None:

@@ -45,6 +45,28 @@ async def test_valid_link_swaps_the_token_for_a_cookie_and_redirects(
     assert "Welcome" in await visit.text()
 
 
+async def test_a_link_opened_from_another_site_moves_on_by_a_page_of_ours_in_the_clients_language(
+    client: TestClient, therapist: tuple[Account, str]
+) -> None:
+    """From webmail (Sec-Fetch-Site: cross-site) a 303 would lose the Strict cookie on /visit:
+    a page of ours moves on instead, so the next request is same-site and carries it."""
+    _, csrf = therapist
+    _, token = await _schedule(client, csrf, "2026-11-23T09:10:00Z")
+    client.session.cookie_jar.clear(lambda c: c.key == "attune-client")
+    response = await client.get(
+        f"/join/{token}",
+        allow_redirects=False,
+        headers={"Sec-Fetch-Site": "cross-site", "Accept-Language": "es"},
+    )
+    body = await response.text()
+    assert response.status == 200
+    assert '<meta http-equiv="refresh" content="0;url=/visit">' in body
+    assert "Su sesión" in body and token not in body
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "attune-client" in response.cookies
+    assert (await client.get("/visit")).status == 200
+
+
 async def test_link_opens_15_minutes_early_and_closes_after_grace(
     client: TestClient, therapist: tuple[Account, str], clock: FakeClock
 ) -> None:

@@ -2,7 +2,9 @@
 English, Spanish and German: the join pages on a phone (360×640), the client's other pages
 (data rights, email reminders, the 503 and error pages, after the session) on a phone and on a
 laptop (1280×720), and the call and the check-in forms (before, pulse, after), the leave dialog
-and the ended screen in Spanish and German at 360×640 and 1280×720.
+and the ended screen in Spanish and German at 360×640 and 1280×720; and every page of the
+therapist's and the admin's (English), the room with a client in the call included, at both
+sizes.
 
 axe-core comes from npm (`package.json`, a development dependency; `make jscheck` installs it
 with `npm ci`); the test evaluates it in the page from `node_modules`. Attune never serves it.
@@ -18,14 +20,15 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from server.core.models import Role
 from server.keys import HUB, LIVE
-from tests.browser.conftest import MOBILE, PHONE_HEIGHT, PHONE_WIDTH, BrowserHarness, LiveSite
+from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
 from tests.browser.test_call_languages_browser import (
     BROWSERS,
-    LAPTOP,
     WORDS,
     client_in_waiting_room,
 )
+from tests.browser.test_foundation_flows import sign_in_with_form
 from tests.browser.video_helpers import (
     MEDIA_TIMEOUT_MS,
     admit,
@@ -34,6 +37,7 @@ from tests.browser.video_helpers import (
     therapist_opens_room,
     wait_for_video,
 )
+from tests.conftest import PASSWORD, add_account
 
 pytestmark = pytest.mark.browser
 
@@ -166,9 +170,9 @@ async def test_the_clients_other_pages_have_no_serious_accessibility_violations(
     language: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The data rights pages, email reminders, a reminder's stop page, the "live sessions are
-    unavailable" page (503), the after-session page and an error page, in each language, on
-    a phone and on a laptop."""
+    """The data rights pages, email reminders, a reminder's stop page, the client's own
+    progress, the "live sessions are unavailable" page (503), the after-session page and an
+    error page, in each language, on a phone and on a laptop."""
     data, done, ended = CLIENT_PAGES[language]
     session = await schedule_session(live_site)
     page = await harness.new_page(**MOBILE, locale=language)
@@ -185,6 +189,9 @@ async def test_the_clients_other_pages_have_no_serious_accessibility_violations(
 
     await page.goto(live_site.url("/visit/contact"))
     found["email reminders"] = await _at_both_sizes(page, axe_source)
+    response = await page.goto(live_site.url("/visit/progress"))
+    assert response is not None and response.status == 200
+    found["own progress"] = await _at_both_sizes(page, axe_source)
     await page.goto(live_site.url("/email/unsubscribe/" + "A" * 43))
     found["stop reminders"] = await _at_both_sizes(page, axe_source)
 
@@ -207,15 +214,6 @@ async def test_the_clients_other_pages_have_no_serious_accessibility_violations(
     response = await stranger.goto(live_site.url("/visit/after"))
     assert response is not None and response.status == 401
     found["error page"] = await _at_both_sizes(stranger, axe_source)
-
-
-async def _at_both_sizes(page: Page, axe_source: str) -> list[str]:
-    """axe-core's findings at phone size (360×640) and at laptop size (1280×720)."""
-    found = [f"360: {v}" for v in await _violations(page, axe_source)]
-    await page.set_viewport_size(LAPTOP)
-    found += [f"1280: {v}" for v in await _violations(page, axe_source)]
-    await page.set_viewport_size({"width": PHONE_WIDTH, "height": PHONE_HEIGHT})
-    return found
 
 
 @pytest.mark.parametrize("language", ["es", "de"])
@@ -263,3 +261,55 @@ async def test_the_call_and_the_checkins_have_no_serious_accessibility_violation
     found["after check-in"] = await _at_both_sizes(client, axe_source)
 
     assert {step: problems for step, problems in found.items() if problems} == {}
+
+
+async def _staff_page(page: Page, site: LiveSite, path: str, axe_source: str) -> list[str]:
+    response = await page.goto(site.url(path))
+    assert response is not None and response.status == 200, path
+    return [f"{path} {problem}" for problem in await _at_both_sizes(page, axe_source)]
+
+
+async def test_the_therapists_and_the_admins_pages_have_no_serious_accessibility_violations(
+    live_site: LiveSite, harness: BrowserHarness, axe_source: str
+) -> None:
+    """Every page of the therapist's and the admin's (English: docs/languages.md), on a phone
+    and on a laptop, the therapist's room with a client in the call included."""
+    scheduled = await schedule_session(live_site)
+    await grant_telehealth(live_site, scheduled.client_id)
+    found: list[str] = []
+
+    anonymous = await harness.new_page(**MOBILE)
+    found += await _staff_page(anonymous, live_site, "/login", axe_source)
+
+    therapist = await harness.new_page(**MOBILE)
+    await therapist_opens_room(therapist, live_site, scheduled.session_id)
+    client = await harness.new_page(**MOBILE)
+    await client_in_waiting_room(client, scheduled, "en")
+    await admit(therapist, scheduled.alias)
+    await wait_for_video(therapist)
+    found += [f"/host {p}" for p in await _at_both_sizes(therapist, axe_source)]
+    await therapist.get_by_role("button", name="End session").click()
+    for path in (
+        "/dashboard",
+        f"/dashboard/clients/{scheduled.client_id}",
+        f"/dashboard/sessions/{scheduled.session_id}/edit",
+        f"/host/{scheduled.session_id}/summary",
+        "/account",
+        "/account/two-factor",
+        "/account/notices",
+    ):
+        found += await _staff_page(therapist, live_site, path, axe_source)
+
+    await add_account(live_site.app, "admin@example.org", Role.ADMIN)
+    admin = await harness.new_page(**MOBILE)
+    await sign_in_with_form(admin, live_site, "admin@example.org", PASSWORD)
+    for path in (
+        "/admin",
+        "/admin/audit",
+        "/admin/holds",
+        "/admin/notices",
+        "/admin/purge-reports",
+        "/admin/retention",
+    ):
+        found += await _staff_page(admin, live_site, path, axe_source)
+    assert found == []

@@ -478,6 +478,8 @@ async def test_a_spanish_clients_after_form_asks_about_each_goal_in_spanish(
     await visitor.expect("session-ended")
 
     html, _csrf = await _after(visitor)
+    assert '<html lang="es"' in html
+    # The form carries its Spanish wording as FHIR translations, like every check-in item;
+    # checkins.js shows the page's language (tests/browser/test_call_languages_browser.py).
     assert "Avance en su objetivo: «Sleep through the night»" in html
     assert "sin avances todavía" in html and "plenamente conseguido" in html
-    assert "Progress on your goal" not in html

@@ -158,3 +158,35 @@ async def test_progress_given_after_the_session_shows_on_both_sides_charts_and_t
     await therapist.set_viewport_size({"width": 360, "height": 640})
     await _shoot(therapist, "client-page-360")
     harness.assert_no_policy_violations()
+
+
+async def test_a_spanish_client_is_asked_about_each_goal_in_spanish_after_the_session(
+    live_site: LiveSite, media_browser: Browser
+) -> None:
+    harness = BrowserHarness(media_browser)
+    therapist = await harness.new_page(viewport={"width": 1280, "height": 720})
+    client = await harness.new_page(**MOBILE)
+    await _in_call(live_site, therapist, client)
+    goals = therapist.get_by_role("region", name="Shared goals")
+    await goals.get_by_label("New goal").fill("Volver al coro")
+    await goals.get_by_role("button", name="Add goal").click()
+    await expect(
+        client.get_by_role("region", name="Shared goals").get_by_role("listitem")
+    ).to_have_text(re.compile("Volver al coro"))
+    await therapist.get_by_role("button", name="End session").click()
+    dialog = therapist.get_by_role("dialog", name="End the session for everyone?")
+    await dialog.get_by_role("button", name="Yes, end the session").click()
+
+    # The client chose Spanish (the language cookie the switcher sets), then opens the form.
+    await client.context.add_cookies(
+        [{"name": "attune-lang", "value": "es", "url": live_site.base_url}]
+    )
+    await client.goto(live_site.url("/visit/after"))
+    progress = client.get_by_label(re.compile("Avance en su objetivo: «Volver al coro»"))
+    await expect(progress).to_be_visible()
+    form = client.locator("#after-checkin")
+    await expect(form).to_contain_text("sin avances todavía")
+    await expect(form).to_contain_text("plenamente conseguido")
+    await expect(form).not_to_contain_text("Progress on your goal")
+    await expect(form).not_to_contain_text("no progress yet")
+    await _shoot(client, "after-form-es-360")

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from server.core.languages import N_
+
 MAX_LOCATION_CHARS: Final = 200
 MAX_CONTACT_NAME_CHARS: Final = 100
 MAX_PHONE_CHARS: Final = 40
@@ -59,19 +61,55 @@ def _has_control_characters(text: str) -> bool:
     return False
 
 
-def _text(raw: Mapping[str, Any], field: str, label: str, max_chars: int, *, required: bool) -> str:
+# Whole sentences, each marked for the catalogues: the client's API answers a refusal in the
+# client's language, and only a whole marked message can be looked up (docs/languages.md). The
+# limits in them are the constants above (tests/unit/test_safety_answers.py keeps them so).
+_REFUSALS: Final[Mapping[str, Mapping[str, str]]] = {
+    "location": {
+        "text": N_("Where you are must be text."),
+        "empty": N_("Please fill in where you are."),
+        "long": N_("Where you are can be at most 200 characters."),
+        "plain": N_("Where you are contains characters that are not plain text."),
+    },
+    "contact_name": {
+        "text": N_("Your emergency contact's name must be text."),
+        "empty": N_("Please fill in your emergency contact's name."),
+        "long": N_("Your emergency contact's name can be at most 100 characters."),
+        "plain": N_("Your emergency contact's name contains characters that are not plain text."),
+    },
+    "contact_phone": {
+        "text": N_("Your emergency contact's phone must be text."),
+        "empty": N_("Please fill in your emergency contact's phone."),
+        "long": N_("Your emergency contact's phone can be at most 40 characters."),
+        "plain": N_("Your emergency contact's phone contains characters that are not plain text."),
+        "digits": N_("Write the phone number with digits only (spaces and + - ( ) are fine)."),
+    },
+    "code_word": {
+        "text": N_("The code word must be text."),
+        "long": N_("The code word can be at most 40 characters."),
+        "plain": N_("The code word contains characters that are not plain text."),
+    },
+    "private": {"missing": N_("Please say whether you can talk freely where you are.")},
+}
+
+
+def _refuse(field: str, problem: str) -> SafetyAnswerError:
+    return SafetyAnswerError(field, _REFUSALS[field][problem])
+
+
+def _text(raw: Mapping[str, Any], field: str, max_chars: int, *, required: bool) -> str:
     value = raw.get(field, "")
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise SafetyAnswerError(field, f"{label} must be text.")
+        raise _refuse(field, "text")
     value = " ".join(value.split())  # one line: newlines and runs of spaces become one space
     if required and not value:
-        raise SafetyAnswerError(field, f"Please fill in {label.lower()}.")
+        raise _refuse(field, "empty")
     if len(value) > max_chars:
-        raise SafetyAnswerError(field, f"{label} can be at most {max_chars} characters.")
+        raise _refuse(field, "long")
     if _has_control_characters(value):
-        raise SafetyAnswerError(field, f"{label} contains characters that are not plain text.")
+        raise _refuse(field, "plain")
     return value
 
 
@@ -99,20 +137,13 @@ class SafetyAnswers:
 def check_answers(raw: Mapping[str, Any]) -> SafetyAnswers:
     """The answers, tidied (one line each, trimmed) and checked; SafetyAnswerError names the
     first one to correct."""
-    location = _text(raw, "location", "Where you are", MAX_LOCATION_CHARS, required=True)
+    location = _text(raw, "location", MAX_LOCATION_CHARS, required=True)
     private = raw.get("private")
     if not isinstance(private, bool):
-        raise SafetyAnswerError("private", "Please say whether you can talk freely where you are.")
-    name = _text(
-        raw, "contact_name", "Your emergency contact's name", MAX_CONTACT_NAME_CHARS, required=True
-    )
-    phone = _text(
-        raw, "contact_phone", "Your emergency contact's phone", MAX_PHONE_CHARS, required=True
-    )
+        raise _refuse("private", "missing")
+    name = _text(raw, "contact_name", MAX_CONTACT_NAME_CHARS, required=True)
+    phone = _text(raw, "contact_phone", MAX_PHONE_CHARS, required=True)
     if not is_phone_number(phone) or sum(c.isdigit() for c in phone) < MIN_PHONE_DIGITS:
-        raise SafetyAnswerError(
-            "contact_phone",
-            "Write the phone number with digits only (spaces and + - ( ) are fine).",
-        )
-    code_word = _text(raw, "code_word", "The code word", MAX_CODE_WORD_CHARS, required=False)
+        raise _refuse("contact_phone", "digits")
+    code_word = _text(raw, "code_word", MAX_CODE_WORD_CHARS, required=False)
     return SafetyAnswers(location, private, name, phone, code_word)

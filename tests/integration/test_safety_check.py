@@ -125,6 +125,30 @@ async def test_answers_to_correct_are_refused_in_plain_words_and_nothing_is_stor
         ).scalar() == 0
 
 
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("es", "El lugar donde está contiene caracteres que no son texto normal."),
+        ("de", "Ihr Aufenthaltsort enthält Zeichen, die kein normaler Text sind."),
+    ],
+)
+async def test_a_refusal_comes_in_the_clients_language(
+    client: TestClient, aiohttp_client: Any, language: str, words: str
+) -> None:
+    """The page checks most rules first, in the client's language; what only the server
+    refuses (here a right-to-left override, which could reorder what the therapist reads)
+    reads in that language too, with its code unchanged."""
+    _, visitor, _ = await _setup(client, aiohttp_client)
+    response = await visitor.http.post(
+        "/api/v1/visit/safety",
+        json={**ANSWERS, "location": "home\u202e"},
+        headers={"X-CSRF-Token": await visit_csrf(visitor), "Accept-Language": language},
+    )
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert (error["message"], error["code"]) == (words, "invalid-location")
+
+
 async def test_without_the_links_cookie_or_its_csrf_token_nothing_is_accepted(
     client: TestClient, aiohttp_client: Any
 ) -> None:

@@ -9,7 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.core.safety import (
+    _REFUSALS,
+    MAX_CODE_WORD_CHARS,
+    MAX_CONTACT_NAME_CHARS,
     MAX_LOCATION_CHARS,
+    MAX_PHONE_CHARS,
     SafetyAnswerError,
     SafetyAnswers,
     check_answers,
@@ -147,3 +151,19 @@ def test_the_phone_rule_is_the_clinics_emergency_number_rule(text: str, ok: bool
 def test_the_safety_check_is_on_unless_a_clinic_switches_it_off() -> None:
     assert Settings().safety_check is True
     assert Settings(safety_check=False).safety_check is False
+
+
+def test_each_refusal_names_the_limit_the_rules_apply() -> None:
+    """The refusals are whole sentences (so the catalogues can translate them): the limits
+    written in them are the limits checked."""
+    limits = {
+        "location": MAX_LOCATION_CHARS,
+        "contact_name": MAX_CONTACT_NAME_CHARS,
+        "contact_phone": MAX_PHONE_CHARS,
+        "code_word": MAX_CODE_WORD_CHARS,
+    }
+    for field, limit in limits.items():
+        assert f"at most {limit} characters." in _REFUSALS[field]["long"], field
+        with pytest.raises(SafetyAnswerError) as refused:
+            check_answers(with_(**{field: "x" * (limit + 1)}))
+        assert (refused.value.field, refused.value.message) == (field, _REFUSALS[field]["long"])

@@ -74,7 +74,7 @@ from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE, is_database_outage
 from server.errors import AttuneError, Forbidden, NotFound, RateLimited, Unauthenticated
 from server.keys import CLIENT_WRITES, CLOCK, CONSENTS, DB, HUB, LIVE, METRICS, SETTINGS
 from server.middlewares import is_same_origin
-from server.realtime.bus import BusUnavailable, ConnRef, RoomOp
+from server.realtime.bus import BusUnavailable, Change, ConnRef, RoomOp
 from server.realtime.hub import Connection, Hub
 from server.security.client_writes import ClientWrite
 from server.services.live_session import LiveSessions
@@ -368,7 +368,14 @@ async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
             connection.put(exc.to_message(ref=ref_id))
             continue
         await hub.bus.submit(
-            RoomOp("message", ref, text=text, parsed=message, received_at=received_at)
+            RoomOp(
+                "message",
+                ref,
+                text=text,
+                parsed=message,
+                received_at=received_at,
+                message_type=message.TYPE,
+            )
         )
 
 
@@ -379,7 +386,7 @@ class SessionRunner:
     def __init__(self, app: web.Application) -> None:
         self._app = app
 
-    async def run(self, op: RoomOp) -> None:
+    async def run(self, op: RoomOp) -> Change:
         if op.kind == "join":
             await self._join(op)
         elif op.kind == "leave":
@@ -390,8 +397,22 @@ class SessionRunner:
             )
         elif op.kind == "message":
             await self._message(op)
+            return self._change_of(op)
         else:
             log.warning("unknown room action %r", op.kind)
+        return Change.NOW
+
+    def _change_of(self, op: RoomOp) -> Change:
+        """What a message may have changed: relays and pings nothing stored; `features` only
+        the cue engine's windows, and only while it runs for the session (a prompt it raised
+        went out through `deliver_to_therapist`, which marks the room changed itself)."""
+        kind = op.message_type or (op.parsed.TYPE if op.parsed is not None else "")
+        if kind in _CHANGES_NOTHING:
+            return Change.NONE
+        if kind == Features.TYPE:
+            active = self._app[LIVE].cues.active(op.ref.session_id)
+            return Change.LATER if active else Change.NONE
+        return Change.NOW
 
     async def adopt(self, session_id: str, client_id: str, live: Mapping[str, Any]) -> None:
         """A room taken over: consent flags from the database (the durable copy), the rest of
@@ -485,6 +506,10 @@ class SessionRunner:
             hub.execute(
                 [Send(ref.conn_id, unavailable.to_message(ref=message.id if message else None))]
             )
+
+
+_CHANGES_NOTHING = frozenset({Relay.TYPE, Ping.TYPE})
+"""Messages that change nothing a takeover needs: the room's state is not written after them."""
 
 
 def _over_knock_cap(hub: Hub, ref: ConnRef) -> bool:
@@ -717,7 +742,15 @@ async def expire_rooms_loop(hub: Hub) -> None:
     holds; with several processes the bus writes the change with its next renewal)."""
     while True:
         await asyncio.sleep(1.0)
-        hub.execute(hub.rooms.expire(_now_ms()))
+        now_ms = _now_ms()
+        due = [
+            room.session_id
+            for room in hub.rooms
+            if (deadline := room.next_deadline_ms()) is not None and deadline <= now_ms
+        ]
+        hub.execute(hub.rooms.expire(now_ms))
+        for session_id in due:
+            hub.bus.changed(session_id)
 
 
 async def close_sockets_on_shutdown(app: web.Application) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -309,33 +309,69 @@ async def _handshake(ws: web.WebSocketResponse) -> Hello | None:
     return parsed
 
 
-async def _frames(ws: web.WebSocketResponse) -> AsyncIterator[str]:
-    """Text frames; pings after PING_AFTER_IDLE_S of silence, drops at DROP_AFTER_IDLE_S."""
-    last_heard = time.monotonic()
+async def _frames(ws: web.WebSocketResponse) -> AsyncGenerator[str, None]:
+    """Text frames; pings after PING_AFTER_IDLE_S of silence, drops at DROP_AFTER_IDLE_S.
+
+    Frames are read with no timeout of their own: a timeout per frame (a timer and a context
+    manager each) cost a large share of this loop's time. A watchdog task per socket looks at
+    the time of the last frame instead, waking only when the socket could have gone quiet."""
+    heard = _Heard(time.monotonic())
+    watchdog = asyncio.create_task(_watch_idle(ws, heard))
+    try:
+        while not ws.closed:
+            msg = await ws.receive()
+            heard.at = time.monotonic()
+            if msg.type == WSMsgType.TEXT:
+                yield msg.data
+            elif msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                await ws.send_json(
+                    ErrorMessage(code=ErrorCode.INVALID, message="Send JSON text frames.")
+                )
+            elif msg.type in (
+                WSMsgType.CLOSE,
+                WSMsgType.CLOSING,
+                WSMsgType.CLOSED,
+                WSMsgType.ERROR,
+            ):
+                return
+    finally:
+        if heard.closing:
+            await watchdog  # its close is under way: let it send IDLE_TIMEOUT
+        else:
+            watchdog.cancel()
+
+
+@dataclass
+class _Heard:
+    """When a socket last sent anything (time.monotonic()), and whether its watchdog is
+    closing it."""
+
+    at: float
+    closing: bool = False
+
+
+async def _watch_idle(ws: web.WebSocketResponse, heard: _Heard) -> None:
+    """Ping a socket silent for PING_AFTER_IDLE_S (once per silence); close it with
+    IDLE_TIMEOUT when nothing came for DROP_AFTER_IDLE_S (a half-open connection)."""
+    pinged_for = -1.0  # the silence (its start) already pinged
     while not ws.closed:
-        idle = time.monotonic() - last_heard
-        wait = PING_AFTER_IDLE_S - idle if idle < PING_AFTER_IDLE_S else DROP_AFTER_IDLE_S - idle
-        if wait <= 0:
-            await ws.close(code=CloseCode.IDLE_TIMEOUT, message=b"idle")
+        idle = time.monotonic() - heard.at
+        if idle >= DROP_AFTER_IDLE_S:
+            heard.closing = True
+            with contextlib.suppress(ConnectionResetError, RuntimeError):
+                await ws.close(code=CloseCode.IDLE_TIMEOUT, message=b"idle")
             return
-        try:
-            msg = await ws.receive(timeout=wait)
-        except TimeoutError:
-            if time.monotonic() - last_heard < DROP_AFTER_IDLE_S:
+        if idle >= PING_AFTER_IDLE_S:
+            if pinged_for != heard.at:
+                pinged_for = heard.at
                 with contextlib.suppress(ConnectionResetError, RuntimeError):
                     await ws.ping()
-            continue
-        last_heard = time.monotonic()
-        if msg.type == WSMsgType.TEXT:
-            yield msg.data
-        elif msg.type == WSMsgType.PING:
-            await ws.pong(msg.data)
-        elif msg.type == WSMsgType.BINARY:
-            await ws.send_json(
-                ErrorMessage(code=ErrorCode.INVALID, message="Send JSON text frames.")
-            )
-        elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-            return
+            wait = DROP_AFTER_IDLE_S - idle
+        else:
+            wait = PING_AFTER_IDLE_S - idle
+        await asyncio.sleep(wait)
 
 
 async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
@@ -345,38 +381,44 @@ async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
     patience = RateLimiter(
         _now_ms(), per_second=FLOOD_FORGIVE_PER_SECOND, burst=FLOOD_CLOSE_AFTER_DROPPED
     )
-    async for text in _frames(connection.ws):
-        if connection.revoked:
-            return  # access ended: a message read after that is never processed
-        received_at = time.monotonic()
-        if not limiter.allow(_now_ms()):
-            if not patience.allow(_now_ms()):
-                # One log line per connection, then the socket is gone for good (no reconnect).
-                log.warning("closing a connection that kept exceeding the message rate")
-                connection.revoke(CloseCode.TOO_MANY_MESSAGES, AccessEnd.TOO_MANY_MESSAGES.value)
-                return
-            connection.queue(
-                ErrorMessage(code=ErrorCode.RATE_LIMITED, message="Too many messages; slow down.")
+    frames = contextlib.aclosing(_frames(connection.ws))  # its watchdog ends with the loop
+    async with frames as texts:
+        async for text in texts:
+            if connection.revoked:
+                return  # access ended: a message read after that is never processed
+            received_at = time.monotonic()
+            if not limiter.allow(_now_ms()):
+                if not patience.allow(_now_ms()):
+                    # One log line per connection, then the socket is gone for good (no reconnect).
+                    log.warning("closing a connection that kept exceeding the message rate")
+                    connection.revoke(
+                        CloseCode.TOO_MANY_MESSAGES, AccessEnd.TOO_MANY_MESSAGES.value
+                    )
+                    return
+                connection.queue(
+                    ErrorMessage(
+                        code=ErrorCode.RATE_LIMITED, message="Too many messages; slow down."
+                    )
+                )
+                continue
+            message: ClientMessage | None = None
+            try:
+                message = parse_client_message(text)
+                check_role(connection.role, message)
+            except ProtocolError as exc:
+                ref_id = exc.ref or (message.id if message is not None else None)
+                connection.put(exc.to_message(ref=ref_id))
+                continue
+            await hub.bus.submit(
+                RoomOp(
+                    "message",
+                    ref,
+                    text=text,
+                    parsed=message,
+                    received_at=received_at,
+                    message_type=message.TYPE,
+                )
             )
-            continue
-        message: ClientMessage | None = None
-        try:
-            message = parse_client_message(text)
-            check_role(connection.role, message)
-        except ProtocolError as exc:
-            ref_id = exc.ref or (message.id if message is not None else None)
-            connection.put(exc.to_message(ref=ref_id))
-            continue
-        await hub.bus.submit(
-            RoomOp(
-                "message",
-                ref,
-                text=text,
-                parsed=message,
-                received_at=received_at,
-                message_type=message.TYPE,
-            )
-        )
 
 
 class SessionRunner:

@@ -427,14 +427,19 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
     return results
 
 
-async def measure_two_processes(count: int, seconds: float, workdir: Path) -> dict[str, float]:
-    """Two processes on one PostgreSQL and one Redis: therapists on one, clients on the other."""
+async def measure_two_processes(
+    count: int, seconds: float, workdir: Path, lease_ms: int | None = None
+) -> dict[str, float]:
+    """Two processes on one PostgreSQL and one Redis: therapists on one, clients on the other
+    (with `lease_ms`, their `redis_lease_ms`)."""
     with fresh_postgres_database("attune_load") as url, fresh_redis_database() as redis_url:
         shared = {
             "ATTUNE_DATA_DIR": str(workdir / "data"), "ATTUNE_MASTER_KEY": master_key(),
             "ATTUNE_DATABASE_URL": url, "ATTUNE_REDIS_URL": redis_url,
             "ATTUNE_LOG_LEVEL": "WARNING",
         }  # fmt: skip
+        if lease_ms is not None:
+            shared["ATTUNE_REDIS_LEASE_MS"] = str(lease_ms)
         sessions = await create_sessions(child_env(shared), count)
         ports = [free_port(), free_port()]
         servers = [start([*attune_command(), "serve"], child_env(shared | {"ATTUNE_PORT": str(p)}))
@@ -466,6 +471,9 @@ def main() -> int:
     parser.add_argument(
         "--two-processes", action="store_true", help="also run two processes through Redis"
     )
+    parser.add_argument(
+        "--lease-ms", type=int, help="redis_lease_ms of the two processes (default: the setting's)"
+    )
     args = parser.parse_args()
     if args.bare_relay:
         run_bare_relay(args.bare_relay)
@@ -478,7 +486,9 @@ def main() -> int:
         print(json.dumps(result), flush=True)
         if args.two_processes:
             with tempfile.TemporaryDirectory(prefix="attune-load-") as tmp:
-                two = asyncio.run(measure_two_processes(count, args.seconds, Path(tmp)))
+                two = asyncio.run(
+                    measure_two_processes(count, args.seconds, Path(tmp), args.lease_ms)
+                )
             print(json.dumps({"attune_two_processes_redis": two}), flush=True)
     return 0
 

@@ -169,6 +169,17 @@ def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.P
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
 
 
+def stop_or_kill(server: subprocess.Popen[bytes], within_s: float = 60) -> None:
+    """Wait for a terminated server to drain and exit; one that takes longer is killed (and
+    said so on stderr), so the figures already measured are still reported."""
+    try:
+        server.wait(timeout=within_s)
+    except subprocess.TimeoutExpired:
+        print(f"# a server took over {within_s:.0f} s to stop: killed", file=sys.stderr)
+        server.kill()
+        server.wait()
+
+
 def cookie_header(response: aiohttp.ClientResponse) -> str:
     return "; ".join(f"{k}={v.value}" for k, v in response.cookies.items())
 
@@ -405,7 +416,7 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
             results["attune"] |= await server_side_relay_quantiles(http, metrics_port)
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            stop_or_kill(server)
     attune_rate = results["attune"]["frames_per_cpu_s"]
     bare_rate = results["bare"]["frames_per_cpu_s"]
     measurable = 0 < attune_rate < float("inf") and 0 < bare_rate < float("inf")
@@ -416,14 +427,19 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
     return results
 
 
-async def measure_two_processes(count: int, seconds: float, workdir: Path) -> dict[str, float]:
-    """Two processes on one PostgreSQL and one Redis: therapists on one, clients on the other."""
+async def measure_two_processes(
+    count: int, seconds: float, workdir: Path, lease_ms: int | None = None
+) -> dict[str, float]:
+    """Two processes on one PostgreSQL and one Redis: therapists on one, clients on the other
+    (with `lease_ms`, their `redis_lease_ms`)."""
     with fresh_postgres_database("attune_load") as url, fresh_redis_database() as redis_url:
         shared = {
             "ATTUNE_DATA_DIR": str(workdir / "data"), "ATTUNE_MASTER_KEY": master_key(),
             "ATTUNE_DATABASE_URL": url, "ATTUNE_REDIS_URL": redis_url,
             "ATTUNE_LOG_LEVEL": "WARNING",
         }  # fmt: skip
+        if lease_ms is not None:
+            shared["ATTUNE_REDIS_LEASE_MS"] = str(lease_ms)
         sessions = await create_sessions(child_env(shared), count)
         ports = [free_port(), free_port()]
         servers = [start([*attune_command(), "serve"], child_env(shared | {"ATTUNE_PORT": str(p)}))
@@ -444,7 +460,7 @@ async def measure_two_processes(count: int, seconds: float, workdir: Path) -> di
             for server in servers:
                 server.terminate()
             for server in servers:
-                server.wait(timeout=30)
+                stop_or_kill(server)
 
 
 def main() -> int:
@@ -454,6 +470,9 @@ def main() -> int:
     parser.add_argument("--bare-relay", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--two-processes", action="store_true", help="also run two processes through Redis"
+    )
+    parser.add_argument(
+        "--lease-ms", type=int, help="redis_lease_ms of the two processes (default: the setting's)"
     )
     args = parser.parse_args()
     if args.bare_relay:
@@ -467,7 +486,9 @@ def main() -> int:
         print(json.dumps(result), flush=True)
         if args.two_processes:
             with tempfile.TemporaryDirectory(prefix="attune-load-") as tmp:
-                two = asyncio.run(measure_two_processes(count, args.seconds, Path(tmp)))
+                two = asyncio.run(
+                    measure_two_processes(count, args.seconds, Path(tmp), args.lease_ms)
+                )
             print(json.dumps({"attune_two_processes_redis": two}), flush=True)
     return 0
 

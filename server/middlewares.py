@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
 
 from privacy.vault import VaultError
 from server.core.languages import N_
@@ -17,6 +18,7 @@ from server.db.outage import (
     DATABASE_UNAVAILABLE_MESSAGE,
     RETRY_AFTER_SECONDS,
     is_database_outage,
+    raised_by_database,
 )
 from server.errors import LIVE_UNAVAILABLE_MESSAGE, AttuneError, Forbidden, LiveUnavailable
 from server.keys import SETTINGS
@@ -195,6 +197,32 @@ _HTTP_CODES = {
 }
 
 
+_CLIENT_CLOSED_REQUEST = 499  # as nginx logs it: the client closed the connection first
+
+
+def client_went_away(exc: BaseException) -> bool:
+    """Whether `exc` is the client's connection closing under the request (aiohttp raises a
+    bare `ConnectionResetError` into a body being read, its own subclass into a write), as
+    opposed to the database or Redis dropping ours."""
+    if isinstance(exc, ClientConnectionResetError):
+        return True
+    return (
+        isinstance(exc, ConnectionResetError)
+        and not raised_by_database(exc)
+        and raised_by_aiohttp(exc)
+    )
+
+
+def raised_by_aiohttp(exc: BaseException) -> bool:
+    """Whether the innermost frame of `exc`'s traceback is aiohttp's own code."""
+    tb = exc.__traceback__
+    module = ""
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return module.split(".", 1)[0] == "aiohttp"
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map domain errors and HTTP errors to {error:{code,message}}; never leak a stack trace."""
@@ -223,6 +251,14 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             N_("Stored data failed its integrity check and was not shown. Please tell the clinic."),
         )
     except Exception as exc:
+        if client_went_away(exc):
+            # Nobody is left to read an answer; not a database or Redis outage, not a bug.
+            log.info(
+                "the client went away before its answer (%s)",
+                type(exc).__name__,
+                extra={"request_id": request.get(REQUEST_ID_KEY)},
+            )
+            return web.Response(status=_CLIENT_CLOSED_REQUEST)
         if is_database_outage(exc):
             # No traceback and no driver message (it can name hosts): the class says enough.
             log.warning(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from types import TracebackType
 from typing import Final
 
 import sqlalchemy as sa
@@ -25,6 +26,10 @@ RETRY_AFTER_SECONDS: Final = 60
 _OUTAGE_SQLSTATE_CLASSES: Final = frozenset({"08", "53", "57"})
 _UNREACHABLE_ERRNOS: Final = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH})
 _OUTAGE_SQLSTATES: Final = frozenset({"3D000", "55000"})
+# Modules that talk to a database: a bare socket error counts as an outage only when raised
+# inside one of them. The same `ConnectionResetError` raised by aiohttp means the *client*
+# went away (a closed tab mid-upload), which is no database's fault.
+_DATABASE_MODULES: Final = ("sqlalchemy", "asyncpg", "aiosqlite", "sqlite3", "psycopg")
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -46,7 +51,9 @@ def is_database_outage(exc: BaseException) -> bool:
     SQLAlchemy wraps the drivers' errors: OperationalError (refused, terminated, locked,
     "database does not exist", "not accepting connections"), InterfaceError (a closed
     connection), pool TimeoutError, and any DBAPIError that invalidated its connection.
-    Connecting can also fail below the driver with OSError (refused, unreachable) or time out.
+    Connecting can also fail below the driver with OSError (refused, unreachable) or time out;
+    such a bare socket error counts only when a database driver raised it, never when aiohttp
+    did because the client closed its connection (`raised_by_database`).
     """
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError):
         return True
@@ -57,8 +64,30 @@ def is_database_outage(exc: BaseException) -> bool:
         return state is not None and (
             state[:2] in _OUTAGE_SQLSTATE_CLASSES or state in _OUTAGE_SQLSTATES
         )
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return True
-    if isinstance(exc, socket.gaierror):
-        return True  # the database host name does not resolve
-    return isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS
+    socket_error = (
+        isinstance(exc, ConnectionError | TimeoutError | socket.gaierror)  # gaierror: no such host
+        or (isinstance(exc, OSError) and exc.errno in _UNREACHABLE_ERRNOS)
+    )
+    return socket_error and raised_by_database(exc)
+
+
+def raised_by_database(exc: BaseException) -> bool:
+    """Whether `exc` (or an exception it was raised from or during) came out of a database
+    driver or SQLAlchemy: some frame of its traceback belongs to one of their modules."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _in_database_module(current.__traceback__):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _in_database_module(tb: TracebackType | None) -> bool:
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".", 1)[0] in _DATABASE_MODULES:
+            return True
+        tb = tb.tb_next
+    return False

@@ -3,8 +3,9 @@
 Without Redis (`LocalBus`) every room lives in this process and an action runs at once, as it
 always did. With Redis (`RedisBus`) any process accepts any socket; a room is *owned* by one
 process at a time (a lease key renewed while the owner lives), its state is written to Redis
-after every change, and sockets on other processes forward their actions to the owner, which
-runs them and routes each effect to the process holding the socket. When an owner dies, the
+after every action that changes it (the cue engine's windows at a bounded rate), and sockets on
+other processes forward their actions to the owner, which runs them and routes each effect to
+the process holding the socket. When an owner dies, the
 next process that needs the room claims it and rebuilds it from the stored state; the
 connections of dead processes count as dropped, so their places are held for resume.
 The design, keys, TTLs and failure cases are written down in docs/architecture.md.
@@ -21,9 +22,11 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from privacy.consent import ConsentChanged, ConsentDecision, Purpose
+from server.core.cues.config import CueConfig
 from server.core.models import Account, Role
 from server.core.protocol import CloseCode, IceTransportPolicy, SessionRole
 from server.core.rooms import Close, Effect, Room, Send
@@ -42,6 +45,22 @@ _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
 """
+# Many leases at once (KEYS: owner key, state key, owner key, state key, ...): each lease still
+# ours is renewed and its room's state kept alive for STATE_TTL_MS (a room whose state has not
+# changed is not rewritten); one answer per room, 1 when renewed.
+_RENEW_MANY = """
+local renewed = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('get', KEYS[i]) == ARGV[1] then
+    redis.call('pexpire', KEYS[i], ARGV[2])
+    redis.call('pexpire', KEYS[i + 1], ARGV[3])
+    renewed[#renewed + 1] = 1
+  else
+    renewed[#renewed + 1] = 0
+  end
+end
+return renewed
+"""
 # Write (or, with no state given, delete) a room's state only while still its owner: a process
 # that lost its lease mid-action cannot overwrite the new owner's state (a fencing check).
 _SAVE = """
@@ -56,8 +75,21 @@ return 0
 """
 STATE_TTL_MS = 120_000
 """A room's state outlives its last owner this long: longer than the resume grace (60 s)."""
+CHECKPOINT_S = 5.25
+"""The cue engine's working state (its windows, taken by the live operations at most every
+`carry_every_ms`, 5 s) is written this long after the last write at the earliest: a little
+longer than `carry_every_ms`, so the windows written are always taken afresh. `features`
+frames change nothing else (`open_bus` scales it with `cue_time_scale`)."""
 MAX_HOPS = 3
 """An action forwarded this often without finding its owner is dropped (and logged)."""
+
+
+class Change(Enum):
+    """What an action did to its room, so the owner knows when to write the room's state."""
+
+    NONE = "none"  # nothing stored changed (a relay, a ping, features without cue analysis)
+    LATER = "later"  # only the cue engine's windows: written with the next checkpoint
+    NOW = "now"  # the room or the live operations' state: written before the next action
 
 
 class BusUnavailable(Exception):
@@ -163,6 +195,7 @@ class RoomOp:
     dropped: bool = False
     parsed: Any = None  # the parsed client message, when it never left this process
     received_at: float | None = None  # time.monotonic() of the frame's receipt, likewise
+    message_type: str = ""  # the message's `type`, as the socket's process parsed it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -197,8 +230,8 @@ class RoomOp:
 class RoomRunner(Protocol):
     """What the owner of a room does with an action (server.realtime.signaling)."""
 
-    async def run(self, op: RoomOp) -> None:
-        """Carry out one action on the room (join, message, leave)."""
+    async def run(self, op: RoomOp) -> Change:
+        """Carry out one action on the room (join, message, leave); what it changed."""
 
     async def adopt(self, session_id: str, client_id: str, live: Mapping[str, Any]) -> None:
         """This process took the room over: reload what the live operations need."""
@@ -240,6 +273,10 @@ class Bus(Protocol):
 
     def forward_effect(self, effect: Effect) -> None:
         """Deliver an effect to a connection held by another process."""
+
+    def changed(self, session_id: str) -> None:
+        """Something outside a room action changed a room held here (a LiveRooms call, a
+        resume slot given up): its state is written with the next renewal."""
 
     def forward_live(self, session_id: str, call: str, args: Mapping[str, Any]) -> None:
         """Run a LiveRooms call on the room's owner (nothing when no process holds it)."""
@@ -285,6 +322,9 @@ class LocalBus:
     def forward_effect(self, effect: Effect) -> None:
         return None  # every connection is here: an unknown one has simply closed
 
+    def changed(self, session_id: str) -> None:
+        return None  # nothing is stored anywhere else
+
     def forward_live(self, session_id: str, call: str, args: Mapping[str, Any]) -> None:
         return None  # every live room is here: no room, nothing to do
 
@@ -305,13 +345,24 @@ class RedisBus:
     re-claimed when nobody else took them meanwhile (docs/architecture.md, failure table).
     """
 
-    def __init__(self, redis: Redis, *, prefix: str, lease_ms: int) -> None:
+    def __init__(
+        self, redis: Redis, *, prefix: str, lease_ms: int, checkpoint_s: float = CHECKPOINT_S
+    ) -> None:
         self.process_id = secrets.token_hex(6)
         self._redis = redis
         self._prefix = prefix
         self._lease_ms = lease_ms
+        self._checkpoint_s = checkpoint_s
         self._owned: dict[str, float] = {}  # session id -> monotonic time the lease holds until
         self._loaded: set[str] = set()
+        # Rooms held elsewhere: session id -> (owner, monotonic time until which we trust it:
+        # until its lease, as it stood when we looked, runs out). An owner that gave the room
+        # up meanwhile (stopped, or lost it) routes on: a stale entry costs one hop.
+        self._known_owner: dict[str, tuple[str, float]] = {}
+        self._changed: set[str] = set()  # owned rooms whose state is to be written at once
+        self._cue_dirty: set[str] = set()  # owned rooms whose cue windows moved since written
+        self._saved_at: dict[str, float] = {}  # owned room -> monotonic time last written
+        self._ref_text: dict[str, tuple[ConnRef, str]] = {}  # conn id -> its ref as JSON text
         # Rooms kept in memory while Redis could not be reached (session id -> since when,
         # monotonic): re-claimed when it answers again, unless another process took them.
         self._suspended: dict[str, float] = {}
@@ -321,6 +372,7 @@ class RedisBus:
         self._live_calls: Mapping[str, LiveCall] = {}
         self._control: dict[str, Callable[[Mapping[str, Any]], object]] = {}
         self._outgoing: asyncio.Queue[tuple[str, str, asyncio.Future[int] | None]] = asyncio.Queue()
+        self.published_batches = 0  # PUBLISH pipelines sent (a test sees batching at work)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._pubsub: PubSub | None = None
@@ -330,6 +382,7 @@ class RedisBus:
         self._recovering_until = 0.0  # monotonic: until then, only rooms held here are claimed
         self._closed = False
         self._renew = redis.register_script(_RENEW)
+        self._renew_many = redis.register_script(_RENEW_MANY)
         self._release = redis.register_script(_RELEASE)
         self._save_script = redis.register_script(_SAVE)
         self.renewing = True  # tests stop renewal to play a process that froze
@@ -378,13 +431,15 @@ class RedisBus:
         """Save and hand over every owned room (the next process claims it at once)."""
         if self._closed:  # vanished already: nothing to hand over, nothing left to close
             return
-        for session_id in list(self._owned):
-            # Bounded: a room whose lock or Redis does not answer is left to its lease lapsing
-            # (the next process takes it over then); shutdown must never hang on one room.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(_HAND_OVER_S), self._lock(session_id):
-                    await self._save(session_id)
-                    await self._release(keys=[self._owner_key(session_id)], args=[self.process_id])
+        # A few rooms at a time (one by one, 500 rooms outlasted the shutdown grace on a busy
+        # machine): each one's state is written if it changed since, then its lease released.
+        # Bounded: a room whose lock or Redis does not answer is left to its lease lapsing
+        # (the next process takes it over then); shutdown must never hang on one room.
+        at_once = asyncio.Semaphore(_RENEWAL_SAVES_AT_ONCE)
+        now = time.monotonic()
+        await asyncio.gather(
+            *(self._hand_over(session_id, now, at_once) for session_id in list(self._owned))
+        )
         self._owned.clear()
         self._suspended.clear()
         await self._cancel_tasks()
@@ -392,6 +447,14 @@ class RedisBus:
             async with asyncio.timeout(_HAND_OVER_S):
                 await self._redis.delete(self._alive_key(self.process_id))
         await self._close_connections()
+
+    async def _hand_over(self, session_id: str, now: float, at_once: asyncio.Semaphore) -> None:
+        with contextlib.suppress(Exception):
+            async with at_once, asyncio.timeout(_HAND_OVER_S), self._lock(session_id):
+                changed = session_id in self._cue_dirty or self._due_for_writing(session_id, now)
+                if changed and session_id in self._loaded:  # (not loaded: nothing to write)
+                    await self._save(session_id)
+                await self._release(keys=[self._owner_key(session_id)], args=[self.process_id])
 
     async def vanish(self) -> None:
         """Stop at once as if killed: no renewal, no hand-over, no goodbye (tests). Its
@@ -513,7 +576,13 @@ class RedisBus:
             if self.owns(session_id):
                 return self.process_id
             started = time.monotonic()
-            owner = await self._redis.get(self._owner_key(session_id))
+            known = self._known_owner.get(session_id)
+            if known is not None and started < known[1]:
+                return known[0]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._owner_key(session_id))
+                pipe.pttl(self._owner_key(session_id))
+                owner, left_ms = await pipe.execute()
             if owner == self.process_id:  # our lease, but our clock says it lapsed: renew it
                 if await self._renew(
                     keys=[self._owner_key(session_id)], args=[self.process_id, self._lease_ms]
@@ -522,6 +591,8 @@ class RedisBus:
                     return self.process_id
                 continue
             if owner is not None:
+                if int(left_ms) > 0:  # trusted no longer than the lease itself lasts
+                    self._known_owner[session_id] = (str(owner), started + int(left_ms) / 1000)
                 return str(owner)
             if not claim:
                 return None
@@ -544,6 +615,7 @@ class RedisBus:
 
     async def _free_lease_of(self, session_id: str, owner: str) -> None:
         """The owner's channel has no listener: it is gone, so its lease is lifted now."""
+        self._known_owner.pop(session_id, None)
         await self._release(keys=[self._owner_key(session_id)], args=[owner])
 
     async def _alive(self, process_id: str) -> bool:
@@ -597,7 +669,7 @@ class RedisBus:
     async def submit(self, op: RoomOp) -> None:
         """Run the action on the room's owner; BusUnavailable while Redis cannot be reached."""
         try:
-            await self._route(op.ref.session_id, {"k": "op", "op": op.to_json()}, op, claim=True)
+            await self._route(op.ref.session_id, _Action(op=op), claim=True)
         except BusUnavailable:
             raise
         except Exception as exc:
@@ -606,50 +678,83 @@ class RedisBus:
             raise BusUnavailable("Redis cannot be reached") from None
 
     def forward_live(self, session_id: str, call: str, args: Mapping[str, Any]) -> None:
-        payload = {"k": "live", "session_id": session_id, "call": call, "args": dict(args)}
-        self._spawn(self._route(session_id, payload, None, claim=False))
+        action = _Action(live=(session_id, call, dict(args)))
+        self._spawn(self._route(session_id, action, claim=False))
 
-    async def _route(
-        self, session_id: str, payload: dict[str, Any], op: RoomOp | None, *, claim: bool
-    ) -> None:
-        hops = int(payload.get("hops", 0))
+    async def _route(self, session_id: str, action: _Action, *, claim: bool) -> None:
         for _ in range(MAX_HOPS + 1):
             owner = await self._owner(session_id, claim=claim)
             if owner is None:
                 return  # no live room anywhere: nothing to tell
             if owner == self.process_id:
-                if await self._run_here(session_id, payload, op):
+                if await self._run_here(session_id, action):
                     return
                 continue
-            if hops >= MAX_HOPS:
+            if action.hops >= MAX_HOPS:
                 break
-            receivers = await self._publish(self._channel(owner), {**payload, "hops": hops + 1})
+            receivers = await self._publish(self._channel(owner), self._encode(action))
             if receivers > 0:
                 return
             await self._free_lease_of(session_id, owner)
         log.warning("dropped an action whose room has no reachable owner")
 
-    async def _run_here(
-        self, session_id: str, payload: Mapping[str, Any], op: RoomOp | None
-    ) -> bool:
-        """Run under the room's lock if still the owner; False to route again."""
+    def _encode(self, action: _Action) -> str:
+        """The action as it travels to its owner, one hop further. A message travels as
+        `M<meta JSON>\n<the client's frame as received>`, so the frame is neither wrapped in
+        nor escaped into another JSON document; joins, leaves and LiveRooms calls as JSON."""
+        hops = action.hops + 1
+        op = action.op
+        if op is not None and op.kind == "message":
+            kind = json.dumps(op.message_type)
+            return f'M{{"h":{hops},"t":{kind},"ref":{self._ref_json(op.ref)}}}\n{op.text}'
+        if op is not None:
+            return json.dumps({"k": "op", "op": op.to_json(), "hops": hops})
+        assert action.live is not None
+        session_id, call, args = action.live
+        payload = {"k": "live", "session_id": session_id, "call": call, "args": args}
+        return json.dumps({**payload, "hops": hops})
+
+    def _ref_json(self, ref: ConnRef) -> str:
+        """A connection's descriptor as JSON text, encoded once per descriptor."""
+        cached = self._ref_text.get(ref.conn_id)
+        if cached is not None and cached[0] is ref:
+            return cached[1]
+        text = json.dumps(ref.to_json())
+        if len(self._ref_text) >= _REF_TEXTS_KEPT:
+            self._ref_text.clear()  # connections come and go; a new one encodes again
+        self._ref_text[ref.conn_id] = (ref, text)
+        return text
+
+    async def _run_here(self, session_id: str, action: _Action) -> bool:
+        """Run under the room's lock if still the owner; False to route again. The room's
+        state is written after any action that changed it (`Change.NOW`), or after a
+        takeover; `features` only mark the cue windows for the next checkpoint."""
         assert self._hub is not None and self._runner is not None
         async with self._lock(session_id):
             if not self.owns(session_id):
                 return False
-            if session_id not in self._loaded:
+            took_over = session_id not in self._loaded
+            if took_over:
                 await self._load(session_id)
-            if payload["k"] == "op":
-                await self._runner.run(op if op is not None else RoomOp.from_json(payload["op"]))
+            if action.op is not None:
+                change = await self._runner.run(action.op)
             else:
-                call = self._live_calls.get(str(payload["call"]))
+                assert action.live is not None
+                _, call_name, args = action.live
+                call = self._live_calls.get(call_name)
                 if call is not None:
-                    call(self._hub, session_id, payload["args"])
+                    call(self._hub, session_id, args)
+                change = Change.NOW
+            if change is Change.LATER:
+                self._cue_dirty.add(session_id)
+            if not (took_over or change is Change.NOW or session_id in self._changed):
+                return True
             try:
                 await self._save(session_id)
             except Exception as exc:  # done here already; the next renewal writes it
                 if not is_redis_outage(exc):
                     raise
+                self._changed.add(session_id)
                 log.warning("a room's state was not written: Redis unreachable")
         return True
 
@@ -688,20 +793,38 @@ class RedisBus:
             self._owned.pop(session_id, None)
             self._loaded.discard(session_id)
             self._locks.pop(session_id, None)
+            self._forget_writes(session_id)
             self._hub.room_clients.pop(session_id, None)
             await self._save_script(keys=keys, args=[self.process_id, "", 0])
             await self._release(keys=[self._owner_key(session_id)], args=[self.process_id])
             return
+        started = time.monotonic()
         blob = {
             "room": room.to_state(),
             "client_id": self._hub.room_clients.get(session_id, ""),
             "live": self._runner.snapshot(session_id),
             "by": self.process_id,  # a holder back from an outage keeps its room only if so
         }
+        # Taken before writing: a change made while the write is under way is written next.
+        # The cue windows just written are fresh only if the last write (and so the last time
+        # they were taken) is a checkpoint ago; else they stay due for the next checkpoint.
+        self._changed.discard(session_id)
+        if started - self._saved_at.get(session_id, -self._checkpoint_s) >= self._checkpoint_s:
+            self._cue_dirty.discard(session_id)
+        self._saved_at[session_id] = time.monotonic()
         if not await self._save_script(
             keys=keys, args=[self.process_id, json.dumps(blob), STATE_TTL_MS]
         ):
             log.warning("a room's state was not written: its lease is held elsewhere now")
+
+    def _forget_writes(self, session_id: str) -> None:
+        self._changed.discard(session_id)
+        self._cue_dirty.discard(session_id)
+        self._saved_at.pop(session_id, None)
+
+    def changed(self, session_id: str) -> None:
+        if session_id in self._owned:
+            self._changed.add(session_id)
 
     def _lose(self, session_id: str) -> None:
         """Our lease lapsed and another process has (or had) the room: forget it and send our
@@ -710,6 +833,7 @@ class RedisBus:
         self._owned.pop(session_id, None)
         self._loaded.discard(session_id)
         self._suspended.pop(session_id, None)
+        self._forget_writes(session_id)
         self._hub.rooms.forget(session_id)
         self._hub.close_session_connections(session_id, CloseCode.GOING_AWAY, "reconnect")
         log.warning("lost a room's lease", extra={"process_id": self.process_id})
@@ -752,27 +876,32 @@ class RedisBus:
         owned = list(self._owned)
         if not owned:
             return
-        # Every lease in one round trip, then the rooms' states concurrently (each under its
-        # room's lock): one by one, a few hundred rooms under load outlasted the lease itself.
+        # Every lease (and its room's state's TTL) in one round trip, a script per
+        # _RENEWALS_PER_SCRIPT rooms; then only the states that changed are written, each
+        # under its room's lock: rewriting every room each second cost more than the traffic.
         started = time.monotonic()
         async with self._redis.pipeline(transaction=False) as pipe:
-            for session_id in owned:
-                await self._renew(
-                    keys=[self._owner_key(session_id)],
-                    args=[self.process_id, self._lease_ms],
-                    client=pipe,
+            for at in range(0, len(owned), _RENEWALS_PER_SCRIPT):
+                keys: list[str] = []
+                for session_id in owned[at : at + _RENEWALS_PER_SCRIPT]:
+                    keys += [self._owner_key(session_id), self._state_key(session_id)]
+                await self._renew_many(
+                    keys=keys, args=[self.process_id, self._lease_ms, STATE_TTL_MS], client=pipe
                 )
-            renewed = await pipe.execute()
+            answers = await pipe.execute()
+        renewed = [ok for answer in answers for ok in answer]
         held: list[str] = []
         for session_id, ok in zip(owned, renewed, strict=True):
             if ok:
                 if session_id in self._owned:
                     self._owned[session_id] = started + self._lease_ms / 1000
-                    held.append(session_id)
+                    if self._due_for_writing(session_id, started):
+                        held.append(session_id)
                 continue
             async with self._lock(session_id):
                 if not await self._reclaim(session_id):
                     self._lose(session_id)
+        self._forget_old_owners(started)
         # a few at a time: all at once they took the pool's connections from the rooms' own
         # actions, which then waited out the pool and failed
         at_once = asyncio.Semaphore(_RENEWAL_SAVES_AT_ONCE)
@@ -783,6 +912,23 @@ class RedisBus:
         for failure in failures:
             if isinstance(failure, BaseException):
                 raise failure
+
+    def _due_for_writing(self, session_id: str, now: float) -> bool:
+        """Whether the renewal writes a held room's state: it changed outside an action, or
+        is gone (its state is removed), or its cue windows moved and the last write is a
+        checkpoint (CHECKPOINT_S) old."""
+        assert self._hub is not None
+        if session_id in self._changed or self._hub.rooms.get(session_id) is None:
+            return True
+        return (
+            session_id in self._cue_dirty
+            and now - self._saved_at.get(session_id, -self._checkpoint_s) >= self._checkpoint_s
+        )
+
+    def _forget_old_owners(self, now: float) -> None:
+        for session_id, (_owner, until) in list(self._known_owner.items()):
+            if until <= now:
+                del self._known_owner[session_id]
 
     async def _save_held(self, session_id: str, at_once: asyncio.Semaphore) -> None:
         async with at_once, self._lock(session_id):
@@ -803,17 +949,15 @@ class RedisBus:
         process = process_of(effect.conn_id)
         if not process or process == self.process_id:
             return  # ours and already closed
-        payload: dict[str, Any]
         if isinstance(effect, Send):
-            payload = {"k": "send", "conn_id": effect.conn_id, "message": dict(effect.message)}
+            # `S<conn id>\n<the message's JSON>`: encoded once here, written as it is there
+            message = f"S{effect.conn_id}\n{json.dumps(effect.message)}"
         else:
-            payload = {
-                "k": "close",
-                "conn_id": effect.conn_id,
-                "code": int(effect.code),
-                "reason": effect.reason,
-            }
-        self._outgoing.put_nowait((self._channel(process), json.dumps(payload), None))
+            message = json.dumps(
+                {"k": "close", "conn_id": effect.conn_id, "code": int(effect.code),
+                 "reason": effect.reason}
+            )  # fmt: skip
+        self._outgoing.put_nowait((self._channel(process), message, None))
 
     def broadcast(self, kind: str, payload: Mapping[str, Any]) -> None:
         message = json.dumps({"k": "control", "kind": kind, "payload": dict(payload)})
@@ -822,26 +966,39 @@ class RedisBus:
     def on_control(self, kind: str, handler: Callable[[Mapping[str, Any]], object]) -> None:
         self._control[kind] = handler
 
-    async def _publish(self, channel: str, payload: Mapping[str, Any]) -> int:
+    async def _publish(self, channel: str, message: str) -> int:
         """Publish in order with everything else this process sends; the receivers' count."""
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._outgoing.put_nowait((channel, json.dumps(payload), done))
+        self._outgoing.put_nowait((channel, message, done))
         return await done
 
     async def _publish_loop(self) -> None:
-        """One publisher, so messages from this process arrive in the order they were sent.
-        While Redis is away a message fails (its sender hears why, if it waits) and the loop
-        goes on with the next."""
+        """One publisher, so messages from this process arrive in the order they were sent;
+        what queued up meanwhile goes out in one pipeline (one round trip, in order). While
+        Redis is away a batch fails (its senders hear why, if they wait) and the loop goes on
+        with the next."""
         while True:
-            channel, message, done = await self._outgoing.get()
+            batch = [await self._outgoing.get()]
+            while len(batch) < _PUBLISH_BATCH and not self._outgoing.empty():
+                batch.append(self._outgoing.get_nowait())
             try:
-                receivers = int(await self._redis.publish(channel, message))
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for channel, message, _done in batch:
+                        pipe.publish(channel, message)
+                    answers = await pipe.execute(raise_on_error=False)
+                self.published_batches += 1
             except Exception as exc:
-                if done is not None and not done.done():
-                    done.set_exception(exc)
+                for _channel, _message, done in batch:
+                    if done is not None and not done.done():
+                        done.set_exception(exc)
                 continue
-            if done is not None and not done.done():
-                done.set_result(receivers)
+            for (_channel, _message, done), answer in zip(batch, answers, strict=True):
+                if done is None or done.done():
+                    continue
+                if isinstance(answer, BaseException):
+                    done.set_exception(answer)
+                else:
+                    done.set_result(int(answer))
 
     async def _listen(self) -> None:
         """Handle messages on our channels; when the subscription breaks (Redis restarted or
@@ -858,7 +1015,7 @@ class RedisBus:
                     if message.get("type") != "message":
                         continue
                     try:
-                        self._on_message(json.loads(message["data"]))
+                        self._on_message(str(message["data"]))
                     except Exception:
                         log.exception("a bus message could not be handled")
             except Exception as exc:
@@ -872,19 +1029,33 @@ class RedisBus:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RESUBSCRIBE_MAX_S)
 
-    def _on_message(self, data: Mapping[str, Any]) -> None:
+    def _on_message(self, raw: str) -> None:
         assert self._hub is not None
+        if raw.startswith("S"):  # a message for a socket of ours, as its JSON text
+            conn_id, _, text = raw[1:].partition("\n")
+            self._hub.deliver_text(conn_id, text)
+            return
+        if raw.startswith("M"):  # a client's message for a room we own
+            meta_text, _, text = raw[1:].partition("\n")
+            meta = json.loads(meta_text)
+            ref = ConnRef.from_json(meta["ref"])
+            op = RoomOp("message", ref, text=text, message_type=str(meta["t"]))
+            action = _Action(op=op, hops=int(meta["h"]))
+            self._spawn(self._route(ref.session_id, action, claim=True))
+            return
+        data = json.loads(raw)
         kind = data.get("k")
-        if kind == "send":
-            self._hub.execute([Send(str(data["conn_id"]), data["message"])])
-        elif kind == "close":
+        hops = int(data.get("hops", 0))
+        if kind == "close":
             code = CloseCode(int(data["code"]))
             self._hub.execute([Close(str(data["conn_id"]), code, str(data["reason"]))])
-        elif kind in ("op", "live"):
-            session_id = (
-                str(data["op"]["ref"]["session_id"]) if kind == "op" else str(data["session_id"])
-            )
-            self._spawn(self._route(session_id, dict(data), None, claim=kind == "op"))
+        elif kind == "op":
+            op = RoomOp.from_json(data["op"])
+            self._spawn(self._route(op.ref.session_id, _Action(op=op, hops=hops), claim=True))
+        elif kind == "live":
+            session_id = str(data["session_id"])
+            action = _Action(live=(session_id, str(data["call"]), dict(data["args"])), hops=hops)
+            self._spawn(self._route(session_id, action, claim=False))
         elif kind == "control":
             handler = self._control.get(str(data["kind"]))
             if handler is not None:
@@ -909,7 +1080,21 @@ class RedisBus:
         task.add_done_callback(self._background.discard)
 
 
+@dataclass(frozen=True)
+class _Action:
+    """What travels to a room's owner: a room action, or a LiveRooms call (session id, call
+    name, arguments); `hops` counts the processes it went through on the way."""
+
+    op: RoomOp | None = None
+    live: tuple[str, str, dict[str, Any]] | None = None
+    hops: int = 0
+
+
+_CARRY_EVERY_S = 5.0  # CueConfig's carry_every_ms at scale 1, which CHECKPOINT_S exceeds
 _HAND_OVER_S = 2.0  # per room, on a graceful stop
+_PUBLISH_BATCH = 256  # messages per PUBLISH pipeline at most
+_RENEWALS_PER_SCRIPT = 500  # leases renewed per script call (one pipeline for all of them)
+_REF_TEXTS_KEPT = 20_000  # encoded connection descriptors kept (about two per session)
 _PING_TIMEOUT_S = 1.0  # how long a page waits to learn whether live sessions can start
 _RENEWAL_SAVES_AT_ONCE = 8  # of the pool's 64 connections, while actions need the rest
 _RESUBSCRIBE_MIN_S = 0.1
@@ -987,7 +1172,13 @@ def open_bus(
         socket_connect_timeout=_REDIS_TIMEOUT_S,
     )
     redis = TimedRedis.from_pool(pool)  # owns the pool: closing the client closes it
-    return RedisBus(redis, prefix=settings.redis_prefix, lease_ms=settings.redis_lease_ms)
+    carry_s = CueConfig().scaled(settings.cue_time_scale).carry_every_ms / 1000
+    return RedisBus(
+        redis,
+        prefix=settings.redis_prefix,
+        lease_ms=settings.redis_lease_ms,
+        checkpoint_s=carry_s * CHECKPOINT_S / _CARRY_EVERY_S,
+    )
 
 
 def consent_event_json(event: ConsentChanged) -> dict[str, Any]:

@@ -45,7 +45,9 @@ class Timed:
     received_at: float  # time.monotonic()
 
 
-Outgoing = dict[str, Any] | tuple[int, str] | Timed
+Outgoing = dict[str, Any] | str | tuple[int, str] | Timed
+"""A message (a dict, or its JSON text as another process encoded it), a close, or a timed
+message."""
 
 
 @dataclass(eq=False)
@@ -83,6 +85,8 @@ class Connection:
                 if isinstance(item, Timed):
                     await self.ws.send_json(item.message)
                     written(time.monotonic() - item.received_at)
+                elif isinstance(item, str):
+                    await self.ws.send_str(item)
                 else:
                     await self.ws.send_json(item)
             except (ConnectionResetError, RuntimeError):
@@ -183,6 +187,12 @@ class Hub:
             elif isinstance(effect, Close):
                 connection.put((int(effect.code), effect.reason))
 
+    def deliver_text(self, conn_id: str, text: str) -> None:
+        """A message another process encoded, for a socket of this process (if still open)."""
+        connection = self._connections.get(conn_id)
+        if connection is not None:
+            connection.put(text)
+
     def send(self, conn_id: str, message: SharedMessage) -> None:
         """One message to one connection, wherever its socket is (answers to its requests).
 
@@ -214,6 +224,7 @@ class Hub:
         room = self.rooms.get(session_id)
         if room is not None:
             self.execute(room.deliver(message, audience))
+            self.bus.changed(session_id)  # the live operations' state may have moved
         else:
             self.bus.forward_live(
                 session_id, "deliver", {"message": message.to_json(), "audience": audience.value}
@@ -224,6 +235,7 @@ class Hub:
         room = self.rooms.get(session_id)
         if room is not None:
             self.execute(room.deliver_to_therapist(message))
+            self.bus.changed(session_id)  # a prompt raised, a check-in stored: state moved
         else:
             self.bus.forward_live(
                 session_id, "deliver_to_therapist", {"message": message.to_json()}
@@ -249,6 +261,7 @@ class Hub:
         """Tell everyone in a session it is over and close their sockets."""
         if self.rooms.get(session_id) is not None:
             self.execute(self.rooms.terminate(session_id, reason))
+            self.bus.changed(session_id)  # gone: its state is removed
         else:
             self.bus.forward_live(session_id, "terminate", {"reason": reason.value})
 
@@ -260,6 +273,7 @@ class Hub:
             self.bus.forward_live(session_id, "end_client_part", {"reason": reason.value})
             return
         self.execute(room.deliver(SessionEndedMessage(reason=reason), Audience.CLIENTS))
+        self.bus.changed(session_id)
         if reason is EndReason.CONSENT_WITHDRAWN:
             code, why = CloseCode.FORBIDDEN, AccessEnd.CONSENT_WITHDRAWN.value
         else:

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -74,7 +74,7 @@ from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE, is_database_outage
 from server.errors import AttuneError, Forbidden, NotFound, RateLimited, Unauthenticated
 from server.keys import CLIENT_WRITES, CLOCK, CONSENTS, DB, HUB, LIVE, METRICS, SETTINGS
 from server.middlewares import is_same_origin
-from server.realtime.bus import BusUnavailable, ConnRef, RoomOp
+from server.realtime.bus import BusUnavailable, Change, ConnRef, RoomOp
 from server.realtime.hub import Connection, Hub
 from server.security.client_writes import ClientWrite
 from server.services.live_session import LiveSessions
@@ -309,32 +309,68 @@ async def _handshake(ws: web.WebSocketResponse) -> Hello | None:
     return parsed
 
 
-async def _frames(ws: web.WebSocketResponse) -> AsyncIterator[str | None]:
+async def _frames(ws: web.WebSocketResponse) -> AsyncGenerator[str | None, None]:
     """Text frames, and None for a binary one (answered by the read loop, like any bad frame);
-    pings after PING_AFTER_IDLE_S of silence, drops at DROP_AFTER_IDLE_S."""
-    last_heard = time.monotonic()
+    pings after PING_AFTER_IDLE_S of silence, drops at DROP_AFTER_IDLE_S.
+
+    Frames are read with no timeout of their own: a timeout per frame (a timer and a context
+    manager each) cost a large share of this loop's time. A watchdog task per socket looks at
+    the time of the last frame instead, waking only when the socket could have gone quiet."""
+    heard = _Heard(time.monotonic())
+    watchdog = asyncio.create_task(_watch_idle(ws, heard))
+    try:
+        while not ws.closed:
+            msg = await ws.receive()
+            heard.at = time.monotonic()
+            if msg.type == WSMsgType.TEXT:
+                yield msg.data
+            elif msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                yield None
+            elif msg.type in (
+                WSMsgType.CLOSE,
+                WSMsgType.CLOSING,
+                WSMsgType.CLOSED,
+                WSMsgType.ERROR,
+            ):
+                return
+    finally:
+        if heard.closing:
+            await watchdog  # its close is under way: let it send IDLE_TIMEOUT
+        else:
+            watchdog.cancel()
+
+
+@dataclass
+class _Heard:
+    """When a socket last sent anything (time.monotonic()), and whether its watchdog is
+    closing it."""
+
+    at: float
+    closing: bool = False
+
+
+async def _watch_idle(ws: web.WebSocketResponse, heard: _Heard) -> None:
+    """Ping a socket silent for PING_AFTER_IDLE_S (once per silence); close it with
+    IDLE_TIMEOUT when nothing came for DROP_AFTER_IDLE_S (a half-open connection)."""
+    pinged_for = -1.0  # the silence (its start) already pinged
     while not ws.closed:
-        idle = time.monotonic() - last_heard
-        wait = PING_AFTER_IDLE_S - idle if idle < PING_AFTER_IDLE_S else DROP_AFTER_IDLE_S - idle
-        if wait <= 0:
-            await ws.close(code=CloseCode.IDLE_TIMEOUT, message=b"idle")
+        idle = time.monotonic() - heard.at
+        if idle >= DROP_AFTER_IDLE_S:
+            heard.closing = True
+            with contextlib.suppress(ConnectionResetError, RuntimeError):
+                await ws.close(code=CloseCode.IDLE_TIMEOUT, message=b"idle")
             return
-        try:
-            msg = await ws.receive(timeout=wait)
-        except TimeoutError:
-            if time.monotonic() - last_heard < DROP_AFTER_IDLE_S:
+        if idle >= PING_AFTER_IDLE_S:
+            if pinged_for != heard.at:
+                pinged_for = heard.at
                 with contextlib.suppress(ConnectionResetError, RuntimeError):
                     await ws.ping()
-            continue
-        last_heard = time.monotonic()
-        if msg.type == WSMsgType.TEXT:
-            yield msg.data
-        elif msg.type == WSMsgType.PING:
-            await ws.pong(msg.data)
-        elif msg.type == WSMsgType.BINARY:
-            yield None
-        elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-            return
+            wait = DROP_AFTER_IDLE_S - idle
+        else:
+            wait = PING_AFTER_IDLE_S - idle
+        await asyncio.sleep(wait)
 
 
 async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
@@ -344,34 +380,49 @@ async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
     patience = RateLimiter(
         _now_ms(), per_second=FLOOD_FORGIVE_PER_SECOND, burst=FLOOD_CLOSE_AFTER_DROPPED
     )
-    async for text in _frames(connection.ws):
-        if connection.revoked:
-            return  # access ended: a message read after that is never processed
-        received_at = time.monotonic()
-        if not limiter.allow(_now_ms()):
-            if not patience.allow(_now_ms()):
-                # One log line per connection, then the socket is gone for good (no reconnect).
-                log.warning("closing a connection that kept exceeding the message rate")
-                connection.revoke(CloseCode.TOO_MANY_MESSAGES, AccessEnd.TOO_MANY_MESSAGES.value)
-                return
-            connection.queue(
-                ErrorMessage(code=ErrorCode.RATE_LIMITED, message="Too many messages; slow down.")
+    frames = contextlib.aclosing(_frames(connection.ws))  # its watchdog ends with the loop
+    async with frames as texts:
+        async for text in texts:
+            if connection.revoked:
+                return  # access ended: a message read after that is never processed
+            received_at = time.monotonic()
+            if not limiter.allow(_now_ms()):
+                if not patience.allow(_now_ms()):
+                    # One log line per connection, then the socket is gone for good (no reconnect).
+                    log.warning("closing a connection that kept exceeding the message rate")
+                    connection.revoke(
+                        CloseCode.TOO_MANY_MESSAGES, AccessEnd.TOO_MANY_MESSAGES.value
+                    )
+                    return
+                connection.queue(
+                    ErrorMessage(
+                        code=ErrorCode.RATE_LIMITED, message="Too many messages; slow down."
+                    )
+                )
+                continue
+            if text is None:  # through the writer queue, like every message to this socket
+                connection.queue(
+                    ErrorMessage(code=ErrorCode.INVALID, message="Send JSON text frames.")
+                )
+                continue
+            message: ClientMessage | None = None
+            try:
+                message = parse_client_message(text)
+                check_role(connection.role, message)
+            except ProtocolError as exc:
+                ref_id = exc.ref or (message.id if message is not None else None)
+                connection.put(exc.to_message(ref=ref_id))
+                continue
+            await hub.bus.submit(
+                RoomOp(
+                    "message",
+                    ref,
+                    text=text,
+                    parsed=message,
+                    received_at=received_at,
+                    message_type=message.TYPE,
+                )
             )
-            continue
-        if text is None:  # through the writer queue, like every message to this socket
-            connection.queue(ErrorMessage(code=ErrorCode.INVALID, message="Send JSON text frames."))
-            continue
-        message: ClientMessage | None = None
-        try:
-            message = parse_client_message(text)
-            check_role(connection.role, message)
-        except ProtocolError as exc:
-            ref_id = exc.ref or (message.id if message is not None else None)
-            connection.put(exc.to_message(ref=ref_id))
-            continue
-        await hub.bus.submit(
-            RoomOp("message", ref, text=text, parsed=message, received_at=received_at)
-        )
 
 
 class SessionRunner:
@@ -381,7 +432,7 @@ class SessionRunner:
     def __init__(self, app: web.Application) -> None:
         self._app = app
 
-    async def run(self, op: RoomOp) -> None:
+    async def run(self, op: RoomOp) -> Change:
         if op.kind == "join":
             await self._join(op)
         elif op.kind == "leave":
@@ -392,8 +443,22 @@ class SessionRunner:
             )
         elif op.kind == "message":
             await self._message(op)
+            return self._change_of(op)
         else:
             log.warning("unknown room action %r", op.kind)
+        return Change.NOW
+
+    def _change_of(self, op: RoomOp) -> Change:
+        """What a message may have changed: relays and pings nothing stored; `features` only
+        the cue engine's windows, and only while it runs for the session (a prompt it raised
+        went out through `deliver_to_therapist`, which marks the room changed itself)."""
+        kind = op.message_type or (op.parsed.TYPE if op.parsed is not None else "")
+        if kind in _CHANGES_NOTHING:
+            return Change.NONE
+        if kind == Features.TYPE:
+            active = self._app[LIVE].cues.active(op.ref.session_id)
+            return Change.LATER if active else Change.NONE
+        return Change.NOW
 
     async def adopt(self, session_id: str, client_id: str, live: Mapping[str, Any]) -> None:
         """A room taken over: consent flags from the database (the durable copy), the rest of
@@ -487,6 +552,10 @@ class SessionRunner:
             hub.execute(
                 [Send(ref.conn_id, unavailable.to_message(ref=message.id if message else None))]
             )
+
+
+_CHANGES_NOTHING = frozenset({Relay.TYPE, Ping.TYPE})
+"""Messages that change nothing a takeover needs: the room's state is not written after them."""
 
 
 def _over_knock_cap(hub: Hub, ref: ConnRef) -> bool:
@@ -720,7 +789,15 @@ async def expire_rooms_loop(hub: Hub) -> None:
     holds; with several processes the bus writes the change with its next renewal)."""
     while True:
         await asyncio.sleep(1.0)
-        hub.execute(hub.rooms.expire(_now_ms()))
+        now_ms = _now_ms()
+        due = [
+            room.session_id
+            for room in hub.rooms
+            if (deadline := room.next_deadline_ms()) is not None and deadline <= now_ms
+        ]
+        hub.execute(hub.rooms.expire(now_ms))
+        for session_id in due:
+            hub.bus.changed(session_id)
 
 
 async def close_sockets_on_shutdown(app: web.Application) -> None:

@@ -24,8 +24,8 @@ from redis.exceptions import RedisError
 from yarl import URL
 
 from server.app import create_app
-from server.keys import HUB, LIVE
-from server.realtime.bus import RedisBus
+from server.keys import HUB, LIVE, METRICS
+from server.realtime.bus import STATE_TTL_MS, RedisBus
 from server.settings import Settings
 from tests.conftest import FakeClock
 from tests.integration.test_checkins import _grant
@@ -475,3 +475,53 @@ async def test_the_dashboard_on_any_process_shows_who_waits_in_a_room_held_by_an
     assert polled["items"] == [
         {"session_id": visitor.session_id, "waiting": ["J.M."], "in_call": False}
     ]
+
+
+def _round_trips(app_client: TestClient) -> float:
+    """Redis round trips the app's bus has made so far (its metrics histogram's count)."""
+    histogram = app_client.app[METRICS].redis_round_trips
+    (family,) = histogram.collect()
+    return next(s.value for s in family.samples if s.name.endswith("_count"))
+
+
+async def test_relays_cross_redis_with_one_publish_each_and_rewrite_no_state(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any, redis_prefix: str
+) -> None:
+    """The client on B relays to the therapist on A. B knows A holds the room (for as long
+    as A's lease runs): each relay is one PUBLISH, with no owner lookup; A writes no room
+    state for a relay or a ping (nothing in it changed), and its renewal keeps the state
+    alive. An action that changes the room is written."""
+    first, second = two_apps
+    therapist, visitor_first, _ = await _setup(first, aiohttp_client)
+    visitor = await _on(second, aiohttp_client, visitor_first)
+    await _admitted(therapist, visitor)
+    session_id = therapist.session_id
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    state_key = f"{redis_prefix}room:{session_id}:state"
+    try:
+        await visitor.send({"type": "ping"})
+        await visitor.expect("pong")
+        stored = await redis.get(state_key)
+        assert stored is not None
+        trips_a, trips_b = _round_trips(first), _round_trips(second)
+        relays = 30
+        for _ in range(relays):
+            await visitor.send({"type": "relay", "payload": OFFER})
+            assert (await therapist.expect("signal-relay"))["payload"] == OFFER
+        # B: one PUBLISH a relay (two when each looked the owner up), plus its heartbeats
+        assert _round_trips(second) - trips_b < 1.5 * relays
+        # A: its renewals only (a state write per relay would be `relays` more)
+        assert _round_trips(first) - trips_a < relays / 2
+        assert await redis.get(state_key) == stored
+        assert await redis.pttl(state_key) > STATE_TTL_MS - 5_000  # renewed, not rewritten
+
+        await therapist.send({"type": "send-back"})  # admission changed: written
+        await _until(lambda: _state_differs(redis, state_key, stored))
+        room = json.loads(await redis.get(state_key) or "{}")["room"]
+        assert not any(slot["admitted"] for slot in room["slots"])
+    finally:
+        await redis.aclose()
+
+
+async def _state_differs(redis: Redis, key: str, before: str) -> bool:
+    return await redis.get(key) != before

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -119,3 +121,44 @@ async def test_a_clients_page_says_so_in_the_clients_language(
         text = await page.text()
         assert page.status == 503 and f'<html lang="{language}"' in text, path
         assert words in text and DATABASE_UNAVAILABLE_MESSAGE not in text, path
+
+
+async def test_a_client_that_goes_away_mid_request_is_not_a_database_outage(
+    app: web.Application, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tab closed while its request body was still arriving: aiohttp raises a bare
+    ConnectionResetError into the handler's body read. That is the client, not the database:
+    no "database unreachable" warning, no 503, no traceback. Served as `attune serve` serves
+    (the test client's server cancels such handlers instead)."""
+    caplog.set_level(logging.INFO)
+    answered = asyncio.Event()  # the error middleware has said what it was
+
+    class Heard(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            answered.set()
+
+    logging.getLogger("attune.http").addHandler(heard := Heard())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n"
+            b'{"email": "t@example.org", "pass'
+        )
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the handler is reading the body now
+        writer.close()
+        await writer.wait_closed()
+        async with asyncio.timeout(10):
+            await answered.wait()
+        assert "the client went away" in caplog.text
+        assert "database unreachable" not in caplog.text
+        assert "redis unreachable" not in caplog.text
+        assert not [r for r in caplog.records if r.exc_info], "no traceback is logged"
+    finally:
+        logging.getLogger("attune.http").removeHandler(heard)
+        await runner.cleanup()

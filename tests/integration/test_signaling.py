@@ -11,6 +11,8 @@ import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
 
+from server.core.protocol import CloseCode
+from server.realtime import signaling
 from tests.conftest import add_account, sign_in
 
 OFFER = {"kind": "description", "description": {"type": "offer", "sdp": "v=0\r\n"}}
@@ -309,3 +311,29 @@ async def test_the_dashboard_sees_who_is_waiting_and_who_is_in_the_call(
     assert in_call["waiting"] == [] and in_call["in_call"] is True
     # the client's own cookie cannot ask
     assert (await visitor.http.get("/api/v1/sessions/presence")).status in (401, 403)
+
+
+async def test_a_quiet_socket_is_pinged_and_one_that_never_answers_is_dropped(
+    client: TestClient, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames are read without a timeout each; a watchdog per socket pings after
+    PING_AFTER_IDLE_S of silence and closes with 4408 after DROP_AFTER_IDLE_S."""
+    monkeypatch.setattr(signaling, "PING_AFTER_IDLE_S", 0.3)
+    monkeypatch.setattr(signaling, "DROP_AFTER_IDLE_S", 1.2)
+    therapist, _visitor, _ = await _setup(client, aiohttp_client)
+    ws = await therapist.http.ws_connect(f"/ws/session/{therapist.session_id}", autoping=False)
+    await ws.send_json({"type": "hello", "version": 1})
+    assert (await ws.receive_json(timeout=5))["type"] == "welcome"
+    # Silent: pinged, and an answer (any frame) counts as being heard.
+    for _ in range(3):
+        while (msg := await ws.receive(timeout=5)).type is WSMsgType.TEXT:
+            pass  # the lobby and panel messages that follow the welcome
+        assert msg.type is WSMsgType.PING
+        await ws.pong(msg.data)
+    assert not ws.closed
+    # Silent and deaf: dropped with IDLE_TIMEOUT, one ping first.
+    started = asyncio.get_running_loop().time()
+    assert (await ws.receive(timeout=5)).type is WSMsgType.PING
+    closing = await ws.receive(timeout=5)
+    assert closing.type is WSMsgType.CLOSE and closing.data == CloseCode.IDLE_TIMEOUT
+    assert asyncio.get_running_loop().time() - started >= 1.2 - 0.3 - 0.1

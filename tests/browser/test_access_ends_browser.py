@@ -4,6 +4,7 @@ phone whose link is revoked while waiting is told so, and the page stays closed 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -71,6 +72,9 @@ async def test_a_client_whose_link_is_revoked_while_waiting_is_told_why_on_the_p
 
     phone.on("websocket", opened)
     await client_reaches_waiting_room(phone, scheduled.link)
+    async with asyncio.timeout(5):  # the page's event reaches the test a moment later
+        while not sockets:
+            await asyncio.sleep(0.05)
     assert len(sockets) == 1
 
     app = live_site.app

@@ -172,11 +172,11 @@ def _in_weeks(weeks: int) -> datetime:
 
 
 async def test_an_open_dashboard_shows_and_announces_new_alerts_and_flags_without_a_reload(
-    site: LiveSite, harness: BrowserHarness
+    emergency_site: LiveSite, media_harness: BrowserHarness
 ) -> None:
-    scheduled = await schedule_session(site)
-    therapist = await harness.new_page(**LAPTOP)
-    await therapist.goto(site.url("/dashboard"))
+    scheduled = await schedule_session(emergency_site)
+    therapist = await media_harness.new_page(**LAPTOP)
+    await therapist.goto(emergency_site.url("/dashboard"))
     await therapist.get_by_label("Email").fill(scheduled.therapist.email)
     await therapist.get_by_label("Password").fill(PASSWORD)
     await therapist.get_by_role("button", name="Sign in").click()
@@ -185,7 +185,7 @@ async def test_an_open_dashboard_shows_and_announces_new_alerts_and_flags_withou
     await expect(therapist.get_by_role("region", name="Not on track")).to_have_count(0)
 
     # The client answers the PHQ-9 with a thought of self-harm (as the visit page would).
-    app = site.app
+    app = emergency_site.app
     await app[LIVE].submit_measure(
         scheduled.session_id,
         measure_id="phq9",
@@ -234,15 +234,15 @@ async def test_an_open_dashboard_shows_and_announces_new_alerts_and_flags_withou
     await therapist.set_viewport_size(PHONE_SIZE)
     await fits_a_phone(therapist)
     await shots(therapist, "therapist-dashboard-live-flag", back_to=LAPTOP["viewport"])
-    harness.assert_no_policy_violations()
+    media_harness.assert_no_policy_violations()
 
 
 async def test_a_spanish_client_answers_the_phq9_in_spanish_on_a_phone(
-    site: LiveSite, harness: BrowserHarness
+    emergency_site: LiveSite, media_harness: BrowserHarness
 ) -> None:
-    scheduled = await schedule_session(site)
-    await grant_telehealth(site, scheduled.client_id)
-    app = site.app
+    scheduled = await schedule_session(emergency_site)
+    await grant_telehealth(emergency_site, scheduled.client_id)
+    app = emergency_site.app
     await app[MEASURES].set_plan(
         therapist_id=scheduled.therapist.id,
         client_id=scheduled.client_id,
@@ -250,7 +250,7 @@ async def test_a_spanish_client_answers_the_phq9_in_spanish_on_a_phone(
         now=datetime.now(UTC),
         audit=app[AUDIT],
     )
-    client = await harness.new_page(**MOBILE, locale="es-ES")  # a browser in Spanish
+    client = await media_harness.new_page(**MOBILE, locale="es-ES")  # a browser in Spanish
     await client.goto(scheduled.link)
     card = client.get_by_role("region", name="Antes de su sesión: PHQ-9")
     await expect(card).to_be_visible()
@@ -288,4 +288,4 @@ async def test_a_spanish_client_answers_the_phq9_in_spanish_on_a_phone(
             row.payload_ciphertext,
         )
     assert payload["language"] == "es"
-    harness.assert_no_policy_violations()
+    media_harness.assert_no_policy_violations()

@@ -39,9 +39,11 @@ async def test_a_therapist_signed_out_in_another_tab_sees_the_room_say_why_and_s
     scheduled = await schedule_session(live_site)
     room = await harness.new_page()
     sockets: list[WebSocket] = []
+    first_socket = asyncio.Event()
 
     def opened(socket: WebSocket) -> None:
         sockets.append(socket)
+        first_socket.set()
 
     room.on("websocket", opened)
     await therapist_opens_room(room, live_site, scheduled.session_id)
@@ -66,15 +68,16 @@ async def test_a_client_whose_link_is_revoked_while_waiting_is_told_why_on_the_p
     scheduled = await schedule_session(live_site)
     phone = await harness.new_page(**MOBILE)
     sockets: list[WebSocket] = []
+    first_socket = asyncio.Event()
 
     def opened(socket: WebSocket) -> None:
         sockets.append(socket)
+        first_socket.set()
 
     phone.on("websocket", opened)
     await client_reaches_waiting_room(phone, scheduled.link)
     async with asyncio.timeout(5):  # the page's event reaches the test a moment later
-        while not sockets:
-            await asyncio.sleep(0.05)
+        await first_socket.wait()
     assert len(sockets) == 1
 
     app = live_site.app

@@ -339,10 +339,9 @@ class Mailer:
             if kind is EmailKind.REMINDER
             else None
         )
-        row_id, message_id = new_id(), new_message_id(self.settings)
-        client = await sq.client_by_id(conn, session.client_id)
+        message_id = new_message_id(self.settings)
         message = self._composer.compose(
-            language=self._composer.language_for(client.preferred_language if client else None),
+            language=await self._client_language(conn, session.client_id),
             kind=kind,
             to=to,
             message_id=message_id,
@@ -352,6 +351,29 @@ class Mailer:
             ics_sequence=ics_sequence,
             now=now,
         )
+        await self._store_client_message(
+            conn, session, message_id, message, kind, dedupe_key, ics_sequence, now
+        )
+
+    async def _client_language(self, conn: AsyncConnection, client_id: str) -> str:
+        """The language of a client's emails: their own, else the clinic's default."""
+        client = await sq.client_by_id(conn, client_id)
+        return self._composer.language_for(client.preferred_language if client else None)
+
+    async def _store_client_message(
+        self,
+        conn: AsyncConnection,
+        session: TherapySession,
+        message_id: str,
+        message: bytes,
+        kind: EmailKind,
+        dedupe_key: str,
+        ics_sequence: int | None,
+        now: datetime,
+    ) -> None:
+        """A composed client email into the outbox, encrypted with the client's key, in the
+        caller's transaction (sent by the background job)."""
+        row_id = new_id()
         ciphertext = await self._vault.encrypt_text(
             conn, _message_ctx(row_id, session.client_id), message.decode("ascii")
         )
@@ -417,32 +439,17 @@ class Mailer:
         contact = await self._contact(conn, session.client_id)
         if contact is None:
             return False
-        row_id, message_id = new_id(), new_message_id(self.settings)
-        client = await sq.client_by_id(conn, session.client_id)
+        message_id = new_message_id(self.settings)
         message = self._composer.compose_measures_link(
-            language=self._composer.language_for(client.preferred_language if client else None),
+            language=await self._client_language(conn, session.client_id),
             to=contact[0],
             message_id=message_id,
             url=f"{self.settings.base_url}/m/{token}",
             expires_at=expires_at,
             now=now,
         )
-        ciphertext = await self._vault.encrypt_text(
-            conn, _message_ctx(row_id, session.client_id), message.decode("ascii")
-        )
-        await q.insert_message(
-            conn,
-            row_id=row_id,
-            message_id=message_id,
-            dedupe_key=f"measures:{link_id}",
-            kind=EmailKind.MEASURES,
-            client_id=session.client_id,
-            session_id=session.id,
-            therapist_id=session.therapist_id,
-            ics_sequence=None,
-            send_after=now,
-            message_ciphertext=ciphertext,
-            now=now,
+        await self._store_client_message(
+            conn, session, message_id, message, EmailKind.MEASURES, f"measures:{link_id}", None, now
         )
         return True
 

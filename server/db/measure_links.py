@@ -91,10 +91,10 @@ async def mark_opened(
     conn: AsyncConnection, link_id: str, cookie_hash: str, csrf_token: str, now: datetime
 ) -> bool:
     """Swap the token for a cookie, once: False when it was opened already (a race)."""
-    l = measure_links  # noqa: E741
+    links = measure_links
     result = await conn.execute(
-        l.update()
-        .where(l.c.id == link_id, l.c.opened_at.is_(None))
+        links.update()
+        .where(links.c.id == link_id, links.c.opened_at.is_(None))
         .values(opened_at=now, cookie_hash=cookie_hash, csrf_token=csrf_token)
     )
     return bool(result.rowcount)
@@ -102,18 +102,24 @@ async def mark_opened(
 
 async def mark_finished(conn: AsyncConnection, link_id: str, now: datetime) -> None:
     """Everything the link asked was answered: it stops working."""
-    l = measure_links  # noqa: E741
+    links = measure_links
     await conn.execute(
-        l.update().where(l.c.id == link_id, l.c.finished_at.is_(None)).values(finished_at=now)
+        links.update()
+        .where(links.c.id == link_id, links.c.finished_at.is_(None))
+        .values(finished_at=now)
     )
 
 
 async def revoke_for_client(conn: AsyncConnection, client_id: str, now: datetime) -> int:
     """Stop every live link of a client; how many there were."""
-    l = measure_links  # noqa: E741
+    links = measure_links
     result = await conn.execute(
-        l.update()
-        .where(l.c.client_id == client_id, l.c.revoked_at.is_(None), l.c.finished_at.is_(None))
+        links.update()
+        .where(
+            links.c.client_id == client_id,
+            links.c.revoked_at.is_(None),
+            links.c.finished_at.is_(None),
+        )
         .values(revoked_at=now)
     )
     return int(result.rowcount or 0)

@@ -6,7 +6,7 @@ The server and Playwright share the test's event loop: aiohttp serves while Play
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import unused_port
+from aiosmtpd.controller import Controller
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
@@ -31,6 +32,7 @@ from server.keys import AUDIT, DB
 from server.services import scheduling
 from server.settings import Settings
 from tests.conftest import add_account
+from tests.integration.test_email import Mailbox, _free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Measured on these machines (see /work/shared/TESTING.md); never `playwright install`.
@@ -200,3 +202,13 @@ def media_harness(media_browser: Browser) -> BrowserHarness:
     """The same for the call pages: one browser with a fake camera and microphone for both
     people."""
     return BrowserHarness(media_browser)
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on loopback (aiosmtpd) that keeps every message it receives."""
+    box, port = Mailbox(), _free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port, ready_timeout=5)
+    controller.start()
+    yield box, port
+    controller.stop()

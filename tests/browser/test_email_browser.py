@@ -5,14 +5,12 @@ unsubscribe page a reminder links to, which works without any cookie. Screenshot
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
-from aiosmtpd.controller import Controller
 from playwright.async_api import Browser, Page, expect
 
 from privacy.consent import Channel, ConsentDecision, ConsentState, Purpose
@@ -22,26 +20,15 @@ from server.keys import AUDIT, CONSENTS, DB, MAILER, SMTP_TRANSPORT
 from server.services import scheduling
 from server.settings import Settings
 from tests.browser import test_accessibility_axe
-from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
+from tests.browser.conftest import LAPTOP_SIZE, MOBILE, PHONE_SIZE, BrowserHarness, LiveSite
 from tests.browser.test_accessibility_axe import _violations
 from tests.browser.video_helpers import fits_a_phone, grant_telehealth, schedule_session
-from tests.integration.test_email import Mailbox, _free_port
+from tests.integration.test_email import Mailbox
 
 pytestmark = pytest.mark.browser
 
 axe_source = test_accessibility_axe.axe_source  # the same fixture: axe-core from node_modules
 SHOTS = Path("/tmp/shots-email")
-LAPTOP = {"width": 1280, "height": 720}
-PHONE = {"width": 360, "height": 640}
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box, port = Mailbox(), _free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port, ready_timeout=5)
-    controller.start()
-    yield box, port
-    controller.stop()
 
 
 @pytest.fixture
@@ -72,9 +59,9 @@ def harness(browser: Browser) -> BrowserHarness:
 async def shot_both(page: Page, name: str) -> None:
     """What the client sees now at a phone's and at a laptop's size."""
     await page.screenshot(path=str(SHOTS / f"{name}-360.png"), full_page=True)
-    await page.set_viewport_size(LAPTOP)
+    await page.set_viewport_size(LAPTOP_SIZE)
     await page.screenshot(path=str(SHOTS / f"{name}-1280.png"), full_page=True)
-    await page.set_viewport_size(PHONE)
+    await page.set_viewport_size(PHONE_SIZE)
 
 
 async def test_a_client_adds_changes_and_removes_their_address_by_keyboard_on_a_phone(

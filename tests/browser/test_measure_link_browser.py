@@ -9,14 +9,12 @@ Screenshots go to /tmp/shots-measures/ (outside the repository) for looking at.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
-from aiosmtpd.controller import Controller
 from playwright.async_api import Page, expect
 
 from privacy.consent import Channel, ConsentDecision, Purpose
@@ -26,24 +24,14 @@ from server.jobs.email import run_once
 from server.keys import AUDIT, CONSENTS, DB, MAILER, MEASURE_LINKS, MEASURES, SMTP_TRANSPORT
 from server.services import scheduling
 from server.settings import Settings
-from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
+from tests.browser.conftest import MOBILE, PHONE_SIZE, BrowserHarness, LiveSite
 from tests.browser.video_helpers import fits_a_phone
 from tests.conftest import FakeClock, add_account
-from tests.integration.test_email import Mailbox, _free_port, _text
+from tests.integration.test_email import Mailbox, _text
 
 pytestmark = pytest.mark.browser
 
 SHOTS = Path("/tmp/shots-measures")
-PHONE = {"width": 360, "height": 640}
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box, port = Mailbox(), _free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port, ready_timeout=5)
-    controller.start()
-    yield box, port
-    controller.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +102,7 @@ async def shots(page: Page, name: str) -> None:
     for width, height in ((360, 640), (1280, 720)):
         await page.set_viewport_size({"width": width, "height": height})
         await page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-    await page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+    await page.set_viewport_size(PHONE_SIZE)
 
 
 async def test_a_client_answers_the_phq9_on_a_phone_from_the_emailed_link(

@@ -229,16 +229,43 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
             log.info("closing a socket: live sessions cannot be routed now")
             connection.revoke(CloseCode.TRY_AGAIN_LATER, LIVE_UNAVAILABLE_REASON)
     finally:
-        if joined:
-            # without a goodbye (close 1000) the therapist's seat is held for resume too
-            dropped = ws.close_code != WSCloseCode.OK
-            with contextlib.suppress(Exception):  # the bus may be gone on shutdown
-                await hub.bus.submit(RoomOp("leave", ref, dropped=dropped))
-        hub.remove(connection.conn_id)
-        if not ws.closed:
-            code, reason = connection.revoked_with or (CloseCode.NORMAL, "")
-            await ws.close(code=code, message=reason.encode()[:120])
+        try:
+            if joined:
+                # without a goodbye (close 1000) the therapist's seat is held for resume too
+                dropped = ws.close_code != WSCloseCode.OK
+                await _leave_room(hub, RoomOp("leave", ref, dropped=dropped))
+        finally:
+            hub.remove(connection.conn_id)
+            if not ws.closed:
+                code, reason = connection.revoked_with or (CloseCode.NORMAL, "")
+                with contextlib.suppress(ConnectionResetError, RuntimeError):
+                    await ws.close(code=code, message=reason.encode()[:120])
     return ws
+
+
+_LEAVING: set[asyncio.Future[None]] = set()
+"""Leaves under way whose socket's handler may be gone (a strong reference each)."""
+
+
+async def _leave_room(hub: Hub, op: RoomOp) -> None:
+    """Tell the room that a connection has gone, and finish doing so even if this handler is
+    cancelled meanwhile: a server may cancel the handler of a socket whose peer hung up
+    (aiohttp's `handler_cancellation`, its test server, a shutdown), and a leave lost that way
+    left the other side never hearing `peer-left` and a dead connection in the room."""
+    leaving = asyncio.ensure_future(hub.bus.submit(op))
+    _LEAVING.add(leaving)
+    leaving.add_done_callback(_left)
+    with contextlib.suppress(Exception):  # told by `_left`
+        await asyncio.shield(leaving)
+
+
+def _left(leaving: asyncio.Future[None]) -> None:
+    _LEAVING.discard(leaving)
+    if leaving.cancelled():
+        return
+    error = leaving.exception()
+    if error is not None:  # the bus may be gone on shutdown, or Redis away: the lease decides
+        log.info("a leave was not delivered: %s", type(error).__name__)
 
 
 async def _refuse(request: web.Request, error: AttuneError, code: CloseCode) -> web.StreamResponse:

@@ -12,7 +12,9 @@ from aiohttp import ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
 
 from server.core.protocol import CloseCode
+from server.keys import HUB
 from server.realtime import signaling
+from server.realtime.bus import RoomOp
 from tests.conftest import add_account, sign_in
 
 OFFER = {"kind": "description", "description": {"type": "offer", "sdp": "v=0\r\n"}}
@@ -248,6 +250,28 @@ async def test_a_dropped_client_resumes_into_the_call_without_a_new_link(
     assert joined.get("resumed") is True
     await visitor.send({"type": "relay", "payload": OFFER})
     assert (await therapist.expect("signal-relay"))["payload"] == OFFER
+
+
+async def test_the_room_hears_a_leave_even_when_the_sockets_handler_is_cancelled(
+    client: TestClient, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server may cancel the handler of a socket whose peer hung up (aiohttp's test server
+    does; so does a shutdown). The leave it was sending still reaches the room: the therapist
+    is told that the client left."""
+    therapist, visitor, _ = await _setup(client, aiohttp_client)
+    await _admitted(therapist, visitor)
+    bus = client.app[HUB].bus
+    submit = bus.submit
+
+    async def slow_leave(op: RoomOp) -> None:
+        if op.kind == "leave":
+            await asyncio.sleep(0.5)  # the hang-up cancels the handler meanwhile
+        await submit(op)
+
+    monkeypatch.setattr(bus, "submit", slow_leave)
+    assert visitor.ws is not None
+    await visitor.ws.close()
+    assert (await therapist.expect("peer-left"))["role"] == "client"
 
 
 async def test_ending_closes_both_sides_opens_the_after_checkin_and_kills_the_link(

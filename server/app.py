@@ -87,6 +87,8 @@ from server.web.sign_in_guard import login_guard_ctx
 from server.web.times import number, when
 
 log = logging.getLogger("attune")
+LEAVES_SETTLE_S = 2.0
+"""On shutdown, how long the leaves of the sockets just closed may take to reach their rooms."""
 
 
 def utc_now() -> datetime:
@@ -232,6 +234,7 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
     yield
     timer.cancel()
     unsubscribe()
+    await hub.settle_leaves(within_s=LEAVES_SETTLE_S)
     await bus.stop()
 
 

@@ -367,6 +367,7 @@ class RedisBus:
         # monotonic): re-claimed when it answers again, unless another process took them.
         self._suspended: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._stopping = False
         self._hub: Hub | None = None
         self._runner: RoomRunner | None = None
         self._live_calls: Mapping[str, LiveCall] = {}
@@ -431,6 +432,7 @@ class RedisBus:
         """Save and hand over every owned room (the next process claims it at once)."""
         if self._closed:  # vanished already: nothing to hand over, nothing left to close
             return
+        self._stopping = True  # from now on no room is claimed here: it is being handed over
         # A few rooms at a time (one by one, 500 rooms outlasted the shutdown grace on a busy
         # machine): each one's state is written if it changed since, then its lease released.
         # Bounded: a room whose lock or Redis does not answer is left to its lease lapsing
@@ -594,7 +596,7 @@ class RedisBus:
                 if int(left_ms) > 0:  # trusted no longer than the lease itself lasts
                     self._known_owner[session_id] = (str(owner), started + int(left_ms) / 1000)
                 return str(owner)
-            if not claim:
+            if not claim or self._stopping:
                 return None
             if self._hub.rooms.get(session_id) is None:
                 # A room we do not hold: if Redis came back empty, its holder re-claims it

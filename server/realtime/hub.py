@@ -31,7 +31,7 @@ from server.core.protocol import (
     parse_server_message,
 )
 from server.core.rooms import Audience, Close, Effect, Room, RoomRegistry, Send
-from server.realtime.bus import Bus, ConnRef, LocalBus, new_token
+from server.realtime.bus import Bus, ConnRef, LocalBus, RoomOp, new_token
 
 log = logging.getLogger("attune.realtime")
 _QUEUE_LIMIT = 256  # a peer that cannot keep up is dropped rather than buffered without bound
@@ -145,6 +145,7 @@ class Hub:
         self.conn_refs: dict[str, ConnRef] = {}
         self._connections: dict[str, Connection] = {}
         self._relay_written = relay_written
+        self._leaving: set[asyncio.Future[None]] = set()  # leaves whose handler may be gone
 
     def connection_count(self) -> int:
         """Open connections in this process (a metrics gauge)."""
@@ -159,6 +160,28 @@ class Hub:
         """Track a connection and start its writer."""
         self._connections[connection.conn_id] = connection
         connection.writer = asyncio.create_task(connection.write_loop(self._relay_written))
+
+    def leave_surely(self, op: RoomOp) -> asyncio.Future[None]:
+        """Submit a connection's leave in a task of its own, which a cancelled socket handler
+        does not take down with it; `settle_leaves` waits for these on shutdown."""
+        leaving = asyncio.ensure_future(self.bus.submit(op))
+        self._leaving.add(leaving)
+        leaving.add_done_callback(self._left)
+        return leaving
+
+    def _left(self, leaving: asyncio.Future[None]) -> None:
+        self._leaving.discard(leaving)
+        if leaving.cancelled():
+            return
+        error = leaving.exception()
+        if error is not None:  # Redis away, or the bus stopped: the room's lease decides
+            log.info("a leave was not delivered: %s", type(error).__name__)
+
+    async def settle_leaves(self, within_s: float) -> None:
+        """On shutdown, before the bus hands its rooms over: let the leaves of the sockets
+        just closed reach their rooms (bounded), so the state handed over has them."""
+        if self._leaving:
+            await asyncio.wait(set(self._leaving), timeout=within_s)
 
     def connection(self, conn_id: str | None) -> Connection | None:
         """A live connection of this process by id."""

@@ -243,29 +243,13 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-_LEAVING: set[asyncio.Future[None]] = set()
-"""Leaves under way whose socket's handler may be gone (a strong reference each)."""
-
-
 async def _leave_room(hub: Hub, op: RoomOp) -> None:
     """Tell the room that a connection has gone, and finish doing so even if this handler is
     cancelled meanwhile: a server may cancel the handler of a socket whose peer hung up
     (aiohttp's `handler_cancellation`, its test server, a shutdown), and a leave lost that way
     left the other side never hearing `peer-left` and a dead connection in the room."""
-    leaving = asyncio.ensure_future(hub.bus.submit(op))
-    _LEAVING.add(leaving)
-    leaving.add_done_callback(_left)
-    with contextlib.suppress(Exception):  # told by `_left`
-        await asyncio.shield(leaving)
-
-
-def _left(leaving: asyncio.Future[None]) -> None:
-    _LEAVING.discard(leaving)
-    if leaving.cancelled():
-        return
-    error = leaving.exception()
-    if error is not None:  # the bus may be gone on shutdown, or Redis away: the lease decides
-        log.info("a leave was not delivered: %s", type(error).__name__)
+    with contextlib.suppress(Exception):  # logged by the hub
+        await asyncio.shield(hub.leave_surely(op))
 
 
 async def _refuse(request: web.Request, error: AttuneError, code: CloseCode) -> web.StreamResponse:

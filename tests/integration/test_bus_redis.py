@@ -24,8 +24,9 @@ from redis.exceptions import RedisError
 from yarl import URL
 
 from server.app import create_app
+from server.core.protocol import SessionRole
 from server.keys import HUB, LIVE, METRICS
-from server.realtime.bus import STATE_TTL_MS, RedisBus
+from server.realtime.bus import STATE_TTL_MS, ConnRef, RedisBus, RoomOp
 from server.settings import Settings
 from tests.conftest import FakeClock
 from tests.integration.test_checkins import _grant
@@ -237,6 +238,35 @@ async def test_a_process_that_stops_gracefully_hands_its_rooms_over(
     welcome = await therapist_b.connect(resume=therapist_welcome["resume_token"])
     assert welcome["resumed"] is True
     assert (await visitor.expect("peer-joined"))["resumed"] is True
+
+
+async def test_a_process_handing_its_rooms_over_claims_no_room_again(
+    two_apps: tuple[TestClient, TestClient], aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Work that reaches a stopping process after its rooms were handed over (the leave of a
+    socket its shutdown just closed) must not claim a room back: the next process would wait
+    for that lease to lapse."""
+    first, _second = two_apps
+    therapist, visitor, _ = await _setup(first, aiohttp_client)
+    await _admitted(therapist, visitor)
+    bus = _bus(first)
+    room = therapist.session_id
+    late_leave = RoomOp("leave", ConnRef("late", SessionRole.CLIENT, room, "c"), dropped=True)
+    finish_stopping = bus._cancel_tasks
+
+    async def leave_arrives_late() -> None:  # rooms handed over, connections not yet closed
+        assert not bus.owns(room)
+        await bus.submit(late_leave)
+        await finish_stopping()
+
+    monkeypatch.setattr(bus, "_cancel_tasks", leave_arrives_late)
+    await bus.stop()
+    assert not bus.owns(room)
+    probe = Redis.from_url(REDIS_URL)
+    try:  # free for the next process to claim at once
+        assert await probe.get(bus._owner_key(room)) is None
+    finally:
+        await probe.aclose()
 
 
 async def test_a_consent_withdrawn_through_another_process_ends_the_clients_part_live(

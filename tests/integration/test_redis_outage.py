@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.app import create_app
 from server.errors import LIVE_UNAVAILABLE_MESSAGE
-from server.realtime.bus import RedisBus, open_bus
+from server.realtime.bus import RedisBus, is_redis_outage, open_bus
 from server.settings import Settings
 from tests.conftest import FakeClock
 from tests.integration.test_bus_redis import (
@@ -306,7 +306,8 @@ async def test_a_closed_bus_opens_no_connection_again_not_even_one_it_was_openin
         await bus.stop()
         results = await asyncio.gather(*late, return_exceptions=True)
         for result in results:
-            assert result is True or isinstance(result, RedisConnectionError), result
+            # refused by the closed pool, or timed out connecting on a busy machine: an outage
+            assert result is True or is_redis_outage(result), result
         with pytest.raises(RedisConnectionError, match="the bus is closed"):
             await bus._redis.ping()
         await _eventually(lambda: _has_clients(probe, alone), "no connection left open")

@@ -96,6 +96,7 @@ class Settings:
     crisis_line_text: str = ""
     measures_review_session: int = 6
     default_language: str = "en"
+    max_people_per_session: int = 4
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -160,6 +161,8 @@ class Settings:
             raise SettingsError("crisis_line_text must be plain text of at most 500 characters")
         if not 2 <= self.measures_review_session <= 100:
             raise SettingsError("measures_review_session must be between 2 and 100")
+        if not 2 <= self.max_people_per_session <= 4:
+            raise SettingsError("max_people_per_session must be between 2 and 4")
         if self.default_language not in LANGUAGE_CODES:
             raise SettingsError(
                 "default_language must be one of " + ", ".join(sorted(LANGUAGE_CODES))

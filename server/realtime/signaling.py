@@ -22,6 +22,7 @@ from privacy.consent import Channel, ConsentDecision, ConsentState, Purpose
 from server.core.ice import ice_configuration_for
 from server.core.links import SessionStatus
 from server.core.models import Account, Role, TherapySession
+from server.core.participants import PersonKind
 from server.core.protocol import (
     CALL_ONLY_TYPES,
     DROP_AFTER_IDLE_S,
@@ -106,6 +107,14 @@ class _Member:
     sign_in_id: str | None = None
     client_access_id: str | None = None
     another_device: bool = False
+    # Which person (issue #15): None for the therapist, else the participant (their peer id).
+    participant_id: str | None = None
+    kind: PersonKind = PersonKind.THERAPIST
+    # A client's own client id; for the therapist and a guest the session's primary client's
+    # (room bookkeeping only: never used to store a guest's data).
+    client_id: str = ""
+    # Whose consent records count for this person (a client's id, a guest's participant id).
+    consent_subject: str = ""
 
 
 async def _who(request: web.Request, session_id: str) -> _Member:
@@ -121,17 +130,22 @@ async def _who(request: web.Request, session_id: str) -> _Member:
                 "Therapist",
                 account.account,
                 sign_in_id=account.sign_in_id,
+                client_id=session.client_id,
             )
     visit = after_session_visit(request)  # an ended session's cookie gets "not found"
     if visit is not None and visit.session.id == session_id and not visit.after_session:
-        alias = visit.session.client_alias
+        label = visit.label
         return _Member(
             SessionRole.CLIENT,
             visit.session,
-            f"{alias} (another device)" if visit.another_device else alias,
+            f"{label} (another device)" if visit.another_device else label,
             None,
             client_access_id=visit.access_id,
             another_device=visit.another_device,
+            participant_id=visit.participant_id,
+            kind=visit.kind,
+            client_id=visit.person_client_id or visit.session.client_id,
+            consent_subject=visit.consent_subject,
         )
     if account is None and visit is None:
         raise Unauthenticated("Sign in or open your session link first.")
@@ -160,7 +174,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         ended = NotFound("This session has ended.", code="session-ended")
         return await _refuse(request, ended, CloseCode.SESSION_ENDED)
     app = request.app
-    consents = await _consent_states(request, session.client_id)
+    consents = await _consent_states(request, member.consent_subject or member.client_id)
     if role is SessionRole.CLIENT and consents.get("telehealth") != ConsentState.GRANTED.value:
         needed = Forbidden("Please agree to the telehealth consent first.", code="consent-required")
         return await _refuse(request, needed, CloseCode.CONSENT_REQUIRED)
@@ -179,7 +193,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         ws=ws,
         role=role,
         session_id=session.id,
-        client_id=session.client_id,
+        client_id=member.client_id,
         account=member.account,
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,
@@ -189,7 +203,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         connection.conn_id,
         role,
         session.id,
-        session.client_id,
+        member.client_id,
         member.account,
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,

@@ -24,6 +24,9 @@ from server.settings import Settings
 from tests.conftest import FakeClock
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+COOKIE = q.FoundCookie(
+    session_id="s" * 32, participant_id="p" * 32, csrf_token="t", another_device=False
+)
 
 
 async def _db(url: str) -> Database:
@@ -152,12 +155,12 @@ async def test_ending_revokes_the_link_and_cancelling_also_the_client_cookie(
                 expires_at=NOW + timedelta(hours=2),
             )
         async with db.read() as conn:
-            assert await q.client_session(conn, "k" * 64, NOW) == q.FoundCookie("s" * 32, "p" * 32, "t", False)
+            assert await q.client_session(conn, "k" * 64, NOW) == COOKIE
         async with db.write() as conn:
             await q.set_session_status(conn, "s" * 32, SessionStatus.ENDED, NOW)
         async with db.read() as conn:
             # The cookie stays for the after-session check-in; the link itself is dead.
-            assert await q.client_session(conn, "k" * 64, NOW) == q.FoundCookie("s" * 32, "p" * 32, "t", False)
+            assert await q.client_session(conn, "k" * 64, NOW) == COOKIE
             found = await q.invite_by_token_hash(conn, "h" * 64)
         assert found is not None and found.facts.revoked_at == NOW
         assert found.facts.status is SessionStatus.ENDED

@@ -167,7 +167,7 @@ async def test_a_second_device_of_one_person_ends_only_that_person_s_other_cooki
 ) -> None:
     db = Database.connect(database_url)
     try:
-        client, guest = await _session_with_two_people(db)
+        client, _ = await _session_with_two_people(db)
         async with db.write() as conn:
             await q.insert_client_session(
                 conn,

@@ -22,6 +22,7 @@ from privacy.consent import Channel, ConsentDecision, ConsentState, Purpose
 from server.core.ice import ice_configuration_for
 from server.core.links import SessionStatus
 from server.core.models import Account, Role, TherapySession
+from server.core.participants import PersonKind
 from server.core.protocol import (
     CALL_ONLY_TYPES,
     DROP_AFTER_IDLE_S,
@@ -97,7 +98,8 @@ def _now_ms() -> int:
 
 @dataclass(frozen=True)
 class _Member:
-    """Who opens the socket: their role, the session, a display label, the therapist's account."""
+    """Who opens the socket: their role, the session, a display label, the therapist's account,
+    and which person of the session they are (`participant_id` None: the therapist)."""
 
     role: SessionRole
     session: TherapySession
@@ -106,6 +108,15 @@ class _Member:
     sign_in_id: str | None = None
     client_access_id: str | None = None
     another_device: bool = False
+    participant_id: str | None = None
+    kind: PersonKind = PersonKind.CLIENT  # THERAPIST for the therapist, GUEST for a guest
+    client_id: str | None = None  # a client participant's own record; None: the session's
+
+    @property
+    def own_client_id(self) -> str:
+        """The client record this person speaks for: a client participant's own; for the
+        therapist and a guest the session's primary client (room bookkeeping only)."""
+        return self.client_id or self.session.client_id
 
 
 async def _who(request: web.Request, session_id: str) -> _Member:
@@ -121,6 +132,7 @@ async def _who(request: web.Request, session_id: str) -> _Member:
                 "Therapist",
                 account.account,
                 sign_in_id=account.sign_in_id,
+                kind=PersonKind.THERAPIST,
             )
     visit = after_session_visit(request)  # an ended session's cookie gets "not found"
     if visit is not None and visit.session.id == session_id and not visit.after_session:
@@ -132,6 +144,10 @@ async def _who(request: web.Request, session_id: str) -> _Member:
             None,
             client_access_id=visit.access_id,
             another_device=visit.another_device,
+            # TODO(#15 participants): the participant behind the cookie; until participants
+            # exist a session has one client, named by its client id.
+            participant_id=visit.session.client_id,
+            kind=PersonKind.CLIENT,
         )
     if account is None and visit is None:
         raise Unauthenticated("Sign in or open your session link first.")
@@ -160,7 +176,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         ended = NotFound("This session has ended.", code="session-ended")
         return await _refuse(request, ended, CloseCode.SESSION_ENDED)
     app = request.app
-    consents = await _consent_states(request, session.client_id)
+    consents = await _consent_states(request, member.own_client_id)
     if role is SessionRole.CLIENT and consents.get("telehealth") != ConsentState.GRANTED.value:
         needed = Forbidden("Please agree to the telehealth consent first.", code="consent-required")
         return await _refuse(request, needed, CloseCode.CONSENT_REQUIRED)
@@ -179,7 +195,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         ws=ws,
         role=role,
         session_id=session.id,
-        client_id=session.client_id,
+        client_id=member.own_client_id,
         account=member.account,
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,
@@ -189,11 +205,13 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         connection.conn_id,
         role,
         session.id,
-        session.client_id,
+        member.own_client_id,
         member.account,
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,
         another_device=member.another_device,
+        participant_id=member.participant_id,
+        kind=member.kind,
     )
     hub.add(connection)
     joined = False

@@ -456,6 +456,7 @@ async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
             try:
                 message = parse_client_message(text)
                 check_role(connection.role, message)
+                check_kind(ref.kind, message)  # a guest: hello, relay, leave, ping only
             except ProtocolError as exc:
                 ref_id = exc.ref or (message.id if message is not None else None)
                 connection.put(exc.to_message(ref=ref_id))

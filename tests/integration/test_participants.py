@@ -389,3 +389,38 @@ async def test_a_guest_withdrawing_telehealth_consent_leaves_and_the_others_stay
             )
         )
     assert decisions == ["granted", "withdrawn"]
+
+
+async def test_the_people_page_adds_shows_the_link_once_and_removes_by_form(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    practice = await _practice(client)
+    page_path = f"/dashboard/sessions/{practice.session_id}/people"
+    page = await client.get(page_path)
+    assert page.status == 200 and "Add a guest" in await page.text()
+    form = {"csrf_token": practice.csrf}
+    refused = await client.post(page_path, data={"kind": "guest", "label": "Interpreter"})
+    assert refused.status == 403  # no CSRF token
+    bad = await client.post(page_path, data={**form, "kind": "other"})
+    assert bad.status == 422 and "Choose a client or a guest." in await bad.text()
+    too_long = await client.post(page_path, data={**form, "kind": "guest", "label": "x" * 61})
+    assert too_long.status == 422 and "60 characters" in await too_long.text()
+    added = await client.post(
+        page_path, data={**form, "kind": "guest", "label": "Interpreter"}, allow_redirects=False
+    )
+    assert added.status == 303 and added.headers["Location"] == page_path
+    shown = await (await client.get(page_path)).text()
+    link = re.search(r'value="(http://[^"]+/join/[A-Za-z0-9_-]{43})"', shown)
+    assert link and "Link for Interpreter" in shown and "<td>Interpreter</td>" in shown
+    (guest,) = [p for p in await practice.people() if p["kind"] == "guest"]
+    removed = await client.post(
+        f"{page_path}/{guest['id']}/remove", data=form, allow_redirects=False
+    )
+    assert removed.status == 303
+    after = await (await client.get(page_path)).text()
+    assert "<td>Interpreter</td>" not in after and "Link for" not in after
+
+    other: TestClient = await aiohttp_client(client.server)
+    await add_account(client.app, "other@example.org")
+    await sign_in(other, "other@example.org")
+    assert (await other.get(page_path)).status == 404

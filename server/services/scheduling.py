@@ -301,8 +301,9 @@ async def reschedule_session(
 ) -> IssuedInvite | None:
     """Move a scheduled session to a new time (audited as `session.reschedule`, with the old
     and new times). The participants' links keep working for the new time, or, when the
-    therapist asks for it, each is replaced by a new one (the primary client's is returned,
-    the others are re-issued from the participants list; the old links' sockets close). With
+    therapist asks for it, all are revoked (their sockets close) and each client gets a new one
+    (the session's client's is returned, an added client's goes out in their email); a
+    guest's new link is made on the session's people page, where it can be shown. With
     `mail`, the client's calendar entry moves too (same UID, higher SEQUENCE)."""
     starts_at, ends_at = session_window(starts_at, minutes)
     if ends_at <= now:
@@ -330,7 +331,11 @@ async def reschedule_session(
         if new_link:
             await _revoke_links(conn, audit, therapist, session_id, now)
             await q.delete_client_sessions(conn, session_id)
+            # Clients get new links (the first one's returned, the others' in their emails); a
+            # guest's link cannot reach them unseen, so the therapist re-issues it by hand.
             for person in await pq.present(conn, session_id):
+                if person.client_id is None:
+                    continue
                 minted = await issue_invite(conn, audit, therapist, session_id, person, now, mail)
                 if person.client_id == session.client_id:
                     issued = minted
@@ -416,13 +421,17 @@ async def revoke_invite(
     session_id: str,
     now: datetime,
 ) -> None:
-    """Revoke the session's link: its cookies end everywhere, also after the session's end,
-    and their open sockets close now (4401, "link-revoked")."""
+    """Revoke the session's own client's link: its cookies end everywhere, also after the
+    session's end, and their open sockets close now (4401, "link-revoked"). Other people's
+    links are revoked by removing them (`server/services/participants.py`)."""
     async with db.write() as conn:
-        await own_session(conn, therapist, session_id)
-        await _revoke_links(conn, audit, therapist, session_id, now)
-        await q.delete_client_sessions(conn, session_id)
-    live.end_client_access(AccessEnd.LINK_REVOKED, session_id=session_id)
+        session = await own_session(conn, therapist, session_id)
+        primary = await pq.participant_of_client(conn, session_id, session.client_id)
+        if primary is None:
+            raise NotFound("No such participant.")
+        ended = await replace_participant_link(conn, audit, therapist, primary, now)
+    for access_id in ended:
+        live.end_client_access(AccessEnd.LINK_REVOKED, client_access_id=access_id)
 
 
 async def keep_only_device(db: Database, session_id: str, client_access_id: str) -> list[str]:

@@ -424,3 +424,46 @@ async def test_the_people_page_adds_shows_the_link_once_and_removes_by_form(
     await add_account(client.app, "other@example.org")
     await sign_in(other, "other@example.org")
     assert (await other.get(page_path)).status == 404
+
+
+async def test_revoking_the_session_s_link_ends_its_client_s_only(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    practice = await _practice(client)
+    guest = await practice.add({"kind": "guest", "label": "Interpreter"})
+    first, _ = await _visitor(aiohttp_client, client, practice.primary_token)
+    visitor, _ = await _visitor(aiohttp_client, client, _token(guest["join_url"]))
+    revoked = await client.delete(
+        f"/api/v1/sessions/{practice.session_id}/invite", headers=practice.headers
+    )
+    assert revoked.status == 204
+    assert (await first.get("/visit")).status == 404
+    assert (await visitor.get("/visit")).status == 200
+    assert [p["link_active"] for p in await practice.people()] == [False, True]
+
+
+async def test_a_new_time_with_new_links_gives_clients_new_links_and_leaves_guests_to_reissue(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    practice = await _practice(client)
+    couple = await practice.add({"kind": "client", "client_id": practice.second_id})
+    guest = await practice.add({"kind": "guest", "label": "Interpreter"})
+    visitor, _ = await _visitor(aiohttp_client, client, _token(guest["join_url"]))
+    moved = await client.post(
+        f"/dashboard/sessions/{practice.session_id}/edit",
+        data={
+            "csrf_token": practice.csrf,
+            "starts_at": "2026-11-23T09:30:00Z",
+            "minutes": "50",
+            "link": "new",
+        },
+        allow_redirects=False,
+    )
+    assert moved.status == 303, await moved.text()
+    assert (await visitor.get("/visit")).status == 404  # every old link ended
+    people = {p["label"]: p for p in await practice.people()}
+    assert people["J.M."]["link_active"] and people["K.L."]["link_active"]
+    assert not people["Interpreter"]["link_active"]  # re-issued by hand, where it is shown
+    for token in (practice.primary_token, _token(couple["join_url"])):
+        stale = await visitor.get(f"/join/{token}", allow_redirects=False)
+        assert stale.status == 404

@@ -81,6 +81,7 @@ from server.web.measure_link_views import MEASURE_LINK_OPERATIONS, add_measure_l
 from server.web.measure_views import MEASURE_OPERATIONS, add_measure_pages
 from server.web.neutral_page import add_neutral_page_routes
 from server.web.pages import add_page_routes
+from server.web.participant_pages import add_participant_pages
 from server.web.progress_views import GOAL_OPERATIONS, add_progress_pages
 from server.web.safety_views import SAFETY_OPERATIONS
 from server.web.sign_in_guard import login_guard_ctx
@@ -200,7 +201,11 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
     """The rooms of this process, the bus to the others, and the owner of live operations."""
     settings = app[SETTINGS]
     bus = open_bus(settings, round_trip=app[METRICS].redis_round_trip)
-    hub = Hub(bus, relay_written=app[METRICS].relay_written)
+    hub = Hub(
+        bus,
+        relay_written=app[METRICS].relay_written,
+        max_people=settings.max_people_per_session,
+    )
     app[METRICS].watch(hub.connection_count, lambda: len(hub.rooms))
     live = LiveSessions(
         db=app[DB],
@@ -307,6 +312,7 @@ def create_app(
         + MEASURE_LINK_OPERATIONS
         + GOAL_OPERATIONS,
     )
+    add_participant_pages(app)  # before the pages' /dashboard/sessions/{id}/{action}
     add_page_routes(app)
     add_neutral_page_routes(app)
     add_consent_pages(app)

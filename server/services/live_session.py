@@ -79,6 +79,10 @@ class LiveRooms(Protocol):
     def deliver_to_therapist(self, session_id: str, message: ServerMessage) -> None:
         """Send a message to the session's therapist only (if connected)."""
 
+    def deliver_to_client(self, session_id: str, client_id: str, message: SharedMessage) -> None:
+        """Send a message about one person to the therapist and that person only (a client by
+        record, a guest by participant id): never to the others in a couple's or family's call."""
+
     def has_admitted_client(self, session_id: str) -> bool:
         """Whether a client is in the call now."""
 
@@ -88,8 +92,14 @@ class LiveRooms(Protocol):
     def terminate(self, session_id: str, reason: EndReason) -> None:
         """Tell everyone the session is over and close their connections."""
 
-    def end_client_part(self, session_id: str, reason: EndReason) -> None:
-        """Close every client connection of the session; the therapist stays."""
+    def end_client_part(
+        self, session_id: str, reason: EndReason, client_id: str | None = None
+    ) -> None:
+        """End one client's part of the session (`client_id`; None: everyone's but the
+        therapist's): their connections close, the others' call goes on."""
+
+    def end_person(self, session_id: str, peer_id: str, reason: EndReason) -> None:
+        """End one person's part of the session (a client or a guest, by peer id)."""
 
     def live_sessions_of_client(self, client_id: str) -> set[str]:
         """The sessions of this client that have a live room now."""
@@ -614,9 +624,11 @@ class LiveSessions:
             event.purpose is Purpose.TELEHEALTH and event.decision is ConsentDecision.WITHDRAWN
         )
         for session_id in self._rooms.live_sessions_of_client(event.client_id):
-            self._rooms.deliver(session_id, message, Audience.EVERYONE)
+            self._rooms.deliver_to_client(session_id, event.client_id, message)
             if withdrew_telehealth:
-                self._rooms.end_client_part(session_id, EndReason.CONSENT_WITHDRAWN)
+                self._rooms.end_client_part(
+                    session_id, EndReason.CONSENT_WITHDRAWN, event.client_id
+                )
 
     def stop_cues_for_client(self, client_id: str) -> None:
         """Forget live cue state of every live session of this client, at once."""

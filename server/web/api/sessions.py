@@ -184,7 +184,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "POST",
         "/api/v1/sessions/{session_id}/invite",
         reissue_invite,
-        "Revoke the current link and issue a new one",
+        "Revoke the session's client's current link and issue a new one (another person's: "
+        "POST .../participants/{participant_id}/invite)",
         "reissueInvite",
         auth="therapist",
         responses={
@@ -198,7 +199,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "DELETE",
         "/api/v1/sessions/{session_id}/invite",
         revoke_invite,
-        "Revoke the session's link",
+        "Revoke the session's client's link (another person's ends when they are removed)",
         "revokeInvite",
         auth="therapist",
         responses={204: ("Revoked", None), 404: ("Not found", ERR)},

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Final, Literal
 
 from privacy.consent import ConsentState, Purpose
@@ -34,7 +33,6 @@ from server.core.protocol import (
     LobbyMessage,
     PeerScreenMessage,
     Presence,
-    ProtocolError,
     QuickExitMessage,
     RelayPayload,
     RosterMessage,
@@ -50,6 +48,7 @@ from server.core.protocol import (
     WelcomeMessage,
     consent_states,
 )
+from server.core.room_effects import Audience, Close, Effect, RoomError, Send
 from server.core.room_seats import (
     SOLE_CLIENT,
     Knock,
@@ -85,42 +84,6 @@ REASON_REPLACED: Final = "opened in another tab"
 REASON_RESUMED_ELSEWHERE: Final = "resumed on another connection"
 REASON_DENIED: Final = "the therapist did not admit this device"
 REASON_SESSION_ENDED: Final = "the session has ended"
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Deliver `message` (a server→client message) on connection `conn_id`."""
-
-    conn_id: str
-    message: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """Close connection `conn_id` with a WebSocket close code and a reason for the user."""
-
-    conn_id: str
-    code: CloseCode
-    reason: str
-
-
-Effect = Send | Close
-
-
-class RoomError(ProtocolError):
-    """An action the room refuses (wrong role, nobody to relay to, call full, ...)."""
-
-
-class Audience(StrEnum):
-    """Who in a room a shared message is for (see `Room.deliver`). Guests are in the call but
-    never in an audience of clients: clinical messages (check-ins, goals) cannot reach them."""
-
-    THERAPIST = "therapist"
-    ADMITTED_CLIENT = "admitted-client"  # every client in the call (never a guest)
-    CLIENTS = "clients"  # every connected client, in the call or waiting (never a guest)
-    CALL = "call"  # the therapist and the clients in the call (never a guest)
-    IN_CALL = "in-call"  # everyone in the call, guests included (roster, call mechanics)
-    EVERYONE = "everyone"  # every connection of the room, waiting ones and guests included
 
 
 @dataclass(frozen=True, slots=True)

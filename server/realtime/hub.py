@@ -142,7 +142,8 @@ class Hub:
     ) -> None:
         self.bus: Bus = bus if bus is not None else LocalBus()
         self.rooms = RoomRegistry(new_token=new_token, max_people=max_people)
-        self.room_clients: dict[str, str] = {}  # session id -> its client id, for owned rooms
+        # session id -> its primary client's id, for owned rooms (each person's own: the room)
+        self.room_clients: dict[str, str] = {}
         # connections of the rooms this process owns, as their owner sees them (any process)
         self.conn_refs: dict[str, ConnRef] = {}
         self._connections: dict[str, Connection] = {}
@@ -397,6 +398,7 @@ class Hub:
             r.session_id for r in list(self.conn_refs.values()) if r.participant_id == client_id
         }
         held = {s for s, c in self.room_clients.items() if c == client_id and s in self.rooms}
+        held |= {room.session_id for room in self.rooms if room.people_of_client(client_id)}
         return {s for s in local | held if self.bus.owns(s) and s in self.rooms}
 
     async def close_all(self) -> None:

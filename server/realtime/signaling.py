@@ -517,7 +517,10 @@ class SessionRunner:
             close = Close(ref.conn_id, CloseCode.TOO_MANY_MESSAGES, AccessEnd.TOO_MANY_KNOCKS.value)
             hub.execute([Send(ref.conn_id, too_many.to_json()), close])
             return
-        hub.room_clients[ref.session_id] = ref.client_id
+        if ref.kind is PersonKind.CLIENT:  # perhaps not the session's primary client
+            hub.room_clients.setdefault(ref.session_id, ref.client_id)
+        else:  # the therapist's and a guest's client id is the primary client's
+            hub.room_clients[ref.session_id] = ref.client_id
         hub.conn_refs[ref.conn_id] = ref
         person = None
         if ref.role is SessionRole.CLIENT:

@@ -250,6 +250,11 @@ class CueEngine:
         return self._motion_recent / (self._motion_base_sum / self._motion_base_n)
 
     @property
+    def severe_lag(self) -> bool:
+        """True while the delay is severe (or has not yet recovered long enough)."""
+        return self._lag.timing_blocked
+
+    @property
     def timing_rules_active(self) -> bool:
         """False while the lag is severe or one side is away: timing would mislead."""
         return not self._lag.timing_blocked and self._both_present(self._now)
@@ -277,16 +282,20 @@ class CueEngine:
         """A therapist re-entry after a long silence counts towards withdrawal (unless
         another client spoke in that silence)."""
         long_silence = pause_ms >= self._cfg.withdrawal_silence_ms
-        if role == THERAPIST and long_silence and self.timing_rules_active:
-            if not self._others_spoke(t_ms - pause_ms, t_ms):
-                self._withdrawal.on_reentry(t_ms, self._calibrating)
+        if (
+            role == THERAPIST
+            and long_silence
+            and self.timing_rules_active
+            and not self._others_spoke(t_ms - pause_ms, t_ms)
+        ):
+            self._withdrawal.on_reentry(t_ms, self._calibrating)
 
     def on_switch(self, from_role: int, to_role: int, gap_ms: int, t_ms: int) -> None:
         """A client taking the floor from the therapist gives a response gap (unless another
         client answered first)."""
-        if from_role == THERAPIST and self.timing_rules_active:
-            if gap_ms <= 0 or not self._others_spoke(t_ms - gap_ms, t_ms):
-                self._latency.on_response(t_ms, gap_ms, self._calibrating)
+        answered_first = gap_ms > 0 and self._others_spoke(t_ms - gap_ms, t_ms)
+        if from_role == THERAPIST and self.timing_rules_active and not answered_first:
+            self._latency.on_response(t_ms, gap_ms, self._calibrating)
 
     def on_turn_end(self, role: int, speech_ms: int, t_ms: int) -> None:
         """A finished client turn feeds the minimal-reply streak."""

@@ -13,8 +13,9 @@ Scenarios (and the prompts a default `GroupCueEngine` raises for them):
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 from server.core.cues.features import FeatureFrame, NetStats
@@ -126,3 +127,9 @@ def _windows(
                 break
             voiced.append((max(run_start, start), min(run_end, t)))
         yield t, tuple(voiced)
+
+
+def to_jsonl(frames: Iterable[PeerFrame]) -> Iterator[str]:
+    """Log lines as `attune cues replay` reads them: a `features` message with peer and kind."""
+    for peer, kind, frame in frames:
+        yield json.dumps({**frame.to_message(), "peer": peer, "kind": kind.value})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -32,6 +32,7 @@ from server.core.measures.scoring import SAFETY_REPAIR, safety_reason
 from server.core.models import Account
 from server.core.protocol import (
     AccessEnd,
+    AllianceSplitMessage,
     CheckinOpenMessage,
     CheckinResultMessage,
     ClientSignal,
@@ -307,6 +308,9 @@ class LiveSessions:
         alerts = (
             [] if self._measures is None else await self._measures.alerts_of_session(session_id)
         )
+        split = await self._checkins.split_alert(
+            self._db, session_id, self._checkins.instrument_for("after")
+        )
         if stored or prompts:
             async with self._db.write() as conn:
                 session = await session_queries.session_by_id(conn, session_id)
@@ -319,6 +323,7 @@ class LiveSessions:
                     details={"what": "panel-state", "count": len(stored) + len(prompts)},
                 )
         limit = MAX_PANEL_ITEMS
+        labels = await self._client_labels({r.client_id for r in results})
         self._rooms.deliver_to_therapist(
             session_id,
             PanelStateMessage(
@@ -328,6 +333,8 @@ class LiveSessions:
                         "kind": r.instrument.kind,
                         "scores": scores_json(r.scores, r.instrument),
                         "alerts": [alert_json(a) for a in r.alerts],
+                        "client_id": r.client_id,
+                        "label": labels.get(r.client_id, ""),
                     }
                     for r in results[-limit:]
                 ],
@@ -335,8 +342,19 @@ class LiveSessions:
                 signals=signals[-limit:],
                 safety=safety.to_json() if safety else None,
                 safety_alerts=[_safety_json(a) for a in alerts[:limit]],
+                alliance_split=alert_json(split) if split else None,
             ),
         )
+
+    async def _client_labels(self, client_ids: Iterable[str]) -> dict[str, str]:
+        """The aliases of these clients (how the therapist's panel names each partner)."""
+        labels: dict[str, str] = {}
+        async with self._db.read() as conn:
+            for client_id in client_ids:
+                client = await session_queries.client_by_id(conn, client_id)
+                if client is not None:
+                    labels[client_id] = client.alias
+        return labels
 
     async def _panel_safety(self, session_id: str, therapist_id: str) -> SafetyCheck | None:
         """The session's safety check for the panel (its read audited), if there is one."""
@@ -389,18 +407,24 @@ class LiveSessions:
         answers: Mapping[str, object],
         idempotency_key: str,
         language: str | None = None,
+        client_id: str | None = None,
     ) -> Submitted[CheckinResult]:
         """Score and (with consent) store a client's answers; returns after the durable write,
         so the edge may acknowledge. The therapist sees the result live, once. `language`: the
-        one the client read the form in (None: the instrument's own)."""
+        one the client read the form in (None: the instrument's own). `client_id`: the client
+        who answered (a partner in a couple session; None: the session's client), whose
+        consent, key and history count, named in the panel by their alias. An
+        after-session form that makes the partners' totals split raises `alliance-split`."""
         async with self._db.read() as conn:
             session = await session_queries.session_by_id(conn, session_id)
         if session is None:
             raise NotFound("No such session.")
+        client_id = client_id or session.client_id
+        instrument = self._checkins.instrument(instrument_id)
         progress: dict[str, int | None] = {}
-        if self._goals is not None and self._checkins.instrument(instrument_id).kind == "after":
+        if self._goals is not None and instrument.kind == "after":
             # The after form asks about each active goal too: those answers are goal progress.
-            known = [g.id for g in await self._goals.goals(session.client_id)]
+            known = [g.id for g in await self._goals.goals(client_id)]
             try:
                 answers, progress = split_goal_answers(answers, known)
             except GoalError as exc:
@@ -414,11 +438,12 @@ class LiveSessions:
             now=self._clock(),
             audit=self._audit,
             language=language,
+            client_id=client_id,
         )
         if progress and self._goals is not None:
             # Same key, same rule: stored once, encrypted, only with `checkin_storage`.
             await self._goals.record_progress(
-                client_id=session.client_id,
+                client_id=client_id,
                 session_id=session_id,
                 progress=progress,
                 idempotency_key=idempotency_key,
@@ -432,8 +457,16 @@ class LiveSessions:
                     kind=result.instrument.kind,
                     scores=scores_json(result.scores, result.instrument),
                     alerts=[alert_json(a) for a in result.alerts],
+                    client_id=client_id,
+                    label=(await self._client_labels([client_id])).get(client_id),
                 ),
             )
+            if instrument.kind == "after":
+                split = await self._checkins.split_alert(self._db, session_id, instrument)
+                if split is not None:
+                    self._rooms.deliver_to_therapist(
+                        session_id, AllianceSplitMessage(alert=alert_json(split))
+                    )
             # Not in the room: an opted-in therapist gets an email saying only that an alert
             # waits, and only when it was kept to be seen later.
             if (

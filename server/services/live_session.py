@@ -26,10 +26,12 @@ from server.core.checkins import questionnaire_resource
 from server.core.closing import Closing
 from server.core.cues.config import CueConfig
 from server.core.cues.features import FeatureError
+from server.core.cues.group import UnknownPeerError
 from server.core.goals import GoalError, GoalStatus, split_goal_answers
 from server.core.links import SessionStatus
 from server.core.measures.scoring import SAFETY_REPAIR, safety_reason
 from server.core.models import Account
+from server.core.participants import PersonKind
 from server.core.protocol import (
     AccessEnd,
     AllianceSplitMessage,
@@ -223,15 +225,17 @@ class LiveSessions:
         if session is None:  # pragma: no cover - closed a moment ago in the same store
             raise NotFound("No such session.")
         # Store the cue summary first: whoever sees `session-ended` can rely on it being kept.
-        summary = self.cues.finish(session_id)
-        if summary is not None and self.cue_analysis_live(session.client_id):
-            await self._cue_records.store_summary(
-                self._db,
-                session_id=session_id,
-                client_id=session.client_id,
-                summary=summary.to_dict(),
-                now=now,
-            )
+        # One summary per client analysed, each kept with that client's own consent.
+        for client_id, summary in self.cues.finish(session_id).items():
+            owner = client_id or session.client_id
+            if self.cue_analysis_live(owner):
+                await self._cue_records.store_summary(
+                    self._db,
+                    session_id=session_id,
+                    client_id=owner,
+                    summary=summary.to_dict(),
+                    now=now,
+                )
         if status is SessionStatus.ENDED:
             self._rooms.deliver(session_id, self.checkin_open("after"), Audience.CLIENTS)
         self._rooms.terminate(session_id, EndReason.THERAPIST_ENDED)
@@ -568,13 +572,22 @@ class LiveSessions:
 
     # --- signals, features, prompts ---------------------------------------------------
 
-    async def record_signal(self, session_id: str, client_id: str, signal: ClientSignal) -> None:
-        """A client's nonverbal signal: shown to the therapist; kept only with cue consent."""
+    async def record_signal(
+        self,
+        session_id: str,
+        client_id: str,
+        signal: ClientSignal,
+        *,
+        peer_id: str | None = None,
+        kind: PersonKind = PersonKind.CLIENT,
+    ) -> None:
+        """A nonverbal signal: shown to the therapist; kept only as a client's, with that
+        client's cue consent (a guest's is shown, never kept)."""
         self._rooms.deliver_to_therapist(session_id, ClientSignalMessage(signal=signal))
         shown = self._shown_signals.setdefault(session_id, deque(maxlen=MAX_PANEL_ITEMS))
         shown.append({"signal": signal.value, "at_ms": int(self._clock().timestamp() * 1000)})
-        if self.cue_analysis_live(client_id):
-            t_ms = self.cues.signal(session_id, signal.value)
+        if kind is PersonKind.CLIENT and self.cue_analysis_live(client_id):
+            t_ms = self.cues.signal(session_id, signal.value, peer_id=peer_id)
             await self._cue_records.store_signal(
                 self._db,
                 session_id=session_id,
@@ -584,25 +597,48 @@ class LiveSessions:
                 now=self._clock(),
             )
 
-    async def feed_features(self, session_id: str, client_id: str, body: Mapping[str, Any]) -> None:
-        """Cue features: analysed only while the client's cue consent is live, else dropped
-        without keeping anything. Prompts go to the therapist and are stored encrypted."""
-        if not self.cue_analysis_live(client_id):
+    async def feed_features(
+        self,
+        session_id: str,
+        client_id: str,
+        body: Mapping[str, Any],
+        *,
+        peer_id: str | None = None,
+        kind: PersonKind | None = None,
+    ) -> None:
+        """Cue features of one person. A guest's are dropped before anything: never analysed,
+        never stored. A client's (`client_id` their own record) are analysed only while their
+        own cue consent is live; the therapist's (`client_id` the session's client) while a
+        client of the session is analysed or the session's client consents. Prompts go to the
+        therapist and are stored encrypted with the record of each client they concern."""
+        therapist = body.get("role") == SessionRole.THERAPIST.value
+        if kind is PersonKind.GUEST:
+            return
+        if therapist:
+            if not (self.cues.active(session_id) or self.cue_analysis_live(client_id)):
+                return
+        elif not self.cue_analysis_live(client_id):
             return
         try:
-            prompts = self.cues.feed(session_id, body)
-        except FeatureError as exc:
+            prompts = self.cues.feed(
+                session_id,
+                body,
+                peer_id=peer_id,
+                client_id=None if therapist else client_id,
+            )
+        except (FeatureError, UnknownPeerError) as exc:
             raise InvalidInput(str(exc)) from None
         for prompt in prompts:
             shown = prompt.to_dict()
             self._rooms.deliver_to_therapist(session_id, PromptMessage(prompt=shown))
-            await self._cue_records.store_prompt(
-                self._db,
-                session_id=session_id,
-                client_id=client_id,
-                prompt=shown,
-                now=self._clock(),
-            )
+            for owner in self.cues.owners(session_id, prompt) or [client_id]:
+                await self._cue_records.store_prompt(
+                    self._db,
+                    session_id=session_id,
+                    client_id=owner,
+                    prompt=shown,
+                    now=self._clock(),
+                )
 
     def prompt_feedback(
         self, session_id: str, prompt_id: str, feedback: PromptFeedback, minutes: int | None
@@ -655,7 +691,7 @@ class LiveSessions:
         """Forget live cue state of every live session of this client, at once."""
         self._cue_allowed[client_id] = False
         for session_id in self._rooms.live_sessions_of_client(client_id):
-            self.cues.drop(session_id)
+            self.cues.drop_client(session_id, client_id)
 
 
 def _safety_json(record: SafetyAlertRecord) -> dict[str, str]:

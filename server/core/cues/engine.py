@@ -383,6 +383,11 @@ class CueEngine:
         return self._cfg
 
     @property
+    def prompt_id_prefix(self) -> str:
+        """What this engine's prompt ids start with."""
+        return self._id_prefix
+
+    @property
     def one_way_delay_ms(self) -> float:
         """The smoothed one-way delay (RTT / 2) the lag rules see."""
         return self._lag.one_way_ms

@@ -67,6 +67,7 @@ class GroupCueEngine:
     feed it every person's frames with their peer id, in arrival order."""
 
     __slots__ = (
+        "_added",
         "_cfg",
         "_client_ids",
         "_clients",
@@ -85,6 +86,7 @@ class GroupCueEngine:
     def __init__(self, config: CueConfig | None = None, *, prompt_id_prefix: str = "p") -> None:
         cfg = self._cfg = config if config is not None else CueConfig()
         self._id_prefix = prompt_id_prefix
+        self._added = 0  # clients ever added: numbers their prompt ids
         self._client_ids: list[str] = []
         self._clients: list[_Person] = []
         self._pairs: list[CueEngine] = []
@@ -148,12 +150,25 @@ class GroupCueEngine:
         self._add_client(peer_id)
         return len(self._client_ids) - 1
 
-    def _add_client(self, peer_id: str) -> None:
-        number = len(self._client_ids) + 1
-        prefix = self._id_prefix if number == 1 else f"{self._id_prefix}{number}."
+    def _add_client(self, peer_id: str, prefix: str | None = None) -> None:
+        self._added += 1
+        if prefix is None:
+            number = self._added
+            prefix = self._id_prefix if number == 1 else f"{self._id_prefix}{number}."
         self._client_ids.append(peer_id)
         self._clients.append(_Person(self._cfg))
         self._pairs.append(CueEngine(self._cfg, prompt_id_prefix=prefix))
+
+    def forget(self, peer_id: str) -> None:
+        """Forget everything about one client at once (their cue consent was withdrawn): their
+        pair engine, speech and runs, and the talk-over evidence between the clients."""
+        if peer_id not in self._client_ids:
+            return
+        index = self._client_ids.index(peer_id)
+        del self._client_ids[index], self._clients[index], self._pairs[index]
+        for window in self._overlaps:
+            window.clear()  # slots are by position, and positions moved
+        self._together_since = -1
 
     def _tagged(self, prompts: list[Prompt], index: int, several: bool) -> list[Prompt]:
         if not several or not prompts:
@@ -389,8 +404,9 @@ class GroupCueEngine:
         return {
             "seq": self._seq,
             "policy": self._policy.to_state(),
+            "added": self._added,
             "clients": [
-                [peer, pair.policy_state()]
+                [peer, pair.prompt_id_prefix, pair.policy_state()]
                 for peer, pair in zip(self._client_ids, self._pairs, strict=True)
             ],
         }
@@ -423,11 +439,14 @@ class GroupCueEngine:
             clients = state["clients"]
             if not isinstance(clients, list) or len(clients) > MAX_CLIENTS:
                 raise ValueError("not a list of at most three clients")
-            for peer, pair_state in clients:
+            for peer, prefix, pair_state in clients:
                 if not isinstance(peer, str) or peer in engine._client_ids:
                     raise ValueError("a client's peer id is missing or repeated")
-                engine._add_client(peer)
+                if not isinstance(prefix, str) or len(prefix) > 32:
+                    raise ValueError("a client's prompt id prefix is not text")
+                engine._add_client(peer, prefix)
                 engine._pairs[-1].restore_policy(pair_state)
+            engine._added = int(state["added"])
             engine._seq = int(state["seq"])
             engine._policy = PromptPolicy.from_state(state["policy"], engine._cfg.rate_limit_ms)
             windows = state.get("windows")
@@ -446,7 +465,9 @@ class GroupCueEngine:
 
 
 # carried by policy_state, rebuilt from it, or this process's own
-_NOT_WINDOWS: Final = frozenset({"_policy", "_seq", "_id_prefix", "_pairs", "_client_ids"})
+_NOT_WINDOWS: Final = frozenset(
+    {"_policy", "_seq", "_id_prefix", "_pairs", "_client_ids", "_added"}
+)
 
 
 def _pair_slots() -> int:

@@ -229,6 +229,10 @@ class LiveCues:
         peers = prompt.peers or tuple(cues.clients)
         return [cues.clients[peer] for peer in peers if peer in cues.clients]
 
+    def sessions_of(self, client_id: str) -> list[str]:
+        """The sessions whose live cue state holds this client's analysis."""
+        return [sid for sid, cues in self._sessions.items() if client_id in cues.clients.values()]
+
     def active(self, session_id: str) -> bool:
         """Whether this session has live cue state."""
         return session_id in self._sessions

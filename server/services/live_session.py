@@ -690,7 +690,11 @@ class LiveSessions:
     def stop_cues_for_client(self, client_id: str) -> None:
         """Forget live cue state of every live session of this client, at once."""
         self._cue_allowed[client_id] = False
-        for session_id in self._rooms.live_sessions_of_client(client_id):
+        sessions = {
+            *self._rooms.live_sessions_of_client(client_id),
+            *self.cues.sessions_of(client_id),
+        }
+        for session_id in sessions:
             self.cues.drop_client(session_id, client_id)
 
 

@@ -355,3 +355,17 @@ def test_group_state_stays_flat_over_a_long_session() -> None:
             if frame.t_ms // 1000 % 600 == 0:
                 sizes[frame.t_ms // MINUTE] = engine.state_size()
     assert max(sizes.values()) - sizes[30] <= 12
+
+
+def test_forgetting_a_client_keeps_the_others_analysis_and_their_prompt_ids() -> None:
+    frames = group_scenario("couple_dominant")
+    engine = GroupCueEngine()
+    feed(engine, frames[: len(frames) // 2])
+    engine.forget(PARTNER_B)
+    assert engine.clients == (PARTNER_A,)
+    later = feed(engine, [f for f in frames[len(frames) // 2 :] if f[0] != PARTNER_B])
+    assert all(p.peers in ((), (PARTNER_A,)) for p in later)
+    engine.feed(PARTNER_C, dataclasses.replace(frames[-1][2], role=SessionRole.CLIENT))
+    assert engine.pair(PARTNER_C).prompt_id_prefix == "p3."  # never a forgotten one's again
+    carried = json.loads(json.dumps(engine.carried_state()))
+    assert GroupCueEngine.from_carried(carried).pair(PARTNER_C).prompt_id_prefix == "p3."

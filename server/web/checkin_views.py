@@ -91,6 +91,7 @@ async def client_submit(request: web.Request) -> web.StreamResponse:
         answers=body["answers"],
         idempotency_key=body["idempotency_key"],
         language=body.get("language"),
+        client_id=visit.client_id,  # the answering client's own record (a guest: 403)
     )
     return web.json_response(
         {

@@ -358,13 +358,7 @@ class LiveSessions:
 
     async def _client_labels(self, client_ids: Iterable[str]) -> dict[str, str]:
         """The aliases of these clients (how the therapist's panel names each partner)."""
-        labels: dict[str, str] = {}
-        async with self._db.read() as conn:
-            for client_id in client_ids:
-                client = await session_queries.client_by_id(conn, client_id)
-                if client is not None:
-                    labels[client_id] = client.alias
-        return labels
+        return await scheduling.client_aliases(self._db, client_ids)
 
     async def _panel_safety(self, session_id: str, therapist_id: str) -> SafetyCheck | None:
         """The session's safety check for the panel (its read audited), if there is one."""

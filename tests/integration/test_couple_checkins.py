@@ -106,6 +106,9 @@ async def test_a_reconnecting_therapist_gets_the_split_and_each_partners_label(
         ("R.M.", "after"),
     ]
     assert "16 points apart" in panel["alliance_split"]["reason"]
+    page = await (await client.get(f"/host/{session}/summary")).text()  # and after the session
+    assert "Split alliance" in page and "16 points apart" in page
+    assert "J.M. · " in page and "R.M. · " in page  # each check-in names its client
 
 
 async def test_a_partner_cannot_take_over_the_others_idempotency_key(

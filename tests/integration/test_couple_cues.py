@@ -85,6 +85,10 @@ async def test_the_couples_prompt_names_the_partner_and_is_kept_with_that_client
     await therapist.send({"type": "end"})
     await therapist.expect("session-ended")
     assert sorted(_rows(client, "cue_summaries")) == sorted([first, partner])  # one each
+    page = await (await client.get(f"/host/{therapist.session_id}/summary")).text()
+    for alias in ("J.M.", "R.M."):  # an after-session summary per person
+        assert f"<h3>{alias}</h3>" in page and f"Talk share ({alias})" in page
+    assert page.count('id="cue0-0-t"') == 1 and page.count('id="cue1-0-t"') == 1
 
 
 async def test_a_partner_without_consent_is_never_analysed(

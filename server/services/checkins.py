@@ -376,6 +376,7 @@ def result_json(result: CheckinResult) -> dict[str, Any]:
     """A check-in result for the therapist (panel, summary, API)."""
     return {
         "id": result.id,
+        "client_id": result.client_id,  # who answered (a partner, in a couple session)
         "instrument_id": result.instrument.id,
         "kind": result.instrument.kind,
         "title": result.instrument.title,

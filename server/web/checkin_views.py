@@ -13,6 +13,7 @@ from aiohttp import web
 
 from privacy.consent import ConsentState, Purpose
 from server.core.checkins import bundle, questionnaire_resource, questionnaire_response
+from server.core.cues.summary import talk_share_per_person
 from server.core.goals import with_goal_items
 from server.core.languages import N_
 from server.core.links import SessionStatus
@@ -257,6 +258,14 @@ async def summary_page(request: web.Request) -> web.StreamResponse:
                 for n, (client_id, payload) in enumerate(by_client.items())
             ]
             if several
+            else [],
+            "talk_shares": talk_share_per_person(
+                {
+                    labels.get(client_id, "Client"): payload
+                    for client_id, payload in by_client.items()
+                }
+            )
+            if several and by_client
             else [],
             "prompts": list(
                 {p.get("id", n): p for n, p in enumerate(cues["cue_prompts"])}.values()

@@ -89,6 +89,7 @@ async def test_the_couples_prompt_names_the_partner_and_is_kept_with_that_client
     for alias in ("J.M.", "R.M."):  # an after-session summary per person
         assert f"<h3>{alias}</h3>" in page and f"Talk share ({alias})" in page
     assert page.count('id="cue0-0-t"') == 1 and page.count('id="cue1-0-t"') == 1
+    assert "Talk share per person" in page and '<th scope="row">Therapist</th>' in page
 
 
 async def test_a_partner_without_consent_is_never_analysed(

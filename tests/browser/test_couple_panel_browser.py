@@ -6,12 +6,16 @@ violation at either size."""
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
 
+from privacy.consent import Channel, ConsentDecision, Purpose
+from server.core.cues.group_synthetic import PARTNER_B, group_scenario
+from server.core.participants import THERAPIST_PEER_ID
 from server.keys import AUDIT, DB, LIVE
 from server.services import scheduling
 from tests.browser.conftest import LAPTOP_SIZE, PHONE_SIZE, BrowserHarness, LiveSite
@@ -62,6 +66,10 @@ async def test_the_panel_shows_each_partners_checkins_side_by_side_and_the_split
     page = await harness.new_page(viewport={"width": 1280, "height": 720})
     await therapist_opens_room(page, live_site, scheduled.session_id)
     live = app[LIVE]
+    for client_id in (scheduled.client_id, partner.id):  # kept, so the summary shows them too
+        await live.decide_consent(
+            client_id, Purpose.CHECKIN_STORAGE, ConsentDecision.GRANTED, 1, Channel.PAGE
+        )
     for key, answers, client_id in (
         ("first-partner-pulse1", None, None),
         ("first-partner-after1", _after(10), None),
@@ -110,5 +118,34 @@ async def test_the_panel_shows_each_partners_checkins_side_by_side_and_the_split
     await page.reload()  # panel-state rebuilds the same columns and the split
     await expect(page.get_by_role("region", name="R.M.")).to_contain_text("Alliance 28/40")
     await expect(page.locator(".split-alliance")).to_contain_text("12 points apart")
+    assert await _at_both_sizes(page, axe_source) == []
+
+    # both partners agreed to cue analysis: a couple conversation, then the summary per person
+    for client_id in (scheduled.client_id, partner.id):
+        await live.decide_consent(
+            client_id, Purpose.CUE_ANALYSIS, ConsentDecision.GRANTED, 1, Channel.PAGE
+        )
+    owners = {THERAPIST_PEER_ID: scheduled.client_id, PARTNER_B: partner.id}
+    for peer, kind, frame in group_scenario("couple_dominant", minutes=2):
+        await live.feed_features(
+            scheduled.session_id,
+            owners.get(peer, scheduled.client_id),
+            frame.to_message(),
+            peer_id=peer,
+            kind=kind,
+        )
+    await page.get_by_role("button", name="End session").click()
+    ending = page.get_by_role("dialog", name="End the session for everyone?")
+    await ending.get_by_role("button", name="Yes, end the session").click()
+    await expect(page.get_by_role("link", name=re.compile("summary", re.I))).to_be_visible()
+    await page.goto(live_site.url(f"/host/{scheduled.session_id}/summary"))
+    await expect(page.get_by_role("heading", name="Split alliance")).to_be_visible()
+    await expect(page.get_by_role("table", name="Talk share per person")).to_be_visible()
+    for alias in ("J.M.", "R.M."):
+        await expect(page.get_by_role("heading", name=alias, exact=True)).to_be_visible()
+    await page.screenshot(path=tmp_path / "couple-summary-360.png", full_page=True)
+    await page.set_viewport_size(LAPTOP_SIZE)
+    await page.screenshot(path=tmp_path / "couple-summary-1280.png", full_page=True)
+    await page.set_viewport_size(PHONE_SIZE)
     assert await _at_both_sizes(page, axe_source) == []
     harness.assert_no_policy_violations()

@@ -101,7 +101,7 @@ def _now_ms() -> int:
 @dataclass(frozen=True)
 class _Member:
     """Who opens the socket: their role, the session, a display label, the therapist's account,
-    and which person of the session they are (`participant_id` None: the therapist)."""
+    and which person of the session they are."""
 
     role: SessionRole
     session: TherapySession
@@ -118,12 +118,6 @@ class _Member:
     client_id: str = ""
     # Whose consent records count for this person (a client's id, a guest's participant id).
     consent_subject: str = ""
-
-    @property
-    def own_client_id(self) -> str:
-        """The client record this person speaks for: a client participant's own; for the
-        therapist and a guest the session's primary client (room bookkeeping only)."""
-        return self.client_id or self.session.client_id
 
 
 async def _who(request: web.Request, session_id: str) -> _Member:
@@ -184,7 +178,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         ended = NotFound("This session has ended.", code="session-ended")
         return await _refuse(request, ended, CloseCode.SESSION_ENDED)
     app = request.app
-    consents = await _consent_states(request, member.consent_subject or member.own_client_id)
+    consents = await _consent_states(request, member.consent_subject or member.client_id)
     if role is SessionRole.CLIENT and consents.get("telehealth") != ConsentState.GRANTED.value:
         needed = Forbidden("Please agree to the telehealth consent first.", code="consent-required")
         return await _refuse(request, needed, CloseCode.CONSENT_REQUIRED)
@@ -203,7 +197,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         ws=ws,
         role=role,
         session_id=session.id,
-        client_id=member.own_client_id,
+        client_id=member.client_id,
         account=member.account,
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,
@@ -213,12 +207,12 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         connection.conn_id,
         role,
         session.id,
-        member.own_client_id,
+        member.client_id,
         member.account,
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,
         another_device=member.another_device,
-        participant_id=member.participant_id,
+        participant_id=member.participant_id or None,
         kind=member.kind,
     )
     hub.add(connection)
@@ -462,6 +456,7 @@ async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
             try:
                 message = parse_client_message(text)
                 check_role(connection.role, message)
+                check_kind(ref.kind, message)  # a guest: hello, relay, leave, ping only
             except ProtocolError as exc:
                 ref_id = exc.ref or (message.id if message is not None else None)
                 connection.put(exc.to_message(ref=ref_id))
@@ -538,7 +533,10 @@ class SessionRunner:
             close = Close(ref.conn_id, CloseCode.TOO_MANY_MESSAGES, AccessEnd.TOO_MANY_KNOCKS.value)
             hub.execute([Send(ref.conn_id, too_many.to_json()), close])
             return
-        hub.room_clients[ref.session_id] = ref.client_id
+        if ref.kind is PersonKind.CLIENT:  # perhaps not the session's primary client
+            hub.room_clients.setdefault(ref.session_id, ref.client_id)
+        else:  # the therapist's and a guest's client id is the primary client's
+            hub.room_clients[ref.session_id] = ref.client_id
         hub.conn_refs[ref.conn_id] = ref
         person = None
         if ref.role is SessionRole.CLIENT:

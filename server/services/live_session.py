@@ -316,7 +316,14 @@ class LiveSessions:
         live = [r for r in self._checkins.live_results(session_id) if r.id not in seen]
         results = sorted([*stored, *live], key=lambda r: r.submitted_at)
         cue_rows = await self._cue_records.for_session(self._db, session_id)
-        prompts = [p for p in cue_rows.get("cue_prompts", []) if isinstance(p, Mapping)]
+        # a prompt about two clients is kept in each one's record: show it once
+        prompts = list(
+            {
+                str(p.get("id", n)): p
+                for n, p in enumerate(cue_rows.get("cue_prompts", []))
+                if isinstance(p, Mapping)
+            }.values()
+        )
         signals = list(self._shown_signals.get(session_id, ()))
         safety = await self._panel_safety(session_id, therapist_id)
         alerts = (

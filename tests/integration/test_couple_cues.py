@@ -5,6 +5,7 @@ own summary at the end."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from privacy.consent import Channel, ConsentDecision, Purpose
 from server.core.cues.group_synthetic import PARTNER_A, PARTNER_B, group_scenario
 from server.core.participants import THERAPIST_PEER_ID, PersonKind
-from server.keys import LIVE, SETTINGS
+from server.keys import CUE_RECORDS, DB, LIVE, SETTINGS
 from server.settings import Settings
 from tests.integration.test_checkins import _grant
 from tests.integration.test_signaling import Party, _setup
@@ -132,3 +133,33 @@ async def test_one_partner_withdrawing_stops_only_their_analysis(
     windows = live.cues.windows(therapist.session_id)
     assert windows is not None and len(windows["pairs"]) == 1  # the first client's goes on
     assert partner not in _rows(client, "cue_prompts")
+
+
+async def test_a_prompt_kept_with_both_partners_is_shown_once_after_a_reload(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    therapist, first, partner = await _couple(client, aiohttp_client, partner_consents=True)
+    prompt = {
+        "id": "pg1",
+        "category": "client_talk_over",
+        "t_ms": 60_000,
+        "severity": "notice",
+        "text": "Two clients have spoken over each other 3 times in the last 2 min. Consider …",
+        "reasons": [],
+        "peers": [PARTNER_A, PARTNER_B],
+    }
+    for owner in (first, partner):  # as feed_features keeps a prompt about both
+        await client.app[CUE_RECORDS].store_prompt(
+            client.app[DB],
+            session_id=therapist.session_id,
+            client_id=owner,
+            prompt=prompt,
+            now=datetime.now(UTC),
+        )
+    assert sorted(_rows(client, "cue_prompts")) == sorted([first, partner])
+    assert therapist.ws is not None
+    await therapist.ws.close()
+    again = Party(client, therapist.session_id)
+    await again.connect()
+    panel = await again.expect("panel-state")
+    assert [p["id"] for p in panel["prompts"]] == ["pg1"]

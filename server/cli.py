@@ -444,6 +444,26 @@ def _cues_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cues_scenario(args: argparse.Namespace) -> int:
+    """Print a seeded synthetic session as a JSONL feature log (for `attune cues replay`)."""
+    import json
+
+    from server.core.cues.group_synthetic import GROUP_SCENARIOS, group_scenario, to_jsonl
+    from server.core.cues.synthetic import SCENARIOS, scenario_frames
+
+    if args.name in GROUP_SCENARIOS:
+        lines = to_jsonl(group_scenario(args.name, minutes=args.minutes, seed=args.seed))
+    elif args.name in SCENARIOS:
+        frames = scenario_frames(args.name, minutes=args.minutes, seed=args.seed)
+        lines = (json.dumps(frame.to_message()) for frame in frames)
+    else:
+        known = ", ".join((*SCENARIOS, *GROUP_SCENARIOS))
+        raise AttuneError(f"no scenario {args.name!r}; one of {known}")
+    for line in lines:
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command-line interface."""
     parser = argparse.ArgumentParser(prog="attune", description="Attune telehealth companion")
@@ -502,6 +522,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="multiply the observation windows (tuning and demos)",
     )
+    replay_cmd.set_defaults(run_cues=_cues_replay)
+    scenario_cmd = cues_commands.add_parser(
+        "scenario", help="print a seeded synthetic session as a JSONL feature log"
+    )
+    scenario_cmd.add_argument("name", help="e.g. withdrawal, couple_dominant")
+    scenario_cmd.add_argument("--minutes", type=float, help="default: the scenario's own")
+    scenario_cmd.add_argument("--seed", type=int, default=0)
+    scenario_cmd.set_defaults(run_cues=_cues_scenario)
 
     keys = commands.add_parser("keys", help="master key management")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -612,7 +640,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         if args.command == "cues":
-            return _cues_replay(args)
+            cues_command: Callable[[argparse.Namespace], int] = args.run_cues
+            return cues_command(args)
         command: Command = args.run
         return asyncio.run(_run(command, args))
     except (AttuneError, SettingsError, StartupError) as exc:

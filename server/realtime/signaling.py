@@ -112,7 +112,7 @@ class _Member:
     another_device: bool = False
     # Which person (issue #15): None for the therapist, else the participant (their peer id).
     participant_id: str | None = None
-    kind: PersonKind = PersonKind.THERAPIST
+    kind: PersonKind = PersonKind.THERAPIST  # CLIENT for a client, GUEST for a guest
     # A client's own client id; for the therapist and a guest the session's primary client's
     # (room bookkeeping only: never used to store a guest's data).
     client_id: str = ""
@@ -709,8 +709,9 @@ async def _screen_share_allow(ctx: _Context, message: ScreenShareAllow) -> None:
 
 
 async def _signal(ctx: _Context, message: Signal) -> None:
+    ref = ctx.connection
     await ctx.live.record_signal(
-        ctx.connection.session_id, ctx.connection.client_id, message.signal
+        ref.session_id, ref.client_id, message.signal, peer_id=ref.peer_id, kind=ref.kind
     )
 
 
@@ -718,7 +719,10 @@ async def _features(ctx: _Context, message: Features) -> None:
     ctx.app[METRICS].features_frame()
     if message.body.get("role") != ctx.connection.role.value:
         raise ProtocolError(ErrorCode.INVALID, "features.role must be your own role.")
-    await ctx.live.feed_features(ctx.connection.session_id, ctx.connection.client_id, message.body)
+    ref = ctx.connection  # a client's own record; a guest's features are dropped there
+    await ctx.live.feed_features(
+        ref.session_id, ref.client_id, message.body, peer_id=ref.peer_id, kind=ref.kind
+    )
 
 
 async def _prompt_feedback(ctx: _Context, message: PromptFeedbackMessage) -> None:
@@ -745,6 +749,8 @@ def _spend_client_write(
 
 async def _checkin_answer(ctx: _Context, message: CheckinAnswer) -> None:
     """Acknowledged only after the durable write (the live operation returns after it)."""
+    if ctx.connection.kind is not PersonKind.CLIENT:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "Only a client answers check-ins.")
     _spend_client_write(ctx, ClientWrite.CHECKIN)
     await ctx.live.submit_checkin(
         ctx.connection.session_id,
@@ -752,6 +758,7 @@ async def _checkin_answer(ctx: _Context, message: CheckinAnswer) -> None:
         answers=message.answers,
         idempotency_key=message.idempotency_key,
         language=message.language,
+        client_id=ctx.connection.client_id,  # the answering client's own record
     )
     ctx.reply(CheckinAckMessage(idempotency_key=message.idempotency_key, ref=message.id))
 

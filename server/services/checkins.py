@@ -25,6 +25,7 @@ from server.core.checkins import (
     evaluate_after,
     evaluate_before,
     evaluate_pulse,
+    evaluate_session_split,
     score,
     validate_answers,
 )
@@ -210,8 +211,29 @@ class Checkins:
         """Withdrawal of `checkin_storage`: delete the client's stored check-ins."""
         await checkin_rows.delete_for_client(conn, client_id)
 
+    async def split_alert(
+        self, db: Database, session_id: str, instrument: Instrument
+    ) -> Alert | None:
+        """The split-alliance alert of a session with several clients: each client's latest
+        after-session answers on `instrument`, live or stored, compared (the caller audits
+        the read). Kept in no client's record: its reason holds both totals, and each
+        client's record (and export) must hold only their own answers."""
+        stored = await self.stored_for_session(db, session_id)
+        seen = {r.id for r in stored}
+        live = [r for r in self.live_results(session_id) if r.id not in seen]
+        responses = sorted(
+            (r for r in (*stored, *live) if r.instrument.id == instrument.id),
+            key=lambda r: r.submitted_at,
+        )
+        return evaluate_session_split(instrument, [(r.client_id, r.scores) for r in responses])
+
     async def _alerts(
-        self, conn: AsyncConnection, session: TherapySession, instrument: Instrument, scores: Scores
+        self,
+        conn: AsyncConnection,
+        session: TherapySession,
+        client_id: str,
+        instrument: Instrument,
+        scores: Scores,
     ) -> list[Alert]:
         if instrument.kind == "before":
             return evaluate_before(instrument, scores)
@@ -219,14 +241,16 @@ class Checkins:
             taps = [
                 r.scores.pulse
                 for r in self.live_results(session.id)
-                if r.instrument.kind == "pulse" and r.scores.pulse is not None
+                if r.instrument.kind == "pulse"
+                and r.scores.pulse is not None
+                and r.client_id == client_id
             ]
             return evaluate_pulse(instrument, [*taps, scores.pulse]) if scores.pulse else []
         earlier = await self._open(
             conn,
-            await checkin_rows.after_checkins_elsewhere(conn, session.client_id, session.id),
+            await checkin_rows.after_checkins_elsewhere(conn, client_id, session.id),
         )
-        number = await checkin_rows.session_number(conn, session.client_id, session.starts_at)
+        number = await checkin_rows.session_number(conn, client_id, session.starts_at)
         history = [r.scores for r in earlier if r.instrument.id == instrument.id]
         return evaluate_after(instrument, scores, history, max(1, number))
 
@@ -241,17 +265,21 @@ class Checkins:
         now: datetime,
         audit: AuditTrail | None = None,
         language: str | None = None,
+        client_id: str | None = None,
     ) -> tuple[CheckinResult, bool]:
         """Score and (with consent) store a submission; (result, was_duplicate). `language`
         is the one the client read the form in (None: the instrument's own; InvalidInput for
-        one the instrument is not translated into).
+        one the instrument is not translated into). `client_id` is the client who answered
+        (a partner in a couple session; None: the session's client): their consent decides
+        the storage, their key encrypts it, their history raises the alerts.
 
         Returns only after the encrypted write is committed, so an acknowledgement sent after
         this call means the answers are durable.
         """
+        client_id = client_id or session.client_id
         found = self._live.get(session.id, idempotency_key)
         if found is not None:
-            return found, True
+            return _same_client(found, client_id), True
         instrument = self.instrument(instrument_id)
         language = language or instrument.language
         if language not in instrument.languages:
@@ -266,14 +294,13 @@ class Checkins:
 
         async def earlier(conn: AsyncConnection) -> CheckinResult | None:
             rows = await checkin_rows.by_idempotency_key(conn, session.id, idempotency_key)
-            return next(iter(await self._open(conn, rows)), None)
+            found = next(iter(await self._open(conn, rows)), None)
+            return None if found is None else _same_client(found, client_id)
 
         async def write(conn: AsyncConnection) -> Written[CheckinResult]:
-            alerts = await self._alerts(conn, session, instrument, scores)
+            alerts = await self._alerts(conn, session, client_id, instrument, scores)
             row_id = new_id()
-            stored = await self._consents.allows(
-                conn, session.client_id, Purpose.CHECKIN_STORAGE, now
-            )
+            stored = await self._consents.allows(conn, client_id, Purpose.CHECKIN_STORAGE, now)
             if stored:
                 payload = {
                     "answers": response.as_raw(),
@@ -281,13 +308,13 @@ class Checkins:
                     "language": language,
                 }
                 ciphertext = await self._vault.encrypt_json(
-                    conn, _context(row_id, session.client_id), payload
+                    conn, _context(row_id, client_id), payload
                 )
                 await checkin_rows.insert(
                     conn,
                     row_id=row_id,
                     session_id=session.id,
-                    client_id=session.client_id,
+                    client_id=client_id,
                     instrument_id=instrument.id,
                     instrument_version=instrument.version,
                     kind=instrument.kind,
@@ -298,7 +325,7 @@ class Checkins:
             result = CheckinResult(
                 id=row_id,
                 session_id=session.id,
-                client_id=session.client_id,
+                client_id=client_id,
                 instrument=instrument,
                 answers=response.as_raw(),
                 scores=scores,
@@ -322,6 +349,14 @@ class Checkins:
         )
 
 
+def _same_client(found: CheckinResult, client_id: str) -> CheckinResult:
+    """A retry's earlier result, only if the same client sent it: another client's key is
+    refused, so no one reads a partner's answers back through a duplicate."""
+    if found.client_id != client_id:
+        raise InvalidInput("idempotency_key: already used; send a new one.")
+    return found
+
+
 def alert_json_to_alerts(items: Sequence[Mapping[str, Any]]) -> list[Alert]:
     """Alerts as they were raised at submission (thresholds may have changed since)."""
     return [
@@ -341,6 +376,7 @@ def result_json(result: CheckinResult) -> dict[str, Any]:
     """A check-in result for the therapist (panel, summary, API)."""
     return {
         "id": result.id,
+        "client_id": result.client_id,  # who answered (a partner, in a couple session)
         "instrument_id": result.instrument.id,
         "kind": result.instrument.kind,
         "title": result.instrument.title,

@@ -110,6 +110,19 @@ class CueRecords:
                 ]
         return found
 
+    async def summaries_by_client(self, db: Database, session_id: str) -> dict[str, Any]:
+        """A session's latest stored after-session summary of each client, decrypted (one per
+        client analysed in a session of several; the caller audits)."""
+        found: dict[str, Any] = {}
+        async with db.read() as conn:
+            for row in await cue_rows.for_session(conn, "cue_summaries", session_id):
+                found[row.client_id] = await self._vault.decrypt_json(
+                    conn,
+                    FieldContext("cue_summaries", row.id, "payload", row.client_id),
+                    row.payload_ciphertext,
+                )
+        return found
+
     async def delete_for_client(self, conn: AsyncConnection, client_id: str) -> None:
         """Withdrawal of `cue_analysis`: delete every stored prompt, summary and signal."""
         await cue_rows.delete_for_client(conn, client_id)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -26,12 +26,15 @@ from server.core.checkins import questionnaire_resource
 from server.core.closing import Closing
 from server.core.cues.config import CueConfig
 from server.core.cues.features import FeatureError
+from server.core.cues.group import UnknownPeerError
 from server.core.goals import GoalError, GoalStatus, split_goal_answers
 from server.core.links import SessionStatus
 from server.core.measures.scoring import SAFETY_REPAIR, safety_reason
 from server.core.models import Account
+from server.core.participants import PersonKind
 from server.core.protocol import (
     AccessEnd,
+    AllianceSplitMessage,
     CheckinOpenMessage,
     CheckinResultMessage,
     ClientSignal,
@@ -232,15 +235,17 @@ class LiveSessions:
         if session is None:  # pragma: no cover - closed a moment ago in the same store
             raise NotFound("No such session.")
         # Store the cue summary first: whoever sees `session-ended` can rely on it being kept.
-        summary = self.cues.finish(session_id)
-        if summary is not None and self.cue_analysis_live(session.client_id):
-            await self._cue_records.store_summary(
-                self._db,
-                session_id=session_id,
-                client_id=session.client_id,
-                summary=summary.to_dict(),
-                now=now,
-            )
+        # One summary per client analysed, each kept with that client's own consent.
+        for client_id, summary in self.cues.finish(session_id).items():
+            owner = client_id or session.client_id
+            if self.cue_analysis_live(owner):
+                await self._cue_records.store_summary(
+                    self._db,
+                    session_id=session_id,
+                    client_id=owner,
+                    summary=summary.to_dict(),
+                    now=now,
+                )
         if status is SessionStatus.ENDED:
             self._rooms.deliver(session_id, self.checkin_open("after"), Audience.CLIENTS)
         self._rooms.terminate(session_id, EndReason.THERAPIST_ENDED)
@@ -311,11 +316,21 @@ class LiveSessions:
         live = [r for r in self._checkins.live_results(session_id) if r.id not in seen]
         results = sorted([*stored, *live], key=lambda r: r.submitted_at)
         cue_rows = await self._cue_records.for_session(self._db, session_id)
-        prompts = [p for p in cue_rows.get("cue_prompts", []) if isinstance(p, Mapping)]
+        # a prompt about two clients is kept in each one's record: show it once
+        prompts = list(
+            {
+                str(p.get("id", n)): p
+                for n, p in enumerate(cue_rows.get("cue_prompts", []))
+                if isinstance(p, Mapping)
+            }.values()
+        )
         signals = list(self._shown_signals.get(session_id, ()))
         safety = await self._panel_safety(session_id, therapist_id)
         alerts = (
             [] if self._measures is None else await self._measures.alerts_of_session(session_id)
+        )
+        split = await self._checkins.split_alert(
+            self._db, session_id, self._checkins.instrument_for("after")
         )
         if stored or prompts:
             async with self._db.write() as conn:
@@ -329,6 +344,7 @@ class LiveSessions:
                     details={"what": "panel-state", "count": len(stored) + len(prompts)},
                 )
         limit = MAX_PANEL_ITEMS
+        labels = await self._client_labels({r.client_id for r in results})
         self._rooms.deliver_to_therapist(
             session_id,
             PanelStateMessage(
@@ -338,6 +354,8 @@ class LiveSessions:
                         "kind": r.instrument.kind,
                         "scores": scores_json(r.scores, r.instrument),
                         "alerts": [alert_json(a) for a in r.alerts],
+                        "client_id": r.client_id,
+                        "label": labels.get(r.client_id, ""),
                     }
                     for r in results[-limit:]
                 ],
@@ -345,8 +363,13 @@ class LiveSessions:
                 signals=signals[-limit:],
                 safety=safety.to_json() if safety else None,
                 safety_alerts=[_safety_json(a) for a in alerts[:limit]],
+                alliance_split=alert_json(split) if split else None,
             ),
         )
+
+    async def _client_labels(self, client_ids: Iterable[str]) -> dict[str, str]:
+        """The aliases of these clients (how the therapist's panel names each partner)."""
+        return await scheduling.client_aliases(self._db, client_ids)
 
     async def _panel_safety(self, session_id: str, therapist_id: str) -> SafetyCheck | None:
         """The session's safety check for the panel (its read audited), if there is one."""
@@ -399,18 +422,24 @@ class LiveSessions:
         answers: Mapping[str, object],
         idempotency_key: str,
         language: str | None = None,
+        client_id: str | None = None,
     ) -> Submitted[CheckinResult]:
         """Score and (with consent) store a client's answers; returns after the durable write,
         so the edge may acknowledge. The therapist sees the result live, once. `language`: the
-        one the client read the form in (None: the instrument's own)."""
+        one the client read the form in (None: the instrument's own). `client_id`: the client
+        who answered (a partner in a couple session; None: the session's client), whose
+        consent, key and history count, named in the panel by their alias. An
+        after-session form that makes the partners' totals split raises `alliance-split`."""
         async with self._db.read() as conn:
             session = await session_queries.session_by_id(conn, session_id)
         if session is None:
             raise NotFound("No such session.")
+        client_id = client_id or session.client_id
+        instrument = self._checkins.instrument(instrument_id)
         progress: dict[str, int | None] = {}
-        if self._goals is not None and self._checkins.instrument(instrument_id).kind == "after":
+        if self._goals is not None and instrument.kind == "after":
             # The after form asks about each active goal too: those answers are goal progress.
-            known = [g.id for g in await self._goals.goals(session.client_id)]
+            known = [g.id for g in await self._goals.goals(client_id)]
             try:
                 answers, progress = split_goal_answers(answers, known)
             except GoalError as exc:
@@ -424,11 +453,12 @@ class LiveSessions:
             now=self._clock(),
             audit=self._audit,
             language=language,
+            client_id=client_id,
         )
         if progress and self._goals is not None:
             # Same key, same rule: stored once, encrypted, only with `checkin_storage`.
             await self._goals.record_progress(
-                client_id=session.client_id,
+                client_id=client_id,
                 session_id=session_id,
                 progress=progress,
                 idempotency_key=idempotency_key,
@@ -442,8 +472,16 @@ class LiveSessions:
                     kind=result.instrument.kind,
                     scores=scores_json(result.scores, result.instrument),
                     alerts=[alert_json(a) for a in result.alerts],
+                    client_id=client_id,
+                    label=(await self._client_labels([client_id])).get(client_id),
                 ),
             )
+            if instrument.kind == "after":
+                split = await self._checkins.split_alert(self._db, session_id, instrument)
+                if split is not None:
+                    self._rooms.deliver_to_therapist(
+                        session_id, AllianceSplitMessage(alert=alert_json(split))
+                    )
             # Not in the room: an opted-in therapist gets an email saying only that an alert
             # waits, and only when it was kept to be seen later.
             if (
@@ -545,13 +583,22 @@ class LiveSessions:
 
     # --- signals, features, prompts ---------------------------------------------------
 
-    async def record_signal(self, session_id: str, client_id: str, signal: ClientSignal) -> None:
-        """A client's nonverbal signal: shown to the therapist; kept only with cue consent."""
+    async def record_signal(
+        self,
+        session_id: str,
+        client_id: str,
+        signal: ClientSignal,
+        *,
+        peer_id: str | None = None,
+        kind: PersonKind = PersonKind.CLIENT,
+    ) -> None:
+        """A nonverbal signal: shown to the therapist; kept only as a client's, with that
+        client's cue consent (a guest's is shown, never kept)."""
         self._rooms.deliver_to_therapist(session_id, ClientSignalMessage(signal=signal))
         shown = self._shown_signals.setdefault(session_id, deque(maxlen=MAX_PANEL_ITEMS))
         shown.append({"signal": signal.value, "at_ms": int(self._clock().timestamp() * 1000)})
-        if self.cue_analysis_live(client_id):
-            t_ms = self.cues.signal(session_id, signal.value)
+        if kind is PersonKind.CLIENT and self.cue_analysis_live(client_id):
+            t_ms = self.cues.signal(session_id, signal.value, peer_id=peer_id)
             await self._cue_records.store_signal(
                 self._db,
                 session_id=session_id,
@@ -561,25 +608,48 @@ class LiveSessions:
                 now=self._clock(),
             )
 
-    async def feed_features(self, session_id: str, client_id: str, body: Mapping[str, Any]) -> None:
-        """Cue features: analysed only while the client's cue consent is live, else dropped
-        without keeping anything. Prompts go to the therapist and are stored encrypted."""
-        if not self.cue_analysis_live(client_id):
+    async def feed_features(
+        self,
+        session_id: str,
+        client_id: str,
+        body: Mapping[str, Any],
+        *,
+        peer_id: str | None = None,
+        kind: PersonKind | None = None,
+    ) -> None:
+        """Cue features of one person. A guest's are dropped before anything: never analysed,
+        never stored. A client's (`client_id` their own record) are analysed only while their
+        own cue consent is live; the therapist's (`client_id` the session's client) while a
+        client of the session is analysed or the session's client consents. Prompts go to the
+        therapist and are stored encrypted with the record of each client they concern."""
+        therapist = body.get("role") == SessionRole.THERAPIST.value
+        if kind is PersonKind.GUEST:
+            return
+        if therapist:
+            if not (self.cues.active(session_id) or self.cue_analysis_live(client_id)):
+                return
+        elif not self.cue_analysis_live(client_id):
             return
         try:
-            prompts = self.cues.feed(session_id, body)
-        except FeatureError as exc:
+            prompts = self.cues.feed(
+                session_id,
+                body,
+                peer_id=peer_id,
+                client_id=None if therapist else client_id,
+            )
+        except (FeatureError, UnknownPeerError) as exc:
             raise InvalidInput(str(exc)) from None
         for prompt in prompts:
             shown = prompt.to_dict()
             self._rooms.deliver_to_therapist(session_id, PromptMessage(prompt=shown))
-            await self._cue_records.store_prompt(
-                self._db,
-                session_id=session_id,
-                client_id=client_id,
-                prompt=shown,
-                now=self._clock(),
-            )
+            for owner in self.cues.owners(session_id, prompt) or [client_id]:
+                await self._cue_records.store_prompt(
+                    self._db,
+                    session_id=session_id,
+                    client_id=owner,
+                    prompt=shown,
+                    now=self._clock(),
+                )
 
     def prompt_feedback(
         self, session_id: str, prompt_id: str, feedback: PromptFeedback, minutes: int | None
@@ -633,8 +703,12 @@ class LiveSessions:
     def stop_cues_for_client(self, client_id: str) -> None:
         """Forget live cue state of every live session of this client, at once."""
         self._cue_allowed[client_id] = False
-        for session_id in self._rooms.live_sessions_of_client(client_id):
-            self.cues.drop(session_id)
+        sessions = {
+            *self._rooms.live_sessions_of_client(client_id),
+            *self.cues.sessions_of(client_id),
+        }
+        for session_id in sessions:
+            self.cues.drop_client(session_id, client_id)
 
 
 def _safety_json(record: SafetyAlertRecord) -> dict[str, str]:

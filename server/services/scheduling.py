@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -110,6 +111,17 @@ async def get_client(db: Database, therapist: Account, client_id: str) -> Client
     """One of the therapist's clients, or NotFound (also for other therapists' ids)."""
     async with db.read() as conn:
         return await own_client(conn, therapist, client_id)
+
+
+async def client_aliases(db: Database, client_ids: Iterable[str]) -> dict[str, str]:
+    """The aliases of these clients (how a session of several names each of them)."""
+    found: dict[str, str] = {}
+    async with db.read() as conn:
+        for client_id in sorted(set(client_ids)):
+            client = await q.client_by_id(conn, client_id)
+            if client is not None:
+                found[client_id] = client.alias
+    return found
 
 
 async def set_client_language(

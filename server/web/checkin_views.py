@@ -13,6 +13,7 @@ from aiohttp import web
 
 from privacy.consent import ConsentState, Purpose
 from server.core.checkins import bundle, questionnaire_resource, questionnaire_response
+from server.core.cues.summary import talk_share_per_person
 from server.core.goals import with_goal_items
 from server.core.languages import N_
 from server.core.links import SessionStatus
@@ -33,7 +34,7 @@ from server.keys import (
 )
 from server.services import erasure, scheduling
 from server.services import notes as note_service
-from server.services.checkins import CheckinResult, result_json
+from server.services.checkins import CheckinResult, alert_json, result_json
 from server.services.goals import fhir_goals
 from server.web.charts import trend_svg
 from server.web.cue_charts import cue_charts
@@ -91,6 +92,7 @@ async def client_submit(request: web.Request) -> web.StreamResponse:
         answers=body["answers"],
         idempotency_key=body["idempotency_key"],
         language=body.get("language"),
+        client_id=visit.client_id,  # the answering client's own record (a guest: 403)
     )
     return web.json_response(
         {
@@ -221,7 +223,13 @@ async def summary_page(request: web.Request) -> web.StreamResponse:
     session = await scheduling.get_session(app[DB], current.account, path_id(request, "session_id"))
     results = await _session_results(request, session.id)
     cues = await app[CUE_RECORDS].for_session(app[DB], session.id)
-    summary = cues["cue_summaries"][-1] if cues["cue_summaries"] else None
+    by_client = await app[CUE_RECORDS].summaries_by_client(app[DB], session.id)
+    labels = await scheduling.client_aliases(
+        app[DB], {r.client_id for r in results} | set(by_client)
+    )
+    several = len(labels) > 1
+    summary = cues["cue_summaries"][-1] if cues["cue_summaries"] and not several else None
+    split = await app[CHECKINS].split_alert(app[DB], session.id, app[CHECKINS].instrument("after"))
     read_count = len(results) + sum(len(v) for v in cues.values())
     await _audited_read(request, session.client_id, "session-summary", read_count)
     safety = await app[SAFETY].read_for_therapist(
@@ -239,10 +247,29 @@ async def summary_page(request: web.Request) -> web.StreamResponse:
             "account": current.account,
             "csrf_token": current.csrf_token,
             "session": session,
-            "results": [result_json(r) for r in results],
+            "results": [{**result_json(r), "label": labels.get(r.client_id, "")} for r in results],
+            "several": several,
+            "alliance_split": alert_json(split) if split else None,
             "cue_summary": summary,
             "cue_charts": cue_charts(summary) if summary else [],
-            "prompts": cues["cue_prompts"],
+            # a session of several clients: each analysed client's own summary
+            "cue_people": [
+                {"label": labels.get(client_id, ""), "charts": cue_charts(payload, f"cue{n}")}
+                for n, (client_id, payload) in enumerate(by_client.items())
+            ]
+            if several
+            else [],
+            "talk_shares": talk_share_per_person(
+                {
+                    labels.get(client_id, "Client"): payload
+                    for client_id, payload in by_client.items()
+                }
+            )
+            if several and by_client
+            else [],
+            "prompts": list(
+                {p.get("id", n): p for n, p in enumerate(cues["cue_prompts"])}.values()
+            ),
             "signals": cues["signal_events"],
             "signal_words": SIGNAL_WORDS,
             "safety": safety,

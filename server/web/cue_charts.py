@@ -244,8 +244,9 @@ def loudness_chart(summary: Mapping[str, Any]) -> Chart:
     return chart
 
 
-def cue_charts(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(heading, svg) pairs for the session summary page."""
+def cue_charts(summary: Mapping[str, Any], id_prefix: str = "cue") -> list[tuple[str, str]]:
+    """(heading, svg) pairs for the session summary page (`id_prefix` keeps the charts' ids
+    apart when a page shows several clients' summaries)."""
     builders = (
         ("Talk share", talk_share_chart),
         ("Response gaps", turn_gap_chart),
@@ -254,5 +255,6 @@ def cue_charts(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Voice level", loudness_chart),
     )
     return [
-        (heading, build(summary).render(f"cue-{n}")) for n, (heading, build) in enumerate(builders)
+        (heading, build(summary).render(f"{id_prefix}-{n}"))
+        for n, (heading, build) in enumerate(builders)
     ]

@@ -436,7 +436,8 @@ async def test_the_cue_engines_windows_and_talk_totals_go_on_after_a_takeover(
         await redis.aclose()
     windows_on_a = json.loads(stored["live"]["cues"]["windows"])
     assert windows_on_a == on_a
-    talk_on_a = (windows_on_a["_therapist_talk"]["total"], windows_on_a["_client_talk"]["total"])
+    pair_on_a = windows_on_a["pairs"][0]  # the one client's engine (docs/cues.md)
+    talk_on_a = (pair_on_a["_therapist_talk"]["total"], pair_on_a["_client_talk"]["total"])
     assert sum(talk_on_a) > 0
     assert "J.M." not in json.dumps(stored["live"]["cues"])  # numbers, no words or names
 
@@ -458,15 +459,16 @@ async def test_the_cue_engines_windows_and_talk_totals_go_on_after_a_takeover(
     for party in (therapist_b, visitor_b):
         await party.send({"type": "ping"})
         await party.expect("pong")
-    windows_on_b = second.app[LIVE].cues.windows(session_id)
-    assert windows_on_b is not None
+    windows = second.app[LIVE].cues.windows(session_id)
+    assert windows is not None
+    windows_on_b = windows["pairs"][0]
     # both sides' frames land after A's on the session clock, not at its start again
     assert all(
-        b > a for a, b in zip(windows_on_a["_last_seen"], windows_on_b["_last_seen"], strict=True)
+        b > a for a, b in zip(pair_on_a["_last_seen"], windows_on_b["_last_seen"], strict=True)
     )
     # the baseline period counts on from A's (~10 s of frames there, ~10 s more here): a
     # fresh engine would stand at ~10 s, under A's total plus half of what B saw
-    calibrated_on_a = windows_on_a["_calibration_elapsed_ms"]
+    calibrated_on_a = pair_on_a["_calibration_elapsed_ms"]
     assert windows_on_b["_calibration_elapsed_ms"] >= calibrated_on_a + 5_000
 
 

@@ -15,6 +15,7 @@ from server.core.checkins import (
     evaluate_after,
     evaluate_before,
     evaluate_pulse,
+    evaluate_session_split,
     evaluate_split,
     load_builtin_instruments,
     load_instrument,
@@ -386,3 +387,26 @@ def test_split_alliance_refuses_answers_to_another_form() -> None:
     before = score(BEFORE, validate_answers(BEFORE, {i.link_id: 0 for i in BEFORE.items}))
     with pytest.raises(ValueError, match="scores are for"):
         evaluate_split(AFTER, [earlier(40), before])
+
+
+@pytest.mark.parametrize(
+    ("responses", "gap"),
+    [
+        ([("a", 40), ("b", 32)], 8),  # both partners answered, 8 apart
+        ([("a", 40), ("b", 33)], None),
+        ([("a", 30), ("b", 38), ("a", 37)], None),  # A's resubmission replaces A's first
+        ([("a", 37), ("b", 38), ("a", 30)], 8),  # ... either way round
+        ([("a", 30), ("a", 40)], None),  # one client twice is no couple
+        ([("a", 40), ("b", None)], None),  # a skipped item leaves no total to compare
+        ([("a", 40), ("b", 35), ("c", 31)], 9),  # three clients: highest against lowest
+        ([], None),
+    ],
+)
+def test_split_alliance_of_a_session_counts_each_clients_latest_answers(
+    responses: list[tuple[str, int | None]], gap: int | None
+) -> None:
+    alert = evaluate_session_split(AFTER, [(client, earlier(t)) for client, t in responses])
+    assert (alert is not None) == (gap is not None)
+    if alert is not None:
+        assert f"{gap} points apart" in alert.reason
+        assert alert.repair.startswith("Invite feedback from each partner")

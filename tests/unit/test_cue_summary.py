@@ -9,7 +9,12 @@ import pytest
 
 from server.core.cues import Category, CueEngine, FeatureFrame, NetStats, Verdict
 from server.core.cues.policy import FeedbackRecord
-from server.core.cues.summary import ClientSignal, SummaryBuilder, build_summary
+from server.core.cues.summary import (
+    ClientSignal,
+    SummaryBuilder,
+    build_summary,
+    talk_share_per_person,
+)
 from server.core.cues.synthetic import frames_from_speech, scenario_frames
 from server.core.protocol import SessionRole
 
@@ -127,3 +132,15 @@ def test_the_builder_ignores_stale_frames_like_the_engine() -> None:
     for frame in frames + frames[:10]:
         builder.add_frame(frame)
     assert builder.build().talk_share[0].therapist_ms == 4000
+
+
+def test_talk_share_per_person_counts_each_clients_own_speech_and_the_therapist_once() -> None:
+    def stored(therapist_ms: int, client_ms: int) -> dict[str, object]:
+        return {"talk_share": [{"therapist_ms": therapist_ms, "client_ms": client_ms}]}
+
+    shares = talk_share_per_person({"J.M.": stored(40_000, 50_000), "R.M.": stored(30_000, 10_000)})
+    assert shares == [("Therapist", 40_000, 0.4), ("J.M.", 50_000, 0.5), ("R.M.", 10_000, 0.1)]
+    assert talk_share_per_person({"J.M.": {"talk_share": []}}) == [
+        ("Therapist", 0, None),
+        ("J.M.", 0, None),
+    ]

@@ -17,6 +17,7 @@ from server.core.protocol import (
     SERVER_MESSAGE_CLASSES,
     THERAPIST_ONLY_SERVER_TYPES,
     WAITING_NOTES_PER_MINUTE,
+    AllianceSplitMessage,
     CheckinResultMessage,
     ClientSignal,
     ClientSignalMessage,
@@ -540,6 +541,16 @@ THERAPIST_ONLY_EXAMPLES = [
         measure="PHQ-9",
         reason="On the PHQ-9, the client reported thoughts of self-harm.",
         repair="Ask about safety today.",
+    ),
+    AllianceSplitMessage(
+        alert={
+            "code": "split-alliance",
+            "category": "alliance",
+            "severity": "attention",
+            "reason": "The partners' alliance ratings are 9 points apart (29 and 38 of 40).",
+            "repair": "Invite feedback from each partner.",
+            "items": [],
+        }
     ),
 ]
 

@@ -12,6 +12,8 @@ from server.core.participants import PersonKind
 from server.core.protocol import (
     SERVER_MESSAGE_CLASSES,
     THERAPIST_ONLY_SERVER_TYPES,
+    AllianceSplitMessage,
+    CheckinResultMessage,
     ErrorCode,
     ErrorMessage,
     IceCandidate,
@@ -273,6 +275,16 @@ def test_a_message_is_frozen_and_slotted() -> None:
             id="lobby-leaks-ip",
         ),
         pytest.param(
+            lambda: AllianceSplitMessage(alert={"code": "split-alliance", "reason": "x"}),
+            id="split-alert-without-repair",
+        ),
+        pytest.param(
+            lambda: CheckinResultMessage(
+                instrument_id="after", kind="after", scores={}, alerts=(), label="x" * 81
+            ),
+            id="checkin-result-label-too-long",
+        ),
+        pytest.param(
             lambda: WelcomeMessage(
                 role=SessionRole.CLIENT,
                 session_id="s1",
@@ -302,6 +314,7 @@ def test_the_therapist_only_types_are_the_seven_the_protocol_names() -> None:
         "quick-exit",
         "measure-alert",
         "checkin-result",
+        "alliance-split",
         "prompt",
         "client-signal",
         "safety-check",

@@ -312,8 +312,7 @@ function headline(result) {
 
 /**
  * Render one check-in result (scores and alerts) for the therapist.
- * @param {{kind: string, instrument_id: string, scores: Record<string, any>,
- *   alerts: {reason: string, repair: string, severity: string}[]}} result
+ * @param {PanelResult} result
  */
 export function resultCard(result) {
   const card = el("article", { class: `checkin-result severity-${result.alerts.length ? "attention" : "none"}` });
@@ -342,8 +341,16 @@ export function resultCard(result) {
 }
 
 /**
+ * @typedef {{kind: string, instrument_id: string, scores: Record<string, any>,
+ *   alerts: {reason: string, repair: string, severity: string}[], client_id?: string,
+ *   label?: string}} PanelResult
+ */
+
+/**
  * The therapist's private panel: results as they arrive and a one-click pulse; `panel-state`
- * rebuilds the results so far (after a reload), newest first.
+ * rebuilds the results so far (after a reload), newest first. With several clients (a couple,
+ * a family) each client's results stand in a column of their own under their name, side by
+ * side where there is room, and a split alliance (`alliance-split`) is shown above them.
  * @param {SessionConnection} connection
  * @param {HTMLElement} panel
  * @param {(text: string, options?: {urgent?: boolean, item?: Element | null}) => void} [notify]
@@ -353,17 +360,67 @@ export function mountTherapistCheckins(connection, panel, notify = () => {}) {
   section.append(el("h2", { id: "checkins-title" }, "Check-ins"));
   const launch = el("button", { type: "button" }, "Ask a pulse question");
   launch.addEventListener("click", () => connection.send({ type: "checkin-launch", instrument_id: "pulse" }));
+  const split = el("div", { class: "alert split-alliance", role: "note" });
+  split.hidden = true;
   const log = el("div", { class: "checkin-log", "aria-live": "polite" });
-  section.append(launch, log);
+  section.append(launch, split, log);
   panel.append(section);
+  /** Each client's cards, newest first, in the order the clients first appeared. */
+  /** @type {Map<string, {label: string, cards: HTMLElement[]}>} */
+  let people = new Map();
+
+  /** @param {PanelResult} result */
+  const add = (result) => {
+    const key = result.client_id ?? "";
+    const person = people.get(key) ?? { label: result.label ?? "", cards: [] };
+    people.set(key, person);
+    const card = resultCard(result);
+    person.cards.unshift(card);
+    return card;
+  };
+  const render = () => {
+    const several = people.size > 1;
+    log.classList.toggle("is-side-by-side", several);
+    if (!several) {
+      log.replaceChildren(...[...people.values()].flatMap((person) => person.cards));
+      return;
+    }
+    log.replaceChildren(
+      ...[...people.values()].map((person, n) => {
+        const column = el("section", { class: "checkin-person", "aria-labelledby": `checkin-person-${n}` });
+        column.append(el("h3", { id: `checkin-person-${n}` }, person.label || "Client"), ...person.cards);
+        return column;
+      }),
+    );
+  };
+  /** @param {{reason: string, repair: string} | null | undefined} alert */
+  const showSplit = (alert) => {
+    split.hidden = !alert;
+    if (alert) {
+      split.replaceChildren(
+        el("h3", {}, "Split alliance"),
+        el("p", {}, alert.reason),
+        el("p", { class: "repair" }, `Try: ${alert.repair}`),
+      );
+    }
+  };
+
   connection.on("checkin-result", (msg) => {
-    const card = resultCard(msg);
-    log.prepend(card);
+    const card = add(msg);
+    render();
     const alerts = msg.alerts.length ? ` (${msg.alerts.length === 1 ? "an alert" : `${msg.alerts.length} alerts`})` : "";
-    notify(`${kindName(msg.kind)} check-in: ${headline(msg)}${alerts}`, { urgent: msg.alerts.length > 0, item: card });
+    const who = people.size > 1 && msg.label ? `${msg.label}: ` : "";
+    notify(`${who}${kindName(msg.kind)} check-in: ${headline(msg)}${alerts}`, { urgent: msg.alerts.length > 0, item: card });
+  });
+  connection.on("alliance-split", (msg) => {
+    showSplit(msg.alert);
+    notify(`Split alliance: ${msg.alert.reason}`, { urgent: true, item: split });
   });
   connection.on("panel-state", (msg) => {
-    log.replaceChildren(...msg.checkins.map((result) => resultCard(result)).reverse());
+    people = new Map();
+    for (const result of msg.checkins) add(/** @type {PanelResult} */ (result));
+    render();
+    showSplit(msg.alliance_split);
   });
 }
 

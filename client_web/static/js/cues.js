@@ -50,13 +50,18 @@ export function mountSignalButtons(connection, section) {
 /** @typedef {import("./protocol_types.js").PromptMessage["prompt"]} Prompt */
 
 /**
- * One prompt with its feedback controls.
+ * One prompt with its feedback controls; in a session with several clients, whom it is about.
  * @param {SessionConnection} connection
  * @param {Prompt} prompt
+ * @param {Map<string, string>} [labels] peer id → the name the roster shows
  */
-function promptCard(connection, prompt) {
+function promptCard(connection, prompt, labels = new Map()) {
   const { id, text, category } = prompt;
   const card = el("article", { class: "prompt-card", "data-category": category });
+  if (prompt.peers?.length) {
+    const names = prompt.peers.map((peer) => labels.get(peer) ?? "a client");
+    card.append(el("p", { class: "prompt-about" }, `About: ${names.join(" and ")}`));
+  }
   card.append(el("p", {}, text));
   const actions = el("div", { class: "prompt-actions" });
   /** @type {[string, import("./protocol_types.js").PromptFeedbackMessage["feedback"], {minutes?: number}][]} */
@@ -108,8 +113,14 @@ export function mountPromptPanel(connection, panel, notify = () => {}) {
   // signals and prompts above the check-ins: they are about this very moment
   panel.prepend(section);
 
+  /** @type {Map<string, string>} who is who in the room (labels of the prompts' `peers`) */
+  const labels = new Map();
+  connection.on("roster", (msg) => {
+    for (const person of msg.people) labels.set(person.peer_id, person.label);
+  });
+
   connection.on("prompt", (msg) => {
-    const card = promptCard(connection, msg.prompt);
+    const card = promptCard(connection, msg.prompt, labels);
     log.prepend(card);
     notify(`Cue: ${msg.prompt.text}`, { item: card });
   });
@@ -123,7 +134,7 @@ export function mountPromptPanel(connection, panel, notify = () => {}) {
   connection.on("panel-state", (msg) => {
     /** @type {Array<[number, Element]>} */
     const items = [
-      ...msg.prompts.map((prompt) => /** @type {[number, Element]} */ ([prompt.t_ms, promptCard(connection, prompt)])),
+      ...msg.prompts.map((prompt) => /** @type {[number, Element]} */ ([prompt.t_ms, promptCard(connection, prompt, labels)])),
       ...msg.signals.map((s) => /** @type {[number, Element]} */ ([s.at_ms, signalNote(s.signal, s.at_ms)])),
     ];
     // prompts carry session time and signals wall-clock time: keep each kind's own order

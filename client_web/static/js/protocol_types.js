@@ -185,13 +185,22 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
- * A client's check-in scored, with any alerts.
+ * A client's check-in scored, with any alerts, and whose (`client_id`, `label`), so the
  * @typedef {object} CheckinResultMessage
  * @property {"checkin-result"} type
  * @property {string} instrument_id
  * @property {"before" | "pulse" | "after"} kind
  * @property {Record<string, unknown>} scores
  * @property {Array<{code: string, category: string, severity: string, reason: string, repair: string, items: Array<string>}>} alerts
+ * @property {string} [client_id]
+ * @property {string} [label]
+ */
+
+/**
+ * The partners' after-session alliance totals are far apart (a split alliance).
+ * @typedef {object} AllianceSplitMessage
+ * @property {"alliance-split"} type
+ * @property {{code: string, category: string, severity: string, reason: string, repair: string, items: Array<string>}} alert
  */
 
 /**
@@ -206,7 +215,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * A cue prompt for the therapist's private side panel.
  * @typedef {object} PromptMessage
  * @property {"prompt"} type
- * @property {{id: string, category: string, t_ms: number, severity: string, text: string, reasons: Array<Record<string, unknown>>}} prompt
+ * @property {{id: string, category: string, t_ms: number, severity: string, text: string, reasons: Array<Record<string, unknown>>, peers?: Array<string>}} prompt
  */
 
 /**
@@ -232,6 +241,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * @property {Array<{signal: "need-a-moment" | "that-landed" | "confused" | "slow-down" | "hard-to-hear-see", at_ms: number}>} signals
  * @property {{location: string, private: boolean, contact_name: string, contact_phone: string, code_word: string, submitted_at_ms: number}} [safety]
  * @property {Array<{alert_id: string, label: string, measure: string, reason: string, repair: string}>} safety_alerts
+ * @property {{code: string, category: string, severity: string, reason: string, repair: string, items: Array<string>}} [alliance_split]
  */
 
 /**
@@ -274,7 +284,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message the server sends.
- * @typedef {WelcomeMessage | LobbyMessage | RosterMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | MeasureAlertMessage | SignalRelayMessage | PeerScreenMessage | ScreenShareAllowedMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | SafetyCheckMessage | PanelStateMessage | GoalsMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
+ * @typedef {WelcomeMessage | LobbyMessage | RosterMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | MeasureAlertMessage | SignalRelayMessage | PeerScreenMessage | ScreenShareAllowedMessage | CheckinOpenMessage | CheckinResultMessage | AllianceSplitMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | SafetyCheckMessage | PanelStateMessage | GoalsMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
  */
 
 // --- client → server messages ---

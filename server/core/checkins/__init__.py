@@ -5,6 +5,7 @@ from server.core.checkins.alerts import (
     evaluate_after,
     evaluate_before,
     evaluate_pulse,
+    evaluate_session_split,
     evaluate_split,
 )
 from server.core.checkins.fhir import bundle, questionnaire_resource, questionnaire_response
@@ -41,6 +42,7 @@ __all__ = [
     "evaluate_after",
     "evaluate_before",
     "evaluate_pulse",
+    "evaluate_session_split",
     "evaluate_split",
     "load_builtin_instruments",
     "load_instrument",

@@ -145,6 +145,21 @@ def evaluate_split(instrument: Instrument, partners: Sequence[Scores]) -> Alert 
     )
 
 
+def evaluate_session_split(
+    instrument: Instrument, responses: Sequence[tuple[str, Scores]]
+) -> Alert | None:
+    """The split-alliance alert of one session from its after-session responses on
+    `instrument`, in submission order, each with the client who answered: each client's
+    latest response counts (a resubmission replaces the earlier one), and `evaluate_split`
+    decides. None with fewer than two clients."""
+    latest: dict[str, Scores] = {}
+    for client_id, scores in responses:
+        latest[client_id] = scores
+    if len(latest) < 2:
+        return None
+    return evaluate_split(instrument, list(latest.values()))
+
+
 def evaluate_pulse(instrument: Instrument, pulse_values_this_session: Sequence[int]) -> list[Alert]:
     """Alerts for the latest pulse tap, given all taps of this session in order.
 

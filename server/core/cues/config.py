@@ -76,6 +76,11 @@ class CueConfig:
     still_silent_ms: int = _window(60_000)
     out_of_frame_ms: int = _window(10_000)
 
+    # -- sessions with several clients (couples, families) ----------------------------------
+    couple_share_max: float = 0.70  # one client holds at least this share of the clients' speech
+    couple_window_ms: int = _window(600_000)  # ... over this sliding window
+    couple_min_speech_ms: int = _window(60_000)  # less clients' speech than this: no claim
+
     # -- prompt policy --------------------------------------------------------------------
     rate_limit_ms: int = _window(600_000)  # at most one prompt per category per this
 
@@ -84,11 +89,20 @@ class CueConfig:
             value = getattr(self, spec.name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"CueConfig.{spec.name} must be a positive number: {value!r}")
-        for name in ("withdrawal_talk_share_max", "talk_share_min", "rtt_smoothing"):
+        for name in (
+            "withdrawal_talk_share_max",
+            "talk_share_min",
+            "rtt_smoothing",
+            "couple_share_max",
+        ):
             if getattr(self, name) > 1:
                 raise ValueError(f"CueConfig.{name} must be at most 1")
         if self.lag_handoff_ms >= self.lag_severe_ms:
             raise ValueError("CueConfig.lag_handoff_ms must be below lag_severe_ms")
+        if self.couple_share_max <= 0.5:
+            raise ValueError("CueConfig.couple_share_max must be above 0.5 (one client's share)")
+        if self.couple_min_speech_ms > self.couple_window_ms:
+            raise ValueError("CueConfig.couple_min_speech_ms must fit in couple_window_ms")
         if self.video_degraded_min_ms > self.video_window_ms:
             raise ValueError("CueConfig.video_degraded_min_ms must fit in video_window_ms")
 

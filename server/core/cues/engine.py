@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -35,8 +36,9 @@ _STILL_SILENT: Final = Category.STILL_SILENT
 _WITHDRAWAL: Final = Category.WITHDRAWAL
 _RESPONSE_LATENCY: Final = Category.RESPONSE_LATENCY
 _TALK_IMBALANCE: Final = Category.TALK_IMBALANCE
+_OTHERS_CAP: Final = 64  # other people's recent speech runs held (sessions of several)
 _MIN_MOTION_FRAMES: Final = 10  # motion frames needed before a mean says anything
-_CARRY_VERSION: Final = 1  # of the windows' carried layout; another one starts afresh
+_CARRY_VERSION: Final = 2  # of the windows' carried layout; another one starts afresh
 # carried by policy_state, or this process's own (the configuration, the prompt ids' prefix)
 _NOT_WINDOWS: Final = frozenset({"_policy", "_seq", "_id_prefix"})
 
@@ -61,6 +63,7 @@ class CueEngine:
         "_motion_recent",
         "_motion_recent_n",
         "_now",
+        "_others",
         "_policy",
         "_presence",
         "_seq",
@@ -103,6 +106,9 @@ class CueEngine:
         self._talk_over = TalkOverRule(cfg)
         self._video = VideoRule(cfg)
         self._presence = PresenceRule(cfg)
+        # other people's speech in a session of several (the other clients): a silence
+        # between the therapist and this client that someone else filled is no silence
+        self._others: deque[tuple[int, int]] = deque(maxlen=_OTHERS_CAP)
         self.stale_frames = 0
 
     # -- the feed ---------------------------------------------------------------------------
@@ -244,21 +250,51 @@ class CueEngine:
         return self._motion_recent / (self._motion_base_sum / self._motion_base_n)
 
     @property
+    def severe_lag(self) -> bool:
+        """True while the delay is severe (or has not yet recovered long enough)."""
+        return self._lag.timing_blocked
+
+    @property
     def timing_rules_active(self) -> bool:
         """False while the lag is severe or one side is away: timing would mislead."""
         return not self._lag.timing_blocked and self._both_present(self._now)
 
+    # -- other people in the room ----------------------------------------------------------
+
+    def note_other_speech(self, voiced: tuple[tuple[int, int], ...]) -> None:
+        """Speech by someone other than this pair (another client in the session): silences
+        and response gaps of this pair that it fills are not counted as the client's."""
+        others, join = self._others, self._cfg.run_join_ms
+        for start, end in voiced:
+            if others and start - others[-1][1] < join and start >= others[-1][0]:
+                if end > others[-1][1]:
+                    others[-1] = (others[-1][0], end)
+            else:
+                others.append((start, end))
+
+    def _others_spoke(self, start: int, end: int) -> bool:
+        """Whether someone else spoke inside [start, end)."""
+        return any(s < end and e > start for s, e in self._others)
+
     # -- turn-taking events (TurnListener) --------------------------------------------------
 
     def on_pause(self, role: int, pause_ms: int, t_ms: int) -> None:
-        """A therapist re-entry after a long silence counts towards withdrawal."""
+        """A therapist re-entry after a long silence counts towards withdrawal (unless
+        another client spoke in that silence)."""
         long_silence = pause_ms >= self._cfg.withdrawal_silence_ms
-        if role == THERAPIST and long_silence and self.timing_rules_active:
+        if (
+            role == THERAPIST
+            and long_silence
+            and self.timing_rules_active
+            and not self._others_spoke(t_ms - pause_ms, t_ms)
+        ):
             self._withdrawal.on_reentry(t_ms, self._calibrating)
 
     def on_switch(self, from_role: int, to_role: int, gap_ms: int, t_ms: int) -> None:
-        """A client taking the floor from the therapist gives a response gap."""
-        if from_role == THERAPIST and self.timing_rules_active:
+        """A client taking the floor from the therapist gives a response gap (unless another
+        client answered first)."""
+        answered_first = gap_ms > 0 and self._others_spoke(t_ms - gap_ms, t_ms)
+        if from_role == THERAPIST and self.timing_rules_active and not answered_first:
             self._latency.on_response(t_ms, gap_ms, self._calibrating)
 
     def on_turn_end(self, role: int, speech_ms: int, t_ms: int) -> None:
@@ -347,6 +383,11 @@ class CueEngine:
         return self._cfg
 
     @property
+    def prompt_id_prefix(self) -> str:
+        """What this engine's prompt ids start with."""
+        return self._id_prefix
+
+    @property
     def one_way_delay_ms(self) -> float:
         """The smoothed one-way delay (RTT / 2) the lag rules see."""
         return self._lag.one_way_ms
@@ -364,4 +405,5 @@ class CueEngine:
             + self._latency.state_size()
             + self._talk_over.state_size()
             + self._policy.state_size()
+            + len(self._others)
         )

@@ -19,6 +19,8 @@ class Category(StrEnum):
     VIDEO = "video"
     STILL_SILENT = "still_silent"
     OUT_OF_FRAME = "out_of_frame"
+    COUPLE_BALANCE = "couple_balance"  # one client holds most of the clients' speech
+    CLIENT_TALK_OVER = "client_talk_over"  # two clients speak over each other
 
 
 class Severity(StrEnum):
@@ -68,10 +70,12 @@ class Prompt:
     text: str
     reasons: tuple[Reason, ...]
     severity: Severity
+    # whom it is about in a session of several clients (their peer ids); empty with one
+    peers: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as sent in a `prompt` message and printed by replay."""
-        return {
+        shown: dict[str, Any] = {
             "id": self.id,
             "category": self.category.value,
             "t_ms": self.t_ms,
@@ -79,3 +83,6 @@ class Prompt:
             "text": self.text,
             "reasons": [reason.to_dict() for reason in self.reasons],
         }
+        if self.peers:
+            shown["peers"] = list(self.peers)
+        return shown

@@ -9,7 +9,7 @@ signals, connection quality per minute, loudness trends per role, and movement s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from statistics import median
 from typing import Any, Final
@@ -397,3 +397,21 @@ def _slope(points: list[tuple[float, float]]) -> float | None:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+def talk_share_per_person(
+    summaries: Mapping[str, Mapping[str, Any]], therapist: str = "Therapist"
+) -> list[tuple[str, int, float | None]]:
+    """(name, speech ms, share of everyone's speech) for a session of several clients, from
+    each client's stored summary (`to_dict()` form) by name: each client's own speech, and the
+    therapist's as the summary that heard most of it counted it (each client's summary starts
+    with that client). Share None when nobody spoke."""
+    spoken: list[tuple[str, int]] = []
+    therapist_ms = 0
+    for name, summary in summaries.items():
+        buckets = summary.get("talk_share") or []
+        spoken.append((name, sum(int(b.get("client_ms") or 0) for b in buckets)))
+        therapist_ms = max(therapist_ms, sum(int(b.get("therapist_ms") or 0) for b in buckets))
+    people = [(therapist, therapist_ms), *spoken]
+    total = sum(ms for _, ms in people)
+    return [(name, ms, ms / total if total else None) for name, ms in people]

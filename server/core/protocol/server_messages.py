@@ -76,7 +76,7 @@ CuePrompt = Annotated[
     Mapping[str, Any],
     JsType(
         "{id: string, category: string, t_ms: number, severity: string, text: string,"
-        " reasons: Array<Record<string, unknown>>}"
+        " reasons: Array<Record<string, unknown>>, peers?: Array<string>}"
     ),
 ]
 SharedGoals = Annotated[
@@ -84,6 +84,13 @@ SharedGoals = Annotated[
     JsType(
         "Array<{id: string, text: string, status: 'active' | 'reached' | 'dropped',"
         " updated_by: 'therapist' | 'client', updated_at_ms: number}>"
+    ),
+]
+CheckinAlert = Annotated[
+    Mapping[str, Any],
+    JsType(
+        "{code: string, category: string, severity: string, reason: string,"
+        " repair: string, items: Array<string>}"
     ),
 ]
 CheckinAlerts = Annotated[
@@ -506,18 +513,34 @@ class CheckinOpenMessage(SharedMessage):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckinResultMessage(TherapistOnlyMessage):
-    """A client's check-in scored, with any alerts."""
+    """A client's check-in scored, with any alerts, and whose (`client_id`, `label`), so the
+    panel shows partners side by side in a session with several clients."""
 
     TYPE: ClassVar[str] = "checkin-result"
     instrument_id: str
     kind: InstrumentKind
     scores: Mapping[str, Any]
     alerts: CheckinAlerts
+    client_id: str | None = None
+    label: str | None = None
 
     def _check(self, f: Fields) -> None:
         _instrument_and_kind(self, f)
         f.mapping("scores")
         f.array("alerts", 100)
+        f.optional_text("client_id", max_chars=64)
+        f.optional_text("label", max_chars=80)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllianceSplitMessage(TherapistOnlyMessage):
+    """The partners' after-session alliance totals are far apart (a split alliance)."""
+
+    TYPE: ClassVar[str] = "alliance-split"
+    alert: CheckinAlert
+
+    def _check(self, f: Fields) -> None:
+        _check_alert("alliance-split.alert", f.mapping("alert"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -635,12 +658,16 @@ class PanelStateMessage(TherapistOnlyMessage):
     signals: PanelSignals
     safety: SafetyCheckAnswers | None = None  # this session's safety check, if answered
     safety_alerts: PanelSafetyAlerts = ()
+    alliance_split: CheckinAlert | None = None  # the partners' split alliance, if any
 
     def _check(self, f: Fields) -> None:
         for name in ("checkins", "prompts", "signals", "safety_alerts"):
             entries = f.array(name, MAX_PANEL_ITEMS)
             if not all(isinstance(entry, Mapping) for entry in entries):
                 invalid(f"panel-state.{name}: every entry must be an object")
+        split = f.optional_mapping("alliance_split")
+        if split is not None:
+            _check_alert("panel-state.alliance_split", split)
         safety = f.optional_mapping("safety")
         if safety is not None:
             _check_safety_answers("panel-state.safety", safety)
@@ -722,6 +749,12 @@ class ErrorMessage(SharedMessage):
         f.optional_text("ref", MESSAGE_ID)
 
 
+def _check_alert(where: str, alert: Mapping[str, Any]) -> None:
+    for name in ("code", "category", "severity", "reason", "repair"):
+        if not isinstance(alert.get(name), str):
+            invalid(f"{where}.{name}: must be a string")
+
+
 SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
     WelcomeMessage,
     LobbyMessage,
@@ -739,6 +772,7 @@ SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
     ScreenShareAllowedMessage,
     CheckinOpenMessage,
     CheckinResultMessage,
+    AllianceSplitMessage,
     CheckinAckMessage,
     PromptMessage,
     ClientSignalMessage,

@@ -18,6 +18,7 @@ START_MESH = """
 async ({ me, video }) => {
   const { Mesh } = await import("/static/js/mesh.js");
   const { Call } = await import("/static/js/call.js");
+  const { pairVideoCap } = await import("/static/js/pairs.js");
   const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video });
   const mesh = new Mesh({
     makeCall: ({ peerId, polite }) => new Call({
@@ -27,10 +28,18 @@ async ({ me, video }) => {
     }),
     onAdded: () => {}, onRemoved: () => {},
   });
-  window.__mesh = { mesh, me, stream };
+  window.__mesh = { mesh, me, stream, pairVideoCap };
 }
 """
-UPDATE_ROSTER = "({ roster }) => window.__mesh.mesh.update(roster, window.__mesh.me, null)"
+# The roster, then each pair's share of the video budget as callpage.js gives it.
+UPDATE_ROSTER = """
+({ roster }) => {
+  const { mesh, me, pairVideoCap } = window.__mesh;
+  mesh.update(roster, me, null);
+  const cap = pairVideoCap(null, mesh.size);
+  for (const { call } of mesh.entries()) void call.setVideoBitrateCap(cap);
+}
+"""
 DELIVER = "({ from, payload }) => window.__mesh.mesh.handleSignal(from, JSON.parse(payload))"
 # Per pair: video frames decoded and the safety code, once every pair has both (or a timeout).
 PAIRS_READY = """

@@ -396,14 +396,18 @@ export class CallPage {
     if (me === null) return;
     const others = roster.filter((person) => person.peer_id !== me);
     const primary = this.#options.role === "client" ? THERAPIST_PEER_ID : this.primaryPeerId;
+    const present = others.filter((person) => person.present);
+    // the therapist's page: the client it has (or the first admitted client) before a guest
     const next =
-      primary !== null && others.some((person) => person.peer_id === primary)
+      this.#options.role === "client" ||
+      (primary !== null && others.some((person) => person.peer_id === primary))
         ? primary
-        : (others.find((person) => person.present)?.peer_id ?? null);
+        : ((present.find((person) => person.kind === "client") ?? present[0])?.peer_id ?? null);
     const promoted = next !== null && next !== primary ? this.mesh.get(next) : null;
     if (next !== primary) this.primaryPeerId = next;
     const person = others.find((candidate) => candidate.peer_id === next);
-    if (person) this.setPeerName(this.#nameOf(person));
+    if (person && this.#options.role === "therapist" && person.label) this.setPeerName(person.label);
+    if (person) this.#tiles.setPrimaryName(this.#nameOf(person));
     if (promoted && person) {
       // the primary client left: the next one's running pair becomes the page's call
       this.#forget(next ?? "");

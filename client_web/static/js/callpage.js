@@ -85,8 +85,9 @@ const NO_ICE_SERVERS = Object.freeze({ iceServers: [], iceTransportPolicy: "all"
  * @property {(text: string) => void} [onChatReceived]  a chat message arrived (after it is shown)
  * @property {(stream: MediaStream | null) => void} [onScreenChange]  this page started or
  *   stopped sharing its screen (a call prepared ahead must be prepared again)
- * @property {(person: RosterPerson) => void} [onPrimaryChange]  the therapist's page: the
- *   primary client left and this person's running pair is the page's call now
+ * @property {(person: RosterPerson | null) => void} [onPrimaryChange]  the therapist's page:
+ *   the primary client left the roster, and this person's running pair is the page's call
+ *   now (null: nobody else is in the call)
  */
 
 /** @typedef {import("./pairs.js").RosterPerson} RosterPerson */
@@ -382,7 +383,8 @@ export class CallPage {
    * @returns {boolean}
    */
   isPrimary(peerId) {
-    if (typeof peerId !== "string" || !peerId) return true;
+    // without a peer id: the other one of two; in a group it is ambiguous, the roster decides
+    if (typeof peerId !== "string" || !peerId) return (this.roster?.length ?? 2) <= 2;
     this.primaryPeerId ??= peerId;
     return this.primaryPeerId === peerId;
   }
@@ -414,6 +416,9 @@ export class CallPage {
       this.endCall();
       this.ensureCall(() => promoted);
       this.#options.onPrimaryChange?.(person);
+    } else if (primary !== null && next === null && this.#options.role === "therapist") {
+      this.endCall(); // the primary client left and nobody else is in the call
+      this.#options.onPrimaryChange?.(null);
     }
     this.mesh.update(roster, me, this.primaryPeerId);
     this.#shareVideoBudget();

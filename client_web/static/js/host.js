@@ -93,6 +93,10 @@ const page = new CallPage({
   },
   onChatReceived: () => side.announce(`New message from ${clientLabel}`),
   onPrimaryChange: (person) => {
+    if (!person) {
+      if (clientInCall) noClient(`${clientLabel} left the call.`);
+      return;
+    }
     // the first client left a group call: the call goes on with the next one
     clientLabel = person.label || clientLabel;
     clientInCall = true;

@@ -198,7 +198,11 @@ async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
     """The rooms of this process, the bus to the others, and the owner of live operations."""
     settings = app[SETTINGS]
     bus = open_bus(settings, round_trip=app[METRICS].redis_round_trip)
-    hub = Hub(bus, relay_written=app[METRICS].relay_written)
+    hub = Hub(
+        bus,
+        relay_written=app[METRICS].relay_written,
+        max_people=settings.max_people_per_session,
+    )
     app[METRICS].watch(hub.connection_count, lambda: len(hub.rooms))
     live = LiveSessions(
         db=app[DB],

@@ -16,6 +16,7 @@ from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.core.languages import LANGUAGE_CODES
+from server.core.participants import DEFAULT_MAX_PEOPLE, MAX_PEOPLE, MIN_PEOPLE
 from server.core.safety import is_phone_number
 from server.security.forwarded import parse_trusted_proxies
 
@@ -96,6 +97,7 @@ class Settings:
     crisis_line_text: str = ""
     measures_review_session: int = 6
     default_language: str = "en"
+    max_people_per_session: int = DEFAULT_MAX_PEOPLE
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -160,6 +162,10 @@ class Settings:
             raise SettingsError("crisis_line_text must be plain text of at most 500 characters")
         if not 2 <= self.measures_review_session <= 100:
             raise SettingsError("measures_review_session must be between 2 and 100")
+        if not MIN_PEOPLE <= self.max_people_per_session <= MAX_PEOPLE:
+            raise SettingsError(
+                f"max_people_per_session must be between {MIN_PEOPLE} and {MAX_PEOPLE}"
+            )
         if self.default_language not in LANGUAGE_CODES:
             raise SettingsError(
                 "default_language must be one of " + ", ".join(sorted(LANGUAGE_CODES))

@@ -1,22 +1,26 @@
 """Session rooms (pure): lobby, admission, signaling relay and presence for one therapy session.
 
-A `Room` knows its participants only as connection ids and returns *effects* — `Send` and
-`Close` — instead of doing I/O, so the WebSocket loop (or a broker between processes) carries
-them out. Every client connection is a *knock*: it waits in the lobby until the therapist
-admits it, and at most one knock is in the call at a time. An admitted client whose connection
-drops keeps its slot for a grace period; a `join` with its resume token returns straight into
-the call. Refusals raise `RoomError`, which the edge turns into an `error` message.
+A `Room` knows its people only as connection ids and returns *effects* — `Send` and `Close` —
+instead of doing I/O, so the WebSocket loop (or a broker between processes) carries them out.
+The therapist has a seat; every other connection is a *knock* of a person (a client or a
+guest, `server.core.room_seats.Person`): it waits in the lobby until the therapist admits it.
+Up to `max_people` people are in the call, the therapist included, each person with one
+knock in it; a relay goes from one person in the call to another (`to`, a peer id), and
+everyone in the call hears a `roster` whenever who is in it changes. An admitted knock whose
+connection drops keeps its place for a grace period; a `join` with its resume token returns
+straight into the call. Refusals raise `RoomError`, which the edge turns into an `error`.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Literal
 
 from privacy.consent import ConsentState, Purpose
+from server.core.participants import DEFAULT_MAX_PEOPLE, THERAPIST_PEER_ID, PersonKind
 from server.core.protocol import (
     SCREEN_SHARE_CHANGES_PER_MINUTE,
     WAITING_NOTES_PER_MINUTE,
@@ -28,13 +32,12 @@ from server.core.protocol import (
     IceTransportPolicy,
     LobbyEntry,
     LobbyMessage,
-    PeerJoinedMessage,
-    PeerLeftMessage,
     PeerScreenMessage,
     Presence,
     ProtocolError,
     QuickExitMessage,
     RelayPayload,
+    RosterMessage,
     ScreenShareAllowedMessage,
     SentBackMessage,
     ServerMessage,
@@ -47,12 +50,36 @@ from server.core.protocol import (
     WelcomeMessage,
     consent_states,
 )
+from server.core.room_seats import (
+    SOLE_CLIENT,
+    Knock,
+    Person,
+    Screens,
+    Slot,
+    TherapistSeat,
+    opt_int,
+    opt_str,
+    slot_from_state,
+)
+
+__all__ = [
+    "RESUME_GRACE_MS",
+    "Audience",
+    "Close",
+    "Effect",
+    "Knock",
+    "Person",
+    "Room",
+    "RoomError",
+    "Send",
+]
 
 RESUME_GRACE_MS: Final = 60_000
-"""How long an admitted client's slot (or a dropped therapist's seat) waits for its connection."""
+"""How long an admitted person's place (or a dropped therapist's seat) waits for its
+connection."""
 
-STATE_VERSION: Final = 1
-"""The version of `Room.to_state()`; `Room.from_state` refuses any other."""
+STATE_VERSION: Final = 2
+"""The version of `Room.to_state()`; `Room.from_state` reads it and version 1 (one client)."""
 
 REASON_REPLACED: Final = "opened in another tab"
 REASON_RESUMED_ELSEWHERE: Final = "resumed on another connection"
@@ -85,41 +112,15 @@ class RoomError(ProtocolError):
 
 
 class Audience(StrEnum):
-    """Who in a room a shared message is for (see `Room.deliver`)."""
+    """Who in a room a shared message is for (see `Room.deliver`). Guests are in the call but
+    never in an audience of clients: clinical messages (check-ins, goals) cannot reach them."""
 
     THERAPIST = "therapist"
-    ADMITTED_CLIENT = "admitted-client"  # the client in the call, if connected
-    CLIENTS = "clients"  # every connected client: the one in the call and those waiting
-    CALL = "call"  # the therapist and the admitted client
-    EVERYONE = "everyone"
-
-
-@dataclass(frozen=True, slots=True)
-class Knock:
-    """A client device as the room sees it: waiting, in the call, or held for resume."""
-
-    knock_id: str
-    label: str  # the alias, plus "(device N)" for a second concurrent device
-    since_ms: int  # when it started waiting (or was sent back)
-    admitted: bool
-    connected: bool  # False while an admitted client's slot is held for resume
-
-
-@dataclass(slots=True)
-class _Slot:
-    knock_id: str
-    label: str
-    device: int
-    since_ms: int
-    resume_token: str
-    conn_id: str | None  # None: the connection dropped and the slot is held
-    admitted: bool = False
-    held_until_ms: int | None = None
-
-    def view(self) -> Knock:
-        return Knock(
-            self.knock_id, self.label, self.since_ms, self.admitted, self.conn_id is not None
-        )
+    ADMITTED_CLIENT = "admitted-client"  # every client in the call (never a guest)
+    CLIENTS = "clients"  # every connected client, in the call or waiting (never a guest)
+    CALL = "call"  # the therapist and the clients in the call (never a guest)
+    IN_CALL = "in-call"  # everyone in the call, guests included (roster, call mechanics)
+    EVERYONE = "everyone"  # every connection of the room, waiting ones and guests included
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,29 +133,6 @@ class _Greeting:
     ice_ttl_seconds: int = 0
 
 
-@dataclass(slots=True)
-class _Therapist:
-    conn_id: str | None  # None: the connection dropped and the seat is held for resume
-    label: str
-    resume_token: str
-    held_until_ms: int | None = None
-
-
-@dataclass(slots=True)
-class _Screens:
-    """Screen sharing in the call: which stream each side shares (None: not sharing), and
-    whether the therapist lets the client in the call share (off until allowed, and off
-    again whenever that client leaves the call)."""
-
-    therapist_stream: str | None = None
-    client_stream: str | None = None
-    client_may_share: bool = False
-
-    def client_left_call(self) -> None:
-        self.client_stream = None
-        self.client_may_share = False
-
-
 class Room:
     """One therapy session's live state: who is connected, waiting, in the call or held."""
 
@@ -164,17 +142,22 @@ class Room:
         *,
         new_token: Callable[[], str],
         resume_grace_ms: int = RESUME_GRACE_MS,
+        max_people: int = DEFAULT_MAX_PEOPLE,
     ) -> None:
+        if max_people < 2:
+            raise ValueError("a call needs room for at least two people")
         self.session_id = session_id
+        self.max_people = max_people
         self._new_token = new_token
         self._grace_ms = resume_grace_ms
-        self._therapist: _Therapist | None = None
-        self._slots: dict[str, _Slot] = {}  # by knock id, in order of arrival
+        self._therapist: TherapistSeat | None = None
+        self._slots: dict[str, Slot] = {}  # by knock id, in order of arrival
         self._knock_of: dict[str, str] = {}  # client conn id -> knock id
         self._knocks_issued = 0
+        self._admissions = 0  # the last admission order given
         self._ended_because: EndReason | None = None
         self._notes_sent_ms: list[int] = []  # live only: a new owner starts the count afresh
-        self._screens = _Screens()
+        self._screens = Screens()
         self._screen_starts_ms: list[int] = []  # live only, like the notes' count
 
     # --- queries ---------------------------------------------------------------------
@@ -186,7 +169,7 @@ class Room:
 
     @property
     def is_empty(self) -> bool:
-        """True when nobody is connected and no slot is held: the registry may drop it."""
+        """True when nobody is connected and no place is held: the registry may drop it."""
         return self._therapist is None and not self._slots
 
     @property
@@ -202,14 +185,22 @@ class Room:
 
     @property
     def client_conn_ids(self) -> list[str]:
-        """Every live client connection, waiting or in the call."""
+        """Every live connection but the therapist's (clients and guests), waiting or in the
+        call."""
         return self._client_conns()
 
     @property
     def admitted_conn_id(self) -> str | None:
-        """The admitted client's live connection (None while absent or held for resume)."""
-        slot = self._admitted_slot()
-        return slot.conn_id if slot else None
+        """The live connection of the person admitted first of those in the call and
+        connected, or None (a one-client call's client)."""
+        conns = self.admitted_conn_ids
+        return conns[0] if conns else None
+
+    @property
+    def admitted_conn_ids(self) -> list[str]:
+        """The live connections of everyone admitted (clients and guests), in admission
+        order; a place held for resume has none."""
+        return [s.conn_id for s in self._admitted_slots() if s.conn_id is not None]
 
     def role_of(self, conn_id: str) -> SessionRole | None:
         """Which side this connection speaks for, or None if it is not in the room."""
@@ -218,20 +209,49 @@ class Room:
         return SessionRole.CLIENT if conn_id in self._knock_of else None
 
     def in_call(self, conn_id: str) -> bool:
-        """True for the therapist's connection and the admitted client's, False otherwise."""
-        return conn_id in (self.therapist_conn_id, self.admitted_conn_id)
+        """True for the therapist's connection and every admitted person's, False otherwise."""
+        if conn_id == self.therapist_conn_id:
+            return True
+        knock_id = self._knock_of.get(conn_id)
+        return knock_id is not None and self._slots[knock_id].admitted
+
+    def peer_id_of(self, conn_id: str) -> str | None:
+        """The peer id of the person behind a connection ("therapist", a participant id)."""
+        if conn_id == self.therapist_conn_id:
+            return THERAPIST_PEER_ID
+        knock_id = self._knock_of.get(conn_id)
+        return self._slots[knock_id].person.peer_id if knock_id is not None else None
 
     def knock_of(self, conn_id: str) -> Knock | None:
-        """The knock behind a client connection."""
+        """The knock behind a client or guest connection."""
         knock_id = self._knock_of.get(conn_id)
         return self._slots[knock_id].view() if knock_id else None
 
+    def conn_of_knock(self, knock_id: str) -> str | None:
+        """The live connection of a knock (None: no such knock, or held for resume)."""
+        slot = self._slots.get(knock_id)
+        return slot.conn_id if slot is not None else None
+
     def knocks(self) -> tuple[Knock, ...]:
-        """Every client slot: waiting, in the call, or held."""
+        """Every knock: waiting, in the call, or held."""
         return tuple(slot.view() for slot in self._slots.values())
 
+    def roster(self) -> RosterMessage:
+        """Everyone in the call, the therapist first, then in admission order."""
+        people = [self._therapist.roster_entry()] if self._therapist is not None else []
+        people += [slot.roster_entry() for slot in self._admitted_slots()]
+        return RosterMessage(people=tuple(people))
+
+    def people_of_client(self, client_id: str) -> set[str]:
+        """The peer ids behind a client record's knocks (a client, never a guest)."""
+        return {
+            s.person.peer_id
+            for s in self._slots.values()
+            if s.person.kind is PersonKind.CLIENT and s.person.client_id == client_id
+        }
+
     def next_deadline_ms(self) -> int | None:
-        """When `expire` next has work to do (a held slot runs out), or None."""
+        """When `expire` next has work to do (a held place runs out), or None."""
         deadlines = [s.held_until_ms for s in self._slots.values() if s.held_until_ms is not None]
         if self._therapist is not None and self._therapist.held_until_ms is not None:
             deadlines.append(self._therapist.held_until_ms)
@@ -251,12 +271,13 @@ class Room:
         ice_transport_policy: IceTransportPolicy = IceTransportPolicy.ALL,
         ice_ttl_seconds: int = 0,
         consents: Mapping[str, str] | None = None,
+        person: Person | None = None,
     ) -> list[Effect]:
         """A connection finished its handshake: greet it and tell the others.
 
-        `label` is the therapist's display name or the client's alias; ICE servers, their
-        transport policy and credential lifetime, and consent states are passed through to
-        the `welcome`.
+        `label` is the therapist's display name or the person's alias or label; `person` says
+        who a client-side connection is (None: the session's sole client); ICE servers, their
+        transport policy and credential lifetime, and consent states go into the `welcome`.
         """
         if self.role_of(conn_id) is not None:
             raise ValueError(f"connection {conn_id!r} already joined room {self.session_id!r}")
@@ -277,31 +298,34 @@ class Room:
             if seat is not None and resume_token and _same(seat.resume_token, resume_token):
                 return effects + self._resume_therapist(seat, conn_id, greeting)
             return effects + self._join_therapist(conn_id, label, greeting)
-        slot = self._resumable(resume_token)
+        who = person if person is not None else SOLE_CLIENT
+        slot = self._resumable(resume_token, who)
         if slot is None:
-            return effects + self._knock(conn_id, label, now_ms, greeting)
+            return effects + self._knock(conn_id, label, who, now_ms, greeting)
         return effects + self._resume(slot, conn_id, greeting)
 
     def leave(self, conn_id: str, now_ms: int, *, dropped: bool = False) -> list[Effect]:
         """A connection closed; unknown (already replaced or closed) connections are ignored.
 
         `dropped`: the therapist's connection ended without a goodbye (network, a process
-        dying): the seat is held for resume and the clients are told the therapist is
-        reconnecting, so their calls go on. A client's admitted slot is always held.
+        dying): the seat is held for resume and the others are told the therapist is
+        reconnecting, so their calls go on. An admitted person's place is always held.
         """
-        if self._therapist is not None and self._therapist.conn_id == conn_id:
+        seat = self._therapist
+        if seat is not None and seat.conn_id == conn_id:
             if dropped:
-                self._therapist.conn_id = None
-                self._therapist.held_until_ms = now_ms + self._grace_ms
-                return self.deliver(
-                    PeerLeftMessage(role=SessionRole.THERAPIST, reconnecting=True),
-                    Audience.CLIENTS,
-                )
+                seat.conn_id = None
+                seat.held_until_ms = now_ms + self._grace_ms
+                return [
+                    *self._to_people(seat.left(reconnecting=True)),
+                    *self._roster_update(),
+                ]
             self._therapist = None
             self._screens.therapist_stream = None
-            return self.deliver(
-                PeerLeftMessage(role=SessionRole.THERAPIST, reconnecting=False), Audience.CLIENTS
-            )
+            return [
+                *self._to_people(seat.left(reconnecting=False)),
+                *self._roster_update(),
+            ]
         knock_id = self._knock_of.pop(conn_id, None)
         if knock_id is None:
             return []
@@ -311,58 +335,57 @@ class Room:
             return self._lobby_update()
         slot.conn_id = None
         slot.held_until_ms = now_ms + self._grace_ms
-        return self.deliver_to_therapist(
-            PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=True)
-        )
+        return [*self._tell_call(slot.left(reconnecting=True)), *self._roster_update()]
 
     def expire(self, now_ms: int) -> list[Effect]:
-        """Release held slots whose grace period is over; a later rejoin is a new knock."""
+        """Release held places whose grace period is over; a later rejoin is a new knock."""
         effects: list[Effect] = []
         seat = self._therapist
         if seat is not None and seat.held_until_ms is not None and seat.held_until_ms <= now_ms:
             self._therapist = None
             self._screens.therapist_stream = None
-            effects += self.deliver(
-                PeerLeftMessage(role=SessionRole.THERAPIST, reconnecting=False), Audience.CLIENTS
-            )
+            effects += self._to_people(seat.left(reconnecting=False))
+            effects += self._roster_update()
         for slot in list(self._slots.values()):
             if slot.held_until_ms is not None and slot.held_until_ms <= now_ms:
-                del self._slots[slot.knock_id]
-                self._screens.client_left_call()
-                effects += self.deliver_to_therapist(
-                    PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False)
-                )
+                effects += self._release(slot)
+                effects += self._tell_call(slot.left(reconnecting=False))
+                effects += self._roster_update()
         return effects
 
     # --- therapist actions -----------------------------------------------------------
 
     def admit(self, conn_id: str, knock_id: str) -> list[Effect]:
-        """Let a waiting knock into the call; refused while another client is connected in it.
+        """Let a waiting knock into the call: refused while the same person is connected in
+        it on another device, or when the call already has `max_people` people.
 
-        A slot merely held for a dropped client does not block: admitting someone else
-        releases it (the therapist chose), and its resume token stops working.
+        A place merely held for the same person's dropped device does not block: admitting
+        this device releases it (the therapist chose), and its resume token stops working.
         """
-        therapist = self._require_therapist(conn_id)
+        self._require_therapist(conn_id)
         slot = self._waiting_slot(knock_id)
-        current = self._admitted_slot()
+        current = self._admitted_of(slot.person.peer_id)
         if current is not None and current.conn_id is not None:
             raise RoomError(
                 ErrorCode.CALL_FULL, f"{current.label} is in the call; send them back first"
             )
         if current is not None:
-            del self._slots[current.knock_id]
-        self._screens.client_left_call()
+            self._release(current)
+        elif len(self._admitted_slots()) + 1 >= self.max_people:
+            raise RoomError(
+                ErrorCode.CALL_FULL,
+                f"the call is full: at most {self.max_people} people, the therapist included",
+            )
+        self._admissions += 1
         slot.admitted = True
+        slot.order = self._admissions
         assert slot.conn_id is not None  # waiting slots are always connected
-        assert therapist.conn_id is not None  # _require_therapist found it by its connection
         return [
             self._send(slot.conn_id, AdmittedMessage(resumed=False)),
-            *self._screens_for_client(slot.conn_id),
-            self._send(
-                therapist.conn_id,
-                PeerJoinedMessage(role=SessionRole.CLIENT, label=slot.label, resumed=False),
-            ),
+            *self._screens_for(slot.conn_id, slot.person.peer_id),
+            *self._tell_call(slot.joined(resumed=False), but=slot.conn_id),
             *self._lobby_update(),
+            *self._roster_update(),
         ]
 
     def deny(self, conn_id: str, knock_id: str) -> list[Effect]:
@@ -378,28 +401,29 @@ class Room:
             *self._lobby_update(),
         ]
 
-    def send_back(self, conn_id: str, now_ms: int) -> list[Effect]:
-        """Return the admitted client to the waiting room (a held slot is released instead)."""
+    def send_back(self, conn_id: str, now_ms: int, peer_id: str | None = None) -> list[Effect]:
+        """Return a person in the call to the waiting room (a held place is released
+        instead). `peer_id` names them; without it the call must have exactly one person
+        besides the therapist."""
         self._require_therapist(conn_id)
-        slot = self._admitted_slot()
-        if slot is None:
-            raise RoomError(ErrorCode.NO_PEER, "no client is in the call")
-        peer_left = PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False)
-        self._screens.client_left_call()
+        slot = self._sent_back_slot(peer_id)
+        peer_left = slot.left(reconnecting=False)
         if slot.conn_id is None:
-            del self._slots[slot.knock_id]
-            return self.deliver_to_therapist(peer_left)
+            return [*self._release(slot), *self._tell_call(peer_left), *self._roster_update()]
         slot.admitted = False
+        slot.order = None
         slot.since_ms = now_ms
+        self._screens.person_left_call(slot.person.peer_id, self._clients_in_call())
         return [
             self._send(slot.conn_id, SentBackMessage()),
-            *self.deliver_to_therapist(peer_left),
+            *self._tell_call(peer_left),
             *self._lobby_update(),
+            *self._roster_update(),
         ]
 
     def waiting_note(self, conn_id: str, text: str, now_ms: int) -> list[Effect]:
-        """The therapist's short note to every client still waiting (relayed, never stored);
-        at most WAITING_NOTES_PER_MINUTE a minute."""
+        """The therapist's short note to everyone still waiting (relayed, never stored); at
+        most WAITING_NOTES_PER_MINUTE a minute."""
         self._require_therapist(conn_id)
         waiting = [s.conn_id for s in self._slots.values() if not s.admitted and s.conn_id]
         if not waiting:
@@ -414,22 +438,44 @@ class Room:
         return [self._send(conn, note) for conn in waiting]
 
     def quick_exit(self, conn_id: str) -> list[Effect]:
-        """A client left with the quick exit: its place goes at once (nothing is held for
-        resume) and the therapist gets the safety notice rather than "reconnecting"."""
-        knock_id = self._knock_of.pop(conn_id, None)
+        """A person left with the quick exit: their place goes at once (nothing is held for
+        resume), the others in the call go on, and the therapist gets the safety notice
+        rather than "reconnecting"."""
+        knock_id = self._knock_of.get(conn_id)
         if knock_id is None:
             return []
-        slot = self._slots.pop(knock_id)
+        slot = self._slots[knock_id]
         notice = QuickExitMessage(label=slot.label, in_call=slot.admitted)
+        effects = self._release(slot)
         if slot.admitted:
-            self._screens.client_left_call()
             return [
-                *self.deliver_to_therapist(
-                    PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False)
-                ),
+                *effects,
+                *self._tell_call(slot.left(reconnecting=False)),
                 *self.deliver_to_therapist(notice),
+                *self._roster_update(),
             ]
-        return [*self.deliver_to_therapist(notice), *self._lobby_update()]
+        return [*effects, *self.deliver_to_therapist(notice), *self._lobby_update()]
+
+    def remove_person(
+        self, peer_id: str, reason: EndReason, code: CloseCode, why: str
+    ) -> list[Effect]:
+        """One person's part of the session ends (their telehealth consent withdrawn, their
+        place removed): each of their connections is told and closed with `code`, and must
+        not come back; everyone else in the call goes on and hears `peer-left` and `roster`."""
+        slots = [s for s in self._slots.values() if s.person.peer_id == peer_id]
+        ended = SessionEndedMessage(reason=reason)
+        effects: list[Effect] = []
+        for slot in slots:
+            if slot.conn_id is not None:
+                effects += [self._send(slot.conn_id, ended), Close(slot.conn_id, code, why)]
+            self._release(slot)
+        admitted = [s for s in slots if s.admitted]
+        if admitted:
+            effects += self._tell_call(admitted[0].left(reconnecting=False))
+            effects += self._roster_update()
+        if len(admitted) < len(slots):
+            effects += self._lobby_update()
+        return effects
 
     def end(self, conn_id: str) -> list[Effect]:
         """The therapist ends the session for everyone."""
@@ -441,10 +487,10 @@ class Room:
         if self._ended_because is not None:
             return []
         message = SessionEndedMessage(reason=reason).to_json()
-        conns = [c for c in (self.therapist_conn_id,) if c is not None] + self._client_conns()
+        conns = self.conn_ids
         self._ended_because = reason
         self._therapist = None
-        self._screens = _Screens()
+        self._screens = Screens()
         self._slots.clear()
         self._knock_of.clear()
         effects: list[Effect] = []
@@ -455,52 +501,85 @@ class Room:
             ]
         return effects
 
-    # --- messages between the parties ------------------------------------------------
+    # --- messages between the people in the call -------------------------------------
 
-    def relay(self, conn_id: str, payload: RelayPayload) -> list[Effect]:
-        """Forward SDP or ICE to the other party, only while both are in the call."""
-        role = self._require_member(conn_id)
-        if role is SessionRole.CLIENT and not self.in_call(conn_id):
+    def relay(self, conn_id: str, payload: RelayPayload, to: str | None = None) -> list[Effect]:
+        """Forward SDP or ICE from one person in the call to another: `to` names them (a
+        peer id); without it the call must have exactly two people."""
+        self._require_member(conn_id)
+        sender = self.peer_id_of(conn_id)
+        if sender is None or not self.in_call(conn_id):
             raise RoomError(
                 ErrorCode.NOT_ADMITTED, "you are in the waiting room; nothing is relayed yet"
             )
-        target = self.admitted_conn_id if role is SessionRole.THERAPIST else self.therapist_conn_id
+        people = self._call_conns()
+        if to is None:
+            others = [conn for peer, conn in people.items() if peer != sender]
+            if len(others) > 1:
+                raise RoomError(
+                    ErrorCode.INVALID,
+                    f"{len(people)} people are in the call: say who the relay is `to`",
+                )
+            target = others[0] if others else None
+        elif to == sender:
+            raise RoomError(ErrorCode.INVALID, "relay.to: that is you")
+        elif to not in people:
+            raise RoomError(ErrorCode.NO_PEER, f"nobody named {to!r} is in the call")
+        else:
+            target = people[to]
         if target is None:
             raise RoomError(ErrorCode.NO_PEER, "nobody is on the other side of the call")
-        return [self._send(target, SignalRelayMessage(payload=payload))]
+        return [self._send(target, SignalRelayMessage(payload=payload, from_=sender))]
 
     def allow_screen_share(self, conn_id: str, allowed: bool) -> list[Effect]:
-        """The therapist lets the client in the call share a screen, or takes it back (which
-        stops a share in progress: the therapist is told it stopped, the client's page stops
-        it when it hears `screen-share-allowed` false). Both sides hear the new setting."""
+        """The therapist lets the clients in the call share a screen, or takes it back (which
+        stops a share in progress: the others are told it stopped, the sharer's page stops it
+        when it hears `screen-share-allowed` false). The therapist and clients hear it."""
         self._require_therapist(conn_id)
-        if self._admitted_slot() is None:
+        if not self._clients_in_call():
             raise RoomError(ErrorCode.NO_PEER, "no client is in the call")
-        self._screens.client_may_share = allowed
+        screens = self._screens
+        screens.client_may_share = allowed
         effects = self.deliver(ScreenShareAllowedMessage(allowed=allowed), Audience.CALL)
-        if not allowed and self._screens.client_stream is not None:
-            self._screens.client_stream = None
-            effects += self.deliver_to_therapist(
-                PeerScreenMessage(role=SessionRole.CLIENT, sharing=False)
-            )
+        sharer = screens.client_sharer
+        if not allowed and sharer is not None:
+            screens.client_stream = None
+            screens.client_sharer = None
+            role = SessionRole.CLIENT
+            stopped = PeerScreenMessage(role=role, sharing=False)
+            effects += self._tell_call(stopped, but=self._call_conns().get(sharer))
         return effects
 
     def screen_share(self, conn_id: str, stream_id: str | None, now_ms: int) -> list[Effect]:
-        """A side in the call starts sharing its screen as the stream `stream_id`, or stops
-        (None); the other side is told. A client may start only while the therapist allows
-        it; stopping is always accepted; saying again what the room knows changes nothing.
-        At most SCREEN_SHARE_CHANGES_PER_MINUTE starts a minute per room."""
+        """A person in the call starts sharing a screen as the stream `stream_id`, or stops
+        (None); the others in the call are told. A client may start only while the therapist
+        allows it and no other client shares; a guest never shares; stopping is always
+        accepted; saying again what the room knows changes nothing. At most
+        SCREEN_SHARE_CHANGES_PER_MINUTE starts a minute per room."""
         role = self._require_member(conn_id)
         if not self.in_call(conn_id):
             raise RoomError(ErrorCode.NOT_ADMITTED, "you are in the waiting room")
         screens = self._screens
         therapist = role is SessionRole.THERAPIST
-        if not therapist and stream_id is not None and not screens.client_may_share:
-            raise RoomError(
-                ErrorCode.SCREEN_SHARE_NOT_ALLOWED,
-                "the therapist has not allowed screen sharing",
-            )
-        if (screens.therapist_stream if therapist else screens.client_stream) == stream_id:
+        peer_id = self.peer_id_of(conn_id)
+        knock = self.knock_of(conn_id)
+        if knock is not None and knock.kind is PersonKind.GUEST:
+            raise RoomError(ErrorCode.FORBIDDEN, "a guest may not share a screen")
+        if not therapist and stream_id is not None:
+            if not screens.client_may_share:
+                raise RoomError(
+                    ErrorCode.SCREEN_SHARE_NOT_ALLOWED,
+                    "the therapist has not allowed screen sharing",
+                )
+            if screens.client_sharer not in (None, peer_id):
+                raise RoomError(
+                    ErrorCode.SCREEN_SHARE_NOT_ALLOWED, "someone else is sharing a screen"
+                )
+        if therapist:
+            current = screens.therapist_stream
+        else:
+            current = screens.client_stream if screens.client_sharer == peer_id else None
+        if current == stream_id:
             return []
         if stream_id is not None:
             recent = [at for at in self._screen_starts_ms if now_ms - at < 60_000]
@@ -511,11 +590,9 @@ class Room:
             screens.therapist_stream = stream_id
         else:
             screens.client_stream = stream_id
+            screens.client_sharer = None if stream_id is None else peer_id
         message = PeerScreenMessage(role=role, sharing=stream_id is not None, stream_id=stream_id)
-        if therapist:
-            admitted = self.admitted_conn_id
-            return [self._send(admitted, message)] if admitted is not None else []
-        return self.deliver_to_therapist(message)
+        return self._tell_call(message, but=conn_id)
 
     def deliver(self, message: SharedMessage, audience: Audience) -> list[Effect]:
         """Address a message any party may see (consent changes, check-in forms) to an audience.
@@ -530,17 +607,21 @@ class Room:
             )
         if not isinstance(message, SharedMessage):
             raise TypeError(f"deliver takes a SharedMessage, not {type(message).__name__}")
-        therapist = [c for c in (self.therapist_conn_id,) if c is not None]
-        admitted = [c for c in (self.admitted_conn_id,) if c is not None]
-        conns = {
+        therapist: list[str | None] = [self.therapist_conn_id]
+        clients: list[str | None] = [s.conn_id for s in self._slots.values() if _client_conn(s)]
+        admitted_clients: list[str | None] = [
+            s.conn_id for s in self._admitted_slots() if _client_conn(s)
+        ]
+        conns: list[str | None] = {
             Audience.THERAPIST: therapist,
-            Audience.ADMITTED_CLIENT: admitted,
-            Audience.CLIENTS: self._client_conns(),
-            Audience.CALL: therapist + admitted,
-            Audience.EVERYONE: therapist + self._client_conns(),
+            Audience.ADMITTED_CLIENT: admitted_clients,
+            Audience.CLIENTS: clients,
+            Audience.CALL: therapist + admitted_clients,
+            Audience.IN_CALL: [*therapist, *self.admitted_conn_ids],
+            Audience.EVERYONE: [*therapist, *self._client_conns()],
         }[audience]
         payload = message.to_json()
-        return [Send(conn, payload) for conn in conns]
+        return [Send(conn, payload) for conn in conns if conn is not None]
 
     def deliver_to_therapist(self, message: ServerMessage) -> list[Effect]:
         """Send any message, therapist-only ones included, to the therapist if connected."""
@@ -554,15 +635,15 @@ class Room:
         old = self.therapist_conn_id
         if old is not None:
             effects.append(Close(old, CloseCode.REPLACED, REASON_REPLACED))
-        self._therapist = _Therapist(conn_id, label, self._new_token())
+        seat = self._therapist = TherapistSeat(conn_id, label, self._new_token())
         self._screens.therapist_stream = None  # a new page shares nothing yet
-        joined = PeerJoinedMessage(role=SessionRole.THERAPIST, label=label, resumed=False)
-        effects += self._therapist_welcome(self._therapist, greeting, resumed=False)
-        effects += self.deliver(joined, Audience.CLIENTS)
+        effects += self._therapist_welcome(seat, greeting, resumed=False)
+        effects += self._to_people(seat.joined(resumed=False))
+        effects += self._roster_update()
         return effects
 
     def _resume_therapist(
-        self, seat: _Therapist, conn_id: str, greeting: _Greeting
+        self, seat: TherapistSeat, conn_id: str, greeting: _Greeting
     ) -> list[Effect]:
         """The therapist's connection came back with its token: the call goes on undisturbed."""
         effects: list[Effect] = []
@@ -573,18 +654,19 @@ class Room:
         seat.conn_id = conn_id
         seat.held_until_ms = None
         seat.resume_token = self._new_token()  # a token resumes once
-        joined = PeerJoinedMessage(role=SessionRole.THERAPIST, label=seat.label, resumed=True)
         effects += self._therapist_welcome(seat, greeting, resumed=True)
-        effects += self.deliver(joined, Audience.CLIENTS)
+        effects += self._to_people(seat.joined(resumed=True))
+        effects += self._roster_update()
         return effects
 
     def _therapist_welcome(
-        self, seat: _Therapist, greeting: _Greeting, *, resumed: bool
+        self, seat: TherapistSeat, greeting: _Greeting, *, resumed: bool
     ) -> list[Effect]:
         assert seat.conn_id is not None
         welcome = WelcomeMessage(
             role=SessionRole.THERAPIST,
             session_id=self.session_id,
+            peer_id=THERAPIST_PEER_ID,
             state=Presence.IN_CALL,
             peer=self._client_presence(),
             ice_servers=greeting.ice_servers,
@@ -597,26 +679,29 @@ class Room:
         return [
             self._send(seat.conn_id, welcome),
             *self.deliver_to_therapist(self._lobby_message()),
-            *self._screens_for(seat.conn_id, SessionRole.CLIENT),
+            *self._screens_for(seat.conn_id, THERAPIST_PEER_ID),
         ]
 
-    def _knock(self, conn_id: str, alias: str, now_ms: int, greeting: _Greeting) -> list[Effect]:
+    def _knock(
+        self, conn_id: str, alias: str, person: Person, now_ms: int, greeting: _Greeting
+    ) -> list[Effect]:
         self._knocks_issued += 1
-        taken = {slot.device for slot in self._slots.values()}
+        taken = {s.device for s in self._slots.values() if s.person.peer_id == person.peer_id}
         device = next(n for n in range(1, len(taken) + 2) if n not in taken)
-        slot = _Slot(
+        slot = Slot(
             knock_id=f"k{self._knocks_issued}",
             label=alias if device == 1 else f"{alias} (device {device})",
             device=device,
             since_ms=now_ms,
             resume_token=self._new_token(),
             conn_id=conn_id,
+            person=person,
         )
         self._slots[slot.knock_id] = slot
         self._knock_of[conn_id] = slot.knock_id
         return [self._send(conn_id, self._client_welcome(slot, greeting)), *self._lobby_update()]
 
-    def _resume(self, slot: _Slot, conn_id: str, greeting: _Greeting) -> list[Effect]:
+    def _resume(self, slot: Slot, conn_id: str, greeting: _Greeting) -> list[Effect]:
         effects: list[Effect] = []
         if slot.conn_id is not None:  # the old connection has not noticed it is dead yet
             del self._knock_of[slot.conn_id]
@@ -630,42 +715,52 @@ class Room:
         effects.append(self._send(conn_id, self._client_welcome(slot, greeting, resumed=True)))
         if slot.admitted:
             effects.append(self._send(conn_id, AdmittedMessage(resumed=True)))
-            effects += self._screens_for_client(conn_id)
-            effects += self.deliver_to_therapist(
-                PeerJoinedMessage(role=SessionRole.CLIENT, label=slot.label, resumed=True)
-            )
+            effects += self._screens_for(conn_id, slot.person.peer_id)
+            effects += self._tell_call(slot.joined(resumed=True), but=conn_id)
+            effects += self._roster_update()
         return effects
 
-    def _screens_for(self, conn_id: str, sharer: SessionRole) -> list[Effect]:
-        """Screen sharing as it stands, for a connection that (re)joins the call: the other
-        side's share, and whether the client may share (only what is on: off is the default)."""
+    def _release(self, slot: Slot) -> list[Effect]:
+        """Forget a knock (its connection, if any, is no longer the room's); no one is told."""
+        del self._slots[slot.knock_id]
+        if slot.conn_id is not None:
+            self._knock_of.pop(slot.conn_id, None)
+        if slot.admitted:
+            self._screens.person_left_call(slot.person.peer_id, self._clients_in_call())
+        return []
+
+    def _screens_for(self, conn_id: str, peer_id: str) -> list[Effect]:
+        """Screen sharing as it stands, for a connection that (re)joins the call: whether
+        clients may share (only when on: off is the default), and the others' shares."""
         screens = self._screens
-        stream = screens.client_stream if sharer is SessionRole.CLIENT else screens.therapist_stream
         effects: list[Effect] = []
         if screens.client_may_share:
             effects.append(self._send(conn_id, ScreenShareAllowedMessage(allowed=True)))
-        if stream is not None:
-            share = PeerScreenMessage(role=sharer, sharing=True, stream_id=stream)
-            effects.append(self._send(conn_id, share))
+        shares = [
+            (SessionRole.THERAPIST, THERAPIST_PEER_ID, screens.therapist_stream),
+            (SessionRole.CLIENT, screens.client_sharer, screens.client_stream),
+        ]
+        for role, sharer, stream in shares:
+            if stream is not None and sharer != peer_id:
+                share = PeerScreenMessage(role=role, sharing=True, stream_id=stream)
+                effects.append(self._send(conn_id, share))
         return effects
 
-    def _screens_for_client(self, conn_id: str) -> list[Effect]:
-        return self._screens_for(conn_id, SessionRole.THERAPIST)
-
-    def _resumable(self, token: str | None) -> _Slot | None:
+    def _resumable(self, token: str | None, person: Person) -> Slot | None:
         if not token:
             return None
         for slot in self._slots.values():
-            if _same(slot.resume_token, token):
+            if slot.person.peer_id == person.peer_id and _same(slot.resume_token, token):
                 return slot
         return None
 
     def _client_welcome(
-        self, slot: _Slot, greeting: _Greeting, *, resumed: bool = False
+        self, slot: Slot, greeting: _Greeting, *, resumed: bool = False
     ) -> WelcomeMessage:
         return WelcomeMessage(
             role=SessionRole.CLIENT,
             session_id=self.session_id,
+            peer_id=slot.person.peer_id,
             state=Presence.IN_CALL if slot.admitted else Presence.WAITING,
             peer=Presence.IN_CALL if self._therapist else Presence.ABSENT,
             ice_servers=greeting.ice_servers,
@@ -680,15 +775,50 @@ class Room:
     def _client_presence(
         self,
     ) -> Literal[Presence.ABSENT, Presence.IN_CALL, Presence.RECONNECTING]:
-        slot = self._admitted_slot()
-        if slot is None:
+        """For the therapist's welcome: someone is in the call, only held, or nobody."""
+        admitted = self._admitted_slots()
+        if not admitted:
             return Presence.ABSENT
-        return Presence.IN_CALL if slot.conn_id is not None else Presence.RECONNECTING
+        if any(s.conn_id is not None for s in admitted):
+            return Presence.IN_CALL
+        return Presence.RECONNECTING
 
-    def _admitted_slot(self) -> _Slot | None:
-        return next((slot for slot in self._slots.values() if slot.admitted), None)
+    def _admitted_slots(self) -> list[Slot]:
+        """Everyone admitted (connected or held), in admission order."""
+        admitted = [slot for slot in self._slots.values() if slot.admitted]
+        return sorted(admitted, key=lambda slot: slot.order or 0)
 
-    def _waiting_slot(self, knock_id: str) -> _Slot:
+    def _admitted_of(self, peer_id: str) -> Slot | None:
+        return next((s for s in self._admitted_slots() if s.person.peer_id == peer_id), None)
+
+    def _clients_in_call(self) -> bool:
+        return any(s.person.kind is PersonKind.CLIENT for s in self._admitted_slots())
+
+    def _call_conns(self) -> dict[str, str | None]:
+        """Everyone in the call by peer id, with their live connection (None while held)."""
+        people: dict[str, str | None] = {}
+        if self._therapist is not None:
+            people[THERAPIST_PEER_ID] = self._therapist.conn_id
+        for slot in self._admitted_slots():
+            people[slot.person.peer_id] = slot.conn_id
+        return people
+
+    def _sent_back_slot(self, peer_id: str | None) -> Slot:
+        admitted = self._admitted_slots()
+        if peer_id is not None:
+            slot = self._admitted_of(peer_id)
+            if slot is None:
+                raise RoomError(ErrorCode.NO_PEER, f"nobody named {peer_id!r} is in the call")
+            return slot
+        if not admitted:
+            raise RoomError(ErrorCode.NO_PEER, "no client is in the call")
+        if len(admitted) > 1:
+            raise RoomError(
+                ErrorCode.INVALID, "several people are in the call: say whom (`peer_id`)"
+            )
+        return admitted[0]
+
+    def _waiting_slot(self, knock_id: str) -> Slot:
         slot = self._slots.get(knock_id)
         if slot is None or slot.admitted:
             raise RoomError(ErrorCode.NO_SUCH_KNOCK, f"nobody is waiting as {knock_id!r}")
@@ -703,11 +833,25 @@ class Room:
             raise RoomError(ErrorCode.FORBIDDEN, "this connection is no longer in the session")
         return role
 
-    def _require_therapist(self, conn_id: str) -> _Therapist:
+    def _require_therapist(self, conn_id: str) -> TherapistSeat:
         if self._require_member(conn_id) is not SessionRole.THERAPIST:
             raise RoomError(ErrorCode.FORBIDDEN, "only the therapist may do this")
         assert self._therapist is not None
         return self._therapist
+
+    # --- who hears what --------------------------------------------------------------
+
+    def _to_people(self, message: SharedMessage) -> list[Effect]:
+        """To every connection but the therapist's: waiting or in the call, guests too."""
+        payload = message.to_json()
+        return [Send(conn, payload) for conn in self._client_conns()]
+
+    def _tell_call(self, message: SharedMessage, *, but: str | None = None) -> list[Effect]:
+        """To everyone connected in the call (guests too), except `but`."""
+        return [e for e in self.deliver(message, Audience.IN_CALL) if e.conn_id != but]
+
+    def _roster_update(self) -> list[Effect]:
+        return self.deliver(self.roster(), Audience.IN_CALL)
 
     # --- state, for a room that outlives the process holding it ----------------------
 
@@ -717,6 +861,7 @@ class Room:
         return {
             "v": STATE_VERSION,
             "session_id": self.session_id,
+            "max_people": self.max_people,
             "therapist": None
             if seat is None
             else {
@@ -725,24 +870,14 @@ class Room:
                 "resume_token": seat.resume_token,
                 "held_until_ms": seat.held_until_ms,
             },
-            "slots": [
-                {
-                    "knock_id": s.knock_id,
-                    "label": s.label,
-                    "device": s.device,
-                    "since_ms": s.since_ms,
-                    "resume_token": s.resume_token,
-                    "conn_id": s.conn_id,
-                    "admitted": s.admitted,
-                    "held_until_ms": s.held_until_ms,
-                }
-                for s in self._slots.values()
-            ],
+            "slots": [slot.to_state() for slot in self._slots.values()],
             "knocks_issued": self._knocks_issued,
+            "admissions": self._admissions,
             "ended": None if self._ended_because is None else self._ended_because.value,
             "screens": {
                 "therapist_stream": self._screens.therapist_stream,
                 "client_stream": self._screens.client_stream,
+                "client_sharer": self._screens.client_sharer,
                 "client_may_share": self._screens.client_may_share,
             },
         }
@@ -755,40 +890,42 @@ class Room:
         new_token: Callable[[], str],
         resume_grace_ms: int = RESUME_GRACE_MS,
     ) -> Room:
-        """The room `to_state` described; ValueError for anything else."""
+        """The room `to_state` described (or a version 1 state: one client); ValueError for
+        anything else."""
         try:
-            if state["v"] != STATE_VERSION:
+            if state["v"] not in (1, STATE_VERSION):
                 raise ValueError(f"room state version {state['v']!r} is not {STATE_VERSION}")
             room = cls(
-                str(state["session_id"]), new_token=new_token, resume_grace_ms=resume_grace_ms
+                str(state["session_id"]),
+                new_token=new_token,
+                resume_grace_ms=resume_grace_ms,
+                max_people=int(state.get("max_people", DEFAULT_MAX_PEOPLE)),
             )
             seat = state["therapist"]
             if seat is not None:
-                room._therapist = _Therapist(
-                    _opt_str(seat["conn_id"]),
+                room._therapist = TherapistSeat(
+                    opt_str(seat["conn_id"]),
                     str(seat["label"]),
                     str(seat["resume_token"]),
-                    _opt_int(seat["held_until_ms"]),
+                    opt_int(seat["held_until_ms"]),
                 )
-            for s in state["slots"]:
-                slot = _Slot(
-                    knock_id=str(s["knock_id"]),
-                    label=str(s["label"]),
-                    device=int(s["device"]),
-                    since_ms=int(s["since_ms"]),
-                    resume_token=str(s["resume_token"]),
-                    conn_id=_opt_str(s["conn_id"]),
-                    admitted=bool(s["admitted"]),
-                    held_until_ms=_opt_int(s["held_until_ms"]),
-                )
+            for raw in state["slots"]:
+                slot = slot_from_state(raw)
                 room._slots[slot.knock_id] = slot
                 if slot.conn_id is not None:
                     room._knock_of[slot.conn_id] = slot.knock_id
             room._knocks_issued = int(state["knocks_issued"])
+            orders = [s.order for s in room._slots.values() if s.order is not None]
+            room._admissions = int(state.get("admissions", max(orders, default=0)))
             screens = state.get("screens") or {}  # absent in states written before sharing
-            room._screens = _Screens(
-                _opt_str(screens.get("therapist_stream")),
-                _opt_str(screens.get("client_stream")),
+            client_stream = opt_str(screens.get("client_stream"))
+            sharer = opt_str(screens.get("client_sharer"))
+            if client_stream is not None and sharer is None:  # a version 1 state's one client
+                sharer = next((s.person.peer_id for s in room._admitted_slots()), None)
+            room._screens = Screens(
+                opt_str(screens.get("therapist_stream")),
+                client_stream,
+                sharer,
                 bool(screens.get("client_may_share", False)),
             )
             ended = state["ended"]
@@ -799,7 +936,13 @@ class Room:
 
     def _lobby_message(self) -> LobbyMessage:
         waiting = tuple(
-            LobbyEntry(knock_id=s.knock_id, label=s.label, since_ms=s.since_ms)
+            LobbyEntry(
+                knock_id=s.knock_id,
+                label=s.label,
+                since_ms=s.since_ms,
+                kind=s.person.kind,
+                participant_id=s.person.peer_id,
+            )
             for s in self._slots.values()
             if not s.admitted
         )
@@ -814,120 +957,11 @@ class Room:
         return Send(conn_id, message.to_json())
 
 
+def _client_conn(slot: Slot) -> bool:
+    """A connected client's knock (never a guest's)."""
+    return slot.conn_id is not None and slot.person.kind is PersonKind.CLIENT
+
+
 def _same(token: str, offered: str) -> bool:
     """Compare resume tokens in constant time."""
     return hmac.compare_digest(token.encode(), offered.encode())
-
-
-def _opt_str(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _opt_int(value: object) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int):
-        raise TypeError(f"expected an integer, not {value!r}")
-    return value
-
-
-class RoomRegistry:
-    """Rooms by session id: created on first join, dropped as soon as they are empty."""
-
-    def __init__(
-        self, *, new_token: Callable[[], str], resume_grace_ms: int = RESUME_GRACE_MS
-    ) -> None:
-        self._new_token = new_token
-        self._grace_ms = resume_grace_ms
-        self._rooms: dict[str, Room] = {}
-
-    def __len__(self) -> int:
-        return len(self._rooms)
-
-    def __contains__(self, session_id: object) -> bool:
-        return session_id in self._rooms
-
-    def __iter__(self) -> Iterator[Room]:
-        return iter(list(self._rooms.values()))
-
-    def get(self, session_id: str) -> Room | None:
-        """The live room of a session, if anyone is (or was just) in it."""
-        return self._rooms.get(session_id)
-
-    def adopt(self, room: Room) -> None:
-        """Hold a room rebuilt elsewhere (`Room.from_state`): this process took it over."""
-        self._rooms[room.session_id] = room
-
-    def forget(self, session_id: str) -> None:
-        """Stop holding a room (another process holds it now); nobody is told."""
-        self._rooms.pop(session_id, None)
-
-    def join(
-        self,
-        session_id: str,
-        conn_id: str,
-        role: SessionRole,
-        label: str,
-        now_ms: int,
-        *,
-        resume_token: str | None = None,
-        ice_servers: Sequence[Mapping[str, Any]] = (),
-        ice_transport_policy: IceTransportPolicy = IceTransportPolicy.ALL,
-        ice_ttl_seconds: int = 0,
-        consents: Mapping[str, str] | None = None,
-    ) -> list[Effect]:
-        """Join the session's room, creating it on first use (see `Room.join`)."""
-        room = self._rooms.get(session_id)
-        if room is None:
-            room = Room(session_id, new_token=self._new_token, resume_grace_ms=self._grace_ms)
-            self._rooms[session_id] = room
-        effects = room.join(
-            conn_id,
-            role,
-            label,
-            now_ms,
-            resume_token=resume_token,
-            ice_servers=ice_servers,
-            ice_transport_policy=ice_transport_policy,
-            ice_ttl_seconds=ice_ttl_seconds,
-            consents=consents,
-        )
-        self._drop_if_empty(room)
-        return effects
-
-    def leave(
-        self, session_id: str, conn_id: str, now_ms: int, *, dropped: bool = False
-    ) -> list[Effect]:
-        """A connection closed (see `Room.leave`); the room goes when nothing is left."""
-        room = self._rooms.get(session_id)
-        if room is None:
-            return []
-        effects = room.leave(conn_id, now_ms, dropped=dropped)
-        self._drop_if_empty(room)
-        return effects
-
-    def terminate(self, session_id: str, reason: EndReason) -> list[Effect]:
-        """End a session for a system reason (consent withdrawn, link expired) and drop it."""
-        room = self._rooms.pop(session_id, None)
-        return room.terminate(reason) if room else []
-
-    def expire(self, now_ms: int) -> list[Effect]:
-        """Release every held slot past its grace period; drop rooms left empty."""
-        effects: list[Effect] = []
-        for room in list(self._rooms.values()):
-            effects += room.expire(now_ms)
-            self._drop_if_empty(room)
-        return effects
-
-    def next_deadline_ms(self) -> int | None:
-        """When `expire` next has work to do, or None."""
-        deadlines = [
-            deadline
-            for room in self._rooms.values()
-            if (deadline := room.next_deadline_ms()) is not None
-        ]
-        return min(deadlines, default=None)
-
-    def _drop_if_empty(self, room: Room) -> None:
-        if room.is_empty and self._rooms.get(room.session_id) is room:
-            del self._rooms[room.session_id]

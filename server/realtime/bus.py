@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from privacy.consent import ConsentChanged, ConsentDecision, Purpose
 from server.core.cues.config import CueConfig
 from server.core.models import Account, Role
+from server.core.participants import THERAPIST_PEER_ID, PersonKind
 from server.core.protocol import CloseCode, IceTransportPolicy, SessionRole
 from server.core.rooms import Close, Effect, Room, Send
 
@@ -131,6 +132,23 @@ class ConnRef:
     sign_in_id: str | None = None  # which sign-in opened it (a hash, never the token)
     client_access_id: str | None = None  # which client cookie opened it (a hash)
     another_device: bool = False  # a second device of the link, not yet admitted
+    # the person behind it: None for the therapist, else the participant (its `peer_id`)
+    participant_id: str | None = None
+    # CLIENT unless given; a therapist's connection is always THERAPIST (see __post_init__)
+    kind: PersonKind = PersonKind.CLIENT
+
+    def __post_init__(self) -> None:
+        if self.role is SessionRole.THERAPIST:
+            if self.kind is PersonKind.GUEST:
+                raise ValueError("a therapist's connection cannot be a guest")
+            object.__setattr__(self, "kind", PersonKind.THERAPIST)
+        elif self.kind is PersonKind.THERAPIST:
+            raise ValueError("a client's connection cannot be the therapist")
+
+    @property
+    def peer_id(self) -> str:
+        """The person's id in the protocol: "therapist", or the participant id."""
+        return THERAPIST_PEER_ID if self.participant_id is None else self.participant_id
 
     def to_json(self) -> dict[str, Any]:
         account = self.account
@@ -138,6 +156,8 @@ class ConnRef:
             "sign_in_id": self.sign_in_id,
             "client_access_id": self.client_access_id,
             "another_device": self.another_device,
+            "participant_id": self.participant_id,
+            "kind": self.kind.value,
             "conn_id": self.conn_id,
             "role": self.role.value,
             "session_id": self.session_id,
@@ -176,6 +196,8 @@ class ConnRef:
             sign_in_id=data.get("sign_in_id"),
             client_access_id=data.get("client_access_id"),
             another_device=bool(data.get("another_device", False)),
+            participant_id=data.get("participant_id"),
+            kind=PersonKind(data.get("kind", PersonKind.CLIENT)),
         )
 
 

@@ -20,17 +20,18 @@ from aiohttp import web
 
 from server.core.closing import Closing
 from server.core.models import Account
+from server.core.participants import DEFAULT_MAX_PEOPLE, PersonKind
 from server.core.protocol import (
     AccessEnd,
     CloseCode,
     EndReason,
     ServerMessage,
-    SessionEndedMessage,
     SessionRole,
     SharedMessage,
     parse_server_message,
 )
-from server.core.rooms import Audience, Close, Effect, Room, RoomRegistry, Send
+from server.core.room_registry import RoomRegistry
+from server.core.rooms import Audience, Close, Effect, Room, Send
 from server.realtime.bus import Bus, ConnRef, LocalBus, new_token
 
 log = logging.getLogger("attune.realtime")
@@ -137,9 +138,10 @@ class Hub:
         self,
         bus: Bus | None = None,
         relay_written: Callable[[float], None] = lambda _s: None,
+        max_people: int = DEFAULT_MAX_PEOPLE,
     ) -> None:
         self.bus: Bus = bus if bus is not None else LocalBus()
-        self.rooms = RoomRegistry(new_token=new_token)
+        self.rooms = RoomRegistry(new_token=new_token, max_people=max_people)
         self.room_clients: dict[str, str] = {}  # session id -> its client id, for owned rooms
         # connections of the rooms this process owns, as their owner sees them (any process)
         self.conn_refs: dict[str, ConnRef] = {}
@@ -242,9 +244,12 @@ class Hub:
             )
 
     def has_admitted_client(self, session_id: str) -> bool:
-        """Whether a client is in the call now (asked by actions that run on the owner)."""
+        """Whether a client (not only a guest) is in the call now (asked by actions that run
+        on the owner)."""
         room = self.rooms.get(session_id)
-        return room is not None and room.admitted_conn_id is not None
+        return room is not None and any(
+            k.admitted and k.connected and k.kind is PersonKind.CLIENT for k in room.knocks()
+        )
 
     async def therapist_in_room(self, session_id: str) -> bool:
         """Whether the session's therapist has a live connection in its room, wherever the room
@@ -265,20 +270,42 @@ class Hub:
         else:
             self.bus.forward_live(session_id, "terminate", {"reason": reason.value})
 
-    def end_client_part(self, session_id: str, reason: EndReason) -> None:
-        """Close the session's client connections (they must not rejoin); the therapist stays.
-        Without telehealth consent the client is no longer allowed in: 4403."""
+    def end_client_part(
+        self, session_id: str, reason: EndReason, client_id: str | None = None
+    ) -> None:
+        """End the part of one client (`client_id`) in a session, or of everyone but the
+        therapist (None): each of their connections is told, closed, and must not rejoin;
+        the others' call goes on. Without telehealth consent a person may not stay: 4403."""
         room = self.rooms.get(session_id)
         if room is None:
-            self.bus.forward_live(session_id, "end_client_part", {"reason": reason.value})
+            args = {"reason": reason.value, "client_id": client_id}
+            self.bus.forward_live(session_id, "end_client_part", args)
             return
-        self.execute(room.deliver(SessionEndedMessage(reason=reason), Audience.CLIENTS))
-        self.bus.changed(session_id)
+        if client_id is not None:
+            people = room.people_of_client(client_id)
+        else:
+            people = {k.peer_id for k in room.knocks()}
+        for peer_id in sorted(people):
+            self.end_person(session_id, peer_id, reason)
+
+    def end_person(self, session_id: str, peer_id: str, reason: EndReason) -> None:
+        """End one person's part of a session (by peer id): their connections are told and
+        closed (4403 when their consent was withdrawn), the others hear `peer-left`."""
+        room = self.rooms.get(session_id)
+        if room is None:
+            args = {"reason": reason.value, "peer_id": peer_id}
+            self.bus.forward_live(session_id, "end_person", args)
+            return
         if reason is EndReason.CONSENT_WITHDRAWN:
             code, why = CloseCode.FORBIDDEN, AccessEnd.CONSENT_WITHDRAWN.value
         else:
             code, why = CloseCode.SESSION_ENDED, str(reason)
-        for conn_id in room.client_conn_ids:
+        theirs = [
+            conn_id for conn_id in room.client_conn_ids if room.peer_id_of(conn_id) == peer_id
+        ]
+        self.execute(self.rooms.remove_person(session_id, peer_id, reason, code, why))
+        self.bus.changed(session_id)
+        for conn_id in theirs:
             connection = self._connections.get(conn_id)
             if connection is not None:  # nothing it sends from now on is processed
                 connection.revoke(code, why, keep_queued=True)
@@ -362,7 +389,14 @@ def _terminate(hub: Hub, session_id: str, args: Mapping[str, Any]) -> None:
 
 
 def _end_client_part(hub: Hub, session_id: str, args: Mapping[str, Any]) -> None:
-    hub.end_client_part(session_id, EndReason(args["reason"]))
+    client_id = args.get("client_id")
+    hub.end_client_part(
+        session_id, EndReason(args["reason"]), None if client_id is None else str(client_id)
+    )
+
+
+def _end_person(hub: Hub, session_id: str, args: Mapping[str, Any]) -> None:
+    hub.end_person(session_id, str(args["peer_id"]), EndReason(args["reason"]))
 
 
 LIVE_CALLS: Mapping[str, Callable[[Hub, str, Mapping[str, Any]], None]] = MappingProxyType(
@@ -371,6 +405,7 @@ LIVE_CALLS: Mapping[str, Callable[[Hub, str, Mapping[str, Any]], None]] = Mappin
         "deliver_to_therapist": _deliver_to_therapist,
         "terminate": _terminate,
         "end_client_part": _end_client_part,
+        "end_person": _end_person,
     }
 )
 """The LiveRooms calls that travel to a room's owner, run there by the same Hub methods."""

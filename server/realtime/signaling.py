@@ -22,6 +22,7 @@ from privacy.consent import Channel, ConsentDecision, ConsentState, Purpose
 from server.core.ice import ice_configuration_for
 from server.core.links import SessionStatus
 from server.core.models import Account, Role, TherapySession
+from server.core.participants import PersonKind
 from server.core.protocol import (
     CALL_ONLY_TYPES,
     DROP_AFTER_IDLE_S,
@@ -64,10 +65,12 @@ from server.core.protocol import (
     SharedMessage,
     Signal,
     WaitingNote,
+    check_kind,
     check_role,
     check_version,
     parse_client_message,
 )
+from server.core.room_seats import Person
 from server.core.rooms import Close, Room, Send
 from server.db import scheduling as session_queries
 from server.db.outage import DATABASE_UNAVAILABLE_MESSAGE, is_database_outage
@@ -97,7 +100,8 @@ def _now_ms() -> int:
 
 @dataclass(frozen=True)
 class _Member:
-    """Who opens the socket: their role, the session, a display label, the therapist's account."""
+    """Who opens the socket: their role, the session, a display label, the therapist's account,
+    and which person of the session they are (`participant_id` None: the therapist)."""
 
     role: SessionRole
     session: TherapySession
@@ -106,6 +110,15 @@ class _Member:
     sign_in_id: str | None = None
     client_access_id: str | None = None
     another_device: bool = False
+    participant_id: str | None = None
+    kind: PersonKind = PersonKind.CLIENT  # THERAPIST for the therapist, GUEST for a guest
+    client_id: str | None = None  # a client participant's own record; None: the session's
+
+    @property
+    def own_client_id(self) -> str:
+        """The client record this person speaks for: a client participant's own; for the
+        therapist and a guest the session's primary client (room bookkeeping only)."""
+        return self.client_id or self.session.client_id
 
 
 async def _who(request: web.Request, session_id: str) -> _Member:
@@ -121,6 +134,7 @@ async def _who(request: web.Request, session_id: str) -> _Member:
                 "Therapist",
                 account.account,
                 sign_in_id=account.sign_in_id,
+                kind=PersonKind.THERAPIST,
             )
     visit = after_session_visit(request)  # an ended session's cookie gets "not found"
     if visit is not None and visit.session.id == session_id and not visit.after_session:
@@ -132,6 +146,10 @@ async def _who(request: web.Request, session_id: str) -> _Member:
             None,
             client_access_id=visit.access_id,
             another_device=visit.another_device,
+            # TODO(#15 participants): the participant behind the cookie; until participants
+            # exist a session has one client, named by its client id.
+            participant_id=visit.session.client_id,
+            kind=PersonKind.CLIENT,
         )
     if account is None and visit is None:
         raise Unauthenticated("Sign in or open your session link first.")
@@ -160,7 +178,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         ended = NotFound("This session has ended.", code="session-ended")
         return await _refuse(request, ended, CloseCode.SESSION_ENDED)
     app = request.app
-    consents = await _consent_states(request, session.client_id)
+    consents = await _consent_states(request, member.own_client_id)
     if role is SessionRole.CLIENT and consents.get("telehealth") != ConsentState.GRANTED.value:
         needed = Forbidden("Please agree to the telehealth consent first.", code="consent-required")
         return await _refuse(request, needed, CloseCode.CONSENT_REQUIRED)
@@ -179,7 +197,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         ws=ws,
         role=role,
         session_id=session.id,
-        client_id=session.client_id,
+        client_id=member.own_client_id,
         account=member.account,
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,
@@ -189,11 +207,13 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         connection.conn_id,
         role,
         session.id,
-        session.client_id,
+        member.own_client_id,
         member.account,
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,
         another_device=member.another_device,
+        participant_id=member.participant_id,
+        kind=member.kind,
     )
     hub.add(connection)
     joined = False
@@ -514,6 +534,10 @@ class SessionRunner:
             return
         hub.room_clients[ref.session_id] = ref.client_id
         hub.conn_refs[ref.conn_id] = ref
+        person = None
+        if ref.role is SessionRole.CLIENT:
+            client_id = ref.client_id if ref.kind is PersonKind.CLIENT else None
+            person = Person(ref.peer_id, ref.kind, client_id)
         hub.execute(
             hub.rooms.join(
                 ref.session_id,
@@ -526,23 +550,21 @@ class SessionRunner:
                 ice_transport_policy=op.ice_transport_policy,
                 ice_ttl_seconds=op.ice_ttl_seconds,
                 consents=op.consents,
+                person=person,
             )
         )
-        live.note_consents(ref.client_id, op.consents)
+        if ref.kind is not PersonKind.GUEST:  # a guest's consents are not a client's
+            live.note_consents(ref.client_id, op.consents)
         room = hub.rooms.get(ref.session_id)
         in_room = room is not None and room.role_of(ref.conn_id) is not None
         waiting_to_act = ref.another_device  # "another device" cannot answer it yet
-        if (
-            in_room
-            and ref.role is SessionRole.CLIENT
-            and not waiting_to_act
-            and live.before_checkin_due(ref.session_id)
-        ):
+        client = ref.kind is PersonKind.CLIENT  # a guest gets no check-ins and no goals
+        if in_room and client and not waiting_to_act and live.before_checkin_due(ref.session_id):
             hub.send(ref.conn_id, live.checkin_open("before"))
         if in_room and ref.role is SessionRole.THERAPIST and ref.account is not None:
             # the panel so far, so a reload (or a takeover) rebuilds it
             await live.send_panel_state(ref.session_id, ref.account.id)
-        if in_room and not waiting_to_act and ref.client_id:
+        if in_room and not waiting_to_act and ref.client_id and ref.kind is not PersonKind.GUEST:
             # the shared goals as they stand, for the goals panel on either side
             hub.send(ref.conn_id, await live.goals_message(ref.client_id))
 
@@ -554,6 +576,7 @@ class SessionRunner:
             if message is None:
                 message = parse_client_message(op.text)
                 check_role(ref.role, message)
+                check_kind(ref.kind, message)
             room = hub.rooms.get(ref.session_id)
             if room is None:
                 raise ProtocolError(ErrorCode.INTERNAL, "The room is gone; reconnect.")
@@ -641,16 +664,17 @@ async def _ping(ctx: _Context, message: Ping) -> None:
 
 async def _relay(ctx: _Context, message: Relay) -> None:
     ctx.hub.execute(
-        ctx.room.relay(ctx.connection.conn_id, message.payload), received_at=ctx.received_at
+        ctx.room.relay(ctx.connection.conn_id, message.payload, message.to),
+        received_at=ctx.received_at,
     )
 
 
 async def _admit(ctx: _Context, message: Admit) -> None:
     ctx.hub.execute(ctx.room.admit(ctx.connection.conn_id, message.knock_id))
     await ctx.live.mark_live(ctx.connection.session_id)
-    admitted_id = ctx.room.admitted_conn_id
+    admitted_id = ctx.room.conn_of_knock(message.knock_id)
     admitted = ctx.hub.conn_refs.get(admitted_id) if admitted_id is not None else None
-    if admitted is not None:
+    if admitted is not None and admitted.kind is PersonKind.CLIENT:
         # the goals as they stand now: they may have changed while the client waited
         ctx.hub.send(admitted.conn_id, await ctx.live.goals_message(admitted.client_id))
     if admitted is not None and admitted.client_access_id is not None:
@@ -666,8 +690,8 @@ async def _deny(ctx: _Context, message: Deny) -> None:
     ctx.hub.execute(ctx.room.deny(ctx.connection.conn_id, message.knock_id))
 
 
-async def _send_back(ctx: _Context, _message: SendBack) -> None:
-    ctx.hub.execute(ctx.room.send_back(ctx.connection.conn_id, _now_ms()))
+async def _send_back(ctx: _Context, message: SendBack) -> None:
+    ctx.hub.execute(ctx.room.send_back(ctx.connection.conn_id, _now_ms(), message.peer_id))
 
 
 async def _end(ctx: _Context, _message: End) -> None:

@@ -88,8 +88,14 @@ class LiveRooms(Protocol):
     def terminate(self, session_id: str, reason: EndReason) -> None:
         """Tell everyone the session is over and close their connections."""
 
-    def end_client_part(self, session_id: str, reason: EndReason) -> None:
-        """Close every client connection of the session; the therapist stays."""
+    def end_client_part(
+        self, session_id: str, reason: EndReason, client_id: str | None = None
+    ) -> None:
+        """End one client's part of the session (`client_id`; None: everyone's but the
+        therapist's): their connections close, the others' call goes on."""
+
+    def end_person(self, session_id: str, peer_id: str, reason: EndReason) -> None:
+        """End one person's part of the session (a client or a guest, by peer id)."""
 
     def live_sessions_of_client(self, client_id: str) -> set[str]:
         """The sessions of this client that have a live room now."""
@@ -616,7 +622,9 @@ class LiveSessions:
         for session_id in self._rooms.live_sessions_of_client(event.client_id):
             self._rooms.deliver(session_id, message, Audience.EVERYONE)
             if withdrew_telehealth:
-                self._rooms.end_client_part(session_id, EndReason.CONSENT_WITHDRAWN)
+                self._rooms.end_client_part(
+                    session_id, EndReason.CONSENT_WITHDRAWN, event.client_id
+                )
 
     def stop_cues_for_client(self, client_id: str) -> None:
         """Forget live cue state of every live session of this client, at once."""

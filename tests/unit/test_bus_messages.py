@@ -9,6 +9,7 @@ import pytest
 
 from privacy.consent import ConsentChanged, ConsentDecision, Purpose
 from server.core.models import Account, Role
+from server.core.participants import THERAPIST_PEER_ID, PersonKind
 from server.core.protocol import SessionRole
 from server.realtime.bus import (
     ConnRef,
@@ -28,6 +29,9 @@ THERAPIST = Account(
 )
 
 
+GUEST = PersonKind.GUEST
+
+
 def travelled(data: object) -> object:
     return json.loads(json.dumps(data))
 
@@ -37,11 +41,31 @@ def travelled(data: object) -> object:
     [
         ConnRef("p1.abc", SessionRole.THERAPIST, "s1", "c1", THERAPIST),
         ConnRef("p2.def", SessionRole.CLIENT, "s1", "c1"),
+        ConnRef("p2.ghi", SessionRole.CLIENT, "s1", "c2", participant_id="pa2"),
+        ConnRef("p3.jkl", SessionRole.CLIENT, "s1", "c1", participant_id="g1", kind=GUEST),
     ],
-    ids=["therapist", "client"],
+    ids=["therapist", "client", "second-client", "guest"],
 )
 def test_a_connection_descriptor_arrives_as_it_left(ref: ConnRef) -> None:
     assert ConnRef.from_json(travelled(ref.to_json())) == ref  # type: ignore[arg-type]
+
+
+def test_a_connection_names_its_person_the_therapist_by_the_fixed_peer_id() -> None:
+    therapist = ConnRef("p1.abc", SessionRole.THERAPIST, "s1", "c1", THERAPIST)
+    client = ConnRef("p2.def", SessionRole.CLIENT, "s1", "c1", participant_id="pa1")
+    assert (therapist.kind, therapist.peer_id) == (PersonKind.THERAPIST, THERAPIST_PEER_ID)
+    assert (client.kind, client.peer_id) == (PersonKind.CLIENT, "pa1")
+
+
+@pytest.mark.parametrize(
+    ("role", "kind"),
+    [(SessionRole.THERAPIST, PersonKind.GUEST), (SessionRole.CLIENT, PersonKind.THERAPIST)],
+)
+def test_a_connection_cannot_be_a_person_its_role_rules_out(
+    role: SessionRole, kind: PersonKind
+) -> None:
+    with pytest.raises(ValueError, match="cannot be"):
+        ConnRef("p1.abc", role, "s1", "c1", participant_id="x", kind=kind)
 
 
 def test_a_room_action_arrives_as_it_left_without_its_parsed_message() -> None:

@@ -624,11 +624,53 @@ def test_check_role_refuses_with_forbidden_and_echoes_the_id() -> None:
 
 WELL_FORMED_SERVER = [
     pytest.param(
-        "lobby", {"waiting": [{"knock_id": "k1", "label": "J.M.", "since_ms": 5}]}, id="lobby"
+        "lobby",
+        {
+            "waiting": [
+                {
+                    "knock_id": "k1",
+                    "label": "J.M.",
+                    "since_ms": 5,
+                    "kind": "guest",
+                    "participant_id": "pa2",
+                }
+            ]
+        },
+        id="lobby",
+    ),
+    pytest.param(
+        "roster",
+        {
+            "people": [
+                {
+                    "peer_id": "therapist",
+                    "kind": "therapist",
+                    "label": "T",
+                    "order": 0,
+                    "present": True,
+                },
+                {"peer_id": "pa1", "kind": "client", "label": "J.M.", "order": 2, "present": False},
+            ]
+        },
+        id="roster",
+    ),
+    pytest.param(
+        "signal-relay",
+        {"payload": {"kind": "candidate", "candidate": {"candidate": ""}}, "from": "pa1"},
+        id="signal-relay",
     ),
     pytest.param("admitted", {"resumed": False}, id="admitted"),
     pytest.param("denied", {}, id="denied"),
-    pytest.param("peer-left", {"role": "client", "reconnecting": True}, id="peer-left"),
+    pytest.param(
+        "peer-left",
+        {"role": "client", "reconnecting": True, "peer_id": "pa1", "kind": "client", "label": "S"},
+        id="peer-left",
+    ),
+    pytest.param(
+        "peer-joined",
+        {"role": "client", "resumed": False, "peer_id": "g1", "kind": "guest", "label": "Interp"},
+        id="peer-joined",
+    ),
     pytest.param("checkin-open", {"instrument_id": "pulse", "kind": "pulse"}, id="checkin-open"),
     pytest.param(
         "checkin-result",
@@ -666,7 +708,26 @@ MALFORMED_SERVER = [
     pytest.param("hello", {"version": 1}, id="client-type"),
     pytest.param("admitted", {}, id="missing-field"),
     pytest.param("denied", {"why": "no"}, id="extra-field"),
-    pytest.param("peer-left", {"role": "admin", "reconnecting": False}, id="bad-role"),
+    pytest.param(
+        "peer-left",
+        {"role": "admin", "reconnecting": False, "peer_id": "t", "kind": "client", "label": "S"},
+        id="bad-role",
+    ),
+    pytest.param(
+        "peer-left",
+        {"role": "client", "reconnecting": False, "peer_id": "t", "kind": "admin", "label": "S"},
+        id="bad-kind",
+    ),
+    pytest.param(
+        "roster",
+        {"people": [{"peer_id": "a", "kind": "client", "label": "A", "order": -1, "present": 1}]},
+        id="roster-bad-entry",
+    ),
+    pytest.param(
+        "lobby",
+        {"waiting": [{"knock_id": "k1", "label": "J.M.", "since_ms": 5, "kind": "therapist"}]},
+        id="lobby-knock-of-the-therapist",
+    ),
     pytest.param(
         "lobby",
         {"waiting": [{"knock_id": "k1", "label": "J.M.", "since_ms": 5, "ip": "192.0.2.1"}]},

@@ -36,6 +36,7 @@ from server.core.protocol import (
     SharedMessage,
     TherapistOnlyMessage,
 )
+from server.core.room_registry import RoomRegistry
 from server.core.rooms import (
     RESUME_GRACE_MS,
     Audience,
@@ -43,7 +44,6 @@ from server.core.rooms import (
     Effect,
     Room,
     RoomError,
-    RoomRegistry,
     Send,
 )
 
@@ -134,7 +134,13 @@ def test_the_therapist_sees_each_knock_by_label_only() -> None:
     room.join("t1", THERAPIST, "Dr. Rivera", T0)
     effects = room.join("c1", CLIENT, "J.M.", T0 + 5)
     assert the(effects, "t1", "lobby")["waiting"] == [
-        {"knock_id": "k1", "label": "J.M.", "since_ms": T0 + 5}
+        {
+            "knock_id": "k1",
+            "label": "J.M.",
+            "since_ms": T0 + 5,
+            "kind": "client",
+            "participant_id": "client",
+        }
     ]
 
 
@@ -142,7 +148,7 @@ def test_a_therapist_arriving_later_finds_the_lobby_in_the_welcome_sequence() ->
     room = new_room()
     room.join("c1", CLIENT, "J.M.", T0)
     effects = room.join("t1", THERAPIST, "Dr. Rivera", T0 + 1)
-    assert to(effects, "t1") == ["welcome", "lobby"]
+    assert to(effects, "t1") == ["welcome", "lobby", "roster"]
     assert the(effects, "t1", "welcome")["peer"] == "absent"
     assert waiting_labels(effects) == ["J.M."]
     assert the(effects, "c1", "peer-joined")["role"] == "therapist"
@@ -186,7 +192,7 @@ def test_a_waiting_client_who_quick_exits_is_a_safety_notice_not_a_plain_leave()
 def test_a_client_who_quick_exits_the_call_leaves_no_seat_held_for_resume() -> None:
     room = room_in_call()
     effects = room.quick_exit("c1")
-    assert to(effects, "t1") == ["peer-left", "quick-exit"]
+    assert to(effects, "t1") == ["peer-left", "quick-exit", "roster"]
     assert the(effects, "t1", "peer-left")["reconnecting"] is False
     assert the(effects, "t1", "quick-exit")["in_call"] is True
     assert room.knocks() == ()
@@ -236,6 +242,8 @@ def test_admitting_tells_both_sides_and_empties_the_lobby() -> None:
         "role": "client",
         "label": "J.M.",
         "resumed": False,
+        "peer_id": "client",
+        "kind": "client",
     }
     assert the(effects, "t1", "lobby")["waiting"] == []
     assert room.in_call("c1") and room.admitted_conn_id == "c1"
@@ -269,10 +277,12 @@ def test_sending_back_returns_the_client_to_the_lobby() -> None:
         "type": "peer-left",
         "role": "client",
         "reconnecting": False,
+        "peer_id": "client",
+        "kind": "client",
+        "label": "J.M.",
     }
-    assert the(effects, "t1", "lobby")["waiting"] == [
-        {"knock_id": "k1", "label": "J.M.", "since_ms": T0 + 60_000}
-    ]
+    assert [k["knock_id"] for k in the(effects, "t1", "lobby")["waiting"]] == ["k1"]
+    assert the(effects, "t1", "lobby")["waiting"][0]["since_ms"] == T0 + 60_000
     assert room.in_call("c1") is False
     assert refused(lambda: room.relay("c1", OFFER)) is ErrorCode.NOT_ADMITTED
     assert refused(lambda: room.send_back("t1", T0)) is ErrorCode.NO_PEER
@@ -322,8 +332,12 @@ def test_inside_the_call_signaling_reaches_only_the_other_party(
     room = room_in_call()
     room.join("c2", CLIENT, "J.M.", T0)  # a second device waiting must not overhear
     effects = room.relay(sender, payload)
+    sender_peer = "therapist" if sender == "t1" else "client"
     assert effects == [
-        Send(receiver, {"type": "signal-relay", "payload": payload.to_json()}),
+        Send(
+            receiver,
+            {"type": "signal-relay", "payload": payload.to_json(), "from": sender_peer},
+        ),
     ]
 
 
@@ -340,7 +354,7 @@ def test_a_second_therapist_tab_replaces_the_first() -> None:
     room = room_in_call()
     effects = room.join("t2", THERAPIST, "Dr. Rivera", T0 + 10)
     assert effects[0] == Close("t1", CloseCode.REPLACED, "opened in another tab")
-    assert to(effects, "t2") == ["welcome", "lobby"]
+    assert to(effects, "t2") == ["welcome", "lobby", "roster"]
     assert the(effects, "t2", "welcome")["peer"] == "in-call"
     assert the(effects, "c1", "peer-joined")["resumed"] is False  # a new tab: renegotiate
     assert room.leave("t1", T0 + 11) == []  # the replaced tab's goodbye changes nothing
@@ -352,7 +366,8 @@ def test_the_therapist_leaving_is_announced_to_every_client() -> None:
     room = room_in_call()
     room.join("c2", CLIENT, "J.M.", T0)
     effects = room.leave("t1", T0 + 1)
-    assert to(effects, "c1") == to(effects, "c2") == ["peer-left"]
+    assert to(effects, "c2") == ["peer-left"]  # waiting: no roster, that is the call's
+    assert to(effects, "c1") == ["peer-left", "roster"]
     assert room.in_call("c1")  # the client stays admitted while the therapist reconnects
     back = room.join("t2", THERAPIST, "Dr. Rivera", T0 + 2)
     assert the(back, "t2", "welcome")["peer"] == "in-call"
@@ -365,7 +380,11 @@ def test_an_admitted_client_who_drops_holds_a_resumable_slot() -> None:
         "type": "peer-left",
         "role": "client",
         "reconnecting": True,
+        "peer_id": "client",
+        "kind": "client",
+        "label": "J.M.",
     }
+    assert the(effects, "t1", "roster")["people"][1]["present"] is False
     assert room.next_deadline_ms() == T0 + 100 + RESUME_GRACE_MS
     welcome_of_therapist = room.join("t2", THERAPIST, "Dr. Rivera", T0 + 200)
     assert the(welcome_of_therapist, "t2", "welcome")["peer"] == "reconnecting"
@@ -400,7 +419,7 @@ def test_resuming_while_the_old_connection_lingers_closes_the_old_one() -> None:
     room = room_in_call()
     effects = room.join("c1b", CLIENT, "J.M.", T0 + 5, resume_token="resume-token-0002")
     assert closed(effects) == {"c1": CloseCode.RESUMED_ELSEWHERE}
-    assert to(effects, "c1b") == ["welcome", "admitted"]
+    assert to(effects, "c1b") == ["welcome", "admitted", "roster"]
     assert room.leave("c1", T0 + 6) == []  # the stale connection's goodbye changes nothing
     assert room.admitted_conn_id == "c1b"
 
@@ -433,7 +452,7 @@ def test_admitting_another_knock_releases_a_held_slot() -> None:
     room.leave("c1", T0)
     room.join("c2", CLIENT, "J.M.", T0 + 1)
     effects = room.admit("t1", "k2")
-    assert to(effects, "c2") == ["admitted"]
+    assert to(effects, "c2") == ["admitted", "roster"]
     late = room.join("c1b", CLIENT, "J.M.", T0 + 2, resume_token="resume-token-0002")
     assert the(late, "c1b", "welcome")["state"] == "waiting"
 
@@ -442,7 +461,7 @@ def test_sending_back_a_dropped_client_releases_its_slot() -> None:
     room = room_in_call()
     room.leave("c1", T0)
     effects = room.send_back("t1", T0 + 1)
-    assert to(effects, "t1") == ["peer-left"]
+    assert to(effects, "t1") == ["peer-left", "roster"]
     assert room.next_deadline_ms() is None
 
 
@@ -724,7 +743,11 @@ def test_a_therapist_whose_connection_drops_keeps_the_seat_and_the_call_goes_on(
         "type": "peer-left",
         "role": "therapist",
         "reconnecting": True,
+        "peer_id": "therapist",
+        "kind": "therapist",
+        "label": "Dr. Rivera",
     }
+    assert [p["present"] for p in the(effects, "c1", "roster")["people"]] == [False, True]
     assert room.in_call("c1")
     assert room.next_deadline_ms() == T0 + 1 + RESUME_GRACE_MS
     back = room.join("t2", THERAPIST, "Dr. Rivera", T0 + 2, resume_token="resume-token-0001")
@@ -732,7 +755,7 @@ def test_a_therapist_whose_connection_drops_keeps_the_seat_and_the_call_goes_on(
     assert (welcome["resumed"], welcome["peer"]) == (True, "in-call")
     assert welcome["resume_token"] == "resume-token-0003"  # a token resumes once
     assert the(back, "c1", "peer-joined")["resumed"] is True  # the client keeps its call
-    assert to(back, "t2") == ["welcome", "lobby"]
+    assert to(back, "t2") == ["welcome", "lobby", "roster"]
     assert room.next_deadline_ms() is None
     assert to(room.relay("c1", CANDIDATE), "t2") == ["signal-relay"]
 
@@ -803,7 +826,7 @@ def test_a_rebuilt_room_resumes_admits_and_relays_like_the_original() -> None:
     rebuilt = Room.from_state(room.to_state(), new_token=lambda: "resume-token-new")
     back = rebuilt.join("c1b", CLIENT, "J.M.", T0 + 3, resume_token="resume-token-0002")
     assert the(back, "c1b", "welcome")["resumed"] is True
-    assert to(back, "t1") == ["peer-joined"]
+    assert to(back, "t1") == ["peer-joined", "roster"]
     assert to(rebuilt.relay("t1", OFFER), "c1b") == ["signal-relay"]
     assert refused(lambda: rebuilt.admit("t1", "k2")) is ErrorCode.CALL_FULL
     knock = rebuilt.join("c3", CLIENT, "J.M.", T0 + 4)

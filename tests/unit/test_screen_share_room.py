@@ -113,6 +113,7 @@ def test_the_leave_ends_when_the_client_leaves_the_call(leaves: Callable[[Room],
     assert room.to_state()["screens"] == {
         "therapist_stream": None,
         "client_stream": None,
+        "client_sharer": None,
         "client_may_share": False,
     }
     back = room.join("c9", CLIENT, "J.M.", T0 + 2 + RESUME_GRACE_MS)
@@ -154,7 +155,7 @@ def test_a_client_admitted_or_resuming_while_the_therapist_shares_is_told_at_onc
     room.screen_share("t1", SCREEN, T0)  # before anyone is in the call
     room.join("c1", CLIENT, "J.M.", T0)
     admitted = room.admit("t1", "k1")
-    assert [m["type"] for m in sent(admitted, "c1")] == ["admitted", "peer-screen"]
+    assert [m["type"] for m in sent(admitted, "c1")] == ["admitted", "peer-screen", "roster"]
     room.allow_screen_share("t1", True)
     room.leave("c1", T0 + 1)  # dropped: the slot is held
     back = room.join("c1b", CLIENT, "J.M.", T0 + 2, resume_token="resume-token-0002")
@@ -163,6 +164,7 @@ def test_a_client_admitted_or_resuming_while_the_therapist_shares_is_told_at_onc
         "admitted",
         "screen-share-allowed",
         "peer-screen",
+        "roster",
     ]
 
 
@@ -177,8 +179,9 @@ def test_a_therapist_page_that_comes_back_learns_the_clients_share() -> None:
         "lobby",
         "screen-share-allowed",
         "peer-screen",
+        "roster",
     ]
-    assert sent(back, "t2")[-1]["stream_id"] == SCREEN
+    assert sent(back, "t2")[-2]["stream_id"] == SCREEN
     assert room.to_state()["screens"]["therapist_stream"] is None  # the new page shares nothing
 
 

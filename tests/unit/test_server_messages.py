@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from privacy.consent import ConsentState, Purpose
+from server.core.participants import PersonKind
 from server.core.protocol import (
     SERVER_MESSAGE_CLASSES,
     THERAPIST_ONLY_SERVER_TYPES,
@@ -21,6 +22,8 @@ from server.core.protocol import (
     Presence,
     ProtocolError,
     QuickExitMessage,
+    RosterEntry,
+    RosterMessage,
     SafetyCheckMessage,
     ServerMessage,
     SessionDescription,
@@ -41,11 +44,14 @@ SAFETY_CHECK: dict[str, Any] = {
     "submitted_at_ms": 1764840000000,
 }
 
+PEER: dict[str, Any] = {"peer_id": "pa1", "kind": "client", "label": "J.M."}
+
 BUILT = [
     pytest.param(
         WelcomeMessage(
             role=SessionRole.CLIENT,
             session_id="s1",
+            peer_id="pa1",
             state=Presence.WAITING,
             peer=Presence.ABSENT,
             ice_servers=({"urls": ["stun:stun.example.org"]},),
@@ -57,6 +63,7 @@ BUILT = [
             "type": "welcome",
             "role": "client",
             "session_id": "s1",
+            "peer_id": "pa1",
             "version": 1,
             "state": "waiting",
             "peer": "absent",
@@ -71,15 +78,73 @@ BUILT = [
         id="welcome",
     ),
     pytest.param(
-        LobbyMessage(waiting=(LobbyEntry(knock_id="k1", label="J.M.", since_ms=5),)),
-        {"type": "lobby", "waiting": [{"knock_id": "k1", "label": "J.M.", "since_ms": 5}]},
+        LobbyMessage(
+            waiting=(
+                LobbyEntry(knock_id="k1", label="J.M.", since_ms=5),
+                LobbyEntry(
+                    knock_id="k2",
+                    label="Interpreter",
+                    since_ms=6,
+                    kind=PersonKind.GUEST,
+                    participant_id="g1",
+                ),
+            )
+        ),
+        {
+            "type": "lobby",
+            "waiting": [
+                {
+                    "knock_id": "k1",
+                    "label": "J.M.",
+                    "since_ms": 5,
+                    "kind": "client",
+                    "participant_id": "client",
+                },
+                {
+                    "knock_id": "k2",
+                    "label": "Interpreter",
+                    "since_ms": 6,
+                    "kind": "guest",
+                    "participant_id": "g1",
+                },
+            ],
+        },
         id="lobby",
     ),
     pytest.param(
-        SignalRelayMessage(payload=IceCandidate("", sdp_mid="0")),
+        RosterMessage(
+            people=(
+                RosterEntry(
+                    peer_id="therapist",
+                    kind=PersonKind.THERAPIST,
+                    label="Dr. K",
+                    order=0,
+                    present=True,
+                ),
+                RosterEntry(peer_id="g1", kind=PersonKind.GUEST, label="I", order=1, present=False),
+            )
+        ),
+        {
+            "type": "roster",
+            "people": [
+                {
+                    "peer_id": "therapist",
+                    "kind": "therapist",
+                    "label": "Dr. K",
+                    "order": 0,
+                    "present": True,
+                },
+                {"peer_id": "g1", "kind": "guest", "label": "I", "order": 1, "present": False},
+            ],
+        },
+        id="roster",
+    ),
+    pytest.param(
+        SignalRelayMessage(payload=IceCandidate("", sdp_mid="0"), from_="therapist"),
         {
             "type": "signal-relay",
             "payload": {"kind": "candidate", "candidate": {"candidate": "", "sdpMid": "0"}},
+            "from": "therapist",
         },
         id="signal-relay",
     ),
@@ -125,12 +190,19 @@ def test_the_compatibility_builder_gives_the_same_json_from_plain_values(
 
 
 def test_plain_values_are_stored_as_their_enum_members_and_payload_classes() -> None:
-    message = server_message("peer-left", role="client", reconnecting=False)
-    assert message == PeerLeftMessage(role=SessionRole.CLIENT, reconnecting=False).to_json()
-    typed = PeerLeftMessage(role="client", reconnecting=False)  # type: ignore[arg-type]
-    assert typed.role is SessionRole.CLIENT
+    left = {"peer_id": "pa1", "label": "J.M."}
+    message = server_message("peer-left", role="client", reconnecting=False, kind="client", **left)
+    assert (
+        message
+        == PeerLeftMessage(
+            role=SessionRole.CLIENT, reconnecting=False, kind=PersonKind.CLIENT, **left
+        ).to_json()
+    )
+    typed = PeerLeftMessage(role="client", reconnecting=False, kind="guest", **left)  # type: ignore[arg-type]
+    assert typed.role is SessionRole.CLIENT and typed.kind is PersonKind.GUEST
     relay = SignalRelayMessage(
-        payload={"kind": "description", "description": {"type": "offer", "sdp": "v=0"}}
+        payload={"kind": "description", "description": {"type": "offer", "sdp": "v=0"}},
+        from_="pa1",
     )  # type: ignore[arg-type]
     assert relay.payload == SessionDescription("offer", "v=0")
 
@@ -147,8 +219,38 @@ def test_a_message_is_frozen_and_slotted() -> None:
     [
         pytest.param(lambda: ErrorMessage(code="oops", message="x"), id="unknown-code"),
         pytest.param(lambda: ErrorMessage(code=ErrorCode.INVALID, message="x" * 501), id="long"),
-        pytest.param(lambda: PeerLeftMessage(role="admin", reconnecting=True), id="bad-role"),
-        pytest.param(lambda: PeerLeftMessage(role="client", reconnecting=1), id="not-a-bool"),
+        pytest.param(
+            lambda: PeerLeftMessage(role="admin", reconnecting=True, **PEER), id="bad-role"
+        ),
+        pytest.param(
+            lambda: PeerLeftMessage(role="client", reconnecting=1, **PEER), id="not-a-bool"
+        ),
+        pytest.param(
+            lambda: PeerLeftMessage(role="client", reconnecting=True, **{**PEER, "peer_id": "a b"}),
+            id="peer-id-with-a-space",
+        ),
+        pytest.param(
+            lambda: SignalRelayMessage(payload=IceCandidate(""), from_="x" * 65),
+            id="relay-from-too-long",
+        ),
+        pytest.param(
+            lambda: RosterMessage(
+                people=(
+                    {"peer_id": "a", "kind": "client", "label": "A", "order": 1, "present": True},
+                    {"peer_id": "b", "kind": "guest", "label": "B", "order": 1, "present": True},
+                )
+            ),
+            id="roster-with-two-people-of-one-order",
+        ),
+        pytest.param(
+            lambda: RosterMessage(
+                people=(
+                    {"peer_id": "a", "kind": "client", "label": "A", "order": 1, "present": True},
+                    {"peer_id": "a", "kind": "client", "label": "A", "order": 2, "present": True},
+                )
+            ),
+            id="roster-with-one-person-twice",
+        ),
         pytest.param(lambda: QuickExitMessage(label="x" * 129, in_call=True), id="long-label"),
         pytest.param(
             lambda: SafetyCheckMessage(check={**SAFETY_CHECK, "location": "x" * 201}),
@@ -174,6 +276,7 @@ def test_a_message_is_frozen_and_slotted() -> None:
             lambda: WelcomeMessage(
                 role=SessionRole.CLIENT,
                 session_id="s1",
+                peer_id="pa1",
                 state=Presence.WAITING,
                 peer=Presence.ABSENT,
                 ice_servers=(),

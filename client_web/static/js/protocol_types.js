@@ -57,6 +57,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * @property {"welcome"} type
  * @property {"therapist" | "client"} role
  * @property {string} session_id
+ * @property {string} peer_id
  * @property {number} version
  * @property {"waiting" | "in-call"} state
  * @property {"absent" | "in-call" | "reconnecting"} peer
@@ -74,6 +75,13 @@ export const DROP_AFTER_IDLE_MS = 45000;
  * @typedef {object} LobbyMessage
  * @property {"lobby"} type
  * @property {Array<LobbyEntry>} waiting
+ */
+
+/**
+ * Everyone in the call (the therapist and each admitted person), in admission order:
+ * @typedef {object} RosterMessage
+ * @property {"roster"} type
+ * @property {Array<RosterEntry>} people
  */
 
 /**
@@ -103,20 +111,25 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
- * The other party's connection is new (or resumed).
+ * Someone's connection in the call is new (or resumed).
  * @typedef {object} PeerJoinedMessage
  * @property {"peer-joined"} type
  * @property {"therapist" | "client"} role
  * @property {string} label
  * @property {boolean} resumed
+ * @property {string} peer_id
+ * @property {"therapist" | "client" | "guest"} kind
  */
 
 /**
- * The other party left, or dropped and may come back.
+ * Someone left the call, or dropped and may come back.
  * @typedef {object} PeerLeftMessage
  * @property {"peer-left"} type
  * @property {"therapist" | "client"} role
  * @property {boolean} reconnecting
+ * @property {string} peer_id
+ * @property {"therapist" | "client" | "guest"} kind
+ * @property {string} label
  */
 
 /**
@@ -139,10 +152,11 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
- * The other party's SDP or ICE, as validated.
+ * Another person's SDP or ICE, as validated, and who sent it.
  * @typedef {object} SignalRelayMessage
  * @property {"signal-relay"} type
  * @property {RelayDescription | RelayCandidate} payload
+ * @property {string} from
  */
 
 /**
@@ -260,7 +274,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * Any message the server sends.
- * @typedef {WelcomeMessage | LobbyMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | MeasureAlertMessage | SignalRelayMessage | PeerScreenMessage | ScreenShareAllowedMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | SafetyCheckMessage | PanelStateMessage | GoalsMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
+ * @typedef {WelcomeMessage | LobbyMessage | RosterMessage | AdmittedMessage | SentBackMessage | DeniedMessage | TherapistNoteMessage | PeerJoinedMessage | PeerLeftMessage | QuickExitMessage | MeasureAlertMessage | SignalRelayMessage | PeerScreenMessage | ScreenShareAllowedMessage | CheckinOpenMessage | CheckinResultMessage | CheckinAckMessage | PromptMessage | ClientSignalMessage | SafetyCheckMessage | PanelStateMessage | GoalsMessage | ConsentChangedMessage | SessionEndedMessage | PongMessage | ErrorMessage} ServerMessage
  */
 
 // --- client → server messages ---
@@ -291,18 +305,20 @@ export const DROP_AFTER_IDLE_MS = 45000;
  */
 
 /**
- * The therapist returns the admitted client to the waiting room.
+ * The therapist returns a person in the call to the waiting room: `peer_id` names them
  * @typedef {object} SendBackMessage
  * @property {"send-back"} type
  * @property {string} [id]
+ * @property {string} [peer_id]
  */
 
 /**
- * SDP or ICE for the other party in the call.
+ * SDP or ICE for another person in the call: `to` names them (a peer id); it may be
  * @typedef {object} RelayMessage
  * @property {"relay"} type
  * @property {RelayDescription | RelayCandidate} payload
  * @property {string} [id]
+ * @property {string} [to]
  */
 
 /**
@@ -439,7 +455,7 @@ export const DROP_AFTER_IDLE_MS = 45000;
 
 /**
  * One knock in the therapist's waiting list: never an IP address or a user agent.
- * @typedef {{knock_id: string, label: string, since_ms: number}} LobbyEntry
+ * @typedef {{knock_id: string, label: string, since_ms: number, kind: "therapist" | "client" | "guest", participant_id: string}} LobbyEntry
  */
 
 /**
@@ -450,6 +466,11 @@ export const DROP_AFTER_IDLE_MS = 45000;
 /**
  * An SDP offer or answer, relayed opaquely.
  * @typedef {{kind: "description", description: {type: "offer" | "answer" | "pranswer" | "rollback", sdp: string}}} RelayDescription
+ */
+
+/**
+ * One person in the call, as `roster` lists them.
+ * @typedef {{peer_id: string, kind: "therapist" | "client" | "guest", label: string, order: number, present: boolean}} RosterEntry
  */
 
 /**

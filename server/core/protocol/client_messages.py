@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Final, NoReturn
 
 from privacy.consent import OFFERED_PURPOSES, ConsentDecision, Purpose
 from server.core.goals import GoalStatus
+from server.core.participants import PersonKind
 from server.core.protocol.codes import (
     MAX_ANSWER_INT,
     MAX_ANSWER_TEXT_CHARS,
@@ -38,6 +39,7 @@ from server.core.protocol.fields import (
     KNOCK_ID,
     LANGUAGE_CODE,
     MESSAGE_ID,
+    PEER_ID,
     STREAM_ID,
     TOKEN,
     Fields,
@@ -93,29 +95,33 @@ class Deny:
 
 @dataclass(frozen=True, slots=True)
 class SendBack:
-    """The therapist returns the admitted client to the waiting room."""
+    """The therapist returns a person in the call to the waiting room: `peer_id` names them
+    (it may be left out while only one person besides the therapist is in the call)."""
 
     TYPE: ClassVar[str] = "send-back"
     id: str | None = None
+    peer_id: str | None = None
 
     @classmethod
     def from_fields(cls, f: Fields, id: str | None) -> SendBack:
-        """Read the (no) fields of a `send-back`."""
-        return cls(id)
+        """Read the fields of a `send-back`."""
+        return cls(id, f.optional_text("peer_id", PEER_ID))
 
 
 @dataclass(frozen=True, slots=True)
 class Relay:
-    """SDP or ICE for the other party in the call."""
+    """SDP or ICE for another person in the call: `to` names them (a peer id); it may be
+    left out only while the call has exactly two people."""
 
     TYPE: ClassVar[str] = "relay"
     payload: RelayPayload
     id: str | None = None
+    to: str | None = None
 
     @classmethod
     def from_fields(cls, f: Fields, id: str | None) -> Relay:
         """Read the fields of a `relay`."""
-        return cls(parse_relay_payload(f.mapping("payload")), id)
+        return cls(parse_relay_payload(f.mapping("payload")), id, f.optional_text("to", PEER_ID))
 
 
 def _answers(raw: Mapping[str, Any]) -> Mapping[str, int | str | None]:
@@ -487,6 +493,20 @@ CALL_ONLY_TYPES: Final = (
     frozenset({Relay.TYPE, Features.TYPE, Signal.TYPE, ScreenShare.TYPE}) | _GOALS
 )
 """Types a client may send only once admitted (a waiting client gets `not-admitted`)."""
+
+
+GUEST_ALLOWED: Final = frozenset({Hello.TYPE, Relay.TYPE, Leave.TYPE, Ping.TYPE})
+"""What a guest (an interpreter, a guardian) may send: a guest joins the call and nothing
+else; check-ins, features, signals, consents, goals and screen sharing are a client's."""
+
+
+def check_kind(kind: PersonKind, message: ClientMessage) -> None:
+    """Raise `forbidden` if this kind of person may not send this message (a guest: only
+    GUEST_ALLOWED; `check_role` decides the rest)."""
+    if kind is PersonKind.GUEST and message.TYPE not in GUEST_ALLOWED:
+        raise ProtocolError(
+            ErrorCode.FORBIDDEN, f"a guest may not send {message.TYPE!r}", ref=message.id
+        )
 
 
 def check_role(role: SessionRole, message: ClientMessage) -> None:

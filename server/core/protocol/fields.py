@@ -12,6 +12,7 @@ from server.core.protocol.codes import ErrorCode, ProtocolError
 MESSAGE_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{16,128}")
 KNOCK_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+PEER_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")  # "therapist", or a participant id
 IDEMPOTENCY_KEY: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # a MediaStream id as the SDP's msid carries it (Chromium: a UUID; Firefox: one in braces)
 STREAM_ID: Final = re.compile(r"[A-Za-z0-9_.{}-]{1,64}")

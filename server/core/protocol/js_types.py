@@ -32,7 +32,7 @@ from server.core.protocol.codes import (
     CloseCode,
 )
 from server.core.protocol.relay import DESCRIPTION_TYPES, IceCandidate, SessionDescription
-from server.core.protocol.server_messages import SERVER_MESSAGE_CLASSES, JsType
+from server.core.protocol.server_messages import SERVER_MESSAGE_CLASSES, JsType, wire_name
 
 COMMAND: Final = "python -m server.core.protocol.js_types --write"
 TARGET: Final = Path(__file__).resolve().parents[3] / "client_web/static/js/protocol_types.js"
@@ -149,11 +149,12 @@ def _message_typedef(renderer: _Renderer, cls: type) -> list[str]:
     lines.append(f" * @property {{{json.dumps(type_name)}}} type")
     for field in dataclasses.fields(cls):
         tp = hints[field.name]
+        name = wire_name(field.name)
         if _is_optional(tp):
             rendered = renderer.type_of(_without_none(tp))
-            lines.append(f" * @property {{{rendered}}} [{field.name}]")
+            lines.append(f" * @property {{{rendered}}} [{name}]")
         else:
-            lines.append(f" * @property {{{renderer.type_of(tp)}}} {field.name}")
+            lines.append(f" * @property {{{renderer.type_of(tp)}}} {name}")
     lines.append(" */")
     return lines
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 from privacy.consent import ConsentDecision, ConsentState, Purpose
 from server.core.checkins.instruments import KINDS, InstrumentKind
+from server.core.participants import PersonKind
 from server.core.protocol.codes import (
     MAX_ERROR_MESSAGE_CHARS,
     MAX_GOAL_TEXT_CHARS,
@@ -39,6 +40,7 @@ from server.core.protocol.fields import (
     INSTRUMENT_ID,
     KNOCK_ID,
     MESSAGE_ID,
+    PEER_ID,
     STREAM_ID,
     TOKEN,
     Fields,
@@ -96,7 +98,7 @@ def _plain(value: Any) -> Any:
     """A JSON-ready copy: enums as their values, typed parts as their JSON."""
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, SessionDescription | IceCandidate | LobbyEntry):
+    if isinstance(value, SessionDescription | IceCandidate | LobbyEntry | RosterEntry):
         return value.to_json()
     if isinstance(value, Mapping):
         return {_plain(key): _plain(item) for key, item in value.items()}
@@ -133,7 +135,12 @@ class ServerMessage:
 
     def to_json(self) -> dict[str, Any]:
         """The message as sent: `type` first, None-valued optional fields left out."""
-        return {"type": self.TYPE, **{k: _plain(v) for k, v in self._present().items()}}
+        return {"type": self.TYPE, **{wire_name(k): _plain(v) for k, v in self._present().items()}}
+
+
+def wire_name(field_name: str) -> str:
+    """A field's name in JSON: a Python keyword's trailing underscore goes (`from_` → `from`)."""
+    return field_name[:-1] if field_name.endswith("_") else field_name
 
 
 class SharedMessage(ServerMessage):
@@ -155,28 +162,89 @@ class LobbyEntry:
     knock_id: str
     label: str
     since_ms: int  # Unix time in ms when it started waiting
+    kind: PersonKind = PersonKind.CLIENT  # a client or a guest (never the therapist)
+    participant_id: str = "client"  # the person behind the knock (their peer id once in)
 
     def __post_init__(self) -> None:
         f = Fields(dataclasses.asdict(self), "lobby.waiting[]", implicit=())
         f.text("knock_id", KNOCK_ID)
         f.text("label", max_chars=128)
         f.integer("since_ms", 0, 2**53)
+        kind = f.choice("kind", (PersonKind.CLIENT, PersonKind.GUEST))
+        object.__setattr__(self, "kind", kind)
+        f.text("participant_id", PEER_ID)
 
     @classmethod
     def from_json(cls, raw: object) -> LobbyEntry:
-        """An entry given as `{knock_id, label, since_ms}` and nothing else."""
+        """An entry given as `{knock_id, label, since_ms, kind, participant_id}`, nothing else."""
         if isinstance(raw, LobbyEntry):
             return raw
         if not isinstance(raw, Mapping):
-            invalid("lobby.waiting: each entry is {knock_id, label, since_ms}")
+            invalid(
+                "lobby.waiting: each entry is {knock_id, label, since_ms, kind, participant_id}"
+            )
         f = Fields(raw, "lobby.waiting[]", implicit=())
-        entry = cls(knock_id=f.raw("knock_id"), label=f.raw("label"), since_ms=f.raw("since_ms"))
+        entry = cls(
+            knock_id=f.raw("knock_id"),
+            label=f.raw("label"),
+            since_ms=f.raw("since_ms"),
+            kind=f.raw("kind"),
+            participant_id=f.raw("participant_id"),
+        )
         f.done()
         return entry
 
     def to_json(self) -> dict[str, Any]:
         """The entry as the therapist's page receives it."""
-        return {"knock_id": self.knock_id, "label": self.label, "since_ms": self.since_ms}
+        return {
+            "knock_id": self.knock_id,
+            "label": self.label,
+            "since_ms": self.since_ms,
+            "kind": self.kind.value,
+            "participant_id": self.participant_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RosterEntry:
+    """One person in the call, as `roster` lists them."""
+
+    peer_id: str  # "therapist", or the participant id
+    kind: PersonKind
+    label: str
+    order: int  # admission order: the therapist 0, then rising (unique in the call)
+    present: bool  # False while a dropped person's place is held for resume
+
+    def __post_init__(self) -> None:
+        f = Fields(dataclasses.asdict(self), "roster.people[]", implicit=())
+        f.text("peer_id", PEER_ID)
+        object.__setattr__(self, "kind", f.choice("kind", tuple(PersonKind)))
+        f.text("label", max_chars=128)
+        f.integer("order", 0, 2**31)
+        f.boolean("present")
+
+    @classmethod
+    def from_json(cls, raw: object) -> RosterEntry:
+        """An entry given as `{peer_id, kind, label, order, present}` and nothing else."""
+        if isinstance(raw, RosterEntry):
+            return raw
+        if not isinstance(raw, Mapping):
+            invalid("roster.people: each entry is {peer_id, kind, label, order, present}")
+        f = Fields(raw, "roster.people[]", implicit=())
+        names = ("peer_id", "kind", "label", "order", "present")
+        entry = cls(**{name: f.raw(name) for name in names})
+        f.done()
+        return entry
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as every page in the call receives it."""
+        return {
+            "peer_id": self.peer_id,
+            "kind": self.kind.value,
+            "label": self.label,
+            "order": self.order,
+            "present": self.present,
+        }
 
 
 def consent_states(raw: Mapping[str, str]) -> Mapping[Purpose, ConsentState]:
@@ -198,6 +266,7 @@ class WelcomeMessage(SharedMessage):
     TYPE: ClassVar[str] = "welcome"
     role: SessionRole
     session_id: str
+    peer_id: str  # yours: "therapist", or your participant id (as `roster` names you)
     version: int = PROTOCOL_VERSION
     state: Literal[Presence.WAITING, Presence.IN_CALL]
     peer: Literal[Presence.ABSENT, Presence.IN_CALL, Presence.RECONNECTING]
@@ -215,6 +284,7 @@ class WelcomeMessage(SharedMessage):
         role = f.choice("role", tuple(SessionRole))
         self._normalise("role", role)
         f.text("session_id", max_chars=128)
+        f.text("peer_id", PEER_ID)
         f.integer("version", PROTOCOL_VERSION, PROTOCOL_VERSION)
         self._normalise("state", f.choice("state", (Presence.WAITING, Presence.IN_CALL)))
         peer = f.choice("peer", (Presence.ABSENT, Presence.IN_CALL, Presence.RECONNECTING))
@@ -247,6 +317,23 @@ class LobbyMessage(TherapistOnlyMessage):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RosterMessage(SharedMessage):
+    """Everyone in the call (the therapist and each admitted person), in admission order:
+    every page builds its mesh from it. Sent whenever who is in the call, or present, changes."""
+
+    TYPE: ClassVar[str] = "roster"
+    people: Sequence[RosterEntry]
+
+    def _check(self, f: Fields) -> None:
+        entries = tuple(RosterEntry.from_json(entry) for entry in f.array("people", 16))
+        if len({e.peer_id for e in entries}) != len(entries):
+            invalid("roster.people: each peer_id once")
+        if len({e.order for e in entries}) != len(entries):
+            invalid("roster.people: each order once")
+        self._normalise("people", entries)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AdmittedMessage(SharedMessage):
     """To a client: you are in the call."""
 
@@ -273,30 +360,40 @@ class DeniedMessage(SharedMessage):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerJoinedMessage(SharedMessage):
-    """The other party's connection is new (or resumed)."""
+    """Someone's connection in the call is new (or resumed)."""
 
     TYPE: ClassVar[str] = "peer-joined"
     role: SessionRole
     label: str
     resumed: bool
+    peer_id: str  # who: "therapist", or a participant id
+    kind: PersonKind
 
     def _check(self, f: Fields) -> None:
         self._normalise("role", f.choice("role", tuple(SessionRole)))
         f.text("label", max_chars=128)
         f.boolean("resumed")
+        f.text("peer_id", PEER_ID)
+        self._normalise("kind", f.choice("kind", tuple(PersonKind)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeerLeftMessage(SharedMessage):
-    """The other party left, or dropped and may come back."""
+    """Someone left the call, or dropped and may come back."""
 
     TYPE: ClassVar[str] = "peer-left"
     role: SessionRole
     reconnecting: bool
+    peer_id: str  # who: "therapist", or a participant id
+    kind: PersonKind
+    label: str
 
     def _check(self, f: Fields) -> None:
         self._normalise("role", f.choice("role", tuple(SessionRole)))
         f.boolean("reconnecting")
+        f.text("peer_id", PEER_ID)
+        self._normalise("kind", f.choice("kind", tuple(PersonKind)))
+        f.text("label", max_chars=128)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -344,12 +441,14 @@ class MeasureAlertMessage(TherapistOnlyMessage):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalRelayMessage(SharedMessage):
-    """The other party's SDP or ICE, as validated."""
+    """Another person's SDP or ICE, as validated, and who sent it."""
 
     TYPE: ClassVar[str] = "signal-relay"
     payload: RelayPayload
+    from_: str  # the sender's peer id (`from` in JSON)
 
     def _check(self, f: Fields) -> None:
+        f.text("from_", PEER_ID)
         if not isinstance(f.raw("payload"), SessionDescription | IceCandidate):
             self._normalise("payload", parse_relay_payload(f.mapping("payload")))
 
@@ -625,6 +724,7 @@ class ErrorMessage(SharedMessage):
 SERVER_MESSAGE_CLASSES: Final[tuple[type[ServerMessage], ...]] = (
     WelcomeMessage,
     LobbyMessage,
+    RosterMessage,
     AdmittedMessage,
     SentBackMessage,
     DeniedMessage,
@@ -671,12 +771,18 @@ def server_message(type: str, **fields: Any) -> dict[str, Any]:
     cls = _BY_TYPE.get(type)
     if cls is None:
         raise ValueError(f"unknown server message type {type!r}")
-    present = {name: value for name, value in fields.items() if value is not None}
+    present = _python_fields(cls, {k: v for k, v in fields.items() if v is not None})
     try:
         message = cls(**present)
     except TypeError as exc:  # a missing or unknown field
         raise ValueError(f"server message {type!r}: {exc}") from None
     return message.to_json()
+
+
+def _python_fields(cls: type[ServerMessage], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields by their Python names (`from` → `from_`, see `wire_name`)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {(f"{k}_" if f"{k}_" in names else k): value for k, value in fields.items()}
 
 
 def parse_server_message(data: Mapping[str, Any]) -> ServerMessage:
@@ -685,7 +791,7 @@ def parse_server_message(data: Mapping[str, Any]) -> ServerMessage:
     cls = _BY_TYPE.get(str(data.get("type")))
     if cls is None:
         raise ValueError(f"unknown server message type {data.get('type')!r}")
-    fields = {name: value for name, value in data.items() if name != "type"}
+    fields = _python_fields(cls, {name: value for name, value in data.items() if name != "type"})
     try:
         return cls(**fields)
     except TypeError as exc:

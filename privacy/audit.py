@@ -74,6 +74,13 @@ AUDIT_ACTIONS: Final[Mapping[str, str]] = MappingProxyType(
         "invite.issue": "An invite link was minted for a session.",
         "invite.revoke": "An invite link was revoked before use or expiry.",
         "invite.redeem": "An invite link was exchanged for a client session cookie.",
+        "participant.add": (
+            "A therapist added a person to a session: a client or a guest (ids, kind and "
+            "position only; never a label)."
+        ),
+        "participant.remove": (
+            "A therapist took a person out of a session; their link and cookies ended."
+        ),
         "checkin.submit": (
             "A client submitted a check-in; `details` say its kind and whether the answers were"
             " stored (never the answers)."

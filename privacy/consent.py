@@ -76,10 +76,17 @@ class Channel(StrEnum):
 
 
 class Subject(StrEnum):
-    """Who decided: the client, or a guardian on the client's behalf."""
+    """Who decided: the client, a guardian on the client's behalf, or a guest of a session
+    (interpreter, support person) for their own part in it."""
 
     CLIENT = "client"
     GUARDIAN = "guardian"
+    GUEST = "guest"
+
+
+# What a guest is asked: only to take part (a guest has no client record, so no check-ins,
+# cue analysis or email are ever processed for them).
+GUEST_PURPOSES: Final = frozenset({Purpose.TELEHEALTH})
 
 
 class NoticeNotFound(LookupError):

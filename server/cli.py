@@ -1,4 +1,5 @@
-"""The `attune` command: serve, db, user, client, session, keys, retention, hold, purge, audit."""
+"""The `attune` command: serve, db, user, client, session, participants, keys, retention, hold,
+purge, audit."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from server.core.models import Role
+from server.core.models import Account, Role
+from server.core.protocol import AccessEnd
 from server.errors import AttuneError
 from server.runtime import Runtime, StartupError, runtime
 from server.services import accounts as account_service
-from server.services import scheduling
+from server.services import participants, scheduling
 from server.services.consents import Consents
 from server.services.email import Mailer
 from server.settings import Settings, SettingsError, load_settings
@@ -101,6 +103,115 @@ async def _session_create(rt: Runtime, args: argparse.Namespace) -> int:
     print(f"Client join link (share it privately; shown only now): {base}/join/{invite.token}")
     print(f"Therapist host URL: {base}/host/{session.id}")
     return 0
+
+
+class _NoLiveRooms:
+    """The CLI holds no live rooms: a removed or replaced link's cookies end in the database
+    at once, and a socket still open on a server is refused when it next connects."""
+
+    def end_account_access(
+        self,
+        account_id: str,
+        reason: AccessEnd,
+        *,
+        sign_in_id: str | None = None,
+        except_sign_in_id: str | None = None,
+    ) -> None:
+        """Nothing is live here."""
+
+    def end_client_access(
+        self,
+        reason: AccessEnd,
+        *,
+        session_id: str | None = None,
+        client_access_id: str | None = None,
+    ) -> None:
+        """Nothing is live here."""
+
+
+async def _therapist(rt: Runtime, email: str) -> Account:
+    therapist = await account_service.account_by_email(rt.db, email)
+    if therapist.role is not Role.THERAPIST:
+        raise AttuneError(f"{therapist.email} is not a therapist.")
+    return therapist
+
+
+async def _participants_list(rt: Runtime, args: argparse.Namespace) -> int:
+    therapist = await _therapist(rt, args.therapist)
+    for person in await participants.list_participants(rt.db, rt.vault, therapist, args.session):
+        link = "opened" if person.link_opened else "active" if person.link_active else "none"
+        print(
+            f"{person.id}  {person.position}  {person.kind.value:6}  link {link:6}  {person.label}"
+        )
+    return 0
+
+
+async def _participants_add(rt: Runtime, args: argparse.Namespace) -> int:
+    therapist = await _therapist(rt, args.therapist)
+    now, max_people = datetime.now(UTC), rt.settings.max_people_per_session
+    if args.client is not None:
+        client = await scheduling.client_by_alias(rt.db, therapist, args.client)
+        mail = Mailer(rt.settings, rt.vault, await Consents.load(rt.db))
+        person, invite = await participants.add_client(
+            rt.db,
+            rt.audit,
+            rt.vault,
+            therapist,
+            args.session,
+            client_id=client.id,
+            max_people=max_people,
+            now=now,
+            mail=mail,
+        )
+    else:
+        person, invite = await participants.add_guest(
+            rt.db,
+            rt.audit,
+            rt.vault,
+            therapist,
+            args.session,
+            label=args.guest,
+            max_people=max_people,
+            now=now,
+        )
+    print(f"Added {person.kind.value} {person.label} ({person.id})")
+    print(f"Their own join link (share it privately; shown only now): {_join(rt, invite.token)}")
+    return 0
+
+
+async def _participants_remove(rt: Runtime, args: argparse.Namespace) -> int:
+    therapist = await _therapist(rt, args.therapist)
+    await participants.remove(
+        rt.db,
+        rt.audit,
+        _NoLiveRooms(),
+        therapist,
+        args.session,
+        args.participant,
+        datetime.now(UTC),
+    )
+    print(f"Removed {args.participant}: their link and cookies no longer work")
+    return 0
+
+
+async def _participants_reissue(rt: Runtime, args: argparse.Namespace) -> int:
+    therapist = await _therapist(rt, args.therapist)
+    invite = await participants.reissue(
+        rt.db,
+        rt.audit,
+        _NoLiveRooms(),
+        therapist,
+        args.session,
+        args.participant,
+        datetime.now(UTC),
+        mail=Mailer(rt.settings, rt.vault, await Consents.load(rt.db)),
+    )
+    print(f"New join link (the old one no longer works; shown only now): {_join(rt, invite.token)}")
+    return 0
+
+
+def _join(rt: Runtime, token: str) -> str:
+    return f"{rt.settings.base_url}/join/{token}"
 
 
 async def _db_upgrade(rt: Runtime, args: argparse.Namespace) -> int:
@@ -377,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--minutes", type=int, default=50)
     create.set_defaults(run=_session_create)
 
+    _add_participant_commands(commands)
+
     cues = commands.add_parser("cues", help="the nonverbal-cue engine")
     cues_commands = cues.add_subparsers(dest="cues_command", required=True)
     replay_cmd = cues_commands.add_parser(
@@ -449,6 +562,42 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(verify)
     verify.set_defaults(run=_audit_verify)
     return parser
+
+
+def _add_participant_commands(commands: Any) -> None:
+    """`attune participants list|add|remove|reissue`: who besides the therapist takes part."""
+    people = commands.add_parser(
+        "participants", help="the people in a session besides the therapist (up to three)"
+    )
+    people_commands = people.add_subparsers(dest="participants_command", required=True)
+
+    def command(name: str, text: str, run: Command, *, participant: bool) -> Any:
+        parser = people_commands.add_parser(name, help=text)
+        _add_settings_flags(parser)
+        parser.add_argument("session", metavar="SESSION_ID")
+        if participant:
+            parser.add_argument("participant", metavar="PARTICIPANT_ID")
+        parser.add_argument("--therapist", required=True, metavar="EMAIL")
+        parser.set_defaults(run=run)
+        return parser
+
+    command("list", "list them with their link's status", _participants_list, participant=False)
+    add = command(
+        "add",
+        "add a client or a guest; prints their own link",
+        _participants_add,
+        participant=False,
+    )
+    who = add.add_mutually_exclusive_group(required=True)
+    who.add_argument("--client", metavar="ALIAS", help="one of the therapist's clients")
+    who.add_argument("--guest", metavar="LABEL", help="e.g. Interpreter (1 to 60 characters)")
+    command("remove", "take a person out: their link ends", _participants_remove, participant=True)
+    command(
+        "reissue",
+        "replace a person's link; prints the new one",
+        _participants_reissue,
+        participant=True,
+    )
 
 
 async def _run(command: Command, args: argparse.Namespace) -> int:

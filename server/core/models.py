@@ -68,3 +68,4 @@ class IssuedInvite:
     invite_id: str
     session_id: str
     token: str
+    participant_id: str = ""  # whose link it is (one person, one link)

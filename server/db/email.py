@@ -111,8 +111,13 @@ async def insert_seal(
     token_ciphertext: bytes,
     now: datetime,
 ) -> None:
-    """Keep a session's current token sealed (only one per session)."""
-    await delete_seals(conn, session_id)
+    """Keep a client's current token for a session sealed (one per client and session: a
+    couple's two clients each have their own link)."""
+    await conn.execute(
+        invite_seals.delete().where(
+            invite_seals.c.session_id == session_id, invite_seals.c.client_id == client_id
+        )
+    )
     await conn.execute(
         invite_seals.insert().values(
             invite_id=invite_id,
@@ -124,12 +129,14 @@ async def insert_seal(
     )
 
 
-async def seal_for(conn: AsyncConnection, session_id: str) -> tuple[str, bytes] | None:
-    """(invite id, ciphertext) of the session's sealed token."""
+async def seal_for(
+    conn: AsyncConnection, session_id: str, client_id: str
+) -> tuple[str, bytes] | None:
+    """(invite id, ciphertext) of this client's sealed token for the session."""
     row = (
         await conn.execute(
             sa.select(invite_seals.c.invite_id, invite_seals.c.token_ciphertext).where(
-                invite_seals.c.session_id == session_id
+                invite_seals.c.session_id == session_id, invite_seals.c.client_id == client_id
             )
         )
     ).first()

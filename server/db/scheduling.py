@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -236,12 +237,22 @@ async def set_session_status(
 
 
 async def insert_invite(
-    conn: AsyncConnection, *, invite_id: str, session_id: str, token_hash: str, now: datetime
+    conn: AsyncConnection,
+    *,
+    invite_id: str,
+    session_id: str,
+    participant_id: str,
+    token_hash: str,
+    now: datetime,
 ) -> None:
-    """Store a new invite by its token hash."""
+    """Store a new invite of one participant by its token hash."""
     await conn.execute(
         invites.insert().values(
-            id=invite_id, session_id=session_id, token_hash=token_hash, created_at=now
+            id=invite_id,
+            session_id=session_id,
+            participant_id=participant_id,
+            token_hash=token_hash,
+            created_at=now,
         )
     )
 
@@ -257,15 +268,24 @@ async def revoke_invites(conn: AsyncConnection, session_id: str, now: datetime) 
     return result.rowcount
 
 
-async def invite_by_token_hash(
-    conn: AsyncConnection, token_hash: str
-) -> tuple[str, str, InviteFacts] | None:
-    """(invite id, session id, facts for the validity rule) for a token hash."""
+@dataclass(frozen=True)
+class FoundInvite:
+    """An invite looked up by its token hash: whose it is and the facts its validity needs."""
+
+    invite_id: str
+    session_id: str
+    participant_id: str
+    facts: InviteFacts
+
+
+async def invite_by_token_hash(conn: AsyncConnection, token_hash: str) -> FoundInvite | None:
+    """The invite with this token hash, with the facts for the validity rule."""
     row = (
         await conn.execute(
             sa.select(
                 invites.c.id,
                 invites.c.session_id,
+                invites.c.participant_id,
                 invites.c.revoked_at,
                 therapy_sessions.c.starts_at,
                 therapy_sessions.c.ends_at,
@@ -284,7 +304,7 @@ async def invite_by_token_hash(
         status=SessionStatus(m["status"]),
         revoked_at=m["revoked_at"],
     )
-    return m["id"], m["session_id"], facts
+    return FoundInvite(m["id"], m["session_id"], m["participant_id"], facts)
 
 
 async def mark_invite_redeemed(conn: AsyncConnection, invite_id: str, now: datetime) -> None:
@@ -302,17 +322,19 @@ async def insert_client_session(
     token_hash: str,
     session_id: str,
     invite_id: str,
+    participant_id: str,
     csrf_token: str,
     now: datetime,
     expires_at: datetime,
     another_device: bool = False,
 ) -> None:
-    """Remember a client's cookie (by hash) for one therapy session."""
+    """Remember a participant's cookie (by hash) for one therapy session."""
     await conn.execute(
         client_sessions.insert().values(
             token_hash=token_hash,
             session_id=session_id,
             invite_id=invite_id,
+            participant_id=participant_id,
             csrf_token=csrf_token,
             created_at=now,
             expires_at=expires_at,
@@ -338,12 +360,17 @@ async def take_client_session(
     return bool(flag)
 
 
-async def has_live_client_session(conn: AsyncConnection, session_id: str, now: datetime) -> bool:
-    """Whether a client cookie of this session is still live (a new one is another device)."""
+async def has_live_client_session(
+    conn: AsyncConnection, participant_id: str, now: datetime
+) -> bool:
+    """Whether a cookie of this participant is still live (a new one is another device)."""
     found = await conn.scalar(
         sa.select(sa.func.count())
         .select_from(client_sessions)
-        .where(client_sessions.c.session_id == session_id, client_sessions.c.expires_at > now)
+        .where(
+            client_sessions.c.participant_id == participant_id,
+            client_sessions.c.expires_at > now,
+        )
     )
     return int(found or 0) > 0
 
@@ -361,23 +388,29 @@ async def delete_client_sessions(conn: AsyncConnection, session_id: str) -> list
     return hashes
 
 
-async def client_session_devices(conn: AsyncConnection, session_id: str) -> list[tuple[str, bool]]:
-    """(token hash, another device?) of a session's client cookies (a handful at most)."""
+async def client_session_devices(
+    conn: AsyncConnection, session_id: str
+) -> list[tuple[str, bool, str]]:
+    """(token hash, another device?, participant id) of a session's client cookies (a handful
+    at most)."""
     rows = await conn.execute(
-        sa.select(client_sessions.c.token_hash, client_sessions.c.another_device).where(
-            client_sessions.c.session_id == session_id
-        )
+        sa.select(
+            client_sessions.c.token_hash,
+            client_sessions.c.another_device,
+            client_sessions.c.participant_id,
+        ).where(client_sessions.c.session_id == session_id)
     )
-    return [(row[0], bool(row[1])) for row in rows]
+    return [(row[0], bool(row[1]), row[2]) for row in rows]
 
 
 async def keep_only_client_session(
-    conn: AsyncConnection, session_id: str, token_hash: str
+    conn: AsyncConnection, participant_id: str, token_hash: str
 ) -> list[str]:
-    """The cookie `token_hash` becomes the session's one device: the others end (their token
-    hashes are returned) and it is no longer "another device"."""
+    """The cookie `token_hash` becomes its participant's one device: the participant's other
+    cookies end (their token hashes are returned) and it is no longer "another device"."""
     others = sa.and_(
-        client_sessions.c.session_id == session_id, client_sessions.c.token_hash != token_hash
+        client_sessions.c.participant_id == participant_id,
+        client_sessions.c.token_hash != token_hash,
     )
     hashes = list(await conn.scalars(sa.select(client_sessions.c.token_hash).where(others)))
     await conn.execute(client_sessions.delete().where(others))
@@ -389,15 +422,26 @@ async def keep_only_client_session(
     return hashes
 
 
+@dataclass(frozen=True)
+class FoundCookie:
+    """A live participant cookie: its session, participant, CSRF token and device standing."""
+
+    session_id: str
+    participant_id: str
+    csrf_token: str
+    another_device: bool
+
+
 async def client_session(
     conn: AsyncConnection, token_hash: str, now: datetime
-) -> tuple[str, str, bool] | None:
-    """(therapy session id, csrf token, another device?) for a live client cookie whose invite
-    still stands, or whose invite ended with the session (not before it)."""
+) -> FoundCookie | None:
+    """The live participant cookie with this hash, whose invite still stands, or whose invite
+    ended with the session (not before it)."""
     row = (
         await conn.execute(
             sa.select(
                 client_sessions.c.session_id,
+                client_sessions.c.participant_id,
                 client_sessions.c.csrf_token,
                 client_sessions.c.another_device,
             )
@@ -422,7 +466,9 @@ async def client_session(
     if row is None:
         return None
     m = row._mapping
-    return m["session_id"], m["csrf_token"], bool(m["another_device"])
+    return FoundCookie(
+        m["session_id"], m["participant_id"], m["csrf_token"], bool(m["another_device"])
+    )
 
 
 async def all_clients_for_holds(conn: AsyncConnection) -> list[tuple[str, str, datetime]]:

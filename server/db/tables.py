@@ -176,11 +176,34 @@ therapy_sessions = sa.Table(
     sa.Index("ix_therapy_sessions_therapist_starts", "therapist_id", "starts_at"),
 )
 
+# The people other than the therapist in a session (issue #15): a client (`client_id`) or a
+# guest (interpreter, guardian: a label, vault-encrypted under the session's primary client's
+# key, so shredding that client makes it unreadable). `id` is the person's peer id in the room.
+session_participants = sa.Table(
+    "session_participants",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    _session_ref(),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("client_id", ID, sa.ForeignKey("clients.id", ondelete="CASCADE"), index=True),
+    sa.Column("label_ciphertext", sa.LargeBinary),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("removed_at", UTCDateTime),
+)
+
 invites = sa.Table(
     "invites",
     metadata,
     sa.Column("id", ID, primary_key=True),
     _session_ref(),
+    sa.Column(
+        "participant_id",
+        ID,
+        sa.ForeignKey("session_participants.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
@@ -193,6 +216,13 @@ client_sessions = sa.Table(
     sa.Column("token_hash", sa.String(64), primary_key=True),
     _session_ref(),
     sa.Column("invite_id", ID, sa.ForeignKey("invites.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "participant_id",
+        ID,
+        sa.ForeignKey("session_participants.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     sa.Column("csrf_token", sa.String(64), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),

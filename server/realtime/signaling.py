@@ -110,15 +110,14 @@ class _Member:
     sign_in_id: str | None = None
     client_access_id: str | None = None
     another_device: bool = False
+    # Which person (issue #15): None for the therapist, else the participant (their peer id).
     participant_id: str | None = None
-    kind: PersonKind = PersonKind.CLIENT  # THERAPIST for the therapist, GUEST for a guest
-    client_id: str | None = None  # a client participant's own record; None: the session's
-
-    @property
-    def own_client_id(self) -> str:
-        """The client record this person speaks for: a client participant's own; for the
-        therapist and a guest the session's primary client (room bookkeeping only)."""
-        return self.client_id or self.session.client_id
+    kind: PersonKind = PersonKind.THERAPIST
+    # A client's own client id; for the therapist and a guest the session's primary client's
+    # (room bookkeeping only: never used to store a guest's data).
+    client_id: str = ""
+    # Whose consent records count for this person (a client's id, a guest's participant id).
+    consent_subject: str = ""
 
 
 async def _who(request: web.Request, session_id: str) -> _Member:
@@ -134,22 +133,22 @@ async def _who(request: web.Request, session_id: str) -> _Member:
                 "Therapist",
                 account.account,
                 sign_in_id=account.sign_in_id,
-                kind=PersonKind.THERAPIST,
+                client_id=session.client_id,
             )
     visit = after_session_visit(request)  # an ended session's cookie gets "not found"
     if visit is not None and visit.session.id == session_id and not visit.after_session:
-        alias = visit.session.client_alias
+        label = visit.label
         return _Member(
             SessionRole.CLIENT,
             visit.session,
-            f"{alias} (another device)" if visit.another_device else alias,
+            f"{label} (another device)" if visit.another_device else label,
             None,
             client_access_id=visit.access_id,
             another_device=visit.another_device,
-            # TODO(#15 participants): the participant behind the cookie; until participants
-            # exist a session has one client, named by its client id.
-            participant_id=visit.session.client_id,
-            kind=PersonKind.CLIENT,
+            participant_id=visit.participant_id,
+            kind=visit.kind,
+            client_id=visit.person_client_id or visit.session.client_id,
+            consent_subject=visit.consent_subject,
         )
     if account is None and visit is None:
         raise Unauthenticated("Sign in or open your session link first.")
@@ -178,7 +177,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         ended = NotFound("This session has ended.", code="session-ended")
         return await _refuse(request, ended, CloseCode.SESSION_ENDED)
     app = request.app
-    consents = await _consent_states(request, member.own_client_id)
+    consents = await _consent_states(request, member.consent_subject or member.client_id)
     if role is SessionRole.CLIENT and consents.get("telehealth") != ConsentState.GRANTED.value:
         needed = Forbidden("Please agree to the telehealth consent first.", code="consent-required")
         return await _refuse(request, needed, CloseCode.CONSENT_REQUIRED)
@@ -197,7 +196,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         ws=ws,
         role=role,
         session_id=session.id,
-        client_id=member.own_client_id,
+        client_id=member.client_id,
         account=member.account,
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,
@@ -207,7 +206,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         connection.conn_id,
         role,
         session.id,
-        member.own_client_id,
+        member.client_id,
         member.account,
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,

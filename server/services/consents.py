@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from privacy.consent import (
+    GUEST_PURPOSES,
     OFFERED_PURPOSES,
     SOURCE_LANGUAGE,
     Channel,
@@ -128,6 +129,8 @@ class Consents:
         language it was shown in (its hash is that text's)."""
         if purpose not in OFFERED_PURPOSES:
             raise InvalidInput(f"{purpose.value} is not offered.")
+        if subject is Subject.GUEST and purpose not in GUEST_PURPOSES:
+            raise InvalidInput(f"{purpose.value} is not asked of guests.")
         current = self.catalog.current(purpose)
         if notice_version != current.version:
             raise Conflict(
@@ -162,12 +165,13 @@ class Consents:
             )
             await q.insert_record(conn, record)
             action = "consent.grant" if decision is ConsentDecision.GRANTED else "consent.withdraw"
+            who = f"guest:{client_id}" if subject is Subject.GUEST else f"client:{client_id}"
             await audit.record(
                 conn,
                 at=now,
-                actor=f"client:{client_id}",
+                actor=who,
                 action=action,
-                targets=(f"client:{client_id}",),
+                targets=(who,),
                 details={
                     "purpose": purpose.value,
                     "notice_version": notice.version,

@@ -301,7 +301,7 @@ class Mailer:
         return await self._consents.allows(conn, client_id, Purpose.CONTACT, now)
 
     async def _join_url(self, conn: AsyncConnection, session: TherapySession) -> str | None:
-        found = await q.seal_for(conn, session.id)
+        found = await q.seal_for(conn, session.id, session.client_id)
         if found is None:
             return None
         invite_id, ciphertext = found

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from privacy.vault import DecryptionError, FieldContext, KeyShredded
 from server.audit import AuditTrail
-from server.core.languages import LANGUAGE_CODES
+from server.core.languages import LANGUAGE_CODES, N_
 from server.core.links import (
     LinkState,
     LinkWindow,
@@ -21,15 +22,19 @@ from server.core.links import (
     link_state,
 )
 from server.core.models import Account, Client, IssuedInvite, TherapySession
+from server.core.participants import PersonKind
 from server.core.protocol import AccessEnd
+from server.db import participants as pq
 from server.db import scheduling as q
 from server.db.engine import Database
-from server.errors import Conflict, InvalidInput, NotFound
+from server.db.participants import ParticipantRow
+from server.errors import Conflict, Forbidden, InvalidInput, NotFound
 from server.security.tokens import looks_like_token, new_id, new_token, token_hash
 from server.services.access import LiveAccess, access_ref
 
 if TYPE_CHECKING:
     from server.services.email import Mailer
+    from server.vault_store import ClientVault
 
 MAX_ALIAS_CHARS = 64
 MIN_SESSION_MINUTES = 5
@@ -143,20 +148,28 @@ async def client_by_alias(db: Database, therapist: Account, alias: str) -> Clien
     return client
 
 
-async def _issue_invite(
+async def issue_invite(
     conn: AsyncConnection,
     audit: AuditTrail,
     therapist: Account,
     session_id: str,
-    client_id: str,
+    participant: ParticipantRow,
     now: datetime,
     mail: Mailer | None,
 ) -> IssuedInvite:
+    """Mint a participant's link inside the caller's transaction. A client's token is sealed
+    for their emails (with `mail`); a guest's link is only ever shown to the therapist."""
     token, invite_id = new_token(), new_id()
     await q.insert_invite(
-        conn, invite_id=invite_id, session_id=session_id, token_hash=token_hash(token), now=now
+        conn,
+        invite_id=invite_id,
+        session_id=session_id,
+        participant_id=participant.id,
+        token_hash=token_hash(token),
+        now=now,
     )
-    if mail is not None:
+    client_id = participant.client_id
+    if mail is not None and client_id is not None:
         await mail.on_invite_issued(
             conn,
             invite_id=invite_id,
@@ -170,9 +183,11 @@ async def _issue_invite(
         at=now,
         actor=f"account:{therapist.id}",
         action="invite.issue",
-        targets=(f"session:{session_id}",),
+        targets=(f"session:{session_id}", f"participant:{participant.id}"),
     )
-    return IssuedInvite(invite_id=invite_id, session_id=session_id, token=token)
+    return IssuedInvite(
+        invite_id=invite_id, session_id=session_id, token=token, participant_id=participant.id
+    )
 
 
 async def create_session(
@@ -212,7 +227,8 @@ async def create_session(
             action="session.create",
             targets=(f"session:{session_id}", f"client:{client.id}"),
         )
-        invite = await _issue_invite(conn, audit, therapist, session_id, client.id, now, mail)
+        primary = await add_primary_participant(conn, session_id, client.id, now)
+        invite = await issue_invite(conn, audit, therapist, session_id, primary, now, mail)
         session = TherapySession(
             id=session_id,
             therapist_id=therapist.id,
@@ -237,9 +253,7 @@ async def list_sessions(
         return await q.list_sessions(conn, therapist.id, client_id=client_id)
 
 
-async def _own_session(
-    conn: AsyncConnection, therapist: Account, session_id: str
-) -> TherapySession:
+async def own_session(conn: AsyncConnection, therapist: Account, session_id: str) -> TherapySession:
     """One of the therapist's sessions, or NotFound (someone else's is not found either)."""
     session = await q.session_for(conn, therapist.id, session_id)
     if session is None:
@@ -250,10 +264,10 @@ async def _own_session(
 async def get_session(db: Database, therapist: Account, session_id: str) -> TherapySession:
     """One of the therapist's sessions, or NotFound."""
     async with db.read() as conn:
-        return await _own_session(conn, therapist, session_id)
+        return await own_session(conn, therapist, session_id)
 
 
-def _require_open(session: TherapySession) -> None:
+def require_open(session: TherapySession) -> None:
     if session.status in (SessionStatus.ENDED, SessionStatus.CANCELLED):
         raise Conflict(f"This session is {session.status.value}; its link cannot change.")
 
@@ -286,8 +300,9 @@ async def reschedule_session(
     mail: Mailer | None = None,
 ) -> IssuedInvite | None:
     """Move a scheduled session to a new time (audited as `session.reschedule`, with the old
-    and new times). The client's link keeps working for the new time, or, when the therapist
-    asks for it, is replaced by a new one (returned; the old link's sockets close). With
+    and new times). The participants' links keep working for the new time, or, when the
+    therapist asks for it, each is replaced by a new one (the primary client's is returned,
+    the others are re-issued from the participants list; the old links' sockets close). With
     `mail`, the client's calendar entry moves too (same UID, higher SEQUENCE)."""
     starts_at, ends_at = session_window(starts_at, minutes)
     if ends_at <= now:
@@ -295,8 +310,8 @@ async def reschedule_session(
     if starts_at - now > MAX_SCHEDULE_AHEAD:
         raise InvalidInput("Sessions can be scheduled up to two years ahead.")
     async with db.write() as conn:
-        session = await _own_session(conn, therapist, session_id)
-        _require_open(session)
+        session = await own_session(conn, therapist, session_id)
+        require_open(session)
         await q.set_session_times(conn, session_id, starts_at, ends_at)
         await audit.record(
             conn,
@@ -315,9 +330,10 @@ async def reschedule_session(
         if new_link:
             await _revoke_links(conn, audit, therapist, session_id, now)
             await q.delete_client_sessions(conn, session_id)
-            issued = await _issue_invite(
-                conn, audit, therapist, session_id, session.client_id, now, mail
-            )
+            for person in await pq.present(conn, session_id):
+                minted = await issue_invite(conn, audit, therapist, session_id, person, now, mail)
+                if person.client_id == session.client_id:
+                    issued = minted
         if mail is not None:
             moved = await q.session_by_id(conn, session_id)
             if moved is not None:
@@ -336,18 +352,60 @@ async def reissue_invite(
     now: datetime,
     mail: Mailer | None = None,
 ) -> IssuedInvite:
-    """Revoke the current link and mint a new one (reminders from now on carry the new one);
-    the old link's cookies and their open sockets end now (4401, "link-replaced")."""
+    """Revoke the primary client's current link and mint a new one (reminders from now on
+    carry the new one); the old link's cookies and their open sockets end now (4401,
+    "link-replaced"). Other participants' links are re-issued one by one
+    (`server/services/participants.py`)."""
     async with db.write() as conn:
-        session = await _own_session(conn, therapist, session_id)
-        _require_open(session)
-        await _revoke_links(conn, audit, therapist, session_id, now)
-        await q.delete_client_sessions(conn, session_id)
-        issued = await _issue_invite(
-            conn, audit, therapist, session_id, session.client_id, now, mail
-        )
-    live.end_client_access(AccessEnd.LINK_REPLACED, session_id=session_id)
+        session = await own_session(conn, therapist, session_id)
+        require_open(session)
+        primary = await pq.participant_of_client(conn, session_id, session.client_id)
+        if primary is None:
+            raise NotFound("No such participant.")
+        ended = await replace_participant_link(conn, audit, therapist, primary, now)
+        issued = await issue_invite(conn, audit, therapist, session_id, primary, now, mail)
+    for access_id in ended:
+        live.end_client_access(AccessEnd.LINK_REPLACED, client_access_id=access_id)
     return issued
+
+
+async def replace_participant_link(
+    conn: AsyncConnection,
+    audit: AuditTrail,
+    therapist: Account,
+    participant: ParticipantRow,
+    now: datetime,
+) -> list[str]:
+    """Revoke one participant's link and end its cookies (audited when a link was live);
+    returns the ended cookies' access ids, for closing their sockets after the commit."""
+    if await pq.revoke_invites(conn, participant.id, now):
+        await audit.record(
+            conn,
+            at=now,
+            actor=f"account:{therapist.id}",
+            action="invite.revoke",
+            targets=(f"session:{participant.session_id}", f"participant:{participant.id}"),
+        )
+    return [access_ref(h) for h in await pq.delete_cookies(conn, participant.id)]
+
+
+async def add_primary_participant(
+    conn: AsyncConnection, session_id: str, client_id: str, now: datetime
+) -> ParticipantRow:
+    """A new session's client takes part as position 1."""
+    participant_id = new_id()
+    await pq.insert_participant(
+        conn,
+        participant_id=participant_id,
+        session_id=session_id,
+        kind=PersonKind.CLIENT,
+        client_id=client_id,
+        position=1,
+        now=now,
+    )
+    found = await pq.participant(conn, session_id, participant_id)
+    assert found is not None  # just written in this transaction
+    return found
 
 
 async def revoke_invite(
@@ -361,7 +419,7 @@ async def revoke_invite(
     """Revoke the session's link: its cookies end everywhere, also after the session's end,
     and their open sockets close now (4401, "link-revoked")."""
     async with db.write() as conn:
-        await _own_session(conn, therapist, session_id)
+        await own_session(conn, therapist, session_id)
         await _revoke_links(conn, audit, therapist, session_id, now)
         await q.delete_client_sessions(conn, session_id)
     live.end_client_access(AccessEnd.LINK_REVOKED, session_id=session_id)
@@ -369,14 +427,14 @@ async def revoke_invite(
 
 async def keep_only_device(db: Database, session_id: str, client_access_id: str) -> list[str]:
     """The therapist admitted this cookie's device: when it was "another device", it becomes
-    the link's one device and the session's other client cookies end. Returns the ended
+    the link's one device and the same participant's other cookies end. Returns the ended
     cookies' access ids (none when the admitted device already was the link's)."""
     async with db.write() as conn:
         devices = await q.client_session_devices(conn, session_id)
         mine = next((d for d in devices if access_ref(d[0]) == client_access_id), None)
         if mine is None or not mine[1]:
             return []
-        ended = await q.keep_only_client_session(conn, session_id, mine[0])
+        ended = await q.keep_only_client_session(conn, mine[2], mine[0])
     return [access_ref(h) for h in ended]
 
 
@@ -392,8 +450,8 @@ async def close_session(
     """End or cancel a session: its link and client cookies stop working at once; with
     `mail`, unsent emails are dropped and a cancellation updates the client's calendar."""
     async with db.write() as conn:
-        session = await _own_session(conn, therapist, session_id)
-        _require_open(session)
+        session = await own_session(conn, therapist, session_id)
+        require_open(session)
         await q.set_session_status(conn, session_id, status, now)
         if mail is not None:
             await mail.on_session_closed(conn, session, status, now)
@@ -443,7 +501,7 @@ async def redeem_invite(
         found = await q.invite_by_token_hash(conn, token_hash(token))
         if found is None:
             return LinkState.EXPIRED
-        invite_id, session_id, facts = found
+        invite_id, session_id, facts = found.invite_id, found.session_id, found.facts
         state = link_state(facts, window, now)
         if state is LinkState.TOO_EARLY:
             return TooEarly(link_opens_at(facts, window), facts.starts_at)
@@ -451,20 +509,21 @@ async def redeem_invite(
             return state
         cookie_token = new_token()
         expires_at = link_closes_at(facts, window)
-        # One device at a time: while another cookie of this session lives, this one waits
-        # as "another device" until the therapist admits it.
+        # One device per person: while another cookie of this participant lives, this one
+        # waits as "another device" until the therapist admits it.
         kept = None
         if replacing is not None and looks_like_token(replacing):
             kept = await q.take_client_session(conn, token_hash(replacing), session_id)
         if kept is not None:
             another_device = kept
         else:
-            another_device = await q.has_live_client_session(conn, session_id, now)
+            another_device = await q.has_live_client_session(conn, found.participant_id, now)
         await q.insert_client_session(
             conn,
             token_hash=token_hash(cookie_token),
             session_id=session_id,
             invite_id=invite_id,
+            participant_id=found.participant_id,
             csrf_token=secrets.token_urlsafe(32),
             now=now,
             expires_at=expires_at,
@@ -476,19 +535,27 @@ async def redeem_invite(
             at=now,
             actor="client",
             action="invite.redeem",
-            targets=(f"session:{session_id}",),
+            targets=(f"session:{session_id}", f"participant:{found.participant_id}"),
         )
     return ClientEntry(session_id=session_id, cookie_token=cookie_token, expires_at=expires_at)
 
 
 @dataclass(frozen=True)
 class ClientVisit:
-    """A client recognised by their cookie."""
+    """A person recognised by their link's cookie: a client, or a guest of the session.
+
+    `person_client_id` is the client record this person is (None for a guest); `label` the
+    name the room shows (the client's alias or the guest's label)."""
 
     session: TherapySession
     csrf_token: str
     access_id: str = ""  # this cookie's id for live sockets and limits (never the token)
     another_device: bool = False  # opened while another device held the link; not admitted
+    participant_id: str = ""
+    kind: PersonKind = PersonKind.CLIENT
+    person_client_id: str | None = None
+    label: str = ""
+    language: str | None = None  # this person's remembered language (a client's own)
 
     @property
     def after_session(self) -> bool:
@@ -501,21 +568,81 @@ class ClientVisit:
         check-ins): only while the session is open and on the link's admitted device."""
         return not self.after_session and not self.another_device
 
+    @property
+    def is_guest(self) -> bool:
+        """A guest (interpreter, guardian, support person) has no client record."""
+        return self.kind is PersonKind.GUEST
 
-async def resolve_client(db: Database, cookie_token: str, now: datetime) -> ClientVisit | None:
-    """The session a client cookie grants, while its invite stands and the window is open."""
+    @property
+    def client_id(self) -> str:
+        """The client record this visit speaks for (their own, not necessarily the session's
+        primary client's); a guest has none, so every client-data page refuses them here."""
+        if self.person_client_id is None:
+            raise Forbidden(GUEST_NO_RECORD, code="guest")
+        return self.person_client_id
+
+    @property
+    def consent_subject(self) -> str:
+        """Whose consent records this person's decisions are: a client's id, or a guest's
+        participant id (docs/privacy.md, "Participants")."""
+        return self.person_client_id or self.participant_id
+
+
+GUEST_NO_RECORD = N_("This page is for clients. As a guest of the session you have no record here.")
+
+
+async def resolve_client(
+    db: Database, cookie_token: str, now: datetime, vault: ClientVault | None = None
+) -> ClientVisit | None:
+    """The person a link cookie grants, while its invite stands and the window is open. A
+    guest's label is unsealed with `vault` (without one, the guest is "Guest")."""
     if not looks_like_token(cookie_token):
         return None
     async with db.read() as conn:
         found = await q.client_session(conn, token_hash(cookie_token), now)
         if found is None:
             return None
-        session = await q.session_by_id(conn, found[0])
-    if session is None:
-        return None
+        session = await q.session_by_id(conn, found.session_id)
+        person = await pq.participant(conn, found.session_id, found.participant_id)
+        if session is None or person is None:
+            return None
+        label = await person_label(conn, vault, session, person)
     return ClientVisit(
         session=session,
-        csrf_token=found[1],
+        csrf_token=found.csrf_token,
         access_id=access_ref(token_hash(cookie_token)),
-        another_device=found[2],
+        another_device=found.another_device,
+        participant_id=person.id,
+        kind=person.kind,
+        person_client_id=person.client_id,
+        label=label,
+        language=person.client_language,
     )
+
+
+def guest_label_context(session: TherapySession, participant_id: str) -> FieldContext:
+    """Where a guest's sealed label lives: under the session's primary client's data key, so
+    shredding that client makes the label unreadable."""
+    return FieldContext("session_participants", participant_id, "label", session.client_id)
+
+
+async def person_label(
+    conn: AsyncConnection,
+    vault: ClientVault | None,
+    session: TherapySession,
+    person: ParticipantRow,
+) -> str:
+    """The name the room shows for a participant: a client's alias, a guest's label."""
+    if person.kind is PersonKind.CLIENT:
+        return person.client_alias or ""
+    if vault is None or person.label_ciphertext is None:
+        return GUEST_FALLBACK_LABEL
+    try:
+        return await vault.decrypt_text(
+            conn, guest_label_context(session, person.id), person.label_ciphertext
+        )
+    except (KeyShredded, DecryptionError):
+        return GUEST_FALLBACK_LABEL
+
+
+GUEST_FALLBACK_LABEL = "Guest"

@@ -111,8 +111,8 @@ async def after_page(request: web.Request) -> web.StreamResponse:
         raise Forbidden(ANOTHER_DEVICE_MESSAGE, code="another-device")
     app = request.app
     instrument = app[CHECKINS].instrument_for("after")
-    goals = await app[GOALS].goals(visit.session.client_id)
-    states = await app[CONSENTS].state(app[DB], visit.session.client_id, app[CLOCK]())
+    goals = await app[GOALS].goals(visit.client_id)
+    states = await app[CONSENTS].state(app[DB], visit.client_id, app[CLOCK]())
     storing = states[Purpose.CHECKIN_STORAGE].state is ConsentState.GRANTED
     return aiohttp_jinja2.render_template(
         "after.html",

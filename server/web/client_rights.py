@@ -91,13 +91,15 @@ async def _export(request: web.Request, client_id: str, actor: str, notes: bool)
 
 
 async def data_page(request: web.Request) -> web.StreamResponse:
-    """What is stored about the client, what erasure removes, and what the clinic keeps."""
+    """What is stored about the client, what erasure removes, and what the clinic keeps. A
+    guest has no client record: all that is kept of them is their consent record, so their
+    data page is their consent receipt."""
     visit = page_visit(request)
+    if visit.is_guest:
+        raise web.HTTPSeeOther("/visit/consent/receipt")
     app = request.app
     policies = await _retention(request).policies()
-    states = await app[CONSENTS].state(
-        app[DB], visit.session.client_id, app[CLOCK](), request[LANGUAGE]
-    )
+    states = await app[CONSENTS].state(app[DB], visit.client_id, app[CLOCK](), request[LANGUAGE])
     optional = [
         {
             "title": status.current_notice.title,
@@ -124,7 +126,7 @@ async def data_page(request: web.Request) -> web.StreamResponse:
 
 async def export_download(request: web.Request) -> web.StreamResponse:
     visit = _acting_client(request, ClientWrite.EXPORT)
-    client_id = visit.session.client_id
+    client_id = visit.client_id
     document = await _export(request, client_id, f"client:{client_id}", notes=False)
     return web.Response(
         text=json.dumps(document, indent=2, ensure_ascii=False),
@@ -139,7 +141,7 @@ async def erase_submit(request: web.Request) -> web.StreamResponse:
     if form.get("confirm") != "yes":
         raise web.HTTPSeeOther("/visit/data")
     outcome = await _rights(request).erase_consent_based(
-        visit.session.client_id,
+        visit.client_id,
         channel=Channel.PAGE,
         retention=_retention(request),
         now=request.app[CLOCK](),
@@ -233,7 +235,7 @@ OUTCOME_SCHEMA: Final = {
 
 async def api_client_export(request: web.Request) -> web.StreamResponse:
     visit = request[VISIT]
-    client_id = visit.session.client_id
+    client_id = visit.client_id
     return web.json_response(await _export(request, client_id, f"client:{client_id}", False))
 
 
@@ -243,7 +245,7 @@ async def api_client_erase(request: web.Request) -> web.StreamResponse:
     if body["confirm"] is not True:
         raise InvalidInput("confirm: send true to erase.")
     outcome = await _rights(request).erase_consent_based(
-        visit.session.client_id,
+        visit.client_id,
         channel=Channel.API,
         retention=_retention(request),
         now=request.app[CLOCK](),

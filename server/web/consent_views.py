@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from privacy.consent import (
+    GUEST_PURPOSES,
     OFFERED_PURPOSES,
     REQUIRED_PURPOSES,
+    SOURCE_LANGUAGE,
     Channel,
     ConsentDecision,
+    ConsentRecord,
     ConsentState,
     ConsentStatus,
     Purpose,
+    Subject,
     receipt,
 )
 from server.core.languages import LANGUAGE_CODES
 from server.errors import Forbidden
-from server.keys import AUDIT, CLOCK, CONSENTS, DB
+from server.keys import AUDIT, CLOCK, CONSENTS, DB, LIVE
 from server.security.client_writes import ClientWrite
+from server.services.participants import end_guest_part
 from server.services.scheduling import ClientVisit
 from server.web.guard import VISIT, spend_client_write
 from server.web.i18n import LANGUAGE
@@ -50,12 +56,53 @@ def _status_json(status: ConsentStatus) -> dict[str, Any]:
     }
 
 
+async def _states(
+    request: web.Request, visit: ClientVisit, now: datetime, language: str = SOURCE_LANGUAGE
+) -> dict[Purpose, ConsentStatus]:
+    """What this person is asked, and where each stands: a client's own consents, or a
+    guest's (only taking part: a guest has no record to store or analyse)."""
+    states = await request.app[CONSENTS].state(
+        request.app[DB], visit.consent_subject, now, language
+    )
+    if visit.is_guest:
+        return {p: s for p, s in states.items() if p in GUEST_PURPOSES}
+    return states
+
+
+async def _decide(
+    request: web.Request,
+    visit: ClientVisit,
+    *,
+    purpose: Purpose,
+    decision: ConsentDecision,
+    notice_version: int,
+    notice_language: str,
+    channel: Channel,
+) -> ConsentRecord:
+    """Record this person's own decision; a guest withdrawing telehealth leaves the room (the
+    others stay)."""
+    app = request.app
+    record = await app[CONSENTS].decide(
+        app[DB],
+        app[AUDIT],
+        client_id=visit.consent_subject,
+        purpose=purpose,
+        decision=decision,
+        notice_version=notice_version,
+        notice_language=notice_language,
+        channel=channel,
+        now=app[CLOCK](),
+        subject=Subject.GUEST if visit.is_guest else Subject.CLIENT,
+    )
+    if visit.is_guest and purpose is Purpose.TELEHEALTH and decision is ConsentDecision.WITHDRAWN:
+        await end_guest_part(app[DB], app[LIVE], visit.session.id, visit.participant_id)
+    return record
+
+
 async def consent_page(request: web.Request) -> web.StreamResponse:
     visit = page_visit(request)
     app = request.app
-    states = await app[CONSENTS].state(
-        app[DB], visit.session.client_id, app[CLOCK](), request[LANGUAGE]
-    )
+    states = await _states(request, visit, app[CLOCK](), request[LANGUAGE])
     purposes = [
         {
             "purpose": p.value,
@@ -88,8 +135,7 @@ async def consent_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     wanted = {str(v) for v in form.getall("grant", [])}
     now = app[CLOCK]()
-    client_id = visit.session.client_id
-    states = await app[CONSENTS].state(app[DB], client_id, now)
+    states = await _states(request, visit, now)
     for purpose, status in states.items():
         granted = status.state is ConsentState.GRANTED
         want = purpose.value in wanted
@@ -101,24 +147,22 @@ async def consent_submit(request: web.Request) -> web.StreamResponse:
             continue  # declining something never granted needs no record
         decision = ConsentDecision.GRANTED if want else ConsentDecision.WITHDRAWN
         _may_decide(visit, purpose, decision)
-        await app[CONSENTS].decide(
-            app[DB],
-            app[AUDIT],
-            client_id=client_id,
+        await _decide(
+            request,
+            visit,
             purpose=purpose,
             decision=decision,
             notice_version=int(shown_version),
             notice_language=shown_language,
             channel=Channel.PAGE,
-            now=now,
         )
     raise web.HTTPSeeOther("/visit/consent?saved=1")
 
 
 async def _receipt(request: web.Request, visit: ClientVisit) -> dict[str, Any]:
     app = request.app
-    records = await app[CONSENTS].records(app[DB], visit.session.client_id)
-    return receipt(visit.session.client_alias, records, app[CONSENTS].catalog, app[CLOCK]())
+    records = await app[CONSENTS].records(app[DB], visit.consent_subject)
+    return receipt(visit.label, records, app[CONSENTS].catalog, app[CLOCK]())
 
 
 async def receipt_page(request: web.Request) -> web.StreamResponse:
@@ -162,9 +206,7 @@ CONSENT_STATE_SCHEMA = {"type": "object", "properties": {"items": {"type": "arra
 async def api_state(request: web.Request) -> web.StreamResponse:
     visit = request[VISIT]
     app = request.app
-    states = await app[CONSENTS].state(
-        app[DB], visit.session.client_id, app[CLOCK](), request[LANGUAGE]
-    )
+    states = await _states(request, visit, app[CLOCK](), request[LANGUAGE])
     return web.json_response({"items": [_status_json(s) for s in states.values()]})
 
 
@@ -183,18 +225,15 @@ async def api_decide(request: web.Request) -> web.StreamResponse:
     body = await read_json(request, CONSENT_DECISION_SCHEMA)
     purpose, decision = Purpose(body["purpose"]), ConsentDecision(body["decision"])
     _may_decide(visit, purpose, decision)
-    app = request.app
-    shown = app[CONSENTS].catalog.current(purpose, request[LANGUAGE]).language
-    record = await app[CONSENTS].decide(
-        app[DB],
-        app[AUDIT],
-        client_id=visit.session.client_id,
+    shown = request.app[CONSENTS].catalog.current(purpose, request[LANGUAGE]).language
+    record = await _decide(
+        request,
+        visit,
         purpose=purpose,
         decision=decision,
         notice_version=body["notice_version"],
         notice_language=body.get("notice_language", shown),
         channel=Channel.API,
-        now=app[CLOCK](),
     )
     return web.json_response(
         {

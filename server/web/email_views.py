@@ -33,7 +33,7 @@ async def _render(
     status: int = 200,
 ) -> web.StreamResponse:
     app = request.app
-    client_id = visit.session.client_id
+    client_id = visit.client_id
     mailer = app[MAILER]
     states = await app[CONSENTS].state(app[DB], client_id, app[CLOCK](), request[LANGUAGE])
     contact = states[Purpose.CONTACT]
@@ -69,7 +69,7 @@ async def contact_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     action = str(form.get("action", "save"))
     email = str(form.get("email", ""))[:_FIELD_LIMIT]
-    client_id = visit.session.client_id
+    client_id = visit.client_id
     now = app[CLOCK]()
     consents, mailer = app[CONSENTS], app[MAILER]
     # the notice's language as shown on the page (an offered one), else this page's language

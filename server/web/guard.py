@@ -15,12 +15,12 @@ from typing import Final
 from aiohttp import web
 
 from server.core.models import Role
-from server.errors import Unauthenticated
+from server.errors import Forbidden, Unauthenticated
 from server.keys import API_OPERATIONS, CLIENT_WRITES, CLOCK
 from server.security.client_writes import CLIENT_WRITE_OPERATIONS, ClientWrite
 from server.services.accounts import SignedIn
 from server.services.measure_links import LinkVisit
-from server.services.scheduling import ClientVisit
+from server.services.scheduling import GUEST_NO_RECORD, ClientVisit
 from server.web.identity import (
     after_session_visit,
     client_visit,
@@ -38,6 +38,13 @@ VISIT: web.RequestKey[ClientVisit] = web.RequestKey("visit")
 MEASURE_LINK: web.RequestKey[LinkVisit] = web.RequestKey("measure_link_visit")
 
 _ROLE_OF: Final[dict[Auth, Role]] = {"therapist": Role.THERAPIST, "admin": Role.ADMIN}
+
+# What a session's guest (interpreter, guardian, support person) may call with their link: their
+# own consent and the safety step's "not asked". Everything else a link's cookie reaches is a
+# client record's (check-ins, measures, export, erasure), which a guest does not have.
+GUEST_OPERATIONS: Final = frozenset(
+    {"clientConsentState", "clientDecide", "clientConsentReceipt", "clientSafetyStep"}
+)
 
 
 def authorize(request: web.Request, auth: Auth) -> None:
@@ -75,10 +82,15 @@ def spend_client_write(
 
 
 def guarded(
-    handler: ApiHandler, auth: Auth, *, client_write: ClientWrite | None = None
+    handler: ApiHandler,
+    auth: Auth,
+    *,
+    client_write: ClientWrite | None = None,
+    guests: bool = False,
 ) -> ApiHandler:
     """The handler behind an auth check (and, for a client write, its rate limit); an unknown
-    auth value fails at registration."""
+    auth value fails at registration. A guest's link reaches a client operation only with
+    `guests` (403 "guest" otherwise)."""
     if auth not in AUTH_LEVELS:
         raise ValueError(f"unknown auth {auth!r}: one of {', '.join(AUTH_LEVELS)}")
     if client_write is not None and not auth.startswith("client"):
@@ -87,6 +99,9 @@ def guarded(
     @functools.wraps(handler)
     async def guard(request: web.Request) -> web.StreamResponse:
         authorize(request, auth)
+        visit = request.get(VISIT)
+        if visit is not None and visit.is_guest and not guests:
+            raise Forbidden(GUEST_NO_RECORD, code="guest")
         if client_write is not None:
             visit = request[MEASURE_LINK] if auth == "client_measure_link" else request[VISIT]
             spend_client_write(request, client_write, visit)
@@ -110,7 +125,10 @@ def page_guarded(handler: ApiHandler, role: Role | None) -> ApiHandler:
 def add_operation_route(app: web.Application, op: Operation) -> None:
     """Route one operation through its auth check."""
     handler = guarded(
-        op.handler, op.auth, client_write=CLIENT_WRITE_OPERATIONS.get(op.operation_id)
+        op.handler,
+        op.auth,
+        client_write=CLIENT_WRITE_OPERATIONS.get(op.operation_id),
+        guests=op.operation_id in GUEST_OPERATIONS,
     )
     app.router.add_route(op.method, op.path, handler, name=op.operation_id)
 

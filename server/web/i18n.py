@@ -95,7 +95,10 @@ def wanted_language(request: web.Request) -> str:
     `Accept-Language`, else the clinic's `default_language`."""
     settings = request.app[SETTINGS]
     visit = after_session_visit(request) or measure_link(request)
-    remembered = visit.session.client_language if visit else None
+    if isinstance(visit, scheduling.ClientVisit):
+        remembered = visit.language
+    else:
+        remembered = visit.session.client_language if visit else None
     return negotiate(
         offered(request.cookies.get(language_cookie_name(settings))) or remembered,
         request.headers.get("Accept-Language"),
@@ -167,9 +170,14 @@ async def choose_language(request: web.Request) -> web.StreamResponse:
         raise InvalidInput(N_("Choose one of the offered languages."))
     app = request.app
     visit = client_visit(request)
-    if visit is not None and visit.may_act and visit.session.client_language != code:
+    if (
+        visit is not None
+        and not visit.is_guest  # a guest has no record to remember it with
+        and visit.may_act
+        and visit.language != code
+    ):
         await scheduling.set_client_language(
-            app[DB], app[AUDIT], visit.session.client_id, code, app[CLOCK]()
+            app[DB], app[AUDIT], visit.client_id, code, app[CLOCK]()
         )
     response = web.HTTPSeeOther(target)
     settings = app[SETTINGS]

@@ -11,7 +11,7 @@ from aiohttp import web
 from server.core.languages import N_
 from server.core.models import Role
 from server.errors import Forbidden, NotFound, Unauthenticated
-from server.keys import AUDIT, CLOCK, DB, SETTINGS
+from server.keys import AUDIT, CLOCK, DB, SETTINGS, VAULT
 from server.security import forwarded
 from server.security.forwarded import parse_trusted_proxies
 from server.services.accounts import SignedIn, Stage, resolve_sign_in
@@ -119,7 +119,7 @@ async def resolve_identity(request: web.Request) -> None:
             request[PENDING_KEY] = found
     client_token = request.cookies.get(names.client)
     if client_token:
-        request[CLIENT_KEY] = await resolve_client(db, client_token, now)
+        request[CLIENT_KEY] = await resolve_client(db, client_token, now, request.app[VAULT])
     request[MEASURE_LINK_KEY] = None
     link_token = request.cookies.get(names.measures)
     if link_token:

@@ -263,7 +263,7 @@ async def client_progress_page(request: web.Request) -> web.StreamResponse:
     if visit is None:
         raise web.HTTPSeeOther("/visit")
     app = request.app
-    client_id = visit.session.client_id
+    client_id = visit.client_id
     view = await app[GOALS].progress_view(client_id)
     context: dict[str, Any] = {"shown": view.shown}
     if view.shown:

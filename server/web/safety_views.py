@@ -69,11 +69,11 @@ async def client_step(request: web.Request) -> web.StreamResponse:
     admitted, since they show where the client was and whom they would call)."""
     visit = request[VISIT]
     app = request.app
-    if not app[SETTINGS].safety_check:
+    if not app[SETTINGS].safety_check or visit.is_guest:  # a guest has no record to keep it
         return web.json_response({"enabled": False, "previous": None})
     previous = None
     if not visit.another_device:
-        check = await app[SAFETY].previous_for_client(app[DB], visit.session.client_id)
+        check = await app[SAFETY].previous_for_client(app[DB], visit.client_id)
         previous = check.answers.to_json() if check is not None else None
     return web.json_response({"enabled": True, "previous": previous})
 
@@ -84,6 +84,7 @@ async def client_submit(request: web.Request) -> web.StreamResponse:
     app = request.app
     if not app[SETTINGS].safety_check:
         raise _off()
+    _ = visit.client_id  # a guest has no client record: refused (403)
     body: dict[str, Any] = await read_json(request, SAFETY_SUBMIT_SCHEMA)
     await app[LIVE].submit_safety_check(visit.session.id, body)
     return web.json_response({"stored": True}, status=201)

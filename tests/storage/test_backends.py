@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from server.app import create_app
 from server.core.links import SessionStatus
 from server.core.models import Role
+from server.core.participants import PersonKind
 from server.db import accounts as account_q
+from server.db import participants as participant_q
 from server.db import scheduling as q
 from server.db.engine import Database
 from server.db.migrate import current_revision, head_revision, upgrade_to_head
@@ -22,6 +24,9 @@ from server.settings import Settings
 from tests.conftest import FakeClock
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+COOKIE = q.FoundCookie(
+    session_id="s" * 32, participant_id="p" * 32, csrf_token="t", another_device=False
+)
 
 
 async def _db(url: str) -> Database:
@@ -72,7 +77,8 @@ async def test_times_come_back_as_aware_utc(database_url: str) -> None:
 
 
 async def _seed_session(db: Database) -> None:
-    """Therapist a…, client c… ("J"), session s… with invite i… (token hash h…)."""
+    """Therapist a…, client c… ("J"), session s… whose participant p… is the client, with
+    invite i… (token hash h…)."""
     async with db.write() as conn:
         await account_q.insert_account(
             conn,
@@ -92,8 +98,22 @@ async def _seed_session(db: Database) -> None:
             ends_at=NOW + timedelta(minutes=50),
             now=NOW,
         )
+        await participant_q.insert_participant(
+            conn,
+            participant_id="p" * 32,
+            session_id="s" * 32,
+            kind=PersonKind.CLIENT,
+            client_id="c" * 32,
+            position=1,
+            now=NOW,
+        )
         await q.insert_invite(
-            conn, invite_id="i" * 32, session_id="s" * 32, token_hash="h" * 64, now=NOW
+            conn,
+            invite_id="i" * 32,
+            session_id="s" * 32,
+            participant_id="p" * 32,
+            token_hash="h" * 64,
+            now=NOW,
         )
 
 
@@ -129,20 +149,21 @@ async def test_ending_revokes_the_link_and_cancelling_also_the_client_cookie(
                 token_hash="k" * 64,
                 session_id="s" * 32,
                 invite_id="i" * 32,
+                participant_id="p" * 32,
                 csrf_token="t",
                 now=NOW,
                 expires_at=NOW + timedelta(hours=2),
             )
         async with db.read() as conn:
-            assert await q.client_session(conn, "k" * 64, NOW) == ("s" * 32, "t", False)
+            assert await q.client_session(conn, "k" * 64, NOW) == COOKIE
         async with db.write() as conn:
             await q.set_session_status(conn, "s" * 32, SessionStatus.ENDED, NOW)
         async with db.read() as conn:
             # The cookie stays for the after-session check-in; the link itself is dead.
-            assert await q.client_session(conn, "k" * 64, NOW) == ("s" * 32, "t", False)
+            assert await q.client_session(conn, "k" * 64, NOW) == COOKIE
             found = await q.invite_by_token_hash(conn, "h" * 64)
-        assert found is not None and found[2].revoked_at == NOW
-        assert found[2].status is SessionStatus.ENDED
+        assert found is not None and found.facts.revoked_at == NOW
+        assert found.facts.status is SessionStatus.ENDED
         async with db.write() as conn:
             await q.set_session_status(conn, "s" * 32, SessionStatus.CANCELLED, NOW)
         async with db.read() as conn:
@@ -163,6 +184,7 @@ async def test_a_cookie_of_a_link_revoked_before_the_end_does_not_come_back_afte
                 token_hash="k" * 64,
                 session_id="s" * 32,
                 invite_id="i" * 32,
+                participant_id="p" * 32,
                 csrf_token="t",
                 now=NOW,
                 expires_at=NOW + timedelta(hours=2),

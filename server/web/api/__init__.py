@@ -8,13 +8,24 @@ from __future__ import annotations
 
 from typing import Final
 
-from server.web.api import accounts, auth, clients, ice, meta, notices, retention, sessions
+from server.web.api import (
+    accounts,
+    auth,
+    clients,
+    ice,
+    meta,
+    notices,
+    participants,
+    retention,
+    sessions,
+)
 from server.web.openapi import Operation
 
 OPERATIONS: Final[tuple[Operation, ...]] = (
     auth.OPERATIONS
     + clients.OPERATIONS
     + sessions.OPERATIONS
+    + participants.OPERATIONS
     + ice.OPERATIONS
     + accounts.OPERATIONS
     + retention.OPERATIONS

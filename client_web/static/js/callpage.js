@@ -384,9 +384,14 @@ export class CallPage {
    */
   isPrimary(peerId) {
     // without a peer id: the other one of two; in a group it is ambiguous, the roster decides
-    if (typeof peerId !== "string" || !peerId) return (this.roster?.length ?? 2) <= 2;
+    if (typeof peerId !== "string" || !peerId) return !this.inGroup;
     this.primaryPeerId ??= peerId;
     return this.primaryPeerId === peerId;
+  }
+
+  /** More than two people are in the call (the last roster says so). */
+  get inGroup() {
+    return (this.roster?.length ?? 0) > 2;
   }
 
   /** @param {unknown} message */

@@ -127,7 +127,8 @@ const scenarios = {
     assert.equal(tileName({ label: "Interpreter", kind: "guest" }, words), "Interpreter · guest");
     assert.equal(tileName({ label: "Sam", kind: "client" }, words), "Sam");
     assert.equal(tileName({ label: "", kind: "guest" }, words), "guest");
-    assert.equal(tileName({ label: "Guest", kind: "guest" }, words), "guest");
+    assert.equal(tileName({ label: "Guest", kind: "guest" }, words), "Guest");
+    assert.equal(tileName({ label: "Therapist", kind: "therapist" }, words), "Therapist");
   },
   "two people: the mesh holds no pair (the page's own call is the only one)": () => {
     const { mesh, log } = newMesh();

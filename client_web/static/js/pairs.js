@@ -120,5 +120,6 @@ export function tileName(person, words) {
   const label = person.label.trim();
   if (person.kind === "client") return label;
   const kind = words[person.kind];
-  return label && label.toLowerCase() !== kind.toLowerCase() ? `${label} · ${kind}` : kind;
+  if (!label) return kind;
+  return label.toLowerCase() === kind.toLowerCase() ? label : `${label} · ${kind}`;
 }

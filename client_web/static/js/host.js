@@ -314,7 +314,9 @@ el.noteForm.addEventListener("submit", (event) => {
 });
 
 el.sendBack.addEventListener("click", () => {
-  page.connection?.send({ type: "send-back" });
+  // in a group the server needs to know whom: the client of the page's own call
+  const whom = page.roster !== null && page.primaryPeerId ? { peer_id: page.primaryPeerId } : {};
+  page.connection?.send({ type: "send-back", ...whom });
 });
 el.end.addEventListener("click", () => el.endDialog.showModal());
 el.endCancel.addEventListener("click", () => el.endDialog.close());

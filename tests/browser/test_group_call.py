@@ -2,7 +2,8 @@
 one browser, through the real server. Each is admitted separately; every page decodes every
 other person's video; every pair's safety code is the same on both of its pages; one client
 withdraws the telehealth consent and only that client leaves while the others' video goes on;
-a phone-sized page shows every tile without sideways scrolling.
+a phone-sized page shows every tile without sideways scrolling. When the therapist sends the
+first client back as well, the call goes on with the guest on the pair already running.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ NARROW_PROBLEMS = """
     .map((b) => b.textContent),
 })
 """
+
+
+# This page's peer connection with one person (by peer id).
+PAIR_PC = "window.__attune.pairs.find((pair) => pair.peerId === %s).pc"
 
 
 @pytest.fixture
@@ -179,6 +184,19 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
     await look_at(
         {"therapist-3-people-1280": therapist, "guest-3-people-1280": people["Interpreter"][0]}
     )
+
+    # the therapist sends their first client back: the guest's running pair becomes the call
+    guest = people["Interpreter"][0]
+    guest_id = await guest.evaluate("window.__attune.myPeerId")
+    frames = (await pairs_of(therapist, 2))["pairs"][guest_id]["frames"]
+    await therapist.evaluate(f"window.__guestPc = {PAIR_PC % json.dumps(guest_id)}")
+    await therapist.get_by_role("button", name="Send back to waiting room").click()
+    await expect(people["J.M."][0].get_by_role("heading", name="Waiting room")).to_be_visible()
+    await pairs_of(therapist, 1, {guest_id: frames})
+    await pairs_of(guest, 1, {"therapist": 0})
+    assert await therapist.evaluate("window.__attune.pc === window.__guestPc")
+    await expect(therapist.get_by_text("In the call with Interpreter", exact=True)).to_be_visible()
+    await look_at({"therapist-2-people-1280": therapist})
     harness.assert_no_policy_violations()
 
 

@@ -78,6 +78,13 @@ NARROW_PROBLEMS = """
 """
 
 
+# The page's main video plays a picture.
+PLAYING = """
+() => {
+  const video = document.getElementById("remote-video");
+  return video.parentElement.classList.contains("stage") && video.videoWidth > 0 && !video.paused;
+}
+"""
 # This page's peer connection with one person (by peer id).
 PAIR_PC = "window.__attune.pairs.find((pair) => pair.peerId === %s).pc"
 
@@ -196,6 +203,7 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
     await pairs_of(guest, 1, {"therapist": 0})
     assert await therapist.evaluate("window.__attune.pc === window.__guestPc")
     await expect(therapist.get_by_text("In the call with Interpreter", exact=True)).to_be_visible()
+    await therapist.wait_for_function(PLAYING)  # shown large, as a two-person call
     await look_at({"therapist-2-people-1280": therapist})
     harness.assert_no_policy_violations()
 

@@ -176,6 +176,15 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
     assert await phone.evaluate(NARROW_PROBLEMS) == {"scrollWidth": PHONE_WIDTH, "small": []}
     await look_at({"phone-4-people-360": phone, "therapist-4-people-1280": therapist})
 
+    # "Codes match" is per pair: the guest confirms theirs with K.L., K.L.'s page hears of it
+    guest = people["Interpreter"][0]
+    await guest.get_by_role("button", name="Codes match with K.L.").click()
+    await expect(guest.locator(".pair-code", has_text="K.L.")).to_contain_text("You confirmed")
+    await expect(phone.locator(".pair-code", has_text="Interpreter")).to_contain_text(
+        "Interpreter · guest confirmed the codes match."
+    )
+    await expect(phone.locator(".pair-code", has_text="J.M.")).not_to_contain_text("confirmed")
+
     # K.L. withdraws the telehealth consent: K.L. leaves, nobody else's media stops
     leaving = await phone.evaluate("window.__attune.myPeerId")
     before = {entry["me"]: entry["pairs"] for entry in [await pairs_of(p, 3) for p in pages]}
@@ -193,7 +202,6 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
     )
 
     # the therapist sends their first client back: the guest's running pair becomes the call
-    guest = people["Interpreter"][0]
     guest_id = await guest.evaluate("window.__attune.myPeerId")
     frames = (await pairs_of(therapist, 2))["pairs"][guest_id]["frames"]
     await therapist.evaluate(f"window.__guestPc = {PAIR_PC % json.dumps(guest_id)}")

@@ -81,6 +81,7 @@ from server.web.measure_link_views import MEASURE_LINK_OPERATIONS, add_measure_l
 from server.web.measure_views import MEASURE_OPERATIONS, add_measure_pages
 from server.web.neutral_page import add_neutral_page_routes
 from server.web.pages import add_page_routes
+from server.web.participant_pages import add_participant_pages
 from server.web.progress_views import GOAL_OPERATIONS, add_progress_pages
 from server.web.safety_views import SAFETY_OPERATIONS
 from server.web.sign_in_guard import login_guard_ctx
@@ -308,6 +309,7 @@ def create_app(
         + MEASURE_LINK_OPERATIONS
         + GOAL_OPERATIONS,
     )
+    add_participant_pages(app)  # before the pages' /dashboard/sessions/{id}/{action}
     add_page_routes(app)
     add_neutral_page_routes(app)
     add_consent_pages(app)

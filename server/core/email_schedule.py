@@ -11,7 +11,9 @@ Reminder rule
     was last told about the session (the invitation or a reschedule email, `announced_at`) is
     not sent either: that email just did its job. Each reminder has a dedupe key naming the
     session, the offset and the start time, so it is queued once per start time, and a
-    rescheduled session gets its reminders again.
+    rescheduled session gets its reminders again. A session with more than one client (a couple)
+    reminds each client who wants email; a key names the client too, except for the session's
+    first client (whose keys are as they always were).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class UpcomingSession:
     client_id: str
     starts_at: datetime
     announced_at: datetime  # when the client was last told about it (invitation, reschedule)
+    first_client: bool = True  # the session's own client (not a client added to it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +73,12 @@ class DueReminder:
     dedupe_key: str
 
 
-def reminder_key(session_id: str, offset_minutes: int, starts_at: datetime) -> str:
-    """Once per session, offset and start time."""
-    return f"reminder:{session_id}:{offset_minutes}:{starts_at.strftime('%Y%m%dT%H%M%SZ')}"
+def reminder_key(
+    session_id: str, offset_minutes: int, starts_at: datetime, client_id: str | None = None
+) -> str:
+    """Once per session, offset and start time (and client, for a client added to it)."""
+    key = f"reminder:{session_id}:{offset_minutes}:{starts_at.strftime('%Y%m%dT%H%M%SZ')}"
+    return key if client_id is None else f"{key}:{client_id}"
 
 
 def due_reminders(
@@ -92,7 +98,8 @@ def due_reminders(
         offset = min(passed)
         if session.starts_at - timedelta(minutes=offset) <= session.announced_at:
             continue
-        key = reminder_key(session.session_id, offset, session.starts_at)
+        added = None if session.first_client else session.client_id
+        key = reminder_key(session.session_id, offset, session.starts_at, added)
         if key in queued_keys:
             continue
         due.append(DueReminder(session.session_id, session.client_id, offset, key))

@@ -1,4 +1,4 @@
-"""Who is in a session (pure): the therapist and up to three others, each a client or a guest.
+"""Who takes part in a session (pure): the kinds of people and the room's size.
 
 A session's people besides the therapist are its *participants*: a client (a client record
 of the therapist; a couple is two clients sharing sessions) or a guest (an interpreter, a
@@ -14,7 +14,8 @@ from typing import Final
 
 
 class PersonKind(StrEnum):
-    """What a person in a session is: the therapist, a client, or a guest."""
+    """What a person in a session is: the therapist, a client (a client record), or a guest
+    (interpreter, guardian, support person: a label and a link, no client record)."""
 
     THERAPIST = "therapist"
     CLIENT = "client"

@@ -36,6 +36,13 @@ class Person:
         if self.peer_id == THERAPIST_PEER_ID:
             raise ValueError(f"{THERAPIST_PEER_ID!r} is the therapist's peer id")
 
+    def is_subject(self, subject: str) -> bool:
+        """Whether `subject` (whose consent records) is this person: a client's record, or a
+        guest's own participant id."""
+        if self.kind is PersonKind.GUEST:
+            return self.peer_id == subject
+        return self.client_id == subject
+
 
 SOLE_CLIENT: Final = Person(SOLE_CLIENT_PEER_ID, PersonKind.CLIENT)
 

@@ -14,7 +14,7 @@ straight into the call. Refusals raise `RoomError`, which the edge turns into an
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Literal
@@ -242,13 +242,10 @@ class Room:
         people += [slot.roster_entry() for slot in self._admitted_slots()]
         return RosterMessage(people=tuple(people))
 
-    def people_of_client(self, client_id: str) -> set[str]:
-        """The peer ids behind a client record's knocks (a client, never a guest)."""
-        return {
-            s.person.peer_id
-            for s in self._slots.values()
-            if s.person.kind is PersonKind.CLIENT and s.person.client_id == client_id
-        }
+    def people_of_client(self, subject: str) -> set[str]:
+        """The peer ids of a consent subject's knocks: a client's by their client record, a
+        guest's by their participant id (a guest's consents are their own)."""
+        return {s.person.peer_id for s in self._slots.values() if s.person.is_subject(subject)}
 
     def next_deadline_ms(self) -> int | None:
         """When `expire` next has work to do (a held place runs out), or None."""
@@ -622,6 +619,16 @@ class Room:
         }[audience]
         payload = message.to_json()
         return [Send(conn, payload) for conn in conns if conn is not None]
+
+    def deliver_to_people(self, message: SharedMessage, peer_ids: Collection[str]) -> list[Effect]:
+        """A shared message to every connection of these people, waiting or in the call (a
+        person's own consent change: never to the others)."""
+        payload = message.to_json()
+        return [
+            Send(slot.conn_id, payload)
+            for slot in self._slots.values()
+            if slot.conn_id is not None and slot.person.peer_id in peer_ids
+        ]
 
     def deliver_to_therapist(self, message: ServerMessage) -> list[Effect]:
         """Send any message, therapist-only ones included, to the therapist if connected."""

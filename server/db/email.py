@@ -226,13 +226,15 @@ async def next_ics_sequence(conn: AsyncConnection, session_id: str) -> int:
     return 0 if latest is None else int(latest) + 1
 
 
-async def has_calendar_entry(conn: AsyncConnection, session_id: str) -> bool:
-    """True when an invitation or reschedule (with a calendar file) was queued and not dropped."""
+async def has_calendar_entry(conn: AsyncConnection, session_id: str, client_id: str) -> bool:
+    """True when an invitation or reschedule (with a calendar file) went to this client for the
+    session (queued and not dropped)."""
     found = await conn.scalar(
         sa.select(sa.func.count())
         .select_from(email_outbox)
         .where(
             email_outbox.c.session_id == session_id,
+            email_outbox.c.client_id == client_id,
             email_outbox.c.kind.in_([EmailKind.INVITATION.value, EmailKind.RESCHEDULE.value]),
             email_outbox.c.status != OutboxStatus.CANCELLED.value,
         )
@@ -261,12 +263,14 @@ async def cancel_pending(
 async def upcoming_for_reminders(
     conn: AsyncConnection, now: datetime, horizon: datetime
 ) -> list[UpcomingSession]:
-    """Scheduled sessions starting in (now, horizon] whose client has reminders switched on
-    and a sealed link; `announced_at` is the last invitation or reschedule email's time."""
+    """(Session, client) pairs of scheduled sessions starting in (now, horizon] whose client
+    has reminders switched on and a sealed link of their own (every client of a couple's
+    session); `announced_at` is that client's last invitation or reschedule email's time."""
     announced = (
         sa.select(sa.func.max(email_outbox.c.created_at))
         .where(
             email_outbox.c.session_id == therapy_sessions.c.id,
+            email_outbox.c.client_id == invite_seals.c.client_id,
             email_outbox.c.kind.in_([EmailKind.INVITATION.value, EmailKind.RESCHEDULE.value]),
         )
         .scalar_subquery()
@@ -274,13 +278,14 @@ async def upcoming_for_reminders(
     rows = await conn.execute(
         sa.select(
             therapy_sessions.c.id,
-            therapy_sessions.c.client_id,
+            invite_seals.c.client_id,
+            (invite_seals.c.client_id == therapy_sessions.c.client_id).label("first_client"),
             therapy_sessions.c.starts_at,
             therapy_sessions.c.created_at,
             announced.label("announced_at"),
         )
-        .join(client_contacts, client_contacts.c.client_id == therapy_sessions.c.client_id)
         .join(invite_seals, invite_seals.c.session_id == therapy_sessions.c.id)
+        .join(client_contacts, client_contacts.c.client_id == invite_seals.c.client_id)
         .where(
             therapy_sessions.c.status == SessionStatus.SCHEDULED.value,
             therapy_sessions.c.starts_at > now,
@@ -302,6 +307,7 @@ async def upcoming_for_reminders(
                 client_id=m["client_id"],
                 starts_at=m["starts_at"],
                 announced_at=announced_at or m["created_at"],
+                first_client=bool(m["first_client"]),
             )
         )
     return found

@@ -182,17 +182,6 @@ async def revoke_invites(conn: AsyncConnection, participant_id: str, now: dateti
     return result.rowcount
 
 
-async def cookie_hashes(conn: AsyncConnection, participant_id: str) -> list[str]:
-    """The token hashes of this participant's cookies (to close their sockets)."""
-    return list(
-        await conn.scalars(
-            sa.select(client_sessions.c.token_hash).where(
-                client_sessions.c.participant_id == participant_id
-            )
-        )
-    )
-
-
 async def delete_cookies(conn: AsyncConnection, participant_id: str) -> list[str]:
     """End every client cookie of this participant; returns their token hashes."""
     hashes = list(

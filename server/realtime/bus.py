@@ -30,6 +30,7 @@ from server.core.cues.config import CueConfig
 from server.core.models import Account, Role
 from server.core.participants import THERAPIST_PEER_ID, PersonKind
 from server.core.protocol import CloseCode, IceTransportPolicy, SessionRole
+from server.core.room_seats import SOLE_CLIENT_PEER_ID
 from server.core.rooms import Close, Effect, Room, Send
 
 if TYPE_CHECKING:
@@ -147,8 +148,11 @@ class ConnRef:
 
     @property
     def peer_id(self) -> str:
-        """The person's id in the protocol: "therapist", or the participant id."""
-        return THERAPIST_PEER_ID if self.participant_id is None else self.participant_id
+        """The person's id in the protocol: "therapist", or the participant id (a client
+        connection that names none is the session's sole client)."""
+        if self.role is SessionRole.THERAPIST:
+            return THERAPIST_PEER_ID
+        return self.participant_id or SOLE_CLIENT_PEER_ID
 
     def to_json(self) -> dict[str, Any]:
         account = self.account

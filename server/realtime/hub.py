@@ -142,7 +142,8 @@ class Hub:
     ) -> None:
         self.bus: Bus = bus if bus is not None else LocalBus()
         self.rooms = RoomRegistry(new_token=new_token, max_people=max_people)
-        self.room_clients: dict[str, str] = {}  # session id -> its client id, for owned rooms
+        # session id -> its primary client's id, for owned rooms (each person's own: the room)
+        self.room_clients: dict[str, str] = {}
         # connections of the rooms this process owns, as their owner sees them (any process)
         self.conn_refs: dict[str, ConnRef] = {}
         self._connections: dict[str, Connection] = {}
@@ -242,6 +243,19 @@ class Hub:
             self.bus.forward_live(
                 session_id, "deliver_to_therapist", {"message": message.to_json()}
             )
+
+    def deliver_to_client(self, session_id: str, client_id: str, message: SharedMessage) -> None:
+        """Send a message about one person to the therapist and to that person's own
+        connections only (a client by record, a guest by participant id)."""
+        room = self.rooms.get(session_id)
+        if room is None:
+            args = {"client_id": client_id, "message": message.to_json()}
+            self.bus.forward_live(session_id, "deliver_to_client", args)
+            return
+        people = room.people_of_client(client_id)
+        self.execute(room.deliver(message, Audience.THERAPIST))
+        self.execute(room.deliver_to_people(message, people))
+        self.bus.changed(session_id)
 
     def has_admitted_client(self, session_id: str) -> bool:
         """Whether a client (not only a guest) is in the call now (asked by actions that run
@@ -357,7 +371,11 @@ class Hub:
     def live_sessions_of_client(self, client_id: str) -> set[str]:
         """The sessions of this client whose live room this process holds."""
         local = {c.session_id for c in list(self._connections.values()) if c.client_id == client_id}
+        local |= {  # a guest's consents are their own: their subject is their participant id
+            r.session_id for r in list(self.conn_refs.values()) if r.participant_id == client_id
+        }
         held = {s for s, c in self.room_clients.items() if c == client_id and s in self.rooms}
+        held |= {room.session_id for room in self.rooms if room.people_of_client(client_id)}
         return {s for s in local | held if self.bus.owns(s) and s in self.rooms}
 
     async def close_all(self) -> None:
@@ -378,6 +396,13 @@ def _deliver(hub: Hub, session_id: str, args: Mapping[str, Any]) -> None:
     if not isinstance(message, SharedMessage):
         raise TypeError(f"{message.TYPE!r} is not a shared message")
     hub.deliver(session_id, message, Audience(args["audience"]))
+
+
+def _deliver_to_client(hub: Hub, session_id: str, args: Mapping[str, Any]) -> None:
+    message = parse_server_message(args["message"])
+    if not isinstance(message, SharedMessage):
+        raise TypeError(f"{message.TYPE!r} is not a shared message")
+    hub.deliver_to_client(session_id, str(args["client_id"]), message)
 
 
 def _deliver_to_therapist(hub: Hub, session_id: str, args: Mapping[str, Any]) -> None:
@@ -403,6 +428,7 @@ LIVE_CALLS: Mapping[str, Callable[[Hub, str, Mapping[str, Any]], None]] = Mappin
     {
         "deliver": _deliver,
         "deliver_to_therapist": _deliver_to_therapist,
+        "deliver_to_client": _deliver_to_client,
         "terminate": _terminate,
         "end_client_part": _end_client_part,
         "end_person": _end_person,

@@ -101,7 +101,7 @@ def _now_ms() -> int:
 @dataclass(frozen=True)
 class _Member:
     """Who opens the socket: their role, the session, a display label, the therapist's account,
-    and which person of the session they are (`participant_id` None: the therapist)."""
+    and which person of the session they are."""
 
     role: SessionRole
     session: TherapySession
@@ -133,6 +133,7 @@ async def _who(request: web.Request, session_id: str) -> _Member:
                 "Therapist",
                 account.account,
                 sign_in_id=account.sign_in_id,
+                kind=PersonKind.THERAPIST,
                 client_id=session.client_id,
             )
     visit = after_session_visit(request)  # an ended session's cookie gets "not found"
@@ -211,7 +212,7 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
         sign_in_id=member.sign_in_id,
         client_access_id=access_id,
         another_device=member.another_device,
-        participant_id=member.participant_id,
+        participant_id=member.participant_id or None,
         kind=member.kind,
     )
     hub.add(connection)
@@ -455,6 +456,7 @@ async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
             try:
                 message = parse_client_message(text)
                 check_role(connection.role, message)
+                check_kind(ref.kind, message)  # a guest: hello, relay, leave, ping only
             except ProtocolError as exc:
                 ref_id = exc.ref or (message.id if message is not None else None)
                 connection.put(exc.to_message(ref=ref_id))
@@ -531,7 +533,10 @@ class SessionRunner:
             close = Close(ref.conn_id, CloseCode.TOO_MANY_MESSAGES, AccessEnd.TOO_MANY_KNOCKS.value)
             hub.execute([Send(ref.conn_id, too_many.to_json()), close])
             return
-        hub.room_clients[ref.session_id] = ref.client_id
+        if ref.kind is PersonKind.CLIENT:  # perhaps not the session's primary client
+            hub.room_clients.setdefault(ref.session_id, ref.client_id)
+        else:  # the therapist's and a guest's client id is the primary client's
+            hub.room_clients[ref.session_id] = ref.client_id
         hub.conn_refs[ref.conn_id] = ref
         person = None
         if ref.role is SessionRole.CLIENT:

@@ -40,12 +40,14 @@ from server.core.links import SessionStatus
 from server.core.models import TherapySession
 from server.db import accounts as account_queries
 from server.db import email as q
+from server.db import participants as pq
 from server.db import scheduling as sq
 from server.db.engine import Database
 from server.errors import InvalidInput
 from server.security.tokens import looks_like_token, new_id, new_token, token_hash
 from server.services.consents import Consents
 from server.services.email_compose import Appointment, Composer, new_message_id
+from server.services.participants import as_seen_by
 from server.settings import Settings
 from server.smtp import DeliveryError, Transport
 from server.vault_store import ClientVault
@@ -282,16 +284,34 @@ class Mailer:
             session_id=session.id,
             kinds=(EmailKind.REMINDER, EmailKind.INVITATION, EmailKind.RESCHEDULE),
         )
-        return await self._queue_calendar(conn, session, EmailKind.RESCHEDULE, now)
+        queued = False
+        for seen_by in await self._clients_of(conn, session):
+            queued |= await self._queue_calendar(conn, seen_by, EmailKind.RESCHEDULE, now)
+        return queued
 
     async def queue_cancellation(
         self, conn: AsyncConnection, session: TherapySession, now: datetime
     ) -> bool:
         """On cancelling: drop what has not gone, and cancel the calendar entry if one went."""
         await q.cancel_pending(conn, session_id=session.id)
-        if not await q.has_calendar_entry(conn, session.id):
-            return False
-        return await self._queue_calendar(conn, session, EmailKind.CANCELLATION, now)
+        queued = False
+        for seen_by in await self._clients_of(conn, session):
+            if await q.has_calendar_entry(conn, session.id, seen_by.client_id):
+                queued |= await self._queue_calendar(conn, seen_by, EmailKind.CANCELLATION, now)
+        return queued
+
+    async def _clients_of(
+        self, conn: AsyncConnection, session: TherapySession
+    ) -> list[TherapySession]:
+        """The session as each of its clients' emails name it (a couple's two clients each
+        get their own); guests get no email (none is kept for them)."""
+        views = []
+        for person in await pq.present(conn, session.id):
+            if person.client_id == session.client_id:
+                views.append(session)
+            elif person.client_id is not None:
+                views.append(as_seen_by(session, person))
+        return views or [session]
 
     async def _wants_email(self, conn: AsyncConnection, client_id: str, now: datetime) -> bool:
         if not self.enabled:
@@ -563,6 +583,11 @@ class Mailer:
                 session = await sq.session_by_id(conn, due.session_id)
                 if session is None or session.status is not SessionStatus.SCHEDULED:
                     continue
+                if due.client_id != session.client_id:  # a client added to the session
+                    person = await pq.participant_of_client(conn, session.id, due.client_id)
+                    if person is None:
+                        continue
+                    session = as_seen_by(session, person)
                 if not await self._wants_email(conn, session.client_id, now):
                     continue
                 await self._queue(conn, session, EmailKind.REMINDER, due.dedupe_key, None, now)

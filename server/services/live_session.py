@@ -79,6 +79,10 @@ class LiveRooms(Protocol):
     def deliver_to_therapist(self, session_id: str, message: ServerMessage) -> None:
         """Send a message to the session's therapist only (if connected)."""
 
+    def deliver_to_client(self, session_id: str, client_id: str, message: SharedMessage) -> None:
+        """Send a message about one person to the therapist and that person only (a client by
+        record, a guest by participant id): never to the others in a couple's or family's call."""
+
     def has_admitted_client(self, session_id: str) -> bool:
         """Whether a client is in the call now."""
 
@@ -620,7 +624,7 @@ class LiveSessions:
             event.purpose is Purpose.TELEHEALTH and event.decision is ConsentDecision.WITHDRAWN
         )
         for session_id in self._rooms.live_sessions_of_client(event.client_id):
-            self._rooms.deliver(session_id, message, Audience.EVERYONE)
+            self._rooms.deliver_to_client(session_id, event.client_id, message)
             if withdrew_telehealth:
                 self._rooms.end_client_part(
                     session_id, EndReason.CONSENT_WITHDRAWN, event.client_id

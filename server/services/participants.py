@@ -32,7 +32,7 @@ from server.db.engine import Database
 from server.db.participants import ParticipantRow
 from server.errors import Conflict, InvalidInput, NotFound
 from server.security.tokens import new_id
-from server.services.access import LiveAccess, access_ref
+from server.services.access import LiveAccess
 from server.services.scheduling import (
     guest_label_context,
     issue_invite,
@@ -256,19 +256,6 @@ async def reissue(
     for access_id in ended:
         live.end_client_access(AccessEnd.LINK_REPLACED, client_access_id=access_id)
     return issued
-
-
-async def end_guest_part(
-    db: Database, live: LiveAccess, session_id: str, participant_id: str
-) -> None:
-    """A guest withdrew telehealth consent: their sockets close now; everyone else stays.
-    Their link still stands, so they may agree again and knock."""
-    # TODO(issue 15): call the room's `end_person(session_id, participant_id, reason)` once
-    # the room knows people (branch h-room), so the guest also hears `session-ended` first.
-    async with db.read() as conn:
-        hashes = await pq.cookie_hashes(conn, participant_id)
-    for token_hash in hashes:
-        live.end_client_access(AccessEnd.CONSENT_WITHDRAWN, client_access_id=access_ref(token_hash))
 
 
 def as_seen_by(session: TherapySession, participant: ParticipantRow) -> TherapySession:

@@ -25,9 +25,8 @@ from privacy.consent import (
 )
 from server.core.languages import LANGUAGE_CODES
 from server.errors import Forbidden
-from server.keys import AUDIT, CLOCK, CONSENTS, DB, LIVE
+from server.keys import AUDIT, CLOCK, CONSENTS, DB
 from server.security.client_writes import ClientWrite
-from server.services.participants import end_guest_part
 from server.services.scheduling import ClientVisit
 from server.web.guard import VISIT, spend_client_write
 from server.web.i18n import LANGUAGE
@@ -79,10 +78,11 @@ async def _decide(
     notice_language: str,
     channel: Channel,
 ) -> ConsentRecord:
-    """Record this person's own decision; a guest withdrawing telehealth leaves the room (the
-    others stay)."""
+    """Record this person's own decision. Its live effects follow from the consent event: a
+    guest's subject is their participant id, so a guest withdrawing telehealth leaves the room
+    alone (server/services/live_session.py), like a client."""
     app = request.app
-    record = await app[CONSENTS].decide(
+    return await app[CONSENTS].decide(
         app[DB],
         app[AUDIT],
         client_id=visit.consent_subject,
@@ -94,9 +94,6 @@ async def _decide(
         now=app[CLOCK](),
         subject=Subject.GUEST if visit.is_guest else Subject.CLIENT,
     )
-    if visit.is_guest and purpose is Purpose.TELEHEALTH and decision is ConsentDecision.WITHDRAWN:
-        await end_guest_part(app[DB], app[LIVE], visit.session.id, visit.participant_id)
-    return record
 
 
 async def consent_page(request: web.Request) -> web.StreamResponse:

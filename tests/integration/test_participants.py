@@ -341,5 +341,44 @@ async def test_each_person_knocks_under_their_own_name_and_by_their_own_consent(
     waiting: list[str] = []
     while len(waiting) < 2:
         waiting = [k["label"] for k in (await therapist.expect("lobby"))["waiting"]]
-    # (until the room knows people, it numbers a second knock of "the client" as a device)
-    assert sorted(label.split(" (device")[0] for label in waiting) == ["Interpreter", "K.L."]
+    assert sorted(waiting) == ["Interpreter", "K.L."]
+
+
+async def test_a_guest_is_told_in_their_language_what_is_and_is_not_theirs(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    practice = await _practice(client)
+    guest = await practice.add({"kind": "guest", "label": "Intérprete"})
+    visitor, _ = await _visitor(aiohttp_client, client, _token(guest["join_url"]))
+    page = await (await visitor.get("/visit", headers={"Accept-Language": "es"})).text()
+    assert "Está invitado o invitada a esta sesión" in page
+    refused = await visitor.get("/visit/progress", headers={"Accept-Language": "de"})
+    assert refused.status == 403
+    assert "Als Gast der Sitzung gibt es hier keine Daten über Sie." in await refused.text()
+
+
+async def test_a_guest_withdrawing_telehealth_consent_leaves_and_the_others_stay(
+    client: TestClient, aiohttp_client: Any
+) -> None:
+    practice = await _practice(client)
+    guest = await practice.add({"kind": "guest", "label": "Interpreter"})
+    first, first_csrf = await _visitor(aiohttp_client, client, practice.primary_token)
+    visitor, csrf = await _visitor(aiohttp_client, client, _token(guest["join_url"]))
+    for http, token in ((first, first_csrf), (visitor, csrf)):
+        assert (await _decide(http, token, "telehealth")).status == 201
+    staying, leaving = Party(first, practice.session_id), Party(visitor, practice.session_id)
+    await staying.connect()
+    await leaving.connect()
+    assert (await _decide(visitor, csrf, "telehealth", "withdrawn")).status == 201
+    assert await leaving.closed_with() == CloseCode.FORBIDDEN  # 4403 consent-withdrawn
+    await staying.send({"type": "ping", "id": "still-here"})
+    assert (await staying.expect("pong"))["ref"] == "still-here"
+    async with client.app[DB].read() as conn:
+        decisions = list(
+            await conn.scalars(
+                sa.select(consent_records.c.decision).where(
+                    consent_records.c.client_id == guest["participant"]["id"]
+                )
+            )
+        )
+    assert decisions == ["granted", "withdrawn"]

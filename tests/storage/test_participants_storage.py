@@ -200,3 +200,29 @@ async def test_deleting_the_session_takes_its_participants_with_it(database_url:
         assert left == 0
     finally:
         await db.dispose()
+
+
+async def test_0014_goes_down_and_up_again(database_url: str) -> None:
+    db = Database.connect(database_url)
+    try:
+        await _session_with_two_people(db)
+        async with db.write() as conn:
+            await conn.run_sync(_downgrade_to("0013"))  # type: ignore[arg-type]
+            tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+            columns = await conn.run_sync(
+                lambda c: {col["name"] for col in sa.inspect(c).get_columns("invites")}
+            )
+        assert "session_participants" not in tables and "participant_id" not in columns
+        await upgrade_to_head(db)
+        async with db.read() as conn:
+            (person,) = await pq.present(conn, S)
+        assert person.client_id == C and person.position == 1
+    finally:
+        await db.dispose()
+
+
+def _downgrade_to(revision: str) -> object:
+    def run(connection: Connection) -> None:
+        command.downgrade(alembic_config(connection), revision)
+
+    return run

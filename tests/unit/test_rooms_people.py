@@ -330,10 +330,19 @@ def test_one_client_shares_at_a_time_and_everyone_else_in_the_call_sees_it() -> 
     assert room.screen_share("a1", None, T0) == []  # stopping what you do not share: nothing
 
 
-def test_the_room_finds_a_clients_people_by_client_record() -> None:
+def test_the_room_finds_a_person_by_whose_consents_they_are() -> None:
     room = full_room()
-    assert room.people_of_client("client-alex") == {"p-alex"}
+    assert room.people_of_client("client-alex") == {"p-alex"}  # a client: their record
+    assert room.people_of_client("p-int") == {"p-int"}  # a guest: their own participant id
+    assert room.people_of_client("p-sam") == set()  # a client is not found by peer id
     assert room.people_of_client("client-nobody") == set()
+
+
+def test_a_message_about_one_person_reaches_every_device_of_theirs_and_nobody_else() -> None:
+    room = full_room()
+    join(room, "s2", SAM, "Sam")  # Sam's second device, waiting
+    effects = room.deliver_to_people(room.roster(), {"p-sam"})
+    assert sorted(e.conn_id for e in effects) == ["s1", "s2"]
 
 
 # --- a takeover of a room of four ---------------------------------------------------------

@@ -1,11 +1,12 @@
 """Server→client messages: one frozen dataclass per type, and who may receive it.
 
-A message is built with its class (``PeerLeftMessage(role=SessionRole.CLIENT,
-reconnecting=True)``), checks its own fields in ``__post_init__`` (a malformed message is a
-programming error: ``ValueError``), and becomes JSON with ``to_json()``, which leaves out
-None-valued optional fields. Therapist-only messages derive from ``TherapistOnlyMessage``,
-every other from ``SharedMessage``; ``server.core.rooms`` addresses only a ``SharedMessage``
-to clients, so a checker rejects the mistake before it runs.
+A message is built with its class (``AdmittedMessage(resumed=False)``), checks its own
+fields in ``__post_init__`` (a malformed message is a programming error: ``ValueError``),
+and becomes JSON with ``to_json()``, which leaves out None-valued optional fields and names
+a field after a Python keyword without its underscore (``from_`` is ``from``).
+Therapist-only messages derive from ``TherapistOnlyMessage``, every other from
+``SharedMessage``; ``server.core.rooms`` addresses only a ``SharedMessage`` to clients, so
+a checker rejects the mistake before it runs.
 """
 
 from __future__ import annotations

@@ -135,12 +135,16 @@ def upgrade() -> None:
 def downgrade() -> None:
     # On SQLite, dropping the column rebuilds `invites`, which (foreign keys on) ends every
     # client cookie: people open their links again after a downgrade.
+    sqlite = op.get_bind().dialect.name == "sqlite"
     for table in ("client_sessions", "invites"):
         with op.batch_alter_table(table) as batch:
             batch.drop_index(op.f(f"ix_{table}_participant_id"))
-            batch.drop_constraint(
-                op.f(f"fk_{table}_participant_id_session_participants"), type_="foreignkey"
-            )
+            # SQLite's in-place column kept its constraint inline, where batch mode does not
+            # see its name; the rebuild without the column drops it all the same.
+            if not (sqlite and table == "invites"):
+                batch.drop_constraint(
+                    op.f(f"fk_{table}_participant_id_session_participants"), type_="foreignkey"
+                )
             batch.drop_column("participant_id")
     op.drop_index(op.f("ix_session_participants_client_id"), table_name="session_participants")
     op.drop_index(op.f("ix_session_participants_session_id"), table_name="session_participants")

@@ -12,15 +12,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.db.tables import audit_log, therapy_sessions
+from server.db.tables import audit_log, session_participants, therapy_sessions
 
 
 async def sessions(conn: AsyncConnection, client_id: str) -> list[dict[str, Any]]:
-    """The client's sessions (id, times, status), soonest first, as stored."""
-    t = therapy_sessions
+    """The client's sessions (id, times, status), soonest first, as stored: their own and
+    those they were added to (a couple's sessions are in both clients' exports; nothing of
+    the other people in them)."""
+    t, p = therapy_sessions, session_participants
+    added_to = sa.select(p.c.session_id).where(p.c.client_id == client_id)
     rows = await conn.execute(
         sa.select(t.c.id, t.c.starts_at, t.c.ends_at, t.c.status, t.c.created_at, t.c.ended_at)
-        .where(t.c.client_id == client_id)
+        .where(sa.or_(t.c.client_id == client_id, t.c.id.in_(added_to)))
         .order_by(t.c.starts_at)
     )
     return [dict(row._mapping) for row in rows]

@@ -574,6 +574,11 @@ class ClientVisit:
         return self.kind is PersonKind.GUEST
 
     @property
+    def is_session_client(self) -> bool:
+        """This person is the session's own (first) client, not one added to it."""
+        return self.person_client_id == self.session.client_id
+
+    @property
     def client_id(self) -> str:
         """The client record this visit speaks for (their own, not necessarily the session's
         primary client's); a guest has none, so every client-data page refuses them here."""

@@ -571,7 +571,8 @@ async def visit(request: web.Request) -> web.StreamResponse:
             "session": current.session,
             "csrf_token": current.csrf_token,
             "quick_exit_url": request.app[SETTINGS].quick_exit_url,
-            "safety_check": request.app[SETTINGS].safety_check and not current.is_guest,
+            # asked of the session's own client only (one check per session, for now)
+            "safety_check": request.app[SETTINGS].safety_check and current.is_session_client,
             "guest": current.is_guest,
         },
     )

@@ -18,8 +18,9 @@ from server.core.safety import (
     MAX_LOCATION_CHARS,
     MAX_PHONE_CHARS,
 )
-from server.errors import NotFound
+from server.errors import Forbidden, NotFound
 from server.keys import DB, LIVE, SAFETY, SETTINGS
+from server.services.scheduling import ClientVisit
 from server.web.guard import VISIT
 from server.web.openapi import Operation
 from server.web.shapes import ERR
@@ -59,6 +60,13 @@ STEP_SCHEMA: Final = {
 }
 
 
+def _asked(visit: ClientVisit) -> bool:
+    """Whether this person is asked the safety check: the session's own client. A session
+    keeps one safety check (of its client); a second client's or a guest's answers would
+    replace it under the wrong record, so they are not asked until checks are per person."""
+    return visit.is_session_client
+
+
 def _off() -> NotFound:
     return NotFound("This clinic does not ask the safety check here.", code="safety-check-off")
 
@@ -69,7 +77,7 @@ async def client_step(request: web.Request) -> web.StreamResponse:
     admitted, since they show where the client was and whom they would call)."""
     visit = request[VISIT]
     app = request.app
-    if not app[SETTINGS].safety_check or visit.is_guest:  # a guest has no record to keep it
+    if not app[SETTINGS].safety_check or not _asked(visit):
         return web.json_response({"enabled": False, "previous": None})
     previous = None
     if not visit.another_device:
@@ -84,7 +92,10 @@ async def client_submit(request: web.Request) -> web.StreamResponse:
     app = request.app
     if not app[SETTINGS].safety_check:
         raise _off()
-    _ = visit.client_id  # a guest has no client record: refused (403)
+    if not _asked(visit):
+        raise Forbidden(
+            "The safety check is asked of the session's own client only.", code="safety-not-asked"
+        )
     body: dict[str, Any] = await read_json(request, SAFETY_SUBMIT_SCHEMA)
     await app[LIVE].submit_safety_check(visit.session.id, body)
     return web.json_response({"stored": True}, status=201)

@@ -192,6 +192,13 @@ async def test_a_second_client_s_consent_and_data_are_their_own(
     assert subjects == {practice.second_id}  # nothing recorded for the session's first client
     export = await (await visitor.get("/api/v1/visit/export")).json()
     assert export["client"]["id"] == practice.second_id
+    assert [s["id"] for s in export["sessions"]] == [practice.session_id]  # the couple's
+    # one safety check per session, the session's client's: not asked of a second client
+    safety = await (await visitor.get("/api/v1/visit/safety")).json()
+    assert safety == {"enabled": False, "previous": None}
+    answer = await visitor.post("/api/v1/visit/safety", json={}, headers={"X-CSRF-Token": csrf})
+    assert answer.status == 403
+    assert "J.M." not in json.dumps(export)  # nothing of the other client
     receipt = await (await visitor.get("/api/v1/visit/consents/receipt")).json()
     assert receipt["client"] == "K.L."
 

@@ -143,7 +143,7 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
         "K.L.": (
             await harness.new_page(**MOBILE),
             site.url(f"/join/{second_invite.token}"),
-            {},
+            {"safety": False},  # asked of the session's own client only (participants)
         ),
         "Interpreter": (
             await harness.new_page(**LAPTOP),

@@ -176,9 +176,8 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     conn.on("denied", () => onDenied());
     conn.on("session-ended", ({ reason }) => onEnded(reason));
     conn.on("consent-changed", ({ purpose, decision }) => {
-      // without telehealth consent there is no call (the server closes this connection). In a
-      // group the message does not say whose consent it was: the close (4403) says it was ours
-      if (purpose === "telehealth" && decision === "withdrawn" && !page.inGroup) onEnded("consent-withdrawn");
+      // without telehealth consent there is no call (the server closes this connection)
+      if (purpose === "telehealth" && decision === "withdrawn") onEnded("consent-withdrawn");
     });
   }
 

@@ -22,6 +22,7 @@ from server.keys import AUDIT, DB, VAULT
 from server.services import participants, scheduling
 from server.settings import Settings
 from tests.browser.conftest import LAPTOP, MOBILE, PHONE_WIDTH, BrowserHarness, LiveSite
+from tests.browser.test_accessibility_axe import _violations, axe_source  # noqa: F401
 from tests.browser.test_video_call import WITHDRAW_TELEHEALTH
 from tests.browser.video_helpers import (
     MEDIA_TIMEOUT_MS,
@@ -119,7 +120,9 @@ async def pairs_of(page: Page, count: int, floors: dict[str, int] | None = None)
 
 
 async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leaves_alone(
-    site: LiveSite, harness: BrowserHarness
+    site: LiveSite,
+    harness: BrowserHarness,
+    axe_source: str,  # noqa: F811
 ) -> None:
     scheduled = await schedule_session(site, alias="J.M.")
     now = datetime.now(UTC)
@@ -175,6 +178,8 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE_WIDTH
     assert await phone.evaluate(NARROW_PROBLEMS) == {"scrollWidth": PHONE_WIDTH, "small": []}
     await look_at({"phone-4-people-360": phone, "therapist-4-people-1280": therapist})
+    for page in (phone, therapist):  # tiles, their names and every pair's code and button
+        assert await _violations(page, axe_source) == []
 
     # "Codes match" is per pair: the guest confirms theirs with K.L., K.L.'s page hears of it
     guest = people["Interpreter"][0]

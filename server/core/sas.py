@@ -31,6 +31,12 @@ Display
     work in any language and survive a poor line better than words from an English list; eight
     digits are read like a phone number. Only the digits 0-7 appear.
 
+Groups (issue #15)
+    With up to four people in a full mesh, every pair runs this exchange on its own data
+    channel, unchanged: the person admitted earlier (lower roster `order`) is the committer and
+    takes the therapist's part (FP(therapist) is the committer's fingerprint), the other the
+    client's. `group_pairs` names the pairs; docs/protocol.md "Verifying a group call".
+
 Abort
     A message out of order, a malformed one, or a reveal that does not match the commitment
     raises SasProtocolError and leaves the state machine aborted for good: the UI then says the
@@ -121,6 +127,19 @@ def render_code(digest: bytes) -> str:
 def sas_code(fp_therapist: str, fp_client: str, n_t: bytes, n_c: bytes) -> str:
     """The safety code both people read aloud, e.g. "0123 4567"."""
     return render_code(sas_bytes(fp_therapist, fp_client, n_t, n_c))
+
+
+def group_pairs(orders: Mapping[str, int]) -> list[tuple[str, str]]:
+    """Every pair of a group call as (committer, responder), by admission order.
+
+    `orders` maps each person's peer id to their admission `order` (the therapist 0). In each
+    pair the person admitted earlier commits (the therapist's part in a two-person call) and
+    is the impolite side of perfect negotiation; the pairs come sorted by those two orders.
+    """
+    if len(set(orders.values())) != len(orders):
+        raise ValueError("two people in a call never share an order")
+    people = sorted(orders, key=orders.__getitem__)
+    return [(a, b) for i, a in enumerate(people) for b in people[i + 1 :]]
 
 
 def encode_b64url(data: bytes) -> str:

@@ -12,6 +12,7 @@ import {
   SasProtocolError,
   canonicalFingerprint,
   commitment,
+  groupPairs,
   sasBytes,
   sasCode,
 } from "../../client_web/static/js/sas.js";
@@ -55,6 +56,31 @@ async function expectedForVector(vector) {
     therapist_code: await therapist.sasCode(vector.fp_therapist, vector.fp_client),
     client_code: await client.sasCode(vector.fp_therapist, vector.fp_client),
   };
+}
+
+/**
+ * Each pair of a group call, as test_sas.expected_for_group: who commits, and both codes.
+ * @param {{people: {peer_id: string, order: number, fp: string, nonce: string}[]}} group
+ */
+async function expectedForGroup(group) {
+  const people = new Map(group.people.map((person) => [person.peer_id, person]));
+  const orders = Object.fromEntries(group.people.map((person) => [person.peer_id, person.order]));
+  const pairs = [];
+  for (const [committerId, responderId] of groupPairs(orders)) {
+    const committer = /** @type {{fp: string, nonce: string}} */ (people.get(committerId));
+    const responder = /** @type {{fp: string, nonce: string}} */ (people.get(responderId));
+    const initiator = await CommitRevealInitiator.create(fromHex(committer.nonce));
+    const answerer = new CommitRevealResponder(fromHex(responder.nonce));
+    const reveal = await initiator.receive(await answerer.receive(initiator.start()));
+    await answerer.receive(reveal);
+    pairs.push({
+      committer: committerId,
+      responder: responderId,
+      committer_code: await initiator.sasCode(committer.fp, responder.fp),
+      responder_code: await answerer.sasCode(committer.fp, responder.fp),
+    });
+  }
+  return { pairs };
 }
 
 /**
@@ -127,6 +153,7 @@ const result = {
   vectors: await Promise.all(spec.vectors.map(expectedForVector)),
   invalid_fingerprints: spec.invalid_fingerprints.map(canonicalOrNull),
   protocol_cases: await Promise.all(spec.protocol_cases.map(runCase)),
+  group_vectors: await Promise.all(spec.group_vectors.map(expectedForGroup)),
   overlapping_reveals: await overlappingReveals(happyClient),
 };
 process.stdout.write(JSON.stringify(result));

@@ -27,6 +27,7 @@ from server.core.sas import (
     canonical_fingerprint,
     commitment,
     encode_b64url,
+    group_pairs,
     normalize_fingerprint,
     sas_bytes,
     sas_code,
@@ -70,6 +71,29 @@ def expected_for_vector(vector: dict[str, Any]) -> dict[str, Any]:
         "therapist_code": therapist.sas_code(fp_t, fp_c),
         "client_code": client.sas_code(fp_t, fp_c),
     }
+
+
+def expected_for_group(group: dict[str, Any]) -> dict[str, Any]:
+    """Each pair of a group call: who commits, and the code both of its pages show."""
+    people = {person["peer_id"]: person for person in group["people"]}
+    pairs = []
+    for committer_id, responder_id in group_pairs(
+        {peer_id: person["order"] for peer_id, person in people.items()}
+    ):
+        committer, responder = people[committer_id], people[responder_id]
+        initiator = CommitRevealInitiator(bytes.fromhex(committer["nonce"]))
+        answerer = CommitRevealResponder(bytes.fromhex(responder["nonce"]))
+        run_exchange(initiator, answerer)
+        fp_committer, fp_responder = committer["fp"], responder["fp"]
+        pairs.append(
+            {
+                "committer": committer_id,
+                "responder": responder_id,
+                "committer_code": initiator.sas_code(fp_committer, fp_responder),
+                "responder_code": answerer.sas_code(fp_committer, fp_responder),
+            }
+        )
+    return {"pairs": pairs}
 
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +170,46 @@ def test_python_rejects_what_is_not_a_sha256_fingerprint(fingerprint: str) -> No
         normalize_fingerprint(fingerprint)
 
 
+@pytest.mark.parametrize(("index", "group"), by_id(SPEC["group_vectors"]))
+def test_python_reproduces_the_group_vectors(index: int, group: dict[str, Any]) -> None:
+    assert expected_for_group(group) == group["expected"]
+
+
+def test_in_a_group_every_pair_is_checked_once_and_the_earlier_admitted_commits() -> None:
+    orders = {"guest": 2, "therapist": 0, "client-b": 3, "client-a": 1}
+    assert group_pairs(orders) == [
+        ("therapist", "client-a"),
+        ("therapist", "guest"),
+        ("therapist", "client-b"),
+        ("client-a", "guest"),
+        ("client-a", "client-b"),
+        ("guest", "client-b"),
+    ]
+    assert group_pairs({"therapist": 0, "client": 1}) == [("therapist", "client")]
+
+
+def test_a_group_where_two_people_share_an_order_is_refused() -> None:
+    with pytest.raises(ValueError, match="never share an order"):
+        group_pairs({"therapist": 0, "client-a": 1, "client-b": 1})
+
+
+def test_a_middleman_on_one_pair_of_a_group_shows_on_that_pair_only() -> None:
+    fps = {name: fingerprint_of(name.encode()) for name in ("therapist", "client-a", "guest")}
+    codes = {}
+    for committer, responder in group_pairs({"therapist": 0, "client-a": 1, "guest": 2}):
+        initiator, answerer = CommitRevealInitiator(N_T), CommitRevealResponder(N_C)
+        run_exchange(initiator, answerer)
+        # Mallory sits between client-a and the guest: each sees her certificate, not the other's
+        attacked = {committer, responder} == {"client-a", "guest"}
+        seen_by_responder = fingerprint_of(b"Mallory") if attacked else fps[committer]
+        seen_by_committer = fingerprint_of(b"Mallory 2") if attacked else fps[responder]
+        codes[(committer, responder)] = (
+            initiator.sas_code(fps[committer], seen_by_committer),
+            answerer.sas_code(seen_by_responder, fps[responder]),
+        )
+    assert {pair for pair, (a, b) in codes.items() if a != b} == {("client-a", "guest")}
+
+
 @pytest.mark.parametrize(("index", "case"), by_id(SPEC["protocol_cases"]))
 def test_python_follows_the_scripted_exchanges(index: int, case: dict[str, Any]) -> None:
     assert run_case(case) == case["expected"]
@@ -175,6 +239,13 @@ def test_javascript_reproduces_the_vectors(
     javascript_results: dict[str, Any], index: int, vector: dict[str, Any]
 ) -> None:
     assert javascript_results["vectors"][index] == vector["expected"]
+
+
+@pytest.mark.parametrize(("index", "group"), by_id(SPEC["group_vectors"]))
+def test_javascript_reproduces_the_group_vectors(
+    javascript_results: dict[str, Any], index: int, group: dict[str, Any]
+) -> None:
+    assert javascript_results["group_vectors"][index] == group["expected"]
 
 
 def test_javascript_rejects_the_same_fingerprints(javascript_results: dict[str, Any]) -> None:
@@ -323,6 +394,8 @@ def regenerate_expected_values() -> None:
         vector["expected"] = expected_for_vector(vector)
     for case in SPEC["protocol_cases"]:
         case["expected"] = run_case(case)
+    for group in SPEC["group_vectors"]:
+        group["expected"] = expected_for_group(group)
     VECTORS_PATH.write_text(json.dumps(SPEC, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
 

@@ -116,6 +116,8 @@ function relayCandidate(candidate) {
 /**
  * @typedef {object} CallOptions
  * @property {CallRole} role  the therapist is the impolite peer, the client the polite one
+ * @property {boolean} [polite]  a group call's pair (pairs.js): true for the person admitted
+ *   later. The impolite side commits in the safety-code exchange. Default: from `role`.
  * @property {(payload: RelayPayload) => boolean} send  deliver a payload to the other side;
  *   false when it could not be sent now (see `resync`)
  * @property {MediaStream | null} localStream  camera and microphone (null: receive only)
@@ -423,7 +425,7 @@ export class Call {
   /** @param {CallOptions} options */
   constructor(options) {
     this.#options = { ...options };
-    this.#polite = options.role === "client";
+    this.#polite = options.polite ?? options.role === "client";
     const onNetworkChange = () => this.restartIce();
     globalThis.addEventListener?.("online", onNetworkChange);
     this.#unlisten.push(() => globalThis.removeEventListener?.("online", onNetworkChange));

@@ -23,10 +23,21 @@
  * ICE servers come from `GET /api/v1/ice` at load (the connection check needs them before
  * the socket opens), then from every `welcome`, and are fetched again before the TURN
  * credentials expire in a long session.
+ *
+ * Group calls (issue #15): with more than two people the server sends `roster`; every other
+ * person present gets a pair of their own (mesh.js, one peer connection each) shown as a tile
+ * (tiles.js). The page's own call (`call`, the one the page logic starts and restarts) is the
+ * PRIMARY pair: the therapist on a client's page, the first admitted client on the
+ * therapist's; if that client leaves, the next one's pair becomes the primary one. Chat,
+ * screen sharing and the features stream stay on the primary pair. The upstream video budget
+ * is shared by the pairs (pairs.js `pairVideoCap`).
  */
 
 import { Call, fetchIceConfiguration, networkLevel, qualityLevel, videoBitrateCapFor } from "./call.js";
 import { bindMediaToggles, byId, playStream, renderQuality, safetyCodeView } from "./callview.js";
+import { Mesh } from "./mesh.js";
+import { THERAPIST_PEER_ID, pairVideoCap, parseRoster, tileName } from "./pairs.js";
+import { mountTiles, remoteSpeaking } from "./tiles.js";
 import { chatParts, mountChat } from "./chat.js";
 import { describeMediaError, openMedia, stopMedia } from "./devices.js";
 import { t } from "./i18n.js";
@@ -74,7 +85,15 @@ const NO_ICE_SERVERS = Object.freeze({ iceServers: [], iceTransportPolicy: "all"
  * @property {(text: string) => void} [onChatReceived]  a chat message arrived (after it is shown)
  * @property {(stream: MediaStream | null) => void} [onScreenChange]  this page started or
  *   stopped sharing its screen (a call prepared ahead must be prepared again)
+ * @property {(person: RosterPerson | null) => void} [onPrimaryChange]  the therapist's page:
+ *   the primary client left the roster, and this person's running pair is the page's call
+ *   now (null: nobody else is in the call)
  */
+
+/** @typedef {import("./pairs.js").RosterPerson} RosterPerson */
+
+/** How often the tiles' speaking rings follow the received audio level. */
+const SPEAKING_INTERVAL_MS = 300;
 
 /** The call section's elements, the same ids on both pages. */
 function callElements() {
@@ -149,6 +168,21 @@ export class CallPage {
   chat;
   /** Screen sharing (screenshare.js), if the page has its elements. */
   screen;
+  /** @type {Mesh<Call>} the group call's other pairs (none in a two-person call) */
+  mesh;
+  /** @type {string | null} this page's peer id, from `welcome` (null: a server without groups) */
+  myPeerId = null;
+  /** @type {string | null} who the page's own call is with, once known (peer id) */
+  primaryPeerId = null;
+  /** @type {RosterPerson[] | null} the last roster (null: none yet, a two-person server) */
+  roster = null;
+  /** @type {number | null} the video cap the measured network asks for, before sharing out */
+  #networkCap = null;
+  #tiles;
+  /** @type {Map<string, import("./tiles.js").Tile>} */
+  #pairTiles = new Map();
+  /** @type {ReturnType<typeof setInterval> | null} */
+  #speakingTimer = null;
 
   /** @param {CallPageOptions} options */
   constructor(options) {
@@ -188,7 +222,10 @@ export class CallPage {
     this.#toggles = bindMediaToggles(
       { mute: el.mute, camera: el.camera },
       () => this.localStream,
-      (state) => this.call?.sendMediaState(state),
+      (state) => {
+        this.call?.sendMediaState(state);
+        for (const { call } of this.mesh.entries()) call.sendMediaState(state);
+      },
     );
     el.codesMatch.addEventListener("click", () => {
       this.call?.confirmSafetyCode();
@@ -199,6 +236,28 @@ export class CallPage {
       el.remoteVideo.muted = false;
       void el.remoteVideo.play().catch(() => {});
       el.sound.hidden = true;
+    });
+    this.#tiles = mountTiles({
+      stage: /** @type {HTMLElement} */ (el.remoteVideo.parentElement),
+      primaryVideo: el.remoteVideo,
+      codes: document.getElementById("pair-codes"),
+    });
+    this.#tiles.setPrimaryName(options.peerName);
+    this.mesh = new Mesh({
+      makeCall: ({ peerId, polite }) =>
+        new Call({
+          role: options.role,
+          polite,
+          localStream: this.localStream,
+          configuration: this.configuration ?? { ...NO_ICE_SERVERS },
+          send: (payload) => this.#relay(payload, peerId),
+        }),
+      onAdded: (peerId, call, person) => this.#addPair(peerId, call, person),
+      onRemoved: (peerId) => {
+        this.#pairTiles.get(peerId)?.remove();
+        this.#pairTiles.delete(peerId);
+      },
+      onChanged: (peerId, person) => this.#pairTiles.get(peerId)?.setName(this.#nameOf(person)),
     });
     this.#exposeForDiagnostics();
     this.#bindPageLifetime();
@@ -234,6 +293,9 @@ export class CallPage {
   async applyLocalStream() {
     this.#toggles.refresh();
     if (this.call && this.localStream) await this.call.replaceLocalStream(this.localStream);
+    for (const { call } of this.mesh.entries()) {
+      if (this.localStream) await call.replaceLocalStream(this.localStream);
+    }
   }
 
   /**
@@ -262,6 +324,10 @@ export class CallPage {
       videoOff: this.videoOff,
     }));
     connection.on("welcome", (welcome) => {
+      const peerId = /** @type {{peer_id?: unknown}} */ (welcome).peer_id;
+      if (typeof peerId === "string" && peerId) this.myPeerId = peerId;
+      if (this.#options.role === "client") this.primaryPeerId = THERAPIST_PEER_ID;
+      this.mesh.resync();
       this.setIceConfiguration(
         { iceServers: [...welcome.ice_servers], iceTransportPolicy: welcome.ice_transport_policy },
         welcome.ice_ttl_seconds,
@@ -269,6 +335,9 @@ export class CallPage {
     });
     connection.on("state", ({ state, code }) => {
       if (!this.finished) this.#options.onConnectionState(state, code);
+    });
+    connection.on("message", (message) => {
+      if (/** @type {{type: string}} */ (message).type === "roster") this.#onRoster(message);
     });
     this.screen?.listen(connection); // before the page: a new call finds the share state set
     subscribe(connection);
@@ -280,11 +349,144 @@ export class CallPage {
   }
 
   /**
-   * Relay signaling to the other party through the session connection.
+   * Relay signaling to another person through the session connection: to `to`, or to the
+   * primary pair's person. The addressee is named once the server has sent a roster (a server
+   * that sends none knows two people only, and the relay goes to the other one).
    * @param {import("./call.js").RelayPayload} payload
+   * @param {string | null} [to]
    */
-  #relay(payload) {
-    return this.connection?.send({ type: "relay", payload }) ?? false;
+  #relay(payload, to = this.primaryPeerId) {
+    /** @type {import("./protocol_types.js").RelayMessage & {to?: string}} */
+    const message = { type: "relay", payload };
+    if (this.roster !== null && to) message.to = to;
+    return this.connection?.send(message) ?? false;
+  }
+
+  // --- the group: roster, pairs, tiles -------------------------------------------------------
+
+  /**
+   * A `signal-relay` for one of the mesh's pairs (true: taken), or for the page's own call.
+   * @param {{from?: unknown, payload: import("./call.js").RelayPayload}} message
+   * @returns {boolean}
+   */
+  routeSignal(message) {
+    const from = typeof message.from === "string" ? message.from : undefined;
+    if (from === undefined || this.primaryPeerId === null || from === this.primaryPeerId) return false;
+    return this.mesh.handleSignal(from, message.payload);
+  }
+
+  /**
+   * Whether a person the server names (`peer-joined`, `peer-left`, …) is the one the page's
+   * own call is with. The therapist's page takes the first client it hears of as its primary;
+   * a message without a peer id (a two-person server) is always about the other one.
+   * @param {unknown} peerId
+   * @returns {boolean}
+   */
+  isPrimary(peerId) {
+    // without a peer id: the other one of two; in a group it is ambiguous, the roster decides
+    if (typeof peerId !== "string" || !peerId) return !this.inGroup;
+    this.primaryPeerId ??= peerId;
+    return this.primaryPeerId === peerId;
+  }
+
+  /** More than two people are in the call (the last roster says so). */
+  get inGroup() {
+    return (this.roster?.length ?? 0) > 2;
+  }
+
+  /** @param {unknown} message */
+  #onRoster(message) {
+    const roster = parseRoster(message);
+    if (!roster || this.finished) return;
+    this.roster = roster;
+    const me = this.myPeerId;
+    if (me === null) return;
+    const others = roster.filter((person) => person.peer_id !== me);
+    const primary = this.#options.role === "client" ? THERAPIST_PEER_ID : this.primaryPeerId;
+    const present = others.filter((person) => person.present);
+    // the therapist's page: the client it has (or the first admitted client) before a guest
+    const next =
+      this.#options.role === "client" ||
+      (primary !== null && others.some((person) => person.peer_id === primary))
+        ? primary
+        : ((present.find((person) => person.kind === "client") ?? present[0])?.peer_id ?? null);
+    const promoted = next !== null && next !== primary ? this.mesh.get(next) : null;
+    if (next !== primary) this.primaryPeerId = next;
+    const person = others.find((candidate) => candidate.peer_id === next);
+    if (person && this.#options.role === "therapist" && person.label) this.setPeerName(person.label);
+    if (person) this.#tiles.setPrimaryName(this.#nameOf(person));
+    if (promoted && person) {
+      // the primary client left: the next one's running pair becomes the page's call
+      this.#forget(next ?? "");
+      this.endCall();
+      this.ensureCall(() => promoted);
+      this.#options.onPrimaryChange?.(person);
+    } else if (primary !== null && next === null && this.#options.role === "therapist") {
+      this.endCall(); // the primary client left and nobody else is in the call
+      this.#options.onPrimaryChange?.(null);
+    }
+    this.mesh.update(roster, me, this.primaryPeerId);
+    this.#shareVideoBudget();
+  }
+
+  /**
+   * Forget a pair's tile without closing its call (it moves to the primary place).
+   * @param {string} peerId
+   */
+  #forget(peerId) {
+    this.#pairTiles.get(peerId)?.remove();
+    this.#pairTiles.delete(peerId);
+    this.mesh.release(peerId);
+  }
+
+  /** @param {{label: string, kind: RosterPerson["kind"]}} person */
+  #nameOf(person) {
+    return tileName(person, { guest: t("guest"), therapist: t("therapist") });
+  }
+
+  /**
+   * @param {string} peerId
+   * @param {Call} call
+   * @param {RosterPerson} person
+   */
+  #addPair(peerId, call, person) {
+    const tile = this.#tiles.add(peerId, this.#nameOf(person), () => call.confirmSafetyCode());
+    this.#pairTiles.set(peerId, tile);
+    call.setAudioOnly(this.#audioOnly);
+    call.sendMediaState(this.#toggles.state());
+    call.on("remote-stream", ({ stream }) => playStream(tile.video, stream, {}));
+    call.on("safety-code", ({ code }) => tile.setCode(code));
+    call.on("safety-code-reset", () => tile.setCode(null));
+    call.on("safety-code-failed", () => tile.setCode(null));
+    call.on("peer-confirmed", () => tile.confirmedByPeer());
+    if (call.remoteStream) playStream(tile.video, call.remoteStream, {});
+    if (call.safetyCode) tile.setCode(call.safetyCode);
+    this.#watchSpeaking();
+  }
+
+  /** Ring the tile of whoever speaks, from the received audio level (nothing is sent). */
+  #watchSpeaking() {
+    if (this.#speakingTimer !== null) return;
+    this.#speakingTimer = setInterval(() => {
+      for (const { peerId, call } of this.mesh.entries()) {
+        this.#pairTiles.get(peerId)?.setSpeaking(remoteSpeaking(call.pc));
+      }
+      const primaryTile = this.elements.remoteVideo.parentElement;
+      if (primaryTile?.classList.contains("tile")) {
+        primaryTile.classList.toggle("is-speaking", remoteSpeaking(this.call?.pc ?? null));
+      }
+    }, SPEAKING_INTERVAL_MS);
+  }
+
+  /** Each pair's video cap: the network's cap shared by everyone this page sends to. */
+  #shareVideoBudget() {
+    const calls = [this.call, ...this.mesh.entries().map((entry) => entry.call)].filter(
+      (call) => call !== null && !call.closed,
+    );
+    const cap = this.#audioOnly ? null : pairVideoCap(this.#networkCap, calls.length);
+    for (const call of calls) {
+      if (call && cap !== call.videoBitrateCap) void call.setVideoBitrateCap(cap);
+    }
   }
 
   // --- ICE servers ---------------------------------------------------------------------------
@@ -326,6 +528,7 @@ export class CallPage {
     this.#audioOnly = on;
     this.elements.audioOnly.setAttribute("aria-pressed", String(on));
     this.call?.setAudioOnly(on);
+    for (const { call } of this.mesh.entries()) call.setAudioOnly(on);
     this.#renderMode();
   }
 
@@ -367,6 +570,7 @@ export class CallPage {
     if (this.call && !this.call.closed) return this.call;
     const call = make();
     this.call = call;
+    this.#networkCap = null; // a new primary call measures its network afresh
     const el = this.elements;
     call.setAudioOnly(this.#audioOnly);
     call.on("peer-mode", ({ audioOnly }) => {
@@ -389,8 +593,14 @@ export class CallPage {
       this.extras?.refresh(); // the peer connection exists now: the feature stream may start
       playStream(el.remoteVideo, stream, { needsGesture: () => (el.sound.hidden = false) });
     });
-    call.on("safety-code", ({ code }) => this.#safety.show(code));
-    call.on("safety-code-reset", () => this.#safety.waiting());
+    call.on("safety-code", ({ code }) => {
+      this.#safety.show(code);
+      this.#tiles.setPrimaryCode(code);
+    });
+    call.on("safety-code-reset", () => {
+      this.#safety.waiting();
+      this.#tiles.setPrimaryCode(null);
+    });
     call.on("safety-code-failed", () => this.#safety.failed());
     call.on("peer-confirmed", () => this.#safety.confirmedByPeer());
     call.on("peer-media", (state) => this.#showPeerMedia(state));
@@ -403,8 +613,16 @@ export class CallPage {
       if (text !== null) el.callStatus.textContent = text;
     });
     this.#safety.waiting();
+    if (call.remoteStream) {
+      playStream(el.remoteVideo, call.remoteStream, { needsGesture: () => (el.sound.hidden = false) });
+    }
+    if (call.safetyCode) {
+      this.#safety.show(call.safetyCode);
+      this.#tiles.setPrimaryCode(call.safetyCode);
+    }
     call.start();
     this.extras?.refresh();
+    this.#shareVideoBudget();
     return call;
   }
 
@@ -415,6 +633,7 @@ export class CallPage {
     this.call = null;
     this.elements.remoteVideo.srcObject = null;
     this.#safety.idle();
+    this.#tiles.setPrimaryCode(null);
     this.#showPeerMedia({ audio: true, video: true });
   }
 
@@ -443,6 +662,7 @@ export class CallPage {
   setPeerName(name) {
     this.#peerName = name;
     this.#safety.setPeerName(name);
+    this.#tiles.setPrimaryName(name);
   }
 
   /** Measure the call's quality every two seconds (from now until the page finishes). */
@@ -468,8 +688,8 @@ export class CallPage {
         this.elements.audioOnlyHint.hidden = audioOnly || quality.level !== "poor";
         const calm = this.#calmSamples;
         this.#calmSamples = networkLevel(quality) === "good" ? calm + 1 : 0;
-        const cap = this.#audioOnly ? null : videoBitrateCapFor(quality, call.videoBitrateCap, calm);
-        if (cap !== call.videoBitrateCap) await call.setVideoBitrateCap(cap);
+        this.#networkCap = this.#audioOnly ? null : videoBitrateCapFor(quality, this.#networkCap, calm);
+        this.#shareVideoBudget();
       } catch {
         // the connection closed meanwhile
       }
@@ -484,6 +704,9 @@ export class CallPage {
     if (this.#iceRefreshTimer !== null) clearTimeout(this.#iceRefreshTimer);
     this.#iceRefreshTimer = null;
     this.endCall();
+    this.mesh.clear();
+    if (this.#speakingTimer !== null) clearInterval(this.#speakingTimer);
+    this.#speakingTimer = null;
     if (this.#qualityTimer !== null) clearInterval(this.#qualityTimer);
     this.#qualityTimer = null;
     stopMedia(this.localStream);
@@ -507,6 +730,7 @@ export class CallPage {
       // checks and resume token only when the session stops)
       this.finished = true;
       this.call?.close();
+      this.mesh.clear();
       this.connection?.close();
     });
   }
@@ -525,6 +749,18 @@ export class CallPage {
         },
         get pc() {
           return page.call?.pc ?? null;
+        },
+        /** Every pair of the call: the primary one first, then the mesh's. */
+        get pairs() {
+          const primary = page.call && !page.call.closed ? [{ peerId: page.primaryPeerId, call: page.call }] : [];
+          return [...primary, ...page.mesh.entries()].map(({ peerId, call }) => ({
+            peerId,
+            pc: call.pc,
+            safetyCode: call.safetyCode,
+          }));
+        },
+        get myPeerId() {
+          return page.myPeerId;
         },
         get localStream() {
           return page.localStream;

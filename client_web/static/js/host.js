@@ -92,6 +92,18 @@ const page = new CallPage({
     if (state !== "open") updateStandby();
   },
   onChatReceived: () => side.announce(`New message from ${clientLabel}`),
+  onPrimaryChange: (person) => {
+    if (!person) {
+      if (clientInCall) noClient(`${clientLabel} left the call.`);
+      return;
+    }
+    // the first client left a group call: the call goes on with the next one
+    clientLabel = person.label || clientLabel;
+    clientInCall = true;
+    el.sendBack.disabled = false;
+    callStatus.textContent = `In the call with ${clientLabel}`;
+    updateStandby();
+  },
   onScreenChange: () => {
     // a call prepared ahead holds the old tracks: prepare again with (or without) the screen
     standby?.close();
@@ -302,7 +314,9 @@ el.noteForm.addEventListener("submit", (event) => {
 });
 
 el.sendBack.addEventListener("click", () => {
-  page.connection?.send({ type: "send-back" });
+  // in a group the server needs to know whom: the client of the page's own call
+  const whom = page.roster !== null && page.primaryPeerId ? { peer_id: page.primaryPeerId } : {};
+  page.connection?.send({ type: "send-back", ...whom });
 });
 el.end.addEventListener("click", () => el.endDialog.showModal());
 el.endCancel.addEventListener("click", () => el.endDialog.close());
@@ -344,8 +358,8 @@ function subscribe(conn) {
     updateStandby();
   });
   conn.on("lobby", ({ waiting }) => renderLobby(waiting ?? []));
-  conn.on("peer-joined", ({ role, label, resumed }) => {
-    if (role !== "client") return;
+  conn.on("peer-joined", ({ role, label, resumed, ...rest }) => {
+    if (role === "therapist" || !page.isPrimary(peerIdOf(rest))) return; // others: the mesh's
     if (typeof label === "string" && label) {
       clientLabel = label;
       page.setPeerName(label);
@@ -360,8 +374,8 @@ function subscribe(conn) {
       freshCall();
     }
   });
-  conn.on("peer-left", ({ role, reconnecting }) => {
-    if (role !== "client") return;
+  conn.on("peer-left", ({ role, reconnecting, ...rest }) => {
+    if (role === "therapist" || !page.isPrimary(peerIdOf(rest))) return;
     if (!clientInCall) return; // already over (sent back, or consent withdrawn)
     if (reconnecting) {
       callStatus.textContent = `${clientLabel} is reconnecting…`;
@@ -382,8 +396,10 @@ function subscribe(conn) {
   conn.on("panel-state", ({ safety_alerts }) => {
     for (const alert of [...(safety_alerts ?? [])].reverse()) measureAlert(alert);
   });
-  conn.on("signal-relay", ({ payload }) => {
-    if (!clientInCall || page.finished) return;
+  conn.on("signal-relay", (message) => {
+    const { payload } = message;
+    if (page.finished || page.routeSignal(message)) return; // a group pair's: the mesh takes it
+    if (!clientInCall) return;
     ensureCall().handleSignal(payload);
   });
   conn.on("error", ({ code }) => {
@@ -391,11 +407,20 @@ function subscribe(conn) {
     if (words) showAlert(words);
   });
   conn.on("session-ended", () => ended("The client's link no longer works."));
-  conn.on("consent-changed", ({ purpose, decision }) => {
-    if (purpose === "telehealth" && decision === "withdrawn") {
+  conn.on("consent-changed", ({ purpose, decision, ...rest }) => {
+    if (purpose === "telehealth" && decision === "withdrawn" && page.isPrimary(peerIdOf(rest))) {
       noClient(`${clientLabel} withdrew the telehealth consent: the call has ended.`);
     }
   });
+}
+
+/**
+ * The peer id a group call's server adds to a message about one person (undefined before).
+ * @param {object} fields
+ */
+function peerIdOf(fields) {
+  const peerId = /** @type {{peer_id?: unknown}} */ (fields).peer_id;
+  return typeof peerId === "string" ? peerId : undefined;
 }
 
 /** @param {string} text */

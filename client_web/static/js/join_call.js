@@ -157,8 +157,9 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
         waiting.show(waitingText());
       }
     });
-    conn.on("signal-relay", ({ payload }) => {
-      if (!admitted || page.finished) return;
+    conn.on("signal-relay", (message) => {
+      const { payload } = message;
+      if (!admitted || page.finished || page.routeSignal(message)) return; // a group pair's
       if (!canCall()) {
         earlySignals.push(payload);
         return;
@@ -169,6 +170,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     conn.on("sent-back", () => {
       admitted = false;
       endCall();
+      page.mesh.clear(); // out of the call: no pair with anyone
       waiting.show(t("Your therapist has asked you to wait a moment. Please keep this page open."));
     });
     conn.on("denied", () => onDenied());

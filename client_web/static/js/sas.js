@@ -17,7 +17,7 @@
  * `crypto.getRandomValues(new Uint8Array(NONCE_BYTES))`.
  *
  * Names map to sas.py in camelCase: commitment, canonicalFingerprint, normalizeFingerprint,
- * sasBytes, renderCode, sasCode, encodeB64url, CommitRevealInitiator, CommitRevealResponder,
+ * sasBytes, renderCode, sasCode, groupPairs, encodeB64url, CommitRevealInitiator, CommitRevealResponder,
  * SasProtocolError, SasState. Differences forced by async hashing: the initiator is built with
  * `await CommitRevealInitiator.create(nonce)`, `receive()` and `sasCode()` return promises, and
  * the responder passes through the state "checking" while it hashes a reveal.
@@ -168,6 +168,26 @@ export function renderCode(digest) {
  */
 export async function sasCode(fpTherapist, fpClient, nT, nC) {
   return renderCode(await sasBytes(fpTherapist, fpClient, nT, nC));
+}
+
+/**
+ * Every pair of a group call as [committer, responder], by admission order (sas.py
+ * `group_pairs`): the person admitted earlier commits, as the therapist does in a two-person
+ * call, and is the pair's impolite side; the pairs come sorted by those two orders.
+ * @param {Record<string, number>} orders  peer id → admission order (the therapist 0)
+ * @returns {Array<[string, string]>}
+ */
+export function groupPairs(orders) {
+  const people = Object.keys(orders).sort((a, b) => orders[a] - orders[b]);
+  if (new Set(Object.values(orders)).size !== people.length) {
+    throw new Error("two people in a call never share an order");
+  }
+  /** @type {Array<[string, string]>} */
+  const pairs = [];
+  people.forEach((a, i) => {
+    for (const b of people.slice(i + 1)) pairs.push([a, b]);
+  });
+  return pairs;
 }
 
 /**

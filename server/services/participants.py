@@ -258,6 +258,13 @@ async def reissue(
     return issued
 
 
+async def count_present(db: Database, session_id: str) -> int:
+    """How many people besides the therapist take part in the session (a visit's own page
+    says who else may see and hear them)."""
+    async with db.read() as conn:
+        return len(await pq.present(conn, session_id))
+
+
 def as_seen_by(session: TherapySession, participant: ParticipantRow) -> TherapySession:
     """The session as one client participant's emails and pages name it: their own client id,
     alias and language (the session's primary client stays in `sessions.client_id`)."""

@@ -33,7 +33,7 @@ from server.keys import (
 )
 from server.security.redirects import safe_next
 from server.services import accounts as account_service
-from server.services import admin_accounts, scheduling, two_factor
+from server.services import admin_accounts, participants, scheduling, two_factor
 from server.web.account_links import deliver_account_link
 from server.web.account_pages import after_password, after_sign_in
 from server.web.api.auth import sign_in
@@ -564,6 +564,7 @@ async def visit(request: web.Request) -> web.StreamResponse:
             "link_problem.html", request, {"too_early": False}, status=404
         )
     await _live_sessions_can_start(request)
+    together = await participants.count_present(request.app[DB], current.session.id) > 1
     return aiohttp_jinja2.render_template(
         "visit.html",
         request,
@@ -574,6 +575,7 @@ async def visit(request: web.Request) -> web.StreamResponse:
             # asked of the session's own client only (one check per session, for now)
             "safety_check": request.app[SETTINGS].safety_check and current.is_session_client,
             "guest": current.is_guest,
+            "together": together,  # others besides the therapist see and hear this person
         },
     )
 

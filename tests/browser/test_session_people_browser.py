@@ -93,6 +93,8 @@ async def test_the_therapist_adds_a_guest_and_a_second_client_each_with_their_ow
     await guest.goto(guest_link)
     await expect(guest.get_by_text("guest of this session")).to_be_visible()
     assert await guest.get_by_role("link", name="Your progress").count() == 0
+    assert await _violations(guest, axe_source) == []
+    await screenshots(guest, tmp_path / f"guest-{size}", back_to=PHONE_SIZE, full_page=True)
 
     page.once("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Remove Interpreter").click()

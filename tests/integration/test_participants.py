@@ -258,6 +258,7 @@ async def test_a_guest_gives_only_their_own_telehealth_consent_and_reaches_no_cl
     assert receipt["client"] == "Interpreter"
     page = await (await visitor.get("/visit")).text()
     assert "guest of this session" in page and "/visit/progress" not in page
+    assert "Only the people in this session see and hear you" in page
 
 
 async def test_removing_a_person_ends_their_link_and_cookie_and_nobody_else_s(

@@ -31,7 +31,7 @@ from server.core.models import Account, Role
 from server.keys import AUDIT, DB
 from server.services import scheduling
 from server.settings import Settings
-from tests.conftest import add_account
+from tests.conftest import add_account, with_migrated_database
 from tests.integration.test_email import Mailbox, _free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -133,9 +133,11 @@ class BrowserHarness:
 
 async def start_site(aiohttp_server: Any, tmp_path: Path, **settings: Any) -> LiveSite:
     """The app on a fixed loopback port, so the invite links it prints are openable, with
-    these settings besides its data directory, host and port."""
+    these settings besides its data directory (its database already migrated), host and
+    port."""
     port = unused_port()
-    configured = Settings(data_dir=tmp_path / "data", host="127.0.0.1", port=port, **settings)
+    data_dir = with_migrated_database(tmp_path / "data")
+    configured = Settings(data_dir=data_dir, host="127.0.0.1", port=port, **settings)
     app = create_app(configured)
     await aiohttp_server(app, host="127.0.0.1", port=port)
     return LiveSite(app=app, base_url=configured.base_url)

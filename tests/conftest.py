@@ -1,4 +1,10 @@
-"""Shared fixtures: a controllable clock, settings in a temp dir, the app under test."""
+"""Shared fixtures: a controllable clock, settings in a temp dir, the app under test.
+
+Two costs are cut for every test, neither changing what a test can observe: each data
+directory starts from a copy of a database migrated once per run (`data_dir`), and Argon2id
+hashes passwords at a test cost (`password_hashing_at_test_cost`) unless a test is marked
+`production_password_cost`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import atexit
 import functools
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,16 +22,35 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
 
 from server.app import create_app
 from server.core.models import Account, Role
 from server.db.engine import Database
 from server.db.migrate import upgrade_to_head
 from server.keys import AUDIT, DB
+from server.security import passwords
 from server.services.accounts import create_account
 from server.settings import Settings
 
 PASSWORD = "a calm and long passphrase"
+# Argon2id as in production but at its smallest cost: ~0.1 ms instead of 50-100 ms a hash or
+# a verification on these machines, which the thousands of sign-ins in the suite add up.
+TEST_COST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def password_hashing_at_test_cost(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In-process servers hash and verify with TEST_COST_HASHER (same algorithm and code
+    path, hashes still verified for real); `attune` subprocesses and tests marked
+    `production_password_cost` (tests/unit/test_passwords.py) keep the production cost."""
+    if request.node.get_closest_marker("production_password_cost"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", TEST_COST_HASHER)
+        patch.setattr(passwords, "_DUMMY_HASH", TEST_COST_HASHER.hash("attune-dummy-password"))
+        yield
 
 
 class FakeClock:

@@ -1,6 +1,8 @@
 """Browser fixtures: a real Attune server on a TCP port and Debian's headless Chromium.
 
-The server and Playwright share the test's event loop: aiohttp serves while Playwright awaits.
+The server and Playwright share the run's event loop: aiohttp serves while Playwright awaits.
+Each test gets its own server and data directory; Playwright's driver and Chromium (one process
+per set of flags) are started once per run, and each test's browser contexts are closed after it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Browser fixtures: a real Attune server on a TCP port and Debian's headless Chromium.
 
-The server and Playwright share the test's event loop: aiohttp serves while Playwright awaits.
+The server and Playwright share the run's event loop: aiohttp serves while Playwright awaits.
+Each test gets its own server and data directory; Playwright's driver and Chromium (one process
+per set of flags) are started once per run, and each test's browser contexts are closed after it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from playwright.async_api import (
     ConsoleMessage,
     Error,
     Page,
+    Playwright,
     ViewportSize,
     async_playwright,
     expect,
@@ -31,7 +34,7 @@ from server.core.models import Account, Role
 from server.keys import AUDIT, DB
 from server.services import scheduling
 from server.settings import Settings
-from tests.conftest import add_account
+from tests.conftest import add_account, with_migrated_database
 from tests.integration.test_email import Mailbox, _free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -133,9 +136,11 @@ class BrowserHarness:
 
 async def start_site(aiohttp_server: Any, tmp_path: Path, **settings: Any) -> LiveSite:
     """The app on a fixed loopback port, so the invite links it prints are openable, with
-    these settings besides its data directory, host and port."""
+    these settings besides its data directory (its database already migrated), host and
+    port."""
     port = unused_port()
-    configured = Settings(data_dir=tmp_path / "data", host="127.0.0.1", port=port, **settings)
+    data_dir = with_migrated_database(tmp_path / "data")
+    configured = Settings(data_dir=data_dir, host="127.0.0.1", port=port, **settings)
     app = create_app(configured)
     await aiohttp_server(app, host="127.0.0.1", port=port)
     return LiveSite(app=app, base_url=configured.base_url)
@@ -153,7 +158,7 @@ async def emergency_site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
     return await start_site(aiohttp_server, tmp_path, clinic_emergency_number="112")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's Chromium; missing is a failure on CI and a skip elsewhere."""
     if not CHROMIUM.exists():
@@ -163,32 +168,66 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    """One headless browser per test, so tests stay independent."""
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium, args=list(CHROMIUM_ARGS), headless=True
-        )
-        try:
-            yield launched
-        finally:
+class LaunchedBrowsers:
+    """One headless Chromium per set of command-line flags, launched at its first use and
+    kept for the run (a launch and Playwright's driver cost 1-2 s per test on these machines);
+    launched again if it crashed or a test closed it."""
+
+    def __init__(self, playwright: Playwright, chromium: Path) -> None:
+        self._playwright, self._chromium = playwright, chromium
+        self._browsers: dict[tuple[str, ...], Browser] = {}
+
+    async def get(self, args: tuple[str, ...]) -> Browser:
+        """The running browser with these flags, with no browser context left open."""
+        launched = self._browsers.get(args)
+        if launched is None or not launched.is_connected():
+            launched = await self._playwright.chromium.launch(
+                executable_path=self._chromium, args=list(args), headless=True
+            )
+            self._browsers[args] = launched
+        assert launched.contexts == [], "a previous test left a browser context open"
+        return launched
+
+    async def close(self) -> None:
+        for launched in self._browsers.values():
             await launched.close()
 
 
+@pytest.fixture(scope="session")
+async def launched_browsers(chromium: Path) -> AsyncIterator[LaunchedBrowsers]:
+    """Playwright's driver and the browsers it launched, for the whole run."""
+    async with async_playwright() as playwright:
+        browsers = LaunchedBrowsers(playwright, chromium)
+        try:
+            yield browsers
+        finally:
+            await browsers.close()
+
+
+async def close_contexts(launched: Browser) -> None:
+    """Close every browser context (and so every page) the test opened."""
+    for context in launched.contexts:
+        await context.close()
+
+
 @pytest.fixture
-async def media_browser(chromium: Path) -> AsyncIterator[Browser]:
-    """One headless browser per test with a fake camera and microphone, for the call pages."""
+async def browser(launched_browsers: LaunchedBrowsers) -> AsyncIterator[Browser]:
+    """A headless browser for the test alone: every page opens in a new browser context (own
+    cookies, storage and cache, as separate as another browser), and the test's contexts are
+    closed after it, so the next test finds none. The Chromium process is shared by the run."""
+    launched = await launched_browsers.get(CHROMIUM_ARGS)
+    yield launched
+    await close_contexts(launched)
+
+
+@pytest.fixture
+async def media_browser(launched_browsers: LaunchedBrowsers) -> AsyncIterator[Browser]:
+    """The same with a fake camera and microphone, for the call pages."""
     from tests.browser.video_helpers import MEDIA_ARGS  # the call tests' media flags
 
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium, args=[*CHROMIUM_ARGS, *MEDIA_ARGS], headless=True
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    launched = await launched_browsers.get((*CHROMIUM_ARGS, *MEDIA_ARGS))
+    yield launched
+    await close_contexts(launched)
 
 
 @pytest.fixture

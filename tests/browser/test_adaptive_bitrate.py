@@ -22,6 +22,7 @@ from tests.bottleneck import Bottleneck, bottleneck
 from tests.browser.conftest import BrowserHarness, LiveSite
 from tests.browser.test_turn_relay import both_in_room, selected_pair
 from tests.browser.video_helpers import wait_for_video
+from tests.conftest import with_migrated_database
 from tests.coturn import Coturn, running_coturn
 
 pytestmark = pytest.mark.browser
@@ -102,7 +103,7 @@ async def site(aiohttp_server: Any, tmp_path: Path, link: Bottleneck) -> LiveSit
     browser can go round it over TCP)."""
     port = unused_port()
     settings = Settings(
-        data_dir=tmp_path / "data",
+        data_dir=with_migrated_database(tmp_path / "data"),
         host="127.0.0.1",
         port=port,
         turn_urls=(f"turn:127.0.0.1:{link.port}?transport=udp",),

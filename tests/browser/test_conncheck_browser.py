@@ -11,13 +11,20 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import unused_port
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Page
 
 from server.app import create_app
 from server.realtime.conncheck import CONNECTION_CHECKS
 from server.settings import Settings
 from server.web.identity import require_client
-from tests.browser.conftest import CHROMIUM_ARGS, BrowserHarness, LiveSite
+from tests.browser.conftest import (
+    CHROMIUM_ARGS,
+    BrowserHarness,
+    LaunchedBrowsers,
+    LiveSite,
+    close_contexts,
+)
+from tests.conftest import with_migrated_database
 from tests.integration.test_conncheck import CONNCHECK, eventually, with_conncheck
 
 pytestmark = pytest.mark.browser
@@ -84,7 +91,8 @@ async def check_page(request: web.Request) -> web.StreamResponse:
 async def site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
     """The app with the connection check wired in, plus the test page."""
     port = unused_port()
-    settings = Settings(data_dir=tmp_path / "data", host="127.0.0.1", port=port)
+    data_dir = with_migrated_database(tmp_path / "data")
+    settings = Settings(data_dir=data_dir, host="127.0.0.1", port=port)
     app = with_conncheck(create_app(settings))
     app.router.add_get(CHECK_PAGE, check_page)
     await aiohttp_server(app, host="127.0.0.1", port=port)
@@ -97,16 +105,14 @@ def browser_args() -> tuple[str, ...]:
 
 
 @pytest.fixture
-async def harness(chromium: Path, browser_args: tuple[str, ...]) -> AsyncIterator[BrowserHarness]:
-    """One headless browser per test; records CSP violations and page errors."""
-    async with async_playwright() as playwright:
-        browser: Browser = await playwright.chromium.launch(
-            executable_path=chromium, args=list(browser_args), headless=True
-        )
-        try:
-            yield BrowserHarness(browser)
-        finally:
-            await browser.close()
+async def harness(
+    launched_browsers: LaunchedBrowsers, browser_args: tuple[str, ...]
+) -> AsyncIterator[BrowserHarness]:
+    """A headless browser with these flags (its contexts the test's own, closed after it);
+    records CSP violations and page errors."""
+    browser = await launched_browsers.get(browser_args)
+    yield BrowserHarness(browser)
+    await close_contexts(browser)
 
 
 async def client_on_check_page(site: LiveSite, harness: BrowserHarness) -> Page:

@@ -23,6 +23,7 @@ from tests.browser import test_accessibility_axe
 from tests.browser.conftest import LAPTOP_SIZE, MOBILE, PHONE_SIZE, BrowserHarness, LiveSite
 from tests.browser.test_accessibility_axe import _violations
 from tests.browser.video_helpers import fits_a_phone, grant_telehealth, schedule_session
+from tests.conftest import with_migrated_database
 from tests.integration.test_email import Mailbox
 
 pytestmark = pytest.mark.browser
@@ -37,7 +38,7 @@ async def site(aiohttp_server: Any, tmp_path: Path, mailbox: tuple[Mailbox, int]
     only when the test asks: a long interval)."""
     port = unused_port()
     settings = Settings(
-        data_dir=tmp_path / "data",
+        data_dir=with_migrated_database(tmp_path / "data"),
         host="127.0.0.1",
         port=port,
         smtp_host="127.0.0.1",

@@ -26,7 +26,7 @@ from server.services import scheduling
 from server.settings import Settings
 from tests.browser.conftest import MOBILE, PHONE_SIZE, BrowserHarness, LiveSite
 from tests.browser.video_helpers import fits_a_phone
-from tests.conftest import FakeClock, add_account
+from tests.conftest import FakeClock, add_account, with_migrated_database
 from tests.integration.test_email import Mailbox, _text
 
 pytestmark = pytest.mark.browser
@@ -50,7 +50,7 @@ async def site(
 ) -> LiveSite:
     port = unused_port()
     settings = Settings(
-        data_dir=tmp_path / "data",
+        data_dir=with_migrated_database(tmp_path / "data"),
         host="127.0.0.1",
         port=port,
         smtp_host="127.0.0.1",

@@ -31,6 +31,7 @@ from tests.browser.video_helpers import (
     therapist_opens_room,
     wait_for_video,
 )
+from tests.conftest import with_migrated_database
 from tests.integration.test_redis_outage import (
     OwnRedis,
     own_redis,  # noqa: F401 - a fixture
@@ -67,7 +68,7 @@ async def site(
     """The app on a loopback port with the Redis bus on the test's own redis-server."""
     port = unused_port()
     settings = Settings(
-        data_dir=tmp_path / "data",
+        data_dir=with_migrated_database(tmp_path / "data"),
         host="127.0.0.1",
         port=port,
         redis_url=own_redis.url,

@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import unused_port
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from privacy.consent import Channel, ConsentDecision, Purpose
 from server.app import create_app
 from server.keys import AUDIT, CONSENTS, DB, SETTINGS
 from server.settings import Settings
-from tests.browser.conftest import CHROMIUM_ARGS, BrowserHarness, LiveSite
+from tests.browser.conftest import BrowserHarness, LiveSite
 from tests.browser.test_features_browser import Media, browser_playing, media  # noqa: F401
 from tests.browser.video_helpers import (
-    MEDIA_ARGS,
     admit,
     client_reaches_waiting_room,
     grant_telehealth,
@@ -33,6 +31,7 @@ from tests.browser.video_helpers import (
     therapist_opens_room,
     wait_for_video,
 )
+from tests.conftest import with_migrated_database
 
 pytestmark = pytest.mark.browser
 
@@ -42,24 +41,14 @@ async def cue_site(aiohttp_server: Any, tmp_path: Path) -> LiveSite:
     """A live server whose cue rules watch seconds instead of minutes (cue_time_scale)."""
     port = unused_port()
     settings = Settings(
-        data_dir=tmp_path / "data", host="127.0.0.1", port=port, cue_time_scale=0.02
+        data_dir=with_migrated_database(tmp_path / "data"),
+        host="127.0.0.1",
+        port=port,
+        cue_time_scale=0.02,
     )
     app = create_app(settings)
     await aiohttp_server(app, host="127.0.0.1", port=port)
     return LiveSite(app=app, base_url=settings.base_url)
-
-
-@pytest.fixture
-async def media_browser(chromium: Path) -> AsyncIterator[Browser]:
-    """One browser with Chromium's fake camera and microphone."""
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium, args=[*CHROMIUM_ARGS, *MEDIA_ARGS], headless=True
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def _grant(site: LiveSite, client_id: str, purpose: Purpose) -> None:

@@ -30,6 +30,7 @@ from tests.browser.video_helpers import (
     therapist_opens_room,
     wait_for_video,
 )
+from tests.conftest import with_migrated_database
 from tests.coturn import Coturn, running_coturn
 from tests.integration.test_conncheck import eventually, with_conncheck
 
@@ -80,7 +81,7 @@ async def relay_site(
     """Attune in relay-only mode, pointing at `coturn` with the shared secret `secret`."""
     port = unused_port()
     settings = Settings(
-        data_dir=tmp_path / "data",
+        data_dir=with_migrated_database(tmp_path / "data"),
         host="127.0.0.1",
         port=port,
         turn_urls=coturn.turn_urls,
@@ -166,7 +167,9 @@ async def test_the_connection_check_says_turn_is_reachable_only_when_coturn_allo
     reachable: bool,
 ) -> None:
     port = unused_port()
-    settings = Settings(data_dir=tmp_path / "data", host="127.0.0.1", port=port)
+    settings = Settings(
+        data_dir=with_migrated_database(tmp_path / "data"), host="127.0.0.1", port=port
+    )
     app = with_conncheck(create_app(settings))
     app.router.add_get(CHECK_PAGE, check_page)
     await aiohttp_server(app, host="127.0.0.1", port=port)

@@ -1,6 +1,6 @@
 """Video sessions in real headless Chromium: two browser contexts, a therapist and a client.
 
-One browser per test, with fake camera and microphone; the pages are driven by role and label,
+Contexts new for each test, fake camera and microphone; the pages are driven by role and label,
 as a screen reader would find them, and media is judged by what the peer connections decode.
 """
 

@@ -111,7 +111,7 @@ def seed(tmp_path_factory: pytest.TempPathFactory) -> Seed:
 
 @pytest.fixture
 def app(seed: Seed, settings: Settings, clock: FakeClock) -> web.Application:
-    shutil.copytree(seed.data_dir, settings.data_dir)
+    shutil.copytree(seed.data_dir, settings.data_dir, dirs_exist_ok=True)  # the seed's database
     app = create_app(settings, clock=clock)
     wire_audit_views(app)
     return app

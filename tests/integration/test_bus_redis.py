@@ -1,8 +1,9 @@
 """Two app processes, one clinic: rooms routed through the real Redis, one shared PostgreSQL.
 
 Each test starts two `create_app`s in this process with the same `redis_url` (a key prefix
-of their own, removed afterwards) and the same PostgreSQL database (created and dropped per
-test). Sockets land on either app; the room runs on the app that owns it.
+of their own, removed afterwards) and the same PostgreSQL database (created per test from a
+template migrated once per run, and dropped). Sockets land on either app; the room runs on the
+app that owns it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from server.core.protocol import SessionRole
 from server.keys import HUB, LIVE, METRICS
 from server.realtime.bus import STATE_TTL_MS, ConnRef, RedisBus, RoomOp
 from server.settings import Settings
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, migrated_postgres_template
 from tests.integration.test_checkins import _grant
 from tests.integration.test_live_cues import _send_lagging_frames
 from tests.integration.test_signaling import OFFER, Party, _setup
@@ -50,7 +51,8 @@ async def database_url() -> AsyncIterator[str]:
     except (OSError, asyncpg.PostgresError) as exc:
         _unavailable("PostgreSQL", exc)
     name = f"attune_bus_{secrets.token_hex(6)}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    template = await asyncio.to_thread(migrated_postgres_template, "postgres@127.0.0.1:5432")
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')  # migrated already
     try:
         yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     finally:

@@ -375,6 +375,7 @@ class RedisBus:
         self._cue_dirty: set[str] = set()  # owned rooms whose cue windows moved since written
         self._saved_at: dict[str, float] = {}  # owned room -> monotonic time last written
         self._ref_text: dict[str, tuple[ConnRef, str]] = {}  # conn id -> its ref as JSON text
+        self._meta_in: dict[str, tuple[ConnRef, str, int]] = {}  # see _meta_of
         # Rooms kept in memory while Redis could not be reached (session id -> since when,
         # monotonic): re-claimed when it answers again, unless another process took them.
         self._suspended: dict[str, float] = {}
@@ -1074,11 +1075,9 @@ class RedisBus:
             return
         if raw.startswith("M"):  # a client's message for a room we own
             meta_text, _, text = raw[1:].partition("\n")
-            meta = json.loads(meta_text)
-            ref = ConnRef.from_json(meta["ref"])
-            op = RoomOp("message", ref, text=text, message_type=str(meta["t"]))
-            action = _Action(op=op, hops=int(meta["h"]))
-            self._spawn(self._route(ref.session_id, action, claim=True))
+            ref, message_type, hops = self._meta_of(meta_text)
+            op = RoomOp("message", ref, text=text, message_type=message_type)
+            self._spawn(self._route(ref.session_id, _Action(op=op, hops=hops), claim=True))
             return
         data = json.loads(raw)
         kind = data.get("k")
@@ -1097,6 +1096,19 @@ class RedisBus:
             handler = self._control.get(str(data["kind"]))
             if handler is not None:
                 handler(data["payload"])
+
+    def _meta_of(self, meta_text: str) -> tuple[ConnRef, str, int]:
+        """A forwarded message's descriptor, type and hops, decoded once per distinct text:
+        a socket sends the same few (its descriptor is encoded once, see `_ref_json`), and a
+        changed descriptor is a different text. ConnRef is frozen, so one is shared safely."""
+        meta = self._meta_in.get(meta_text)
+        if meta is None:
+            data = json.loads(meta_text)
+            meta = (ConnRef.from_json(data["ref"]), str(data["t"]), int(data["h"]))
+            if len(self._meta_in) >= _REF_TEXTS_KEPT:
+                self._meta_in.clear()  # connections come and go; a new one decodes again
+            self._meta_in[meta_text] = meta
+        return meta
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         if self._closed:  # stopping: nothing new may start on a pool that is closing

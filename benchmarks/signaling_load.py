@@ -149,6 +149,7 @@ class Load:
     frames_sent: int = 0
     relays_received: int = 0
     errors: int = 0
+    error_codes: dict[str, int] = field(default_factory=dict)  # `error` frames by code
     dropped: int = 0  # sockets the server closed during the run
     measuring: bool = False
     readers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -217,6 +218,8 @@ async def _read(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
                 load.relays_received += 1
         elif data.get("type") == "error":
             load.errors += 1
+            code = str(data.get("code"))
+            load.error_codes[code] = load.error_codes.get(code, 0) + 1
 
 
 async def _peer_traffic(
@@ -352,6 +355,7 @@ async def drive(
         "server_cpu_per_1000_sessions": round(cpu / wall * 1000 / len(pairs), 3),
         "frames_per_cpu_s": round(frames / cpu) if cpu else float("inf"),
         "errors": load.errors,
+        "error_codes": load.error_codes,
         "dropped": load.dropped,
     }  # fmt: skip
 
@@ -516,10 +520,24 @@ async def measure_two_processes(
                 server.terminate()
             for server in servers:
                 stop_or_kill(server)
-        # Leases lost over the whole run (set-up, traffic, shutdown), from both logs.
+        # Leases lost over the whole run (set-up, traffic, shutdown), and every warning and
+        # error the two logs hold, counted by message.
         text = "".join(log.read_text(errors="replace") for log in logs if log.exists())
         result["leases_lost"] = text.count("lost a room's lease")
+        result["log_warnings"] = log_warnings(text)
         return result
+
+
+def log_warnings(text: str) -> dict[str, int]:
+    """Warnings and errors of the servers' JSON logs, counted by message."""
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("level") in ("WARNING", "ERROR"):
+                message = str(entry.get("message"))[:80]
+                counts[message] = counts.get(message, 0) + 1
+    return counts
 
 
 def main() -> int:

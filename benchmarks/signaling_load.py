@@ -18,7 +18,13 @@ With `--two-processes`, the same sessions also run on two processes sharing one 
 database and one Redis (the bus): therapists on one process, clients on the other, so every
 message between peers crosses Redis; CPU is both processes' together.
 
-    .venv/bin/python benchmarks/signaling_load.py --sessions 250 1000 --seconds 20 [--two-processes]
+    .venv/bin/python benchmarks/signaling_load.py              # quick: 250 sessions, 10 s
+    .venv/bin/python benchmarks/signaling_load.py --full       # 500 to 5,000, both set-ups
+    .venv/bin/python benchmarks/signaling_load.py --sessions 500 2000 --seconds 20 [--two-processes]
+
+For two processes it also reports how many rooms each process holds at the end (all are
+claimed by the therapists' process, A: any on B moved because A lost leases) and the event
+loop's lag as each process's lease keeper probed it.
 """
 
 from __future__ import annotations
@@ -143,6 +149,7 @@ class Load:
     frames_sent: int = 0
     relays_received: int = 0
     errors: int = 0
+    error_codes: dict[str, int] = field(default_factory=dict)  # `error` frames by code
     dropped: int = 0  # sockets the server closed during the run
     measuring: bool = False
     readers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -165,8 +172,16 @@ def relay_ping(sent: float) -> dict[str, Any]:
     }
 
 
-def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+def start(
+    command: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A server process; its log (stderr) to `log` when given."""
+    stderr = log.open("ab") if log is not None else None
+    try:
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    finally:
+        if stderr is not None:
+            stderr.close()
 
 
 def stop_or_kill(server: subprocess.Popen[bytes], within_s: float = 60) -> None:
@@ -203,6 +218,8 @@ async def _read(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
                 load.relays_received += 1
         elif data.get("type") == "error":
             load.errors += 1
+            code = str(data.get("code"))
+            load.error_codes[code] = load.error_codes.get(code, 0) + 1
 
 
 async def _peer_traffic(
@@ -338,8 +355,44 @@ async def drive(
         "server_cpu_per_1000_sessions": round(cpu / wall * 1000 / len(pairs), 3),
         "frames_per_cpu_s": round(frames / cpu) if cpu else float("inf"),
         "errors": load.errors,
+        "error_codes": load.error_codes,
         "dropped": load.dropped,
     }  # fmt: skip
+
+
+async def scrape(http: aiohttp.ClientSession, metrics_port: int) -> str:
+    async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+        return await response.text()
+
+
+def histogram(text: str, name: str) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of each bucket of a histogram in the exposition."""
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets.append((float(bound), float(line.split()[-1])))
+    return buckets
+
+
+def gauge(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[-1])
+    return float("nan")
+
+
+def loop_lag(text: str) -> dict[str, float]:
+    """The event loop's lag as the lease keeper probed it (Redis only): p99 and the largest,
+    as bucket upper bounds, in ms."""
+    buckets = histogram(text, "attune_event_loop_lag_seconds")
+    total = buckets[-1][1] if buckets else 0.0
+    worst = next((bound for bound, count in buckets if total and count >= total), float("nan"))
+    p99 = next((bound for bound, count in buckets if total and count >= 0.99 * total), float("nan"))
+    return {
+        "loop_lag_p99_ms_le": round(1000 * p99, 2),
+        "loop_lag_max_ms_le": round(1000 * worst, 2),
+    }
 
 
 async def server_side_relay_quantiles(
@@ -347,13 +400,7 @@ async def server_side_relay_quantiles(
 ) -> dict[str, float]:
     """p50/p99 of attune_relay_latency_seconds (receipt to write, inside the server), as the
     upper bound of the histogram bucket holding the quantile."""
-    async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
-        text = await response.text()
-    buckets: list[tuple[float, float]] = []
-    for line in text.splitlines():
-        if line.startswith("attune_relay_latency_seconds_bucket{"):
-            bound = line.split('le="')[1].split('"')[0]
-            buckets.append((float(bound), float(line.split()[-1])))
+    buckets = histogram(await scrape(http, metrics_port), "attune_relay_latency_seconds")
     total = buckets[-1][1] if buckets else 0.0
 
     def quantile(q: float) -> float:
@@ -442,8 +489,14 @@ async def measure_two_processes(
             shared["ATTUNE_REDIS_LEASE_MS"] = str(lease_ms)
         sessions = await create_sessions(child_env(shared), count)
         ports = [free_port(), free_port()]
-        servers = [start([*attune_command(), "serve"], child_env(shared | {"ATTUNE_PORT": str(p)}))
-                   for p in ports]  # fmt: skip
+        metrics_ports = [free_port(), free_port()]
+        logs = [workdir / "a.log", workdir / "b.log"]
+        servers = [
+            start([*attune_command(), "serve"], child_env(
+                shared | {"ATTUNE_PORT": str(p), "ATTUNE_METRICS_PORT": str(m)}
+            ), log)
+            for p, m, log in zip(ports, metrics_ports, logs, strict=True)
+        ]  # fmt: skip
         try:
             for port in ports:
                 await wait_listening(port)
@@ -455,18 +508,48 @@ async def measure_two_processes(
                     http, f"http://127.0.0.1:{ports[0]}", sessions, load,
                     client_base=f"http://127.0.0.1:{ports[1]}",
                 )  # fmt: skip
-                return await drive(pairs, [s.pid for s in servers], seconds, load)
+                result = await drive(pairs, [s.pid for s in servers], seconds, load)
+                # Where the rooms are at the end, and the loop's lag as each process's lease
+                # keeper probed it (A: the therapists' process, B: the clients').
+                for side, metrics_port in zip("AB", metrics_ports, strict=True):
+                    text = await scrape(http, metrics_port)
+                    result[f"rooms_on_{side}"] = gauge(text, "attune_live_rooms")
+                    result |= {f"{k}_{side}": v for k, v in loop_lag(text).items()}
         finally:
             for server in servers:
                 server.terminate()
             for server in servers:
                 stop_or_kill(server)
+        # Leases lost over the whole run (set-up, traffic, shutdown), and every warning and
+        # error the two logs hold, counted by message.
+        text = "".join(log.read_text(errors="replace") for log in logs if log.exists())
+        result["leases_lost"] = text.count("lost a room's lease")
+        result["log_warnings"] = log_warnings(text)
+        return result
+
+
+def log_warnings(text: str) -> dict[str, int]:
+    """Warnings and errors of the servers' JSON logs, counted by message."""
+    counts: dict[str, int] = {}
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("level") in ("WARNING", "ERROR"):
+                message = str(entry.get("message"))[:80]
+                counts[message] = counts.get(message, 0) + 1
+    return counts
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, nargs="+", default=[250, 1000])
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--sessions", type=int, nargs="+", default=[250])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="500, 1,000, 2,000 and 5,000 sessions, 20 s each, also on two processes "
+        "(the default is a quick 250 sessions on one process, 10 s)",
+    )
     parser.add_argument("--bare-relay", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--two-processes", action="store_true", help="also run two processes through Redis"
@@ -475,6 +558,8 @@ def main() -> int:
         "--lease-ms", type=int, help="redis_lease_ms of the two processes (default: the setting's)"
     )
     args = parser.parse_args()
+    if args.full:
+        args.sessions, args.seconds, args.two_processes = [500, 1000, 2000, 5000], 20, True
     if args.bare_relay:
         run_bare_relay(args.bare_relay)
         return 0

@@ -200,7 +200,9 @@ async def _audit(app: web.Application) -> AsyncIterator[None]:
 async def _live_sessions(app: web.Application) -> AsyncIterator[None]:
     """The rooms of this process, the bus to the others, and the owner of live operations."""
     settings = app[SETTINGS]
-    bus = open_bus(settings, round_trip=app[METRICS].redis_round_trip)
+    bus = open_bus(
+        settings, round_trip=app[METRICS].redis_round_trip, loop_lag=app[METRICS].event_loop_lag
+    )
     hub = Hub(
         bus,
         relay_written=app[METRICS].relay_written,

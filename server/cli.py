@@ -389,6 +389,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from server.app import create_app
+    from server.gc_tuning import freeze_after_startup
     from server.logs import AccessLogger, configure_logging
 
     settings = _settings(args, host=args.host, port=args.port)
@@ -409,6 +410,7 @@ def _serve(args: argparse.Namespace) -> int:
             )
 
     app.on_startup.append(announce)
+    app.on_startup.append(freeze_after_startup)  # last: freezes what start-up built
     ssl_context = None
     if settings.tls_cert_file and settings.tls_key_file:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

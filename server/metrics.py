@@ -65,6 +65,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "attune_event_loop_lag_seconds",
+            "How long a callback waited on the event loop (probed by the lease keeper, "
+            "every redis_lease_ms / 3, with Redis only)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.purge_runs = Counter(
             "attune_purge_runs",
             "Purge job runs by outcome: ok, stopped (by a shutdown) or failed",
@@ -89,6 +96,10 @@ class Metrics:
     def redis_round_trip(self, seconds: float) -> None:
         """The bus's hook: call it once per Redis command or pipeline, with its duration."""
         self.redis_round_trips.observe(seconds)
+
+    def event_loop_lag(self, seconds: float) -> None:
+        """A callback scheduled from another thread ran `seconds` later on the loop."""
+        self.loop_lag.observe(seconds)
 
     def purge_run(self, outcome: str) -> None:
         """The purge job finished a run: "ok", "stopped" or "failed"."""

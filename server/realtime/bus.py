@@ -32,6 +32,7 @@ from server.core.participants import THERAPIST_PEER_ID, PersonKind
 from server.core.protocol import CloseCode, IceTransportPolicy, SessionRole
 from server.core.room_seats import SOLE_CLIENT_PEER_ID
 from server.core.rooms import Close, Effect, Room, Send
+from server.realtime.lease_keeper import LeaseKeeper
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -372,10 +373,21 @@ class RedisBus:
     """
 
     def __init__(
-        self, redis: Redis, *, prefix: str, lease_ms: int, checkpoint_s: float = CHECKPOINT_S
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        lease_ms: int,
+        checkpoint_s: float = CHECKPOINT_S,
+        keeper: LeaseKeeper | None = None,
+        loop_lag: Callable[[float], None] = lambda _seconds: None,
     ) -> None:
         self.process_id = secrets.token_hex(6)
         self._redis = redis
+        # Renews our leases from a thread, so a busy event loop does not lose them (its own
+        # renewal below still decides what was lost, and writes state)
+        self._keeper = keeper
+        self._loop_lag = loop_lag
         self._prefix = prefix
         self._lease_ms = lease_ms
         self._checkpoint_s = checkpoint_s
@@ -389,6 +401,7 @@ class RedisBus:
         self._cue_dirty: set[str] = set()  # owned rooms whose cue windows moved since written
         self._saved_at: dict[str, float] = {}  # owned room -> monotonic time last written
         self._ref_text: dict[str, tuple[ConnRef, str]] = {}  # conn id -> its ref as JSON text
+        self._meta_in: dict[str, tuple[ConnRef, str, int]] = {}  # see _meta_of
         # Rooms kept in memory while Redis could not be reached (session id -> since when,
         # monotonic): re-claimed when it answers again, unless another process took them.
         self._suspended: dict[str, float] = {}
@@ -453,6 +466,29 @@ class RedisBus:
             asyncio.create_task(self._publish_loop()),
             asyncio.create_task(self._renew_loop()),
         ]
+        if self._keeper is not None:
+            self._keeper.start(
+                asyncio.get_running_loop(),
+                process_id=self.process_id,
+                alive_key=self._alive_key(self.process_id),
+                keys=lambda session_id: (self._owner_key(session_id), self._state_key(session_id)),
+                rooms=lambda: list(self._owned.copy()),  # one step under the GIL
+                enabled=lambda: self.renewing,
+                renewed=self._kept,
+                lag=self._loop_lag,
+            )
+
+    def _kept(self, sent: float, session_ids: list[str]) -> None:
+        """The keeper renewed these leases with a request sent at `sent` (monotonic)."""
+        until = sent + self._lease_ms / 1000
+        for session_id in session_ids:
+            held = self._owned.get(session_id)
+            if held is not None and held < until:
+                self._owned[session_id] = until
+
+    async def _stop_keeper(self) -> None:
+        if self._keeper is not None:
+            await self._keeper.stop()
 
     async def stop(self) -> None:
         """Save and hand over every owned room (the next process claims it at once)."""
@@ -463,6 +499,7 @@ class RedisBus:
         # machine): each one's state is written if it changed since, then its lease released.
         # Bounded: a room whose lock or Redis does not answer is left to its lease lapsing
         # (the next process takes it over then); shutdown must never hang on one room.
+        await self._stop_keeper()
         at_once = asyncio.Semaphore(_RENEWAL_SAVES_AT_ONCE)
         now = time.monotonic()
         await asyncio.gather(
@@ -488,6 +525,7 @@ class RedisBus:
         """Stop at once as if killed: no renewal, no hand-over, no goodbye (tests). Its
         connections to Redis are closed too, as the kernel would close a killed process's."""
         self.renewing = False
+        await self._stop_keeper()
         self._owned.clear()
         self._suspended.clear()
         await self._cancel_tasks()
@@ -1065,11 +1103,9 @@ class RedisBus:
             return
         if raw.startswith("M"):  # a client's message for a room we own
             meta_text, _, text = raw[1:].partition("\n")
-            meta = json.loads(meta_text)
-            ref = ConnRef.from_json(meta["ref"])
-            op = RoomOp("message", ref, text=text, message_type=str(meta["t"]))
-            action = _Action(op=op, hops=int(meta["h"]))
-            self._spawn(self._route(ref.session_id, action, claim=True))
+            ref, message_type, hops = self._meta_of(meta_text)
+            op = RoomOp("message", ref, text=text, message_type=message_type)
+            self._spawn(self._route(ref.session_id, _Action(op=op, hops=hops), claim=True))
             return
         data = json.loads(raw)
         kind = data.get("k")
@@ -1088,6 +1124,19 @@ class RedisBus:
             handler = self._control.get(str(data["kind"]))
             if handler is not None:
                 handler(data["payload"])
+
+    def _meta_of(self, meta_text: str) -> tuple[ConnRef, str, int]:
+        """A forwarded message's descriptor, type and hops, decoded once per distinct text:
+        a socket sends the same few (its descriptor is encoded once, see `_ref_json`), and a
+        changed descriptor is a different text. ConnRef is frozen, so one is shared safely."""
+        meta = self._meta_in.get(meta_text)
+        if meta is None:
+            data = json.loads(meta_text)
+            meta = (ConnRef.from_json(data["ref"]), str(data["t"]), int(data["h"]))
+            if len(self._meta_in) >= _REF_TEXTS_KEPT:
+                self._meta_in.clear()  # connections come and go; a new one decodes again
+            self._meta_in[meta_text] = meta
+        return meta
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         if self._closed:  # stopping: nothing new may start on a pool that is closing
@@ -1133,12 +1182,16 @@ _REDIS_POOL_WAIT_S = 5.0
 
 
 def open_bus(
-    settings: Settings, round_trip: Callable[[float], None] = lambda _seconds: None
+    settings: Settings,
+    round_trip: Callable[[float], None] = lambda _seconds: None,
+    loop_lag: Callable[[float], None] = lambda _seconds: None,
 ) -> Bus:
     """The Redis bus when `redis_url` is set, else the in-process one. `round_trip` hears
-    the duration of every Redis command (the metrics' attune_redis_round_trip_seconds)."""
+    the duration of every Redis command (the metrics' attune_redis_round_trip_seconds),
+    `loop_lag` every wait of the lease keeper's probe on the event loop."""
     if not settings.redis_url:
         return LocalBus()
+    from redis import Redis as BlockingRedis
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.client import Pipeline
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -1201,11 +1254,24 @@ def open_bus(
     )
     redis = TimedRedis.from_pool(pool)  # owns the pool: closing the client closes it
     carry_s = CueConfig().scaled(settings.cue_time_scale).carry_every_ms / 1000
+    keeper = LeaseKeeper(
+        BlockingRedis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_timeout=_REDIS_TIMEOUT_S,
+            socket_connect_timeout=_REDIS_TIMEOUT_S,
+        ),
+        _RENEW_MANY,
+        lease_ms=settings.redis_lease_ms,
+        state_ttl_ms=STATE_TTL_MS,
+    )
     return RedisBus(
         redis,
         prefix=settings.redis_prefix,
         lease_ms=settings.redis_lease_ms,
         checkpoint_s=carry_s * CHECKPOINT_S / _CARRY_EVERY_S,
+        keeper=keeper,
+        loop_lag=loop_lag,
     )
 
 

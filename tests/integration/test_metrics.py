@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,22 @@ async def test_the_bus_reports_its_redis_round_trips(
     except HarnessError as exc:
         unavailable("Redis", exc)
     assert _value(text, "attune_redis_round_trip_seconds_count") > 0  # the lease, at least
+
+
+async def test_the_event_loops_lag_is_reported_with_redis(
+    aiohttp_client: Any, data_dir: Path, clock: FakeClock
+) -> None:
+    try:
+        with fresh_redis_database() as redis_url:
+            port = free_port()
+            settings = Settings(
+                data_dir=data_dir, metrics_port=port, redis_url=redis_url, redis_lease_ms=300
+            )
+            client = await aiohttp_client(create_app(settings, clock=clock))
+            before = _value(await _scrape(port), "attune_event_loop_lag_seconds_count")
+            await asyncio.sleep(0.5)  # the lease keeper probes every 100 ms here
+            text = await _scrape(port)
+            await client.close()
+    except HarnessError as exc:
+        unavailable("Redis", exc)
+    assert _value(text, "attune_event_loop_lag_seconds_count") > before

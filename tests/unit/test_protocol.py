@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
@@ -61,6 +63,7 @@ from server.core.protocol import (
     parse_relay_payload,
     server_message,
 )
+from server.core.protocol.relay import read_relay_payload
 
 TOKEN = "resume-token-0001"
 KEY = "answer-key-000001"
@@ -560,6 +563,51 @@ def test_a_relayed_payload_survives_the_round_trip(
     payload: SessionDescription | IceCandidate,
 ) -> None:
     assert parse_relay_payload(payload.to_json()) == payload
+
+
+def _outcome(parse: Any, raw: Any) -> object:
+    try:
+        return parse(raw)
+    except ProtocolError as exc:
+        return (exc.code, str(exc))
+
+
+_ABSENT = object()
+_CANDIDATE_FIELD_VALUES: dict[str, list[Any]] = {  # each at and past its bounds, or mistyped
+    "candidate": ["", CANDIDATE, "c" * 1024, "c" * 1025, "é" * 512, "é" * 513, 7, None],
+    "sdpMid": [None, "0", "m" * 64, "m" * 65, 0, True],
+    "sdpMLineIndex": [None, 0, 1023, 1024, -1, True, 1.0, "0"],
+    "usernameFragment": [None, "u", "u" * 256, "u" * 257, 1],
+    "ip": ["192.0.2.1"],
+}
+
+
+def _candidate_payloads() -> Iterator[Any]:
+    """Every combination of those values (each field also left out), and wrong wrappers."""
+    names = list(_CANDIDATE_FIELD_VALUES)
+    for values in itertools.product(*([_ABSENT, *_CANDIDATE_FIELD_VALUES[n]] for n in names)):
+        init = {n: v for n, v in zip(names, values, strict=True) if v is not _ABSENT}
+        yield {"kind": "candidate", "candidate": init}
+    init = {"candidate": CANDIDATE, "sdpMid": "0"}
+    yield from (
+        {"kind": "candidate", "candidate": init, "extra": 1},
+        {"kind": "description", "candidate": init},
+        {"kind": 1, "candidate": init},
+        {"candidate": init},
+        {"kind": "candidate", "candidate": [init]},
+        [init],
+        None,
+    )
+
+
+def test_the_candidate_fast_path_accepts_and_refuses_exactly_what_the_field_reader_does() -> None:
+    payloads = list(_candidate_payloads())
+    accepted = 0
+    for payload in payloads:
+        outcome = _outcome(parse_relay_payload, payload)
+        assert outcome == _outcome(read_relay_payload, payload), payload
+        accepted += isinstance(outcome, IceCandidate)
+    assert 0 < accepted < len(payloads)  # both sides of the line are exercised
 
 
 # --- the handshake and who may say what ------------------------------------------------

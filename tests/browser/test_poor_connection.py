@@ -110,10 +110,12 @@ def record_client_features(site: LiveSite) -> dict[bool, asyncio.Event]:
     original = live.feed_features
     seen = {False: asyncio.Event(), True: asyncio.Event()}
 
-    async def recording(session_id: str, client_id: str, body: Mapping[str, Any]) -> None:
+    async def recording(
+        session_id: str, client_id: str, body: Mapping[str, Any], **person: Any
+    ) -> None:
         if body.get("role") == "client":
             seen[body.get("video_off") is True].set()
-        await original(session_id, client_id, body)
+        await original(session_id, client_id, body, **person)
 
     live.feed_features = recording  # type: ignore[method-assign]
     return seen

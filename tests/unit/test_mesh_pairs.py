@@ -7,17 +7,14 @@ The scenarios live in `mesh_check.mjs`; each must report "ok".
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.unit.node_scenarios import run_node_scenarios
+
 HERE = Path(__file__).parent
 CHECK_SCRIPT = HERE / "mesh_check.mjs"
-NODE = shutil.which("node")
 
 SCENARIOS = [
     "the earlier admitted is impolite and commits; the later one is polite",
@@ -37,16 +34,7 @@ SCENARIOS = [
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, str]:
-    if NODE is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("node is missing: the group call's pair rules cannot be checked")
-        pytest.skip("node is not installed: the group call's pair rules cannot be checked here")
-    finished = subprocess.run(
-        [NODE, str(CHECK_SCRIPT)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert finished.returncode == 0, finished.stderr
-    outcome: dict[str, str] = json.loads(finished.stdout)
-    return outcome
+    return run_node_scenarios(CHECK_SCRIPT, "the group call's pair rules")
 
 
 def test_every_scenario_in_the_script_is_listed_here(results: dict[str, str]) -> None:

@@ -1,7 +1,7 @@
 """A group call's mesh in Chromium pages without the server's room: each page runs `mesh.js`
 with a `Call` per pair, and the test process carries their signaling as the server carries
-`relay` (with `to`) and `signal-relay` (with `from`). Used by test_mesh_pairs_browser.py and
-benchmarks/group_call.py."""
+`relay` (with `to`) and `signal-relay` (with `from`). Used by test_mesh_pairs_browser.py,
+test_speaking_browser.py and benchmarks/group_call.py."""
 
 from __future__ import annotations
 
@@ -140,12 +140,17 @@ class MeshPages:
 
 
 async def open_mesh(
-    harness: BrowserHarness, base_url: str, people: tuple[str, ...], video: dict[str, Any]
+    harness: BrowserHarness,
+    base_url: str,
+    people: tuple[str, ...],
+    video: dict[str, Any],
+    elsewhere: dict[str, BrowserHarness] | None = None,
 ) -> MeshPages:
-    """A page per person on the app's origin (a secure context), each with its mesh ready."""
+    """A page per person on the app's origin (a secure context), each with its mesh ready;
+    the people in `elsewhere` open theirs in that browser (another fake microphone, say)."""
     mesh = MeshPages(pages={})
     for me in people:
-        page = await harness.new_page()
+        page = await (elsewhere or {}).get(me, harness).new_page()
         await page.goto(f"{base_url}/login")
         mesh.pages[me] = page
         await page.expose_function("relay", mesh.relay_from(me))

@@ -37,7 +37,7 @@ import { Call, fetchIceConfiguration, networkLevel, qualityLevel, videoBitrateCa
 import { bindMediaToggles, byId, playStream, renderQuality, safetyCodeView } from "./callview.js";
 import { Mesh } from "./mesh.js";
 import { THERAPIST_PEER_ID, pairVideoCap, parseRoster, tileName } from "./pairs.js";
-import { mountTiles, remoteSpeaking } from "./tiles.js";
+import { mountTiles, watchSpeaking } from "./tiles.js";
 import { chatParts, mountChat } from "./chat.js";
 import { describeMediaError, openMedia, stopMedia } from "./devices.js";
 import { t } from "./i18n.js";
@@ -181,8 +181,8 @@ export class CallPage {
   #tiles;
   /** @type {Map<string, import("./tiles.js").Tile>} */
   #pairTiles = new Map();
-  /** @type {ReturnType<typeof setInterval> | null} */
-  #speakingTimer = null;
+  /** @type {(() => void) | null} stops the speaking rings */
+  #stopSpeaking = null;
 
   /** @param {CallPageOptions} options */
   constructor(options) {
@@ -466,16 +466,20 @@ export class CallPage {
 
   /** Ring the tile of whoever speaks, from the received audio level (nothing is sent). */
   #watchSpeaking() {
-    if (this.#speakingTimer !== null) return;
-    this.#speakingTimer = setInterval(() => {
-      for (const { peerId, call } of this.mesh.entries()) {
-        this.#pairTiles.get(peerId)?.setSpeaking(remoteSpeaking(call.pc));
-      }
-      const primaryTile = this.elements.remoteVideo.parentElement;
-      if (primaryTile?.classList.contains("tile")) {
-        primaryTile.classList.toggle("is-speaking", remoteSpeaking(this.call?.pc ?? null));
-      }
-    }, SPEAKING_INTERVAL_MS);
+    if (this.#stopSpeaking !== null) return;
+    this.#stopSpeaking = watchSpeaking(
+      () => [
+        {
+          pc: this.call?.pc ?? null,
+          setSpeaking: (/** @type {boolean} */ on) => this.#tiles.setPrimarySpeaking(on),
+        },
+        ...this.mesh.entries().map(({ peerId, call }) => ({
+          pc: call.pc,
+          setSpeaking: (/** @type {boolean} */ on) => this.#pairTiles.get(peerId)?.setSpeaking(on),
+        })),
+      ],
+      SPEAKING_INTERVAL_MS,
+    );
   }
 
   /** Each pair's video cap: the network's cap shared by everyone this page sends to. */
@@ -705,8 +709,8 @@ export class CallPage {
     this.#iceRefreshTimer = null;
     this.endCall();
     this.mesh.clear();
-    if (this.#speakingTimer !== null) clearInterval(this.#speakingTimer);
-    this.#speakingTimer = null;
+    this.#stopSpeaking?.();
+    this.#stopSpeaking = null;
     if (this.#qualityTimer !== null) clearInterval(this.#qualityTimer);
     this.#qualityTimer = null;
     stopMedia(this.localStream);

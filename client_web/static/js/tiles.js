@@ -86,6 +86,10 @@ export function mountTiles(parts) {
       primaryCaption.textContent = name;
       primaryFigure?.setAttribute("aria-label", name);
     },
+    /** @param {boolean} speaking  ring the primary person's tile (group mode only) */
+    setPrimarySpeaking(speaking) {
+      primaryFigure?.classList.toggle("is-speaking", speaking);
+    },
     /** @param {string | null} code  the primary pair's safety code, for its tile */
     setPrimaryCode(code) {
       primaryCode.textContent = code ? t("Code {code}", { code }) : "";
@@ -213,4 +217,26 @@ export function remoteSpeaking(pc) {
     }
   }
   return false;
+}
+
+/**
+ * A person's pair and how to mark their tile.
+ * @typedef {object} SpeakingPair
+ * @property {RTCPeerConnection | null} pc
+ * @property {(speaking: boolean) => void} setSpeaking
+ */
+
+/**
+ * Follows who speaks: every `intervalMs`, each pair's tile is ringed from the audio level
+ * received on that pair (`remoteSpeaking`). Reads only what the browser already has; sends
+ * nothing and announces nothing.
+ * @param {() => Iterable<SpeakingPair>} pairs  the pairs now (asked again at every check)
+ * @param {number} intervalMs
+ * @returns {() => void} stops following
+ */
+export function watchSpeaking(pairs, intervalMs) {
+  const timer = setInterval(() => {
+    for (const { pc, setSpeaking } of pairs()) setSpeaking(remoteSpeaking(pc));
+  }, intervalMs);
+  return () => clearInterval(timer);
 }

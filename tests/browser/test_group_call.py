@@ -24,7 +24,15 @@ from server.app import create_app
 from server.keys import AUDIT, DB, VAULT
 from server.services import participants, scheduling
 from server.settings import Settings
-from tests.browser.conftest import LAPTOP, MOBILE, PHONE_WIDTH, BrowserHarness, LiveSite
+from tests.browser.conftest import (
+    LAPTOP,
+    LAPTOP_SIZE,
+    MOBILE,
+    PHONE_SIZE,
+    PHONE_WIDTH,
+    BrowserHarness,
+    LiveSite,
+)
 from tests.browser.test_accessibility_axe import _violations, axe_source  # noqa: F401
 from tests.browser.test_video_call import WITHDRAW_TELEHEALTH
 from tests.browser.video_helpers import (
@@ -144,7 +152,7 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
 
     therapist = await harness.new_page(**LAPTOP)
     await therapist_opens_room(therapist, site, scheduled.session_id)
-    await expect(therapist).to_have_title("Group session: J.M., K.L., Interpreter")
+    await expect(therapist).to_have_title("Group session: J.M., K.L., Interpreter · Attune")
     people = {
         "J.M.": (await harness.new_page(**LAPTOP), scheduled.link, {}),
         "K.L.": (
@@ -194,6 +202,7 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
     # chat stays on each page's own pair: the pages say whom messages reach
     await expect(guest.locator("#chat-note")).to_contain_text("Messages reach only your therapist")
     await expect(therapist.locator("#chat-note")).to_contain_text("Messages reach only J.M.,")
+    await look_narrow({"guest-4-people": guest})
 
     # "Codes match" is per pair: the guest confirms theirs with K.L., K.L.'s page hears of it
     await guest.get_by_role("button", name="Codes match with K.L.").click()
@@ -251,8 +260,11 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
 
 async def send_back(therapist: Page, label: str) -> None:
     """The therapist sends one person of a group back by their own button, and confirms."""
+    await look_narrow({f"therapist-send-back-{label}": therapist})
     await therapist.get_by_role("button", name=f"Send {label} back to the waiting room").click()
     dialog = therapist.get_by_role("dialog", name=f"Send {label} back to the waiting room?")
+    await look_at({f"therapist-send-back-{label}-dialog-1280": therapist})
+    await look_narrow({f"therapist-send-back-{label}-dialog": therapist})
     await dialog.get_by_role("button", name="Yes, send back").click()
     await expect(dialog).to_be_hidden()
 
@@ -262,3 +274,12 @@ async def look_at(pages: dict[str, Page]) -> None:
     if TAKE_SHOTS:
         for name, page in pages.items():
             await page.screenshot(path=SHOTS / f"{name}.png")
+
+
+async def look_narrow(pages: dict[str, Page]) -> None:
+    """The same at 360 x 640 (laptop pages shrunk for the picture, then restored)."""
+    if TAKE_SHOTS:
+        for name, page in pages.items():
+            await page.set_viewport_size(PHONE_SIZE)
+            await page.screenshot(path=SHOTS / f"{name}-360.png", full_page=True)
+            await page.set_viewport_size(LAPTOP_SIZE)

@@ -261,12 +261,19 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
 async def send_back(therapist: Page, label: str) -> None:
     """The therapist sends one person of a group back by their own button, and confirms."""
     await look_narrow({f"therapist-send-back-{label}": therapist})
-    await therapist.get_by_role("button", name=f"Send {label} back to the waiting room").click()
+    button = therapist.get_by_role("button", name=f"Send {label} back to the waiting room")
+    await button.focus()  # by keyboard
+    await therapist.keyboard.press("Enter")
     dialog = therapist.get_by_role("dialog", name=f"Send {label} back to the waiting room?")
     await look_at({f"therapist-send-back-{label}-dialog-1280": therapist})
     await look_narrow({f"therapist-send-back-{label}-dialog": therapist})
-    await dialog.get_by_role("button", name="Yes, send back").click()
+    await expect(dialog.get_by_role("button", name="Yes, send back")).to_be_focused()
+    await therapist.keyboard.press("Enter")
     await expect(dialog).to_be_hidden()
+    await expect(button).to_have_count(0)  # they are out of the call
+    # the keyboard's focus stays with the send-back buttons, not lost on the page
+    focused = "document.activeElement.closest('#send-back-list, #send-back-button') !== null"
+    assert await therapist.evaluate(focused)
 
 
 async def look_at(pages: dict[str, Page]) -> None:

@@ -49,10 +49,15 @@ export function mountSendBack(parts, sendBack) {
   parts.dialog.addEventListener("close", () => {
     asking = null;
     // the list may have been drawn again meanwhile: find the button by the person
-    const button = [...parts.list.querySelectorAll("button")].find((b) => b.dataset.peerId === opener);
+    const button = opener ? buttonOf(opener) : undefined;
     (button ?? parts.list.querySelector("button") ?? parts.single).focus();
     opener = null;
   });
+
+  /** @param {string} peerId */
+  function buttonOf(peerId) {
+    return [...parts.list.querySelectorAll("button")].find((b) => b.dataset.peerId === peerId);
+  }
 
   /**
    * @param {RosterPerson} person
@@ -79,16 +84,22 @@ export function mountSendBack(parts, sendBack) {
      * @param {RosterPerson[]} roster
      */
     update(roster) {
+      const focused = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+      const focusedPeer = focused && parts.list.contains(focused) ? focused.dataset.peerId : undefined;
       const group = roster.length > 2;
       parts.single.hidden = group;
       parts.list.hidden = !group;
       if (!group) {
         parts.list.replaceChildren();
+        if (focusedPeer) parts.single.focus(); // the list is gone: the one button
         if (parts.dialog.open) parts.dialog.close();
         return;
       }
       const people = sendBackable(roster);
       parts.list.replaceChildren(...people.map(item));
+      // drawn again under the keyboard's focus: it stays on that person's button (or the
+      // next one, if they left)
+      if (focusedPeer) (buttonOf(focusedPeer) ?? parts.list.querySelector("button"))?.focus();
       // the person asked about left meanwhile: nothing to confirm any more
       if (asking && !people.some((person) => person.peer_id === asking?.peerId)) parts.dialog.close();
     },

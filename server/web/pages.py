@@ -30,6 +30,7 @@ from server.keys import (
     LIVE,
     MAILER,
     SETTINGS,
+    VAULT,
 )
 from server.security.redirects import safe_next
 from server.services import accounts as account_service
@@ -384,6 +385,13 @@ async def edit_session_submit(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/dashboard")
 
 
+def host_heading(client_alias: str, labels: list[str]) -> str:
+    """The therapist's room's title: the session's client, or in a group everyone invited."""
+    if len(labels) > 1:
+        return "Group session: " + ", ".join(labels)
+    return f"Session with {client_alias}"
+
+
 async def host_page(request: web.Request) -> web.StreamResponse:
     current = request[SIGNED_IN]
     session = await scheduling.get_session(
@@ -391,12 +399,16 @@ async def host_page(request: web.Request) -> web.StreamResponse:
     )
     await _live_sessions_can_start(request)
     settings = request.app[SETTINGS]
+    people = await participants.list_participants(
+        request.app[DB], request.app[VAULT], current.account, session.id
+    )
     return aiohttp_jinja2.render_template(
         "host.html",
         request,
         _context(
             request,
             session=session,
+            heading=host_heading(session.client_alias, [p.label for p in people]),
             emergency_number=settings.clinic_emergency_number,
             safety_check=settings.safety_check,
         ),

@@ -2,8 +2,11 @@
 one browser, through the real server. Each is admitted separately; every page decodes every
 other person's video; every pair's safety code is the same on both of its pages; one client
 withdraws the telehealth consent and only that client leaves while the others' video goes on;
-a phone-sized page shows every tile without sideways scrolling. When the therapist sends the
-first client back as well, the call goes on with the guest on the pair already running.
+a phone-sized page shows every tile without sideways scrolling. The therapist sends one
+person back to the waiting room by their own button: only they leave the call. When the
+therapist sends the first client back as well, the call goes on with the guest on the pair
+already running. A guest's page offers nothing a guest may not do (no signals to the
+therapist), and every page says whom its messages reach.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from server.app import create_app
 from server.keys import AUDIT, DB, VAULT
 from server.services import participants, scheduling
 from server.settings import Settings
-from tests.browser.conftest import LAPTOP, MOBILE, PHONE_WIDTH, BrowserHarness, LiveSite
+from tests.browser.conftest import (
+    LAPTOP,
+    LAPTOP_SIZE,
+    MOBILE,
+    PHONE_SIZE,
+    PHONE_WIDTH,
+    BrowserHarness,
+    LiveSite,
+)
 from tests.browser.test_accessibility_axe import _violations, axe_source  # noqa: F401
 from tests.browser.test_video_call import WITHDRAW_TELEHEALTH
 from tests.browser.video_helpers import (
@@ -141,6 +152,7 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
 
     therapist = await harness.new_page(**LAPTOP)
     await therapist_opens_room(therapist, site, scheduled.session_id)
+    await expect(therapist).to_have_title("Group session: J.M., K.L., Interpreter · Attune")
     people = {
         "J.M.": (await harness.new_page(**LAPTOP), scheduled.link, {}),
         "K.L.": (
@@ -161,6 +173,8 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
             await pairs_of(someone, admitted)
 
     pages = [therapist, *(page for page, _, _ in people.values())]
+    # the panel's newest line said the guest was waiting: now it says they were let in
+    await expect(therapist.locator("#panel-latest")).to_have_text("Interpreter was let in")
     seen = {entry["me"]: entry["pairs"] for entry in [await pairs_of(p, 3) for p in pages]}
     assert len(seen) == 4
     for me, pairs in seen.items():
@@ -181,8 +195,16 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
     for page in (phone, therapist):  # tiles, their names and every pair's code and button
         assert await _violations(page, axe_source) == []
 
+    # a client may signal the therapist, a guest may not (the server refuses): no buttons
+    guest, first = people["Interpreter"][0], people["J.M."][0]
+    await expect(first.get_by_role("button", name="I need a moment")).to_be_visible()
+    await expect(guest.get_by_role("button", name="I need a moment")).to_have_count(0)
+    # chat stays on each page's own pair: the pages say whom messages reach
+    await expect(guest.locator("#chat-note")).to_contain_text("Messages reach only your therapist")
+    await expect(therapist.locator("#chat-note")).to_contain_text("Messages reach only J.M.,")
+    await look_narrow({"guest-4-people": guest})
+
     # "Codes match" is per pair: the guest confirms theirs with K.L., K.L.'s page hears of it
-    guest = people["Interpreter"][0]
     await guest.get_by_role("button", name="Codes match with K.L.").click()
     await expect(guest.locator(".pair-code", has_text="K.L.")).to_contain_text("You confirmed")
     await expect(phone.locator(".pair-code", has_text="Interpreter")).to_contain_text(
@@ -190,8 +212,23 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
     )
     await expect(phone.locator(".pair-code", has_text="J.M.")).not_to_contain_text("confirmed")
 
-    # K.L. withdraws the telehealth consent: K.L. leaves, nobody else's media stops
+    # the therapist sends K.L. alone back to the waiting room (asked first), and admits again
     leaving = await phone.evaluate("window.__attune.myPeerId")
+    before = {entry["me"]: entry["pairs"] for entry in [await pairs_of(p, 3) for p in pages]}
+    await send_back(therapist, "K.L.")
+    await expect(phone.get_by_role("heading", name="Waiting room", level=1)).to_be_visible()
+    await expect(phone.get_by_text("asked you to wait a moment")).to_be_visible()
+    for page in (therapist, first, guest):
+        me = await page.evaluate("window.__attune.myPeerId")
+        floors = {other: p["frames"] for other, p in before[me].items() if other != leaving}
+        after = await pairs_of(page, 2, floors)  # more frames than before, on every pair left
+        assert set(after["pairs"]) == set(floors)
+    await expect(first.get_by_role("figure", name="K.L.")).to_have_count(0)
+    await admit(therapist, "K.L.")
+    for page in pages:
+        await pairs_of(page, 3)
+
+    # K.L. withdraws the telehealth consent: K.L. leaves, nobody else's media stops
     before = {entry["me"]: entry["pairs"] for entry in [await pairs_of(p, 3) for p in pages]}
     assert await phone.evaluate(WITHDRAW_TELEHEALTH) == 201
     await expect(phone.get_by_role("heading", name="Your session has ended")).to_be_visible()
@@ -210,7 +247,7 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
     guest_id = await guest.evaluate("window.__attune.myPeerId")
     frames = (await pairs_of(therapist, 2))["pairs"][guest_id]["frames"]
     await therapist.evaluate(f"window.__guestPc = {PAIR_PC % json.dumps(guest_id)}")
-    await therapist.get_by_role("button", name="Send back to waiting room").click()
+    await send_back(therapist, "J.M.")
     await expect(people["J.M."][0].get_by_role("heading", name="Waiting room")).to_be_visible()
     await pairs_of(therapist, 1, {guest_id: frames})
     await pairs_of(guest, 1, {"therapist": 0})
@@ -221,8 +258,35 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
     harness.assert_no_policy_violations()
 
 
+async def send_back(therapist: Page, label: str) -> None:
+    """The therapist sends one person of a group back by their own button, and confirms."""
+    await look_narrow({f"therapist-send-back-{label}": therapist})
+    button = therapist.get_by_role("button", name=f"Send {label} back to the waiting room")
+    await button.focus()  # by keyboard
+    await therapist.keyboard.press("Enter")
+    dialog = therapist.get_by_role("dialog", name=f"Send {label} back to the waiting room?")
+    await look_at({f"therapist-send-back-{label}-dialog-1280": therapist})
+    await look_narrow({f"therapist-send-back-{label}-dialog": therapist})
+    await expect(dialog.get_by_role("button", name="Yes, send back")).to_be_focused()
+    await therapist.keyboard.press("Enter")
+    await expect(dialog).to_be_hidden()
+    await expect(button).to_have_count(0)  # they are out of the call
+    # the keyboard's focus stays with the send-back buttons, not lost on the page
+    focused = "document.activeElement.closest('#send-back-list, #send-back-button') !== null"
+    assert await therapist.evaluate(focused)
+
+
 async def look_at(pages: dict[str, Page]) -> None:
     """Save what these pages show, to look at (only when SHOTS exists)."""
     if TAKE_SHOTS:
         for name, page in pages.items():
             await page.screenshot(path=SHOTS / f"{name}.png")
+
+
+async def look_narrow(pages: dict[str, Page]) -> None:
+    """The same at 360 x 640 (laptop pages shrunk for the picture, then restored)."""
+    if TAKE_SHOTS:
+        for name, page in pages.items():
+            await page.set_viewport_size(PHONE_SIZE)
+            await page.screenshot(path=SHOTS / f"{name}-360.png", full_page=True)
+            await page.set_viewport_size(LAPTOP_SIZE)

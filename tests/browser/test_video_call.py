@@ -145,15 +145,18 @@ async def test_deny_send_back_and_end_as_each_person_sees_them(
     await grant_telehealth(site, scheduled.client_id)
     therapist = await harness.new_page()
     await therapist_opens_room(therapist, site, scheduled.session_id)
+    await expect(therapist).to_have_title("Session with J.M. · Attune")  # two people
 
     second_device = await harness.new_page()
     await client_reaches_waiting_room(second_device, scheduled.link, consent=False)
+    await expect(therapist.locator("#panel-latest")).to_have_text("J.M. is waiting to be let in")
     await therapist.get_by_role("button", name="Deny J.M.", exact=True).click()
     await expect(second_device.get_by_role("heading", name="Not admitted")).to_be_visible()
     await expect(
         second_device.get_by_text("did not let this device into the session")
     ).to_be_visible()
     await expect(therapist.get_by_text("Nobody is waiting.")).to_be_visible()
+    await expect(therapist.locator("#panel-latest")).to_have_text("J.M. was not let in")
 
     # The denied device's cookie still holds the link, so this one knocks as another device
     # (issue #13: one device per link); admitting it ends the denied device's cookie.
@@ -161,6 +164,8 @@ async def test_deny_send_back_and_end_as_each_person_sees_them(
     await client_reaches_waiting_room(client, scheduled.link, consent=False)
     await admit(therapist, "J.M. (another device)")
     await wait_for_video(client)
+    for page in (therapist, client):  # chat goes to the other one of two, as the pages say
+        await expect(page.locator("#chat-note")).to_contain_text("Messages go straight between")
 
     await therapist.get_by_role("button", name="Send back to waiting room").click()
     await expect(client.get_by_role("heading", name="Waiting room", level=1)).to_be_visible()

@@ -73,6 +73,7 @@ const NO_ICE_SERVERS = Object.freeze({ iceServers: [], iceTransportPolicy: "all"
 /**
  * @typedef {object} CallPageOptions
  * @property {"therapist" | "client"} role
+ * @property {boolean} [guest]  a guest's page (role "client"): no screen sharing of its own
  * @property {string} sessionId
  * @property {string} peerName  who is on the other end, for the safety-code note
  * @property {(state: RTCPeerConnectionState) => string | null} videoStatus  the call status
@@ -88,6 +89,8 @@ const NO_ICE_SERVERS = Object.freeze({ iceServers: [], iceTransportPolicy: "all"
  * @property {(person: RosterPerson | null) => void} [onPrimaryChange]  the therapist's page:
  *   the primary client left the roster, and this person's running pair is the page's call
  *   now (null: nobody else is in the call)
+ * @property {(roster: RosterPerson[]) => void} [onRoster]  a roster arrived (after the pairs
+ *   followed it)
  */
 
 /** @typedef {import("./pairs.js").RosterPerson} RosterPerson */
@@ -176,6 +179,8 @@ export class CallPage {
   primaryPeerId = null;
   /** @type {RosterPerson[] | null} the last roster (null: none yet, a two-person server) */
   roster = null;
+  /** @type {string | null} the chat's explanation as the page wrote it (two people) */
+  #chatNoteText = null;
   /** @type {number | null} the video cap the measured network asks for, before sharing out */
   #networkCap = null;
   #tiles;
@@ -207,6 +212,7 @@ export class CallPage {
     this.screen = screen
       ? new ScreenSharing(screen, {
           role: options.role,
+          guest: options.guest === true,
           peerName: () => this.#peerName,
           send: (message) => this.connection?.send(message) ?? false,
           call: () => (this.call && !this.call.closed ? this.call : null),
@@ -427,6 +433,28 @@ export class CallPage {
     }
     this.mesh.update(roster, me, this.primaryPeerId);
     this.#shareVideoBudget();
+    this.#renderChatNote(person ?? null);
+    this.#options.onRoster?.(roster);
+  }
+
+  /**
+   * The chat's explanation says whom messages reach: in a group only the primary pair's person
+   * (chat stays on the primary pair), otherwise the other one of two (the page's own words).
+   * @param {RosterPerson | null} person  the primary pair's person
+   */
+  #renderChatNote(person) {
+    const note = document.getElementById("chat-note");
+    if (!note) return;
+    this.#chatNoteText ??= note.textContent ?? "";
+    if (!this.inGroup || !person) {
+      note.textContent = this.#chatNoteText;
+      return;
+    }
+    const name = this.#options.role === "client" ? t("your therapist") : person.label;
+    note.textContent = t(
+      "Messages reach only {name}, straight between your two browsers; the others in the call do not see them. Attune never receives or stores them; they are gone when this page closes.",
+      { name },
+    );
   }
 
   /**

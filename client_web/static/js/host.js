@@ -12,6 +12,7 @@ import { mountTherapistExtras } from "./session_extras.js";
 import { formatLocal } from "./localtime.js";
 import { mountSidePanel } from "./host_panel.js";
 import { mountSafetyPanel } from "./host_safety.js";
+import { mountSendBack } from "./host_send_back.js";
 
 // Made once, now: the first use of Intl loads locale data, which must not delay an admission.
 formatLocal(new Date(), "time");
@@ -92,6 +93,7 @@ const page = new CallPage({
     if (state !== "open") updateStandby();
   },
   onChatReceived: () => side.announce(`New message from ${clientLabel}`),
+  onRoster: (roster) => sendBack.update(roster),
   onPrimaryChange: (person) => {
     if (!person) {
       if (clientInCall) noClient(`${clientLabel} left the call.`);
@@ -145,6 +147,10 @@ el.mediaRetry.addEventListener("click", () => void startMedia());
 
 /** Knocks already announced in the side column. */
 const announcedKnocks = new Set();
+/** Knocks this page admitted or denied (the words once they leave the waiting list). */
+const answeredKnocks = new Map();
+/** The waiting list as last shown, by knock id. */
+let shownKnocks = new Map();
 /** When this page first saw each knock, for a `since_ms` that is not a wall-clock time. */
 const firstSeen = new Map();
 const YEAR_2000_MS = 946_684_800_000;
@@ -163,8 +169,22 @@ function waitingSince(knock) {
  * @param {Array<{knock_id: string, label: string, since_ms: number}>} waiting
  */
 function renderLobby(waiting) {
+  const now = new Map(waiting.map((knock) => [knock.knock_id, knock]));
+  for (const [knockId, knock] of shownKnocks) {
+    // "X is waiting to be let in" no longer true: the line says what happened instead
+    if (now.has(knockId)) continue;
+    const answer = answeredKnocks.get(knockId);
+    const news =
+      answer === "admit"
+        ? `${knock.label} was let in`
+        : answer === "deny"
+          ? `${knock.label} was not let in`
+          : `${knock.label} left the waiting room`;
+    side.replace(waitingNews(knock.label), news);
+  }
+  shownKnocks = now;
   for (const knock of waiting) {
-    if (!announcedKnocks.has(knock.knock_id)) side.announce(`${knock.label} is waiting to be let in`, { urgent: true });
+    if (!announcedKnocks.has(knock.knock_id)) side.announce(waitingNews(knock.label), { urgent: true });
     announcedKnocks.add(knock.knock_id);
   }
   const items = waiting.map((knock) => {
@@ -182,6 +202,7 @@ function renderLobby(waiting) {
     admit.textContent = `Admit ${knock.label}`;
     admit.addEventListener("click", () => {
       hideAlert();
+      answeredKnocks.set(knock.knock_id, "admit");
       page.connection?.send({ type: "admit", knock_id: knock.knock_id });
     });
     const deny = document.createElement("button");
@@ -190,6 +211,7 @@ function renderLobby(waiting) {
     deny.textContent = `Deny ${knock.label}`;
     deny.addEventListener("click", () => {
       hideAlert();
+      answeredKnocks.set(knock.knock_id, "deny");
       page.connection?.send({ type: "deny", knock_id: knock.knock_id });
     });
     const actions = document.createElement("div");
@@ -206,6 +228,11 @@ function renderLobby(waiting) {
       ? `${waiting.map((k) => k.label).join(", ")} ${waiting.length === 1 ? "is" : "are"} waiting: admit from the waiting room beside the video.`
       : `${clientLabel} is not in the call.`;
   }
+}
+
+/** @param {string} label */
+function waitingNews(label) {
+  return `${label} is waiting to be let in`;
 }
 
 /** @param {string} text */
@@ -313,11 +340,22 @@ el.noteForm.addEventListener("submit", (event) => {
   if (sent) el.noteInput.value = "";
 });
 
-el.sendBack.addEventListener("click", () => {
-  // in a group the server needs to know whom: the client of the page's own call
-  const whom = page.roster !== null && page.primaryPeerId ? { peer_id: page.primaryPeerId } : {};
-  page.connection?.send({ type: "send-back", ...whom });
-});
+const sendBack = mountSendBack(
+  {
+    single: el.sendBack,
+    list: byId("send-back-list"),
+    dialog: /** @type {HTMLDialogElement} */ (byId("send-back-dialog")),
+    dialogTitle: byId("send-back-dialog-title"),
+    confirm: /** @type {HTMLButtonElement} */ (byId("send-back-confirm")),
+    cancel: /** @type {HTMLButtonElement} */ (byId("send-back-cancel")),
+  },
+  (peerId) => {
+    // once the server sends rosters it needs to know whom: the person named, else the
+    // client of the page's own call
+    const whom = peerId ?? (page.roster !== null ? page.primaryPeerId : null);
+    page.connection?.send({ type: "send-back", ...(whom ? { peer_id: whom } : {}) });
+  },
+);
 el.end.addEventListener("click", () => el.endDialog.showModal());
 el.endCancel.addEventListener("click", () => el.endDialog.close());
 el.endConfirm.addEventListener("click", () => {

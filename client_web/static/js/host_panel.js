@@ -71,6 +71,17 @@ export function mountSidePanel(parts) {
       renderTitle();
       if (sound?.checked) softChime();
     },
+    /**
+     * The newest line stopped being true (someone waiting was let in): say what is true now,
+     * once, calmly — no new count, no sound, no longer urgent. A newer line is left alone.
+     * @param {string} previous  the line as announced
+     * @param {string} text  what replaces it
+     */
+    replace(previous, text) {
+      if (latest.textContent !== previous) return;
+      latest.textContent = text;
+      latest.classList.remove("is-urgent");
+    },
   };
 }
 

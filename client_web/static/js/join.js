@@ -56,6 +56,7 @@ const waiting = mountWaitingRoom({
   statusAfterJoin: () => session.statusAfterJoin(),
 });
 const session = mountClientCall({
+  guest: root.dataset.guest === "true",
   sessionId,
   step: steps.call,
   show: () => show(steps.call),

@@ -33,8 +33,9 @@ const OFFER_FALLBACK_MS = 1500;
  * @param {(title: string, text: string) => void} options.onStopped  the connection ended
  * @param {() => void} [options.onLeft]  the client chose to leave (they may join again)
  * @param {number} [options.startsAtMs]  when the session starts, for the timer
+ * @param {boolean} [options.guest]  a guest's link: the page offers only what a guest may do
  */
-export function mountClientCall({ sessionId, step, show, waiting, checkinArea, onEnded, onDenied, onStopped, onLeft, startsAtMs }) {
+export function mountClientCall({ guest = false, sessionId, step, show, waiting, checkinArea, onEnded, onDenied, onStopped, onLeft, startsAtMs }) {
   let admitted = false;
   let therapistPresent = false;
   /** Camera and microphone have been asked for (opened or refused): a call may start. */
@@ -48,6 +49,7 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
 
   const page = new CallPage({
     role: "client",
+    guest,
     sessionId,
     peerName: t("Your therapist"),
     videoStatus: (state) => {
@@ -63,7 +65,8 @@ export function mountClientCall({ sessionId, step, show, waiting, checkinArea, o
     mountExtras: (connection, media) =>
       mountClientExtras(connection, {
         checkinArea,
-        signalSection: document.getElementById("signal-buttons"),
+        // a guest sends no signals (the server refuses them): visit.html leaves the section out
+        signalSection: guest ? null : document.getElementById("signal-buttons"),
         goals: document.getElementById("goals"),
         media,
       }),

@@ -63,6 +63,7 @@ export function screenParts() {
  * @property {(message: ClientMessage) => boolean} send  to the server; false: not connected
  * @property {() => Call | null} call  the running call, if any
  * @property {(stream: MediaStream | null) => void} [onLocalChange]  this side started or stopped
+ * @property {boolean} [guest]  a guest's page: it sees shared screens but never shares its own
  */
 
 /** One page's screen sharing: its own share, the other side's, and the therapist's leave. */
@@ -232,6 +233,7 @@ export class ScreenSharing {
   // --- internals -----------------------------------------------------------------------------
 
   #mayShare() {
+    if (this.#options.guest) return false; // the server refuses a guest's share
     return canShareScreen() && (this.#options.role === "therapist" || this.#allowed);
   }
 

@@ -34,6 +34,7 @@ from server.core.models import Account, Role
 from server.keys import AUDIT, DB
 from server.services import scheduling
 from server.settings import Settings
+from tests.browser.axe import AXE
 from tests.conftest import add_account, with_migrated_database
 from tests.integration.test_email import Mailbox, _free_port
 
@@ -144,6 +145,16 @@ async def start_site(aiohttp_server: Any, tmp_path: Path, **settings: Any) -> Li
     app = create_app(configured)
     await aiohttp_server(app, host="127.0.0.1", port=port)
     return LiveSite(app=app, base_url=configured.base_url)
+
+
+@pytest.fixture
+def axe_source() -> str:
+    """axe-core from npm (`npm ci`, for the tests only); in CI a missing copy fails."""
+    if not AXE.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{AXE} is missing; `npm ci` (make jscheck) installs it")
+        pytest.skip("axe-core is not installed (npm ci)")
+    return AXE.read_text()
 
 
 @pytest.fixture

@@ -12,16 +12,14 @@ with `npm ci`); the test evaluates it in the page from `node_modules`. Attune ne
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 
 from server.core.models import Role
 from server.keys import HUB, LIVE
+from tests.browser.axe import axe_at_both_sizes, axe_violations
 from tests.browser.conftest import MOBILE, BrowserHarness, LiveSite
 from tests.browser.test_call_languages_browser import (
     BROWSERS,
@@ -41,10 +39,6 @@ from tests.conftest import PASSWORD, add_account
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-BLOCKING = ("serious", "critical")
-# WCAG 2.1 A and AA rules (colour contrast included).
-AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 HEADINGS = {
     "en": ("Welcome", "Continue", "Skip this check", "Your consent", "This link does not work"),
     "es": (
@@ -65,38 +59,9 @@ HEADINGS = {
 
 
 @pytest.fixture
-def axe_source() -> str:
-    if not AXE.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{AXE} is missing; `npm ci` (make jscheck) installs it")
-        pytest.skip("axe-core is not installed (npm ci)")
-    return AXE.read_text()
-
-
-@pytest.fixture
 def harness(media_browser: Browser) -> BrowserHarness:
     """A headless browser with a fake camera and microphone."""
     return BrowserHarness(media_browser)
-
-
-async def _violations(page: Page, axe_source: str) -> list[str]:
-    """axe-core's serious and critical findings on the page as it is now, one line each."""
-    if not await page.evaluate("typeof window.axe === 'object'"):
-        await page.evaluate(axe_source)  # evaluated by the test, never served by Attune
-    results: dict[str, Any] = await page.evaluate(
-        """async (options) => {
-          const { violations, passes } = await axe.run(document, options);
-          return { violations, passed: passes.length };
-        }""",
-        AXE_OPTIONS,
-    )
-    assert results["passed"] >= 5  # axe ran its rules on this page
-    found: list[dict[str, Any]] = results["violations"]
-    return [
-        f"{v['impact']} {v['id']}: {v['help']} at {[n['target'] for n in v['nodes']]}"
-        for v in found
-        if v["impact"] in BLOCKING
-    ]
 
 
 @pytest.mark.parametrize("language", ["en", "es", "de"])
@@ -111,37 +76,37 @@ async def test_the_join_pages_have_no_serious_accessibility_violations(
     await page.goto(session.link)
     await expect(page.get_by_role("heading", name=welcome, level=1)).to_be_visible()
     await expect(page.locator("#camera-select")).to_be_enabled()
-    found["devices"] = await _violations(page, axe_source)
+    found["devices"] = await axe_violations(page, axe_source)
 
     await page.get_by_role("button", name=go_on, exact=True).click()
     await page.get_by_role("button", name=skip).click()
     await expect(page.get_by_role("heading", name=consent, level=1)).to_be_visible()
-    found["consent"] = await _violations(page, axe_source)
+    found["consent"] = await axe_violations(page, axe_source)
 
     await page.locator("#join-consent-telehealth").check()
     await page.locator("#consent-form button[type=submit]").click()
     await expect(page.locator("#step-safety")).to_be_visible()
     await page.locator("#safety-continue").click()  # unanswered: the error is shown too
     await expect(page.locator("#safety-error")).to_be_visible()
-    found["safety check"] = await _violations(page, axe_source)
+    found["safety check"] = await axe_violations(page, axe_source)
     await page.locator("#safety-location").fill("Home")
     await page.locator("#safety-private-yes").check()
     await page.locator("#safety-contact-name").fill("Anna")
     await page.locator("#safety-contact-phone").fill("+49 171 5551234")
     await page.locator("#safety-continue").click()
     await expect(page.locator("#step-waiting")).to_be_visible()
-    found["waiting room"] = await _violations(page, axe_source)
+    found["waiting room"] = await axe_violations(page, axe_source)
 
     await page.goto(live_site.url("/visit/consent"))
     await expect(page.locator("#consent-telehealth")).to_be_checked()
-    found["consent page"] = await _violations(page, axe_source)
+    found["consent page"] = await axe_violations(page, axe_source)
 
     await page.goto(live_site.url("/join/not-a-real-link"))
     await expect(page.get_by_role("heading", name=broken_link)).to_be_visible()
-    found["link problem"] = await _violations(page, axe_source)
+    found["link problem"] = await axe_violations(page, axe_source)
 
     await page.goto(live_site.url("/weather"))
-    found["neutral page"] = await _violations(page, axe_source)
+    found["neutral page"] = await axe_violations(page, axe_source)
 
     assert {step: problems for step, problems in found.items() if problems} == {}
 
@@ -151,15 +116,6 @@ CLIENT_PAGES = {
     "es": ("Sus datos", "Hecho", "Su sesión ha terminado"),
     "de": ("Ihre Daten", "Erledigt", "Ihre Sitzung ist beendet"),
 }
-
-
-async def _at_both_sizes(page: Page, axe_source: str) -> list[str]:
-    """axe's findings on a phone (360×640) and on a laptop (1280×720)."""
-    found = await _violations(page, axe_source)
-    await page.set_viewport_size({"width": 1280, "height": 720})
-    found += [f"(1280×720) {problem}" for problem in await _violations(page, axe_source)]
-    await page.set_viewport_size({"width": 360, "height": 640})
-    return found
 
 
 @pytest.mark.parametrize("language", ["en", "es", "de"])
@@ -181,19 +137,19 @@ async def test_the_clients_other_pages_have_no_serious_accessibility_violations(
 
     await page.goto(live_site.url("/visit/data"))
     await expect(page.get_by_role("heading", name=data, level=1)).to_be_visible()
-    found["data"] = await _at_both_sizes(page, axe_source)
+    found["data"] = await axe_at_both_sizes(page, axe_source)
     await page.locator("#erase-confirm").check()
     await page.locator("form[action='/visit/data/erase'] button").click()
     await expect(page.get_by_role("heading", name=done, level=1)).to_be_visible()
-    found["erased"] = await _at_both_sizes(page, axe_source)
+    found["erased"] = await axe_at_both_sizes(page, axe_source)
 
     await page.goto(live_site.url("/visit/contact"))
-    found["email reminders"] = await _at_both_sizes(page, axe_source)
+    found["email reminders"] = await axe_at_both_sizes(page, axe_source)
     response = await page.goto(live_site.url("/visit/progress"))
     assert response is not None and response.status == 200
-    found["own progress"] = await _at_both_sizes(page, axe_source)
+    found["own progress"] = await axe_at_both_sizes(page, axe_source)
     await page.goto(live_site.url("/email/unsubscribe/" + "A" * 43))
-    found["stop reminders"] = await _at_both_sizes(page, axe_source)
+    found["stop reminders"] = await axe_at_both_sizes(page, axe_source)
 
     async def unavailable() -> bool:
         return False
@@ -202,18 +158,18 @@ async def test_the_clients_other_pages_have_no_serious_accessibility_violations(
         patch.setattr(live_site.app[HUB].bus, "available", unavailable)
         response = await page.goto(live_site.url("/visit"))
         assert response is not None and response.status == 503
-        found["live sessions unavailable"] = await _at_both_sizes(page, axe_source)
+        found["live sessions unavailable"] = await axe_at_both_sizes(page, axe_source)
 
     await live_site.app[LIVE].end_session(session.therapist, session.session_id)
     await page.goto(live_site.url("/visit/after"))
     await expect(page.get_by_role("heading", name=ended, level=1)).to_be_visible()
     await expect(page.locator("#after-checkin input").first).to_be_visible()
-    found["after the session"] = await _at_both_sizes(page, axe_source)
+    found["after the session"] = await axe_at_both_sizes(page, axe_source)
 
     stranger = await harness.new_page(**MOBILE, locale=language)
     response = await stranger.goto(live_site.url("/visit/after"))
     assert response is not None and response.status == 401
-    found["error page"] = await _at_both_sizes(stranger, axe_source)
+    found["error page"] = await axe_at_both_sizes(stranger, axe_source)
 
 
 @pytest.mark.parametrize("language", ["es", "de"])
@@ -231,7 +187,7 @@ async def test_the_call_and_the_checkins_have_no_serious_accessibility_violation
 
     before = client.get_by_role("form", name=words.before_title)
     await expect(before).to_be_visible()
-    found["before check-in"] = await _at_both_sizes(client, axe_source)
+    found["before check-in"] = await axe_at_both_sizes(client, axe_source)
     await before.get_by_role("button", name=words.send).click()  # nothing moved: a skip
     await expect(before).to_be_hidden()
 
@@ -239,26 +195,26 @@ async def test_the_call_and_the_checkins_have_no_serious_accessibility_violation
     await wait_for_video(client)
     code = client.get_by_role("status", name=words.safety_code, exact=True)
     await expect(code).to_have_text(re.compile(r"^\d{4} \d{4}$"), timeout=MEDIA_TIMEOUT_MS)
-    found["call"] = await _at_both_sizes(client, axe_source)
+    found["call"] = await axe_at_both_sizes(client, axe_source)
 
     await therapist.get_by_role("button", name="Ask a pulse question").click()
     await expect(client.get_by_role("group", name=words.pulse_question)).to_be_visible()
-    found["pulse"] = await _at_both_sizes(client, axe_source)
+    found["pulse"] = await axe_at_both_sizes(client, axe_source)
     await client.get_by_role("button", name=words.pulse_low).click()
 
     await client.get_by_role("button", name=words.leave, exact=True).click()
     await expect(client.get_by_role("dialog", name=words.leave_title)).to_be_visible()
-    found["leave dialog"] = await _at_both_sizes(client, axe_source)
+    found["leave dialog"] = await axe_at_both_sizes(client, axe_source)
     await client.get_by_role("button", name=words.stay).click()
 
     await therapist.get_by_role("button", name="End session").click()
     ending = therapist.get_by_role("dialog", name="End the session for everyone?")
     await ending.get_by_role("button", name="Yes, end the session").click()
     await expect(client.get_by_role("heading", name=words.ended)).to_be_visible()
-    found["ended"] = await _at_both_sizes(client, axe_source)
+    found["ended"] = await axe_at_both_sizes(client, axe_source)
     await client.get_by_role("link", name=words.after_link).click()
     await expect(client.get_by_role("form", name=words.after_title)).to_be_visible()
-    found["after check-in"] = await _at_both_sizes(client, axe_source)
+    found["after check-in"] = await axe_at_both_sizes(client, axe_source)
 
     assert {step: problems for step, problems in found.items() if problems} == {}
 
@@ -266,7 +222,7 @@ async def test_the_call_and_the_checkins_have_no_serious_accessibility_violation
 async def _staff_page(page: Page, site: LiveSite, path: str, axe_source: str) -> list[str]:
     response = await page.goto(site.url(path))
     assert response is not None and response.status == 200, path
-    return [f"{path} {problem}" for problem in await _at_both_sizes(page, axe_source)]
+    return [f"{path} {problem}" for problem in await axe_at_both_sizes(page, axe_source)]
 
 
 async def test_the_therapists_and_the_admins_pages_have_no_serious_accessibility_violations(
@@ -287,7 +243,7 @@ async def test_the_therapists_and_the_admins_pages_have_no_serious_accessibility
     await client_in_waiting_room(client, scheduled, "en")
     await admit(therapist, scheduled.alias)
     await wait_for_video(therapist)
-    found += [f"/host {p}" for p in await _at_both_sizes(therapist, axe_source)]
+    found += [f"/host {p}" for p in await axe_at_both_sizes(therapist, axe_source)]
     await therapist.get_by_role("button", name="End session").click()
     for path in (
         "/dashboard",

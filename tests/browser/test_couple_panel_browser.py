@@ -5,7 +5,6 @@ violation at either size."""
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +17,8 @@ from server.core.cues.group_synthetic import PARTNER_B, group_scenario
 from server.core.participants import THERAPIST_PEER_ID
 from server.keys import AUDIT, DB, LIVE
 from server.services import scheduling
+from tests.browser.axe import axe_at_both_sizes
 from tests.browser.conftest import LAPTOP_SIZE, PHONE_SIZE, BrowserHarness, LiveSite
-from tests.browser.test_accessibility_axe import AXE, _at_both_sizes
 from tests.browser.video_helpers import schedule_session, therapist_opens_room
 
 pytestmark = pytest.mark.browser
@@ -40,16 +39,6 @@ def _after(total_each: int) -> dict[str, object]:
 @pytest.fixture
 def harness(browser: Browser) -> BrowserHarness:
     return BrowserHarness(browser)
-
-
-@pytest.fixture
-def axe_source() -> str:
-    """axe-core from npm (`npm ci`); CI fails without it, as the accessibility test does."""
-    if not AXE.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{AXE} is missing; `npm ci` (make jscheck) installs it")
-        pytest.skip("axe-core is not installed (npm ci)")
-    return AXE.read_text()
 
 
 async def test_the_panel_shows_each_partners_checkins_side_by_side_and_the_split(
@@ -118,7 +107,7 @@ async def test_the_panel_shows_each_partners_checkins_side_by_side_and_the_split
     await page.reload()  # panel-state rebuilds the same columns and the split
     await expect(page.get_by_role("region", name="R.M.")).to_contain_text("Alliance 28/40")
     await expect(page.locator(".split-alliance")).to_contain_text("12 points apart")
-    assert await _at_both_sizes(page, axe_source) == []
+    assert await axe_at_both_sizes(page, axe_source) == []
 
     # both partners agreed to cue analysis: a couple conversation, then the summary per person
     for client_id in (scheduled.client_id, partner.id):
@@ -147,5 +136,5 @@ async def test_the_panel_shows_each_partners_checkins_side_by_side_and_the_split
     await page.set_viewport_size(LAPTOP_SIZE)
     await page.screenshot(path=tmp_path / "couple-summary-1280.png", full_page=True)
     await page.set_viewport_size(PHONE_SIZE)
-    assert await _at_both_sizes(page, axe_source) == []
+    assert await axe_at_both_sizes(page, axe_source) == []
     harness.assert_no_policy_violations()

@@ -19,16 +19,14 @@ from server.jobs.email import run_once
 from server.keys import AUDIT, CONSENTS, DB, MAILER, SMTP_TRANSPORT
 from server.services import scheduling
 from server.settings import Settings
-from tests.browser import test_accessibility_axe
+from tests.browser.axe import axe_violations
 from tests.browser.conftest import LAPTOP_SIZE, MOBILE, PHONE_SIZE, BrowserHarness, LiveSite
-from tests.browser.test_accessibility_axe import _violations
 from tests.browser.video_helpers import fits_a_phone, grant_telehealth, schedule_session
 from tests.conftest import with_migrated_database
 from tests.integration.test_email import Mailbox
 
 pytestmark = pytest.mark.browser
 
-axe_source = test_accessibility_axe.axe_source  # the same fixture: axe-core from node_modules
 SHOTS = Path("/tmp/shots-email")
 
 
@@ -81,7 +79,7 @@ async def test_a_client_adds_changes_and_removes_their_address_by_keyboard_on_a_
     tick = page.get_by_label("Email me reminders", exact=False)
     await expect(tick).not_to_be_checked()  # optional, and unticked until the client ticks it
     await fits_a_phone(page)
-    assert await _violations(page, axe_source) == []
+    assert await axe_violations(page, axe_source) == []
     await shot_both(page, "contact-empty")
 
     # Add: type, Tab to the box, Space ticks it, Enter sends the form.
@@ -99,7 +97,7 @@ async def test_a_client_adds_changes_and_removes_their_address_by_keyboard_on_a_
     assert await mailer.contact_email(db, scheduled.client_id) == "first@example.org"
     await expect(page.get_by_role("button", name="Remove my address")).to_be_visible()
     await fits_a_phone(page)
-    assert await _violations(page, axe_source) == []
+    assert await axe_violations(page, axe_source) == []
     await shot_both(page, "contact-saved")
 
     # Change it: the box stays ticked (the consent stands).
@@ -119,7 +117,7 @@ async def test_a_client_adds_changes_and_removes_their_address_by_keyboard_on_a_
     await expect(field).to_have_attribute("aria-describedby", "contact-error")
     assert await mailer.contact_email(db, scheduled.client_id) == "second@example.org"
     await fits_a_phone(page)
-    assert await _violations(page, axe_source) == []
+    assert await axe_violations(page, axe_source) == []
     await shot_both(page, "contact-error")
 
     # Remove: one button, by keyboard; the address is gone and the consent withdrawn.
@@ -180,13 +178,13 @@ async def test_a_reminders_unsubscribe_link_works_on_a_phone_without_any_cookie(
     await expect(page.get_by_role("heading", name="Stop email reminders?", level=1)).to_be_visible()
     assert await mailer.reminders_on(db, client.id)  # opening the page changed nothing
     await fits_a_phone(page)
-    assert await _violations(page, axe_source) == []
+    assert await axe_violations(page, axe_source) == []
     await shot_both(page, "unsubscribe-ask")
     await page.get_by_role("button", name="Stop reminders").focus()
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Reminders stopped", level=1)).to_be_visible()
     assert not await mailer.reminders_on(db, client.id)
     await fits_a_phone(page)
-    assert await _violations(page, axe_source) == []
+    assert await axe_violations(page, axe_source) == []
     await shot_both(page, "unsubscribe-done")
     harness.assert_no_policy_violations()

@@ -24,6 +24,7 @@ from server.app import create_app
 from server.keys import AUDIT, DB, VAULT
 from server.services import participants, scheduling
 from server.settings import Settings
+from tests.browser.axe import axe_violations
 from tests.browser.conftest import (
     LAPTOP,
     LAPTOP_SIZE,
@@ -33,7 +34,6 @@ from tests.browser.conftest import (
     BrowserHarness,
     LiveSite,
 )
-from tests.browser.test_accessibility_axe import _violations, axe_source  # noqa: F401
 from tests.browser.test_video_call import WITHDRAW_TELEHEALTH
 from tests.browser.video_helpers import (
     MEDIA_TIMEOUT_MS,
@@ -133,7 +133,7 @@ async def pairs_of(page: Page, count: int, floors: dict[str, int] | None = None)
 async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leaves_alone(
     site: LiveSite,
     harness: BrowserHarness,
-    axe_source: str,  # noqa: F811
+    axe_source: str,
 ) -> None:
     scheduled = await schedule_session(site, alias="J.M.")
     now = datetime.now(UTC)
@@ -193,7 +193,7 @@ async def test_four_people_each_admitted_see_and_verify_each_other_and_one_leave
     assert await phone.evaluate(NARROW_PROBLEMS) == {"scrollWidth": PHONE_WIDTH, "small": []}
     await look_at({"phone-4-people-360": phone, "therapist-4-people-1280": therapist})
     for page in (phone, therapist):  # tiles, their names and every pair's code and button
-        assert await _violations(page, axe_source) == []
+        assert await axe_violations(page, axe_source) == []
 
     # a client may signal the therapist, a guest may not (the server refuses): no buttons
     guest, first = people["Interpreter"][0], people["J.M."][0]

@@ -12,6 +12,7 @@ from playwright.async_api import Browser, Page, expect
 
 from server.keys import AUDIT, DB
 from server.services import scheduling
+from tests.browser.axe import axe_violations
 from tests.browser.conftest import (
     LAPTOP,
     MOBILE,
@@ -21,7 +22,6 @@ from tests.browser.conftest import (
     LiveSite,
     screenshots,
 )
-from tests.browser.test_accessibility_axe import _violations, axe_source  # noqa: F401
 from tests.browser.test_foundation_flows import sign_in_with_form
 from tests.conftest import PASSWORD
 
@@ -57,7 +57,7 @@ async def _shown_link(page: Page, who: str) -> str:
 async def test_the_therapist_adds_a_guest_and_a_second_client_each_with_their_own_link(
     live_site: LiveSite,
     harness: BrowserHarness,
-    axe_source: str,  # noqa: F811
+    axe_source: str,
     size: str,
     tmp_path: Path,
 ) -> None:
@@ -67,12 +67,12 @@ async def test_the_therapist_adds_a_guest_and_a_second_client_each_with_their_ow
     await sign_in_with_form(page, live_site, THERAPIST_EMAIL, PASSWORD)
     await page.get_by_role("link", name="People in the session with J.M.").click()
     await expect(page).to_have_url(live_site.url(f"/dashboard/sessions/{session_id}/people"))
-    assert await _violations(page, axe_source) == []
+    assert await axe_violations(page, axe_source) == []
 
     await page.get_by_label("Label").fill("Interpreter")
     await page.get_by_role("button", name="Add guest").click()
     guest_link = await _shown_link(page, "Interpreter")
-    assert await _violations(page, axe_source) == []
+    assert await axe_violations(page, axe_source) == []
 
     await page.get_by_label("Client", exact=True).select_option(label="K.L.")
     await page.get_by_role("button", name="Add client").click()
@@ -93,7 +93,7 @@ async def test_the_therapist_adds_a_guest_and_a_second_client_each_with_their_ow
     await guest.goto(guest_link)
     await expect(guest.get_by_text("guest of this session")).to_be_visible()
     assert await guest.get_by_role("link", name="Your progress").count() == 0
-    assert await _violations(guest, axe_source) == []
+    assert await axe_violations(guest, axe_source) == []
     await screenshots(guest, tmp_path / f"guest-{size}", back_to=PHONE_SIZE, full_page=True)
 
     page.once("dialog", lambda dialog: dialog.accept())

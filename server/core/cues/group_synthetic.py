@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 from server.core.cues.features import FeatureFrame, NetStats
-from server.core.cues.synthetic import MINUTE
+from server.core.cues.synthetic import MINUTE, speech_windows
 from server.core.participants import THERAPIST_PEER_ID, PersonKind
 from server.core.protocol import SessionRole
 
@@ -96,7 +96,9 @@ def frames_from_group_speech(
         therapist = peer == THERAPIST_PEER_ID
         kind = PersonKind.THERAPIST if therapist else PersonKind.GUEST if peer == GUEST else None
         role = SessionRole.THERAPIST if therapist else SessionRole.CLIENT
-        for t, voiced in _windows(sorted(runs), _OFFSETS.get(peer, 500), duration_ms, window_ms):
+        for t, voiced in speech_windows(
+            sorted(runs), _OFFSETS.get(peer, 500), duration_ms, window_ms
+        ):
             frame = FeatureFrame(
                 role=role,
                 t_ms=t,
@@ -110,23 +112,6 @@ def frames_from_group_speech(
             frames.append((peer, kind or PersonKind.CLIENT, frame))
     frames.sort(key=lambda item: (item[2].t_ms, item[0]))
     return frames
-
-
-def _windows(
-    runs: Sequence[tuple[int, int]], offset_ms: int, duration_ms: int, window_ms: int
-) -> Iterator[tuple[int, tuple[tuple[int, int], ...]]]:
-    """(window end, speech clipped to the window) for consecutive windows."""
-    first = 0
-    for t in range(window_ms + offset_ms, duration_ms + 1, window_ms):
-        start = t - window_ms
-        while first < len(runs) and runs[first][1] <= start:
-            first += 1
-        voiced = []
-        for run_start, run_end in runs[first:]:
-            if run_start >= t:
-                break
-            voiced.append((max(run_start, start), min(run_end, t)))
-        yield t, tuple(voiced)
 
 
 def to_jsonl(frames: Iterable[PeerFrame]) -> Iterator[str]:

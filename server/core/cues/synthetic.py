@@ -219,7 +219,7 @@ def _role_frames(
 ) -> Iterator[FeatureFrame]:
     window = 1000
     base_rtt = {"high_lag": (500.0, 620.0), "severe_lag": (950.0, 1150.0)}.get(name, (50.0, 110.0))
-    for t, voiced in _windows(runs, offset_ms, duration_ms, window):
+    for t, voiced in speech_windows(runs, offset_ms, duration_ms, window):
         during = incident.covers(t)
         motion = rng.uniform(0.6, 1.4) if role == THERAPIST else rng.uniform(0.7, 1.8)
         if voiced:
@@ -261,7 +261,7 @@ def _role_frames(
         )
 
 
-def _windows(
+def speech_windows(
     runs: Sequence[tuple[int, int]], offset_ms: int, duration_ms: int, window_ms: int
 ) -> Iterator[tuple[int, tuple[tuple[int, int], ...]]]:
     """(window end, speech clipped to the window) for consecutive windows."""
@@ -298,7 +298,7 @@ def frames_from_speech(
         (SessionRole.THERAPIST, therapist_speech, 0),
         (SessionRole.CLIENT, client_speech, client_offset_ms),
     ):
-        for t, voiced in _windows(runs, offset, duration_ms, window_ms):
+        for t, voiced in speech_windows(runs, offset, duration_ms, window_ms):
             frame = FeatureFrame(
                 role=role,
                 t_ms=t,

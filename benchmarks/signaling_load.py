@@ -151,6 +151,7 @@ class Load:
     errors: int = 0
     error_codes: dict[str, int] = field(default_factory=dict)  # `error` frames by code
     dropped: int = 0  # sockets the server closed during the run
+    close_codes: dict[str, int] = field(default_factory=dict)  # of those, by close code
     measuring: bool = False
     readers: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -172,10 +173,23 @@ def relay_ping(sent: float) -> dict[str, Any]:
     }
 
 
+SERVER_CPUS: set[int] | None = None  # with --pin: where the servers run (the generator elsewhere)
+
+
+def pin_generator(cpus: int) -> None:
+    """Servers on the last core, this load generator on the others, so neither steals the
+    other's time slices (the bare relay and Attune alike; Redis and the rest float)."""
+    global SERVER_CPUS
+    SERVER_CPUS = {cpus - 1}
+    os.sched_setaffinity(0, set(range(cpus - 1)))
+
+
 def start(
     command: list[str], env: dict[str, str] | None = None, log: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """A server process; its log (stderr) to `log` when given."""
+    """A server process (on SERVER_CPUS when pinned); its log (stderr) to `log` when given."""
+    if SERVER_CPUS is not None:
+        command = ["taskset", "-c", ",".join(map(str, sorted(SERVER_CPUS))), *command]
     stderr = log.open("ab") if log is not None else None
     try:
         return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -204,6 +218,8 @@ async def _reader(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
         await _read(ws, load)
     if load.measuring:
         load.dropped += 1
+        code = str(ws.close_code) if ws.close_code is not None else type(ws.exception()).__name__
+        load.close_codes[code] = load.close_codes.get(code, 0) + 1
 
 
 async def _read(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
@@ -316,7 +332,7 @@ async def drive(
     server_pids: list[int],
     seconds: float,
     load: Load,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Run the traffic; measure the middle `seconds` (after a warm-up of one relay period)."""
     warmup = RELAY_PERIOD_S
     stop = time.monotonic() + warmup + seconds + 1
@@ -357,6 +373,7 @@ async def drive(
         "errors": load.errors,
         "error_codes": load.error_codes,
         "dropped": load.dropped,
+        "close_codes": load.close_codes,
     }  # fmt: skip
 
 
@@ -428,7 +445,7 @@ async def wait_listening(port: int, deadline_s: float = 60) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[str, float]]:
+async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[str, Any]]:
     results = {}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(
@@ -476,7 +493,7 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
 
 async def measure_two_processes(
     count: int, seconds: float, workdir: Path, lease_ms: int | None = None
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Two processes on one PostgreSQL and one Redis: therapists on one, clients on the other
     (with `lease_ms`, their `redis_lease_ms`)."""
     with fresh_postgres_database("attune_load") as url, fresh_redis_database() as redis_url:
@@ -557,6 +574,15 @@ def main() -> int:
     parser.add_argument(
         "--lease-ms", type=int, help="redis_lease_ms of the two processes (default: the setting's)"
     )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=(os.cpu_count() or 1) >= 2,
+        help="servers on the last core, the generator on the others (default with 2+ cores)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="bare and Attune measured in turn this many times"
+    )
     args = parser.parse_args()
     if args.full:
         args.sessions, args.seconds, args.two_processes = [500, 1000, 2000, 5000], 20, True
@@ -565,10 +591,19 @@ def main() -> int:
         return 0
     print(f"# {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.1f}")
+    if args.pin:
+        pin_generator(os.cpu_count() or 2)
+        print(f"# servers pinned to CPU {sorted(SERVER_CPUS or ())}, the generator to the others")
     for count in args.sessions:
-        with tempfile.TemporaryDirectory(prefix="attune-load-") as tmp:
-            result = asyncio.run(measure(count, args.seconds, Path(tmp)))
-        print(json.dumps(result), flush=True)
+        ratios = []
+        for _round in range(args.rounds):
+            with tempfile.TemporaryDirectory(prefix="attune-load-") as tmp:
+                result = asyncio.run(measure(count, args.seconds, Path(tmp)))
+            print(json.dumps(result), flush=True)
+            ratios.append(result["ratio"]["frames_per_cpu_s"])
+        if args.rounds > 1:
+            summary = {"sessions": count, "ratios": ratios, "median": statistics.median(ratios)}
+            print(json.dumps({"ratio_over_rounds": summary}), flush=True)
         if args.two_processes:
             with tempfile.TemporaryDirectory(prefix="attune-load-") as tmp:
                 two = asyncio.run(

@@ -406,10 +406,11 @@ async def _watch_idle(ws: web.WebSocketResponse, heard: _Heard) -> None:
 
 async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
     """Limits and parsing here, where the socket is; the action runs where the room is."""
-    limiter = RateLimiter(_now_ms())
+    started_ms = int(time.monotonic() * 1000)  # the buckets run on the monotonic clock
+    limiter = RateLimiter(started_ms)
     # Dropped messages spend from a second bucket: a burst is forgiven, a flood is not.
     patience = RateLimiter(
-        _now_ms(), per_second=FLOOD_FORGIVE_PER_SECOND, burst=FLOOD_CLOSE_AFTER_DROPPED
+        started_ms, per_second=FLOOD_FORGIVE_PER_SECOND, burst=FLOOD_CLOSE_AFTER_DROPPED
     )
     frames = contextlib.aclosing(_frames(connection.ws))  # its watchdog ends with the loop
     async with frames as texts:
@@ -417,8 +418,9 @@ async def _read_loop(hub: Hub, connection: Connection, ref: ConnRef) -> None:
             if connection.revoked:
                 return  # access ended: a message read after that is never processed
             received_at = time.monotonic()
-            if not limiter.allow(_now_ms()):
-                if not patience.allow(_now_ms()):
+            received_ms = int(received_at * 1000)
+            if not limiter.allow(received_ms):
+                if not patience.allow(received_ms):
                     # One log line per connection, then the socket is gone for good (no reconnect).
                     log.warning("closing a connection that kept exceeding the message rate")
                     connection.revoke(
@@ -624,9 +626,11 @@ def _as_protocol_error(exc: AttuneError) -> ProtocolError:
     return ProtocolError(ErrorCode.INVALID, exc.message)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Context:
-    """What a message handler works with: the app's services, the connection, its room."""
+    """What a message handler works with: the app's services, the connection, its room.
+    Built per message, so not frozen (a frozen dataclass's `__init__` costs several times as
+    much); no handler changes it."""
 
     app: web.Application
     connection: ConnRef

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -80,7 +81,7 @@ def test_a_room_action_arrives_as_it_left_without_its_parsed_message() -> None:
     )
     back = RoomOp.from_json(travelled(op.to_json()))  # type: ignore[arg-type]
     assert back.parsed is None
-    assert back == RoomOp(**{**op.__dict__, "parsed": None})
+    assert back == replace(op, parsed=None)
 
 
 def test_a_connection_id_names_the_process_holding_its_socket() -> None:

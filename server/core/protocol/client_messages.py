@@ -561,15 +561,14 @@ def parse_client_message(text: str, *, max_bytes: int = MAX_FRAME_BYTES) -> Clie
     if not isinstance(type_name, str):
         raise ProtocolError(ErrorCode.INVALID, "missing string field 'type'", ref=message_id)
     try:
-        if type_name == Features.TYPE:
-            if utf8_len(text) > MAX_FEATURES_BYTES:
+        if type_name == Features.TYPE:  # about nine frames in ten: the short path
+            if len(text) * 4 > MAX_FEATURES_BYTES and utf8_len(text) > MAX_FEATURES_BYTES:
                 raise ProtocolError(
                     ErrorCode.TOO_LARGE,
                     f"features frames are limited to {MAX_FEATURES_BYTES} bytes",
                 )
-            return Features(
-                MappingProxyType({k: v for k, v in obj.items() if k != "id"}), message_id
-            )
+            obj.pop("id", None)  # the body is the rest; `obj` is ours alone
+            return Features(MappingProxyType(obj), message_id)
         parse = _CLIENT_PARSERS.get(type_name)
         if parse is None:
             raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {type_name[:64]!r}")

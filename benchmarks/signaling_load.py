@@ -50,7 +50,9 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
+import functools
 
+from benchmarks.lean_ws import LeanSocket
 from tests.multiproc.processes import (
     attune_command,
     child_env,
@@ -65,7 +67,6 @@ THERAPIST = "load@example.org"
 FEATURES_PERIOD_S = 1.0
 RELAY_PERIOD_S = 5.0
 TICKS = os.sysconf("SC_CLK_TCK")
-Pair = tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]
 CANDIDATE = "candidate:842163049 1 udp 1677729535 192.0.2.10 46154 typ srflx raddr 0.0.0.0 rport 0"
 
 
@@ -141,6 +142,12 @@ async def create_sessions(env: dict[str, str], count: int) -> list[tuple[str, st
 
 
 # --- the load generator ----------------------------------------------------------------------
+# Lean sockets (benchmarks/lean_ws.py) carry the traffic: aiohttp's client cost about as much
+# CPU per frame as the servers, so the generator fell behind first. aiohttp still does the
+# set-up's HTTP (signing in, opening the links).
+
+Pair = tuple[LeanSocket, LeanSocket]
+SEND_SLOTS = 100  # the sockets are spread over this many slots of each second
 
 
 @dataclass
@@ -153,11 +160,34 @@ class Load:
     dropped: int = 0  # sockets the server closed during the run
     close_codes: dict[str, int] = field(default_factory=dict)  # of those, by close code
     measuring: bool = False
-    readers: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def read(self, *sockets: aiohttp.ClientWebSocketResponse) -> None:
-        """Start reading at once: an unread socket cannot answer the server's pings."""
-        self.readers.extend(asyncio.create_task(_reader(ws, self)) for ws in sockets)
+    def read(self, *sockets: LeanSocket) -> None:
+        """From now on each text frame is looked at as it arrives, and a socket that ends
+        while measuring counts as dropped."""
+        for sock in sockets:
+            sock.on_text = self.heard
+            sock.closed.add_done_callback(functools.partial(self.lost, sock))
+
+    def heard(self, payload: bytes) -> None:
+        """A frame from a server: only relays (their latency) and errors are decoded."""
+        if b"signal-relay" in payload:
+            data = json.loads(payload)
+            if data.get("type") == "signal-relay" and self.measuring:
+                sent = float(data["payload"]["candidate"]["usernameFragment"])
+                self.latencies.append(time.monotonic() - sent)
+                self.relays_received += 1
+        elif b'"error"' in payload:
+            data = json.loads(payload)
+            if data.get("type") == "error":
+                self.errors += 1
+                code = str(data.get("code"))
+                self.error_codes[code] = self.error_codes.get(code, 0) + 1
+
+    def lost(self, sock: LeanSocket, _closed: object = None) -> None:
+        if self.measuring:
+            self.dropped += 1
+            code = str(sock.close_code) if sock.close_code is not None else "no close frame"
+            self.close_codes[code] = self.close_codes.get(code, 0) + 1
 
 
 def relay_ping(sent: float) -> dict[str, Any]:
@@ -213,72 +243,49 @@ def cookie_header(response: aiohttp.ClientResponse) -> str:
     return "; ".join(f"{k}={v.value}" for k, v in response.cookies.items())
 
 
-async def _reader(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
-    with contextlib.suppress(aiohttp.ClientError):
-        await _read(ws, load)
-    if load.measuring:
-        load.dropped += 1
-        code = str(ws.close_code) if ws.close_code is not None else type(ws.exception()).__name__
-        load.close_codes[code] = load.close_codes.get(code, 0) + 1
+def features_frame(role: str, tick: int) -> bytes:
+    return (
+        f'{{"type":"features","role":"{role}","t_ms":{1000 * tick},"window_ms":1000,'
+        f'"voiced":[],"level_dbfs":-40.0,"motion":0.0}}'
+    ).encode()
 
 
-async def _read(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
-    async for msg in ws:
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            continue
-        data = json.loads(msg.data)
-        if data.get("type") == "signal-relay":
-            sent = float(data["payload"]["candidate"]["usernameFragment"])
-            if load.measuring:
-                load.latencies.append(time.monotonic() - sent)
-                load.relays_received += 1
-        elif data.get("type") == "error":
-            load.errors += 1
-            code = str(data.get("code"))
-            load.error_codes[code] = load.error_codes.get(code, 0) + 1
-
-
-async def _peer_traffic(
-    ws: aiohttp.ClientWebSocketResponse, role: str, relays: bool, offset: float, stop: float,
-    load: Load,
-) -> None:  # fmt: skip
-    """features at 1 Hz; the client also relays a timestamped payload every 5 s."""
-    await asyncio.sleep(offset)
+async def _send_loop(pairs: list[Pair], stop: float, load: Load) -> None:
+    """Every second, both peers of every pair send `features`, and one client in five (each
+    in its turn, so every client every 5 s) a relay ping: the pairs are spread evenly over
+    SEND_SLOTS slots of the second, written by this one task rather than a task per socket."""
+    slots = [pairs[k::SEND_SLOTS] for k in range(SEND_SLOTS)]
+    relay_every = int(RELAY_PERIOD_S / FEATURES_PERIOD_S)
+    began = time.monotonic()
     tick = 0
-    while time.monotonic() < stop and not ws.closed:
-        try:
-            await _send_tick(ws, role, relays, tick, load)
-        except aiohttp.ClientError:
-            return
+    while True:
+        therapist, client = features_frame("therapist", tick), features_frame("client", tick)
+        for k, slot in enumerate(slots):
+            delay = began + (tick + k / SEND_SLOTS) * FEATURES_PERIOD_S - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if time.monotonic() >= stop:
+                return
+            for j, (t_ws, c_ws) in enumerate(slot):
+                load.frames_sent += t_ws.send_bytes_text(therapist)
+                load.frames_sent += c_ws.send_bytes_text(client)
+                if (tick + k + j * SEND_SLOTS) % relay_every == 0:
+                    ping = {"type": "relay", "payload": relay_ping(time.monotonic())}
+                    load.frames_sent += c_ws.send_bytes_text(json.dumps(ping).encode())
         tick += 1
-        await asyncio.sleep(FEATURES_PERIOD_S)
-
-
-async def _send_tick(
-    ws: aiohttp.ClientWebSocketResponse, role: str, relays: bool, tick: int, load: Load
-) -> None:
-    """One second's frames: features, and every fifth second the client's relay ping."""
-    await ws.send_str(json.dumps({
-        "type": "features", "role": role, "t_ms": 1000 * tick, "window_ms": 1000,
-        "voiced": [], "level_dbfs": -40.0, "motion": 0.0,
-    }))  # fmt: skip
-    load.frames_sent += 1
-    if relays and tick % int(RELAY_PERIOD_S / FEATURES_PERIOD_S) == 0:
-        payload = relay_ping(time.monotonic())
-        await ws.send_str(json.dumps({"type": "relay", "payload": payload}))
-        load.frames_sent += 1
 
 
 async def _connect_attune(
     http: aiohttp.ClientSession,
-    base: str,
+    port: int,
     sessions: list[tuple[str, str]],
     load: Load,
-    client_base: str | None = None,
-) -> list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]]:
-    """Therapists connect to `base`, clients to `client_base` (another process: every
+    client_port: int | None = None,
+) -> list[Pair]:
+    """Therapists connect to `port`, clients to `client_port` (another process: every
     message between the two peers then crosses Redis)."""
-    client_base = client_base or base
+    client_port = client_port or port
+    base, client_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{client_port}"
     async with http.post(
         base + "/api/v1/auth/login", json={"email": THERAPIST, "password": PASSWORD}
     ) as response:
@@ -291,17 +298,17 @@ async def _connect_attune(
             async with http.get(client_base + join, allow_redirects=False) as response:
                 visit_cookie = cookie_header(response)
             path = f"/ws/session/{session_id}"
-            t_ws = await http.ws_connect(base + path, headers={"Cookie": therapist_cookie})
-            await t_ws.send_json({"type": "hello", "version": 1})
-            c_ws = await http.ws_connect(client_base + path, headers={"Cookie": visit_cookie})
-            await c_ws.send_json({"type": "hello", "version": 1})
+            t_ws = await LeanSocket.connect("127.0.0.1", port, path, therapist_cookie)
+            t_ws.send_json({"type": "hello", "version": 1})
+            c_ws = await LeanSocket.connect("127.0.0.1", client_port, path, visit_cookie)
+            c_ws.send_json({"type": "hello", "version": 1})
             async with asyncio.timeout(30):
                 while True:
                     data = await c_ws.receive_json()
                     if data["type"] == "welcome":
                         knock = data["knock_id"]
                         break
-                await t_ws.send_json({"type": "admit", "knock_id": knock})
+                t_ws.send_json({"type": "admit", "knock_id": knock})
                 while (await c_ws.receive_json())["type"] != "admitted":
                     pass
             load.read(t_ws, c_ws)
@@ -310,16 +317,14 @@ async def _connect_attune(
     return list(await asyncio.gather(*(one(s, j) for s, j in sessions)))
 
 
-async def _connect_bare(
-    http: aiohttp.ClientSession, base: str, count: int, load: Load
-) -> list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]]:
+async def _connect_bare(port: int, count: int, load: Load) -> list[Pair]:
     semaphore = asyncio.Semaphore(20)
 
     async def one(i: int) -> Pair:
         async with semaphore:
             pair = (
-                await http.ws_connect(f"{base}/pair/{i}/a"),
-                await http.ws_connect(f"{base}/pair/{i}/b"),
+                await LeanSocket.connect("127.0.0.1", port, f"/pair/{i}/a"),
+                await LeanSocket.connect("127.0.0.1", port, f"/pair/{i}/b"),
             )
             load.read(*pair)
             return pair
@@ -328,21 +333,12 @@ async def _connect_bare(
 
 
 async def drive(
-    pairs: list[tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]],
-    server_pids: list[int],
-    seconds: float,
-    load: Load,
+    pairs: list[Pair], server_pids: list[int], seconds: float, load: Load
 ) -> dict[str, Any]:
     """Run the traffic; measure the middle `seconds` (after a warm-up of one relay period)."""
     warmup = RELAY_PERIOD_S
     stop = time.monotonic() + warmup + seconds + 1
-    senders = []
-    for i, (t_ws, c_ws) in enumerate(pairs):
-        offset = (i / len(pairs)) * FEATURES_PERIOD_S  # spread evenly over the second
-        senders.append(
-            asyncio.create_task(_peer_traffic(t_ws, "therapist", False, offset, stop, load))
-        )
-        senders.append(asyncio.create_task(_peer_traffic(c_ws, "client", True, offset, stop, load)))
+    sender = asyncio.create_task(_send_loop(pairs, stop, load))
     await asyncio.sleep(warmup)
     load.measuring = True
     sent_before, cpu_before, wall_before = (
@@ -355,12 +351,10 @@ async def drive(
     wall = time.monotonic() - wall_before
     frames = load.frames_sent - sent_before
     load.measuring = False
-    await asyncio.gather(*senders)
+    await sender
     for pair in pairs:
         for ws in pair:
-            await ws.close()
-    for task in load.readers:
-        task.cancel()
+            ws.close()
     lat = sorted(load.latencies) or [float("nan")]
     return {
         "sessions": len(pairs),
@@ -457,7 +451,7 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
         try:
             await wait_listening(port)
             load = Load()
-            pairs = await _connect_bare(http, f"http://127.0.0.1:{port}", count, load)
+            pairs = await _connect_bare(port, count, load)
             results["bare"] = await drive(pairs, [bare.pid], seconds, load)
         finally:
             bare.terminate()
@@ -475,7 +469,7 @@ async def measure(count: int, seconds: float, workdir: Path) -> dict[str, dict[s
         try:
             await wait_listening(port)
             load = Load()
-            pairs = await _connect_attune(http, f"http://127.0.0.1:{port}", sessions, load)
+            pairs = await _connect_attune(http, port, sessions, load)
             results["attune"] = await drive(pairs, [server.pid], seconds, load)
             results["attune"] |= await server_side_relay_quantiles(http, metrics_port)
         finally:
@@ -521,10 +515,7 @@ async def measure_two_processes(
                 connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar()
             ) as http:
                 load = Load()
-                pairs = await _connect_attune(
-                    http, f"http://127.0.0.1:{ports[0]}", sessions, load,
-                    client_base=f"http://127.0.0.1:{ports[1]}",
-                )  # fmt: skip
+                pairs = await _connect_attune(http, ports[0], sessions, load, client_port=ports[1])
                 result = await drive(pairs, [s.pid for s in servers], seconds, load)
                 # Where the rooms are at the end, and the loop's lag as each process's lease
                 # keeper probed it (A: the therapists' process, B: the clients').

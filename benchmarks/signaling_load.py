@@ -147,7 +147,7 @@ async def create_sessions(env: dict[str, str], count: int) -> list[tuple[str, st
 # set-up's HTTP (signing in, opening the links).
 
 Pair = tuple[LeanSocket, LeanSocket]
-SEND_SLOTS = 100  # the sockets are spread over this many slots of each second
+SEND_SLOTS = 1000  # the pairs are spread over this many slots of each second (1 ms apart)
 
 
 @dataclass

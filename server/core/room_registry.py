@@ -119,8 +119,16 @@ class RoomRegistry:
         """Release every held place past its grace period; drop rooms left empty."""
         effects: list[Effect] = []
         for room in list(self._rooms.values()):
-            effects += room.expire(now_ms)
-            self._drop_if_empty(room)
+            effects += self.expire_room(room.session_id, now_ms)
+        return effects
+
+    def expire_room(self, session_id: str, now_ms: int) -> list[Effect]:
+        """`expire` for one room (the serving loop visits rooms a share at a time)."""
+        room = self._rooms.get(session_id)
+        if room is None:
+            return []
+        effects = room.expire(now_ms)
+        self._drop_if_empty(room)
         return effects
 
     def next_deadline_ms(self) -> int | None:

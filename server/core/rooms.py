@@ -212,10 +212,13 @@ class Room:
 
     def next_deadline_ms(self) -> int | None:
         """When `expire` next has work to do (a held place runs out), or None."""
-        deadlines = [s.held_until_ms for s in self._slots.values() if s.held_until_ms is not None]
-        if self._therapist is not None and self._therapist.held_until_ms is not None:
-            deadlines.append(self._therapist.held_until_ms)
-        return min(deadlines, default=None)
+        # Asked of every room once a second: no list built when nothing is held
+        soonest = self._therapist.held_until_ms if self._therapist is not None else None
+        for slot in self._slots.values():
+            held = slot.held_until_ms
+            if held is not None and (soonest is None or held < soonest):
+                soonest = held
+        return soonest
 
     # --- connections -----------------------------------------------------------------
 

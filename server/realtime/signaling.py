@@ -721,7 +721,7 @@ async def _signal(ctx: _Context, message: Signal) -> None:
 
 async def _features(ctx: _Context, message: Features) -> None:
     ctx.app[METRICS].features_frame()
-    if message.body.get("role") != ctx.connection.role.value:
+    if message.body.get("role") != ctx.connection.role:  # a StrEnum equals its text
         raise ProtocolError(ErrorCode.INVALID, "features.role must be your own role.")
     ref = ctx.connection  # a client's own record; a guest's features are dropped there
     await ctx.live.feed_features(
@@ -840,14 +840,19 @@ async def expire_rooms_loop(hub: Hub) -> None:
     while True:
         await asyncio.sleep(1.0)
         now_ms = _now_ms()
-        due = [
-            room.session_id
-            for room in hub.rooms
-            if (deadline := room.next_deadline_ms()) is not None and deadline <= now_ms
-        ]
-        hub.execute(hub.rooms.expire(now_ms))
-        for session_id in due:
-            hub.bus.changed(session_id)
+        rooms = [room.session_id for room in hub.rooms]
+        for start in range(0, len(rooms), _EXPIRY_SHARE):
+            if start:  # thousands of rooms: let frames through between shares
+                await asyncio.sleep(0)
+            for session_id in rooms[start : start + _EXPIRY_SHARE]:
+                room = hub.rooms.get(session_id)
+                deadline = room.next_deadline_ms() if room is not None else None
+                if deadline is not None and deadline <= now_ms:
+                    hub.execute(hub.rooms.expire_room(session_id, now_ms))
+                    hub.bus.changed(session_id)
+
+
+_EXPIRY_SHARE = 500  # rooms looked at between two turns of the event loop
 
 
 async def close_sockets_on_shutdown(app: web.Application) -> None:

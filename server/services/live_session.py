@@ -622,7 +622,7 @@ class LiveSessions:
         own cue consent is live; the therapist's (`client_id` the session's client) while a
         client of the session is analysed or the session's client consents. Prompts go to the
         therapist and are stored encrypted with the record of each client they concern."""
-        therapist = body.get("role") == SessionRole.THERAPIST.value
+        therapist = body.get("role") == SessionRole.THERAPIST  # a StrEnum equals its text
         if kind is PersonKind.GUEST:
             return
         if therapist:

@@ -20,9 +20,11 @@ class RateLimiter:
 
     def allow(self, now_ms: int) -> bool:
         """Spend one token if there is one; False means answer `rate-limited` and drop it."""
-        elapsed = max(0, now_ms - self._updated_ms)
-        self._tokens = min(self._burst, self._tokens + elapsed * self._per_ms)
-        self._updated_ms = max(self._updated_ms, now_ms)
+        # Asked for every frame: plain comparisons rather than max() and min() calls
+        if now_ms > self._updated_ms:
+            tokens = self._tokens + (now_ms - self._updated_ms) * self._per_ms
+            self._tokens = tokens if tokens < self._burst else self._burst
+            self._updated_ms = now_ms
         if self._tokens >= 1:
             self._tokens -= 1
             return True

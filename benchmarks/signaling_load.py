@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -203,6 +204,7 @@ def relay_ping(sent: float) -> dict[str, Any]:
     }
 
 
+KEEP_LOGS: Path | None = None  # --keep-logs: where the two processes' logs are copied
 SERVER_CPUS: set[int] | None = None  # with --pin: where the servers run (the generator elsewhere)
 
 
@@ -215,11 +217,17 @@ def pin_generator(cpus: int) -> None:
 
 
 def start(
-    command: list[str], env: dict[str, str] | None = None, log: Path | None = None
+    command: list[str],
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    *,
+    with_generator: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """A server process (on SERVER_CPUS when pinned); its log (stderr) to `log` when given."""
+    """A server process (when pinned: on SERVER_CPUS, or `with_generator` on the generator's
+    cores); its log (stderr) to `log` when given."""
     if SERVER_CPUS is not None:
-        command = ["taskset", "-c", ",".join(map(str, sorted(SERVER_CPUS))), *command]
+        cpus = os.sched_getaffinity(0) if with_generator else SERVER_CPUS
+        command = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *command]
     stderr = log.open("ab") if log is not None else None
     try:
         return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -494,7 +502,7 @@ async def measure_two_processes(
         shared = {
             "ATTUNE_DATA_DIR": str(workdir / "data"), "ATTUNE_MASTER_KEY": master_key(),
             "ATTUNE_DATABASE_URL": url, "ATTUNE_REDIS_URL": redis_url,
-            "ATTUNE_LOG_LEVEL": "WARNING",
+            "ATTUNE_LOG_LEVEL": "WARNING" if KEEP_LOGS is None else "INFO",
         }  # fmt: skip
         if lease_ms is not None:
             shared["ATTUNE_REDIS_LEASE_MS"] = str(lease_ms)
@@ -502,11 +510,13 @@ async def measure_two_processes(
         ports = [free_port(), free_port()]
         metrics_ports = [free_port(), free_port()]
         logs = [workdir / "a.log", workdir / "b.log"]
+        # Pinned: A (the therapists' process) on the servers' core, B (the clients') on the
+        # generator's, so that each process has a core of its own to start with
         servers = [
             start([*attune_command(), "serve"], child_env(
                 shared | {"ATTUNE_PORT": str(p), "ATTUNE_METRICS_PORT": str(m)}
-            ), log)
-            for p, m, log in zip(ports, metrics_ports, logs, strict=True)
+            ), log, with_generator=side == "B")
+            for p, m, log, side in zip(ports, metrics_ports, logs, "AB", strict=True)
         ]  # fmt: skip
         try:
             for port in ports:
@@ -531,6 +541,10 @@ async def measure_two_processes(
         # Leases lost over the whole run (set-up, traffic, shutdown), and every warning and
         # error the two logs hold, counted by message.
         text = "".join(log.read_text(errors="replace") for log in logs if log.exists())
+        if KEEP_LOGS is not None:
+            for log in logs:
+                if log.exists():
+                    shutil.copy(log, KEEP_LOGS / f"{count}-{log.name}")
         result["leases_lost"] = text.count("lost a room's lease")
         result["log_warnings"] = log_warnings(text)
         return result
@@ -563,6 +577,9 @@ def main() -> int:
         "--two-processes", action="store_true", help="also run two processes through Redis"
     )
     parser.add_argument(
+        "--only-two-processes", action="store_true", help="skip the bare relay and one process"
+    )
+    parser.add_argument(
         "--lease-ms", type=int, help="redis_lease_ms of the two processes (default: the setting's)"
     )
     parser.add_argument(
@@ -570,6 +587,11 @@ def main() -> int:
         action=argparse.BooleanOptionalAction,
         default=(os.cpu_count() or 1) >= 2,
         help="servers on the last core, the generator on the others (default with 2+ cores)",
+    )
+    parser.add_argument(
+        "--keep-logs",
+        type=Path,
+        help="log INFO too, and copy the two processes' logs (JSON lines) to this folder",
     )
     parser.add_argument(
         "--rounds", type=int, default=1, help="bare and Attune measured in turn this many times"
@@ -582,12 +604,16 @@ def main() -> int:
         return 0
     print(f"# {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.1f}")
+    if args.keep_logs is not None:
+        global KEEP_LOGS
+        KEEP_LOGS = args.keep_logs
+        KEEP_LOGS.mkdir(parents=True, exist_ok=True)
     if args.pin:
         pin_generator(os.cpu_count() or 2)
         print(f"# servers pinned to CPU {sorted(SERVER_CPUS or ())}, the generator to the others")
     for count in args.sessions:
         ratios = []
-        for _round in range(args.rounds):
+        for _round in range(0 if args.only_two_processes else args.rounds):
             with tempfile.TemporaryDirectory(prefix="attune-load-") as tmp:
                 result = asyncio.run(measure(count, args.seconds, Path(tmp)))
             print(json.dumps(result), flush=True)
@@ -595,7 +621,7 @@ def main() -> int:
         if args.rounds > 1:
             summary = {"sessions": count, "ratios": ratios, "median": statistics.median(ratios)}
             print(json.dumps({"ratio_over_rounds": summary}), flush=True)
-        if args.two_processes:
+        if args.two_processes or args.only_two_processes:
             with tempfile.TemporaryDirectory(prefix="attune-load-") as tmp:
                 two = asyncio.run(
                     measure_two_processes(count, args.seconds, Path(tmp), args.lease_ms)

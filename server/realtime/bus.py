@@ -660,8 +660,13 @@ class RedisBus:
                     return self.process_id
                 continue
             if owner is not None:
-                if int(left_ms) > 0:  # trusted no longer than the lease itself lasts
-                    self._known_owner[session_id] = (str(owner), started + int(left_ms) / 1000)
+                if int(left_ms) > 0:
+                    # Trusted for a while, not just for what is left of its lease: owners
+                    # rarely change, a stale entry costs one hop (the old owner routes on) or,
+                    # for a dead one, a PUBLISH that nobody hears, and a lookup per room every
+                    # lease took a pool connection per room per 3 s, which under load ran the
+                    # pool dry and closed sockets as if Redis were away.
+                    self._known_owner[session_id] = (str(owner), started + _OWNER_TRUST_S)
                 return str(owner)
             if not claim or self._stopping:
                 return None
@@ -744,7 +749,9 @@ class RedisBus:
         except Exception as exc:
             if not is_redis_outage(exc):
                 raise
-            raise BusUnavailable("Redis cannot be reached") from None
+            # what went wrong, for the log (redis-py's messages hold no secrets: host and port)
+            reason = f"Redis cannot be reached: {type(exc).__name__}: {exc}"
+            raise BusUnavailable(reason[:160]) from None
 
     def forward_live(self, session_id: str, call: str, args: Mapping[str, Any]) -> None:
         action = _Action(live=(session_id, call, dict(args)))
@@ -1170,6 +1177,7 @@ class _Action:
     hops: int = 0
 
 
+_OWNER_TRUST_S = 30.0  # how long another process's room owner is used without looking again
 _CARRY_EVERY_S = 5.0  # CueConfig's carry_every_ms at scale 1, which CHECKPOINT_S exceeds
 _HAND_OVER_S = 2.0  # per room, on a graceful stop
 _PUBLISH_BATCH = 256  # messages per PUBLISH pipeline at most

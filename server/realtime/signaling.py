@@ -243,10 +243,10 @@ async def session_socket(request: web.Request) -> web.StreamResponse:
                 )
             )
             await _read_loop(hub, connection, ref)
-        except BusUnavailable:
+        except BusUnavailable as exc:
             # Nothing can be routed now (Redis away): "try again later", not "gone". The page
             # reconnects with back-off and resumes; the call's media never needed us.
-            log.info("closing a socket: live sessions cannot be routed now")
+            log.info("closing a socket: live sessions cannot be routed now (%s)", exc)
             connection.revoke(CloseCode.TRY_AGAIN_LATER, LIVE_UNAVAILABLE_REASON)
     finally:
         try:

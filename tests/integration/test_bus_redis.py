@@ -588,5 +588,34 @@ async def test_relays_cross_redis_with_one_publish_each_and_rewrite_no_state(
         await redis.aclose()
 
 
+async def test_a_room_held_elsewhere_is_looked_up_once_then_kept_fresh_by_the_renewals(
+    two_apps: tuple[TestClient, TestClient],
+    aiohttp_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """B routes its client's messages to A, which holds the room. Once B knows the owner, its
+    renewals (every 0.5 s here) look again at the owners it used, so no message waits for a
+    lookup of its own, even across several of A's 1.5 s leases."""
+    first, second = two_apps
+    therapist, visitor_first, _ = await _setup(first, aiohttp_client)
+    visitor = await _on(second, aiohttp_client, visitor_first)
+    await _admitted(therapist, visitor)
+    bus = _bus(second)
+    lookups: list[str] = []
+    look_up = bus._look_up_owner
+
+    async def counted(session_id: str) -> tuple[str | None, int]:
+        lookups.append(session_id)
+        return await look_up(session_id)
+
+    monkeypatch.setattr(bus, "_look_up_owner", counted)
+    for _ in range(20):  # 4 s: more than two leases
+        await visitor.send({"type": "ping"})
+        await visitor.expect("pong")
+        await asyncio.sleep(0.2)
+    assert len(lookups) <= 1, lookups  # a lookup per lease would be 2 or 3
+    assert _bus(first).owns(therapist.session_id)
+
+
 async def _state_differs(redis: Redis, key: str, before: str) -> bool:
     return await redis.get(key) != before

@@ -17,7 +17,8 @@ with `time.process_time()` (that process's CPU only), per message:
 
 Each side runs with redis-py's pure-Python parser (hiredis hidden from the child) and with
 hiredis, and with the bus's listener and forwarding as they were before branch `h-listener`
-(`PubSub.listen()`, one task per forwarded action: `BusAsBefore` below) and as they are now.
+(`PubSub.listen()`, one task per forwarded action: `BusAsBefore` below), with only the new
+listener ("reader"), and as they are now.
 Configurations alternate within each round so the machine's noise hits all alike; medians of
 the rounds are reported, and ratios against the first configuration (the code before, no
 hiredis) measured in the same run.
@@ -77,11 +78,16 @@ def _frame(i: int) -> tuple[str, str]:
     return ("relay", RELAY) if i % 5 == 4 else ("features", FEATURES)
 
 
-def _as_before(bus: Any) -> Any:
-    """The bus with the listener and forwarding of main before branch h-listener: redis-py's
-    `PubSub.listen()`, and one task per forwarded action."""
-    from server.realtime.bus import RedisBus, _RESUBSCRIBE_MAX_S, _RESUBSCRIBE_MIN_S, log
-    from server.realtime.bus import is_redis_outage
+def _as_before(bus: Any, listener: bool = True) -> Any:
+    """The bus with the listener (unless `listener` is false) and forwarding of main before
+    branch h-listener: redis-py's `PubSub.listen()`, and one task per forwarded action."""
+    from server.realtime.bus import (
+        _RESUBSCRIBE_MAX_S,
+        _RESUBSCRIBE_MIN_S,
+        RedisBus,
+        is_redis_outage,
+        log,
+    )
 
     class BusAsBefore(RedisBus):
         async def _listen(self) -> None:  # as in db9398d
@@ -130,7 +136,10 @@ def _as_before(bus: Any) -> Any:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    bus.__class__ = BusAsBefore  # same state, the old methods
+    class SpawnAsBefore(BusAsBefore):
+        _listen = RedisBus._listen
+
+    bus.__class__ = BusAsBefore if listener else SpawnAsBefore  # same state, the old methods
     return bus
 
 
@@ -180,7 +189,9 @@ def _open(url: str, prefix: str, code: str) -> Any:
 
     bus = open_bus(Settings(redis_url=url, redis_prefix=prefix))
     bus.renewing = False  # no lease renewal: the rooms are ours for the whole run
-    return _as_before(bus) if code == "before" else bus
+    if code == "now":
+        return bus
+    return _as_before(bus, listener=code == "before")
 
 
 def _refs(process_id: str) -> list[Any]:
@@ -238,7 +249,7 @@ async def _receive(url: str, code: str, messages: int) -> dict[str, float]:
         cpu = time.process_time() - started
         await publisher.wait()
     finally:
-        Path(file.name).unlink()
+        os.unlink(file.name)
         asyncio.get_running_loop().set_task_factory(factory)
         await bus.stop()
     return {"us_per_message": cpu / messages * 1e6, "tasks_per_message": created / messages}
@@ -326,7 +337,13 @@ def _child(side: str, parser: str, code: str, url: str, messages: int) -> dict[s
     return result
 
 
-CONFIGS = [("python", "before"), ("hiredis", "before"), ("python", "now"), ("hiredis", "now")]
+CONFIGS = [
+    ("python", "before"),
+    ("hiredis", "before"),
+    ("hiredis", "reader"),  # the new listener, but still one task per forwarded action
+    ("python", "now"),
+    ("hiredis", "now"),
+]
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ with `time.process_time()` (that process's CPU only), per message:
 Each side runs with redis-py's pure-Python parser (hiredis hidden from the child) and with
 hiredis, and with the bus's listener and forwarding as they were before branch `h-listener`
 (`PubSub.listen()`, one task per forwarded action: `BusAsBefore` below), with only the new
-listener ("reader"), and as they are now.
+listener ("reader"; for the send side, nothing new), and as they are now.
 Configurations alternate within each round so the machine's noise hits all alike; medians of
 the rounds are reported, and ratios against the first configuration (the code before, no
 hiredis) measured in the same run.
@@ -79,9 +79,11 @@ def _frame(i: int) -> tuple[str, str]:
 
 
 def _as_before(bus: Any, listener: bool = True) -> Any:
-    """The bus with the listener (unless `listener` is false) and forwarding of main before
-    branch h-listener: redis-py's `PubSub.listen()`, and one task per forwarded action."""
+    """The bus with the listener (unless `listener` is false), forwarding and publishing of
+    main before branch h-listener: redis-py's `PubSub.listen()`, one task per forwarded action,
+    and a pipeline of PUBLISH commands per batch."""
     from server.realtime.bus import (
+        _PUBLISH_BATCH,
         _RESUBSCRIBE_MAX_S,
         _RESUBSCRIBE_MIN_S,
         RedisBus,
@@ -116,6 +118,30 @@ def _as_before(bus: Any, listener: bool = True) -> Any:
                             await pubsub.aclose()
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _RESUBSCRIBE_MAX_S)
+
+        async def _publish_loop(self) -> None:  # as in db9398d: a pipeline of PUBLISHes
+            while True:
+                batch = [await self._outgoing.get()]
+                while len(batch) < _PUBLISH_BATCH and not self._outgoing.empty():
+                    batch.append(self._outgoing.get_nowait())
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for channel, message, _done in batch:
+                            pipe.publish(channel, message)
+                        answers = await pipe.execute(raise_on_error=False)
+                    self.published_batches += 1
+                except Exception as exc:
+                    for _channel, _message, done in batch:
+                        if done is not None and not done.done():
+                            done.set_exception(exc)
+                    continue
+                for (_channel, _message, done), answer in zip(batch, answers, strict=True):
+                    if done is None or done.done():
+                        continue
+                    if isinstance(answer, BaseException):
+                        done.set_exception(answer)
+                    else:
+                        done.set_result(int(answer))
 
         def _enqueue(self, session_id: str, action: Any, *, claim: bool) -> None:
             work = self._route(session_id, action, claim=claim)

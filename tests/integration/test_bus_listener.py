@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,10 @@ from redis.asyncio import Redis
 from server.core.protocol import SessionRole
 from server.realtime.bus import Change, ConnRef, RedisBus, RoomOp, _Action, open_bus
 from server.settings import Settings
-from tests.integration.test_bus_redis import REDIS_URL
-from tests.integration.test_bus_redis import redis_prefix  # noqa: F401 - a fixture
+from tests.integration.test_bus_redis import (
+    REDIS_URL,
+    redis_prefix,  # noqa: F401 - a fixture
+)
 
 DEADLINE_S = 10.0
 
@@ -156,7 +157,7 @@ async def test_a_large_message_and_many_small_ones_in_one_burst_are_all_handled(
 ) -> None:
     large = "x" * 60_000
     conn_id = f"{bus.bus.process_id}.socket"
-    effects = [f"S{conn_id}\n" + '{"type":"pong","n":%d}' % n for n in range(500)]
+    effects = [f'S{conn_id}\n{{"type":"pong","n":{n}}}' for n in range(500)]
     burst = [bus.message("room", large), *effects, bus.message("room", "after")]
     burst += [bus.message(f"room-{n}", "small") for n in range(300)]
     assert await bus.publish(burst) == [1] * len(burst)  # each reached one listener: ours

@@ -17,9 +17,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -84,6 +86,14 @@ return found
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
+"""
+# A batch of messages (ARGV: channel, message, channel, message, ...) published in order in one
+# command: one reply (the receivers' count of each) instead of one per PUBLISH of a pipeline,
+# which redis-py read and timed one by one (most of the publish loop's CPU).
+_PUBLISH_MANY = """
+local counts = {}
+for i = 1, #ARGV, 2 do counts[#counts + 1] = redis.call('publish', ARGV[i], ARGV[i + 1]) end
+return counts
 """
 STATE_TTL_MS = 120_000
 """A room's state outlives its last owner this long: longer than the resume grace (60 s)."""
@@ -428,6 +438,8 @@ class RedisBus:
         self.published_batches = 0  # PUBLISH pipelines sent (a test sees batching at work)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        # Forwarded actions waiting for their room, in arrival order (see _enqueue)
+        self._mailboxes: dict[str, deque[tuple[_Action, bool]]] = {}
         self._pubsub: PubSub | None = None
         self._listening = False  # subscribed to our channel and the control channel now
         self._reachable = True  # the last Redis command of the renew loop answered
@@ -439,6 +451,7 @@ class RedisBus:
         self._release = redis.register_script(_RELEASE)
         self._owners = redis.register_script(_OWNERS)
         self._save_script = redis.register_script(_SAVE)
+        self._publish_many = redis.register_script(_PUBLISH_MANY)
         self.renewing = True  # tests stop renewal to play a process that froze
 
     # --- keys and channels ------------------------------------------------------------
@@ -792,8 +805,7 @@ class RedisBus:
             raise BusUnavailable(reason[:160]) from None
 
     def forward_live(self, session_id: str, call: str, args: Mapping[str, Any]) -> None:
-        action = _Action(live=(session_id, call, dict(args)))
-        self._spawn(self._route(session_id, action, claim=False))
+        self._enqueue(session_id, _Action(live=(session_id, call, dict(args))), claim=False)
 
     async def _route(self, session_id: str, action: _Action, *, claim: bool) -> None:
         for _ in range(MAX_HOPS + 1):
@@ -1089,18 +1101,18 @@ class RedisBus:
 
     async def _publish_loop(self) -> None:
         """One publisher, so messages from this process arrive in the order they were sent;
-        what queued up meanwhile goes out in one pipeline (one round trip, in order). While
+        what queued up meanwhile goes out in one command (one round trip, in order). While
         Redis is away a batch fails (its senders hear why, if they wait) and the loop goes on
         with the next."""
         while True:
             batch = [await self._outgoing.get()]
             while len(batch) < _PUBLISH_BATCH and not self._outgoing.empty():
                 batch.append(self._outgoing.get_nowait())
+            args: list[str] = []
+            for channel, message, _done in batch:
+                args += (channel, message)
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for channel, message, _done in batch:
-                        pipe.publish(channel, message)
-                    answers = await pipe.execute(raise_on_error=False)
+                answers = await self._publish_many(args=args)
                 self.published_batches += 1
             except Exception as exc:
                 for _channel, _message, done in batch:
@@ -1108,11 +1120,7 @@ class RedisBus:
                         done.set_exception(exc)
                 continue
             for (_channel, _message, done), answer in zip(batch, answers, strict=True):
-                if done is None or done.done():
-                    continue
-                if isinstance(answer, BaseException):
-                    done.set_exception(answer)
-                else:
+                if done is not None and not done.done():
                     done.set_result(int(answer))
 
     async def _listen(self) -> None:
@@ -1126,13 +1134,7 @@ class RedisBus:
                     log.warning("subscribed again after losing Redis")
                 delay = _RESUBSCRIBE_MIN_S
                 assert self._pubsub is not None
-                async for message in self._pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    try:
-                        self._on_message(str(message["data"]))
-                    except Exception:
-                        log.exception("a bus message could not be handled")
+                await self._read_subscription(self._pubsub)
             except Exception as exc:
                 if not is_redis_outage(exc):
                     log.exception("the bus's subscription failed")
@@ -1144,6 +1146,27 @@ class RedisBus:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RESUBSCRIBE_MAX_S)
 
+    async def _read_subscription(self, pubsub: PubSub) -> None:
+        """Read the subscription's replies straight off its connection until it fails.
+
+        `PubSub.listen()` wrapped every message in a retry and a timing of its own and built a
+        dict for it (a third of the listener's CPU with hiredis); its retry only reconnected to
+        raise anyway, and our back-off above re-subscribes. A message is `[kind, channel,
+        data]`: only "message" is ours to handle (subscribe confirmations are not)."""
+        connection = pubsub.connection
+        if connection is None:
+            raise ConnectionError("the subscription has no connection")
+        read = connection.read_response
+        while True:
+            # math.inf: block until a message comes, however long (not the 5 s socket_timeout)
+            reply = await read(timeout=math.inf, disconnect_on_error=False, push_request=True)
+            # a list (with hiredis, its subclass for what the server pushed)
+            if isinstance(reply, list) and len(reply) == 3 and reply[0] == "message":
+                try:
+                    self._on_message(reply[2])
+                except Exception:
+                    log.exception("a bus message could not be handled")
+
     def _on_message(self, raw: str) -> None:
         assert self._hub is not None
         if raw.startswith("S"):  # a message for a socket of ours, as its JSON text
@@ -1154,7 +1177,7 @@ class RedisBus:
             meta_text, _, text = raw[1:].partition("\n")
             ref, message_type, hops = self._meta_of(meta_text)
             op = RoomOp("message", ref, text=text, message_type=message_type)
-            self._spawn(self._route(ref.session_id, _Action(op=op, hops=hops), claim=True))
+            self._enqueue(ref.session_id, _Action(op=op, hops=hops), claim=True)
             return
         data = json.loads(raw)
         kind = data.get("k")
@@ -1164,11 +1187,11 @@ class RedisBus:
             self._hub.execute([Close(str(data["conn_id"]), code, str(data["reason"]))])
         elif kind == "op":
             op = RoomOp.from_json(data["op"])
-            self._spawn(self._route(op.ref.session_id, _Action(op=op, hops=hops), claim=True))
+            self._enqueue(op.ref.session_id, _Action(op=op, hops=hops), claim=True)
         elif kind == "live":
             session_id = str(data["session_id"])
             action = _Action(live=(session_id, str(data["call"]), dict(data["args"])), hops=hops)
-            self._spawn(self._route(session_id, action, claim=False))
+            self._enqueue(session_id, action, claim=False)
         elif kind == "control":
             handler = self._control.get(str(data["kind"]))
             if handler is not None:
@@ -1187,23 +1210,38 @@ class RedisBus:
             self._meta_in[meta_text] = meta
         return meta
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _enqueue(self, session_id: str, action: _Action, *, claim: bool) -> None:
+        """Run a forwarded action (or a LiveRooms call) on its room, after the room's earlier
+        ones: each room has a mailbox, drained in arrival order by one task while it is not
+        empty (a burst for a room costs one task, not one each, and a slow action is never
+        overtaken by a later one of its room). Rooms do not wait for each other."""
         if self._closed:  # stopping: nothing new may start on a pool that is closing
-            work.close()
             return
-
-        async def run() -> None:
-            try:
-                await work
-            except Exception as exc:
-                if is_redis_outage(exc):
-                    log.warning("a forwarded action was lost: Redis unreachable")
-                else:
-                    log.exception("a forwarded action failed")
-
-        task = asyncio.create_task(run())
-        self._background.add(task)
+        mailbox = self._mailboxes.get(session_id)
+        if mailbox is not None:
+            mailbox.append((action, claim))
+            return
+        mailbox = self._mailboxes[session_id] = deque([(action, claim)])
+        task = asyncio.create_task(self._drain(session_id, mailbox))
+        self._background.add(task)  # stop() cancels it, and what it has not run is dropped
         task.add_done_callback(self._background.discard)
+
+    async def _drain(self, session_id: str, mailbox: deque[tuple[_Action, bool]]) -> None:
+        """Run a room's mailbox until it is empty; an action that fails is logged and the next
+        one runs, as when each had a task of its own."""
+        try:
+            while mailbox and not self._closed:
+                action, claim = mailbox.popleft()
+                try:
+                    await self._route(session_id, action, claim=claim)
+                except Exception as exc:
+                    if is_redis_outage(exc):
+                        log.warning("a forwarded action was lost: Redis unreachable")
+                    else:
+                        log.exception("a forwarded action failed")
+        finally:  # emptied, cancelled or closed: the next action starts a new mailbox
+            if self._mailboxes.get(session_id) is mailbox:
+                del self._mailboxes[session_id]
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,16 @@ message between peers crosses Redis; CPU is both processes' together.
     .venv/bin/python benchmarks/signaling_load.py --full       # 500 to 5,000, both set-ups
     .venv/bin/python benchmarks/signaling_load.py --sessions 500 2000 --seconds 20 [--two-processes]
 
-For two processes it also reports how many rooms each process holds at the end (all are
-claimed by the therapists' process, A: any on B moved because A lost leases) and the event
-loop's lag as each process's lease keeper probed it.
+For two processes it also reports how many rooms each process holds at the end (a room is
+claimed by whichever peer's join reaches Redis first, so a few hundred of 1,000 end on B, the
+clients' process, without any lease lost; `leases_lost` counts those), the servers' warnings,
+and the event loop's lag as each process's lease keeper probed it.
+
+The traffic goes through lean sockets (benchmarks/lean_ws.py) from one generator process; with
+two or more cores (`--pin`, the default) the servers run on the last core and the generator on
+the others (with two processes, B shares the generator's cores), so neither steals the other's
+time slices. Frames go out in 1,000 slots of each second (1 ms apart), both peers of a pair in
+the same slot, and each client's relay every 5 s in its own turn.
 """
 
 from __future__ import annotations

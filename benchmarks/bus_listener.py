@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import os
@@ -84,40 +83,20 @@ def _as_before(bus: Any, listener: bool = True) -> Any:
     and a pipeline of PUBLISH commands per batch."""
     from server.realtime.bus import (
         _PUBLISH_BATCH,
-        _RESUBSCRIBE_MAX_S,
-        _RESUBSCRIBE_MIN_S,
         RedisBus,
         is_redis_outage,
         log,
     )
 
     class BusAsBefore(RedisBus):
-        async def _listen(self) -> None:  # as in db9398d
-            delay = _RESUBSCRIBE_MIN_S
-            while True:
+        async def _read_subscription(self, pubsub: Any) -> None:  # as in db9398d
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
                 try:
-                    if self._pubsub is None:
-                        await self._subscribe()
-                        log.warning("subscribed again after losing Redis")
-                    delay = _RESUBSCRIBE_MIN_S
-                    assert self._pubsub is not None
-                    async for message in self._pubsub.listen():
-                        if message.get("type") != "message":
-                            continue
-                        try:
-                            self._on_message(str(message["data"]))
-                        except Exception:
-                            log.exception("a bus message could not be handled")
-                except Exception as exc:
-                    if not is_redis_outage(exc):
-                        log.exception("the bus's subscription failed")
-                    self._listening = False
-                    pubsub, self._pubsub = self._pubsub, None
-                    if pubsub is not None:
-                        with contextlib.suppress(Exception):
-                            await pubsub.aclose()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, _RESUBSCRIBE_MAX_S)
+                    self._on_message(str(message["data"]))
+                except Exception:
+                    log.exception("a bus message could not be handled")
 
         async def _publish_loop(self) -> None:  # as in db9398d: a pipeline of PUBLISHes
             while True:
@@ -163,7 +142,7 @@ def _as_before(bus: Any, listener: bool = True) -> Any:
             task.add_done_callback(self._background.discard)
 
     class SpawnAsBefore(BusAsBefore):
-        _listen = RedisBus._listen
+        _read_subscription = RedisBus._read_subscription
 
     bus.__class__ = BusAsBefore if listener else SpawnAsBefore  # same state, the old methods
     return bus
